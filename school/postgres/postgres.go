@@ -1,0 +1,147 @@
+// Package postgres is ElevID's production store on PostgreSQL through
+// github.com/jackc/pgx/v5 (pgxpool). Several ElevID nodes may share one
+// database. Transactions run at READ COMMITTED with row locks on the rows
+// an updater changes; serialization failures and deadlocks are retried by
+// package sqlstore, which holds the SQL.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/elevid/elevid/migrations"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/sqlstore"
+)
+
+// Store is a PostgreSQL store.
+type Store struct {
+	*sqlstore.Store
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database named by dsn (postgres://…). Without a
+// pool_max_conns in the DSN the pool holds 16 connections. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, dsn string, opt sqlstore.Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: bad DSN: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") && cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	return &Store{Store: sqlstore.New(backend{pool}, opt), pool: pool}, nil
+}
+
+// Migrate applies pending migrations and returns the schema version.
+func (s *Store) Migrate(ctx context.Context) (int64, error) {
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	return migrations.Up(ctx, db, migrations.Postgres)
+}
+
+// Pool returns the connection pool, for tests that must tamper with rows.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type conn struct{ q querier }
+
+func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := c.q.Exec(ctx, q, args...)
+	return tag.RowsAffected(), err
+}
+func (c conn) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return c.q.Query(ctx, q, args...)
+}
+func (c conn) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	return row{c.q.QueryRow(ctx, q, args...)}
+}
+
+type backend struct{ pool *pgxpool.Pool }
+
+func (b backend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	return conn{b.pool}.Exec(ctx, q, args...)
+}
+func (b backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return conn{b.pool}.Query(ctx, q, args...)
+}
+func (b backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	return conn{b.pool}.QueryRow(ctx, q, args...)
+}
+func (b backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
+	t, err := b.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tx{conn{t}, t}, nil
+}
+func (b backend) Ping(ctx context.Context) error { return b.pool.Ping(ctx) }
+func (b backend) Close() error                   { b.pool.Close(); return nil }
+func (b backend) ForUpdate() string              { return " FOR UPDATE" }
+
+func pgCode(err error) string {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+func (b backend) Classify(err error) error {
+	switch pgCode(err) {
+	case "23505":
+		return fmt.Errorf("%w: %v", school.ErrConflict, err)
+	case "23503":
+		return fmt.Errorf("%w: refers to a missing record: %v", school.ErrInvalid, err)
+	case "22P02", "22023", "23514", "23502":
+		return fmt.Errorf("%w: %v", school.ErrInvalid, err)
+	}
+	return err
+}
+
+func (b backend) Retryable(err error) bool {
+	switch pgCode(err) {
+	case "40001", "40P01":
+		return true
+	}
+	return false
+}
+
+type tx struct {
+	conn
+	t pgx.Tx
+}
+
+func (t tx) Commit(ctx context.Context) error   { return t.t.Commit(ctx) }
+func (t tx) Rollback(ctx context.Context) error { return t.t.Rollback(ctx) }
+
+type row struct{ r pgx.Row }
+
+func (r row) Scan(dest ...any) error {
+	err := r.r.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sqlstore.ErrNoRows
+	}
+	return err
+}

@@ -1,0 +1,80 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/postgres"
+	"github.com/elevid/elevid/school/sqlstore"
+	"github.com/elevid/elevid/school/storetest"
+)
+
+// newHarness gives each test its own schema in the ELEVID_TEST_POSTGRES
+// database, so tests run in parallel and leave nothing behind.
+func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
+	dsn := os.Getenv("ELEVID_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("ELEVID_TEST_POSTGRES is not set: skipping the PostgreSQL store (set it to a DSN, e.g. postgres://postgres@127.0.0.1:5432/test)")
+	}
+	ctx := context.Background()
+	schema := "t_" + school.NewID()[:12]
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("ELEVID_TEST_POSTGRES: %v", err)
+	}
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
+		admin.Close(context.Background())
+	})
+	st, err := postgres.Open(ctx, withSearchPath(t, dsn, schema), sqlstore.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return storetest.Harness{
+		Store: st,
+		Clock: clock,
+		Exec: func(ctx context.Context, q string, args ...any) error {
+			_, err := st.Pool().Exec(ctx, q, args...)
+			return err
+		},
+	}
+}
+
+func withSearchPath(t *testing.T, dsn, schema string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
+		t.Fatalf("ELEVID_TEST_POSTGRES must be a postgres:// URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, newHarness)
+}
+
+func TestMigrationIsTransactional(t *testing.T) {
+	h := newHarness(t, storetest.NewClock())
+	// The schema is at the newest version; every table of 00001 exists.
+	for _, table := range []string{"schools", "pupils", "audit_log", "locks"} {
+		if err := h.Exec(context.Background(), fmt.Sprintf(`SELECT 1 FROM %s LIMIT 1`, table)); err != nil {
+			t.Fatalf("table %s: %v", table, err)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+// Package sqlite is ElevID's embedded, zero-setup store: a single SQLite
+// file through modernc.org/sqlite (pure Go, no cgo), in WAL mode with
+// foreign keys on, a busy timeout and immediate (writer-locking)
+// transactions. The SQL itself lives in package sqlstore.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/elevid/elevid/migrations"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/sqlstore"
+)
+
+// Store is a migrated-on-demand SQLite store.
+type Store struct {
+	*sqlstore.Store
+	db *sql.DB
+}
+
+// Open opens (creating if needed) the SQLite database at path. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, path string, opt sqlstore.Options) (*Store, error) {
+	path = strings.TrimPrefix(path, "sqlite://")
+	path = strings.TrimPrefix(path, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		return nil, fmt.Errorf("sqlite: give a plain file path, not options (%q)", path[i:])
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return &Store{Store: sqlstore.New(backend{db}, opt), db: db}, nil
+}
+
+// Migrate applies pending migrations and returns the schema version.
+func (s *Store) Migrate(ctx context.Context) (int64, error) {
+	return migrations.Up(ctx, s.db, migrations.SQLite)
+}
+
+// DB returns the underlying database, for tests that must tamper with rows.
+func (s *Store) DB() *sql.DB { return s.db }
+
+type backend struct{ db *sql.DB }
+
+func (b backend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	return execSQL(ctx, b.db, q, args...)
+}
+func (b backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return querySQL(ctx, b.db, q, args...)
+}
+func (b backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	return row{b.db.QueryRowContext(ctx, q, args...)}
+}
+func (b backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
+	t, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return tx{t}, nil
+}
+func (b backend) Ping(ctx context.Context) error {
+	var one int
+	return b.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}
+func (b backend) Close() error     { return b.db.Close() }
+func (b backend) ForUpdate() string { return "" }
+
+func code(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
+
+func (b backend) Classify(err error) error {
+	switch code(err) {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return fmt.Errorf("%w: %v", school.ErrConflict, err)
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return fmt.Errorf("%w: refers to a missing record: %v", school.ErrInvalid, err)
+	}
+	return err
+}
+
+func (b backend) Retryable(err error) bool {
+	c := code(err) & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func execSQL(ctx context.Context, e execer, q string, args ...any) (int64, error) {
+	res, err := e.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func querySQL(ctx context.Context, e execer, q string, args ...any) (sqlstore.Rows, error) {
+	r, err := e.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows{r}, nil
+}
+
+type tx struct{ t *sql.Tx }
+
+func (t tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	return execSQL(ctx, t.t, q, args...)
+}
+func (t tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return querySQL(ctx, t.t, q, args...)
+}
+func (t tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	return row{t.t.QueryRowContext(ctx, q, args...)}
+}
+func (t tx) Commit(context.Context) error   { return t.t.Commit() }
+func (t tx) Rollback(context.Context) error { return t.t.Rollback() }
+
+type rows struct{ *sql.Rows }
+
+func (r rows) Close() { _ = r.Rows.Close() }
+
+type row struct{ r *sql.Row }
+
+func (r row) Scan(dest ...any) error {
+	err := r.r.Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sqlstore.ErrNoRows
+	}
+	return err
+}

@@ -1,0 +1,208 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+// Rows is a result set.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Row is a single-row result; Scan returns ErrNoRows when there is none.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// ErrNoRows is returned by Row.Scan when the query matched nothing.
+var ErrNoRows = errors.New("sqlstore: no rows")
+
+// Conn runs statements, on the pool or inside a transaction.
+type Conn interface {
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	QueryRow(ctx context.Context, query string, args ...any) Row
+}
+
+// Tx is a transaction.
+type Tx interface {
+	Conn
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// Backend is one database.
+type Backend interface {
+	Conn
+	Begin(ctx context.Context) (Tx, error)
+	Ping(ctx context.Context) error
+	Close() error
+	// ForUpdate is the row-lock suffix for SELECTs inside updaters
+	// (" FOR UPDATE" on PostgreSQL; SQLite's writer lock makes it "").
+	ForUpdate() string
+	// Classify maps a driver error to a sentinel error of package school
+	// (ErrConflict for unique violations, ErrInvalid for foreign-key
+	// violations) or returns it unchanged.
+	Classify(err error) error
+	// Retryable reports whether a transaction that failed with err may
+	// succeed when run again (serialization failure, deadlock, busy).
+	Retryable(err error) bool
+}
+
+// Options tune a Store.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// OnError, when set, is told of every unexpected database error (for
+	// metrics); sentinel outcomes such as ErrNotFound are not errors here.
+	OnError func(op string, err error)
+	// MaxAttempts bounds transaction retries; 10 when zero.
+	MaxAttempts int
+}
+
+// Store implements school.Store.
+type Store struct {
+	b    Backend
+	q    Conn // b, or the transaction when inTx
+	inTx bool
+	opt  Options
+}
+
+var _ school.Store = (*Store)(nil)
+
+// New returns a Store over b.
+func New(b Backend, opt Options) *Store {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.MaxAttempts == 0 {
+		opt.MaxAttempts = 10
+	}
+	return &Store{b: b, q: b, opt: opt}
+}
+
+// Backend returns the backend, for packages that add their own queries.
+func (s *Store) Backend() Backend { return s.b }
+
+// Ping implements school.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.b.Ping(ctx) }
+
+// Close implements school.Store.
+func (s *Store) Close() error { return s.b.Close() }
+
+func (s *Store) now() time.Time { return s.opt.Now().UTC().Truncate(time.Microsecond) }
+
+// InTx implements school.Store.
+func (s *Store) InTx(ctx context.Context, fn func(q school.Queries) error) error {
+	return s.tx(ctx, "tx", func(t *Store) error { return fn(t) })
+}
+
+// tx runs fn in a transaction, retrying on retryable errors with jittered
+// backoff, or joins the current transaction.
+func (s *Store) tx(ctx context.Context, op string, fn func(t *Store) error) error {
+	if s.inTx {
+		return fn(s)
+	}
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.try(ctx, fn)
+		if err == nil || !s.b.Retryable(err) || attempt >= s.opt.MaxAttempts || ctx.Err() != nil {
+			break
+		}
+		backoff := time.Duration(attempt*attempt) * time.Millisecond
+		backoff += time.Duration(rand.Int64N(int64(backoff) + 1))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return s.fail(op, ctx.Err())
+		}
+	}
+	return s.fail(op, err)
+}
+
+func (s *Store) try(ctx context.Context, fn func(t *Store) error) (err error) {
+	t, err := s.b.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	child := &Store{b: s.b, q: t, inTx: true, opt: s.opt}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = t.Rollback(context.WithoutCancel(ctx))
+			panic(p)
+		}
+	}()
+	if err = fn(child); err != nil {
+		_ = t.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	return t.Commit(ctx)
+}
+
+// fail reports unexpected errors to OnError and returns err classified.
+func (s *Store) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = s.b.Classify(err)
+	for _, e := range []error{school.ErrNotFound, school.ErrConflict, school.ErrInvalid, school.ErrExpired, school.ErrUsed, school.ErrLocked, school.ErrChainBroken, context.Canceled} {
+		if errors.Is(err, e) {
+			return err
+		}
+	}
+	if s.opt.OnError != nil {
+		s.opt.OnError(op, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// one scans a single row, mapping ErrNoRows to school.ErrNotFound.
+func one(err error, what string) error {
+	if errors.Is(err, ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, school.ErrNotFound)
+	}
+	return err
+}
+
+// micros converts a time to stored Unix microseconds (0 for zero).
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros converts stored Unix microseconds back (0 to the zero time).
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// collect runs query and scans every row with scan.
+func collect[T any](ctx context.Context, q Conn, scan func(Rows) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

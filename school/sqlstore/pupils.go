@@ -1,0 +1,223 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+const pupilCols = `id, school_id, external_id, given_name, family_name, birth_date, status, quarantined_at, created_at, updated_at`
+
+func scanPupil(r Rows) (school.Pupil, error) { return scanPupilRow(r) }
+
+func scanPupilRow(r Row) (school.Pupil, error) {
+	var p school.Pupil
+	var birth, status string
+	var quarantined, created, updated int64
+	err := r.Scan(&p.ID, &p.SchoolID, &p.ExternalID, &p.GivenName, &p.FamilyName, &birth, &status, &quarantined, &created, &updated)
+	if err != nil {
+		return p, err
+	}
+	p.Status = school.PupilStatus(status)
+	p.QuarantinedAt, p.CreatedAt, p.UpdatedAt = fromMicros(quarantined), fromMicros(created), fromMicros(updated)
+	if birth != "" {
+		if p.BirthDate, err = time.Parse(time.DateOnly, birth); err != nil {
+			return p, fmt.Errorf("pupil %s: stored birth date %q: %w", p.ID, birth, err)
+		}
+	}
+	return p, nil
+}
+
+func birthText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+// CreatePupil implements school.PupilStore.
+func (s *Store) CreatePupil(ctx context.Context, p school.Pupil) (school.Pupil, error) {
+	if p.Status == "" {
+		p.Status = school.PupilActive
+	}
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	p.ID = school.NewID()
+	p.CreatedAt = s.now()
+	p.UpdatedAt = p.CreatedAt
+	err := s.tx(ctx, "create pupil", func(t *Store) error {
+		_, err := t.q.Exec(ctx, `INSERT INTO pupils (`+pupilCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			p.ID, p.SchoolID, p.ExternalID, p.GivenName, p.FamilyName, birthText(p.BirthDate), string(p.Status),
+			micros(p.QuarantinedAt), micros(p.CreatedAt), micros(p.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		return t.setPupilLinks(ctx, p, nil, nil)
+	})
+	return p, err
+}
+
+// setPupilLinks makes the stored links of p equal to p.ClassIDs and
+// p.GuardianIDs, given the old ones. Linked classes and guardians must be
+// of the pupil's school.
+func (s *Store) setPupilLinks(ctx context.Context, p school.Pupil, oldClasses, oldGuardians []string) error {
+	if err := s.relink(ctx, "pupil_classes", "class_id", "classes", p.ID, p.SchoolID, oldClasses, p.ClassIDs); err != nil {
+		return err
+	}
+	return s.relink(ctx, "pupil_guardians", "guardian_id", "guardians", p.ID, p.SchoolID, oldGuardians, p.GuardianIDs)
+}
+
+// relink adds and removes rows of a link table (pupil_id, col).
+func (s *Store) relink(ctx context.Context, table, col, target, pupilID, schoolID string, old, want []string) error {
+	for _, id := range want {
+		if slices.Contains(old, id) {
+			continue
+		}
+		n, err := s.q.Exec(ctx, `INSERT INTO `+table+` (pupil_id, `+col+`) SELECT $1, id FROM `+target+` WHERE id = $2 AND school_id = $3`, pupilID, id, schoolID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: %s %s is not of the pupil's school", school.ErrInvalid, target, id)
+		}
+	}
+	for _, id := range old {
+		if !slices.Contains(want, id) {
+			if _, err := s.q.Exec(ctx, `DELETE FROM `+table+` WHERE pupil_id = $1 AND `+col+` = $2`, pupilID, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// withLinks fills ClassIDs and GuardianIDs of pupils from the link tables;
+// where narrows the pupils the links are read for (on table p).
+func (s *Store) withLinks(ctx context.Context, pupils []school.Pupil, where string, args ...any) ([]school.Pupil, error) {
+	if len(pupils) == 0 {
+		return pupils, nil
+	}
+	idx := make(map[string]int, len(pupils))
+	for i, p := range pupils {
+		idx[p.ID] = i
+	}
+	type link struct{ pupil, other string }
+	scan := func(r Rows) (link, error) {
+		var l link
+		return l, r.Scan(&l.pupil, &l.other)
+	}
+	classes, err := collect(ctx, s.q, scan, `SELECT l.pupil_id, l.class_id FROM pupil_classes l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+` ORDER BY l.class_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range classes {
+		if i, ok := idx[l.pupil]; ok {
+			pupils[i].ClassIDs = append(pupils[i].ClassIDs, l.other)
+		}
+	}
+	guardians, err := collect(ctx, s.q, scan, `SELECT l.pupil_id, l.guardian_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+` ORDER BY l.guardian_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range guardians {
+		if i, ok := idx[l.pupil]; ok {
+			pupils[i].GuardianIDs = append(pupils[i].GuardianIDs, l.other)
+		}
+	}
+	return pupils, nil
+}
+
+func (s *Store) getPupil(ctx context.Context, where, lock string, args ...any) (school.Pupil, error) {
+	p, err := scanPupilRow(s.q.QueryRow(ctx, `SELECT `+pupilCols+` FROM pupils p WHERE `+where+lock, args...))
+	if err != nil {
+		return p, one(err, "pupil")
+	}
+	ps, err := s.withLinks(ctx, []school.Pupil{p}, `p.id = $1`, p.ID)
+	if err != nil {
+		return p, err
+	}
+	return ps[0], nil
+}
+
+// GetPupil implements school.PupilStore.
+func (s *Store) GetPupil(ctx context.Context, id string) (school.Pupil, error) {
+	p, err := s.getPupil(ctx, `id = $1`, "", id)
+	return p, s.fail("get pupil", err)
+}
+
+// PupilByExternalID implements school.PupilStore.
+func (s *Store) PupilByExternalID(ctx context.Context, schoolID, externalID string) (school.Pupil, error) {
+	if externalID == "" {
+		return school.Pupil{}, fmt.Errorf("pupil: %w", school.ErrNotFound)
+	}
+	p, err := s.getPupil(ctx, `school_id = $1 AND external_id = $2`, "", schoolID, externalID)
+	return p, s.fail("pupil by external id", err)
+}
+
+// ListPupils implements school.PupilStore.
+func (s *Store) ListPupils(ctx context.Context, f school.PupilFilter) ([]school.Pupil, error) {
+	where := `p.school_id = $1`
+	args := []any{f.SchoolID}
+	if f.Status != "" {
+		args = append(args, string(f.Status))
+		where += fmt.Sprintf(` AND p.status = $%d`, len(args))
+	}
+	if f.ClassID != "" {
+		args = append(args, f.ClassID)
+		where += fmt.Sprintf(` AND p.id IN (SELECT pupil_id FROM pupil_classes WHERE class_id = $%d)`, len(args))
+	}
+	ps, err := collect(ctx, s.q, scanPupil, `SELECT `+pupilCols+` FROM pupils p WHERE `+where+` ORDER BY p.family_name, p.given_name, p.id`, args...)
+	if err == nil {
+		ps, err = s.withLinks(ctx, ps, where, args...)
+	}
+	return ps, s.fail("list pupils", err)
+}
+
+// UpdatePupil implements school.PupilStore.
+func (s *Store) UpdatePupil(ctx context.Context, id string, fn func(school.Pupil) (school.Pupil, error)) (school.Pupil, error) {
+	var out school.Pupil
+	err := s.tx(ctx, "update pupil", func(t *Store) error {
+		old, err := t.getPupil(ctx, `id = $1`, t.b.ForUpdate(), id)
+		if err != nil {
+			return err
+		}
+		nw, err := fn(clonePupil(old))
+		if err != nil {
+			return err
+		}
+		nw.ID, nw.SchoolID, nw.CreatedAt = old.ID, old.SchoolID, old.CreatedAt
+		nw.UpdatedAt = t.now()
+		if err := nw.Validate(); err != nil {
+			return err
+		}
+		_, err = t.q.Exec(ctx, `UPDATE pupils SET external_id = $2, given_name = $3, family_name = $4, birth_date = $5, status = $6, quarantined_at = $7, updated_at = $8 WHERE id = $1`,
+			nw.ID, nw.ExternalID, nw.GivenName, nw.FamilyName, birthText(nw.BirthDate), string(nw.Status), micros(nw.QuarantinedAt), micros(nw.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		out = nw
+		return t.setPupilLinks(ctx, nw, old.ClassIDs, old.GuardianIDs)
+	})
+	return out, err
+}
+
+func clonePupil(p school.Pupil) school.Pupil {
+	p.ClassIDs = slices.Clone(p.ClassIDs)
+	p.GuardianIDs = slices.Clone(p.GuardianIDs)
+	return p
+}
+
+// DeletePupil implements school.PupilStore.
+func (s *Store) DeletePupil(ctx context.Context, id string) error {
+	return s.tx(ctx, "delete pupil", func(t *Store) error {
+		n, err := t.q.Exec(ctx, `DELETE FROM pupils WHERE id = $1`, id)
+		if err == nil && n == 0 {
+			return fmt.Errorf("pupil: %w", school.ErrNotFound)
+		}
+		return err
+	})
+}

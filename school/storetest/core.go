@@ -1,0 +1,667 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+// must returns v, or panics on err: the suite treats an unexpected error
+// from a call that must succeed as a broken store (the test binary reports
+// the panic with its stack).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(fmt.Sprintf("storetest: unexpected error: %v", err))
+	}
+	return v
+}
+
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+// Seed is a small school used by many tests.
+type Seed struct {
+	School    school.School
+	Class     school.Class
+	Pupil     school.Pupil
+	Guardian  school.Guardian
+	Platform  school.Platform
+	OtherSchl school.School
+}
+
+// NewSeed creates a school "s1" with one class, one guardian, one pupil in
+// both, a platform, and a second school "s2".
+func NewSeed(t *testing.T, st school.Store) Seed {
+	t.Helper()
+	ctx := context.Background()
+	var s Seed
+	s.School = must(st.CreateSchool(ctx, school.School{Code: "s1", Name: "Skole 1", Domain: "s1.example.dk"}))
+	s.OtherSchl = must(st.CreateSchool(ctx, school.School{Code: "s2", Name: "Skole 2", Domain: "s2.example.dk"}))
+	s.Class = must(st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, ExternalID: "c-7a", Name: "7A"}))
+	s.Guardian = must(st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, ExternalID: "g-1", Name: "Mor Hansen", Email: "mor@example.dk"}))
+	s.Pupil = must(st.CreatePupil(ctx, school.Pupil{
+		SchoolID: s.School.ID, ExternalID: "p-1", GivenName: "Ida", FamilyName: "Hansen",
+		BirthDate: time.Date(2012, 5, 17, 0, 0, 0, 0, time.UTC),
+		ClassIDs:  []string{s.Class.ID}, GuardianIDs: []string{s.Guardian.ID},
+	}))
+	s.Platform = must(st.CreatePlatform(ctx, school.Platform{
+		Name: "MatematikFessor", Protocol: school.ProtocolOIDC, ClientID: "mf",
+		Attributes: []school.AttributeGrant{{Name: "given_name", Justification: "Shown to the teacher"}},
+	}))
+	return s
+}
+
+func testSchools(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	a := must(st.CreateSchool(ctx, school.School{Code: "alpha", Name: "Alpha Skole", Domain: "alpha.example.dk"}))
+	if a.ID == "" || !a.CreatedAt.Equal(h.Clock.Now()) {
+		t.Fatalf("created school = %+v", a)
+	}
+	_, err := st.CreateSchool(ctx, school.School{Code: "alpha", Name: "Again", Domain: "x.example.dk"})
+	wantErr(t, err, school.ErrConflict)
+	_, err = st.CreateSchool(ctx, school.School{Code: "Bad Code", Name: "x", Domain: "x.example.dk"})
+	wantErr(t, err, school.ErrInvalid)
+	_, err = st.CreateSchool(ctx, school.School{Code: "ok", Name: "x", Domain: "not a domain"})
+	wantErr(t, err, school.ErrInvalid)
+
+	got := must(st.GetSchool(ctx, a.ID))
+	if got != a {
+		t.Fatalf("GetSchool = %+v, want %+v", got, a)
+	}
+	got = must(st.SchoolByCode(ctx, "alpha"))
+	if got.ID != a.ID {
+		t.Fatalf("SchoolByCode = %+v", got)
+	}
+	_, err = st.GetSchool(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.SchoolByCode(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+
+	must(st.CreateSchool(ctx, school.School{Code: "beta", Name: "Beta", Domain: "beta.example.dk"}))
+	list := must(st.ListSchools(ctx))
+	if len(list) != 2 || list[0].Code != "alpha" || list[1].Code != "beta" {
+		t.Fatalf("ListSchools = %+v", list)
+	}
+
+	up := must(st.UpdateSchool(ctx, a.ID, func(s school.School) (school.School, error) {
+		s.Name = "Alpha Skolen"
+		s.ID = "ignored"
+		return s, nil
+	}))
+	if up.Name != "Alpha Skolen" || up.ID != a.ID || must(st.GetSchool(ctx, a.ID)).Name != "Alpha Skolen" {
+		t.Fatalf("UpdateSchool = %+v", up)
+	}
+	boom := errors.New("boom")
+	_, err = st.UpdateSchool(ctx, a.ID, func(s school.School) (school.School, error) { s.Name = "changed"; return s, boom })
+	wantErr(t, err, boom)
+	if must(st.GetSchool(ctx, a.ID)).Name != "Alpha Skolen" {
+		t.Fatal("failed updater changed the record")
+	}
+	_, err = st.UpdateSchool(ctx, a.ID, func(s school.School) (school.School, error) { s.Code = "beta"; return s, nil })
+	wantErr(t, err, school.ErrConflict)
+	_, err = st.UpdateSchool(ctx, "nope", func(s school.School) (school.School, error) { return s, nil })
+	wantErr(t, err, school.ErrNotFound)
+}
+
+func testClasses(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	got := must(st.GetClass(ctx, s.School.ID, s.Class.ID))
+	if got != s.Class {
+		t.Fatalf("GetClass = %+v, want %+v", got, s.Class)
+	}
+	_, err := st.GetClass(ctx, s.OtherSchl.ID, s.Class.ID)
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, ExternalID: "c-7a", Name: "dup"})
+	wantErr(t, err, school.ErrConflict)
+	_, err = st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, Name: " "})
+	wantErr(t, err, school.ErrInvalid)
+	_, err = st.CreateClass(ctx, school.Class{SchoolID: "missing", Name: "x"})
+	wantErr(t, err, school.ErrInvalid)
+	// Hand-made classes have no external id; several may coexist.
+	must(st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, Name: "Kor"}))
+	must(st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, Name: "Band"}))
+	list := must(st.ListClasses(ctx, s.School.ID))
+	if len(list) != 3 || list[0].Name != "7A" || list[1].Name != "Band" {
+		t.Fatalf("ListClasses = %+v", list)
+	}
+	if other := must(st.ListClasses(ctx, s.OtherSchl.ID)); len(other) != 0 {
+		t.Fatalf("other school sees %+v", other)
+	}
+	up := must(st.UpdateClass(ctx, s.School.ID, s.Class.ID, func(c school.Class) (school.Class, error) { c.Name = "8A"; return c, nil }))
+	if up.Name != "8A" {
+		t.Fatalf("UpdateClass = %+v", up)
+	}
+	_, err = st.UpdateClass(ctx, s.OtherSchl.ID, s.Class.ID, func(c school.Class) (school.Class, error) { return c, nil })
+	wantErr(t, err, school.ErrNotFound)
+	wantErr(t, st.DeleteClass(ctx, s.OtherSchl.ID, s.Class.ID), school.ErrNotFound)
+	if err := st.DeleteClass(ctx, s.School.ID, s.Class.ID); err != nil {
+		t.Fatal(err)
+	}
+	p := must(st.GetPupil(ctx, s.Pupil.ID))
+	if len(p.ClassIDs) != 0 {
+		t.Fatalf("pupil still in deleted class: %+v", p.ClassIDs)
+	}
+	wantErr(t, st.DeleteClass(ctx, s.School.ID, s.Class.ID), school.ErrNotFound)
+}
+
+func testPupils(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	p := must(st.GetPupil(ctx, s.Pupil.ID))
+	if p.Status != school.PupilActive || p.Name() != "Ida Hansen" || !slices.Equal(p.ClassIDs, []string{s.Class.ID}) ||
+		!slices.Equal(p.GuardianIDs, []string{s.Guardian.ID}) || !p.BirthDate.Equal(time.Date(2012, 5, 17, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("GetPupil = %+v", p)
+	}
+	if age, ok := p.AgeOn(time.Date(2026, 5, 16, 0, 0, 0, 0, time.UTC)); !ok || age != 13 {
+		t.Fatalf("AgeOn = %d %v", age, ok)
+	}
+	if got := must(st.PupilByExternalID(ctx, s.School.ID, "p-1")); got.ID != p.ID {
+		t.Fatalf("PupilByExternalID = %+v", got)
+	}
+	_, err := st.PupilByExternalID(ctx, s.OtherSchl.ID, "p-1")
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.PupilByExternalID(ctx, s.School.ID, "")
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.GetPupil(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, ExternalID: "p-1", GivenName: "Dup"})
+	wantErr(t, err, school.ErrConflict)
+	_, err = st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, GivenName: ""})
+	wantErr(t, err, school.ErrInvalid)
+
+	// Links must stay inside the pupil's school.
+	otherClass := must(st.CreateClass(ctx, school.Class{SchoolID: s.OtherSchl.ID, Name: "9B"}))
+	_, err = st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, GivenName: "Eve", ClassIDs: []string{otherClass.ID}})
+	wantErr(t, err, school.ErrInvalid)
+	if n := len(must(st.ListPupils(ctx, school.PupilFilter{SchoolID: s.School.ID}))); n != 1 {
+		t.Fatalf("a failed create left %d pupils", n)
+	}
+
+	class2 := must(st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, Name: "Kor"}))
+	b := must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, ExternalID: "p-2", GivenName: "Bo", FamilyName: "Andersen", ClassIDs: []string{class2.ID}}))
+	must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.OtherSchl.ID, ExternalID: "p-1", GivenName: "Other"}))
+
+	all := must(st.ListPupils(ctx, school.PupilFilter{SchoolID: s.School.ID}))
+	if len(all) != 2 || all[0].ID != b.ID || all[1].ID != p.ID || len(all[1].GuardianIDs) != 1 {
+		t.Fatalf("ListPupils = %+v", all)
+	}
+	inClass := must(st.ListPupils(ctx, school.PupilFilter{SchoolID: s.School.ID, ClassID: s.Class.ID}))
+	if len(inClass) != 1 || inClass[0].ID != p.ID || !slices.Equal(inClass[0].ClassIDs, []string{s.Class.ID}) {
+		t.Fatalf("ListPupils(class) = %+v", inClass)
+	}
+
+	up := must(st.UpdatePupil(ctx, p.ID, func(p school.Pupil) (school.Pupil, error) {
+		p.ClassIDs = []string{class2.ID}
+		p.GuardianIDs = nil
+		p.Status = school.PupilQuarantined
+		p.QuarantinedAt = h.Clock.Now()
+		p.SchoolID = s.OtherSchl.ID // ignored: pupils never change school
+		return p, nil
+	}))
+	got := must(st.GetPupil(ctx, p.ID))
+	if got.SchoolID != s.School.ID || got.Status != school.PupilQuarantined || !got.QuarantinedAt.Equal(h.Clock.Now()) ||
+		!slices.Equal(got.ClassIDs, []string{class2.ID}) || len(got.GuardianIDs) != 0 || !slices.Equal(up.ClassIDs, got.ClassIDs) {
+		t.Fatalf("after update = %+v", got)
+	}
+	q := must(st.ListPupils(ctx, school.PupilFilter{SchoolID: s.School.ID, Status: school.PupilQuarantined}))
+	if len(q) != 1 || q[0].ID != p.ID {
+		t.Fatalf("ListPupils(quarantined) = %+v", q)
+	}
+	_, err = st.UpdatePupil(ctx, p.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = "gone"; return p, nil })
+	wantErr(t, err, school.ErrInvalid)
+	_, err = st.UpdatePupil(ctx, "nope", func(p school.Pupil) (school.Pupil, error) { return p, nil })
+	wantErr(t, err, school.ErrNotFound)
+
+	if err := st.DeletePupil(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.GetPupil(ctx, p.ID)
+	wantErr(t, err, school.ErrNotFound)
+	wantErr(t, st.DeletePupil(ctx, p.ID), school.ErrNotFound)
+	// The guardian outlives the link.
+	must(st.GetGuardian(ctx, s.Guardian.ID))
+}
+
+func testGuardians(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	if got := must(st.GetGuardian(ctx, s.Guardian.ID)); got != s.Guardian {
+		t.Fatalf("GetGuardian = %+v, want %+v", got, s.Guardian)
+	}
+	if got := must(st.GuardianByExternalID(ctx, s.School.ID, "g-1")); got.ID != s.Guardian.ID {
+		t.Fatalf("GuardianByExternalID = %+v", got)
+	}
+	_, err := st.GuardianByExternalID(ctx, s.OtherSchl.ID, "g-1")
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, ExternalID: "g-1"})
+	wantErr(t, err, school.ErrConflict)
+	for _, bad := range []string{"not-an-address", "a@b.dk\r\nBcc: x@y.dk", "Mor <mor@example.dk>"} {
+		_, err = st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, Email: bad})
+		wantErr(t, err, school.ErrInvalid)
+	}
+	of := must(st.GuardiansOf(ctx, s.Pupil.ID))
+	if len(of) != 1 || of[0].ID != s.Guardian.ID {
+		t.Fatalf("GuardiansOf = %+v", of)
+	}
+	g2 := must(st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, Name: "Far Hansen", Email: "far@example.dk"}))
+	if list := must(st.ListGuardians(ctx, s.School.ID)); len(list) != 2 || list[0].ID != g2.ID {
+		t.Fatalf("ListGuardians = %+v", list)
+	}
+	if list := must(st.ListGuardians(ctx, s.OtherSchl.ID)); len(list) != 0 {
+		t.Fatalf("other school sees guardians %+v", list)
+	}
+	up := must(st.UpdateGuardian(ctx, g2.ID, func(g school.Guardian) (school.Guardian, error) { g.Email = "far2@example.dk"; return g, nil }))
+	if up.Email != "far2@example.dk" || must(st.GetGuardian(ctx, g2.ID)).Email != "far2@example.dk" {
+		t.Fatalf("UpdateGuardian = %+v", up)
+	}
+	_, err = st.UpdateGuardian(ctx, g2.ID, func(g school.Guardian) (school.Guardian, error) { g.Email = "bad"; return g, nil })
+	wantErr(t, err, school.ErrInvalid)
+	_, err = st.UpdateGuardian(ctx, "nope", func(g school.Guardian) (school.Guardian, error) { return g, nil })
+	wantErr(t, err, school.ErrNotFound)
+	if err := st.DeleteGuardian(ctx, s.Guardian.ID); err != nil {
+		t.Fatal(err)
+	}
+	if p := must(st.GetPupil(ctx, s.Pupil.ID)); len(p.GuardianIDs) != 0 {
+		t.Fatalf("deleted guardian still linked: %+v", p)
+	}
+	wantErr(t, st.DeleteGuardian(ctx, s.Guardian.ID), school.ErrNotFound)
+}
+
+func testStaff(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	op := must(st.CreateStaff(ctx, school.Staff{Username: "root", Name: "Operator", Role: school.RoleOperator}))
+	teacher := must(st.CreateStaff(ctx, school.Staff{SchoolID: s.School.ID, Username: "anna", Name: "Anna Jensen", Email: "anna@s1.example.dk",
+		Role: school.RoleTeacher, ClassIDs: []string{s.Class.ID}, PasswordHash: "$argon2id$x", TOTPSecret: []byte{1, 2, 3}}))
+	_, err := st.CreateStaff(ctx, school.Staff{SchoolID: s.School.ID, Username: "anna", Role: school.RoleTeacher})
+	wantErr(t, err, school.ErrConflict)
+	for _, bad := range []school.Staff{
+		{Username: "x", Role: "king"},
+		{Username: "x", Role: school.RoleOperator, SchoolID: s.School.ID},
+		{Username: "x", Role: school.RoleTeacher},
+		{Username: " ", Role: school.RoleTeacher, SchoolID: s.School.ID},
+	} {
+		_, err = st.CreateStaff(ctx, bad)
+		wantErr(t, err, school.ErrInvalid)
+	}
+	otherClass := must(st.CreateClass(ctx, school.Class{SchoolID: s.OtherSchl.ID, Name: "9B"}))
+	_, err = st.CreateStaff(ctx, school.Staff{SchoolID: s.School.ID, Username: "bo", Role: school.RoleTeacher, ClassIDs: []string{otherClass.ID}})
+	wantErr(t, err, school.ErrInvalid)
+
+	got := must(st.GetStaff(ctx, teacher.ID))
+	if got.Name != "Anna Jensen" || got.Role != school.RoleTeacher || !slices.Equal(got.ClassIDs, []string{s.Class.ID}) ||
+		got.PasswordHash != "$argon2id$x" || !slices.Equal(got.TOTPSecret, []byte{1, 2, 3}) || got.Disabled {
+		t.Fatalf("GetStaff = %+v", got)
+	}
+	if got := must(st.StaffByUsername(ctx, "root")); got.ID != op.ID || got.SchoolID != "" {
+		t.Fatalf("StaffByUsername = %+v", got)
+	}
+	_, err = st.StaffByUsername(ctx, "nobody")
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.GetStaff(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+	if list := must(st.ListStaff(ctx, s.School.ID)); len(list) != 1 || list[0].ID != teacher.ID || len(list[0].ClassIDs) != 1 {
+		t.Fatalf("ListStaff(school) = %+v", list)
+	}
+	if list := must(st.ListStaff(ctx, school.InstanceChain)); len(list) != 1 || list[0].ID != op.ID {
+		t.Fatalf("ListStaff(operators) = %+v", list)
+	}
+	up := must(st.UpdateStaff(ctx, teacher.ID, func(x school.Staff) (school.Staff, error) {
+		x.Disabled = true
+		x.ClassIDs = nil
+		x.Role = school.RoleSchoolAdmin
+		return x, nil
+	}))
+	got = must(st.GetStaff(ctx, teacher.ID))
+	if !got.Disabled || got.Role != school.RoleSchoolAdmin || len(got.ClassIDs) != 0 || up.Role != got.Role {
+		t.Fatalf("after UpdateStaff = %+v", got)
+	}
+	_, err = st.UpdateStaff(ctx, "nope", func(x school.Staff) (school.Staff, error) { return x, nil })
+	wantErr(t, err, school.ErrNotFound)
+}
+
+func testPlatforms(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	got := must(st.GetPlatform(ctx, s.Platform.ID))
+	if got.SubjectType != school.SubjectPairwise || got.Name != "MatematikFessor" || string(got.Settings) != "{}" ||
+		len(got.Attributes) != 1 || !got.Allows("given_name") || got.Allows("family_name") {
+		t.Fatalf("GetPlatform = %+v", got)
+	}
+	if got := must(st.PlatformByClientID(ctx, "mf")); got.ID != s.Platform.ID {
+		t.Fatalf("PlatformByClientID = %+v", got)
+	}
+	_, err := st.PlatformByClientID(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.CreatePlatform(ctx, school.Platform{Name: "Dup", Protocol: school.ProtocolSAML, ClientID: "mf"})
+	wantErr(t, err, school.ErrConflict)
+	for _, bad := range []school.Platform{
+		{Name: "x", Protocol: "ftp", ClientID: "x"},
+		{Name: "x", Protocol: school.ProtocolOIDC, ClientID: "x", SubjectType: school.SubjectPublic},
+		{Name: "x", Protocol: school.ProtocolOIDC, ClientID: "x", Attributes: []school.AttributeGrant{{Name: "name"}}},
+		{Name: "x", Protocol: school.ProtocolOIDC, ClientID: "x", Settings: []byte("{not json")},
+	} {
+		_, err = st.CreatePlatform(ctx, bad)
+		wantErr(t, err, school.ErrInvalid)
+	}
+	saml := must(st.CreatePlatform(ctx, school.Platform{Name: "Aula", Protocol: school.ProtocolSAML, ClientID: "https://sp.example.dk",
+		SubjectType: school.SubjectPublic, SubjectTypeReason: "legacy roster match", Settings: []byte(`{"acs":["https://sp.example.dk/acs"]}`)}))
+	if list := must(st.ListPlatforms(ctx)); len(list) != 2 || list[0].ID != saml.ID {
+		t.Fatalf("ListPlatforms = %+v", list)
+	}
+	h.Clock.Advance(time.Minute)
+	up := must(st.UpdatePlatform(ctx, saml.ID, func(p school.Platform) (school.Platform, error) {
+		p.Attributes = append(p.Attributes, school.AttributeGrant{Name: "groups", Justification: "Class rooms"})
+		return p, nil
+	}))
+	got = must(st.GetPlatform(ctx, saml.ID))
+	if !got.Allows("groups") || !got.UpdatedAt.Equal(h.Clock.Now()) || string(got.Settings) != `{"acs":["https://sp.example.dk/acs"]}` || !up.UpdatedAt.Equal(got.UpdatedAt) {
+		t.Fatalf("after UpdatePlatform = %+v", got)
+	}
+	if err := st.DeletePlatform(ctx, saml.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.DeletePlatform(ctx, saml.ID), school.ErrNotFound)
+	_, err = st.UpdatePlatform(ctx, saml.ID, func(p school.Platform) (school.Platform, error) { return p, nil })
+	wantErr(t, err, school.ErrNotFound)
+}
+
+func testConsent(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := NewSeed(t, h.Store)
+	check := func(wantEnrol, wantRelease bool) {
+		t.Helper()
+		if got := must(h.Store.EnrolmentAllowed(ctx, s.Pupil.ID)); got != wantEnrol {
+			t.Fatalf("EnrolmentAllowed = %v, want %v", got, wantEnrol)
+		}
+		if got := must(h.Store.ReleaseAllowed(ctx, s.Pupil.ID, s.Platform.ID)); got != wantRelease {
+			t.Fatalf("ReleaseAllowed = %v, want %v", got, wantRelease)
+		}
+	}
+	check(false, false) // no consent: nothing allowed
+	grant := func(id string, platform any, decision string) {
+		t.Helper()
+		if err := h.Exec(ctx, `INSERT INTO consents (id, pupil_id, guardian_id, platform_id, decision, decided_at) VALUES ($1, $2, $3, $4, $5, 1)`,
+			id, s.Pupil.ID, s.Guardian.ID, platform, decision); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant("c1", nil, "denied")
+	check(false, false)
+	other := must(h.Store.CreatePlatform(ctx, school.Platform{Name: "Other", Protocol: school.ProtocolOIDC, ClientID: "other"}))
+	grant("c2", other.ID, "granted")
+	check(true, false) // consent for another platform only
+	grant("c3", s.Platform.ID, "granted")
+	check(true, true)
+	must(h.Store.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilQuarantined; return p, nil }))
+	check(false, false) // kept, but inactive while quarantined
+	must(h.Store.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilActive; return p, nil }))
+	if err := h.Exec(ctx, `UPDATE consents SET withdrawn_at = 5 WHERE id = 'c3'`); err != nil {
+		t.Fatal(err)
+	}
+	check(true, false)
+}
+
+func testAudit(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	_, err := st.AppendAudit(ctx, school.AuditEntry{SchoolID: s.School.ID})
+	wantErr(t, err, school.ErrInvalid)
+	if err := st.VerifyAudit(ctx, s.School.ID); err != nil {
+		t.Fatalf("empty chain: %v", err)
+	}
+	var entries []school.AuditEntry
+	for i := range 5 {
+		e := must(st.AppendAudit(ctx, school.AuditEntry{SchoolID: s.School.ID, ActorID: "staff-1", ActorRole: "teacher",
+			Action: "pupil.view", SubjectID: s.Pupil.ID, Detail: fmt.Sprintf("n=%d", i), Remote: "127.0.0.1"}))
+		entries = append(entries, e)
+	}
+	must(st.AppendAudit(ctx, school.AuditEntry{SchoolID: s.OtherSchl.ID, ActorID: "sync", Action: "sync.apply"}))
+	must(st.AppendAudit(ctx, school.AuditEntry{SchoolID: school.InstanceChain, ActorID: "op", Action: "school.create", SubjectID: s.School.ID}))
+	if entries[0].Seq != 1 || entries[4].Seq != 5 || entries[0].PrevHash != nil || !slices.Equal(entries[1].PrevHash, entries[0].Hash) {
+		t.Fatalf("chain links wrong: %+v", entries[:2])
+	}
+	for _, id := range []string{s.School.ID, s.OtherSchl.ID, school.InstanceChain} {
+		if err := st.VerifyAudit(ctx, id); err != nil {
+			t.Fatalf("VerifyAudit(%q) = %v", id, err)
+		}
+	}
+	list := must(st.ListAudit(ctx, school.AuditFilter{SchoolID: s.School.ID, Limit: 2}))
+	if len(list) != 2 || list[0].Seq != 5 || list[0].Detail != "n=4" || !slices.Equal(list[0].Hash, entries[4].Hash) {
+		t.Fatalf("ListAudit = %+v", list)
+	}
+	if list := must(st.ListAudit(ctx, school.AuditFilter{SchoolID: s.School.ID, AfterSeq: 3})); len(list) != 2 {
+		t.Fatalf("ListAudit(after 3) = %d entries", len(list))
+	}
+	if list := must(st.ListAudit(ctx, school.AuditFilter{SchoolID: s.School.ID, SubjectID: "other"})); len(list) != 0 {
+		t.Fatalf("ListAudit(subject) = %+v", list)
+	}
+
+	// Concurrent appends to one chain keep it intact.
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			_, err := st.AppendAudit(ctx, school.AuditEntry{SchoolID: s.School.ID, ActorID: "sync", Action: "pupil.update"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.VerifyAudit(ctx, s.School.ID); err != nil {
+		t.Fatalf("after concurrent appends: %v", err)
+	}
+
+	tamper := []struct {
+		name string
+		sql  string
+	}{
+		{"changed detail", `UPDATE audit_log SET detail = 'n=99' WHERE school_id = $1 AND seq = 3`},
+		{"changed actor", `UPDATE audit_log SET actor_id = 'someone' WHERE school_id = $1 AND seq = 1`},
+		{"deleted middle", `DELETE FROM audit_log WHERE school_id = $1 AND seq = 2`},
+		{"deleted newest", `DELETE FROM audit_log WHERE school_id = $1 AND seq = 25`},
+	}
+	for _, tc := range tamper {
+		t.Run(tc.name, func(t *testing.T) {
+			h2 := h
+			_ = h2
+			if err := h.Exec(ctx, `CREATE TABLE IF NOT EXISTS audit_backup AS SELECT * FROM audit_log WHERE 1 = 0`); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, h, `DELETE FROM audit_backup`)
+			mustExec(t, h, `INSERT INTO audit_backup SELECT * FROM audit_log`)
+			mustExec(t, h, tc.sql, s.School.ID)
+			if err := st.VerifyAudit(ctx, s.School.ID); !errors.Is(err, school.ErrChainBroken) {
+				t.Fatalf("VerifyAudit after %s = %v, want ErrChainBroken", tc.name, err)
+			}
+			if err := st.VerifyAudit(ctx, s.OtherSchl.ID); err != nil {
+				t.Fatalf("other chain affected: %v", err)
+			}
+			mustExec(t, h, `DELETE FROM audit_log`)
+			mustExec(t, h, `INSERT INTO audit_log SELECT * FROM audit_backup`)
+			if err := st.VerifyAudit(ctx, s.School.ID); err != nil {
+				t.Fatalf("restored chain: %v", err)
+			}
+		})
+	}
+}
+
+func mustExec(t *testing.T, h Harness, q string, args ...any) {
+	t.Helper()
+	if err := h.Exec(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func testSettings(t *testing.T, h Harness) {
+	ctx := context.Background()
+	_, err := h.Store.GetSetting(ctx, "k")
+	wantErr(t, err, school.ErrNotFound)
+	// Concurrent first starts agree on one value.
+	var wg sync.WaitGroup
+	got := make([][]byte, 8)
+	for i := range got {
+		wg.Go(func() {
+			v, err := h.Store.EnsureSetting(ctx, "k", []byte{byte(i)})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		})
+	}
+	wg.Wait()
+	for _, v := range got {
+		if !slices.Equal(v, got[0]) {
+			t.Fatalf("EnsureSetting disagrees: %v", got)
+		}
+	}
+	if v := must(h.Store.GetSetting(ctx, "k")); !slices.Equal(v, got[0]) {
+		t.Fatalf("GetSetting = %v", v)
+	}
+}
+
+func testLocks(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	if err := st.TryLock(ctx, "sync:s1", "node-a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.TryLock(ctx, "sync:s1", "node-b", time.Minute), school.ErrLocked)
+	if err := st.TryLock(ctx, "sync:s1", "node-a", time.Minute); err != nil {
+		t.Fatalf("owner renews: %v", err)
+	}
+	if err := st.TryLock(ctx, "sync:s2", "node-b", time.Minute); err != nil {
+		t.Fatalf("other lock: %v", err)
+	}
+	if err := st.Unlock(ctx, "sync:s1", "node-b"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.TryLock(ctx, "sync:s1", "node-b", time.Minute), school.ErrLocked)
+	h.Clock.Advance(2 * time.Minute)
+	if err := st.TryLock(ctx, "sync:s1", "node-b", time.Minute); err != nil {
+		t.Fatalf("expired lease not taken over: %v", err)
+	}
+	if err := st.Unlock(ctx, "sync:s1", "node-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.TryLock(ctx, "sync:s1", "node-a", time.Minute); err != nil {
+		t.Fatalf("released lease not free: %v", err)
+	}
+	// Many contenders: exactly one wins.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 10 {
+		wg.Go(func() {
+			err := st.TryLock(ctx, "race", fmt.Sprintf("n%d", i), time.Minute)
+			if err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			} else if !errors.Is(err, school.ErrLocked) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d contenders won the lock", wins)
+	}
+}
+
+func testTransactions(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+
+	// A failing transaction leaves nothing behind.
+	boom := errors.New("boom")
+	err := st.InTx(ctx, func(q school.Queries) error {
+		if _, err := q.CreateClass(ctx, school.Class{SchoolID: s.School.ID, Name: "Ghost"}); err != nil {
+			return err
+		}
+		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: s.School.ID, ActorID: "t", Action: "class.create"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, err, boom)
+	if n := len(must(st.ListClasses(ctx, s.School.ID))); n != 1 {
+		t.Fatalf("rolled-back class visible: %d classes", n)
+	}
+	if n := len(must(st.ListAudit(ctx, school.AuditFilter{SchoolID: s.School.ID}))); n != 0 {
+		t.Fatalf("rolled-back audit entry visible")
+	}
+	// Updaters inside InTx join it.
+	err = st.InTx(ctx, func(q school.Queries) error {
+		if _, err := q.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.GivenName = "Idaa"; return p, nil }); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, err, boom)
+	if must(st.GetPupil(ctx, s.Pupil.ID)).GivenName != "Ida" {
+		t.Fatal("updater inside a failed transaction was committed")
+	}
+
+	// Concurrent updaters never lose an update.
+	const n = 24
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := st.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) {
+				p.FamilyName += "x"
+				return p, nil
+			})
+			if err != nil {
+				t.Errorf("updater %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := must(st.GetPupil(ctx, s.Pupil.ID)).FamilyName; len(got) != len("Hansen")+n {
+		t.Fatalf("lost updates: family name %q has %d of %d marks", got, len(got)-len("Hansen"), n)
+	}
+	// Concurrent transactions mixing reads and writes all commit.
+	for i := range n {
+		wg.Go(func() {
+			err := st.InTx(ctx, func(q school.Queries) error {
+				if _, err := q.GetSchool(ctx, s.School.ID); err != nil {
+					return err
+				}
+				_, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: s.School.ID, ActorID: "t", Action: fmt.Sprintf("x.%d", i)})
+				return err
+			})
+			if err != nil {
+				t.Errorf("tx %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := st.VerifyAudit(ctx, s.School.ID); err != nil {
+		t.Fatal(err)
+	}
+}
