@@ -78,7 +78,7 @@ func (b backend) Ping(ctx context.Context) error {
 	var one int
 	return b.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
-func (b backend) Close() error     { return b.db.Close() }
+func (b backend) Close() error      { return b.db.Close() }
 func (b backend) ForUpdate() string { return "" }
 
 func code(err error) int {
