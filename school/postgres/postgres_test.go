@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlstore"
@@ -19,10 +19,7 @@ import (
 // newHarness gives each test its own schema in the ELEVID_TEST_POSTGRES
 // database, so tests run in parallel and leave nothing behind.
 func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
-	dsn := os.Getenv("ELEVID_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("ELEVID_TEST_POSTGRES is not set: skipping the PostgreSQL store (set it to a DSN, e.g. postgres://postgres@127.0.0.1:5432/test)")
-	}
+	dsn := testenv.Postgres(t)
 	ctx := context.Background()
 	schema := "t_" + school.NewID()[:12]
 	admin, err := pgx.Connect(ctx, dsn)

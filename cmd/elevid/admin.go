@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+const adminUsage = `Usage: elevid admin COMMAND [flags]
+
+Schools:
+  create-school --code CODE --name NAME --domain DOMAIN
+  schools
+Audit log:
+  audit verify --school CODE|instance
+  audit list   --school CODE|instance [--limit N]
+`
+
+// adminCommands maps `elevid admin` subcommands to their functions;
+// capability packages add theirs in adminExtra.
+func cmdAdmin(ctx context.Context, a *app, out io.Writer, args []string) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(out, adminUsage, adminExtraUsage)
+		return nil
+	}
+	switch args[0] {
+	case "create-school":
+		return adminCreateSchool(ctx, a, out, args[1:])
+	case "schools":
+		return adminSchools(ctx, a, out)
+	case "audit":
+		return adminAudit(ctx, a, out, args[1:])
+	}
+	if fn, ok := adminExtra[args[0]]; ok {
+		return fn(ctx, a, out, args[1:])
+	}
+	return fmt.Errorf("unknown admin command %q\n\n%s%s", args[0], adminUsage, adminExtraUsage)
+}
+
+// adminExtra holds the admin commands of capability packages.
+var adminExtra = map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error{}
+
+// adminExtraUsage documents adminExtra.
+var adminExtraUsage = ""
+
+func adminCreateSchool(ctx context.Context, a *app, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("create-school", flag.ContinueOnError)
+	code := fs.String("code", "", "short school code (a-z, 0-9, -)")
+	name := fs.String("name", "", "school name")
+	domain := fs.String("domain", "", "home-organization domain for scoped identifiers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var s school.School
+	err := a.store.InTx(ctx, func(q school.Queries) error {
+		var err error
+		s, err = q.CreateSchool(ctx, school.School{Code: *code, Name: *name, Domain: strings.ToLower(*domain)})
+		if err != nil {
+			return err
+		}
+		_, err = q.AppendAudit(ctx, school.AuditEntry{SchoolID: school.InstanceChain, ActorID: "cli", ActorRole: string(school.RoleOperator),
+			Action: "school.create", SubjectID: s.ID, Detail: "code=" + s.Code})
+		return err
+	})
+	if errors.Is(err, school.ErrConflict) {
+		return fmt.Errorf("a school with code %q exists already", *code)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "created school %s (%s), id %s\n", s.Code, s.Name, s.ID)
+	return nil
+}
+
+func adminSchools(ctx context.Context, a *app, out io.Writer) error {
+	list, err := a.store.ListSchools(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CODE\tNAME\tDOMAIN\tID")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Code, s.Name, s.Domain, s.ID)
+	}
+	return tw.Flush()
+}
+
+// chainOf resolves a --school flag value to an audit chain id.
+func chainOf(ctx context.Context, a *app, code string) (string, error) {
+	if code == "instance" {
+		return school.InstanceChain, nil
+	}
+	if code == "" {
+		return "", errors.New("give --school CODE (or instance)")
+	}
+	s, err := a.store.SchoolByCode(ctx, code)
+	if err != nil {
+		return "", fmt.Errorf("school %q: %w", code, err)
+	}
+	return s.ID, nil
+}
+
+func adminAudit(ctx context.Context, a *app, out io.Writer, args []string) error {
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "list") {
+		return errors.New("usage: elevid admin audit verify|list --school CODE|instance")
+	}
+	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
+	code := fs.String("school", "", "school code, or instance")
+	limit := fs.Int("limit", 50, "entries to list")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	chain, err := chainOf(ctx, a, *code)
+	if err != nil {
+		return err
+	}
+	if args[0] == "verify" {
+		if err := a.store.VerifyAudit(ctx, chain); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "audit chain intact")
+		return nil
+	}
+	list, err := a.store.ListAudit(ctx, school.AuditFilter{SchoolID: chain, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tSUBJECT\tDETAIL")
+	for _, e := range list {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.ActorID, e.Action, e.SubjectID, e.Detail)
+	}
+	return tw.Flush()
+}

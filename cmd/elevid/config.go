@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is ElevID's configuration: one YAML file, decoded strictly, with
+// ELEVID_* environment variables overriding secrets and the database DSN.
+// Every field has a default that suits a local start, so no file is needed.
+type Config struct {
+	Listen    string          `yaml:"listen"`
+	Issuer    string          `yaml:"issuer"`
+	Database  string          `yaml:"database"` // SQLite file path, or a postgres:// DSN
+	Log       LogConfig       `yaml:"log"`
+	Secrets   SecretsConfig   `yaml:"secrets"`
+	WebAuthn  WebAuthnConfig  `yaml:"webauthn"`
+	Sessions  SessionsConfig  `yaml:"sessions"`
+	Enrolment EnrolmentConfig `yaml:"enrolment"`
+	Policy    PolicyConfig    `yaml:"policy"`
+	SMTP      SMTPConfig      `yaml:"smtp"`
+	Server    ServerConfig    `yaml:"server"`
+}
+
+// LogConfig chooses the log format and level.
+type LogConfig struct {
+	Format string `yaml:"format"` // text | json
+	Level  string `yaml:"level"`  // debug | info | warn | error
+}
+
+// SecretsConfig holds base64-encoded secrets of at least 32 bytes each.
+// Left empty on a local (http) instance, they are generated once and kept
+// in the database; an https instance must set them.
+type SecretsConfig struct {
+	// SessionKeys sign and encrypt session cookies: the first is used, the
+	// rest still accepted (rotation). Env: ELEVID_SESSION_KEYS (comma-separated).
+	SessionKeys []string `yaml:"session_keys"`
+	// EncryptionKeys seal secrets at rest (signing keys, directory
+	// passwords, TOTP secrets); first seals, all open. Env: ELEVID_ENCRYPTION_KEYS.
+	EncryptionKeys []string `yaml:"encryption_keys"`
+	// PairwiseSecret derives pairwise subject identifiers; never change it.
+	// Env: ELEVID_PAIRWISE_SECRET.
+	PairwiseSecret string `yaml:"pairwise_secret"`
+}
+
+// WebAuthnConfig is the passkey relying party.
+type WebAuthnConfig struct {
+	RPID    string   `yaml:"rp_id"`   // default: the issuer's host
+	RPName  string   `yaml:"rp_name"` // default: ElevID
+	Origins []string `yaml:"origins"` // default: the issuer's origin
+	Timeout Duration `yaml:"timeout"` // ceremony timeout; default 5m
+}
+
+// SessionsConfig bounds browser sessions.
+type SessionsConfig struct {
+	PupilIdle     Duration `yaml:"pupil_idle"`     // default 2h
+	PupilAbsolute Duration `yaml:"pupil_absolute"` // default 12h
+	StaffIdle     Duration `yaml:"staff_idle"`     // default 30m
+	StaffAbsolute Duration `yaml:"staff_absolute"` // default 8h
+}
+
+// EnrolmentConfig governs enrolment codes and consent links.
+type EnrolmentConfig struct {
+	CodeTTL        Duration `yaml:"code_ttl"`         // default 7 days
+	ConsentLinkTTL Duration `yaml:"consent_link_ttl"` // default 7 days
+}
+
+// PolicyConfig is the instance's age and consent policy.
+type PolicyConfig struct {
+	MinAge               int    `yaml:"min_age"`                // default 12
+	MaxAge               int    `yaml:"max_age"`                // default 15
+	OutsideRange         string `yaml:"outside_range"`          // allow | deny; default deny
+	ConsentRequiredUnder int    `yaml:"consent_required_under"` // default 15
+	Guardians            string `yaml:"guardians"`              // any | all; default any
+}
+
+// SMTPConfig is the outgoing mail server; empty Host keeps mail in the
+// outbox (visible in the console) without sending.
+type SMTPConfig struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"` // default 587
+	TLS      string `yaml:"tls"`  // starttls | implicit | none; default starttls
+	Username string `yaml:"username"`
+	Password string `yaml:"password"` // env: ELEVID_SMTP_PASSWORD
+	From     string `yaml:"from"`
+}
+
+// ServerConfig holds HTTP server limits.
+type ServerConfig struct {
+	ReadTimeout  Duration `yaml:"read_timeout"`   // default 15s
+	WriteTimeout Duration `yaml:"write_timeout"`  // default 30s
+	IdleTimeout  Duration `yaml:"idle_timeout"`   // default 2m
+	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 1 MiB
+}
+
+// Duration is a time.Duration written as "90s", "2h" or "7d" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q (use e.g. 90s, 2h, 7d)", s)
+	}
+	return v, nil
+}
+
+// DefaultConfig returns the configuration of a local start.
+func DefaultConfig() Config {
+	return Config{
+		Listen:   "127.0.0.1:8080",
+		Issuer:   "http://localhost:8080",
+		Database: "elevid.db",
+		Log:      LogConfig{Format: "text", Level: "info"},
+		WebAuthn: WebAuthnConfig{RPName: "ElevID", Timeout: Duration(5 * time.Minute)},
+		Sessions: SessionsConfig{
+			PupilIdle: Duration(2 * time.Hour), PupilAbsolute: Duration(12 * time.Hour),
+			StaffIdle: Duration(30 * time.Minute), StaffAbsolute: Duration(8 * time.Hour),
+		},
+		Enrolment: EnrolmentConfig{CodeTTL: Duration(7 * 24 * time.Hour), ConsentLinkTTL: Duration(7 * 24 * time.Hour)},
+		Policy:    PolicyConfig{MinAge: 12, MaxAge: 15, OutsideRange: "deny", ConsentRequiredUnder: 15, Guardians: "any"},
+		SMTP:      SMTPConfig{Port: 587, TLS: "starttls"},
+		Server: ServerConfig{
+			ReadTimeout: Duration(15 * time.Second), WriteTimeout: Duration(30 * time.Second),
+			IdleTimeout: Duration(2 * time.Minute), MaxBodyBytes: 1 << 20,
+		},
+	}
+}
+
+// LoadConfig reads path (none when empty) over the defaults, applies the
+// environment (getenv) and fills derived defaults. It returns a decoding
+// error for unknown keys or bad values; call Validate for the rest.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	env := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	list := func(name string, dst *[]string) {
+		if v := getenv(name); v != "" {
+			*dst = strings.Split(v, ",")
+		}
+	}
+	env("ELEVID_LISTEN", &cfg.Listen)
+	env("ELEVID_ISSUER", &cfg.Issuer)
+	env("ELEVID_DATABASE", &cfg.Database)
+	env("ELEVID_LOG_LEVEL", &cfg.Log.Level)
+	env("ELEVID_PAIRWISE_SECRET", &cfg.Secrets.PairwiseSecret)
+	env("ELEVID_SMTP_PASSWORD", &cfg.SMTP.Password)
+	list("ELEVID_SESSION_KEYS", &cfg.Secrets.SessionKeys)
+	list("ELEVID_ENCRYPTION_KEYS", &cfg.Secrets.EncryptionKeys)
+	if u, err := url.Parse(cfg.Issuer); err == nil {
+		if cfg.WebAuthn.RPID == "" {
+			cfg.WebAuthn.RPID = u.Hostname()
+		}
+		if len(cfg.WebAuthn.Origins) == 0 && u.Host != "" {
+			cfg.WebAuthn.Origins = []string{u.Scheme + "://" + u.Host}
+		}
+	}
+	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
+	return cfg, nil
+}
+
+// Postgres reports whether the database is a PostgreSQL DSN.
+func (c Config) Postgres() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+}
+
+// Secure reports whether the issuer is https.
+func (c Config) Secure() bool { return strings.HasPrefix(c.Issuer, "https://") }
+
+// Validate returns every problem with c at once, one per line, each naming
+// its key path; nil when c is usable.
+func (c Config) Validate() error {
+	var p []string
+	add := func(key, format string, args ...any) { p = append(p, key+": "+fmt.Sprintf(format, args...)) }
+
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen", "%q is not host:port", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		add("listen", "bad port %q", port)
+	} else if host == "" {
+		add("listen", "give a host (e.g. 127.0.0.1:8080 or 0.0.0.0:8080)")
+	}
+	u, err := url.Parse(c.Issuer)
+	local := false
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		add("issuer", "%q is not an absolute http(s) URL", c.Issuer)
+	case u.RawQuery != "" || u.Fragment != "":
+		add("issuer", "must not have a query or fragment")
+	default:
+		h := u.Hostname()
+		local = h == "localhost" || h == "127.0.0.1" || h == "::1"
+		if u.Scheme == "http" && !local {
+			add("issuer", "must be https unless the host is localhost")
+		}
+		if c.WebAuthn.RPID != h && !strings.HasSuffix(h, "."+c.WebAuthn.RPID) {
+			add("webauthn.rp_id", "%q must be the issuer's host %q or a parent domain of it", c.WebAuthn.RPID, h)
+		}
+	}
+	if net.ParseIP(c.WebAuthn.RPID) != nil {
+		add("webauthn.rp_id", "cannot be an IP address (use localhost in development)")
+	}
+	for i, o := range c.WebAuthn.Origins {
+		ou, err := url.Parse(o)
+		if err != nil || ou.Host == "" || ou.Path != "" || (ou.Scheme != "https" && !(ou.Scheme == "http" && local)) {
+			add(fmt.Sprintf("webauthn.origins[%d]", i), "%q is not an https origin", o)
+		}
+	}
+	if c.WebAuthn.Timeout.D() < 30*time.Second || c.WebAuthn.Timeout.D() > 30*time.Minute {
+		add("webauthn.timeout", "must be between 30s and 30m")
+	}
+	if strings.TrimSpace(c.Database) == "" {
+		add("database", "is empty (give a file path for SQLite or a postgres:// DSN)")
+	} else if strings.Contains(c.Database, "://") && !c.Postgres() {
+		add("database", "unknown scheme in %q (use a file path or postgres://)", redactDSN(c.Database))
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	checkKeys := func(key string, vals []string) {
+		for i, v := range vals {
+			if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v)); err != nil || len(b) < 32 {
+				add(fmt.Sprintf("%s[%d]", key, i), "must be base64 of at least 32 random bytes (openssl rand -base64 48)")
+			}
+		}
+	}
+	checkKeys("secrets.session_keys", c.Secrets.SessionKeys)
+	checkKeys("secrets.encryption_keys", c.Secrets.EncryptionKeys)
+	if c.Secrets.PairwiseSecret != "" {
+		checkKeys("secrets.pairwise_secret", []string{c.Secrets.PairwiseSecret})
+	}
+	if c.Secure() {
+		if len(c.Secrets.SessionKeys) == 0 {
+			add("secrets.session_keys", "required for an https issuer (or ELEVID_SESSION_KEYS)")
+		}
+		if len(c.Secrets.EncryptionKeys) == 0 {
+			add("secrets.encryption_keys", "required for an https issuer (or ELEVID_ENCRYPTION_KEYS)")
+		}
+		if c.Secrets.PairwiseSecret == "" {
+			add("secrets.pairwise_secret", "required for an https issuer (or ELEVID_PAIRWISE_SECRET)")
+		}
+	}
+	pos := func(key string, d Duration) {
+		if d <= 0 {
+			add(key, "must be positive")
+		}
+	}
+	pos("sessions.pupil_idle", c.Sessions.PupilIdle)
+	pos("sessions.pupil_absolute", c.Sessions.PupilAbsolute)
+	pos("sessions.staff_idle", c.Sessions.StaffIdle)
+	pos("sessions.staff_absolute", c.Sessions.StaffAbsolute)
+	if c.Sessions.PupilIdle > c.Sessions.PupilAbsolute {
+		add("sessions.pupil_idle", "must not exceed sessions.pupil_absolute")
+	}
+	if c.Sessions.StaffIdle > c.Sessions.StaffAbsolute {
+		add("sessions.staff_idle", "must not exceed sessions.staff_absolute")
+	}
+	if c.Sessions.StaffAbsolute > c.Sessions.PupilAbsolute {
+		add("sessions.staff_absolute", "staff sessions must not outlive pupils' (%s)", c.Sessions.PupilAbsolute.D())
+	}
+	for key, d := range map[string]Duration{"enrolment.code_ttl": c.Enrolment.CodeTTL, "enrolment.consent_link_ttl": c.Enrolment.ConsentLinkTTL} {
+		if d.D() < time.Hour || d.D() > 60*24*time.Hour {
+			add(key, "must be between 1h and 60d")
+		}
+	}
+	if c.Policy.MinAge < 6 || c.Policy.MaxAge > 25 || c.Policy.MinAge > c.Policy.MaxAge {
+		add("policy.min_age", "min_age %d and max_age %d must satisfy 6 ≤ min ≤ max ≤ 25", c.Policy.MinAge, c.Policy.MaxAge)
+	}
+	if !slices.Contains([]string{"allow", "deny"}, c.Policy.OutsideRange) {
+		add("policy.outside_range", "%q is not allow or deny", c.Policy.OutsideRange)
+	}
+	if c.Policy.ConsentRequiredUnder < 13 || c.Policy.ConsentRequiredUnder > 18 {
+		add("policy.consent_required_under", "must be between 13 and 18 (pupils under 13 always need consent)")
+	}
+	if !slices.Contains([]string{"any", "all"}, c.Policy.Guardians) {
+		add("policy.guardians", "%q is not any or all", c.Policy.Guardians)
+	}
+	if c.SMTP.Host != "" {
+		if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
+			add("smtp.port", "%d is not a port", c.SMTP.Port)
+		}
+		if !slices.Contains([]string{"starttls", "implicit", "none"}, c.SMTP.TLS) {
+			add("smtp.tls", "%q is not starttls, implicit or none", c.SMTP.TLS)
+		}
+		if c.SMTP.From == "" || strings.ContainsAny(c.SMTP.From, "\r\n") || !strings.Contains(c.SMTP.From, "@") {
+			add("smtp.from", "must be an e-mail address")
+		}
+		if c.SMTP.Username != "" && c.SMTP.TLS == "none" && !isLoopback(c.SMTP.Host) {
+			add("smtp.tls", "refusing to send a password without TLS to %s", c.SMTP.Host)
+		}
+	}
+	if c.Server.ReadTimeout <= 0 || c.Server.WriteTimeout <= 0 || c.Server.IdleTimeout <= 0 {
+		add("server", "read_timeout, write_timeout and idle_timeout must be positive")
+	}
+	if c.Server.MaxBodyBytes < 4096 || c.Server.MaxBodyBytes > 64<<20 {
+		add("server.max_body_bytes", "must be between 4096 and 67108864")
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: p}
+}
+
+// ConfigError lists every problem found by Validate.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid configuration (%d problems):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactDSN hides a password in a DSN for messages and logs.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+// demoPupils are the made-up pupils of the demo school.
+var demoPupils = []struct {
+	ext, given, family, birth, guardian, email string
+}{
+	{"demo-p1", "Ida", "Hansen", "2012-05-17", "Mette Hansen", "mette.hansen@example.dk"},
+	{"demo-p2", "Noah", "Nielsen", "2011-11-02", "Lars Nielsen", "lars.nielsen@example.dk"},
+	{"demo-p3", "Freja", "Jensen", "2012-08-23", "Sofie Jensen", "sofie.jensen@example.dk"},
+	{"demo-p4", "Oscar", "Pedersen", "2013-01-30", "Anders Pedersen", "anders.pedersen@example.dk"},
+}
+
+// seedDemo creates (once) a demo school with a class, pupils, guardians
+// and a teacher. Running it again changes nothing.
+func seedDemo(ctx context.Context, a *app, out io.Writer) error {
+	if s, err := a.store.SchoolByCode(ctx, "demo"); err == nil {
+		fmt.Fprintf(out, "Demo school %q is already set up.\n", s.Name)
+		return demoExtra(ctx, a, out, s)
+	} else if !errors.Is(err, school.ErrNotFound) {
+		return err
+	}
+	var s school.School
+	err := a.store.InTx(ctx, func(q school.Queries) error {
+		var err error
+		s, err = q.CreateSchool(ctx, school.School{Code: "demo", Name: "Demoskolen", Domain: "demo.elevid.example"})
+		if err != nil {
+			return err
+		}
+		class, err := q.CreateClass(ctx, school.Class{SchoolID: s.ID, ExternalID: "demo-7a", Name: "7A"})
+		if err != nil {
+			return err
+		}
+		for _, p := range demoPupils {
+			g, err := q.CreateGuardian(ctx, school.Guardian{SchoolID: s.ID, ExternalID: p.ext + "-g", Name: p.guardian, Email: p.email})
+			if err != nil {
+				return err
+			}
+			birth, err := time.Parse(time.DateOnly, p.birth)
+			if err != nil {
+				return err
+			}
+			if _, err := q.CreatePupil(ctx, school.Pupil{SchoolID: s.ID, ExternalID: p.ext, GivenName: p.given, FamilyName: p.family,
+				BirthDate: birth, ClassIDs: []string{class.ID}, GuardianIDs: []string{g.ID}}); err != nil {
+				return err
+			}
+		}
+		if _, err := q.CreateStaff(ctx, school.Staff{SchoolID: s.ID, Username: "laerer", Name: "Anna Jensen", Email: "anna.jensen@example.dk",
+			Role: school.RoleTeacher, ClassIDs: []string{class.ID}}); err != nil {
+			return err
+		}
+		_, err = q.AppendAudit(ctx, school.AuditEntry{SchoolID: s.ID, ActorID: "system", ActorRole: "system", Action: "demo.seed", SubjectID: s.ID})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Demo school %q created with class 7A, %d pupils and teacher \"laerer\".\n", s.Name, len(demoPupils))
+	return demoExtra(ctx, a, out, s)
+}
+
+// demoExtra seeds what the capability packages add to the demo (the demo
+// platform, the teacher's sign-in); it is idempotent too.
+func demoExtra(ctx context.Context, a *app, out io.Writer, s school.School) error {
+	return nil
+}

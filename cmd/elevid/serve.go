@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/elevid/elevid/web"
+)
+
+// serve migrates the database, builds the handler and serves until ctx
+// ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout io.Writer) error {
+	a, err := openApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	v, err := a.migrate(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("database ready", "schema_version", v, "postgres", cfg.Postgres())
+	if err := a.loadSecrets(ctx); err != nil {
+		return err
+	}
+	if demo {
+		if err := seedDemo(ctx, a, stdout); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	h, err := newHandler(ctx, a, demo)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadTimeout:       cfg.Server.ReadTimeout.D(),
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      cfg.Server.WriteTimeout.D(),
+		IdleTimeout:       cfg.Server.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("ElevID listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "demo", demo)
+	fmt.Fprintf(stdout, "ElevID is running at %s (listening on %s). Stop with Ctrl-C.\n", cfg.Issuer, ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newHandler builds the whole HTTP handler: routes of every package
+// wrapped in the shared middleware.
+func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, error) {
+	site, err := web.New(web.Options{Logger: a.log, Demo: demo})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", web.Static())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		site.Render(w, r, http.StatusOK, "home", nil)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := a.store.Ping(pctx); err != nil {
+			a.log.Error("readiness: store unreachable", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "store unreachable\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /lang/{lang}", func(w http.ResponseWriter, r *http.Request) {
+		lang := r.PathValue("lang")
+		if !web.IsLanguage(lang) {
+			site.NotFound(w, r)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: "lang", Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, Secure: a.cfg.Secure(), SameSite: http.SameSiteLaxMode})
+		http.Redirect(w, r, localPath(r.URL.Query().Get("return")), http.StatusSeeOther)
+	})
+	mux.HandleFunc("/", site.NotFound)
+
+	bypass, err := mountFeatures(ctx, a, site, mux, demo)
+	if err != nil {
+		return nil, err
+	}
+	var h http.Handler = mux
+	h = site.CrossOrigin(h, bypass...)
+	h = web.LimitBody(a.cfg.Server.MaxBodyBytes, h)
+	h = site.Recover(h)
+	h = web.SecurityHeaders(a.cfg.Secure(), h)
+	h = a.metrics.Observe(a.log, h)
+	return h, nil
+}
+
+// localPath returns p when it is a path on this site, else "/": redirects
+// never leave the site.
+func localPath(p string) string {
+	u, err := url.Parse(p)
+	if err != nil || p == "" || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.Contains(p, "\\") {
+		return "/"
+	}
+	return p
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// newTestServer starts the whole handler on a fresh SQLite database.
+func newTestServer(t *testing.T, demo bool) (*httptest.Server, *app) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := DefaultConfig()
+	cfg.Database = filepath.Join(t.TempDir(), "elevid.db")
+	log := slog.New(slog.DiscardHandler)
+	a, err := openApp(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if _, err := a.migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.loadSecrets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if demo {
+		if err := seedDemo(ctx, a, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := newHandler(ctx, a, demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, a
+}
+
+func get(t *testing.T, url string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	srv, a := newTestServer(t, false)
+	if resp, body := get(t, srv.URL+"/healthz", nil); resp.StatusCode != 200 || body != "ok\n" {
+		t.Fatalf("healthz = %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, srv.URL+"/readyz", nil); resp.StatusCode != 200 {
+		t.Fatalf("readyz = %d", resp.StatusCode)
+	}
+	a.store.Close() // the database goes away
+	if resp, body := get(t, srv.URL+"/readyz", nil); resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "sql") {
+		t.Fatalf("readyz with store down = %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, srv.URL+"/healthz", nil); resp.StatusCode != 200 {
+		t.Fatalf("healthz must not depend on the store: %d", resp.StatusCode)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	srv, _ := newTestServer(t, false)
+	get(t, srv.URL+"/", nil)
+	get(t, srv.URL+"/no-such-page", nil)
+	resp, body := get(t, srv.URL+"/metrics", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics = %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`elevid_http_requests_total{code="200",method="GET",route="GET /{$}"} 1`,
+		`elevid_http_requests_total{code="404",method="GET",route="/"} 1`,
+		`elevid_http_request_duration_seconds_bucket{route="GET /{$}"`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	srv, _ := newTestServer(t, false)
+	resp, _ := get(t, srv.URL+"/", nil)
+	want := map[string]string{
+		"Content-Security-Policy": "default-src 'self'; script-src 'self'",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+		"X-Frame-Options":         "DENY",
+		"Cache-Control":           "no-store",
+	}
+	for k, v := range want {
+		if !strings.Contains(resp.Header.Get(k), v) {
+			t.Errorf("%s = %q, want %q", k, resp.Header.Get(k), v)
+		}
+	}
+	if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Error("CSP allows framing")
+	}
+	if strings.Contains(resp.Header.Get("Content-Security-Policy"), "unsafe-inline") {
+		t.Error("CSP allows inline script")
+	}
+	if resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS on an http issuer")
+	}
+}
+
+func TestCrossOriginPostRefused(t *testing.T) {
+	srv, _ := newTestServer(t, false)
+	post := func(hdr map[string]string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/anything", strings.NewReader("a=b"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}); code != http.StatusForbidden {
+		t.Fatalf("cross-site POST = %d, want 403", code)
+	}
+	if code := post(map[string]string{"Origin": "https://evil.example"}); code != http.StatusForbidden {
+		t.Fatalf("foreign-origin POST = %d, want 403", code)
+	}
+	// Same-origin POSTs get through (to the 404 of an unknown route).
+	if code := post(map[string]string{"Sec-Fetch-Site": "same-origin"}); code != http.StatusNotFound {
+		t.Fatalf("same-origin POST = %d, want 404", code)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	srv, _ := newTestServer(t, false)
+	resp, err := http.Post(srv.URL+"/anything", "application/octet-stream", bytes.NewReader(make([]byte, 2<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 MiB body = %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestLanguageSelection(t *testing.T) {
+	srv, _ := newTestServer(t, false)
+	tests := []struct {
+		hdr      map[string]string
+		wantLang string
+		wantText string
+	}{
+		{nil, "da", "Log ind"},
+		{map[string]string{"Accept-Language": "en-GB,en;q=0.9"}, "en", "Sign in"},
+		{map[string]string{"Accept-Language": "de, en;q=0.5, da;q=0.7"}, "da", "Log ind"},
+		{map[string]string{"Accept-Language": "nb-NO"}, "da", "Log ind"},
+		{map[string]string{"Accept-Language": "da", "Cookie": "lang=en"}, "en", "Sign in"},
+		{map[string]string{"Cookie": "lang=xx", "Accept-Language": "en"}, "en", "Sign in"},
+	}
+	for _, tc := range tests {
+		resp, body := get(t, srv.URL+"/", tc.hdr)
+		if !strings.Contains(body, `<html lang="`+tc.wantLang+`">`) || !strings.Contains(body, tc.wantText) || resp.Header.Get("Content-Language") != tc.wantLang {
+			t.Errorf("%v: got lang %q", tc.hdr, resp.Header.Get("Content-Language"))
+		}
+	}
+	// The 404 page speaks the user's language too.
+	if resp, body := get(t, srv.URL+"/missing", map[string]string{"Accept-Language": "en"}); resp.StatusCode != 404 || !strings.Contains(body, "The page does not exist.") {
+		t.Errorf("English 404 = %d", resp.StatusCode)
+	}
+	if _, body := get(t, srv.URL+"/missing", nil); !strings.Contains(body, "Siden findes ikke.") {
+		t.Error("Danish 404 missing")
+	}
+	// The switch sets a cookie and never redirects off-site.
+	for ret, want := range map[string]string{"/login": "/login", "//evil.example/x": "/", "https://evil.example": "/", `/\evil.example`: "/"} {
+		resp, _ := get(t, srv.URL+"/lang/en?return="+ret, nil)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Errorf("switch return=%q: %d → %q, want %q", ret, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+		if c := resp.Cookies(); len(c) != 1 || c[0].Value != "en" || !c[0].HttpOnly {
+			t.Errorf("switch cookie = %+v", c)
+		}
+	}
+	if resp, _ := get(t, srv.URL+"/lang/xx", nil); resp.StatusCode != 404 {
+		t.Errorf("unknown language = %d", resp.StatusCode)
+	}
+}
+
+func TestDemoIsMarkedAndIdempotent(t *testing.T) {
+	srv, a := newTestServer(t, true)
+	if _, body := get(t, srv.URL+"/", nil); !strings.Contains(body, "demo-banner") {
+		t.Fatal("demo pages are not marked as demo")
+	}
+	if err := seedDemo(context.Background(), a, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	schools, _ := a.store.ListSchools(context.Background())
+	if len(schools) != 1 {
+		t.Fatalf("seeding twice made %d schools", len(schools))
+	}
+	plain, _ := newTestServer(t, false)
+	if _, body := get(t, plain.URL+"/", nil); strings.Contains(body, "demo-banner") {
+		t.Fatal("non-demo page marked as demo")
+	}
+}
+
+func TestInvalidConfigFailsStart(t *testing.T) {
+	var out, errb bytes.Buffer
+	p := writeConfig(t, "listen: nope\nlog:\n  level: loud\n")
+	err := run(context.Background(), []string{"serve", "--config", p}, &out, &errb, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "listen:") || !strings.Contains(err.Error(), "log.level:") {
+		t.Fatalf("serve with bad config = %v", err)
+	}
+}

@@ -1,0 +1,7 @@
+// Package parent is the guardian's side of ElevID: consent requests sent
+// by e-mail through a transactional outbox with single-use, expiring magic
+// links; the consent page where a guardian approves, denies or later
+// withdraws; and the guardian's view of what was released about their
+// child. It reads and writes through school.Store and may import idp's
+// exported logout hooks, never the other way round.
+package parent
