@@ -38,17 +38,20 @@ func cmdAdmin(ctx context.Context, a *app, out io.Writer, args []string) error {
 	case "audit":
 		return adminAudit(ctx, a, out, args[1:])
 	}
-	if fn, ok := adminExtra[args[0]]; ok {
+	if fn, ok := adminCommands()[args[0]]; ok {
 		return fn(ctx, a, out, args[1:])
 	}
 	return fmt.Errorf("unknown admin command %q\n\n%s%s", args[0], adminUsage, adminExtraUsage)
 }
 
-// adminExtra holds the admin commands of capability packages.
-var adminExtra = map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error{}
+// adminCommands returns the admin commands of capability packages; each
+// is documented in adminExtraUsage.
+func adminCommands() map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error {
+	return map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error{}
+}
 
-// adminExtraUsage documents adminExtra.
-var adminExtraUsage = ""
+// adminExtraUsage documents adminCommands.
+const adminExtraUsage = ""
 
 func adminCreateSchool(ctx context.Context, a *app, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("create-school", flag.ContinueOnError)

@@ -7,9 +7,35 @@ import (
 	"github.com/elevid/elevid/web"
 )
 
-// mountFeatures mounts the routes of the capability packages (passkeys,
-// OIDC, SAML, consent, console) and returns the mux patterns that must
-// accept cross-site requests.
-func mountFeatures(ctx context.Context, a *app, site *web.Site, mux *http.ServeMux, demo bool) ([]string, error) {
-	return nil, nil
+// wiring is what the capability packages are mounted with. Features run in
+// the order of the features list; a feature may set fields (e.g. the login
+// it built) that later features read.
+type wiring struct {
+	ctx  context.Context
+	app  *app
+	site *web.Site
+	mux  *http.ServeMux
+	demo bool
+	// bypass collects mux patterns of protocol endpoints that must accept
+	// cross-site requests (exempt from cross-origin protection).
+	bypass []string
+	// background collects long-running jobs (mail sender, sync scheduler,
+	// retention) that serve starts and stops with the server.
+	background []func(ctx context.Context)
+}
+
+// features mounts the capability packages, in dependency order. Each
+// lives in its own feature_*.go file.
+var features = []func(w *wiring) error{}
+
+// mountFeatures mounts every feature on mux and returns the cross-origin
+// bypass patterns and the background jobs.
+func mountFeatures(ctx context.Context, a *app, site *web.Site, mux *http.ServeMux, demo bool) (*wiring, error) {
+	w := &wiring{ctx: ctx, app: a, site: site, mux: mux, demo: demo}
+	for _, f := range features {
+		if err := f(w); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }

@@ -38,9 +38,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	h, err := newHandler(ctx, a, demo)
+	h, wired, err := newHandler(ctx, a, demo)
 	if err != nil {
 		return err
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	for _, job := range wired.background {
+		go job(bg)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -79,10 +84,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 
 // newHandler builds the whole HTTP handler: routes of every package
 // wrapped in the shared middleware.
-func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, error) {
+func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, error) {
 	site, err := web.New(web.Options{Logger: a.log, Demo: demo})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", web.Static())
@@ -118,17 +123,17 @@ func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, error) {
 	})
 	mux.HandleFunc("/", site.NotFound)
 
-	bypass, err := mountFeatures(ctx, a, site, mux, demo)
+	wired, err := mountFeatures(ctx, a, site, mux, demo)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var h http.Handler = mux
-	h = site.CrossOrigin(h, bypass...)
+	h = site.CrossOrigin(h, wired.bypass...)
 	h = web.LimitBody(a.cfg.Server.MaxBodyBytes, h)
 	h = site.Recover(h)
 	h = web.SecurityHeaders(a.cfg.Secure(), h)
 	h = a.metrics.Observe(a.log, h)
-	return h, nil
+	return h, wired, nil
 }
 
 // localPath returns p when it is a path on this site, else "/": redirects

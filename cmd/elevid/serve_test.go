@@ -35,7 +35,7 @@ func newTestServer(t *testing.T, demo bool) (*httptest.Server, *app) {
 			t.Fatal(err)
 		}
 	}
-	h, err := newHandler(ctx, a, demo)
+	h, _, err := newHandler(ctx, a, demo)
 	if err != nil {
 		t.Fatal(err)
 	}
