@@ -41,6 +41,10 @@ func FS(d Dialect) fs.FS {
 // Up applies every pending migration of dialect d to db and returns the
 // schema version afterwards.
 func Up(ctx context.Context, db *sql.DB, d Dialect) (int64, error) {
+	return up(ctx, db, d, FS(d))
+}
+
+func up(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS) (int64, error) {
 	gd := goose.DialectSQLite3
 	var opts []goose.ProviderOption
 	if d == Postgres {
@@ -52,7 +56,7 @@ func Up(ctx context.Context, db *sql.DB, d Dialect) (int64, error) {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(gd, db, FS(d), opts...)
+	p, err := goose.NewProvider(gd, db, fsys, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("migrations: %w", err)
 	}

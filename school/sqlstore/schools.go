@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/elevid/elevid/school"
 )
@@ -74,12 +73,4 @@ func (s *Store) UpdateSchool(ctx context.Context, id string, fn func(school.Scho
 		return err
 	})
 	return out, err
-}
-
-// scoped reports ErrNotFound unless a record's school matches.
-func scoped(what, want, got string) error {
-	if want != got {
-		return fmt.Errorf("%s: %w", what, school.ErrNotFound)
-	}
-	return nil
 }
