@@ -35,6 +35,7 @@ type Queries interface {
 	AuditStore
 	SettingStore
 	LockStore
+	AccessStore
 }
 
 // SchoolStore keeps schools.

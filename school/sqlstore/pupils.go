@@ -215,9 +215,14 @@ func clonePupil(p school.Pupil) school.Pupil {
 func (s *Store) DeletePupil(ctx context.Context, id string) error {
 	return s.tx(ctx, "delete pupil", func(t *Store) error {
 		n, err := t.q.Exec(ctx, `DELETE FROM pupils WHERE id = $1`, id)
-		if err == nil && n == 0 {
+		if err != nil {
+			return err
+		}
+		if n == 0 {
 			return fmt.Errorf("pupil: %w", school.ErrNotFound)
 		}
+		// The access log has no foreign key (list views name no pupil).
+		_, err = t.q.Exec(ctx, `DELETE FROM access_log WHERE pupil_id = $1`, id)
 		return err
 	})
 }

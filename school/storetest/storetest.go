@@ -76,4 +76,5 @@ var suites = []struct {
 	{"Settings", testSettings},
 	{"Locks", testLocks},
 	{"Transactions", testTransactions},
+	{"Access", testAccess},
 }
