@@ -32,6 +32,25 @@ type Config struct {
 	Policy    PolicyConfig    `yaml:"policy"`
 	SMTP      SMTPConfig      `yaml:"smtp"`
 	Server    ServerConfig    `yaml:"server"`
+	Privacy   PrivacyConfig   `yaml:"privacy"`
+	Retention RetentionConfig `yaml:"retention"`
+}
+
+// PrivacyConfig names the data controller in the privacy notice.
+type PrivacyConfig struct {
+	Controller string `yaml:"controller"` // e.g. "Demokommune, Børne- og Ungeforvaltningen"; default: each school
+	Contact    string `yaml:"contact"`
+	DPO        string `yaml:"dpo"`
+}
+
+// RetentionConfig says how long records are kept before the retention job
+// (run by serve, one node at a time) deletes them.
+type RetentionConfig struct {
+	ReleaseLog    Duration `yaml:"release_log"`    // default 730d
+	AccessLog     Duration `yaml:"access_log"`     // default 730d
+	RemovedPupils Duration `yaml:"removed_pupils"` // after the quarantine grace; default 30d
+	ExpiredFlows  Duration `yaml:"expired_flows"`  // default 90d
+	Interval      Duration `yaml:"interval"`       // how often the job runs; default 1h
 }
 
 // LogConfig chooses the log format and level.
@@ -154,6 +173,10 @@ func DefaultConfig() Config {
 		Enrolment: EnrolmentConfig{CodeTTL: Duration(7 * 24 * time.Hour), ConsentLinkTTL: Duration(7 * 24 * time.Hour)},
 		Policy:    PolicyConfig{MinAge: 12, MaxAge: 15, OutsideRange: "deny", ConsentRequiredUnder: 15, Guardians: "any"},
 		SMTP:      SMTPConfig{Port: 587, TLS: "starttls"},
+		Retention: RetentionConfig{
+			ReleaseLog: Duration(730 * 24 * time.Hour), AccessLog: Duration(730 * 24 * time.Hour),
+			RemovedPupils: Duration(30 * 24 * time.Hour), ExpiredFlows: Duration(90 * 24 * time.Hour), Interval: Duration(time.Hour),
+		},
 		Server: ServerConfig{
 			ReadTimeout: Duration(15 * time.Second), WriteTimeout: Duration(30 * time.Second),
 			IdleTimeout: Duration(2 * time.Minute), MaxBodyBytes: 1 << 20,
@@ -339,6 +362,15 @@ func (c Config) Validate() error {
 		if c.SMTP.Username != "" && c.SMTP.TLS == "none" && !isLoopback(c.SMTP.Host) {
 			add("smtp.tls", "refusing to send a password without TLS to %s", c.SMTP.Host)
 		}
+	}
+	for key, d := range map[string]Duration{"retention.release_log": c.Retention.ReleaseLog, "retention.access_log": c.Retention.AccessLog,
+		"retention.removed_pupils": c.Retention.RemovedPupils, "retention.expired_flows": c.Retention.ExpiredFlows} {
+		if d.D() < 24*time.Hour || d.D() > 10*365*24*time.Hour {
+			add(key, "must be between 1d and 3650d")
+		}
+	}
+	if c.Retention.Interval.D() < time.Minute || c.Retention.Interval.D() > 24*time.Hour {
+		add("retention.interval", "must be between 1m and 24h")
 	}
 	if c.Server.ReadTimeout <= 0 || c.Server.WriteTimeout <= 0 || c.Server.IdleTimeout <= 0 {
 		add("server", "read_timeout, write_timeout and idle_timeout must be positive")

@@ -26,7 +26,9 @@ type wiring struct {
 
 // features mounts the capability packages, in dependency order. Each
 // lives in its own feature_*.go file.
-var features = []func(w *wiring) error{}
+var features = []func(w *wiring) error{
+	mountTransparency,
+}
 
 // mountFeatures mounts every feature on mux and returns the cross-origin
 // bypass patterns and the background jobs.

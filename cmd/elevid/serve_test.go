@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/elevid/elevid/school"
 )
 
 // newTestServer starts the whole handler on a fresh SQLite database.
@@ -228,5 +230,26 @@ func TestInvalidConfigFailsStart(t *testing.T) {
 	err := run(context.Background(), []string{"serve", "--config", p}, &out, &errb, noEnv)
 	if err == nil || !strings.Contains(err.Error(), "listen:") || !strings.Contains(err.Error(), "log.level:") {
 		t.Fatalf("serve with bad config = %v", err)
+	}
+}
+
+func TestPrivacyNotice(t *testing.T) {
+	srv, a := newTestServer(t, true)
+	ctx := context.Background()
+	if _, err := a.store.CreatePlatform(ctx, school.Platform{Name: "MatematikFessor", Protocol: school.ProtocolOIDC, ClientID: "mf",
+		Attributes: []school.AttributeGrant{{Name: "given_name", Justification: "Læreren ser elevens fornavn"}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, srv.URL+"/privacy", nil)
+	for _, want := range []string{"Privatlivserklæring", "Demoskolen", "MatematikFessor", "Læreren ser elevens fornavn", "730 dage", "60 dage", "Datatilsynet"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("privacy notice lacks %q", want)
+		}
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if _, body := get(t, srv.URL+"/privacy", map[string]string{"Accept-Language": "en"}); !strings.Contains(body, "Log of staff access: 730 days.") {
+		t.Error("English privacy notice missing")
 	}
 }
