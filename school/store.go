@@ -32,10 +32,17 @@ type Queries interface {
 	StaffStore
 	PlatformStore
 	ConsentStore
+	ConsentFlowStore
 	AuditStore
 	SettingStore
 	LockStore
 	AccessStore
+	RetentionStore
+	AuthnStore
+	DirectoryStore
+	SAMLStore
+	OIDCStore
+	ConsoleStore
 }
 
 // SchoolStore keeps schools.
@@ -118,12 +125,12 @@ type PlatformStore interface {
 
 // ConsentStore answers whether a guardian's consent covers an action.
 type ConsentStore interface {
-	// EnrolmentAllowed reports whether an active pupil holds a granted,
-	// unwithdrawn consent, which enrolment codes require.
+	// EnrolmentAllowed reports whether an active pupil's enrolment flow is
+	// consented, code_issued or enrolled, which enrolment codes require.
 	EnrolmentAllowed(ctx context.Context, pupilID string) (bool, error)
 	// ReleaseAllowed reports whether anything about an active pupil may be
-	// released to the platform: a granted, unwithdrawn consent must cover
-	// that platform (or all platforms).
+	// released to the platform: enrolment must be allowed and the flow's
+	// consent rule must cover the platform (see ConsentCovers).
 	ReleaseAllowed(ctx context.Context, pupilID, platformID string) (bool, error)
 }
 

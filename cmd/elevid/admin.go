@@ -47,11 +47,18 @@ func cmdAdmin(ctx context.Context, a *app, out io.Writer, args []string) error {
 // adminCommands returns the admin commands of capability packages; each
 // is documented in adminExtraUsage.
 func adminCommands() map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error {
-	return map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error{}
+	return map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error{
+		"export":          adminExport,
+		"create-operator": adminCreateOperator,
+		"staff":           adminStaff,
+		"enrolment":       adminEnrolment,
+	}
 }
 
 // adminExtraUsage documents adminCommands.
-const adminExtraUsage = ""
+const adminExtraUsage = `Data rights:
+  export --school CODE --pupil ID       everything held about a pupil, as JSON (subject access request)
+` + adminConsoleUsage
 
 func adminCreateSchool(ctx context.Context, a *app, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("create-school", flag.ContinueOnError)

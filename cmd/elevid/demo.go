@@ -71,5 +71,5 @@ func seedDemo(ctx context.Context, a *app, out io.Writer) error {
 // demoExtra seeds what the capability packages add to the demo (the demo
 // platform, the teacher's sign-in); it is idempotent too.
 func demoExtra(ctx context.Context, a *app, out io.Writer, s school.School) error {
-	return nil
+	return demoConsole(ctx, a, out, s)
 }

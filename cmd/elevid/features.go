@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/parent"
 	"github.com/elevid/elevid/web"
 )
 
@@ -22,12 +25,21 @@ type wiring struct {
 	// background collects long-running jobs (mail sender, sync scheduler,
 	// retention) that serve starts and stops with the server.
 	background []func(ctx context.Context)
+	enroller   *enrollment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
+	login      *idp.Login           // pupil passkey login and sessions (feature_passkeys.go)
+	flows      *enrollment.Flows    // enrolment flows (feature_consent.go)
+	consent    *parent.Service      // guardian consent, passkey reset (feature_consent.go)
 }
 
 // features mounts the capability packages, in dependency order. Each
 // lives in its own feature_*.go file.
 var features = []func(w *wiring) error{
 	mountTransparency,
+	mountPasskeys,
+	mountConsent,
+	mountRights,
+	mountSAML,
+	mountConsole,
 }
 
 // mountFeatures mounts every feature on mux and returns the cross-origin

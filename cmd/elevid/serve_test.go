@@ -18,7 +18,10 @@ import (
 func newTestServer(t *testing.T, demo bool) (*httptest.Server, *app) {
 	t.Helper()
 	ctx := context.Background()
-	cfg := DefaultConfig()
+	cfg, err := LoadConfig("", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Database = filepath.Join(t.TempDir(), "elevid.db")
 	log := slog.New(slog.DiscardHandler)
 	a, err := openApp(ctx, cfg, log)

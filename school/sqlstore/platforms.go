@@ -124,19 +124,4 @@ func (s *Store) DeletePlatform(ctx context.Context, id string) error {
 	})
 }
 
-// EnrolmentAllowed implements school.ConsentStore.
-func (s *Store) EnrolmentAllowed(ctx context.Context, pupilID string) (bool, error) {
-	var n int64
-	err := s.q.QueryRow(ctx, `SELECT COUNT(*) FROM consents c JOIN pupils p ON p.id = c.pupil_id
-		WHERE c.pupil_id = $1 AND p.status = 'active' AND c.decision = 'granted' AND c.withdrawn_at = 0`, pupilID).Scan(&n)
-	return n > 0, s.fail("enrolment allowed", err)
-}
-
-// ReleaseAllowed implements school.ConsentStore.
-func (s *Store) ReleaseAllowed(ctx context.Context, pupilID, platformID string) (bool, error) {
-	var n int64
-	err := s.q.QueryRow(ctx, `SELECT COUNT(*) FROM consents c JOIN pupils p ON p.id = c.pupil_id
-		WHERE c.pupil_id = $1 AND p.status = 'active' AND c.decision = 'granted' AND c.withdrawn_at = 0
-		AND (c.platform_id IS NULL OR c.platform_id = $2)`, pupilID, platformID).Scan(&n)
-	return n > 0, s.fail("release allowed", err)
-}
+// EnrolmentAllowed and ReleaseAllowed (school.ConsentStore) are in consent.go.

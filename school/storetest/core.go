@@ -383,42 +383,6 @@ func testPlatforms(t *testing.T, h Harness) {
 	wantErr(t, err, school.ErrNotFound)
 }
 
-func testConsent(t *testing.T, h Harness) {
-	ctx := context.Background()
-	s := NewSeed(t, h.Store)
-	check := func(wantEnrol, wantRelease bool) {
-		t.Helper()
-		if got := must(h.Store.EnrolmentAllowed(ctx, s.Pupil.ID)); got != wantEnrol {
-			t.Fatalf("EnrolmentAllowed = %v, want %v", got, wantEnrol)
-		}
-		if got := must(h.Store.ReleaseAllowed(ctx, s.Pupil.ID, s.Platform.ID)); got != wantRelease {
-			t.Fatalf("ReleaseAllowed = %v, want %v", got, wantRelease)
-		}
-	}
-	check(false, false) // no consent: nothing allowed
-	grant := func(id string, platform any, decision string) {
-		t.Helper()
-		if err := h.Exec(ctx, `INSERT INTO consents (id, pupil_id, guardian_id, platform_id, decision, decided_at) VALUES ($1, $2, $3, $4, $5, 1)`,
-			id, s.Pupil.ID, s.Guardian.ID, platform, decision); err != nil {
-			t.Fatal(err)
-		}
-	}
-	grant("c1", nil, "denied")
-	check(false, false)
-	other := must(h.Store.CreatePlatform(ctx, school.Platform{Name: "Other", Protocol: school.ProtocolOIDC, ClientID: "other"}))
-	grant("c2", other.ID, "granted")
-	check(true, false) // consent for another platform only
-	grant("c3", s.Platform.ID, "granted")
-	check(true, true)
-	must(h.Store.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilQuarantined; return p, nil }))
-	check(false, false) // kept, but inactive while quarantined
-	must(h.Store.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilActive; return p, nil }))
-	if err := h.Exec(ctx, `UPDATE consents SET withdrawn_at = 5 WHERE id = 'c3'`); err != nil {
-		t.Fatal(err)
-	}
-	check(true, false)
-}
-
 func testAudit(t *testing.T, h Harness) {
 	ctx := context.Background()
 	st := h.Store

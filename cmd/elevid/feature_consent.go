@@ -1,0 +1,45 @@
+package main
+
+import (
+	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/parent"
+)
+
+// mountConsent builds the enrolment flows and the guardian's side: the
+// consent and guardian pages, the pupil's /me/consents (once the pupil
+// login is wired), and the outbox sender as a background job. It sets
+// w.flows and w.consent for the staff console, and later features add
+// their platform logout hooks with w.consent.AddLogout.
+func mountConsent(w *wiring) error {
+	cfg := w.app.cfg
+	sender := parent.NewSender(parent.SenderOptions{
+		Store: w.app.store, Logger: w.app.log,
+		SMTP: parent.SMTP{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
+			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From},
+	})
+	svc, err := parent.New(parent.Options{
+		Store: w.app.store, Site: w.site, BaseURL: cfg.Issuer, Logger: w.app.log,
+		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), Sender: sender,
+	})
+	if err != nil {
+		return err
+	}
+	flows, err := enrollment.NewFlows(enrollment.FlowOptions{
+		Store: w.app.store, Requester: svc, Logger: w.app.log,
+		ConsentTTL: cfg.Enrolment.ConsentLinkTTL.D(), CodeTTL: cfg.Enrolment.CodeTTL.D(),
+		Policy: enrollment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
+			ConsentRequiredUnder: cfg.Policy.ConsentRequiredUnder, Guardians: cfg.Policy.Guardians},
+	})
+	if err != nil {
+		return err
+	}
+	svc.SetFlows(flows)
+	svc.Mount(w.mux)
+	svc.MountPupilPage(w.mux, w.login)
+	w.flows, w.consent = flows, svc
+	w.background = append(w.background, sender.Run)
+	if cfg.SMTP.Host == "" {
+		w.app.log.Warn("smtp.host is empty: consent mail stays in the outbox unsent")
+	}
+	return nil
+}

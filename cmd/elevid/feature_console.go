@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/elevid/elevid/console"
+	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/rostersync"
+)
+
+// mountConsole mounts the staff console at /console. It uses the
+// enrolment flows and the consent service of mountConsent (which must run
+// first) for codes, class starts and passkey resets, and its own roster
+// Syncer for sync runs (runs of one school exclude each other through the
+// store's lock, whoever starts them).
+func mountConsole(w *wiring) error {
+	cfg := w.app.cfg
+	opt := console.Options{
+		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, Issuer: cfg.Issuer, Logger: w.app.log,
+		IdleTimeout: cfg.Sessions.StaffIdle.D(), Lifetime: cfg.Sessions.StaffAbsolute.D(),
+		Syncer: rostersync.New(rostersync.Options{Store: w.app.store, Sealer: w.app.sealer, Log: w.app.log}),
+	}
+	if w.flows != nil {
+		opt.Enroller, opt.Starter = w.flows, w.flows
+	}
+	if w.consent != nil {
+		opt.Resetter = w.consent
+	}
+	c, err := console.New(opt)
+	if err != nil {
+		return err
+	}
+	c.Mount(w.mux)
+	w.background = append(w.background, func(ctx context.Context) {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := w.app.store.PurgeSheets(ctx, time.Now()); err != nil {
+					w.app.log.Warn("console: purging expired sheets", "err", err)
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// Demo credentials of the demo teacher "laerer": fixed, so that a
+// newcomer can add the TOTP secret to an authenticator app once.
+const (
+	demoTeacherPassword = "laerer-demo-2026"
+	demoTeacherTOTP     = "ELEVIDDEMOLAERERZQ7XK4PAMBSWY3DP" // base32, 20 bytes
+)
+
+// demoConsole gives the demo teacher a password and TOTP secret, puts two
+// of the demo pupils' enrolment flows into "consented" (the other two are
+// left for the consent flow to show), and prints how to sign in.
+func demoConsole(ctx context.Context, a *app, out io.Writer, s school.School) error {
+	st, err := a.store.StaffByUsername(ctx, "laerer")
+	if err != nil {
+		return fmt.Errorf("demo teacher: %w", err)
+	}
+	key, err := console.TOTPKeyFromSecret(st.Username, demoTeacherTOTP)
+	if err != nil {
+		return err
+	}
+	if st.PasswordHash == "" || len(st.TOTPSecret) == 0 {
+		if err := console.SetCredentials(ctx, a.store, a.sealer, console.DefaultArgon2, st.ID, "system", &console.Credentials{Password: demoTeacherPassword, TOTP: key}); err != nil {
+			return err
+		}
+	}
+	pupils, err := a.store.ListPupils(ctx, school.PupilFilter{SchoolID: s.ID})
+	if err != nil {
+		return err
+	}
+	for _, p := range pupils {
+		if p.ExternalID != "demo-p1" && p.ExternalID != "demo-p2" {
+			continue
+		}
+		if _, err := a.store.GetEnrolment(ctx, p.ID); !errors.Is(err, school.ErrNotFound) {
+			continue // the flow exists (or the store failed): leave it
+		}
+		if _, err := a.store.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, State: school.EnrolmentConsented, Rule: school.ConsentNone, StartedBy: "demo"}); err != nil {
+			return err
+		}
+	}
+	code, _ := console.TOTPCode(demoTeacherTOTP, time.Now())
+	fmt.Fprintf(out, `Demo teacher sign-in at %s/console:
+  username:    laerer
+  password:    %s
+  TOTP secret: %s  (add it to an authenticator app, or use the URL below)
+  TOTP URL:    %s
+  code now:    %s (changes every 30 s; each code works once)
+`, a.cfg.Issuer, demoTeacherPassword, demoTeacherTOTP, key.URL(), code)
+	return nil
+}
+
+// refusingRequester is the consent requester of CLI commands that only
+// issue codes for pupils whose consent is in place.
+type refusingRequester struct{}
+
+func (refusingRequester) RequestConsent(context.Context, school.Queries, enrollment.ConsentRequest) error {
+	return errors.New("consent requests are sent by the running service (console or serve), not this command")
+}
+
+// cliFlows returns enrolment flows for CLI commands.
+func cliFlows(a *app) (*enrollment.Flows, error) {
+	cfg := a.cfg
+	return enrollment.NewFlows(enrollment.FlowOptions{Store: a.store, Requester: refusingRequester{}, Logger: a.log,
+		ConsentTTL: cfg.Enrolment.ConsentLinkTTL.D(), CodeTTL: cfg.Enrolment.CodeTTL.D(),
+		Policy: enrollment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
+			ConsentRequiredUnder: cfg.Policy.ConsentRequiredUnder, Guardians: cfg.Policy.Guardians}})
+}

@@ -1,0 +1,591 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
+)
+
+// Session levels (the session's ACR): a password alone only allows
+// enrolling TOTP; everything else needs both factors.
+const (
+	acrPassword = "pwd"
+	acrMFA      = "mfa"
+)
+
+type handler func(w http.ResponseWriter, r *http.Request, p Principal)
+
+// Frame is the part of every console page's data that the navigation
+// needs: who is signed in and, on school pages, which school.
+type Frame struct {
+	Me     Principal
+	School school.School
+}
+
+// IsOperator reports whether the signed-in staff member is an operator.
+func (f Frame) IsOperator() bool { return f.Me.Role == school.RoleOperator }
+
+// IsAdmin reports whether the signed-in staff member may manage the
+// school shown (operator or school admin).
+func (f Frame) IsAdmin() bool {
+	return f.Me.Role == school.RoleOperator || f.Me.Role == school.RoleSchoolAdmin
+}
+
+// currentSession returns the active staff session of r's cookie.
+func (c *Console) currentSession(r *http.Request) (school.Session, error) {
+	ck, err := r.Cookie(c.cookie)
+	if err != nil || ck.Value == "" || len(ck.Value) > 200 {
+		return school.Session{}, school.ErrNotFound
+	}
+	s, err := c.opt.Store.TouchSession(r.Context(), ck.Value)
+	if err != nil {
+		return s, err
+	}
+	if s.Kind != school.SessionStaff {
+		return school.Session{}, school.ErrNotFound
+	}
+	return s, nil
+}
+
+// session wraps h: it needs an active staff session of an enabled staff
+// member, with both factors unless allowPartial.
+func (c *Console) session(h handler, mfa bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		s, err := c.currentSession(r)
+		if err != nil {
+			if !errors.Is(err, school.ErrNotFound) && !errors.Is(err, school.ErrExpired) {
+				c.fail(w, r, err)
+				return
+			}
+			c.toLogin(w, r)
+			return
+		}
+		st, err := c.opt.Store.GetStaff(r.Context(), s.SubjectID)
+		if err != nil || st.Disabled {
+			if err != nil && !errors.Is(err, school.ErrNotFound) {
+				c.fail(w, r, err)
+				return
+			}
+			_ = c.opt.Store.RevokeSession(r.Context(), s.SubjectID, s.Ref, "staff disabled")
+			c.toLogin(w, r)
+			return
+		}
+		if mfa && s.ACR != acrMFA {
+			http.Redirect(w, r, "/console/totp", http.StatusSeeOther)
+			return
+		}
+		h(w, r, Principal{StaffID: st.ID, Username: st.Username, Name: st.Name, Role: st.Role,
+			SchoolID: st.SchoolID, ClassIDs: st.ClassIDs, SessionRef: s.Ref})
+	}
+}
+
+// staff wraps h to need a full (two-factor) staff session.
+func (c *Console) staff(h handler) http.HandlerFunc { return c.session(h, true) }
+
+func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
+	ret := ""
+	if r.Method == http.MethodGet {
+		ret = r.URL.RequestURI()
+	}
+	http.Redirect(w, r, "/console/login?return="+url.QueryEscape(safeReturn(ret)), http.StatusSeeOther)
+}
+
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+}
+
+// LoginData is the data of the console-login page.
+type LoginData struct {
+	Username string
+	Return   string
+	Error    string
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	if s, err := c.currentSession(r); err == nil && s.ACR == acrMFA {
+		http.Redirect(w, r, safeReturn(r.URL.Query().Get("return")), http.StatusSeeOther)
+		return
+	}
+	c.opt.Site.Render(w, r, http.StatusOK, "console-login", LoginData{Return: safeReturn(r.URL.Query().Get("return"))})
+}
+
+// outcome is the result of checking a sign-in attempt.
+type outcome int
+
+const (
+	outcomeOK          outcome = iota
+	outcomeWrong               // wrong username, password or code
+	outcomeLimited             // too many attempts (account locked or client blocked)
+	outcomeNeedsTOTP           // password right, no TOTP enrolled yet
+	outcomeUnavailable         // the account cannot sign in with a password
+)
+
+func (c *Console) clientKey(r *http.Request) string { return "staff-signin-ip:" + c.opt.ClientIP(r) }
+
+// check verifies password and TOTP (or recovery) code for username under
+// the per-client rate limit and per-account lockout, records the failure
+// or success, and returns the staff member on outcomeOK/outcomeNeedsTOTP.
+// A TOTP code is single-use: its step is recorded in the same
+// transaction that accepts it.
+func (c *Console) check(ctx context.Context, r *http.Request, username, password, code, purpose string) (school.Staff, outcome, error) {
+	st := c.opt.Store
+	now := c.now()
+	if n, err := st.RateCount(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil {
+		return school.Staff{}, 0, err
+	} else if n >= c.opt.MaxClientFailures {
+		c.log.Warn("console: sign-in blocked for client", "attempts", n)
+		return school.Staff{}, outcomeLimited, nil
+	}
+	staff, err := st.StaffByUsername(ctx, username)
+	known := err == nil
+	if err != nil && !errors.Is(err, school.ErrNotFound) {
+		return staff, 0, err
+	}
+	userKey := "staff-signin-user:" + username
+	if known {
+		a, err := st.GetStaffAuth(ctx, staff.ID)
+		if err != nil {
+			return staff, 0, err
+		}
+		if now.Before(a.LockedUntil) {
+			return staff, outcomeLimited, nil
+		}
+	} else if n, err := st.RateCount(ctx, userKey, c.opt.ClientWindow); err != nil {
+		return staff, 0, err
+	} else if n >= c.opt.MaxFailures {
+		return staff, outcomeLimited, nil
+	}
+	hash := c.dummyHash
+	if known && staff.PasswordHash != "" {
+		hash = staff.PasswordHash
+	}
+	pwOK := VerifyPassword(hash, password) && known && staff.PasswordHash != "" && !staff.Disabled
+	if pwOK && len(staff.TOTPSecret) == 0 {
+		if purpose == "reauth" {
+			return staff, outcomeWrong, nil
+		}
+		return staff, outcomeNeedsTOTP, c.recordSuccess(ctx, r, staff, purpose, "pwd")
+	}
+	if pwOK {
+		ok, method, err := c.useSecondFactor(ctx, staff, code)
+		if err != nil {
+			return staff, 0, err
+		}
+		if ok {
+			return staff, outcomeOK, c.recordSuccess(ctx, r, staff, purpose, method)
+		}
+	}
+	// A failure: count it against the client and the account.
+	if _, err := st.HitRate(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil {
+		return staff, 0, err
+	}
+	if !known {
+		if _, err := st.HitRate(ctx, userKey, c.opt.ClientWindow); err != nil {
+			return staff, 0, err
+		}
+		c.log.Info("console: sign-in with an unknown username")
+		return staff, outcomeWrong, nil
+	}
+	var failures int
+	var locked time.Time
+	_, err = st.UpdateStaffAuth(ctx, staff.ID, func(a school.StaffAuth) (school.StaffAuth, error) {
+		a.Failures++
+		if a.Failures >= c.opt.MaxFailures {
+			d := c.opt.LockBase << min(a.Failures-c.opt.MaxFailures, 20)
+			a.LockedUntil = now.Add(min(d, c.opt.LockMax))
+		}
+		failures, locked = a.Failures, a.LockedUntil
+		return a, nil
+	})
+	if err != nil {
+		return staff, 0, err
+	}
+	detail := fmt.Sprintf(`{"purpose":%q,"failures":%d`, purpose, failures)
+	if !locked.IsZero() {
+		detail += fmt.Sprintf(`,"locked_until":%q`, locked.UTC().Format(time.RFC3339))
+	}
+	if err := c.audit(ctx, nil, r, Principal{StaffID: staff.ID, Role: staff.Role}, staff.SchoolID, "staff.signin_failed", staff.ID, detail+"}"); err != nil {
+		return staff, 0, err
+	}
+	c.log.Info("console: sign-in failed", "staff", staff.ID, "failures", failures, "locked", !locked.IsZero())
+	if staff.Disabled || staff.PasswordHash == "" {
+		return staff, outcomeWrong, nil
+	}
+	return staff, outcomeWrong, nil
+}
+
+// useSecondFactor accepts a TOTP code of a step later than the last used
+// one, or an unused recovery code, and consumes it atomically.
+func (c *Console) useSecondFactor(ctx context.Context, staff school.Staff, code string) (bool, string, error) {
+	secret, err := c.opt.Sealer.Open(staff.TOTPSecret, sealTOTPContext(staff.ID))
+	if err != nil {
+		return false, "", fmt.Errorf("console: open TOTP secret of %s: %w", staff.ID, err)
+	}
+	errNo := errors.New("no match")
+	method := "otp"
+	_, err = c.opt.Store.UpdateStaffAuth(ctx, staff.ID, func(a school.StaffAuth) (school.StaffAuth, error) {
+		if step, ok := matchTOTP(string(secret), code, c.now(), a.TOTPLastStep); ok {
+			a.TOTPLastStep = step
+			return a, nil
+		}
+		if looksLikeRecovery(code) {
+			h := recoveryHash(code)
+			for i, rh := range a.RecoveryHashes {
+				if string(rh) == string(h) {
+					a.RecoveryHashes = slices.Delete(slices.Clone(a.RecoveryHashes), i, i+1)
+					method = "recovery"
+					return a, nil
+				}
+			}
+		}
+		return a, errNo
+	})
+	if errors.Is(err, errNo) {
+		return false, "", nil
+	}
+	return err == nil, method, err
+}
+
+func (c *Console) recordSuccess(ctx context.Context, r *http.Request, staff school.Staff, purpose, method string) error {
+	_, err := c.opt.Store.UpdateStaffAuth(ctx, staff.ID, func(a school.StaffAuth) (school.StaffAuth, error) {
+		a.Failures, a.LockedUntil = 0, time.Time{}
+		return a, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.audit(ctx, nil, r, Principal{StaffID: staff.ID, Role: staff.Role}, staff.SchoolID, "staff."+purpose, staff.ID, fmt.Sprintf(`{"method":%q}`, method))
+}
+
+// normUsername is the canonical form of a typed username.
+func normUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	ctx := r.Context()
+	username := normUsername(r.PostFormValue("username"))
+	data := LoginData{Username: username, Return: safeReturn(r.PostFormValue("return"))}
+	lang := web.Lang(r)
+	if username == "" || len(username) > 100 || len(r.PostFormValue("password")) > 1000 {
+		data.Error = c.opt.Site.T(lang, "console.login.wrong")
+		c.opt.Site.Render(w, r, http.StatusUnauthorized, "console-login", data)
+		return
+	}
+	staff, out, err := c.check(ctx, r, username, r.PostFormValue("password"), r.PostFormValue("code"), "signin")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	switch out {
+	case outcomeLimited:
+		data.Error = c.opt.Site.T(lang, "console.login.limited")
+		c.opt.Site.Render(w, r, http.StatusTooManyRequests, "console-login", data)
+		return
+	case outcomeWrong, outcomeUnavailable:
+		data.Error = c.opt.Site.T(lang, "console.login.wrong")
+		c.opt.Site.Render(w, r, http.StatusUnauthorized, "console-login", data)
+		return
+	}
+	acr, amr := acrMFA, []string{"pwd", "otp", "mfa"}
+	next := data.Return
+	if out == outcomeNeedsTOTP {
+		acr, amr, next = acrPassword, []string{"pwd"}, "/console/totp"
+	}
+	if err := c.startSession(w, r, staff, acr, amr); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// startSession ends the browser's current staff session, if any (no
+// session fixation across sign-ins), and starts a new one.
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, staff school.Staff, acr string, amr []string) error {
+	ctx := r.Context()
+	if old, err := c.currentSession(r); err == nil {
+		_ = c.opt.Store.RevokeSession(ctx, old.SubjectID, old.Ref, "new sign-in")
+	}
+	now := c.now()
+	s, err := c.opt.Store.CreateSession(ctx, school.Session{
+		Kind: school.SessionStaff, SubjectID: staff.ID, SchoolID: staff.SchoolID,
+		ExpiresAt: now.Add(c.opt.Lifetime), IdleTimeout: c.opt.IdleTimeout, AuthTime: now,
+		AMR: amr, ACR: acr, UserAgent: truncate(r.UserAgent(), 200),
+	})
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: c.cookie, Value: s.ID, Path: "/", HttpOnly: true, Secure: c.secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(c.opt.Lifetime.Seconds())})
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	if s, err := c.currentSession(r); err == nil {
+		if err := c.opt.Store.RevokeSession(r.Context(), s.SubjectID, s.Ref, "logout"); err != nil && !errors.Is(err, school.ErrNotFound) {
+			c.fail(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: c.cookie, Value: "", Path: "/", HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+// TOTPData is the data of the console-totp page.
+type TOTPData struct {
+	Frame
+	QR            template.URL // data: URI of the QR PNG
+	Secret        string       // base32, for typing into an app
+	Error         string
+	RecoveryCodes []string // shown once, after confirmation
+}
+
+func (c *Console) totpPage(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	staff, err := c.opt.Store.GetStaff(ctx, p.StaffID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if len(staff.TOTPSecret) > 0 {
+		http.Redirect(w, r, "/console", http.StatusSeeOther)
+		return
+	}
+	data, err := c.pendingTOTP(ctx, staff)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	data.Me = p
+	c.opt.Site.Render(w, r, http.StatusOK, "console-totp", data)
+}
+
+// pendingTOTP returns the staff member's pending TOTP enrolment, making
+// one when there is none.
+func (c *Console) pendingTOTP(ctx context.Context, staff school.Staff) (TOTPData, error) {
+	var secret string
+	_, err := c.opt.Store.UpdateStaffAuth(ctx, staff.ID, func(a school.StaffAuth) (school.StaffAuth, error) {
+		if len(a.PendingTOTP) > 0 {
+			if s, err := c.opt.Sealer.Open(a.PendingTOTP, sealTOTPContext(staff.ID)); err == nil {
+				secret = string(s)
+				return a, nil
+			}
+		}
+		k, err := NewTOTPKey(staff.Username)
+		if err != nil {
+			return a, err
+		}
+		secret = k.Secret()
+		a.PendingTOTP = c.opt.Sealer.Seal([]byte(secret), sealTOTPContext(staff.ID))
+		return a, nil
+	})
+	if err != nil {
+		return TOTPData{}, err
+	}
+	k, err := TOTPKeyFromSecret(staff.Username, secret)
+	if err != nil {
+		return TOTPData{}, err
+	}
+	qr, err := QRDataURI(k, 240)
+	return TOTPData{QR: template.URL(qr), Secret: secret}, err
+}
+
+func (c *Console) totpConfirm(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	staff, err := c.opt.Store.GetStaff(ctx, p.StaffID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if len(staff.TOTPSecret) > 0 {
+		http.Redirect(w, r, "/console", http.StatusSeeOther)
+		return
+	}
+	if n, err := c.opt.Store.RateCount(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil {
+		c.fail(w, r, err)
+		return
+	} else if n >= c.opt.MaxClientFailures {
+		c.opt.Site.Error(w, r, http.StatusTooManyRequests, "error.rate_limited")
+		return
+	}
+	codes, hashes := newRecoveryCodes()
+	errWrong := errors.New("wrong code")
+	var sealed []byte
+	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
+		_, err := q.UpdateStaffAuth(ctx, staff.ID, func(a school.StaffAuth) (school.StaffAuth, error) {
+			secret, err := c.opt.Sealer.Open(a.PendingTOTP, sealTOTPContext(staff.ID))
+			if err != nil {
+				return a, errWrong
+			}
+			step, ok := matchTOTP(string(secret), r.PostFormValue("code"), c.now(), 0)
+			if !ok {
+				return a, errWrong
+			}
+			sealed = a.PendingTOTP
+			a.PendingTOTP, a.TOTPLastStep, a.RecoveryHashes = nil, step, hashes
+			return a, nil
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := q.UpdateStaff(ctx, staff.ID, func(s school.Staff) (school.Staff, error) {
+			s.TOTPSecret = sealed
+			return s, nil
+		}); err != nil {
+			return err
+		}
+		return c.audit(ctx, q, r, p, staff.SchoolID, "staff.totp_enrol", staff.ID, "")
+	})
+	if errors.Is(err, errWrong) {
+		_, _ = c.opt.Store.HitRate(ctx, c.clientKey(r), c.opt.ClientWindow)
+		data, err := c.pendingTOTP(ctx, staff)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		data.Me, data.Error = p, c.opt.Site.T(web.Lang(r), "console.totp.wrong")
+		c.opt.Site.Render(w, r, http.StatusBadRequest, "console-totp", data)
+		return
+	}
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	staff.TOTPSecret = sealed
+	if err := c.startSession(w, r, staff, acrMFA, []string{"pwd", "otp", "mfa"}); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.opt.Site.Render(w, r, http.StatusOK, "console-totp", TOTPData{Frame: Frame{Me: p}, RecoveryCodes: codes})
+}
+
+// ReauthData is the data of the console-reauth page.
+type ReauthData struct {
+	Frame
+	Return string
+	Error  string
+}
+
+func (c *Console) reauthPage(w http.ResponseWriter, r *http.Request, p Principal) {
+	c.opt.Site.Render(w, r, http.StatusOK, "console-reauth", ReauthData{Frame: Frame{Me: p}, Return: safeReturn(r.URL.Query().Get("return"))})
+}
+
+func (c *Console) reauth(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	data := ReauthData{Frame: Frame{Me: p}, Return: safeReturn(r.PostFormValue("return"))}
+	_, out, err := c.check(ctx, r, p.Username, r.PostFormValue("password"), r.PostFormValue("code"), "reauth")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	switch out {
+	case outcomeOK:
+	case outcomeLimited:
+		data.Error = c.opt.Site.T(web.Lang(r), "console.login.limited")
+		c.opt.Site.Render(w, r, http.StatusTooManyRequests, "console-reauth", data)
+		return
+	default:
+		data.Error = c.opt.Site.T(web.Lang(r), "console.login.wrong")
+		c.opt.Site.Render(w, r, http.StatusUnauthorized, "console-reauth", data)
+		return
+	}
+	now := c.now()
+	if _, err := c.opt.Store.UpdateStaffAuth(ctx, p.StaffID, func(a school.StaffAuth) (school.StaffAuth, error) {
+		a.ReauthSession, a.ReauthAt = p.SessionRef, now
+		return a, nil
+	}); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, data.Return, http.StatusSeeOther)
+}
+
+// recentlyReauthenticated reports whether p's session re-authenticated
+// within the re-authentication window.
+func (c *Console) recentlyReauthenticated(ctx context.Context, p Principal) (bool, error) {
+	a, err := c.opt.Store.GetStaffAuth(ctx, p.StaffID)
+	if err != nil {
+		return false, err
+	}
+	return a.ReauthSession == p.SessionRef && !a.ReauthAt.IsZero() && c.now().Sub(a.ReauthAt) < c.opt.ReauthWindow, nil
+}
+
+// needReauth sends the browser to re-authenticate and come back to
+// returnTo; the form must be submitted again afterwards.
+func (c *Console) needReauth(w http.ResponseWriter, r *http.Request, returnTo string) {
+	http.Redirect(w, r, "/console/reauth?return="+url.QueryEscape(safeReturn(returnTo)), http.StatusSeeOther)
+}
+
+// AccountData is the data of the console-account page.
+type AccountData struct {
+	Frame
+	Errors   map[string]string
+	Saved    bool
+	Recovery int
+}
+
+func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, p Principal) {
+	a, err := c.opt.Store.GetStaffAuth(r.Context(), p.StaffID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.opt.Site.Render(w, r, http.StatusOK, "console-account", AccountData{Frame: Frame{Me: p}, Saved: r.URL.Query().Get("saved") == "1", Recovery: len(a.RecoveryHashes)})
+}
+
+func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	lang := web.Lang(r)
+	errs := map[string]string{}
+	nw := r.PostFormValue("new")
+	if len([]rune(nw)) < MinPasswordLength {
+		errs["new"] = c.opt.Site.T(lang, "console.account.too_short", MinPasswordLength)
+	} else if len(nw) > 200 {
+		errs["new"] = c.opt.Site.T(lang, "console.account.too_long")
+	} else if nw != r.PostFormValue("repeat") {
+		errs["repeat"] = c.opt.Site.T(lang, "console.account.mismatch")
+	}
+	staff, err := c.opt.Store.GetStaff(ctx, p.StaffID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if len(errs) == 0 && !VerifyPassword(staff.PasswordHash, r.PostFormValue("current")) {
+		_, _ = c.opt.Store.HitRate(ctx, c.clientKey(r), c.opt.ClientWindow)
+		errs["current"] = c.opt.Site.T(lang, "console.account.wrong_current")
+	}
+	if len(errs) > 0 {
+		c.opt.Site.Render(w, r, http.StatusBadRequest, "console-account", AccountData{Frame: Frame{Me: p}, Errors: errs})
+		return
+	}
+	hash := HashPassword(nw, c.opt.Argon2)
+	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
+		if _, err := q.UpdateStaff(ctx, p.StaffID, func(s school.Staff) (school.Staff, error) { s.PasswordHash = hash; return s, nil }); err != nil {
+			return err
+		}
+		return c.audit(ctx, q, r, p, p.SchoolID, "staff.password_change", p.StaffID, "")
+	})
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/console/account?saved=1", http.StatusSeeOther)
+}

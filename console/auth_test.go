@@ -1,0 +1,372 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elevid/elevid/console"
+	"github.com/elevid/elevid/school"
+)
+
+const wrongDA = "Brugernavn, adgangskode eller kode er forkert."
+const limitedDA = "For mange forsøg"
+
+func TestPasswordHash(t *testing.T) {
+	h := console.HashPassword("correct horse", testArgon2)
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=256,t=1,p=1$") {
+		t.Fatalf("PHC = %q", h)
+	}
+	if !console.VerifyPassword(h, "correct horse") || console.VerifyPassword(h, "correct horsE") || console.VerifyPassword("", "") ||
+		console.VerifyPassword("$argon2id$v=19$m=99999999,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA", "x") {
+		t.Fatal("verification wrong")
+	}
+	if h2 := console.HashPassword("correct horse", testArgon2); h2 == h {
+		t.Fatal("salt not random")
+	}
+	if p := console.NewPassword(); len(p) != 23 {
+		t.Fatalf("one-time password %q", p)
+	}
+}
+
+func TestGenericMessageAndAudit(t *testing.T) {
+	f := newFixture(t)
+	m := f.A.Teacher
+	f.clock.Advance(30 * time.Second)
+	cases := map[string]url.Values{
+		"unknown user":   {"username": {"nobody"}, "password": {m.Password}, "code": {f.code(m)}},
+		"wrong password": {"username": {m.Username}, "password": {"nope"}, "code": {f.code(m)}},
+		"wrong code":     {"username": {m.Username}, "password": {m.Password}, "code": {"000000"}},
+		"no code":        {"username": {m.Username}, "password": {m.Password}},
+	}
+	for name, form := range cases {
+		rec := f.do(req{method: "POST", path: "/console/login", form: form})
+		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), wrongDA) {
+			t.Errorf("%s: %d, body lacks the generic message", name, rec.Code)
+		}
+		if strings.Contains(rec.Body.String(), `value="`+form.Get("password")+`"`) {
+			t.Errorf("%s: the password is echoed", name)
+		}
+		if !strings.Contains(rec.Body.String(), `value="`+form.Get("username")+`"`) {
+			t.Errorf("%s: the username is not kept", name)
+		}
+	}
+	list, err := f.st.ListAudit(context.Background(), school.AuditFilter{SchoolID: f.A.School.ID, SubjectID: m.ID})
+	f.must(err)
+	n := 0
+	for _, e := range list {
+		if e.Action == "staff.signin_failed" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d failure audit entries, want 3", n)
+	}
+}
+
+func TestLockoutWithBackoff(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	m := f.A.Teacher
+	for i := range 5 {
+		if rec := f.login(m.Username, "wrong", "123456", ""); rec.Code != 401 {
+			t.Fatalf("attempt %d: %d", i, rec.Code)
+		}
+	}
+	a, err := f.st.GetStaffAuth(ctx, m.ID)
+	f.must(err)
+	if a.Failures != 5 || !a.LockedUntil.Equal(f.clock.Now().Add(time.Minute)) {
+		t.Fatalf("after 5 failures: %+v", a)
+	}
+	// Locked: even the right password and code are refused.
+	f.clock.Advance(30 * time.Second)
+	if rec := f.login(m.Username, m.Password, f.code(m), ""); rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), limitedDA) {
+		t.Fatalf("locked sign-in: %d", rec.Code)
+	}
+	// After the lock, one more failure locks for twice as long.
+	f.clock.Advance(31 * time.Second)
+	f.login(m.Username, "wrong", "123456", "")
+	a, err = f.st.GetStaffAuth(ctx, m.ID)
+	f.must(err)
+	if a.Failures != 6 || !a.LockedUntil.Equal(f.clock.Now().Add(2*time.Minute)) {
+		t.Fatalf("after 6 failures: failures %d, locked for %s", a.Failures, a.LockedUntil.Sub(f.clock.Now()))
+	}
+	f.clock.Advance(2*time.Minute + time.Second)
+	if rec := f.login(m.Username, m.Password, f.code(m), ""); rec.Code != http.StatusSeeOther {
+		t.Fatalf("sign-in after the lock: %d", rec.Code)
+	}
+	if a, _ := f.st.GetStaffAuth(ctx, m.ID); a.Failures != 0 || !a.LockedUntil.IsZero() {
+		t.Fatalf("success did not reset: %+v", a)
+	}
+	// Unknown usernames are limited alike, so lockout reveals nothing.
+	for range 5 {
+		f.login("ghost", "x", "123456", "")
+	}
+	if rec := f.login("ghost", "x", "123456", ""); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("unknown user after 5 failures: %d", rec.Code)
+	}
+}
+
+func TestClientRateLimit(t *testing.T) {
+	f := newFixture(t)
+	const ip = "198.51.100.7:5555"
+	for i := range 20 {
+		f.login("someone"+string(rune('a'+i)), "x", "", ip)
+	}
+	m := f.A.Admin
+	f.clock.Advance(30 * time.Second)
+	if rec := f.login(m.Username, m.Password, f.code(m), ip); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("blocked client: %d", rec.Code)
+	}
+	if rec := f.login(m.Username, m.Password, f.code(m), "203.0.113.9:1"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("other client: %d", rec.Code)
+	}
+	f.clock.Advance(15 * time.Minute)
+	f.clock.Advance(30 * time.Second)
+	if rec := f.login(m.Username, m.Password, f.code(m), ip); rec.Code != http.StatusSeeOther {
+		t.Fatalf("after the window: %d", rec.Code)
+	}
+}
+
+func TestTOTPCodeSingleUse(t *testing.T) {
+	f := newFixture(t)
+	m := f.A.Teacher
+	f.clock.Advance(30 * time.Second)
+	code := f.code(m)
+	if rec := f.login(m.Username, m.Password, code, ""); rec.Code != http.StatusSeeOther {
+		t.Fatalf("first use: %d", rec.Code)
+	}
+	if rec := f.login(m.Username, m.Password, code, ""); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("reuse in the same window: %d", rec.Code)
+	}
+	// The previous step's code is also refused once a later one was used.
+	prev, err := console.TOTPCode(m.Secret, f.clock.Now().Add(-30*time.Second))
+	f.must(err)
+	if rec := f.login(m.Username, m.Password, prev, ""); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("older code: %d", rec.Code)
+	}
+	f.clock.Advance(30 * time.Second)
+	if rec := f.login(m.Username, m.Password, f.code(m), ""); rec.Code != http.StatusSeeOther {
+		t.Fatalf("next window: %d", rec.Code)
+	}
+}
+
+func TestCrossSitePostRefused(t *testing.T) {
+	f := newFixture(t)
+	ck := f.signIn(f.A.Teacher)
+	rec := f.do(req{method: "POST", path: "/console/schools/" + f.A.School.ID + "/classes/" + f.A.Class.ID + "/enrol", cookie: ck, crossSite: true, form: url.Values{}})
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("cross-site enrol: %d", rec.Code)
+	}
+	if pending, _ := f.st.PendingEnrolmentCode(context.Background(), f.A.Pupil.ID); pending {
+		t.Fatal("a cross-site POST issued a code")
+	}
+	m := f.A.Admin
+	f.clock.Advance(30 * time.Second)
+	rec = f.do(req{method: "POST", path: "/console/login", crossSite: true, form: url.Values{"username": {m.Username}, "password": {m.Password}, "code": {f.code(m)}}})
+	if rec.Code != http.StatusForbidden || len(rec.Result().Cookies()) != 0 {
+		t.Fatalf("cross-site login: %d", rec.Code)
+	}
+	// The same POST from the site itself works.
+	rec = f.do(req{method: "POST", path: "/console/schools/" + f.A.School.ID + "/classes/" + f.A.Class.ID + "/enrol", cookie: ck, form: url.Values{}})
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("same-site enrol: %d", rec.Code)
+	}
+}
+
+func TestInviteTOTPEnrolmentAndRecovery(t *testing.T) {
+	f := newFixture(t)
+	admin := f.signIn(f.A.Admin)
+	// A form with errors is shown again with what was typed.
+	rec := f.do(req{method: "POST", path: "/console/schools/" + f.A.School.ID + "/staff", cookie: admin,
+		form: url.Values{"username": {"Bad Name!"}, "name": {"Karen Lærer"}, "email": {"not-mail"}, "role": {"teacher"}, "class": {f.A.Class.ID}}})
+	body := rec.Body.String()
+	if rec.Code != 400 || !strings.Contains(body, `value="Karen Lærer"`) || !strings.Contains(body, "username-error") || !strings.Contains(body, "email-error") {
+		t.Fatalf("invalid invite: %d\n%s", rec.Code, body)
+	}
+	rec = f.do(req{method: "POST", path: "/console/schools/" + f.A.School.ID + "/staff", cookie: admin,
+		form: url.Values{"username": {"karen"}, "name": {"Karen Lærer"}, "role": {"teacher"}, "class": {f.A.Class.ID}}})
+	pw := regexp.MustCompile(`id="one-time-password">([^<]+)<`).FindStringSubmatch(rec.Body.String())
+	if rec.Code != 200 || pw == nil {
+		t.Fatalf("invite: %d", rec.Code)
+	}
+	// First sign-in: password only, then TOTP must be set up.
+	rec = f.login("karen", pw[1], "", "")
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/console/totp" {
+		t.Fatalf("first sign-in: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	ck := rec.Result().Cookies()[0]
+	if rec := f.do(req{method: "GET", path: "/console/schools/" + f.A.School.ID, cookie: ck}); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/console/totp" {
+		t.Fatalf("console before TOTP: %d", rec.Code)
+	}
+	rec = f.do(req{method: "GET", path: "/console/totp", cookie: ck})
+	secret := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(rec.Body.String())
+	if secret == nil || !strings.Contains(rec.Body.String(), `src="data:image/png;base64,`) {
+		t.Fatalf("TOTP page: %d\n%s", rec.Code, rec.Body.String())
+	}
+	if rec := f.do(req{method: "POST", path: "/console/totp", cookie: ck, form: url.Values{"code": {"000000"}}}); rec.Code != 400 {
+		t.Fatalf("wrong first code: %d", rec.Code)
+	}
+	code, err := console.TOTPCode(secret[1], f.clock.Now())
+	f.must(err)
+	rec = f.do(req{method: "POST", path: "/console/totp", cookie: ck, form: url.Values{"code": {code}}})
+	codes := regexp.MustCompile(`<li><code>([a-z2-9]{5}-[a-z2-9]{5})</code></li>`).FindAllStringSubmatch(rec.Body.String(), -1)
+	if rec.Code != 200 || len(codes) != console.RecoveryCodeCount {
+		t.Fatalf("TOTP confirm: %d, %d recovery codes", rec.Code, len(codes))
+	}
+	full := rec.Result().Cookies()[0]
+	if rec := f.do(req{method: "GET", path: "/console/schools/" + f.A.School.ID + "/classes/" + f.A.Class.ID, cookie: full}); rec.Code != 200 {
+		t.Fatalf("console after TOTP: %d", rec.Code)
+	}
+	// The enrolment code of the TOTP setup cannot be used to sign in again.
+	if rec := f.login("karen", pw[1], code, ""); rec.Code != 401 {
+		t.Fatalf("setup code reused: %d", rec.Code)
+	}
+	// A recovery code works once.
+	if rec := f.login("karen", pw[1], codes[0][1], ""); rec.Code != http.StatusSeeOther {
+		t.Fatalf("recovery code: %d", rec.Code)
+	}
+	if rec := f.login("karen", pw[1], codes[0][1], ""); rec.Code != 401 {
+		t.Fatalf("recovery code reused: %d", rec.Code)
+	}
+	a, err := f.st.GetStaffAuth(context.Background(), mustStaff(f, "karen").ID)
+	f.must(err)
+	if len(a.RecoveryHashes) != console.RecoveryCodeCount-1 {
+		t.Fatalf("%d recovery codes left", len(a.RecoveryHashes))
+	}
+}
+
+func mustStaff(f *fixture, username string) school.Staff {
+	s, err := f.st.StaffByUsername(context.Background(), username)
+	f.must(err)
+	return s
+}
+
+func TestReauthForDirectoryCredentials(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	m := f.A.Admin
+	ck := f.signIn(m)
+	path := "/console/schools/" + f.A.School.ID + "/directory"
+	form := url.Values{"url": {"ldaps://ldap.alpha.example.dk"}, "preset": {"openldap"}, "pupil_base": {"ou=elever,dc=alpha"}, "bind_dn": {"cn=elevid,dc=alpha"},
+		"bind_password": {"hunter2"}, "page_size": {"500"}, "max_delete_percent": {"10"}, "max_deletions": {"500"}, "interval_hours": {"6"}}
+	rec := f.do(req{method: "POST", path: path, cookie: ck, form: form})
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), `value="ou=elever,dc=alpha"`) || strings.Contains(rec.Body.String(), "hunter2") {
+		t.Fatalf("save without re-authentication: %d", rec.Code)
+	}
+	// Field errors keep what was typed.
+	bad := url.Values{"url": {"http://x"}, "preset": {"openldap"}, "pupil_base": {""}, "bind_dn": {"cn=typed"}, "page_size": {"0"}, "max_delete_percent": {"10"}, "max_deletions": {"5"}, "interval_hours": {"1"}}
+	rec = f.do(req{method: "POST", path: path, cookie: ck, form: bad})
+	if b := rec.Body.String(); rec.Code != 400 || !strings.Contains(b, "url-error") || !strings.Contains(b, "pupil_base-error") || !strings.Contains(b, `value="cn=typed"`) {
+		t.Fatalf("invalid form: %d", rec.Code)
+	}
+	f.clock.Advance(30 * time.Second)
+	if rec := f.do(req{method: "POST", path: "/console/reauth", cookie: ck, form: url.Values{"password": {m.Password}, "code": {"111111"}, "return": {path}}}); rec.Code != 401 {
+		t.Fatalf("re-authentication with a wrong code: %d", rec.Code)
+	}
+	rec = f.do(req{method: "POST", path: "/console/reauth", cookie: ck, form: url.Values{"password": {m.Password}, "code": {f.code(m)}, "return": {path}}})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != path {
+		t.Fatalf("re-authentication: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	if rec := f.do(req{method: "POST", path: path, cookie: ck, form: form}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("save after re-authentication: %d\n%s", rec.Code, rec.Body.String())
+	}
+	src, err := f.st.GetDirectorySource(ctx, f.A.School.ID)
+	f.must(err)
+	if pw, err := f.sealer.Open(src.BindPassword, "ldap:"+f.A.School.ID); err != nil || string(pw) != "hunter2" || src.Interval != 6*time.Hour {
+		t.Fatalf("stored source: %+v %v", src, err)
+	}
+	// Five minutes later, re-authentication is needed again.
+	f.clock.Advance(5 * time.Minute)
+	if rec := f.do(req{method: "POST", path: path, cookie: ck, form: form}); rec.Code != http.StatusForbidden {
+		t.Fatalf("save after the window: %d", rec.Code)
+	}
+	// Test connection reports the failure without the password.
+	rec = f.do(req{method: "POST", path: path + "/test", cookie: ck, form: url.Values{}})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `id="test-result"`) || strings.Contains(rec.Body.String(), "hunter2") {
+		t.Fatalf("test connection: %d", rec.Code)
+	}
+}
+
+func TestStaffSessionTimeouts(t *testing.T) {
+	f := newFixture(t)
+	ck := f.signIn(f.A.Teacher)
+	p := "/console/schools/" + f.A.School.ID
+	if rec := f.do(req{method: "GET", path: p, cookie: ck}); rec.Code != 200 {
+		t.Fatalf("fresh session: %d", rec.Code)
+	}
+	f.clock.Advance(31 * time.Minute)
+	if rec := f.do(req{method: "GET", path: p, cookie: ck}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("idle session: %d", rec.Code)
+	}
+	// Logout ends the session.
+	ck = f.signIn(f.A.Teacher)
+	f.do(req{method: "POST", path: "/console/logout", cookie: ck, form: url.Values{}})
+	if rec := f.do(req{method: "GET", path: p, cookie: ck}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("after logout: %d", rec.Code)
+	}
+	// A disabled member's session ends.
+	ck = f.signIn(f.A.Teacher)
+	_, err := f.st.UpdateStaff(context.Background(), f.A.Teacher.ID, func(s school.Staff) (school.Staff, error) { s.Disabled = true; return s, nil })
+	f.must(err)
+	if rec := f.do(req{method: "GET", path: p, cookie: ck}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("disabled member: %d", rec.Code)
+	}
+}
+
+func TestEnrolSheetAndReset(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ck := f.signIn(f.A.Teacher)
+	rec := f.do(req{method: "POST", path: "/console/schools/" + f.A.School.ID + "/classes/" + f.A.Class.ID + "/enrol", cookie: ck, form: url.Values{}})
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "/sheets/") {
+		t.Fatalf("enrol: %d %s", rec.Code, loc)
+	}
+	rec = f.do(req{method: "GET", path: loc, cookie: ck})
+	body := rec.Body.String()
+	code := regexp.MustCompile(`class="code-big">([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})<`).FindStringSubmatch(body)
+	if rec.Code != 200 || code == nil || !strings.Contains(body, f.A.Pupil.GivenName) || !strings.Contains(body, `src="data:image/svg&#43;xml;base64,`) {
+		t.Fatalf("sheet: %d\n%s", rec.Code, body)
+	}
+	if pending, _ := f.st.PendingEnrolmentCode(ctx, f.A.Pupil.ID); !pending {
+		t.Fatal("no code stored")
+	}
+	// The reset form validates and keeps the choice.
+	p := "/console/schools/" + f.A.School.ID + "/pupils/" + f.A.Pupil.ID
+	rec = f.do(req{method: "POST", path: p + "/reset", cookie: ck, form: url.Values{"purpose": {"lost_device"}}})
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `value="lost_device" selected`) {
+		t.Fatalf("reset without confirmation: %d", rec.Code)
+	}
+	rec = f.do(req{method: "POST", path: p + "/reset", cookie: ck, form: url.Values{"purpose": {"checked_in_person"}, "confirm": {"yes"}}})
+	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "/sheets/") {
+		t.Fatalf("reset: %d", rec.Code)
+	}
+	list, err := f.st.ListAudit(ctx, school.AuditFilter{SchoolID: f.A.School.ID, SubjectID: f.A.Pupil.ID})
+	f.must(err)
+	found := false
+	for _, e := range list {
+		if e.Action == "passkey.reset" && strings.Contains(e.Detail, "checked_in_person") && e.ActorID == f.A.Teacher.ID {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no audit entry for the reset")
+	}
+	// The audit page verifies the chain.
+	admin := f.signIn(f.A.Admin)
+	rec = f.do(req{method: "GET", path: "/console/schools/" + f.A.School.ID + "/audit", cookie: admin})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "Loggens kæde er kontrolleret og hel.") {
+		t.Fatalf("audit page: %d", rec.Code)
+	}
+	_, err = f.st.DB().Exec(`UPDATE audit_log SET detail = 'tampered' WHERE school_id = $1 AND seq = 1`, f.A.School.ID)
+	f.must(err)
+	rec = f.do(req{method: "GET", path: "/console/schools/" + f.A.School.ID + "/audit", cookie: admin})
+	if !strings.Contains(rec.Body.String(), "BRUDT") {
+		t.Fatal("a tampered chain is not reported")
+	}
+}

@@ -1,0 +1,404 @@
+package enrollment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
+)
+
+// Options configure an Enroller.
+type Options struct {
+	Store   school.Store
+	Site    *web.Site
+	Passkey passkey.Config
+	// CodeTTL is how long an enrolment code is valid; 7 days when zero.
+	CodeTTL time.Duration
+	// MaxWrongCodes failed code attempts per client within WrongCodeWindow
+	// block the code endpoints for the rest of the window (5 and 15
+	// minutes when zero).
+	MaxWrongCodes   int
+	WrongCodeWindow time.Duration
+	// ClientIP names the client for rate limits; the host of RemoteAddr
+	// when nil (set it when ElevID runs behind a trusted proxy).
+	ClientIP func(*http.Request) string
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Enroller issues enrolment codes and serves passkey registration at
+// /enrol. It keeps no state in memory: codes, ceremonies and rate counters
+// live in the Store, so any node can serve any step.
+type Enroller struct {
+	opt Options
+	wa  *webauthn.WebAuthn
+	cer passkey.Ceremonies
+	log *slog.Logger
+}
+
+// New returns an Enroller for opt.
+func New(opt Options) (*Enroller, error) {
+	if opt.Store == nil || opt.Site == nil {
+		return nil, errors.New("enrollment: a store and a site are required")
+	}
+	if opt.CodeTTL <= 0 {
+		opt.CodeTTL = 7 * 24 * time.Hour
+	}
+	if opt.MaxWrongCodes <= 0 {
+		opt.MaxWrongCodes = 5
+	}
+	if opt.WrongCodeWindow <= 0 {
+		opt.WrongCodeWindow = 15 * time.Minute
+	}
+	if opt.ClientIP == nil {
+		opt.ClientIP = RemoteHost
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Passkey.RegistrationTimeout <= 0 {
+		opt.Passkey.RegistrationTimeout = 5 * time.Minute
+	}
+	wa, err := passkey.New(opt.Passkey)
+	if err != nil {
+		return nil, err
+	}
+	return &Enroller{opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now}, log: opt.Logger}, nil
+}
+
+// RemoteHost returns the host part of r.RemoteAddr.
+func RemoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (e *Enroller) now() time.Time { return e.opt.Now() }
+
+// Mount registers the enrolment routes on mux:
+//
+//	GET  /enrol          code form (?code= prefills it, for QR codes)
+//	POST /enrol          check the code, show whose it is
+//	POST /enrol/begin    JSON: start the WebAuthn registration
+//	POST /enrol/finish   JSON: verify and store the passkey, use the code
+//	GET  /enrol/done     success page
+func (e *Enroller) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /enrol", e.form)
+	mux.HandleFunc("POST /enrol", e.confirm)
+	mux.HandleFunc("POST /enrol/begin", e.begin)
+	mux.HandleFunc("POST /enrol/finish", e.finish)
+	mux.HandleFunc("GET /enrol/done", e.done)
+}
+
+// FormData is the data of the enrol page.
+type FormData struct {
+	Code  string
+	Error string
+}
+
+// ConfirmData is the data of the enrol-confirm page.
+type ConfirmData struct {
+	Code       string
+	GivenName  string
+	SchoolName string
+}
+
+func (e *Enroller) form(w http.ResponseWriter, r *http.Request) {
+	code := r.URL.Query().Get("code")
+	if len(code) > 40 {
+		code = ""
+	}
+	noStore(w)
+	e.opt.Site.Render(w, r, http.StatusOK, "enrol", FormData{Code: code})
+}
+
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+}
+
+// codeProblem is why a code was refused: a status and a text key.
+type codeProblem struct {
+	status int
+	key    string
+}
+
+func (p *codeProblem) Error() string { return p.key }
+
+// checked is a usable code with its pupil and school.
+type checked struct {
+	code   school.EnrolmentCode
+	pupil  school.Pupil
+	school school.School
+}
+
+// check validates a typed code under the per-client rate limit. A failed
+// attempt counts against the client.
+func (e *Enroller) check(ctx context.Context, r *http.Request, raw string) (checked, error) {
+	var c checked
+	key := "enrol-code:" + e.opt.ClientIP(r)
+	n, err := e.opt.Store.RateCount(ctx, key, e.opt.WrongCodeWindow)
+	if err != nil {
+		return c, err
+	}
+	if n >= e.opt.MaxWrongCodes {
+		e.log.Warn("enrol: code attempts blocked by rate limit", "attempts", n)
+		return c, &codeProblem{http.StatusTooManyRequests, "enrol.err.rate"}
+	}
+	fail := func(key2 string, reason string) (checked, error) {
+		if _, err := e.opt.Store.HitRate(ctx, key, e.opt.WrongCodeWindow); err != nil {
+			return c, err
+		}
+		e.log.Info("enrol: code refused", "reason", reason)
+		return c, &codeProblem{http.StatusBadRequest, key2}
+	}
+	norm, ok := Normalize(raw)
+	if !ok {
+		return fail("enrol.err.wrong", "malformed")
+	}
+	c.code, err = e.opt.Store.EnrolmentCodeByHash(ctx, Hash(norm))
+	switch {
+	case errors.Is(err, school.ErrNotFound):
+		return fail("enrol.err.wrong", "unknown")
+	case errors.Is(err, school.ErrUsed):
+		return fail("enrol.err.used", "used")
+	case errors.Is(err, school.ErrExpired):
+		return fail("enrol.err.expired", "expired")
+	case err != nil:
+		return c, err
+	}
+	if c.pupil, err = e.opt.Store.GetPupil(ctx, c.code.PupilID); err != nil {
+		return c, err
+	}
+	allowed, err := e.opt.Store.EnrolmentAllowed(ctx, c.pupil.ID)
+	if err != nil {
+		return c, err
+	}
+	if c.pupil.Status != school.PupilActive || !allowed {
+		e.log.Info("enrol: code of a pupil who may not enrol", "pupil", c.pupil.ID, "status", c.pupil.Status, "allowed", allowed)
+		return c, &codeProblem{http.StatusForbidden, "enrol.err.not_allowed"}
+	}
+	if c.school, err = e.opt.Store.GetSchool(ctx, c.pupil.SchoolID); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func (e *Enroller) confirm(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	raw := r.PostFormValue("code")
+	c, err := e.check(r.Context(), r, raw)
+	var p *codeProblem
+	if errors.As(err, &p) {
+		e.opt.Site.Render(w, r, p.status, "enrol", FormData{Code: raw, Error: e.opt.Site.T(web.Lang(r), p.key)})
+		return
+	}
+	if err != nil {
+		e.opt.Site.ServerError(w, r, err)
+		return
+	}
+	norm, _ := Normalize(raw)
+	e.opt.Site.Render(w, r, http.StatusOK, "enrol-confirm", ConfirmData{
+		Code: Format(norm), GivenName: c.pupil.GivenName, SchoolName: c.school.Name,
+	})
+}
+
+func (e *Enroller) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
+	passkey.WriteJSON(w, status, passkey.Result{Error: e.opt.Site.T(web.Lang(r), key)})
+}
+
+func (e *Enroller) begin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var body struct {
+		Code string `json:"code"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&body); err != nil {
+		e.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	c, err := e.check(ctx, r, body.Code)
+	var p *codeProblem
+	if errors.As(err, &p) {
+		e.jsonError(w, r, p.status, p.key)
+		return
+	}
+	if err != nil {
+		e.serverError(w, r, err)
+		return
+	}
+	user, existing, err := e.user(ctx, c.pupil)
+	if err != nil {
+		e.serverError(w, r, err)
+		return
+	}
+	creation, sd, err := e.wa.BeginRegistration(user,
+		webauthn.WithExclusions(passkey.Descriptors(existing)),
+		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
+		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
+	)
+	if err != nil {
+		e.serverError(w, r, err)
+		return
+	}
+	id, err := e.cer.Save(ctx, school.CeremonyRegistration, c.pupil.ID, c.code.Hash, sd, e.opt.Passkey.RegistrationTimeout)
+	if err != nil {
+		e.serverError(w, r, err)
+		return
+	}
+	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: creation})
+}
+
+// user returns the WebAuthn user of a pupil and their active passkeys.
+func (e *Enroller) user(ctx context.Context, p school.Pupil) (*passkey.User, []school.Credential, error) {
+	handle, err := e.opt.Store.PupilHandle(ctx, p.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	existing, err := e.opt.Store.ListCredentials(ctx, p.ID, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	u := &passkey.User{Handle: handle, Name: p.Name(), DisplayName: p.Name()}
+	for _, c := range existing {
+		u.Credentials = append(u.Credentials, passkey.ToWebAuthn(c))
+	}
+	return u, existing, nil
+}
+
+func (e *Enroller) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	e.log.Error("enrol: request failed", "path", r.URL.Path, "err", err)
+	e.jsonError(w, r, http.StatusInternalServerError, "error.internal")
+}
+
+// Label returns a cleaned passkey label: trimmed, one line, at most 60
+// characters; def when empty.
+func Label(s, def string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Map(func(r rune) rune {
+		if r < 32 || r == 127 {
+			return -1
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > 60 {
+		s = string([]rune(s)[:60])
+	}
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	f, err := passkey.ReadFinish(r)
+	if err != nil {
+		e.log.Warn("enrol: bad finish request", "err", err)
+		e.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	// The ceremony is gone from here on, whatever the outcome.
+	cer, sd, err := e.cer.Consume(ctx, f.Ceremony, school.CeremonyRegistration)
+	if errors.Is(err, passkey.ErrCeremony) {
+		e.log.Warn("enrol: registration with an unknown, used or expired ceremony", "err", err)
+		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.ceremony")
+		return
+	}
+	if err != nil {
+		e.serverError(w, r, err)
+		return
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(f.Credential)
+	if err != nil {
+		e.log.Warn("enrol: unparsable registration response", "pupil", cer.SubjectID, "detail", passkey.Detail(err))
+		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.passkey")
+		return
+	}
+	pupil, err := e.opt.Store.GetPupil(ctx, cer.SubjectID)
+	if err != nil {
+		e.serverError(w, r, err)
+		return
+	}
+	user, _, err := e.user(ctx, pupil)
+	if err != nil {
+		e.serverError(w, r, err)
+		return
+	}
+	cred, err := e.wa.CreateCredential(user, sd, parsed)
+	if err != nil {
+		e.log.Warn("enrol: registration refused", "pupil", pupil.ID, "detail", passkey.Detail(err))
+		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.passkey")
+		return
+	}
+	lang := web.Lang(r)
+	label := Label(f.Label, e.opt.Site.T(lang, "enrol.default_label", e.now().Format("2006-01-02")))
+	stored := passkey.FromWebAuthn(cred, pupil, label)
+	err = e.opt.Store.InTx(ctx, func(q school.Queries) error {
+		code, err := q.ConsumeEnrolmentCode(ctx, cer.Ref)
+		if err != nil {
+			return err
+		}
+		if code.PupilID != pupil.ID {
+			return fmt.Errorf("%w: code of another pupil", school.ErrInvalid)
+		}
+		if ok, err := q.EnrolmentAllowed(ctx, pupil.ID); err != nil || !ok {
+			return errors.Join(err, fmt.Errorf("%w: enrolment not allowed", school.ErrInvalid))
+		}
+		if _, err := q.AddCredential(ctx, stored); err != nil {
+			return err
+		}
+		_, err = q.AppendAudit(ctx, school.AuditEntry{
+			SchoolID: pupil.SchoolID, Time: e.now(), ActorID: "pupil:" + pupil.ID, ActorRole: "pupil",
+			Action: "passkey.register", SubjectID: pupil.ID, Remote: e.opt.ClientIP(r),
+			Detail: fmt.Sprintf(`{"backup_eligible":%t}`, stored.BackupEligible),
+		})
+		return err
+	})
+	switch {
+	case errors.Is(err, school.ErrUsed):
+		e.log.Warn("enrol: code used by a concurrent registration", "pupil", pupil.ID)
+		e.jsonError(w, r, http.StatusConflict, "enrol.err.used")
+		return
+	case errors.Is(err, school.ErrExpired):
+		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.expired")
+		return
+	case errors.Is(err, school.ErrNotFound):
+		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.wrong")
+		return
+	case errors.Is(err, school.ErrConflict):
+		e.log.Warn("enrol: credential id registered already", "pupil", pupil.ID)
+		e.jsonError(w, r, http.StatusConflict, "enrol.err.exists")
+		return
+	case errors.Is(err, school.ErrInvalid):
+		e.log.Warn("enrol: registration refused", "pupil", pupil.ID, "err", err)
+		e.jsonError(w, r, http.StatusForbidden, "enrol.err.not_allowed")
+		return
+	case err != nil:
+		e.serverError(w, r, err)
+		return
+	}
+	e.log.Info("enrol: passkey registered", "pupil", pupil.ID)
+	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: "/enrol/done"})
+}
+
+func (e *Enroller) done(w http.ResponseWriter, r *http.Request) {
+	e.opt.Site.Render(w, r, http.StatusOK, "enrol-done", nil)
+}

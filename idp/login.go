@@ -1,0 +1,405 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/gorilla/sessions"
+
+	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
+)
+
+// LoginOptions configure the passkey login and the pupils' sessions.
+type LoginOptions struct {
+	Store   school.Store
+	Site    *web.Site
+	Passkey passkey.Config
+	// Issuer is the public base URL; an https issuer makes the session
+	// cookie Secure (and named with the __Host- prefix).
+	Issuer string
+	// SessionKeys are cookie keys in pairs, newest pair first: a 64-byte
+	// hash key and a 32-byte block (encryption) key. Older pairs after the
+	// newest keep existing cookies valid while keys rotate.
+	SessionKeys [][]byte
+	// IdleTimeout ends a session after this long without use (1 hour when
+	// zero); SessionLifetime ends it regardless (8 hours when zero).
+	IdleTimeout     time.Duration
+	SessionLifetime time.Duration
+	// ClientIP names the client in audit entries; the host of RemoteAddr
+	// when nil.
+	ClientIP func(*http.Request) string
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Login serves the pupils' username-less passkey login at /login, logout,
+// and the pupil's own page /me. Session state lives in the Store; the
+// cookie holds only the random session id.
+type Login struct {
+	opt     LoginOptions
+	wa      *webauthn.WebAuthn
+	cer     passkey.Ceremonies
+	cookies *sessions.CookieStore
+	cookie  string
+	log     *slog.Logger
+}
+
+// NewLogin returns a Login for opt.
+func NewLogin(opt LoginOptions) (*Login, error) {
+	if opt.Store == nil || opt.Site == nil {
+		return nil, errors.New("idp: login needs a store and a site")
+	}
+	if len(opt.SessionKeys) == 0 || len(opt.SessionKeys)%2 != 0 {
+		return nil, errors.New("idp: session keys must come in pairs (64-byte hash key, 32-byte block key)")
+	}
+	for i, k := range opt.SessionKeys {
+		if want := map[int]int{0: 64, 1: 32}[i%2]; len(k) != want {
+			return nil, fmt.Errorf("idp: session key %d has %d bytes, want %d", i, len(k), want)
+		}
+	}
+	if opt.IdleTimeout <= 0 {
+		opt.IdleTimeout = time.Hour
+	}
+	if opt.SessionLifetime <= 0 {
+		opt.SessionLifetime = 8 * time.Hour
+	}
+	if opt.ClientIP == nil {
+		opt.ClientIP = remoteHost
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Passkey.LoginTimeout <= 0 {
+		opt.Passkey.LoginTimeout = 5 * time.Minute
+	}
+	wa, err := passkey.New(opt.Passkey)
+	if err != nil {
+		return nil, err
+	}
+	secure := strings.HasPrefix(opt.Issuer, "https://")
+	cs := sessions.NewCookieStore(opt.SessionKeys...)
+	cs.MaxAge(int(opt.SessionLifetime.Seconds()))
+	cs.Options.HttpOnly = true
+	cs.Options.SameSite = http.SameSiteLaxMode
+	cs.Options.Secure = secure
+	cs.Options.Path = "/"
+	name := "elevid_session"
+	if secure {
+		name = "__Host-elevid_session"
+	}
+	return &Login{
+		opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now},
+		cookies: cs, cookie: name, log: opt.Logger,
+	}, nil
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Mount registers the login routes on mux:
+//
+//	GET  /login         login page (?return_to=/path, ?force=1 to log in again)
+//	POST /login/begin   JSON: start a discoverable WebAuthn login
+//	POST /login/finish  JSON: verify, create the session, say where to go
+//	POST /logout        end the session
+//	GET  /me            the pupil's passkeys and sessions (and the /me/… actions)
+func (l *Login) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /login", l.page)
+	mux.HandleFunc("POST /login/begin", l.begin)
+	mux.HandleFunc("POST /login/finish", l.finish)
+	mux.HandleFunc("POST /logout", l.logout)
+	l.mountMe(mux)
+}
+
+// LoginURL is the login page that sends the browser on to returnTo (a
+// same-origin path) afterwards.
+func LoginURL(returnTo string) string {
+	return "/login?return_to=" + url.QueryEscape(SafeReturnTo(returnTo))
+}
+
+// ReauthURL is like LoginURL but asks for a fresh login even when a
+// session exists (OIDC prompt=login, max_age).
+func ReauthURL(returnTo string) string { return LoginURL(returnTo) + "&force=1" }
+
+// SafeReturnTo returns s when it is a same-origin path ("/…", not "//…"
+// or "/\…", no scheme or host), and "/me" otherwise.
+func SafeReturnTo(s string) string {
+	const def = "/me"
+	if s == "" || len(s) > 2048 || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
+		return def
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return def
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return def
+	}
+	return s
+}
+
+// Current returns the request's valid pupil session and records its use.
+// Revoked, idle-expired and expired sessions, staff sessions, and cookies
+// that fail to decode (forged, or older than every key) yield false.
+func (l *Login) Current(r *http.Request) (school.Session, bool) {
+	id := l.cookieID(r)
+	if id == "" {
+		return school.Session{}, false
+	}
+	s, err := l.opt.Store.TouchSession(r.Context(), id)
+	if err != nil {
+		if !errors.Is(err, school.ErrNotFound) && !errors.Is(err, school.ErrExpired) {
+			l.log.Error("login: reading session failed", "err", err)
+		}
+		return school.Session{}, false
+	}
+	if s.Kind != school.SessionPupil {
+		return school.Session{}, false
+	}
+	return s, true
+}
+
+func (l *Login) cookieID(r *http.Request) string {
+	if _, err := r.Cookie(l.cookie); err != nil {
+		return ""
+	}
+	sess, err := l.cookies.New(r, l.cookie)
+	if err != nil {
+		return ""
+	}
+	id, _ := sess.Values["sid"].(string)
+	return id
+}
+
+func (l *Login) setCookie(w http.ResponseWriter, r *http.Request, id string) error {
+	sess := sessions.NewSession(l.cookies, l.cookie)
+	opts := *l.cookies.Options
+	sess.Options = &opts
+	sess.Values["sid"] = id
+	return l.cookies.Save(r, w, sess)
+}
+
+func (l *Login) clearCookie(w http.ResponseWriter, r *http.Request) {
+	sess := sessions.NewSession(l.cookies, l.cookie)
+	opts := *l.cookies.Options
+	opts.MaxAge = -1
+	sess.Options = &opts
+	_ = l.cookies.Save(r, w, sess)
+}
+
+// LoginPageData is the data of the login page.
+type LoginPageData struct {
+	ReturnTo string
+}
+
+func (l *Login) page(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	returnTo := SafeReturnTo(q.Get("return_to"))
+	if q.Get("force") == "" {
+		if _, ok := l.Current(r); ok {
+			http.Redirect(w, r, returnTo, http.StatusSeeOther)
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	l.opt.Site.Render(w, r, http.StatusOK, "login", LoginPageData{ReturnTo: returnTo})
+}
+
+func (l *Login) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
+	passkey.WriteJSON(w, status, passkey.Result{Error: l.opt.Site.T(web.Lang(r), key)})
+}
+
+func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Mediation string `json:"mediation"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&body); err != nil {
+		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	mediation := protocol.MediationDefault
+	if body.Mediation == "conditional" {
+		mediation = protocol.MediationConditional
+	}
+	assertion, sd, err := l.wa.BeginDiscoverableMediatedLogin(mediation, webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	id, err := l.cer.Save(r.Context(), school.CeremonyLogin, "", nil, sd, l.opt.Passkey.LoginTimeout)
+	if err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: assertion})
+}
+
+func (l *Login) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	l.log.Error("login: request failed", "path", r.URL.Path, "err", err)
+	l.jsonError(w, r, http.StatusInternalServerError, "error.internal")
+}
+
+// errLoginRefused is the reason a known credential may not log in.
+var errLoginRefused = errors.New("login refused")
+
+func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	f, err := passkey.ReadFinish(r)
+	if err != nil {
+		l.log.Warn("login: bad finish request", "err", err)
+		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	_, sd, err := l.cer.Consume(ctx, f.Ceremony, school.CeremonyLogin)
+	if errors.Is(err, passkey.ErrCeremony) {
+		l.log.Warn("login: unknown, used or expired ceremony", "err", err)
+		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
+		return
+	}
+	if err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(f.Credential)
+	if err != nil {
+		l.log.Warn("login: unparsable assertion", "detail", passkey.Detail(err))
+		l.jsonError(w, r, http.StatusBadRequest, "login.err.failed")
+		return
+	}
+	var (
+		stored school.Credential
+		pupil  school.Pupil
+		reason string
+	)
+	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
+		pupilID, err := l.opt.Store.PupilByHandle(ctx, userHandle)
+		if err != nil {
+			reason = "unknown user handle"
+			return nil, err
+		}
+		if stored, err = l.opt.Store.GetCredential(ctx, rawID); err != nil {
+			reason = "unknown credential"
+			return nil, err
+		}
+		if stored.PupilID != pupilID {
+			reason = "credential of another pupil"
+			return nil, errLoginRefused
+		}
+		if !stored.Active() {
+			reason = "revoked credential"
+			return nil, errLoginRefused
+		}
+		if pupil, err = l.opt.Store.GetPupil(ctx, pupilID); err != nil {
+			reason = "pupil gone"
+			return nil, err
+		}
+		if pupil.Status != school.PupilActive {
+			reason = "pupil " + string(pupil.Status)
+			return nil, errLoginRefused
+		}
+		return &passkey.User{Handle: userHandle, Name: pupil.ID, Credentials: []webauthn.Credential{passkey.ToWebAuthn(stored)}}, nil
+	}
+	_, wc, err := l.wa.ValidatePasskeyLogin(handler, sd, parsed)
+	if err != nil {
+		if reason == "" {
+			reason = "assertion invalid"
+		}
+		l.log.Warn("login: refused", "reason", reason, "pupil", pupil.ID, "detail", passkey.Detail(err))
+		key := "login.err.failed"
+		if reason == "unknown credential" || reason == "unknown user handle" || reason == "revoked credential" {
+			key = "login.err.unknown"
+		} else if strings.HasPrefix(reason, "pupil ") {
+			key = "login.err.inactive"
+		}
+		l.jsonError(w, r, http.StatusUnauthorized, key)
+		return
+	}
+	s, err := l.complete(ctx, r, pupil, stored, wc)
+	if err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	if err := l.setCookie(w, r, s.ID); err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	l.log.Info("login: pupil logged in", "pupil", pupil.ID, "session", s.Ref[:12])
+	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: SafeReturnTo(f.ReturnTo)})
+}
+
+// complete records the credential's use (counter, clone warning, backup
+// state) and creates the session, in one transaction.
+func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, stored school.Credential, wc *webauthn.Credential) (school.Session, error) {
+	now := l.opt.Now()
+	cloned := wc.Authenticator.CloneWarning && !stored.CloneWarning
+	if cloned {
+		l.log.Warn("login: signature counter did not increase: credential flagged as possibly cloned",
+			"pupil", pupil.ID, "stored_count", stored.SignCount)
+	}
+	amr := []string{"hwk", "user", "mfa"}
+	if stored.BackupEligible {
+		amr[0] = "swk" // a synced passkey is a software-held key
+	}
+	var out school.Session
+	err := l.opt.Store.InTx(ctx, func(q school.Queries) error {
+		_, err := q.UpdateCredential(ctx, stored.ID, func(c school.Credential) (school.Credential, error) {
+			c.SignCount = wc.Authenticator.SignCount
+			c.CloneWarning = c.CloneWarning || wc.Authenticator.CloneWarning
+			c.BackupState = wc.Flags.BackupState
+			c.LastUsedAt = now
+			return c, nil
+		})
+		if err != nil {
+			return err
+		}
+		if cloned {
+			if _, err := q.AppendAudit(ctx, school.AuditEntry{
+				SchoolID: pupil.SchoolID, Time: now, ActorID: "system", Action: "passkey.clone_warning",
+				SubjectID: pupil.ID, Remote: l.opt.ClientIP(r),
+			}); err != nil {
+				return err
+			}
+		}
+		out, err = q.CreateSession(ctx, school.Session{
+			Kind: school.SessionPupil, SubjectID: pupil.ID, SchoolID: pupil.SchoolID,
+			ExpiresAt: now.Add(l.opt.SessionLifetime), IdleTimeout: l.opt.IdleTimeout, AuthTime: now,
+			AMR: amr, ACR: "passkey", UserVerified: wc.Flags.UserVerified, CredentialID: stored.ID,
+			UserAgent: r.UserAgent(),
+		})
+		return err
+	})
+	return out, err
+}
+
+func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
+	if s, ok := l.Current(r); ok {
+		if err := l.opt.Store.RevokeSession(r.Context(), s.SubjectID, s.Ref, "logout"); err != nil && !errors.Is(err, school.ErrNotFound) {
+			l.opt.Site.ServerError(w, r, err)
+			return
+		}
+	}
+	l.clearCookie(w, r)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}

@@ -1,0 +1,121 @@
+package idp_test
+
+import (
+	"bytes"
+	"context"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
+)
+
+// TestOIDCDemoPlatform walks a browser through the built-in demo platform:
+// it logs in with the passkey through the OIDC provider and shows the
+// claims it received.
+func TestOIDCDemoPlatform(t *testing.T) {
+	ctx := context.Background()
+	e := newOIDCEnv(t)
+	p1, err := idp.RegisterDemoPlatform(ctx, e.st, e.srv.URL, e.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := idp.RegisterDemoPlatform(ctx, e.st, e.srv.URL+"/", e.secret)
+	if err != nil || p2.ID != p1.ID {
+		t.Fatalf("second registration: %v %v", p2.ID, err)
+	}
+	e.grantConsent(p1.ID)
+	b := newBrowser()
+	next := e.srv.URL + "/demo/platform/login"
+	var page string
+	for range 12 {
+		u, _ := url.Parse(next)
+		if u.Path == "/login" {
+			next = e.srv.URL + e.passkeyLogin(t, b, u.Query().Get("return_to"))
+			continue
+		}
+		resp := b.get(t, next)
+		if resp.StatusCode/100 != 3 {
+			page = body(t, resp)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: %d %s", next, resp.StatusCode, page)
+			}
+			break
+		}
+		resp.Body.Close()
+		next = resp.Header.Get("Location")
+		if strings.HasPrefix(next, "/") {
+			next = e.srv.URL + next
+		}
+	}
+	for _, want := range []string{"Ida Hansen", "7A", "ext-ida@demo.elevid.dk", "student@demo.elevid.dk", "/oidc/end_session?"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("demo page lacks %q:\n%s", want, page)
+		}
+	}
+	rels, _ := e.st.ListReleases(ctx, e.pupil.ID)
+	if len(rels) != 2 {
+		t.Fatalf("releases = %+v", rels)
+	}
+}
+
+// TestPlatformCommand registers, lists, shows and removes a platform the
+// way an operator does.
+func TestPlatformCommand(t *testing.T) {
+	ctx := context.Background()
+	e := newOIDCEnv(t)
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := idp.PlatformCommand(ctx, e.st, &out, args)
+		return out.String(), err
+	}
+	out, err := run("add", "--name", "MatematikFessor", "--client-id", "mf", "--redirect-uri", "https://mf.example/cb",
+		"--attr", `given_name="Shown to the teacher"`, "--attr", `groups="Class rooms"`, "--offline-access",
+		"--backchannel-logout-uri", "https://mf.example/bcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`client secret (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no secret printed: %s", out)
+	}
+	pf, err := e.st.PlatformByClientID(ctx, "mf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := idp.ParseOIDCSettings(pf.Settings)
+	if err != nil || set.SecretHash != idp.HashClientSecret(m[1]) || strings.Contains(string(pf.Settings), m[1]) ||
+		!set.OfflineAccess || pf.SubjectType != school.SubjectPairwise || !pf.Allows("groups") || len(set.Scopes) != 2 {
+		t.Fatalf("stored platform = %+v %+v %v", pf, set, err)
+	}
+	for _, bad := range [][]string{
+		{"add", "--name", "X", "--client-id", "x"},                                                                     // no redirect URI
+		{"add", "--name", "X", "--client-id", "x", "--redirect-uri", "https://x/cb", "--attr", "nope=why"},             // unknown claim
+		{"add", "--name", "X", "--client-id", "x", "--redirect-uri", "https://x/cb", "--subject", "public"},            // no reason
+		{"add", "--name", "X", "--client-id", "x", "--redirect-uri", "https://a/cb", "--redirect-uri", "https://b/cb"}, // no sector
+		{"add", "--name", "X", "--client-id", "mf", "--redirect-uri", "https://x/cb"},                                  // taken
+	} {
+		if _, err := run(bad...); err == nil {
+			t.Fatalf("%v accepted", bad)
+		}
+	}
+	out, err = run("add", "--name", "App", "--client-id", "app", "--redirect-uri", "dk.app:/cb", "--public",
+		"--subject", "public", "--subject-reason", "the municipality's portal links accounts", "--alg", "RS256")
+	if err != nil || !strings.Contains(out, "public client") {
+		t.Fatalf("public add: %v %s", err, out)
+	}
+	if out, err = run("list"); err != nil || !strings.Contains(out, "mf") || !strings.Contains(out, "app") {
+		t.Fatalf("list: %v %s", err, out)
+	}
+	if out, err = run("show", "mf"); err != nil || !strings.Contains(out, "given_name: Shown to the teacher") || strings.Contains(out, "sha256:") {
+		t.Fatalf("show: %v %s", err, out)
+	}
+	if _, err = run("remove", "mf"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.PlatformByClientID(ctx, "mf"); err == nil {
+		t.Fatal("platform not removed")
+	}
+}

@@ -1,0 +1,85 @@
+package idp
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/elevid/elevid/school"
+)
+
+// loginHandoff is where zitadel sends the browser after storing an
+// authorization request (Client.LoginURL). It sends the pupil to the
+// passkey login when needed, checks consent, and answers the platform
+// with a code (or an OAuth error) itself, so that a login costs one write.
+func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.URL.Query().Get("id")
+	got, err := p.storage.AuthRequestByID(ctx, id)
+	if errors.Is(err, school.ErrNotFound) || errors.Is(err, school.ErrExpired) {
+		p.opt.Site.Error(w, r, http.StatusBadRequest, "oidc.err.expired")
+		return
+	}
+	if err != nil {
+		p.opt.Site.ServerError(w, r, err)
+		return
+	}
+	ar := got.(*authRequest)
+	if ar.Done() {
+		p.opt.Site.Error(w, r, http.StatusBadRequest, "oidc.err.expired")
+		return
+	}
+	stateFrom(ctx).client = ar.client
+	fail := func(e *oidc.Error) { op.AuthRequestError(w, r, ar, e, p.provider) }
+
+	returnTo := oidcLoginPath + "?id=" + url.QueryEscape(id)
+	sess, ok := p.opt.Sessions.Current(r)
+	promptNone := slices.Contains(ar.params.Prompt, oidc.PromptNone)
+	if !ok {
+		if promptNone {
+			fail(oidc.ErrLoginRequired())
+			return
+		}
+		http.Redirect(w, r, p.opt.LoginURL(returnTo), http.StatusSeeOther)
+		return
+	}
+	// prompt=login (max_age 0) and max_age ask for a login no older than
+	// max_age; a login made after this request began always counts.
+	if ma := ar.params.MaxAge; ma != nil && sess.AuthTime.Before(ar.rec.CreatedAt) &&
+		p.opt.Now().Sub(sess.AuthTime) > time.Duration(*ma)*time.Second {
+		if promptNone || r.URL.Query().Get("reauth") != "" {
+			fail(oidc.ErrLoginRequired())
+			return
+		}
+		http.Redirect(w, r, p.opt.ReauthURL(returnTo+"&reauth=1"), http.StatusSeeOther)
+		return
+	}
+	if ar.params.Hint != "" && ar.client.subject(p.opt.PairwiseSecret, sess.SubjectID) != ar.params.Hint {
+		// The platform asked for another pupil (id_token_hint).
+		fail(oidc.ErrLoginRequired().WithDescription("another pupil is logged in"))
+		return
+	}
+	allowed, err := p.opt.Store.ReleaseAllowed(ctx, sess.SubjectID, ar.client.pf.ID)
+	if err != nil {
+		p.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if !allowed {
+		p.log.Info("login refused: consent does not cover the platform", "pupil", sess.SubjectID, "platform", ar.client.pf.ID)
+		fail(oidc.ErrAccessDenied().WithDescription("consent does not cover this platform"))
+		return
+	}
+	acr := ACRPasskey
+	if sess.UserVerified {
+		acr = ACRPasskeyUV
+	}
+	c := &school.OIDCAuthCompletion{PupilID: sess.SubjectID, SessionRef: sess.Ref, AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr}
+	stateFrom(ctx).completion = c
+	ar.rec.PupilID, ar.rec.SessionRef, ar.rec.AuthTime, ar.rec.AMR, ar.rec.ACR = c.PupilID, c.SessionRef, c.AuthTime, c.AMR, c.ACR
+	op.AuthResponseCode(w, r, ar, p.provider)
+}

@@ -1,0 +1,220 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/elevid/elevid/school"
+)
+
+// OIDCPlatformSpec is what an operator registers for an OIDC platform.
+type OIDCPlatformSpec struct {
+	Name                   string
+	ClientID               string
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	BackchannelLogoutURI   string
+	SectorIdentifier       string
+	// Public registers a client without secret (PKCE S256 required).
+	Public bool
+	// Attributes are the claims the platform may receive, each with its
+	// justification; the scopes that ask for them are allowed with them.
+	Attributes    []school.AttributeGrant
+	OfflineAccess bool
+	// SubjectType is pairwise unless public is asked for with a reason.
+	SubjectType       school.SubjectType
+	SubjectTypeReason string
+	SigningAlg        string
+	// Secret, when set, is used instead of a generated client secret (the
+	// demo platform derives its own).
+	Secret string
+}
+
+// settings turns the spec into stored settings, with a secret.
+func (s OIDCPlatformSpec) settings() (OIDCSettings, string, error) {
+	set := OIDCSettings{
+		Public: s.Public, RedirectURIs: s.RedirectURIs, PostLogoutRedirectURIs: s.PostLogoutRedirectURIs,
+		BackchannelLogoutURI: s.BackchannelLogoutURI, SectorIdentifier: s.SectorIdentifier,
+		OfflineAccess: s.OfflineAccess, SigningAlg: s.SigningAlg,
+	}
+	known := KnownClaims()
+	for _, a := range s.Attributes {
+		if !slices.Contains(known, a.Name) {
+			return set, "", fmt.Errorf("%w: unknown claim %q (known: %s)", school.ErrInvalid, a.Name, strings.Join(known, ", "))
+		}
+		for sc, claims := range scopeClaims {
+			if sc != "profile" && slices.Contains(claims, a.Name) && !slices.Contains(set.Scopes, sc) {
+				set.Scopes = append(set.Scopes, sc)
+			}
+		}
+	}
+	slices.Sort(set.Scopes)
+	secret := ""
+	if !s.Public {
+		secret = s.Secret
+		if secret == "" {
+			secret = NewClientSecret()
+		}
+		set.SecretHash = HashClientSecret(secret)
+	}
+	return set, secret, set.Validate()
+}
+
+// RegisterOIDCPlatform stores a new OIDC platform and returns it with its
+// client secret (empty for a public client), which is shown once and
+// stored only hashed.
+func RegisterOIDCPlatform(ctx context.Context, st school.PlatformStore, spec OIDCPlatformSpec) (school.Platform, string, error) {
+	set, secret, err := spec.settings()
+	if err != nil {
+		return school.Platform{}, "", err
+	}
+	raw, err := json.Marshal(set)
+	if err != nil {
+		return school.Platform{}, "", err
+	}
+	if spec.SubjectType == "" {
+		spec.SubjectType = school.SubjectPairwise
+	}
+	p, err := st.CreatePlatform(ctx, school.Platform{
+		Name: strings.TrimSpace(spec.Name), Protocol: school.ProtocolOIDC, ClientID: spec.ClientID, Settings: raw,
+		Attributes: spec.Attributes, SubjectType: spec.SubjectType, SubjectTypeReason: spec.SubjectTypeReason,
+	})
+	return p, secret, err
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// claimFlags is a repeatable claim="justification" flag.
+type claimFlags []school.AttributeGrant
+
+func (a *claimFlags) String() string { return fmt.Sprint(len(*a)) }
+func (a *claimFlags) Set(v string) error {
+	name, why, ok := strings.Cut(v, "=")
+	why = strings.Trim(strings.TrimSpace(why), `"`)
+	if !ok || strings.TrimSpace(name) == "" || why == "" {
+		return fmt.Errorf("want claim=\"justification\", got %q", v)
+	}
+	*a = append(*a, school.AttributeGrant{Name: strings.TrimSpace(name), Justification: why})
+	return nil
+}
+
+// PlatformCommand is `elevid admin platform …`:
+//
+//	add --name N --client-id ID --redirect-uri U [--redirect-uri U2 …]
+//	    [--public] [--attr given_name="why" …] [--offline-access]
+//	    [--post-logout-redirect-uri U …] [--backchannel-logout-uri U]
+//	    [--sector-id S] [--subject public --subject-reason R] [--alg RS256]
+//	add-saml …            (see SAMLPlatformCommand)
+//	list
+//	show CLIENT-ID
+//	remove CLIENT-ID
+//
+// add prints the generated client secret once; only its hash is stored.
+func PlatformCommand(ctx context.Context, st school.Store, out io.Writer, args []string) error {
+	if len(args) == 0 {
+		return errors.New("platform: want add, add-saml, list, show or remove")
+	}
+	switch args[0] {
+	case "add":
+		return platformAdd(ctx, st, out, args[1:])
+	case "add-saml":
+		return SAMLPlatformCommand(ctx, st, out, args[1:])
+	case "list":
+		list, err := st.ListPlatforms(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT ID\tPROTOCOL\tNAME\tSUBJECT\tATTRIBUTES")
+		for _, p := range list {
+			var names []string
+			for _, a := range p.Attributes {
+				names = append(names, a.Name)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ClientID, p.Protocol, p.Name, p.SubjectType, strings.Join(names, ","))
+		}
+		return tw.Flush()
+	case "show":
+		if len(args) != 2 {
+			return errors.New("platform show: want CLIENT-ID")
+		}
+		p, err := st.PlatformByClientID(ctx, args[1])
+		if err != nil {
+			return fmt.Errorf("platform show: %w", err)
+		}
+		fmt.Fprintf(out, "id %s\nname %s\nprotocol %s\nclient id %s\nsubject %s %s\n", p.ID, p.Name, p.Protocol, p.ClientID, p.SubjectType, p.SubjectTypeReason)
+		for _, a := range p.Attributes {
+			fmt.Fprintf(out, "attribute %s: %s\n", a.Name, a.Justification)
+		}
+		if p.Protocol == school.ProtocolOIDC {
+			if s, err := ParseOIDCSettings(p.Settings); err == nil {
+				s.SecretHash = strings.Repeat("*", min(len(s.SecretHash), 8))
+				b, _ := json.MarshalIndent(s, "", "  ")
+				fmt.Fprintf(out, "settings %s\n", b)
+			}
+		}
+		return nil
+	case "remove":
+		if len(args) != 2 {
+			return errors.New("platform remove: want CLIENT-ID")
+		}
+		p, err := st.PlatformByClientID(ctx, args[1])
+		if err != nil {
+			return fmt.Errorf("platform remove: %w", err)
+		}
+		if err := st.DeletePlatform(ctx, p.ID); err != nil {
+			return fmt.Errorf("platform remove: %w", err)
+		}
+		fmt.Fprintf(out, "removed %s (%s)\n", p.ClientID, p.Name)
+		return nil
+	}
+	return fmt.Errorf("platform: unknown subcommand %q", args[0])
+}
+
+func platformAdd(ctx context.Context, st school.Store, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("platform add", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var spec OIDCPlatformSpec
+	var redirects, postLogout multiFlag
+	var attrs claimFlags
+	var subject string
+	fs.StringVar(&spec.Name, "name", "", "platform name shown to guardians and pupils")
+	fs.StringVar(&spec.ClientID, "client-id", "", "OIDC client id")
+	fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable; exact match)")
+	fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
+	fs.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "back-channel logout URI")
+	fs.StringVar(&spec.SectorIdentifier, "sector-id", "", "pairwise sector (default: the redirect URIs' host)")
+	fs.BoolVar(&spec.Public, "public", false, "public client (no secret; PKCE S256 required)")
+	fs.BoolVar(&spec.OfflineAccess, "offline-access", false, "allow refresh tokens (scope offline_access)")
+	fs.Var(&attrs, "attr", `claim="justification" (repeatable); claims: `+strings.Join(KnownClaims(), ", "))
+	fs.StringVar(&subject, "subject", "pairwise", "subject type: pairwise or public")
+	fs.StringVar(&spec.SubjectTypeReason, "subject-reason", "", "why a public subject is needed")
+	fs.StringVar(&spec.SigningAlg, "alg", AlgES256, "ID token signing algorithm: ES256 or RS256")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Attributes = redirects, postLogout, attrs
+	spec.SubjectType = school.SubjectType(subject)
+	p, secret, err := RegisterOIDCPlatform(ctx, st, spec)
+	if err != nil {
+		return fmt.Errorf("platform add: %w", err)
+	}
+	fmt.Fprintf(out, "platform %s\nclient id %s\n", p.ID, p.ClientID)
+	if secret != "" {
+		fmt.Fprintf(out, "client secret %s\n(shown once: store it in the platform now; ElevID keeps only its hash)\n", secret)
+	} else {
+		fmt.Fprintln(out, "public client: no secret; PKCE with S256 is required")
+	}
+	return nil
+}

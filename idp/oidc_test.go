@@ -1,0 +1,624 @@
+package idp_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
+)
+
+type idClaims struct {
+	Sub         string   `json:"sub"`
+	Nonce       string   `json:"nonce"`
+	ACR         string   `json:"acr"`
+	AMR         []string `json:"amr"`
+	SID         string   `json:"sid"`
+	AuthTime    int64    `json:"auth_time"`
+	GivenName   string   `json:"given_name"`
+	FamilyName  string   `json:"family_name"`
+	Name        string   `json:"name"`
+	Groups      []string `json:"groups"`
+	EPPN        string   `json:"eduperson_principal_name"`
+	Affiliation []string `json:"eduperson_scoped_affiliation"`
+	HomeOrg     string   `json:"schac_home_organization"`
+}
+
+// TestOIDCFullFlow runs a go-oidc + oauth2 relying party through
+// discovery, authorize, passkey login, code exchange with PKCE, ID token
+// verification, userinfo, refresh (rotating), RP-initiated logout and
+// back-channel logout.
+func TestOIDCFullFlow(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		name := "sqlite"
+		if pg {
+			name = "postgres"
+		}
+		t.Run(name, func(t *testing.T) { testOIDCFullFlow(t, pg) })
+	}
+}
+
+func testOIDCFullFlow(t *testing.T, pg bool) {
+	ctx := context.Background()
+	e := newOIDCEnvOn(t, pg, idp.KeyPolicy{})
+	rp := e.newRP(t, "mathplatform", rpOptions{offline: true, scopes: []string{"openid", "profile", "groups", "eduperson", "offline_access"}})
+	other := e.newRP(t, "otherplatform", rpOptions{sector: "other.example"})
+	e.grantConsent(rp.platform.ID)
+	e.grantConsent(other.platform.ID)
+
+	// Discovery says what ElevID supports.
+	var disco struct {
+		Issuer           string   `json:"issuer"`
+		ResponseTypes    []string `json:"response_types_supported"`
+		SubjectTypes     []string `json:"subject_types_supported"`
+		PKCE             []string `json:"code_challenge_methods_supported"`
+		BackchannelOK    bool     `json:"backchannel_logout_supported"`
+		GrantTypes       []string `json:"grant_types_supported"`
+		EndSession       string   `json:"end_session_endpoint"`
+		IntrospectionURL string   `json:"introspection_endpoint"`
+		RevocationURL    string   `json:"revocation_endpoint"`
+	}
+	resp, err := http.Get(e.srv.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(body(t, resp)), &disco); err != nil {
+		t.Fatal(err)
+	}
+	if disco.Issuer != e.srv.URL || !slices.Equal(disco.ResponseTypes, []string{"code"}) || !slices.Contains(disco.SubjectTypes, "pairwise") ||
+		!slices.Equal(disco.PKCE, []string{"S256"}) || !disco.BackchannelOK || slices.Contains(disco.GrantTypes, "implicit") ||
+		disco.EndSession != e.srv.URL+"/oidc/end_session" {
+		t.Fatalf("discovery = %+v", disco)
+	}
+
+	b := newBrowser()
+	res := e.authorize(t, b, rp)
+	if res.code == "" {
+		t.Fatalf("no code: %+v", res)
+	}
+	tok, err := rp.exchange(ctx, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := rp.verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c idClaims
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	wantSub := idp.Pairwise(e.secret, e.pupil.ID, "127.0.0.1")
+	if c.Sub != wantSub || c.Nonce != res.nonce || c.GivenName != "Ida" || c.FamilyName != "Hansen" || c.Name != "Ida Hansen" ||
+		!slices.Equal(c.Groups, []string{"7A"}) || c.EPPN != "ext-ida@demo.elevid.dk" || c.ACR != idp.ACRPasskeyUV ||
+		!slices.Contains(c.AMR, "hwk") || c.SID == "" || c.AuthTime == 0 {
+		t.Fatalf("ID token claims = %+v (want sub %s)", c, wantSub)
+	}
+	if c.Affiliation != nil || c.HomeOrg != "" {
+		t.Fatalf("claims the platform is not allowed were released: %+v", c)
+	}
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token although offline_access is allowed")
+	}
+
+	// Userinfo with the access token.
+	ui, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uc idClaims
+	if err := ui.Claims(&uc); err != nil {
+		t.Fatal(err)
+	}
+	if ui.Subject != wantSub || uc.GivenName != "Ida" || !slices.Equal(uc.Groups, []string{"7A"}) {
+		t.Fatalf("userinfo = %+v %+v", ui, uc)
+	}
+
+	// The other platform gets another subject for the same pupil, and the
+	// session is reused (no second passkey login).
+	res2 := e.authorize(t, b, other)
+	tok2, err := other.exchange(ctx, res2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt2, err := other.verifier.Verify(ctx, tok2.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idt2.Subject != idp.Pairwise(e.secret, e.pupil.ID, "other.example") || idt2.Subject == wantSub {
+		t.Fatalf("subject at the second platform = %q", idt2.Subject)
+	}
+
+	// Release log: ID token and userinfo at rp, ID token at other.
+	rels, err := e.st.ListReleases(ctx, e.pupil.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rels) != 3 || rels[2].Via != "id_token" || rels[1].Via != "userinfo" || rels[2].PlatformID != rp.platform.ID ||
+		!slices.Equal(rels[2].Claims, []string{"sub", "eduperson_principal_name", "family_name", "given_name", "groups", "name"}) {
+		t.Fatalf("releases = %+v", rels)
+	}
+
+	// Refresh rotates: the new refresh token works, the old one is refused
+	// and its reuse revokes the grant.
+	ts := rp.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken})
+	tok3, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok3.RefreshToken == "" || tok3.RefreshToken == tok.RefreshToken || tok3.AccessToken == tok.AccessToken {
+		t.Fatalf("refresh did not rotate: %+v", tok3)
+	}
+	if _, err := rp.verifier.Verify(ctx, tok3.Extra("id_token").(string)); err != nil {
+		t.Fatalf("refreshed ID token: %v", err)
+	}
+	_, err = rp.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant")
+	_, err = rp.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok3.RefreshToken}).Token()
+	wantOAuthError(t, err, "invalid_grant") // the whole grant is revoked after reuse
+	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok3)); err == nil {
+		t.Fatal("an access token of a revoked grant still works at userinfo")
+	}
+
+	// RP-initiated logout with the ID token hint: the browser session ends,
+	// the other platform receives a back-channel logout token, and the
+	// browser lands on the logged-out page.
+	end := e.srv.URL + "/oidc/end_session?" + url.Values{"id_token_hint": {raw}, "client_id": {"mathplatform"}}.Encode()
+	resp = b.get(t, end)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/oidc/logged-out" {
+		t.Fatalf("end_session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	logouts := other.receivedLogouts()
+	if len(logouts) != 1 {
+		t.Fatalf("other platform received %d logout tokens", len(logouts))
+	}
+	checkLogoutToken(t, ctx, other, logouts[0], idt2.Subject)
+	if got := rp.receivedLogouts(); len(got) != 0 {
+		t.Fatalf("the platform that logged out was sent %d logout tokens", len(got))
+	}
+	if _, err := other.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok2)); err == nil {
+		t.Fatal("the other platform's token survived the logout")
+	}
+	// The browser session is gone: prompt=none now answers login_required.
+	res = e.authorize(t, b, rp, oauth2.SetAuthURLParam("prompt", "none"))
+	if res.err != "login_required" {
+		t.Fatalf("prompt=none after logout: %+v", res)
+	}
+}
+
+// checkLogoutToken verifies a logout token as a platform must (OIDC
+// Back-Channel Logout §2.6).
+func checkLogoutToken(t *testing.T, ctx context.Context, rp *testRP, raw, wantSub string) {
+	t.Helper()
+	v := rp.provider.Verifier(&gooidc.Config{ClientID: rp.cfg.ClientID, SkipExpiryCheck: false})
+	tok, err := v.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("logout token: %v", err)
+	}
+	var c struct {
+		Sub    string         `json:"sub"`
+		SID    string         `json:"sid"`
+		Nonce  string         `json:"nonce"`
+		Events map[string]any `json:"events"`
+	}
+	if err := tok.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Events["http://schemas.openid.net/event/backchannel-logout"]; !ok || c.Sub != wantSub || c.SID == "" || c.Nonce != "" {
+		t.Fatalf("logout token claims = %+v", c)
+	}
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	if !strings.Contains(string(hdr), `"logout+jwt"`) {
+		t.Fatalf("logout token header = %s", hdr)
+	}
+}
+
+func wantOAuthError(t *testing.T, err error, code string) {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if err == nil || !asRetrieveError(err, &re) || re.ErrorCode != code {
+		t.Fatalf("error = %v, want OAuth error %s", err, code)
+	}
+}
+
+func asRetrieveError(err error, re **oauth2.RetrieveError) bool {
+	for err != nil {
+		if r, ok := err.(*oauth2.RetrieveError); ok {
+			*re = r
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+// TestOIDCConsentAndPolicy: without consent the flow ends with
+// access_denied at the platform and nothing is released; withdrawal stops
+// userinfo and LogoutPupil sends back-channel logout.
+func TestOIDCConsentAndPolicy(t *testing.T) {
+	ctx := context.Background()
+	e := newOIDCEnv(t)
+	rp := e.newRP(t, "noconsent", rpOptions{attrs: []school.AttributeGrant{{Name: idp.ClaimGivenName, Justification: "greeting"}}})
+	b := newBrowser()
+	res := e.authorize(t, b, rp)
+	if res.err != "access_denied" || res.code != "" {
+		t.Fatalf("without consent: %+v", res)
+	}
+	if rels, _ := e.st.ListReleases(ctx, e.pupil.ID); len(rels) != 0 {
+		t.Fatalf("released without consent: %+v", rels)
+	}
+
+	e.grantConsent(rp.platform.ID)
+	res = e.authorize(t, b, rp)
+	tok, err := rp.exchange(ctx, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	_ = idt.Claims(&c)
+	// Only given_name is allowed, although profile and groups were asked for.
+	for _, k := range []string{"family_name", "name", "groups", "eduperson_principal_name"} {
+		if _, ok := c[k]; ok {
+			t.Fatalf("claim %s released though not allowed: %v", k, c)
+		}
+	}
+	if c["given_name"] != "Ida" {
+		t.Fatalf("claims = %v", c)
+	}
+
+	// Consent withdrawn: userinfo refuses; LogoutPupil revokes and tells
+	// the platform.
+	e.withdrawConsent()
+	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Fatal("userinfo answered after consent was withdrawn")
+	}
+	if err := e.oidc.LogoutPupil(ctx, e.pupil.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := rp.receivedLogouts(); len(got) != 1 {
+		t.Fatalf("logout tokens = %d", len(got))
+	}
+	checkLogoutToken(t, ctx, rp, rp.receivedLogouts()[0], idt.Subject)
+	toks, _ := e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})
+	if len(toks) != 0 {
+		t.Fatalf("tokens survive LogoutPupil: %d", len(toks))
+	}
+
+	// A quarantined pupil is not released either (ReleaseAllowed).
+	e.grantConsent(rp.platform.ID)
+	if _, err := e.st.UpdatePupil(ctx, e.pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilQuarantined; return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+	res = e.authorize(t, b, rp)
+	if res.err != "access_denied" {
+		t.Fatalf("quarantined pupil: %+v", res)
+	}
+}
+
+// TestOIDCBadInput covers the refusals the issue lists.
+func TestOIDCBadInput(t *testing.T) {
+	ctx := context.Background()
+	e := newOIDCEnv(t)
+	rp := e.newRP(t, "bad", rpOptions{})
+	pub := e.newRP(t, "publicapp", rpOptions{public: true})
+	e.grantConsent(rp.platform.ID)
+	e.grantConsent(pub.platform.ID)
+	b := newBrowser()
+	authz := func(v url.Values) *http.Response {
+		t.Helper()
+		return b.get(t, e.srv.URL+"/oidc/authorize?"+v.Encode())
+	}
+	base := func(c *testRP) url.Values {
+		return url.Values{"client_id": {c.cfg.ClientID}, "redirect_uri": {c.cfg.RedirectURL}, "response_type": {"code"},
+			"scope": {"openid profile"}, "state": {"st"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())},
+			"code_challenge_method": {"S256"}}
+	}
+
+	t.Run("unregistered redirect URI: error page, no redirect", func(t *testing.T) {
+		for _, bad := range []string{"https://evil.example/callback", rp.cfg.RedirectURL + "/x", rp.cfg.RedirectURL + "?a=1", "", strings.ToUpper(rp.cfg.RedirectURL)} {
+			v := base(rp)
+			v.Set("redirect_uri", bad)
+			resp := authz(v)
+			page := body(t, resp)
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(page, "<html") {
+				t.Fatalf("redirect_uri %q: %d %q", bad, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+		v := base(rp)
+		v.Set("client_id", "nobody")
+		if resp := authz(v); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+			t.Fatalf("unknown client: %d", resp.StatusCode)
+		}
+	})
+	t.Run("unsupported response type", func(t *testing.T) {
+		for _, rt := range []string{"token", "id_token", "code id_token", "foo"} {
+			v := base(rp)
+			v.Set("response_type", rt)
+			resp := authz(v)
+			resp.Body.Close()
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			params, _ := url.ParseQuery(loc.Fragment)
+			if rt == "foo" {
+				params, _ = url.ParseQuery(loc.Fragment)
+			}
+			if resp.StatusCode != http.StatusFound || params.Get("error") != "unsupported_response_type" || params.Get("state") != "st" {
+				t.Fatalf("response_type %q: %d %s", rt, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+	})
+	t.Run("missing or invalid parameters", func(t *testing.T) {
+		cases := map[string]func(url.Values){
+			"no PKCE for a public client": func(v url.Values) { v.Del("code_challenge"); v.Del("code_challenge_method") },
+			"plain PKCE":                  func(v url.Values) { v.Set("code_challenge_method", "plain") },
+			"no openid scope":             func(v url.Values) { v.Set("scope", "profile") },
+			"request object":              func(v url.Values) { v.Set("request", "eyJ.x.y") },
+		}
+		want := map[string]string{"no PKCE for a public client": "invalid_request", "plain PKCE": "invalid_request",
+			"no openid scope": "invalid_scope", "request object": "request_not_supported"}
+		for name, mod := range cases {
+			v := base(pub)
+			mod(v)
+			resp := authz(v)
+			resp.Body.Close()
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			if resp.StatusCode != http.StatusFound || loc.Query().Get("error") != want[name] || !strings.HasPrefix(loc.String(), pub.cfg.RedirectURL) {
+				t.Fatalf("%s: %d %s", name, resp.StatusCode, loc)
+			}
+		}
+	})
+
+	t.Run("wrong PKCE verifier", func(t *testing.T) {
+		res := e.authorize(t, b, rp)
+		res.verifier = oauth2.GenerateVerifier()
+		_, err := rp.exchange(ctx, res)
+		wantOAuthError(t, err, "invalid_grant")
+	})
+	t.Run("public client: PKCE required at the token endpoint too", func(t *testing.T) {
+		res := e.authorize(t, b, pub)
+		if _, err := pub.cfg.Exchange(ctx, res.code); err == nil {
+			t.Fatal("code redeemed without verifier")
+		}
+		res = e.authorize(t, b, pub)
+		if _, err := pub.exchange(ctx, res); err != nil {
+			t.Fatalf("public client with PKCE: %v", err)
+		}
+	})
+	t.Run("wrong client secret", func(t *testing.T) {
+		res := e.authorize(t, b, rp)
+		bad := rp.cfg
+		bad.ClientSecret = "wrong"
+		_, err := bad.Exchange(ctx, res.code, oauth2.VerifierOption(res.verifier))
+		var re *oauth2.RetrieveError
+		if !asRetrieveError(err, &re) || (re.ErrorCode != "invalid_client" && re.ErrorCode != "unauthorized_client") || strings.Contains(string(re.Body), "goroutine") {
+			t.Fatalf("wrong secret: %v", err)
+		}
+	})
+	t.Run("reused code: refused, tokens revoked", func(t *testing.T) {
+		res := e.authorize(t, b, rp)
+		tok, err := rp.exchange(ctx, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = rp.exchange(ctx, res)
+		wantOAuthError(t, err, "invalid_grant")
+		if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			t.Fatal("the access token from a reused code still works")
+		}
+	})
+	t.Run("expired code", func(t *testing.T) {
+		res := e.authorize(t, b, rp)
+		e.clock.Advance(2 * time.Minute)
+		_, err := rp.exchange(ctx, res)
+		wantOAuthError(t, err, "invalid_grant")
+	})
+	t.Run("unsupported grant and no client", func(t *testing.T) {
+		resp, err := http.PostForm(e.srv.URL+"/oidc/token", url.Values{"grant_type": {"password"}, "username": {"x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := body(t, resp); resp.StatusCode != 400 || !strings.Contains(s, "unsupported_grant_type") {
+			t.Fatalf("password grant: %d %s", resp.StatusCode, s)
+		}
+		resp, _ = http.PostForm(e.srv.URL+"/oidc/token", url.Values{"grant_type": {"client_credentials"}})
+		if s := body(t, resp); !strings.Contains(s, "unsupported_grant_type") {
+			t.Fatalf("client_credentials: %s", s)
+		}
+	})
+	t.Run("prompt=login asks for a fresh login", func(t *testing.T) {
+		e.authorize(t, b, rp) // a session exists now
+		res := e.authorize(t, b, rp, oauth2.SetAuthURLParam("prompt", "login"))
+		if res.code == "" {
+			t.Fatalf("prompt=login: %+v", res)
+		}
+		res = e.authorize(t, b, rp, oauth2.SetAuthURLParam("prompt", "none"))
+		if res.code == "" {
+			t.Fatalf("prompt=none with a session: %+v", res)
+		}
+		// A fresh browser has no session: login_required.
+		res = e.authorize(t, newBrowser(), rp, oauth2.SetAuthURLParam("prompt", "none"))
+		if res.err != "login_required" {
+			t.Fatalf("prompt=none without session: %+v", res)
+		}
+	})
+	t.Run("introspection and revocation", func(t *testing.T) {
+		res := e.authorize(t, b, rp)
+		tok, err := rp.exchange(ctx, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		introspect := func(c *testRP, secret string) map[string]any {
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/oidc/introspect", strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(c.cfg.ClientID, secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			_ = json.Unmarshal([]byte(body(t, resp)), &m)
+			return m
+		}
+		if m := introspect(rp, rp.cfg.ClientSecret); m["active"] != true || m["client_id"] != rp.cfg.ClientID || m["given_name"] != nil {
+			t.Fatalf("introspection = %v", m)
+		}
+		if m := introspect(rp, "wrong"); m["active"] == true {
+			t.Fatalf("introspection with a wrong secret = %v", m)
+		}
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/oidc/revoke", strings.NewReader(url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(rp.cfg.ClientID, rp.cfg.ClientSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := body(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("revoke: %d %s", resp.StatusCode, s)
+		}
+		if m := introspect(rp, rp.cfg.ClientSecret); m["active"] == true {
+			t.Fatalf("revoked token is active: %v", m)
+		}
+	})
+}
+
+// TestOIDCKeyRotation: tokens signed before a rotation verify during the
+// overlap; afterwards the old key leaves the JWKS. RS256 platforms get
+// RS256 tokens.
+func TestOIDCKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	policy := idp.KeyPolicy{RotateEvery: 24 * time.Hour, PublishAhead: time.Hour, Overlap: 6 * time.Hour, Refresh: time.Second}
+	e := newOIDCEnvOn(t, false, policy)
+	rp := e.newRP(t, "rotating", rpOptions{})
+	rsa := e.newRP(t, "oldschool", rpOptions{alg: "RS256"})
+	e.grantConsent(rp.platform.ID)
+	e.grantConsent(rsa.platform.ID)
+	b := newBrowser()
+	issue := func(c *testRP) string {
+		t.Helper()
+		tok, err := c.exchange(ctx, e.authorize(t, b, c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Extra("id_token").(string)
+	}
+	kid := func(raw string) string {
+		hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+		var h struct {
+			Kid, Alg string
+		}
+		_ = json.Unmarshal(hdr, &h)
+		return h.Alg + ":" + h.Kid
+	}
+	jwksKids := func() []string {
+		resp, err := http.Get(e.srv.URL + "/oidc/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var set struct {
+			Keys []struct{ Kid, Alg string }
+		}
+		_ = json.Unmarshal([]byte(body(t, resp)), &set)
+		var out []string
+		for _, k := range set.Keys {
+			out = append(out, k.Alg+":"+k.Kid)
+		}
+		return out
+	}
+	old := issue(rp)
+	if oldRSA := issue(rsa); !strings.HasPrefix(kid(oldRSA), "RS256:") {
+		t.Fatalf("RS256 platform got %s", kid(oldRSA))
+	}
+	if !strings.HasPrefix(kid(old), "ES256:") || len(jwksKids()) != 2 {
+		t.Fatalf("before rotation: token %s, jwks %v", kid(old), jwksKids())
+	}
+
+	// Due for rotation: the successor is published first, then signs.
+	e.clock.Advance(24*time.Hour - 30*time.Minute)
+	if n := len(jwksKids()); n != 4 {
+		t.Fatalf("successors not published ahead: %v", jwksKids())
+	}
+	if got := kid(issue(rp)); got != kid(old) {
+		t.Fatalf("the successor signs before its time: %s", got)
+	}
+	e.clock.Advance(time.Hour)
+	fresh := issue(rp)
+	if kid(fresh) == kid(old) {
+		t.Fatal("no rotation after RotateEvery")
+	}
+	// A verifier with a fresh key cache accepts both tokens during the
+	// overlap (go-oidc checks expiry with the real clock: tokens are young).
+	v := gooidc.NewProvider
+	p2, err := v(ctx, e.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver := p2.Verifier(&gooidc.Config{ClientID: rp.cfg.ClientID, SupportedSigningAlgs: []string{"ES256"}})
+	for _, raw := range []string{old, fresh} {
+		if _, err := ver.Verify(ctx, raw); err != nil {
+			t.Fatalf("token %s during overlap: %v", kid(raw), err)
+		}
+	}
+	// After the overlap the old key is gone from the JWKS.
+	e.clock.Advance(7 * time.Hour)
+	if kids := jwksKids(); slices.Contains(kids, kid(old)) || !slices.Contains(kids, kid(fresh)) {
+		t.Fatalf("after overlap: jwks %v, old %s", kids, kid(old))
+	}
+	p3, _ := gooidc.NewProvider(ctx, e.srv.URL)
+	if _, err := p3.Verifier(&gooidc.Config{ClientID: rp.cfg.ClientID}).Verify(ctx, old); err == nil {
+		t.Fatal("a token of a retired key still verifies")
+	}
+}
+
+// TestOIDCKeysAcrossNodes: two providers on one store (two nodes) use the
+// same keys, and a second node started concurrently does not add keys.
+func TestOIDCKeysAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	clock := &oidcClock{}
+	st, _ := openTestStore(t, false, clock.Now)
+	sealer, _ := school.NewSealer([]byte("ssssssssssssssssssssssssssssssss"))
+	keys := make(chan []string, 4)
+	for range 4 {
+		go func() {
+			k := idp.NewOIDCKeys(st, sealer, clock.Now, idp.KeyPolicy{})
+			pub, err := k.Published(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			var ids []string
+			for _, x := range pub {
+				ids = append(ids, x.ID())
+			}
+			slices.Sort(ids)
+			keys <- ids
+		}()
+	}
+	first := <-keys
+	for range 3 {
+		if got := <-keys; !slices.Equal(got, first) {
+			t.Fatalf("nodes disagree on keys: %v vs %v", got, first)
+		}
+	}
+	all, _ := st.ListOIDCSigningKeys(ctx)
+	if len(all) != 2 || len(first) != 2 {
+		t.Fatalf("stored keys = %d, published %v", len(all), first)
+	}
+}

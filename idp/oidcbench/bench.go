@@ -1,0 +1,417 @@
+package oidcbench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/descope/virtualwebauthn"
+	"golang.org/x/oauth2"
+
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
+)
+
+// FixtureEnv names the environment variable with the fixture's path
+// (DefaultFixture when unset).
+const (
+	FixtureEnv     = "ELEVID_BENCH_FIXTURE"
+	DefaultFixture = "elevid-bench.json"
+	benchClientID  = "elevid-bench"
+	benchRedirect  = "https://bench.invalid/callback"
+)
+
+// Fixture is what the load generator needs to log pupils in.
+type Fixture struct {
+	ClientID     string         `json:"client_id"`
+	ClientSecret string         `json:"client_secret"`
+	RedirectURI  string         `json:"redirect_uri"`
+	RPID         string         `json:"rp_id"`
+	Origin       string         `json:"origin"`
+	Pupils       []FixturePupil `json:"pupils"`
+}
+
+// FixturePupil is one virtual pupil: the user handle and the passkey
+// (private key included: these are throw-away bench pupils).
+type FixturePupil struct {
+	Handle     []byte                     `json:"handle"`
+	Credential virtualwebauthn.Credential `json:"credential"`
+}
+
+// Prepare creates a bench school with n pupils, each enrolled, consented
+// for a confidential bench platform and holding a passkey, and returns
+// the fixture. rpID and origin are the server's WebAuthn settings (e.g.
+// "localhost", "http://localhost:8080"). Running it again adds pupils to
+// the same school and platform (whose secret is then replaced).
+func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (*Fixture, error) {
+	sch, err := st.SchoolByCode(ctx, "bench")
+	if errors.Is(err, school.ErrNotFound) {
+		sch, err = st.CreateSchool(ctx, school.School{Code: "bench", Name: "Bench School", Domain: "bench.elevid.test"})
+	}
+	if err != nil {
+		return nil, err
+	}
+	secret := idp.NewClientSecret()
+	pf, err := st.PlatformByClientID(ctx, benchClientID)
+	if errors.Is(err, school.ErrNotFound) {
+		pf, secret, err = idp.RegisterOIDCPlatform(ctx, st, idp.OIDCPlatformSpec{
+			Name: "Bench platform", ClientID: benchClientID, RedirectURIs: []string{benchRedirect}, Secret: secret,
+			Attributes: []school.AttributeGrant{{Name: idp.ClaimGivenName, Justification: "bench"}, {Name: idp.ClaimGroups, Justification: "bench"}},
+		})
+	} else if err == nil {
+		pf, err = st.UpdatePlatform(ctx, pf.ID, func(p school.Platform) (school.Platform, error) {
+			var s idp.OIDCSettings
+			if err := json.Unmarshal(p.Settings, &s); err != nil {
+				return p, err
+			}
+			s.SecretHash = idp.HashClientSecret(secret)
+			p.Settings, err = json.Marshal(s)
+			return p, err
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	class, err := st.CreateClass(ctx, school.Class{SchoolID: sch.ID, Name: "B" + school.NewID()[:4]})
+	if err != nil {
+		return nil, err
+	}
+	f := &Fixture{ClientID: benchClientID, ClientSecret: secret, RedirectURI: benchRedirect, RPID: rpID, Origin: origin}
+	for i := range n {
+		g, err := st.CreateGuardian(ctx, school.Guardian{SchoolID: sch.ID, Name: fmt.Sprintf("Guardian %d", i)})
+		if err != nil {
+			return nil, err
+		}
+		p, err := st.CreatePupil(ctx, school.Pupil{SchoolID: sch.ID, GivenName: fmt.Sprintf("Pupil%d", i), FamilyName: "Bench",
+			ClassIDs: []string{class.ID}, GuardianIDs: []string{g.ID}, Status: school.PupilActive})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := st.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, State: school.EnrolmentEnrolled, Rule: school.ConsentAny}); err != nil {
+			return nil, err
+		}
+		if _, err := st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: g.ID, PlatformID: pf.ID, Decision: school.DecisionGranted}); err != nil {
+			return nil, err
+		}
+		handle, err := st.PupilHandle(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+		if _, err := st.AddCredential(ctx, school.Credential{ID: cred.ID, PupilID: p.ID, SchoolID: sch.ID,
+			PublicKey: cred.Key.AttestationData(), AttestationFormat: "none", Label: "bench"}); err != nil {
+			return nil, err
+		}
+		f.Pupils = append(f.Pupils, FixturePupil{Handle: handle, Credential: cred})
+	}
+	return f, nil
+}
+
+// WriteFixture saves f (mode 0600: it holds private keys and a secret).
+func WriteFixture(path string, f *Fixture) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// ReadFixture loads a fixture written by WriteFixture.
+func ReadFixture(path string) (*Fixture, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench fixture: %w (run `elevid bench prepare` first)", err)
+	}
+	var f Fixture
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("bench fixture: %w", err)
+	}
+	if len(f.Pupils) == 0 {
+		return nil, errors.New("bench fixture: no pupils")
+	}
+	return &f, nil
+}
+
+// BenchLogin runs `elevid bench login`: concurrency virtual pupils run
+// complete flows against baseURL for duration, using the fixture named by
+// $ELEVID_BENCH_FIXTURE (or ./elevid-bench.json), and the figures are
+// printed to out.
+func BenchLogin(ctx context.Context, baseURL string, concurrency int, duration time.Duration, out io.Writer) error {
+	path := os.Getenv(FixtureEnv)
+	if path == "" {
+		path = DefaultFixture
+	}
+	f, err := ReadFixture(path)
+	if err != nil {
+		return err
+	}
+	res, err := Run(ctx, Config{BaseURL: baseURL, Fixture: f, Concurrency: concurrency, Duration: duration})
+	if err != nil {
+		return err
+	}
+	res.Print(out)
+	return nil
+}
+
+// Config is one bench run.
+type Config struct {
+	BaseURL     string
+	Fixture     *Fixture
+	Concurrency int
+	Duration    time.Duration
+	// Counter, when set, is read before and after the run to report
+	// database transactions per flow (in-process servers only).
+	Counter *Counter
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Flows, Errors int
+	Elapsed       time.Duration
+	P50, P95, P99 time.Duration
+	FirstError    string
+	// Transactions and Statements per flow (0 without a Counter).
+	TxPerFlow, StmtPerFlow float64
+}
+
+// Print writes r in a readable form.
+func (r Result) Print(w io.Writer) {
+	fmt.Fprintf(w, "flows %d in %.1fs: %.0f flows/s, errors %d\n", r.Flows, r.Elapsed.Seconds(), float64(r.Flows)/r.Elapsed.Seconds(), r.Errors)
+	fmt.Fprintf(w, "latency p50 %.1fms p95 %.1fms p99 %.1fms\n", ms(r.P50), ms(r.P95), ms(r.P99))
+	if r.TxPerFlow > 0 {
+		fmt.Fprintf(w, "database: %.2f transactions and %.2f single statements per flow\n", r.TxPerFlow, r.StmtPerFlow)
+	}
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Run runs the load.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Concurrency <= 0 || cfg.Duration <= 0 || cfg.Fixture == nil {
+		return Result{}, errors.New("bench: concurrency, duration and fixture are required")
+	}
+	base := strings.TrimSuffix(cfg.BaseURL, "/")
+	transport := &http.Transport{MaxIdleConns: cfg.Concurrency * 4, MaxIdleConnsPerHost: cfg.Concurrency * 4, IdleConnTimeout: time.Minute}
+	var (
+		mu         sync.Mutex
+		lat        []time.Duration
+		errs       atomic.Int64
+		firstError atomic.Value
+		next       atomic.Int64
+	)
+	var tx0, st0 int64
+	if cfg.Counter != nil {
+		tx0, st0 = cfg.Counter.Transactions.Load(), cfg.Counter.Statements.Load()
+	}
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	var wg sync.WaitGroup
+	for range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				p := cfg.Fixture.Pupils[int(next.Add(1))%len(cfg.Fixture.Pupils)]
+				t0 := time.Now()
+				if err := flow(ctx, base, cfg.Fixture, p, transport); err != nil {
+					errs.Add(1)
+					firstError.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r := Result{Flows: len(lat), Errors: int(errs.Load()), Elapsed: time.Since(start)}
+	if s, ok := firstError.Load().(string); ok {
+		r.FirstError = s
+	}
+	slices.Sort(lat)
+	if n := len(lat); n > 0 {
+		r.P50, r.P95, r.P99 = lat[n*50/100], lat[min(n-1, n*95/100)], lat[min(n-1, n*99/100)]
+		if cfg.Counter != nil {
+			r.TxPerFlow = float64(cfg.Counter.Transactions.Load()-tx0) / float64(n+r.Errors)
+			r.StmtPerFlow = float64(cfg.Counter.Statements.Load()-st0) / float64(n+r.Errors)
+		}
+	}
+	return r, nil
+}
+
+// flow runs one complete login of pupil p with a fresh browser.
+func flow(ctx context.Context, base string, f *Fixture, p FixturePupil, tr http.RoundTripper) error {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	verifier := oauth2.GenerateVerifier()
+	state := school.NewID()
+	q := url.Values{"client_id": {f.ClientID}, "redirect_uri": {f.RedirectURI}, "response_type": {"code"}, "scope": {"openid profile groups"},
+		"state": {state}, "nonce": {school.NewID()}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	cb, err := browse(ctx, c, base, f, p, base+"/oidc/authorize?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	lu, _ := url.Parse(cb)
+	if e := lu.Query().Get("error"); e != "" {
+		return fmt.Errorf("authorize: %s", e)
+	}
+	if lu.Query().Get("state") != state {
+		return errors.New("authorize: state mismatch")
+	}
+	code := lu.Query().Get("code")
+	if code == "" {
+		return errors.New("no code")
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {f.RedirectURI}, "code_verifier": {verifier}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/oidc/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(f.ClientID), url.QueryEscape(f.ClientSecret))
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+	}
+	if err := doJSON(c, req, &tok); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	if tok.AccessToken == "" || tok.IDToken == "" {
+		return errors.New("token: no tokens")
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/oidc/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	var ui struct {
+		Sub string `json:"sub"`
+	}
+	if err := doJSON(c, req, &ui); err != nil {
+		return fmt.Errorf("userinfo: %w", err)
+	}
+	if ui.Sub == "" {
+		return errors.New("userinfo: no sub")
+	}
+	return nil
+}
+
+// Browse plays the browser for an authorization URL: it follows ElevID's
+// redirects, logs in with the first pupil's passkey when sent to /login,
+// and returns the URL the browser is finally sent to at the platform's
+// redirect URI (with code and state, or an error). The .ci OIDC client
+// test uses it for the one step a headless client cannot do itself.
+func Browse(ctx context.Context, base string, f *Fixture, authURL string) (string, error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return browse(ctx, c, strings.TrimSuffix(base, "/"), f, f.Pupils[0], authURL)
+}
+
+func browse(ctx context.Context, c *http.Client, base string, f *Fixture, p FixturePupil, next string) (string, error) {
+	for range 8 {
+		u, err := url.Parse(next)
+		if err != nil {
+			return "", err
+		}
+		if u.Path == "/login" {
+			n, err := passkeyLogin(ctx, c, base, f, p, u.Query().Get("return_to"))
+			if err != nil {
+				return "", err
+			}
+			next = base + n
+			continue
+		}
+		resp, err := get(ctx, c, next)
+		if err != nil {
+			return "", err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode/100 != 3 || loc == "" {
+			return "", fmt.Errorf("%s: status %d", u.Path, resp.StatusCode)
+		}
+		if strings.HasPrefix(loc, f.RedirectURI) {
+			return loc, nil
+		}
+		if strings.HasPrefix(loc, "/") {
+			loc = base + loc
+		}
+		next = loc
+	}
+	return "", errors.New("too many redirects")
+}
+
+func get(ctx context.Context, c *http.Client, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.Do(req)
+}
+
+func doJSON(c *http.Client, req *http.Request, v any) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// passkeyLogin runs the discoverable login at /login/begin and
+// /login/finish and returns where the login sends the browser.
+func passkeyLogin(ctx context.Context, c *http.Client, base string, f *Fixture, p FixturePupil, returnTo string) (string, error) {
+	post := func(path string, body any, out any) error {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		return doJSON(c, req, out)
+	}
+	var begun struct {
+		Ceremony string          `json:"ceremony"`
+		Options  json.RawMessage `json:"options"`
+	}
+	if err := post("/login/begin", map[string]string{}, &begun); err != nil {
+		return "", fmt.Errorf("login begin: %w", err)
+	}
+	opts, err := virtualwebauthn.ParseAssertionOptions(string(begun.Options))
+	if err != nil {
+		return "", err
+	}
+	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: p.Handle})
+	rp := virtualwebauthn.RelyingParty{ID: f.RPID, Name: "ElevID", Origin: f.Origin}
+	cred := virtualwebauthn.CreateAssertionResponse(rp, auth, p.Credential, *opts)
+	var done struct {
+		OK   bool   `json:"ok"`
+		Next string `json:"next"`
+	}
+	if err := post("/login/finish", map[string]any{"ceremony": begun.Ceremony, "credential": json.RawMessage(cred), "return_to": returnTo}, &done); err != nil {
+		return "", fmt.Errorf("login finish: %w", err)
+	}
+	if !done.OK || done.Next == "" {
+		return "", errors.New("login finish: not ok")
+	}
+	return done.Next, nil
+}

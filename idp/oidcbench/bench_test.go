@@ -1,0 +1,206 @@
+package oidcbench_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/oidcbench"
+	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/postgres"
+	"github.com/elevid/elevid/school/sqlite"
+	"github.com/elevid/elevid/school/sqlstore"
+	"github.com/elevid/elevid/web"
+)
+
+// TestBenchLogin runs the load generator against an in-process ElevID
+// (real HTTP over loopback) on SQLite and, with ELEVID_TEST_POSTGRES, on
+// PostgreSQL. ELEVID_BENCH_DURATION (default 1s) and
+// ELEVID_BENCH_CONCURRENCY (default 8) size the run; the figures are
+// logged (go test -v).
+func TestBenchLogin(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) { benchOn(t, db) })
+	}
+}
+
+// server is an in-process ElevID with the passkey login and the OIDC
+// provider on a store that counts its database work.
+type server struct {
+	url     string
+	origin  string
+	st      school.Store
+	counter *oidcbench.Counter
+}
+
+func benchOn(t *testing.T, db string) {
+	s := startServer(t, db)
+	benchRest(t, s, s.st, s.counter, s.origin)
+}
+
+func startServer(t *testing.T, db string) *server {
+	ctx := context.Background()
+	counter := &oidcbench.Counter{}
+	var st school.Store
+	switch db {
+	case "sqlite":
+		s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bench.db"), sqlstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st = sqlstore.New(oidcbench.CountingBackend{Backend: s.Backend(), C: counter}, sqlstore.Options{})
+	case "postgres":
+		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
+		if dsn == "" {
+			t.Skip("ELEVID_TEST_POSTGRES not set: skipping the PostgreSQL bench")
+		}
+		admin, err := postgres.Open(ctx, dsn, sqlstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema := "bench_" + school.NewID()[:10]
+		if _, err := admin.Pool().Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = admin.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			admin.Close()
+		})
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		s, err := postgres.Open(ctx, dsn+sep+"search_path="+schema+"&pool_max_conns=32", sqlstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st = sqlstore.New(oidcbench.CountingBackend{Backend: s.Backend(), C: counter}, sqlstore.Options{})
+	}
+
+	return startHTTP(t, st, counter)
+}
+
+func startHTTP(t *testing.T, st school.Store, counter *oidcbench.Counter) *server {
+	ctx := context.Background()
+	var handler http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	origin := "http://localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	log := slog.New(slog.DiscardHandler)
+	slog.SetDefault(log) // zitadel logs every refused request through slog's default
+	site := web.NewTestSite(t)
+	secret, err := idp.PairwiseSecret(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := school.NewSealer(bytes.Repeat([]byte("k"), 32))
+	login, err := idp.NewLogin(idp.LoginOptions{Store: st, Site: site, Issuer: srv.URL, Logger: log,
+		Passkey:     passkey.Config{RPID: "localhost", Origins: []string{origin}},
+		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := idp.NewOIDC(ctx, idp.OIDCOptions{Issuer: srv.URL, Store: st, Sealer: sealer, PairwiseSecret: secret, Site: site, Sessions: login, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	login.Mount(mux)
+	op.Mount(mux)
+	handler = site.CrossOrigin(mux, idp.OIDCBypassPatterns...)
+	return &server{url: srv.URL, origin: origin, st: st, counter: counter}
+}
+
+func benchRest(t *testing.T, srv *server, st school.Store, counter *oidcbench.Counter, origin string) {
+	ctx := context.Background()
+	conc := envInt("ELEVID_BENCH_CONCURRENCY", 8)
+	f, err := oidcbench.Prepare(ctx, st, "localhost", origin, max(conc*2, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "fixture.json")
+	if err := oidcbench.WriteFixture(path, f); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = oidcbench.ReadFixture(path); err != nil {
+		t.Fatal(err)
+	}
+	dur := time.Second
+	if v := os.Getenv("ELEVID_BENCH_DURATION"); v != "" {
+		if dur, err = time.ParseDuration(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Warm up (keys, connections), then measure.
+	if _, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: srv.url, Fixture: f, Concurrency: 2, Duration: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: srv.url, Fixture: f, Concurrency: conc, Duration: dur, Counter: counter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res.Print(&out)
+	t.Logf("%d concurrent pupils:\n%s", conc, out.String())
+	// A loaded machine may fail the odd login (a busy database); more
+	// than 1 % failed flows is a bug.
+	if res.Flows == 0 || res.Errors*100 > res.Flows {
+		t.Fatalf("bench flows failed: %s", out.String())
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestOpenIDClientNode runs .ci/oidc-node (openid-client v6) against an
+// in-process ElevID: discovery, code flow with PKCE, ID token validation,
+// userinfo and a refused code reuse, with the passkey login played by
+// ./idp/oidcbench/browse. It needs node and `npm ci` in .ci/oidc-node.
+func TestOpenIDClientNode(t *testing.T) {
+	dir, _ := filepath.Abs("../../.ci/oidc-node")
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not on PATH: skipping the openid-client check")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openid-client")); err != nil {
+		t.Skip("openid-client not installed: run npm ci in .ci/oidc-node")
+	}
+	s := startServer(t, "sqlite")
+	f, err := oidcbench.Prepare(context.Background(), s.st, "localhost", s.origin, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "fixture.json")
+	if err := oidcbench.WriteFixture(path, f); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "test.mjs", s.url, path)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("openid-client: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}

@@ -1,0 +1,720 @@
+package idp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
+)
+
+// SAMLPupilSession is what the SAML IdP needs of a pupil's login session.
+type SAMLPupilSession struct {
+	ID       string // the login session's id (for single logout)
+	PupilID  string
+	AuthTime time.Time // when the pupil authenticated
+}
+
+// SAMLSessionSource tells the SAML IdP who is logged in. The passkey login
+// provides it (through a small adapter over Login.Current and
+// Login.LoginURL).
+type SAMLSessionSource interface {
+	// Current returns the request's valid login session, if any.
+	Current(r *http.Request) (SAMLPupilSession, bool)
+	// LoginURL is where to send the browser to log in, coming back to the
+	// same-site path returnTo afterwards.
+	LoginURL(returnTo string) string
+}
+
+// SAMLSessionRevoker ends a login session server-side (single logout).
+type SAMLSessionRevoker interface {
+	RevokeSession(ctx context.Context, sessionID string) error
+}
+
+// SAMLReleaseLogger records what a platform received about a pupil. Its
+// method set is the release log's, so any release log implementation fits.
+type SAMLReleaseLogger interface {
+	Record(ctx context.Context, pupilID, platformID string, attrs []string) error
+}
+
+// SAMLOptions are the dependencies and settings of the SAML IdP.
+type SAMLOptions struct {
+	// BaseURL is the public base URL (the issuer), e.g. https://elevid.example.dk;
+	// the entity id is BaseURL+"/saml/metadata".
+	BaseURL  string
+	Store    school.Store
+	Site     *web.Site
+	Sessions SAMLSessionSource
+	// Revoker, when set, ends login sessions on single logout.
+	Revoker        SAMLSessionRevoker
+	Keys           SAMLKeys
+	PairwiseSecret []byte
+	Releases       SAMLReleaseLogger
+	Logger         *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// FlowTTL bounds the time between an AuthnRequest and its answer
+	// (10 minutes by default).
+	FlowTTL time.Duration
+	// AssertionTTL is an assertion's validity (5 minutes by default).
+	AssertionTTL time.Duration
+	// SessionTTL is how long an SP session is remembered for single
+	// logout (12 hours by default).
+	SessionTTL time.Duration
+	// MaxMessageBytes bounds an incoming SAML message, encoded and decoded
+	// (64 KiB by default).
+	MaxMessageBytes int
+}
+
+// SAML is ElevID's SAML 2.0 identity provider: metadata, single sign-on
+// (HTTP-Redirect and HTTP-POST, SP- and IdP-initiated) and single logout.
+//
+// A request that arrives cross-site (an SP's auto-posted form) carries no
+// SameSite=Lax session cookie, so SSO never reads the session on that
+// request: it verifies the AuthnRequest, keeps it server-side (single-use,
+// expiring) and redirects (303, a same-site GET) to /saml/resume, which
+// reads the session.
+type SAML struct {
+	opt         SAMLOptions
+	log         *slog.Logger
+	sps         samlSPCache
+	entityID    string
+	metadataURL url.URL
+	ssoURL      url.URL
+	sloURL      url.URL
+	formTmpl    *template.Template
+}
+
+// NewSAML returns the SAML IdP; it checks that every dependency is there.
+func NewSAML(opt SAMLOptions) (*SAML, error) {
+	var missing []string
+	for name, ok := range map[string]bool{
+		"BaseURL": opt.BaseURL != "", "Store": opt.Store != nil, "Site": opt.Site != nil, "Sessions": opt.Sessions != nil,
+		"Keys": opt.Keys != nil, "PairwiseSecret": len(opt.PairwiseSecret) >= 32, "Releases": opt.Releases != nil,
+	} {
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("saml: missing options: %s", strings.Join(missing, ", "))
+	}
+	base, err := url.Parse(strings.TrimRight(opt.BaseURL, "/"))
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+		return nil, fmt.Errorf("saml: base URL %q is not an absolute http(s) URL", opt.BaseURL)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.FlowTTL == 0 {
+		opt.FlowTTL = 10 * time.Minute
+	}
+	if opt.AssertionTTL == 0 {
+		opt.AssertionTTL = 5 * time.Minute
+	}
+	if opt.SessionTTL == 0 {
+		opt.SessionTTL = 12 * time.Hour
+	}
+	if opt.MaxMessageBytes == 0 {
+		opt.MaxMessageBytes = 64 << 10
+	}
+	s := &SAML{opt: opt, log: opt.Logger}
+	at := func(p string) url.URL { u := *base; u.Path = base.Path + p; return u }
+	s.metadataURL, s.ssoURL, s.sloURL = at("/saml/metadata"), at("/saml/sso"), at("/saml/slo")
+	s.entityID = s.metadataURL.String()
+	s.formTmpl = template.Must(template.New("saml-form").Parse(standaloneForm))
+	return s, nil
+}
+
+// EntityID is the IdP's entity id (its metadata URL).
+func (s *SAML) EntityID() string { return s.entityID }
+
+// Mount registers the SAML routes. POST /saml/sso and POST /saml/slo
+// receive cross-site form posts from service providers and must bypass
+// CSRF protection; POST /saml/logout is a same-site form and must not.
+func (s *SAML) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /saml/metadata", s.serveMetadata)
+	mux.HandleFunc("GET /saml/sso", s.serveSSO)
+	mux.HandleFunc("POST /saml/sso", s.serveSSO)
+	mux.HandleFunc("GET /saml/resume", s.serveResume)
+	mux.HandleFunc("GET /saml/idp-initiated", s.serveIdPInitiated)
+	mux.HandleFunc("GET /saml/slo", s.serveSLO)
+	mux.HandleFunc("POST /saml/slo", s.serveSLO)
+	mux.HandleFunc("POST /saml/logout", s.serveLogout)
+}
+
+func (s *SAML) now() time.Time {
+	if s.opt.Now != nil {
+		return s.opt.Now()
+	}
+	return time.Now()
+}
+
+// idp returns a crewjam IdentityProvider for one request, with the current
+// signing key and ElevID's clock.
+func (s *SAML) idp(ctx context.Context) (*saml.IdentityProvider, error) {
+	pair, err := s.opt.Keys.Signing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	published, err := s.opt.Keys.Published(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var extra = published[1:]
+	clock := dsig.NewRealClock()
+	if s.opt.Now != nil {
+		clock = dsig.NewFakeClockAt(s.now())
+	}
+	valid := 48 * time.Hour
+	return &saml.IdentityProvider{
+		Key:                     pair.Key,
+		Certificate:             pair.Cert,
+		ExtraCertificates:       extra,
+		MetadataURL:             s.metadataURL,
+		SSOURL:                  s.ssoURL,
+		LogoutURL:               s.sloURL,
+		LogoutBindings:          []string{saml.HTTPRedirectBinding, saml.HTTPPostBinding},
+		ServiceProviderProvider: spProvider{s},
+		SignatureMethod:         dsig.RSASHA256SignatureMethod,
+		NameIDFormats:           []saml.NameIDFormat{saml.PersistentNameIDFormat, saml.TransientNameIDFormat},
+		Clock:                   clock,
+		ValidDuration:           &valid,
+		RejectSHA1Signatures:    true,
+		ReplayCache:             samlReplayCache{s},
+		ResponseFormTemplate:    s.formTmpl,
+		Logger:                  slogLogger{s.log},
+	}, nil
+}
+
+type spProvider struct{ s *SAML }
+
+// GetServiceProvider implements saml.ServiceProviderProvider.
+func (p spProvider) GetServiceProvider(r *http.Request, id string) (*saml.EntityDescriptor, error) {
+	sp, err := p.s.sps.lookup(r.Context(), p.s.opt.Store, id)
+	if err != nil {
+		return nil, err
+	}
+	return sp.Metadata, nil
+}
+
+// samlReplayCache keeps crewjam's replay records (LogoutRequest ids) in
+// the store.
+type samlReplayCache struct{ s *SAML }
+
+// Consume implements saml.AssertionReplayCache.
+func (c samlReplayCache) Consume(id string, expiresAt time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.s.opt.Store.UseSAMLMessageID(ctx, "crewjam", id, expiresAt)
+	if errors.Is(err, school.ErrUsed) {
+		return saml.ErrAssertionReplayed
+	}
+	return err
+}
+
+// slogLogger adapts slog to crewjam's logger.
+type slogLogger struct{ l *slog.Logger }
+
+func (l slogLogger) Printf(format string, v ...interface{}) {
+	l.l.Info("saml: " + fmt.Sprintf(format, v...))
+}
+func (l slogLogger) Print(v ...interface{})   { l.l.Info("saml: " + fmt.Sprint(v...)) }
+func (l slogLogger) Println(v ...interface{}) { l.l.Info("saml: " + fmt.Sprint(v...)) }
+func (l slogLogger) Fatal(v ...interface{})   { l.l.Error("saml: " + fmt.Sprint(v...)) }
+func (l slogLogger) Fatalf(format string, v ...interface{}) {
+	l.l.Error("saml: " + fmt.Sprintf(format, v...))
+}
+func (l slogLogger) Fatalln(v ...interface{}) { l.l.Error("saml: " + fmt.Sprint(v...)) }
+func (l slogLogger) Panic(v ...interface{})   { l.l.Error("saml: " + fmt.Sprint(v...)) }
+func (l slogLogger) Panicf(format string, v ...interface{}) {
+	l.l.Error("saml: " + fmt.Sprintf(format, v...))
+}
+func (l slogLogger) Panicln(v ...interface{}) { l.l.Error("saml: " + fmt.Sprint(v...)) }
+
+// serveMetadata publishes the IdP metadata: signing certificates (both
+// during a rotation), SSO and SLO endpoints, NameID formats and a
+// shibmd:Scope for every school domain. It is signed with the current key.
+func (s *SAML) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	idp, err := s.idp(r.Context())
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	schools, err := s.opt.Store.ListSchools(r.Context())
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, sc := range schools {
+		if sc.Domain != "" && !seen[sc.Domain] {
+			seen[sc.Domain] = true
+			idp.MetadataScopes = append(idp.MetadataScopes, saml.ShibbolethScope{Value: sc.Domain})
+		}
+	}
+	idp.SignMetadata = true
+	idp.OnError = func(w http.ResponseWriter, r *http.Request, _ int, err error) { s.opt.Site.ServerError(w, r, err) }
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	idp.ServeMetadata(w, r)
+}
+
+// samlSSOFlow is an AuthnRequest (or an IdP-initiated login) waiting for
+// the pupil's session.
+type samlSSOFlow struct {
+	PlatformID   string    `json:"platform_id"`
+	RequestID    string    `json:"request_id,omitempty"`
+	ACSURL       string    `json:"acs_url"`
+	RelayState   string    `json:"relay_state,omitempty"`
+	NameIDFormat string    `json:"name_id_format,omitempty"` // requested in NameIDPolicy
+	ForceAuthn   bool      `json:"force_authn,omitempty"`
+	IsPassive    bool      `json:"is_passive,omitempty"`
+	IssueInstant time.Time `json:"issue_instant"`
+}
+
+// limitMessage bounds the size of an incoming SAML message; it reports
+// false (after answering) when the request is too large.
+func (s *SAML) limitMessage(w http.ResponseWriter, r *http.Request) bool {
+	max := s.opt.MaxMessageBytes
+	if len(r.URL.RawQuery) > 2*max || r.ContentLength > int64(2*max) {
+		s.reject(w, r, http.StatusRequestEntityTooLarge, "saml.error.too_large", "", errors.New("message too large"))
+		return false
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, int64(2*max))
+		if err := r.ParseForm(); err != nil {
+			s.reject(w, r, http.StatusRequestEntityTooLarge, "saml.error.too_large", "", err)
+			return false
+		}
+	}
+	return true
+}
+
+// reject logs a refused message with the SP's entity id (as claimed) and
+// shows an error page. It never answers to a URL from the message.
+func (s *SAML) reject(w http.ResponseWriter, r *http.Request, status int, key, sp string, err error) {
+	s.log.Warn("saml: request refused", "reason", key, "sp", sp, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	s.opt.Site.Error(w, r, status, key)
+}
+
+// serveSSO receives an AuthnRequest (GET: HTTP-Redirect, POST:
+// HTTP-POST), verifies it, stores it and redirects to /saml/resume.
+func (s *SAML) serveSSO(w http.ResponseWriter, r *http.Request) {
+	if !s.limitMessage(w, r) {
+		return
+	}
+	ctx := r.Context()
+	idp, err := s.idp(ctx)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	req, err := saml.NewIdpAuthnRequest(idp, r)
+	if err != nil {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.malformed", "", err)
+		return
+	}
+	if len(req.RequestBuffer) > s.opt.MaxMessageBytes {
+		s.reject(w, r, http.StatusRequestEntityTooLarge, "saml.error.too_large", "", errors.New("inflated message too large"))
+		return
+	}
+	if err := checkMessageXML(req.RequestBuffer); err != nil {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.malformed", "", err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		claimed := ""
+		if req.Request.Issuer != nil {
+			claimed = req.Request.Issuer.Value
+		}
+		status, key := http.StatusBadRequest, "saml.error.invalid"
+		switch {
+		case errors.Is(err, saml.ErrUnknownServiceProvider):
+			key = "saml.error.unknown_sp"
+		case errors.Is(err, saml.ErrUnknownAssertionConsumerService):
+			key = "saml.error.unknown_acs"
+		case errors.Is(err, saml.ErrMalformedMessage):
+			key = "saml.error.malformed"
+		}
+		s.reject(w, r, status, key, claimed, err)
+		return
+	}
+	issuer := req.ServiceProviderMetadata.EntityID
+	if req.ACSEndpoint.Binding != saml.HTTPPostBinding {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.unknown_acs", issuer, fmt.Errorf("ACS binding %s is not supported", req.ACSEndpoint.Binding))
+		return
+	}
+	sp, err := s.sps.lookup(ctx, s.opt.Store, issuer)
+	if err != nil {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.unknown_sp", issuer, err)
+		return
+	}
+	// Every accepted request id is used once, signed or not.
+	if err := s.opt.Store.UseSAMLMessageID(ctx, issuer, req.Request.ID, req.Request.IssueInstant.Add(saml.MaxClockSkew+s.opt.FlowTTL)); err != nil {
+		if errors.Is(err, school.ErrUsed) {
+			s.reject(w, r, http.StatusBadRequest, "saml.error.replayed", issuer, err)
+			return
+		}
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	fl := samlSSOFlow{
+		PlatformID: sp.Platform.ID, RequestID: req.Request.ID, ACSURL: req.ACSEndpoint.Location,
+		RelayState: req.RelayState, IssueInstant: req.Request.IssueInstant,
+		ForceAuthn: req.Request.ForceAuthn != nil && *req.Request.ForceAuthn,
+		IsPassive:  req.Request.IsPassive != nil && *req.Request.IsPassive,
+	}
+	if p := req.Request.NameIDPolicy; p != nil && p.Format != nil {
+		fl.NameIDFormat = *p.Format
+	}
+	token, err := s.storeFlow(ctx, "sso", "", fl)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	s.log.Info("saml: authn request accepted", "sp", issuer, "binding", r.Method, "request_id", req.Request.ID)
+	noStore(w)
+	http.Redirect(w, r, resumePath(token), http.StatusSeeOther)
+}
+
+func resumePath(token string) string { return "/saml/resume?flow=" + url.QueryEscape(token) }
+
+// storeFlow keeps data as a flow under the hash of a token and returns the
+// token: a new random one, or key when given (logout flows are found by
+// the LogoutRequest id their answer refers to).
+func (s *SAML) storeFlow(ctx context.Context, kind, key string, data any) (string, error) {
+	if key == "" {
+		key = randomToken()
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return "", err
+	}
+	err = s.opt.Store.CreateSAMLFlow(ctx, school.SAMLFlow{ID: flowID(kind, key), Kind: kind, Data: b, ExpiresAt: s.now().Add(s.opt.FlowTTL)})
+	return key, err
+}
+
+func flowID(kind, token string) string {
+	sum := sha256.Sum256([]byte("saml-flow:" + kind + ":" + token))
+	return hex.EncodeToString(sum[:])
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func randomID() string {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "_" + hex.EncodeToString(b)
+}
+
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// flowError shows the page for a flow that is gone, used or expired.
+func (s *SAML) flowError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, school.ErrNotFound), errors.Is(err, school.ErrUsed), errors.Is(err, school.ErrExpired):
+		s.reject(w, r, http.StatusBadRequest, "saml.error.expired", "", err)
+	default:
+		s.opt.Site.ServerError(w, r, err)
+	}
+}
+
+// serveResume answers a stored AuthnRequest once the pupil has a session
+// (this same-site GET carries the Lax cookie). Without one it sends the
+// browser to log in and back here.
+func (s *SAML) serveResume(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	token := r.URL.Query().Get("flow")
+	id := flowID("sso", token)
+	f, err := s.opt.Store.GetSAMLFlow(ctx, id)
+	if err != nil {
+		s.flowError(w, r, err)
+		return
+	}
+	var fl samlSSOFlow
+	if err := json.Unmarshal(f.Data, &fl); err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	sp, err := s.spByID(ctx, fl.PlatformID)
+	if err != nil {
+		s.flowError(w, r, err)
+		return
+	}
+	sess, ok := s.opt.Sessions.Current(r)
+	if ok && fl.ForceAuthn && sess.AuthTime.Before(f.CreatedAt) {
+		ok = false
+	}
+	if !ok {
+		if fl.IsPassive {
+			if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
+				s.flowError(w, r, err)
+				return
+			}
+			s.sendStatus(w, r, sp, fl, saml.StatusResponder, "urn:oasis:names:tc:SAML:2.0:status:NoPassive")
+			return
+		}
+		noStore(w)
+		http.Redirect(w, r, s.opt.Sessions.LoginURL(resumePath(token)), http.StatusSeeOther)
+		return
+	}
+	if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
+		s.flowError(w, r, err)
+		return
+	}
+	s.respond(w, r, sp, sess, fl)
+}
+
+func (s *SAML) spByID(ctx context.Context, platformID string) (samlSP, error) {
+	p, err := s.opt.Store.GetPlatform(ctx, platformID)
+	if err != nil {
+		return samlSP{}, err
+	}
+	if p.Protocol != school.ProtocolSAML {
+		return samlSP{}, fmt.Errorf("platform %s: %w", p.ID, school.ErrNotFound)
+	}
+	return s.sps.parse(p)
+}
+
+// serveIdPInitiated logs the pupil in to a platform from ElevID's side:
+// GET /saml/idp-initiated?sp=ENTITYID[&RelayState=…]. The response goes
+// to the SP's default HTTP-POST assertion consumer service.
+func (s *SAML) serveIdPInitiated(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	entityID := r.URL.Query().Get("sp")
+	relay := r.URL.Query().Get("RelayState")
+	if len(relay) > 80 {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.invalid", entityID, errors.New("RelayState longer than 80 bytes"))
+		return
+	}
+	idp, err := s.idp(ctx)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	req, err := idp.NewIdpInitiatedRequest(r, entityID, relay)
+	if err != nil {
+		status, key := http.StatusBadRequest, "saml.error.unknown_acs"
+		if errors.Is(err, saml.ErrUnknownServiceProvider) {
+			status, key = http.StatusNotFound, "saml.error.unknown_sp"
+		}
+		s.reject(w, r, status, key, entityID, err)
+		return
+	}
+	if req.ACSEndpoint.Binding != saml.HTTPPostBinding {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.unknown_acs", entityID, fmt.Errorf("default ACS binding %s", req.ACSEndpoint.Binding))
+		return
+	}
+	sess, ok := s.opt.Sessions.Current(r)
+	if !ok {
+		noStore(w)
+		http.Redirect(w, r, s.opt.Sessions.LoginURL(r.URL.RequestURI()), http.StatusSeeOther)
+		return
+	}
+	sp, err := s.sps.lookup(ctx, s.opt.Store, entityID)
+	if err != nil {
+		s.reject(w, r, http.StatusNotFound, "saml.error.unknown_sp", entityID, err)
+		return
+	}
+	s.respond(w, r, sp, sess, samlSSOFlow{PlatformID: sp.Platform.ID, ACSURL: req.ACSEndpoint.Location, RelayState: relay})
+}
+
+// respond issues the assertion for a pupil's session, if the pupil is
+// active and a consent covers the platform, records the release and the
+// SP session, and posts the response to the ACS.
+func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess SAMLPupilSession, fl samlSSOFlow) {
+	ctx := r.Context()
+	entity := sp.Platform.ClientID
+	pupil, err := s.opt.Store.GetPupil(ctx, sess.PupilID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if pupil.Status != school.PupilActive {
+		s.reject(w, r, http.StatusForbidden, "saml.error.inactive", entity, fmt.Errorf("pupil %s is %s", pupil.ID, pupil.Status))
+		return
+	}
+	allowed, err := s.opt.Store.ReleaseAllowed(ctx, pupil.ID, sp.Platform.ID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if !allowed {
+		s.reject(w, r, http.StatusForbidden, "saml.error.no_consent", entity, fmt.Errorf("no consent for pupil %s at platform %s", pupil.ID, sp.Platform.ID))
+		return
+	}
+	sch, err := s.opt.Store.GetSchool(ctx, pupil.SchoolID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	var classes []string
+	if samlAllows(sp.Platform, "groups") {
+		for _, id := range pupil.ClassIDs {
+			c, err := s.opt.Store.GetClass(ctx, pupil.SchoolID, id)
+			if err != nil {
+				s.opt.Site.ServerError(w, r, err)
+				return
+			}
+			classes = append(classes, c.Name)
+		}
+	}
+	pairwise := Pairwise(s.opt.PairwiseSecret, pupil.ID, entity)
+	format := sp.Settings.NameIDFormat
+	switch fl.NameIDFormat {
+	case string(saml.TransientNameIDFormat):
+		format = "transient"
+	case string(saml.PersistentNameIDFormat):
+		format = "persistent"
+	}
+	nameID := saml.NameID{Format: string(saml.PersistentNameIDFormat), NameQualifier: s.entityID, SPNameQualifier: entity, Value: pairwise}
+	if format == "transient" {
+		nameID = saml.NameID{Format: string(saml.TransientNameIDFormat), NameQualifier: s.entityID, SPNameQualifier: entity, Value: randomID()}
+	}
+	attrs, names := s.attributes(sp, pupil, sch, classes, pairwise)
+	pair, err := s.opt.Keys.Signing(ctx)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	now := s.now()
+	sessionIndex := randomID()
+	resp, err := s.buildResponse(pair, responseInput{
+		Now: now, SP: sp, ACS: fl.ACSURL, InResponseTo: fl.RequestID, NameID: nameID,
+		SessionIndex: sessionIndex, AuthTime: sess.AuthTime, Attributes: attrs,
+	})
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if _, err := s.opt.Store.AddSAMLParticipant(ctx, school.SAMLParticipant{
+		SessionID: sess.ID, PupilID: pupil.ID, PlatformID: sp.Platform.ID, NameID: nameID.Value,
+		NameIDFormat: nameID.Format, SessionIndex: sessionIndex, ExpiresAt: now.Add(s.opt.SessionTTL),
+	}); err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	// No assertion leaves without its release log entry.
+	if err := s.opt.Releases.Record(ctx, pupil.ID, sp.Platform.ID, append([]string{"NameID:" + format}, names...)); err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	s.log.Info("saml: assertion issued", "sp", entity, "platform", sp.Platform.ID, "pupil", pupil.ID, "attributes", len(names), "in_response_to", fl.RequestID)
+	s.postForm(w, r, fl.ACSURL, "SAMLResponse", resp, fl.RelayState)
+}
+
+// sendStatus posts an error Response (no assertion) to the ACS of a
+// verified request.
+func (s *SAML) sendStatus(w http.ResponseWriter, r *http.Request, sp samlSP, fl samlSSOFlow, code, sub string) {
+	pair, err := s.opt.Keys.Signing(r.Context())
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	resp, err := s.buildStatusResponse(pair, s.now(), fl.ACSURL, fl.RequestID, code, sub)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	s.log.Info("saml: status response", "sp", sp.Platform.ClientID, "status", code, "sub", sub)
+	s.postForm(w, r, fl.ACSURL, "SAMLResponse", resp, fl.RelayState)
+}
+
+// samlPostData is the data of the saml-post page: a form that posts one
+// SAML message to a URL from SP metadata.
+type samlPostData struct {
+	Action     string
+	Field      string // SAMLResponse or SAMLRequest
+	Value      string // base64
+	RelayState string
+}
+
+// postForm renders the auto-posting form (web/static/saml-post.js submits
+// it; a noscript button does without JavaScript).
+func (s *SAML) postForm(w http.ResponseWriter, r *http.Request, action, field string, xmlBytes []byte, relay string) {
+	noStore(w)
+	s.opt.Site.Render(w, r, http.StatusOK, "saml-post", samlPostData{
+		Action: action, Field: field, Value: base64.StdEncoding.EncodeToString(xmlBytes), RelayState: relay,
+	})
+}
+
+// standaloneForm is used by crewjam for LogoutResponses posted to SPs; it
+// follows the same CSP rules as the site (no inline script).
+const standaloneForm = `<!doctype html><html><head><meta charset="utf-8"><title>ElevID</title>` +
+	`<script src="/static/saml-post.js" defer></script></head><body>` +
+	`<form method="post" action="{{.URL}}" id="saml-post-form">` +
+	`<input type="hidden" name="SAMLResponse" value="{{.SAMLResponse}}">` +
+	`{{if .RelayState}}<input type="hidden" name="RelayState" value="{{.RelayState}}">{{end}}` +
+	`<noscript><button type="submit">Fortsæt / Continue</button></noscript>` +
+	`</form></body></html>`
+
+// checkMessageXML refuses a SAML protocol message that has a comment, a
+// processing instruction or a DTD anywhere, or more than one root element:
+// none has a use in a SAML message, and comments inside signed text
+// (Issuer, NameID) are a known way to make parsers disagree.
+func checkMessageXML(b []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	depth, roots := 0, 0
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.Comment:
+			return errors.New("message contains an XML comment")
+		case xml.Directive:
+			return errors.New("message contains a DTD or directive")
+		case xml.ProcInst:
+			if t.Target != "xml" || depth > 0 || roots > 0 {
+				return errors.New("message contains a processing instruction")
+			}
+		case xml.StartElement:
+			if depth == 0 {
+				roots++
+				if roots > 1 {
+					return errors.New("message has more than one root element")
+				}
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if roots != 1 {
+		return errors.New("message has no root element")
+	}
+	return nil
+}

@@ -1,0 +1,395 @@
+package idp_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/xml"
+	"html"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/sqlite"
+	"github.com/elevid/elevid/school/sqlstore"
+	"github.com/elevid/elevid/web"
+)
+
+// testSessions is a SAMLSessionSource for tests: a cookie "sid" names a
+// session created by login.
+type testSessions struct {
+	mu      sync.Mutex
+	m       map[string]idp.SAMLPupilSession
+	revoked []string
+}
+
+func (s *testSessions) Current(r *http.Request) (idp.SAMLPupilSession, bool) {
+	c, err := r.Cookie("sid")
+	if err != nil {
+		return idp.SAMLPupilSession{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[c.Value]
+	return v, ok
+}
+
+func (s *testSessions) LoginURL(returnTo string) string {
+	return "/login?return=" + url.QueryEscape(returnTo)
+}
+
+func (s *testSessions) RevokeSession(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+	s.revoked = append(s.revoked, id)
+	return nil
+}
+
+func (s *testSessions) login(pupilID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := school.NewID()
+	s.m[id] = idp.SAMLPupilSession{ID: id, PupilID: pupilID, AuthTime: time.Now()}
+	return id
+}
+
+// recordingReleases wraps the audit release log and remembers releases.
+type recordingReleases struct {
+	inner idp.SAMLReleaseLogger
+	mu    sync.Mutex
+	got   [][]string
+}
+
+func (r *recordingReleases) Record(ctx context.Context, pupilID, platformID string, attrs []string) error {
+	r.mu.Lock()
+	r.got = append(r.got, append([]string{pupilID, platformID}, attrs...))
+	r.mu.Unlock()
+	return r.inner.Record(ctx, pupilID, platformID, attrs)
+}
+
+type harness struct {
+	t        *testing.T
+	st       *sqlite.Store
+	srv      *httptest.Server
+	saml     *idp.SAML
+	keys     *idp.StoreSAMLKeys
+	sessions *testSessions
+	releases *recordingReleases
+	school   school.School
+	pupil    school.Pupil
+	idpMeta  *saml.EntityDescriptor
+	secret   []byte
+}
+
+func newHarness(t testing.TB) *harness {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "elevid.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := school.NewSealer(bytes.Repeat([]byte("k"), 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{st: st, sessions: &testSessions{m: map[string]idp.SAMLPupilSession{}}}
+	if tt, ok := t.(*testing.T); ok {
+		h.t = tt
+	}
+	if h.school, err = st.CreateSchool(ctx, school.School{Code: "demo", Name: "Demo Skole", Domain: "demo.elevid.dk"}); err != nil {
+		t.Fatal(err)
+	}
+	class, err := st.CreateClass(ctx, school.Class{SchoolID: h.school.ID, Name: "7A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.pupil, err = st.CreatePupil(ctx, school.Pupil{SchoolID: h.school.ID, GivenName: "Ida", FamilyName: "Hansen", ClassIDs: []string{class.ID}, Status: school.PupilActive}); err != nil {
+		t.Fatal(err)
+	}
+	h.keys = &idp.StoreSAMLKeys{Store: st, Sealer: sealer}
+	h.secret, err = idp.PairwiseSecret(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.releases = &recordingReleases{inner: idp.SAMLReleaseLog{Store: st}}
+	var handler http.Handler
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(h.srv.Close)
+	h.saml, err = idp.NewSAML(idp.SAMLOptions{
+		BaseURL: h.srv.URL, Store: st, Site: web.NewTestSite(t), Sessions: h.sessions, Revoker: h.sessions,
+		Keys: h.keys, PairwiseSecret: h.secret, Releases: h.releases, Logger: testLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.saml.Mount(mux)
+	cop := http.NewCrossOriginProtection()
+	for _, p := range []string{"POST /saml/sso", "POST /saml/slo"} {
+		cop.AddInsecureBypassPattern(p)
+	}
+	handler = cop.Handler(mux)
+
+	resp := h.get(t, "/saml/metadata", "")
+	body := readAll(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("metadata: %d %s", resp.StatusCode, body)
+	}
+	h.idpMeta = &saml.EntityDescriptor{}
+	if err := xml.Unmarshal([]byte(body), h.idpMeta); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// client never follows redirects: tests look at each hop.
+var client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (h *harness) do(t testing.TB, req *http.Request, sid string) *http.Response {
+	t.Helper()
+	if sid != "" {
+		req.AddCookie(&http.Cookie{Name: "sid", Value: sid})
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func (h *harness) get(t testing.TB, pathOrURL, sid string) *http.Response {
+	t.Helper()
+	u := pathOrURL
+	if strings.HasPrefix(u, "/") {
+		u = h.srv.URL + u
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return h.do(t, req, sid)
+}
+
+// postCrossSite posts a form the way a browser does from another site:
+// Sec-Fetch-Site cross-site, and no SameSite=Lax cookie.
+func (h *harness) postCrossSite(t testing.TB, path string, form url.Values) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Origin", "https://sp.example")
+	return h.do(t, req, "")
+}
+
+func readAll(t testing.TB, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var (
+	formRE  = regexp.MustCompile(`<form method="post" action="([^"]+)" id="saml-post-form">`)
+	inputRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+// postedForm extracts the auto-post form of a saml-post page.
+func postedForm(t testing.TB, body string) (string, url.Values) {
+	t.Helper()
+	m := formRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no saml-post form in:\n%s", body)
+	}
+	v := url.Values{}
+	for _, in := range inputRE.FindAllStringSubmatch(body, -1) {
+		v.Set(html.UnescapeString(in[1]), html.UnescapeString(in[2]))
+	}
+	return html.UnescapeString(m[1]), v
+}
+
+type spOptions struct {
+	entityID string
+	flags    []string // extra add-saml flags
+	attrs    []string
+	noSign   bool // the SP does not sign its AuthnRequests
+	consent  bool
+}
+
+// testSP is a crewjam ServiceProvider registered with the harness's IdP.
+type testSP struct {
+	*saml.ServiceProvider
+	platform school.Platform
+	key      *rsa.PrivateKey
+	cert     *x509.Certificate
+}
+
+func newKeyCert(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return key, cert
+}
+
+func (h *harness) newSP(t testing.TB, o spOptions) *testSP {
+	t.Helper()
+	if o.entityID == "" {
+		o.entityID = "https://sp.example/saml/metadata"
+	}
+	base, _ := url.Parse(strings.TrimSuffix(o.entityID, "/saml/metadata"))
+	key, cert := newKeyCert(t, base.Host)
+	acs, slo, md := *base, *base, *base
+	acs.Path, slo.Path, md.Path = "/saml/acs", "/saml/slo", "/saml/metadata"
+	sp := &saml.ServiceProvider{
+		EntityID: o.entityID, Key: key, Certificate: cert, MetadataURL: md, AcsURL: acs, SloURL: slo,
+		IDPMetadata: h.idpMeta, AuthnNameIDFormat: saml.PersistentNameIDFormat, AllowIDPInitiated: true,
+		LogoutBindings:                   []string{saml.HTTPRedirectBinding, saml.HTTPPostBinding},
+		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
+	}
+	if !o.noSign {
+		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
+	}
+	mdXML, err := xml.MarshalIndent(sp.Metadata(), "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "sp.xml")
+	if err := os.WriteFile(file, mdXML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	attrs := o.attrs
+	if attrs == nil {
+		attrs = idp.SAMLAttributeNames
+	}
+	args := []string{"--name", "Platform " + base.Host, "--metadata", file}
+	for _, a := range attrs {
+		args = append(args, "--attr", a+"=needed in the test")
+	}
+	args = append(args, o.flags...)
+	var out bytes.Buffer
+	if err := idp.SAMLPlatformCommand(context.Background(), h.st, &out, args); err != nil {
+		t.Fatalf("add-saml: %v\n%s", err, out.String())
+	}
+	p, err := h.st.PlatformByClientID(context.Background(), o.entityID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.consent {
+		h.consent(t, p.ID)
+	}
+	return &testSP{ServiceProvider: sp, platform: p, key: key, cert: cert}
+}
+
+// consent records a guardian's grant for the platform, with the pupil's
+// enrolment flow consented (as package parent leaves it).
+func (h *harness) consent(t testing.TB, platformID string) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := h.st.GetPupil(ctx, h.pupil.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.GuardianIDs) == 0 {
+		g, err := h.st.CreateGuardian(ctx, school.Guardian{SchoolID: p.SchoolID, Name: "Mor"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err = h.st.UpdatePupil(ctx, p.ID, func(p school.Pupil) (school.Pupil, error) { p.GuardianIDs = []string{g.ID}; return p, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.st.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, State: school.EnrolmentConsented, Rule: school.ConsentAny}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: p.GuardianIDs[0], PlatformID: platformID, Decision: school.DecisionGranted}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// acs posts what the IdP's form carries to the SP, as the browser would,
+// and returns the SP's verdict.
+func (sp *testSP) acs(t testing.TB, action string, form url.Values, requestIDs ...string) (*saml.Assertion, error) {
+	t.Helper()
+	if action != sp.AcsURL.String() {
+		t.Fatalf("form posts to %q, want the ACS %q", action, sp.AcsURL.String())
+	}
+	req := httptest.NewRequest(http.MethodPost, action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if err := req.ParseForm(); err != nil {
+		t.Fatal(err)
+	}
+	return sp.ParseResponse(req, requestIDs)
+}
+
+// attrValues maps friendly names to values (NameID values for
+// eduPersonTargetedID).
+func attrValues(a *saml.Assertion) map[string][]string {
+	out := map[string][]string{}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			for _, v := range at.Values {
+				val := v.Value
+				if v.NameID != nil {
+					val = v.NameID.Value + "|" + v.NameID.NameQualifier + "|" + v.NameID.SPNameQualifier
+				}
+				out[at.FriendlyName] = append(out[at.FriendlyName], val)
+				out["name:"+at.FriendlyName] = []string{at.Name}
+			}
+		}
+	}
+	return out
+}
+
+func encodeEl(t testing.TB, el *etree.Element) string {
+	t.Helper()
+	return base64.StdEncoding.EncodeToString(elBytes(t, el))
+}
+
+func elBytes(t testing.TB, el *etree.Element) []byte {
+	t.Helper()
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("SAML_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}

@@ -1,0 +1,297 @@
+package idp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/elevid/elevid/school"
+)
+
+const (
+	attrURI         = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+	entityFormat    = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+	bearerMethod    = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+	authnContextRef = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+)
+
+// samlAttrDef names one releasable attribute.
+type samlAttrDef struct{ Grant, OID, Friendly string }
+
+var samlAttrDefs = map[string]samlAttrDef{
+	"eduPersonPrincipalName":     {"eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6", "eduPersonPrincipalName"},
+	"eduPersonScopedAffiliation": {"eduPersonScopedAffiliation", "urn:oid:1.3.6.1.4.1.5923.1.1.1.9", "eduPersonScopedAffiliation"},
+	"eduPersonTargetedID":        {"eduPersonTargetedID", "urn:oid:1.3.6.1.4.1.5923.1.1.1.10", "eduPersonTargetedID"},
+	"pairwise-id":                {"pairwise-id", "urn:oasis:names:tc:SAML:attribute:pairwise-id", "pairwise-id"},
+	"displayName":                {"displayName", "urn:oid:2.16.840.1.113730.3.1.241", "displayName"},
+	"givenName":                  {"givenName", "urn:oid:2.5.4.42", "givenName"},
+	"sn":                         {"sn", "urn:oid:2.5.4.4", "sn"},
+	"schacHomeOrganization":      {"schacHomeOrganization", "urn:oid:1.3.6.1.4.1.25178.1.2.9", "schacHomeOrganization"},
+	// No registered OID exists for these two; ElevID names them by URN.
+	"schoolCode": {"schoolCode", "urn:elevid:attribute:schoolCode", "schoolCode"},
+	"groups":     {"groups", "urn:oid:1.3.6.1.4.1.5923.1.5.1.1", "isMemberOf"},
+}
+
+// samlClaimAliases maps SAML attribute grant names to the OIDC claim
+// names that grant the same data, so a platform registered with either
+// vocabulary releases the same facts.
+var samlClaimAliases = map[string]string{
+	"eduPersonPrincipalName":     ClaimEPPN,
+	"eduPersonScopedAffiliation": ClaimAffiliation,
+	"displayName":                ClaimName,
+	"givenName":                  ClaimGivenName,
+	"sn":                         ClaimFamilyName,
+	"schacHomeOrganization":      ClaimHomeOrg,
+	"schoolCode":                 ClaimSchoolCode,
+	"groups":                     ClaimGroups,
+}
+
+// samlAllows reports whether the platform's registration grants the SAML
+// attribute name, under its SAML or its OIDC claim name.
+func samlAllows(p school.Platform, name string) bool {
+	if p.Allows(name) {
+		return true
+	}
+	alias, ok := samlClaimAliases[name]
+	return ok && p.Allows(alias)
+}
+
+// attributes returns the attributes the platform may receive (granted in
+// its registration), in SAMLAttributeNames order, and their grant names
+// for the release log.
+func (s *SAML) attributes(sp samlSP, p school.Pupil, sch school.School, classes []string, pairwise string) ([]saml.Attribute, []string) {
+	var out []saml.Attribute
+	var names []string
+	str := func(def samlAttrDef, values ...string) {
+		a := saml.Attribute{FriendlyName: def.Friendly, Name: def.OID, NameFormat: attrURI}
+		for _, v := range values {
+			if v != "" {
+				a.Values = append(a.Values, saml.AttributeValue{Type: "xs:string", Value: v})
+			}
+		}
+		if len(a.Values) > 0 {
+			out = append(out, a)
+			names = append(names, def.Grant)
+		}
+	}
+	for _, name := range SAMLAttributeNames {
+		if !samlAllows(sp.Platform, name) {
+			continue
+		}
+		def := samlAttrDefs[name]
+		switch name {
+		case "eduPersonPrincipalName":
+			str(def, p.ID+"@"+sch.Domain)
+		case "eduPersonScopedAffiliation":
+			str(def, "student@"+sch.Domain, "member@"+sch.Domain)
+		case "eduPersonTargetedID":
+			out = append(out, saml.Attribute{FriendlyName: def.Friendly, Name: def.OID, NameFormat: attrURI,
+				Values: []saml.AttributeValue{{NameID: &saml.NameID{
+					Format: string(saml.PersistentNameIDFormat), NameQualifier: s.entityID,
+					SPNameQualifier: sp.Platform.ClientID, Value: pairwise,
+				}}}})
+			names = append(names, def.Grant)
+		case "pairwise-id":
+			str(def, pairwise+"@"+sch.Domain)
+		case "displayName":
+			str(def, p.Name())
+		case "givenName":
+			str(def, p.GivenName)
+		case "sn":
+			str(def, p.FamilyName)
+		case "schacHomeOrganization":
+			str(def, sch.Domain)
+		case "schoolCode":
+			str(def, sch.Code)
+		case "groups":
+			str(def, classes...)
+		}
+	}
+	return out, names
+}
+
+// responseInput is what one Response says.
+type responseInput struct {
+	Now          time.Time
+	SP           samlSP
+	ACS          string
+	InResponseTo string // empty for IdP-initiated
+	NameID       saml.NameID
+	SessionIndex string
+	AuthTime     time.Time
+	Attributes   []saml.Attribute
+}
+
+// signers caches a signing context per certificate.
+var signers sync.Map // *x509.Certificate → *dsig.SigningContext
+
+func signingContext(pair SAMLKeyPair) (*dsig.SigningContext, error) {
+	if v, ok := signers.Load(pair.Cert); ok {
+		return v.(*dsig.SigningContext), nil
+	}
+	sc := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{
+		Certificate: [][]byte{pair.Cert.Raw}, PrivateKey: pair.Key, Leaf: pair.Cert,
+	}))
+	sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := sc.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+		return nil, err
+	}
+	signers.Store(pair.Cert, sc)
+	return sc, nil
+}
+
+// buildResponse makes the Response XML: the assertion signed when the
+// platform wants it, encrypted when it has an encryption certificate and
+// encryption is on, and the Response signed when the platform wants it.
+func (s *SAML) buildResponse(pair SAMLKeyPair, in responseInput) ([]byte, error) {
+	sc, err := signingContext(pair)
+	if err != nil {
+		return nil, err
+	}
+	now := in.Now.UTC()
+	notOnOrAfter := now.Add(s.opt.AssertionTTL)
+	assertion := &saml.Assertion{
+		ID: randomID(), IssueInstant: now, Version: "2.0",
+		Issuer: saml.Issuer{Format: entityFormat, Value: s.entityID},
+		Subject: &saml.Subject{
+			NameID: &in.NameID,
+			SubjectConfirmations: []saml.SubjectConfirmation{{
+				Method: bearerMethod,
+				SubjectConfirmationData: &saml.SubjectConfirmationData{
+					InResponseTo: in.InResponseTo, NotOnOrAfter: notOnOrAfter, Recipient: in.ACS,
+				},
+			}},
+		},
+		Conditions: &saml.Conditions{
+			NotBefore: now.Add(-time.Minute), NotOnOrAfter: notOnOrAfter,
+			AudienceRestrictions: []saml.AudienceRestriction{{Audience: saml.Audience{Value: in.SP.Platform.ClientID}}},
+		},
+		AuthnStatements: []saml.AuthnStatement{{
+			AuthnInstant: in.AuthTime.UTC(), SessionIndex: in.SessionIndex,
+			AuthnContext: saml.AuthnContext{AuthnContextClassRef: &saml.AuthnContextClassRef{Value: authnContextRef}},
+		}},
+	}
+	if len(in.Attributes) > 0 {
+		assertion.AttributeStatements = []saml.AttributeStatement{{Attributes: in.Attributes}}
+	}
+	assertionEl := assertion.Element()
+	if in.SP.Settings.SignAssertion {
+		signed, err := sc.SignEnveloped(assertionEl)
+		if err != nil {
+			return nil, fmt.Errorf("sign assertion: %w", err)
+		}
+		assertion.Signature = signed.ChildElements()[len(signed.ChildElements())-1]
+		assertionEl = assertion.Element()
+	}
+	if in.SP.Settings.Encrypt && in.SP.Settings.EncryptionCert != "" {
+		if assertionEl, err = encryptAssertion(assertionEl, in.SP); err != nil {
+			return nil, err
+		}
+	}
+	resp := &saml.Response{
+		Destination: in.ACS, ID: randomID(), InResponseTo: in.InResponseTo, IssueInstant: now, Version: "2.0",
+		Issuer: &saml.Issuer{Format: entityFormat, Value: s.entityID},
+		Status: saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
+	}
+	respEl := resp.Element()
+	respEl.AddChild(assertionEl)
+	if in.SP.Settings.SignResponse {
+		signed, err := sc.SignEnveloped(respEl)
+		if err != nil {
+			return nil, fmt.Errorf("sign response: %w", err)
+		}
+		resp.Signature = signed.ChildElements()[len(signed.ChildElements())-1]
+		respEl = resp.Element()
+		respEl.AddChild(assertionEl)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(respEl)
+	return doc.WriteToBytes()
+}
+
+// buildStatusResponse makes a signed Response with a non-success status
+// and no assertion.
+func (s *SAML) buildStatusResponse(pair SAMLKeyPair, now time.Time, acs, inResponseTo, code, sub string) ([]byte, error) {
+	sc, err := signingContext(pair)
+	if err != nil {
+		return nil, err
+	}
+	resp := &saml.Response{
+		Destination: acs, ID: randomID(), InResponseTo: inResponseTo, IssueInstant: now.UTC(), Version: "2.0",
+		Issuer: &saml.Issuer{Format: entityFormat, Value: s.entityID},
+		Status: saml.Status{StatusCode: saml.StatusCode{Value: code}},
+	}
+	if sub != "" {
+		resp.Status.StatusCode.StatusCode = &saml.StatusCode{Value: sub}
+	}
+	signed, err := sc.SignEnveloped(resp.Element())
+	if err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(signed)
+	return doc.WriteToBytes()
+}
+
+// encryptAssertion wraps a (signed) assertion in an EncryptedAssertion for
+// the SP's encryption certificate: RSA-OAEP key transport and AES-GCM,
+// unless the SP's metadata lists only CBC ciphers.
+func encryptAssertion(el *etree.Element, sp samlSP) (*etree.Element, error) {
+	der, err := base64.StdEncoding.DecodeString(sp.Settings.EncryptionCert)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("sp encryption certificate: %w", err)
+	}
+	enc := xmlenc.OAEP()
+	enc.BlockCipher = xmlenc.AES256GCM
+	listed := map[string]bool{}
+	for _, d := range sp.Metadata.SPSSODescriptors {
+		for _, kd := range d.KeyDescriptors {
+			for _, m := range kd.EncryptionMethods {
+				listed[m.Algorithm] = true
+			}
+		}
+	}
+	switch {
+	case len(listed) == 0, listed[xmlenc.AES256GCM.Algorithm()]:
+	case listed[xmlenc.AES128GCM.Algorithm()]:
+		enc.BlockCipher = xmlenc.AES128GCM
+	case listed[xmlenc.AES256CBC.Algorithm()]:
+		enc.BlockCipher = xmlenc.AES256CBC
+	case listed[xmlenc.AES128CBC.Algorithm()]:
+		enc.BlockCipher = xmlenc.AES128CBC
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(el.Copy())
+	buf, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, err
+	}
+	data, err := enc.Encrypt(cert, buf, nil)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt assertion: %w", err)
+	}
+	data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+	out := etree.NewElement("saml:EncryptedAssertion")
+	out.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
+	out.AddChild(data)
+	return out, nil
+}
+
+var errNoSLO = errors.New("no single logout endpoint")
+
+func samlNameIDForBench(idpEntity, spEntity, value string) saml.NameID {
+	return saml.NameID{Format: string(saml.PersistentNameIDFormat), NameQualifier: idpEntity, SPNameQualifier: spEntity, Value: value}
+}

@@ -1,0 +1,328 @@
+package idp_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/crewjam/saml"
+
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
+)
+
+func TestSAMLMetadata(t *testing.T) {
+	h := newHarness(t)
+	md := h.idpMeta
+	if md.EntityID != h.srv.URL+"/saml/metadata" {
+		t.Fatalf("entity id %q", md.EntityID)
+	}
+	d := md.IDPSSODescriptors[0]
+	var bindings []string
+	for _, e := range d.SingleSignOnServices {
+		bindings = append(bindings, e.Binding+" "+e.Location)
+	}
+	for _, want := range []string{saml.HTTPRedirectBinding + " " + h.srv.URL + "/saml/sso", saml.HTTPPostBinding + " " + h.srv.URL + "/saml/sso"} {
+		if !slices.Contains(bindings, want) {
+			t.Errorf("no SSO endpoint %s in %v", want, bindings)
+		}
+	}
+	if len(d.SingleLogoutServices) == 0 {
+		t.Error("no SingleLogoutService")
+	}
+	if d.Extensions == nil || len(d.Extensions.ShibbolethScopes) != 1 || d.Extensions.ShibbolethScopes[0].Value != "demo.elevid.dk" {
+		t.Errorf("scopes = %+v", d.Extensions)
+	}
+	if md.Signature == nil {
+		t.Error("metadata is not signed")
+	}
+
+	// During a rotation both certificates are published.
+	if err := h.keys.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, h.get(t, "/saml/metadata", ""))
+	if n := strings.Count(body, `use="signing"`); n != 2 {
+		t.Fatalf("after rotation %d signing keys published, want 2", n)
+	}
+	if err := h.keys.Retire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	body = readAll(t, h.get(t, "/saml/metadata", ""))
+	if n := strings.Count(body, `use="signing"`); n != 1 {
+		t.Fatalf("after retire %d signing keys published, want 1", n)
+	}
+}
+
+// ssoResult follows an AuthnRequest's 303 to /saml/resume with the
+// session cookie and returns the posted form.
+func (h *harness) resume(t *testing.T, resp *http.Response, sid string) (string, url.Values) {
+	t.Helper()
+	body := readAll(t, resp)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/saml/resume?flow=") {
+		t.Fatalf("SSO answered %d %q, want 303 to /saml/resume\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	loc := resp.Header.Get("Location")
+	resp = h.get(t, loc, sid)
+	body = readAll(t, resp)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("resume: %d\n%s", resp.StatusCode, body)
+	}
+	if !strings.Contains(body, `src="/static/saml-post.js"`) || !strings.Contains(body, "<noscript>") || strings.Contains(body, "<script>") {
+		t.Fatalf("post page must load saml-post.js, have a noscript text and no inline script:\n%s", body)
+	}
+	return postedForm(t, body)
+}
+
+func TestSAMLSSORedirectBinding(t *testing.T) {
+	h := newHarness(t)
+	sp := h.newSP(t, spOptions{consent: true})
+	sid := h.sessions.login(h.pupil.ID)
+
+	authn, err := sp.MakeAuthenticationRequest(h.srv.URL+"/saml/sso", saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := authn.Redirect("relay-123", sp.ServiceProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Query().Get("Signature") == "" {
+		t.Fatal("test SP did not sign its redirect request")
+	}
+	action, form := h.resume(t, h.get(t, u.String(), sid), sid)
+	if form.Get("RelayState") != "relay-123" {
+		t.Fatalf("RelayState = %q", form.Get("RelayState"))
+	}
+	raw, _ := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	if !strings.Contains(string(raw), "EncryptedAssertion") {
+		t.Fatal("SP publishes an encryption key, but the assertion is not encrypted")
+	}
+	a, err := sp.acs(t, action, form, authn.ID)
+	if err != nil {
+		t.Fatalf("crewjam SP rejected the response: %v", samlErr(err))
+	}
+	pairwise := idp.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
+	if a.Subject.NameID.Format != string(saml.PersistentNameIDFormat) || a.Subject.NameID.Value != pairwise {
+		t.Fatalf("NameID = %+v, want persistent %s", a.Subject.NameID, pairwise)
+	}
+	got := attrValues(a)
+	want := map[string]string{
+		"eduPersonPrincipalName":     h.pupil.ID + "@demo.elevid.dk",
+		"eduPersonScopedAffiliation": "student@demo.elevid.dk",
+		"eduPersonTargetedID":        pairwise + "|" + h.idpMeta.EntityID + "|" + sp.EntityID,
+		"pairwise-id":                pairwise + "@demo.elevid.dk",
+		"displayName":                "Ida Hansen",
+		"givenName":                  "Ida",
+		"sn":                         "Hansen",
+		"schacHomeOrganization":      "demo.elevid.dk",
+		"schoolCode":                 "demo",
+		"isMemberOf":                 "7A",
+	}
+	for k, v := range want {
+		if len(got[k]) == 0 || got[k][0] != v {
+			t.Errorf("%s = %v, want %q", k, got[k], v)
+		}
+	}
+	for k, oid := range map[string]string{"eduPersonPrincipalName": "urn:oid:1.3.6.1.4.1.5923.1.1.1.6", "givenName": "urn:oid:2.5.4.42", "pairwise-id": "urn:oasis:names:tc:SAML:attribute:pairwise-id"} {
+		if got["name:"+k][0] != oid {
+			t.Errorf("%s has name %v, want %s", k, got["name:"+k], oid)
+		}
+	}
+	// One release log entry, in the audit chain too.
+	if len(h.releases.got) != 1 || h.releases.got[0][1] != sp.platform.ID {
+		t.Fatalf("releases = %v", h.releases.got)
+	}
+	entries, err := h.st.ListAudit(context.Background(), school.AuditFilter{SchoolID: h.school.ID, SubjectID: h.pupil.ID})
+	if err != nil || len(entries) != 1 || entries[0].Action != "release" {
+		t.Fatalf("audit = %+v, %v", entries, err)
+	}
+}
+
+// TestSAMLSSOPostBindingCrossSite is the SameSite=Lax case: the SP's form
+// post reaches ElevID without the session cookie; ElevID stores the
+// verified request and redirects (303) to a same-site GET that reads it.
+func TestSAMLSSOPostBindingCrossSite(t *testing.T) {
+	h := newHarness(t)
+	sp := h.newSP(t, spOptions{consent: true, flags: []string{"--nameid", "transient"}})
+	sid := h.sessions.login(h.pupil.ID)
+
+	authn, err := sp.MakeAuthenticationRequest(h.srv.URL+"/saml/sso", saml.HTTPPostBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transient := saml.TransientNameIDFormat
+	authn.NameIDPolicy.Format = (*string)(&transient)
+	authn.Signature = nil
+	if err := sp.SignAuthnRequest(authn); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"SAMLRequest": {encodeEl(t, authn.Element())}, "RelayState": {"post-relay"}}
+	resp := h.postCrossSite(t, "/saml/sso", form) // no cookie, as with SameSite=Lax
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("cross-site POST: %d %s", resp.StatusCode, readAll(t, resp))
+	}
+	loc := resp.Header.Get("Location")
+	readAll(t, resp)
+
+	// Without a session the resume page sends the pupil to log in and back.
+	r2 := h.get(t, loc, "")
+	readAll(t, r2)
+	if r2.StatusCode != http.StatusSeeOther || r2.Header.Get("Location") != "/login?return="+url.QueryEscape(loc) {
+		t.Fatalf("resume without session: %d %q", r2.StatusCode, r2.Header.Get("Location"))
+	}
+	// With the Lax cookie (same-site GET) it answers.
+	r3 := h.get(t, loc, sid)
+	action, out := postedForm(t, readAll(t, r3))
+	if out.Get("RelayState") != "post-relay" {
+		t.Fatalf("RelayState = %q", out.Get("RelayState"))
+	}
+	a, err := sp.acs(t, action, out, authn.ID)
+	if err != nil {
+		t.Fatalf("crewjam SP rejected the response: %v", samlErr(err))
+	}
+	if a.Subject.NameID.Format != string(saml.TransientNameIDFormat) || a.Subject.NameID.Value == idp.Pairwise(h.secret, h.pupil.ID, sp.EntityID) {
+		t.Fatalf("NameID = %+v, want a transient one", a.Subject.NameID)
+	}
+	// The flow is single-use.
+	r4 := h.get(t, loc, sid)
+	if body := readAll(t, r4); r4.StatusCode != http.StatusBadRequest {
+		t.Fatalf("second resume: %d %s", r4.StatusCode, body)
+	}
+}
+
+func TestSAMLIdPInitiated(t *testing.T) {
+	h := newHarness(t)
+	sp := h.newSP(t, spOptions{consent: true, attrs: []string{"givenName"}, flags: []string{"--no-encrypt"}})
+	sid := h.sessions.login(h.pupil.ID)
+
+	path := "/saml/idp-initiated?sp=" + url.QueryEscape(sp.EntityID)
+	r := h.get(t, path, "")
+	readAll(t, r)
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/login?return=") {
+		t.Fatalf("without a session: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	r = h.get(t, path, sid)
+	action, form := postedForm(t, readAll(t, r))
+	a, err := sp.acs(t, action, form)
+	if err != nil {
+		t.Fatalf("crewjam SP rejected the unsolicited response: %v", samlErr(err))
+	}
+	got := attrValues(a)
+	if got["givenName"][0] != "Ida" || len(got["sn"]) != 0 || len(got["eduPersonPrincipalName"]) != 0 {
+		t.Fatalf("only givenName may be released: %v", got)
+	}
+
+	if r := h.get(t, "/saml/idp-initiated?sp=https://unknown.example", sid); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown SP: %d", r.StatusCode)
+	}
+}
+
+func TestSAMLNoConsentNoRelease(t *testing.T) {
+	h := newHarness(t)
+	sp := h.newSP(t, spOptions{consent: false})
+	sid := h.sessions.login(h.pupil.ID)
+	r := h.get(t, "/saml/idp-initiated?sp="+url.QueryEscape(sp.EntityID), sid)
+	body := readAll(t, r)
+	if r.StatusCode != http.StatusForbidden || strings.Contains(body, "SAMLResponse") {
+		t.Fatalf("without consent: %d\n%s", r.StatusCode, body)
+	}
+	if len(h.releases.got) != 0 {
+		t.Fatalf("released without consent: %v", h.releases.got)
+	}
+	// A quarantined pupil gets nothing either, consent or not.
+	h.consent(t, sp.platform.ID)
+	if _, err := h.st.UpdatePupil(context.Background(), h.pupil.ID, func(p school.Pupil) (school.Pupil, error) {
+		p.Status = school.PupilQuarantined
+		return p, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r = h.get(t, "/saml/idp-initiated?sp="+url.QueryEscape(sp.EntityID), sid)
+	if body := readAll(t, r); r.StatusCode != http.StatusForbidden || strings.Contains(body, "SAMLResponse") {
+		t.Fatalf("quarantined: %d", r.StatusCode)
+	}
+}
+
+// TestSAMLResponseTamperRejectedBySP proves the signatures cover what an
+// SP relies on: a response changed after signing is refused by crewjam.
+func TestSAMLResponseTamperRejectedBySP(t *testing.T) {
+	for _, signing := range [][]string{nil, {"--no-sign-response"}, {"--no-sign-assertion"}} {
+		h := newHarness(t)
+		sp := h.newSP(t, spOptions{consent: true, flags: append([]string{"--no-encrypt"}, signing...)})
+		sid := h.sessions.login(h.pupil.ID)
+		path := "/saml/idp-initiated?sp=" + url.QueryEscape(sp.EntityID)
+		action, form := postedForm(t, readAll(t, h.get(t, path, sid)))
+		if _, err := sp.acs(t, action, form); err != nil {
+			t.Fatalf("%v: untampered response rejected: %v", signing, samlErr(err))
+		}
+		raw, _ := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+		pairwise := idp.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
+		for name, edit := range map[string][2]string{
+			"attribute": {">Ida<", ">Eve<"},
+			"audience":  {"<saml:Audience>" + sp.EntityID, "<saml:Audience>" + sp.EntityID + "x"},
+			"nameid":    {">" + pairwise + "</saml:NameID>", ">" + strings.Repeat("a", len(pairwise)) + "</saml:NameID>"},
+		} {
+			if !strings.Contains(string(raw), edit[0]) {
+				t.Fatalf("%s: %q not in response:\n%s", name, edit[0], raw)
+			}
+			// Use a fresh response each time: crewjam refuses replays anyway.
+			_, fresh := postedForm(t, readAll(t, h.get(t, path, sid)))
+			fr, _ := base64.StdEncoding.DecodeString(fresh.Get("SAMLResponse"))
+			changed := strings.Replace(string(fr), edit[0], edit[1], 1)
+			fresh.Set("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(changed)))
+			if _, err := sp.acs(t, action, fresh); err == nil {
+				t.Errorf("%v: response with changed %s accepted by the SP", signing, name)
+			}
+		}
+	}
+}
+
+func TestSAMLPlatformCommandErrors(t *testing.T) {
+	h := newHarness(t)
+	for _, args := range [][]string{
+		{},
+		{"--name", "x"},
+		{"--name", "x", "--metadata", "/nonexistent.xml"},
+		{"--name", "x", "--metadata", "a", "--metadata-url", "https://x"},
+		{"--name", "x", "--metadata-url", "http://evil.example/md"},
+	} {
+		if err := idp.SAMLPlatformCommand(context.Background(), h.st, new(strings.Builder), args); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	sp := h.newSP(t, spOptions{})
+	_ = sp
+	if err := idp.SAMLPlatformCommand(context.Background(), h.st, new(strings.Builder),
+		[]string{"--name", "x", "--metadata", "/dev/null", "--attr", "shoeSize=because"}); err == nil || !strings.Contains(err.Error(), "shoeSize") {
+		t.Errorf("unknown attribute: %v", err)
+	}
+}
+
+func samlErr(err error) error {
+	if ire, ok := err.(*saml.InvalidResponseError); ok {
+		return ire.PrivateErr
+	}
+	return err
+}
+
+// TestSAMLOIDCClaimNames: a platform granted OIDC claim names gets the
+// matching SAML attributes.
+func TestSAMLOIDCClaimNames(t *testing.T) {
+	h := newHarness(t)
+	sp := h.newSP(t, spOptions{consent: true, attrs: []string{idp.ClaimGivenName, idp.ClaimEPPN}, flags: []string{"--no-encrypt"}})
+	sid := h.sessions.login(h.pupil.ID)
+	action, form := postedForm(t, readAll(t, h.get(t, "/saml/idp-initiated?sp="+url.QueryEscape(sp.EntityID), sid)))
+	a, err := sp.acs(t, action, form)
+	if err != nil {
+		t.Fatal(samlErr(err))
+	}
+	got := attrValues(a)
+	if len(got["givenName"]) != 1 || len(got["eduPersonPrincipalName"]) != 1 || len(got["sn"]) != 0 {
+		t.Fatalf("attributes = %v", got)
+	}
+}

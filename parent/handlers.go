@@ -1,0 +1,439 @@
+package parent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
+)
+
+// guardianCookie holds a guardian's session id.
+const guardianCookie = "elevid_guardian"
+
+// Rate limits of the link request form.
+const (
+	linkWindow     = time.Hour
+	linkPerClient  = 10
+	linkPerAddress = 3
+)
+
+// Mount registers the guardian's and the pupil's consent routes:
+//
+//	GET  /consent/{token}          the consent page of a mailed link
+//	POST /consent/{token}          approve / deny (per platform or all)
+//	GET  /guardian                 the guardian's page, or the link request form
+//	POST /guardian/link            mail a link to the guardian's page
+//	GET  /guardian/login/{token}   confirm sign-in (mail scanners only GET)
+//	POST /guardian/login/{token}   use the link, start a session
+//	POST /guardian/withdraw        withdraw consent (platform or all)
+//	POST /guardian/logout          end the guardian's session
+//	GET  /me/consents              the pupil's read-only view (with Pupils set)
+func (s *Service) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /consent/{token}", s.consentPage)
+	mux.HandleFunc("POST /consent/{token}", s.consentSubmit)
+	mux.HandleFunc("GET /guardian", s.guardianPage)
+	mux.HandleFunc("POST /guardian/link", s.linkRequest)
+	mux.HandleFunc("GET /guardian/login/{token}", s.loginPage)
+	mux.HandleFunc("POST /guardian/login/{token}", s.loginSubmit)
+	mux.HandleFunc("POST /guardian/withdraw", s.withdraw)
+	mux.HandleFunc("POST /guardian/logout", s.logoutGuardian)
+	if s.opt.Pupils != nil {
+		mux.HandleFunc("GET /me/consents", s.pupilPage)
+	}
+}
+
+func private(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+}
+
+// MountPupilPage registers GET /me/consents, the pupil's read-only view
+// of consents and releases, for the pupils signed in through pupils.
+func (s *Service) MountPupilPage(mux *http.ServeMux, pupils PupilSessions) {
+	s.opt.Pupils = pupils
+	mux.HandleFunc("GET /me/consents", s.pupilPage)
+}
+
+// linkProblem renders the page for an unusable link.
+func (s *Service) linkProblem(w http.ResponseWriter, r *http.Request, err error) {
+	status, key := http.StatusNotFound, "parent.err.link_invalid"
+	switch {
+	case errors.Is(err, ErrLinkUsed):
+		status, key = http.StatusGone, "parent.err.link_used"
+	case errors.Is(err, ErrLinkExpired):
+		status, key = http.StatusGone, "parent.err.link_expired"
+	case errors.Is(err, ErrClosed):
+		status, key = http.StatusGone, "parent.err.closed"
+	case !errors.Is(err, ErrLinkInvalid):
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	s.log.Info("parent: link refused", "reason", key)
+	s.opt.Site.Render(w, r, status, "parent-link", LinkProblemData{Message: s.opt.Site.T(web.Lang(r), key)})
+}
+
+// LinkProblemData is the data of the parent-link page.
+type LinkProblemData struct{ Message string }
+
+// ConsentPageData is the data of the parent-consent page.
+type ConsentPageData struct {
+	Token        string
+	SchoolName   string
+	GivenName    string
+	GuardianName string
+	Platforms    []PlatformView
+	LinkExpires  time.Time
+}
+
+// PlatformView is one platform as a guardian or pupil sees it.
+type PlatformView struct {
+	ID         string
+	Name       string
+	Attributes []school.AttributeGrant
+	Decision   string    // this guardian's current decision, if any
+	DecidedAt  time.Time // when
+	Active     bool      // releases to it are allowed now
+}
+
+func (s *Service) consentPage(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	ctx := r.Context()
+	token := r.PathValue("token")
+	if !plausibleToken(token) {
+		s.linkProblem(w, r, ErrLinkInvalid)
+		return
+	}
+	l, err := s.opt.Store.GuardianLinkByHash(ctx, school.LinkHash(token))
+	if err != nil {
+		s.linkProblem(w, r, linkErr(err))
+		return
+	}
+	var t consentTarget
+	err = s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		t, err = s.target(ctx, q, l)
+		return err
+	})
+	if err != nil {
+		s.linkProblem(w, r, err)
+		return
+	}
+	platforms, err := s.opt.Store.ListPlatforms(ctx)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	d := ConsentPageData{Token: token, SchoolName: t.school.Name, GivenName: t.pupil.GivenName, GuardianName: t.guardian.Name, LinkExpires: l.ExpiresAt}
+	for _, pf := range platforms {
+		d.Platforms = append(d.Platforms, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes})
+	}
+	s.opt.Site.Render(w, r, http.StatusOK, "parent-consent", d)
+}
+
+// DoneData is the data of the parent-done page.
+type DoneData struct {
+	Granted   int
+	Denied    int
+	State     string
+	GivenName string
+}
+
+func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		s.opt.Site.Error(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	platforms, err := s.opt.Store.ListPlatforms(ctx)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	action := r.PostForm.Get("action")
+	var decisions []Decision
+	granted := 0
+	for _, pf := range platforms {
+		grant := action == "grant_all" || (action == "choose" && r.PostForm.Get("p_"+pf.ID) == "grant")
+		if grant {
+			granted++
+		}
+		decisions = append(decisions, Decision{PlatformID: pf.ID, Grant: grant})
+	}
+	if action != "grant_all" && action != "deny_all" && action != "choose" {
+		s.opt.Site.Error(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	out, err := s.Decide(ctx, r.PathValue("token"), decisions, "", s.opt.ClientIP(r))
+	if err != nil {
+		s.linkProblem(w, r, err)
+		return
+	}
+	s.setSession(w, out.SessionID)
+	p, err := s.opt.Store.GetPupil(ctx, out.PupilID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	s.opt.Site.Render(w, r, http.StatusOK, "parent-done", DoneData{Granted: granted, Denied: len(platforms) - granted, State: string(out.State), GivenName: p.GivenName})
+}
+
+func (s *Service) setSession(w http.ResponseWriter, id string) {
+	http.SetCookie(w, &http.Cookie{Name: guardianCookie, Value: id, Path: "/", MaxAge: int(s.opt.SessionTTL.Seconds()),
+		HttpOnly: true, Secure: s.opt.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+// guardian returns the signed-in guardian, if any.
+func (s *Service) guardian(r *http.Request) (school.Guardian, bool) {
+	c, err := r.Cookie(guardianCookie)
+	if err != nil || len(c.Value) != 64 {
+		return school.Guardian{}, false
+	}
+	id, err := s.opt.Store.GuardianSession(r.Context(), c.Value)
+	if err != nil {
+		return school.Guardian{}, false
+	}
+	g, err := s.opt.Store.GetGuardian(r.Context(), id)
+	return g, err == nil
+}
+
+// MayView reports whether the signed-in guardian (if any) is a guardian
+// of pupilID now; it fits transparency.Authorizer.
+func (s *Service) MayView(r *http.Request, pupilID string) (string, bool) {
+	g, ok := s.guardian(r)
+	if !ok {
+		return "", false
+	}
+	pupils, err := s.opt.Store.PupilsOfGuardian(r.Context(), g.ID)
+	if err != nil {
+		return "guardian:" + g.ID, false
+	}
+	return "guardian:" + g.ID, slices.Contains(pupils, pupilID)
+}
+
+// ChildView is one child on the guardian's or the pupil's page.
+type ChildView struct {
+	PupilID     string
+	GivenName   string
+	SchoolName  string
+	State       string
+	Quarantine  bool
+	Platforms   []PlatformView
+	Releases    []school.Release
+	CanWithdraw bool
+}
+
+// GuardianPageData is the data of the parent-guardian page.
+type GuardianPageData struct {
+	SignedIn bool
+	Name     string
+	Children []ChildView
+	Message  string
+}
+
+var guardianMessages = map[string]string{
+	"withdrawn": "parent.msg.withdrawn", "sent": "parent.msg.sent", "nothing": "parent.msg.nothing",
+}
+
+func (s *Service) guardianPage(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	d := GuardianPageData{}
+	if key, ok := guardianMessages[r.URL.Query().Get("msg")]; ok {
+		d.Message = s.opt.Site.T(web.Lang(r), key)
+	}
+	g, ok := s.guardian(r)
+	if !ok {
+		s.opt.Site.Render(w, r, http.StatusOK, "parent-guardian", d)
+		return
+	}
+	d.SignedIn, d.Name = true, g.Name
+	ids, err := s.opt.Store.PupilsOfGuardian(r.Context(), g.ID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	for _, id := range ids {
+		c, err := s.child(r.Context(), id, g.ID)
+		if err != nil {
+			s.opt.Site.ServerError(w, r, err)
+			return
+		}
+		d.Children = append(d.Children, c)
+	}
+	s.opt.Site.Render(w, r, http.StatusOK, "parent-guardian", d)
+}
+
+// child builds the view of one pupil; guardianID selects whose decisions
+// are shown (empty: the pupil's own view, every guardian's grants).
+func (s *Service) child(ctx context.Context, pupilID, guardianID string) (ChildView, error) {
+	st := s.opt.Store
+	p, err := st.GetPupil(ctx, pupilID)
+	if err != nil {
+		return ChildView{}, err
+	}
+	sch, err := st.GetSchool(ctx, p.SchoolID)
+	if err != nil {
+		return ChildView{}, err
+	}
+	c := ChildView{PupilID: p.ID, GivenName: p.GivenName, SchoolName: sch.Name, Quarantine: p.Status != school.PupilActive}
+	if e, err := st.GetEnrolment(ctx, p.ID); err == nil {
+		c.State = string(e.State)
+	} else if !errors.Is(err, school.ErrNotFound) {
+		return c, err
+	}
+	platforms, err := st.ListPlatforms(ctx)
+	if err != nil {
+		return c, err
+	}
+	consents, err := st.ListConsents(ctx, p.ID)
+	if err != nil {
+		return c, err
+	}
+	for _, pf := range platforms {
+		v := PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes}
+		if v.Active, err = st.ReleaseAllowed(ctx, p.ID, pf.ID); err != nil {
+			return c, err
+		}
+		for _, k := range consents {
+			if k.PlatformID != pf.ID || (guardianID != "" && k.GuardianID != guardianID) {
+				continue
+			}
+			if guardianID == "" && !k.Granted() && v.Decision == school.DecisionGranted {
+				continue
+			}
+			v.Decision, v.DecidedAt = k.Decision, k.DecidedAt
+			if k.Decision == school.DecisionGranted && guardianID != "" {
+				c.CanWithdraw = true
+			}
+		}
+		if v.Decision == "" && !v.Active {
+			continue // never asked about, nothing to show
+		}
+		c.Platforms = append(c.Platforms, v)
+	}
+	if c.Releases, err = st.ListReleases(ctx, p.ID); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func (s *Service) linkRequest(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	ctx := r.Context()
+	email := strings.TrimSpace(r.PostFormValue("email"))
+	sum := sha256.Sum256([]byte(strings.ToLower(email)))
+	n1, err := s.opt.Store.HitRate(ctx, "guardian-link-client:"+s.opt.ClientIP(r), linkWindow)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	n2, err := s.opt.Store.HitRate(ctx, "guardian-link-addr:"+hex.EncodeToString(sum[:16]), linkWindow)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if n1 > linkPerClient {
+		s.opt.Site.Error(w, r, http.StatusTooManyRequests, "parent.err.rate")
+		return
+	}
+	if n2 <= linkPerAddress {
+		if err := s.RequestGuardianLink(ctx, email); err != nil {
+			s.log.Error("parent: guardian link request", "err", err)
+		}
+	}
+	// The same answer whether or not the address is known (or limited).
+	http.Redirect(w, r, "/guardian?msg=sent", http.StatusSeeOther)
+}
+
+// LoginData is the data of the parent-login page.
+type LoginData struct{ Token string }
+
+func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	token := r.PathValue("token")
+	if !plausibleToken(token) {
+		s.linkProblem(w, r, ErrLinkInvalid)
+		return
+	}
+	l, err := s.opt.Store.GuardianLinkByHash(r.Context(), school.LinkHash(token))
+	if err == nil && l.Kind != school.LinkGuardian {
+		err = school.ErrNotFound
+	}
+	if err != nil {
+		s.linkProblem(w, r, linkErr(err))
+		return
+	}
+	s.opt.Site.Render(w, r, http.StatusOK, "parent-login", LoginData{Token: token})
+}
+
+func (s *Service) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	id, err := s.SignIn(r.Context(), r.PathValue("token"))
+	if err != nil {
+		s.linkProblem(w, r, err)
+		return
+	}
+	s.setSession(w, id)
+	http.Redirect(w, r, "/guardian", http.StatusSeeOther)
+}
+
+func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	g, ok := s.guardian(r)
+	if !ok {
+		s.opt.Site.Error(w, r, http.StatusForbidden, "parent.err.signin")
+		return
+	}
+	pupilID, platformID := r.PostFormValue("pupil"), r.PostFormValue("platform")
+	if platformID == "all" {
+		platformID = ""
+	}
+	_, err := s.Withdraw(r.Context(), g.ID, pupilID, platformID, s.opt.ClientIP(r))
+	switch {
+	case errors.Is(err, school.ErrNotFound):
+		http.Redirect(w, r, "/guardian?msg=nothing", http.StatusSeeOther)
+	case err != nil:
+		s.opt.Site.ServerError(w, r, err)
+	default:
+		http.Redirect(w, r, "/guardian?msg=withdrawn", http.StatusSeeOther)
+	}
+}
+
+func (s *Service) logoutGuardian(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(guardianCookie); err == nil {
+		_ = s.opt.Store.EndGuardianSession(r.Context(), c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: guardianCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.opt.Secure, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/guardian", http.StatusSeeOther)
+}
+
+// PupilPageData is the data of the me-consents page.
+type PupilPageData struct{ Child ChildView }
+
+// PupilView returns what the pupil's own page shows: consents per
+// platform (read-only) and the release log. The passkey /me page may
+// embed it.
+func (s *Service) PupilView(ctx context.Context, pupilID string) (ChildView, error) {
+	return s.child(ctx, pupilID, "")
+}
+
+func (s *Service) pupilPage(w http.ResponseWriter, r *http.Request) {
+	private(w)
+	sess, ok := s.opt.Pupils.Current(r)
+	if !ok {
+		http.Redirect(w, r, "/login?return="+"/me/consents", http.StatusSeeOther)
+		return
+	}
+	c, err := s.PupilView(r.Context(), sess.SubjectID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	s.opt.Site.Render(w, r, http.StatusOK, "me-consents", PupilPageData{Child: c})
+}

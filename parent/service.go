@@ -1,0 +1,595 @@
+package parent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
+)
+
+// PlatformLogout ends a pupil's sessions at one platform, e.g. by OpenID
+// Connect back-channel logout or SAML single logout. Package idp provides
+// them; parent only calls them.
+type PlatformLogout interface {
+	LogoutPupil(ctx context.Context, pupilID, platformID string) error
+}
+
+// PupilSessions tells who is signed in as a pupil (idp.Login implements it).
+type PupilSessions interface {
+	Current(r *http.Request) (school.Session, bool)
+}
+
+// Waker is told when mail was enqueued (the outbox Sender).
+type Waker interface{ Wake() }
+
+// Options configure a Service.
+type Options struct {
+	Store school.Store
+	Site  *web.Site
+	// BaseURL is the public origin links in mail point to, e.g.
+	// "https://elevid.example.dk" (the issuer).
+	BaseURL string
+	// LinkTTL is how long a consent link is valid (7 days when zero);
+	// GuardianLinkTTL a link to the guardian's page (1 h when zero).
+	LinkTTL         time.Duration
+	GuardianLinkTTL time.Duration
+	// SessionTTL is how long a guardian stays signed in (1 h when zero).
+	SessionTTL time.Duration
+	// Secure marks the guardian cookie Secure (https instances).
+	Secure bool
+	// Logouts end pupils' platform sessions on withdrawal.
+	Logouts []PlatformLogout
+	// Pupils, when set, enables /me/consents.
+	Pupils PupilSessions
+	// Sender, when set, is woken after mail is enqueued.
+	Sender Waker
+	// ClientIP names the client for rate limits; RemoteAddr's host when nil.
+	ClientIP func(*http.Request) string
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Service is the guardian's side of ElevID: it sends consent requests
+// (implementing enrollment.ConsentRequester), serves the consent page and
+// the guardian's page, applies decisions and withdrawals with their
+// effects, and resets passkeys with notice to guardians.
+type Service struct {
+	opt   Options
+	flows *enrollment.Flows
+	log   *slog.Logger
+}
+
+// New returns a Service for opt; Store, Site and BaseURL are required.
+// Call SetFlows before serving.
+func New(opt Options) (*Service, error) {
+	if opt.Store == nil || opt.Site == nil || opt.BaseURL == "" {
+		return nil, errors.New("parent: a store, a site and a base URL are required")
+	}
+	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
+	if opt.LinkTTL <= 0 {
+		opt.LinkTTL = 7 * 24 * time.Hour
+	}
+	if opt.GuardianLinkTTL <= 0 {
+		opt.GuardianLinkTTL = time.Hour
+	}
+	if opt.SessionTTL <= 0 {
+		opt.SessionTTL = time.Hour
+	}
+	if opt.ClientIP == nil {
+		opt.ClientIP = func(r *http.Request) string {
+			h, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				return r.RemoteAddr
+			}
+			return h
+		}
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &Service{opt: opt, log: opt.Logger}, nil
+}
+
+// SetFlows gives the service the enrolment flows (built with the service
+// as their ConsentRequester), which passkey resets use.
+func (s *Service) SetFlows(f *enrollment.Flows) { s.flows = f }
+
+// AddLogout adds a platform logout hook (call before serving).
+func (s *Service) AddLogout(l PlatformLogout) { s.opt.Logouts = append(s.opt.Logouts, l) }
+
+func (s *Service) now() time.Time { return s.opt.Now() }
+
+// newToken returns a 256-bit random link token, base64url.
+func newToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("parent: crypto/rand failed: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// plausibleToken reports whether s can be a token at all (43 base64url
+// characters), so that junk never reaches the store.
+func plausibleToken(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestConsent implements enrollment.ConsentRequester: per guardian a
+// single-use consent link and a mail in the outbox, in q's transaction.
+func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enrollment.ConsentRequest) error {
+	for _, g := range r.Guardians {
+		token := newToken()
+		if _, err := q.CreateGuardianLink(ctx, school.GuardianLink{
+			Hash: school.LinkHash(token), Kind: school.LinkConsent, GuardianID: g.ID, PupilID: r.Pupil.ID,
+			SchoolID: r.Pupil.SchoolID, ExpiresAt: r.ExpiresAt,
+		}); err != nil {
+			return err
+		}
+		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{
+			SchoolName: r.School.Name, GivenName: r.Pupil.GivenName, Link: s.opt.BaseURL + "/consent/" + token, Expires: r.ExpiresAt,
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := q.EnqueueMail(ctx, m); err != nil {
+			return err
+		}
+		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: r.Pupil.SchoolID, Time: s.now(), ActorID: "system", ActorRole: "system",
+			Action: "consent.request", SubjectID: r.Pupil.ID, Detail: fmt.Sprintf(`{"guardian":%q}`, g.ID)}); err != nil {
+			return err
+		}
+	}
+	s.wake()
+	return nil
+}
+
+func (s *Service) wake() {
+	if s.opt.Sender != nil {
+		s.opt.Sender.Wake()
+	}
+}
+
+// Decision is a guardian's answer for one platform.
+type Decision struct {
+	PlatformID string
+	Grant      bool
+}
+
+// Errors of the link-driven actions; handlers map them to pages.
+var (
+	ErrLinkInvalid = errors.New("parent: link not valid")
+	ErrLinkUsed    = errors.New("parent: link already used")
+	ErrLinkExpired = errors.New("parent: link expired")
+	ErrClosed      = errors.New("parent: the request is no longer open")
+)
+
+func linkErr(err error) error {
+	switch {
+	case errors.Is(err, school.ErrNotFound):
+		return ErrLinkInvalid
+	case errors.Is(err, school.ErrUsed):
+		return ErrLinkUsed
+	case errors.Is(err, school.ErrExpired):
+		return ErrLinkExpired
+	}
+	return err
+}
+
+// consentTarget is a consent link with what it refers to, checked: the
+// guardian is still on record for the pupil.
+type consentTarget struct {
+	link     school.GuardianLink
+	pupil    school.Pupil
+	guardian school.Guardian
+	school   school.School
+	flow     school.Enrolment
+}
+
+func (s *Service) target(ctx context.Context, q school.Queries, l school.GuardianLink) (consentTarget, error) {
+	t := consentTarget{link: l}
+	if l.Kind != school.LinkConsent {
+		return t, ErrLinkInvalid
+	}
+	var err error
+	if t.pupil, err = q.GetPupil(ctx, l.PupilID); err != nil {
+		return t, linkErr(err)
+	}
+	if !slices.Contains(t.pupil.GuardianIDs, l.GuardianID) {
+		// The guardian was unlinked since: the link means nothing now.
+		return t, ErrLinkInvalid
+	}
+	if t.guardian, err = q.GetGuardian(ctx, l.GuardianID); err != nil {
+		return t, linkErr(err)
+	}
+	if t.school, err = q.GetSchool(ctx, t.pupil.SchoolID); err != nil {
+		return t, err
+	}
+	t.flow, err = q.GetEnrolment(ctx, t.pupil.ID)
+	if errors.Is(err, school.ErrNotFound) {
+		return t, ErrClosed
+	}
+	if err != nil {
+		return t, err
+	}
+	if t.flow, err = enrollment.Settle(ctx, q, t.flow, s.now()); err != nil {
+		return t, err
+	}
+	if t.flow.State.Final() || t.flow.State == school.EnrolmentRequested {
+		return t, ErrClosed
+	}
+	return t, nil
+}
+
+// covered returns the platforms the pupil may currently be released to.
+func covered(ctx context.Context, q school.Queries, pupilID string, platforms []school.Platform) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, pf := range platforms {
+		ok, err := q.ReleaseAllowed(ctx, pupilID, pf.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[pf.ID] = ok
+	}
+	return out, nil
+}
+
+// Outcome is the result of a guardian's action.
+type Outcome struct {
+	PupilID    string
+	GuardianID string
+	State      school.EnrolmentState
+	Lost       []string // platforms no longer covered
+	SessionID  string   // a new guardian session (cookie value), if one was made
+}
+
+// Decide records a guardian's decisions through a consent link, once: the
+// link is used atomically, so of concurrent submissions exactly one
+// counts (the others get ErrLinkUsed). Platforms not in decisions are
+// denied. verified is the upstream identity, if the guardian was verified.
+func (s *Service) Decide(ctx context.Context, token string, decisions []Decision, verified, remote string) (Outcome, error) {
+	var out Outcome
+	if !plausibleToken(token) {
+		return out, ErrLinkInvalid
+	}
+	now := s.now()
+	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		l, err := q.UseGuardianLink(ctx, school.LinkHash(token))
+		if err != nil {
+			return linkErr(err)
+		}
+		t, err := s.target(ctx, q, l)
+		if err != nil {
+			return err
+		}
+		platforms, err := q.ListPlatforms(ctx)
+		if err != nil {
+			return err
+		}
+		before, err := covered(ctx, q, t.pupil.ID, platforms)
+		if err != nil {
+			return err
+		}
+		grants := map[string]bool{}
+		for _, d := range decisions {
+			grants[d.PlatformID] = d.Grant
+		}
+		var granted, denied []string
+		for _, pf := range platforms {
+			dec := school.DecisionDenied
+			if grants[pf.ID] {
+				dec = school.DecisionGranted
+				granted = append(granted, pf.ID)
+			} else {
+				denied = append(denied, pf.ID)
+			}
+			if _, err := q.SetConsent(ctx, school.Consent{PupilID: t.pupil.ID, GuardianID: t.guardian.ID, PlatformID: pf.ID, Decision: dec, VerifiedSubject: verified}); err != nil {
+				return err
+			}
+		}
+		actor := enrollment.Actor{ID: "guardian:" + t.guardian.ID, Role: "guardian", SchoolID: t.pupil.SchoolID, Remote: remote}
+		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: t.pupil.SchoolID, Time: now, ActorID: actor.ID, ActorRole: "guardian",
+			Action: "consent.decide", SubjectID: t.pupil.ID, Remote: remote,
+			Detail: fmt.Sprintf(`{"granted":%s,"denied":%s,"verified":%t}`, jsonList(granted), jsonList(denied), verified != "")}); err != nil {
+			return err
+		}
+		e, err := enrollment.Reevaluate(ctx, q, actor, t.pupil.ID, now)
+		if err != nil {
+			return err
+		}
+		out = Outcome{PupilID: t.pupil.ID, GuardianID: t.guardian.ID, State: e.State}
+		if out.Lost, err = s.revokeLost(ctx, q, t.pupil, platforms, before); err != nil {
+			return err
+		}
+		out.SessionID, err = q.CreateGuardianSession(ctx, t.guardian.ID, now.Add(s.opt.SessionTTL))
+		return err
+	})
+	if err != nil {
+		return Outcome{}, err
+	}
+	s.logout(ctx, out)
+	return out, nil
+}
+
+// revokeLost finds the platforms that were covered before and are not
+// now, and revokes the pupil's sessions inside q's transaction when there
+// are any. Their tokens are revoked after the commit by logout (the
+// platform logout hooks must still see them to know whom to notify; no
+// token can be refreshed meanwhile, as refresh checks ReleaseAllowed).
+func (s *Service) revokeLost(ctx context.Context, q school.Queries, p school.Pupil, platforms []school.Platform, before map[string]bool) ([]string, error) {
+	after, err := covered(ctx, q, p.ID, platforms)
+	if err != nil {
+		return nil, err
+	}
+	var lost []string
+	for _, pf := range platforms {
+		if before[pf.ID] && !after[pf.ID] {
+			lost = append(lost, pf.ID)
+		}
+	}
+	if len(lost) > 0 {
+		if _, err := q.RevokeSessions(ctx, p.ID, "consent withdrawn"); err != nil {
+			return nil, err
+		}
+	}
+	return lost, nil
+}
+
+// logout tells the platforms that lost a pupil to end its sessions there
+// (back-channel logout through the hooks) and then revokes whatever
+// tokens remain; a failed notification is logged, the revocation stands
+// regardless.
+func (s *Service) logout(ctx context.Context, o Outcome) {
+	ctx = context.WithoutCancel(ctx)
+	for _, pf := range o.Lost {
+		for _, l := range s.opt.Logouts {
+			if err := l.LogoutPupil(ctx, o.PupilID, pf); err != nil {
+				s.log.Warn("parent: platform logout failed", "pupil", o.PupilID, "platform", pf, "err", err)
+			}
+		}
+		if _, err := s.opt.Store.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: o.PupilID, PlatformID: pf}); err != nil {
+			s.log.Error("parent: token revocation failed", "pupil", o.PupilID, "platform", pf, "err", err)
+		}
+	}
+}
+
+func jsonList(ids []string) string {
+	if len(ids) == 0 {
+		return "[]"
+	}
+	return `["` + strings.Join(ids, `","`) + `"]`
+}
+
+// Withdraw withdraws a guardian's consent for a pupil: for one platform,
+// or for every platform when platformID is empty. It takes effect at
+// once: the pupil's sessions and the affected platforms' tokens are
+// revoked and the platforms are told to log the pupil out. school.ErrNotFound
+// when the guardian is not on record for the pupil.
+func (s *Service) Withdraw(ctx context.Context, guardianID, pupilID, platformID, remote string) (Outcome, error) {
+	var out Outcome
+	now := s.now()
+	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		p, err := q.GetPupil(ctx, pupilID)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(p.GuardianIDs, guardianID) {
+			return fmt.Errorf("%w: pupil", school.ErrNotFound)
+		}
+		platforms, err := q.ListPlatforms(ctx)
+		if err != nil {
+			return err
+		}
+		before, err := covered(ctx, q, p.ID, platforms)
+		if err != nil {
+			return err
+		}
+		consents, err := q.ListConsents(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		var withdrawn []string
+		for _, c := range consents {
+			if c.GuardianID != guardianID || !c.Granted() || (platformID != "" && c.PlatformID != platformID) || c.PlatformID == "" {
+				continue
+			}
+			if _, err := q.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: guardianID, PlatformID: c.PlatformID, Decision: school.DecisionWithdrawn, VerifiedSubject: c.VerifiedSubject}); err != nil {
+				return err
+			}
+			withdrawn = append(withdrawn, c.PlatformID)
+		}
+		if len(withdrawn) == 0 {
+			return fmt.Errorf("%w: no standing consent to withdraw", school.ErrNotFound)
+		}
+		actor := enrollment.Actor{ID: "guardian:" + guardianID, Role: "guardian", SchoolID: p.SchoolID, Remote: remote}
+		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: p.SchoolID, Time: now, ActorID: actor.ID, ActorRole: "guardian",
+			Action: "consent.withdraw", SubjectID: p.ID, Remote: remote, Detail: fmt.Sprintf(`{"platforms":%s}`, jsonList(withdrawn))}); err != nil {
+			return err
+		}
+		e, err := enrollment.Reevaluate(ctx, q, actor, p.ID, now)
+		if err != nil && !errors.Is(err, school.ErrNotFound) {
+			return err
+		}
+		out = Outcome{PupilID: p.ID, GuardianID: guardianID, State: e.State}
+		out.Lost, err = s.revokeLost(ctx, q, p, platforms, before)
+		if err != nil {
+			return err
+		}
+		// The withdrawn platforms lose their grants even if they were not
+		// covered a moment ago (e.g. a quarantined pupil).
+		for _, pf := range withdrawn {
+			if !slices.Contains(out.Lost, pf) {
+				out.Lost = append(out.Lost, pf)
+			}
+		}
+		if _, err := q.RevokeSessions(ctx, p.ID, "consent withdrawn"); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Outcome{}, err
+	}
+	s.logout(ctx, out)
+	return out, nil
+}
+
+// RequestGuardianLink mails a single-use link to the guardian's page to
+// every guardian record with that address. It returns nil whether or not
+// the address is known, so callers cannot tell (only store failures
+// are errors).
+func (s *Service) RequestGuardianLink(ctx context.Context, email string) error {
+	email = strings.TrimSpace(email)
+	if school.ValidEmail(email) != nil {
+		return nil
+	}
+	guardians, err := s.opt.Store.GuardiansByEmail(ctx, email)
+	if err != nil || len(guardians) == 0 {
+		return err
+	}
+	exp := s.now().Add(s.opt.GuardianLinkTTL)
+	err = s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		for _, g := range guardians {
+			sch, err := q.GetSchool(ctx, g.SchoolID)
+			if err != nil {
+				return err
+			}
+			token := newToken()
+			if _, err := q.CreateGuardianLink(ctx, school.GuardianLink{Hash: school.LinkHash(token), Kind: school.LinkGuardian, GuardianID: g.ID, SchoolID: g.SchoolID, ExpiresAt: exp}); err != nil {
+				return err
+			}
+			m, err := renderMail(KindGuardianLink, g.SchoolID, g.Email, mailData{SchoolName: sch.Name, Link: s.opt.BaseURL + "/guardian/login/" + token, Expires: exp})
+			if err != nil {
+				return err
+			}
+			if _, err := q.EnqueueMail(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.wake()
+	}
+	return err
+}
+
+// SignIn uses a guardian-page link and returns a new session id (the
+// cookie value).
+func (s *Service) SignIn(ctx context.Context, token string) (string, error) {
+	if !plausibleToken(token) {
+		return "", ErrLinkInvalid
+	}
+	var id string
+	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		l, err := q.UseGuardianLink(ctx, school.LinkHash(token))
+		if err != nil {
+			return linkErr(err)
+		}
+		if l.Kind != school.LinkGuardian {
+			return ErrLinkInvalid
+		}
+		id, err = q.CreateGuardianSession(ctx, l.GuardianID, s.now().Add(s.opt.SessionTTL))
+		return err
+	})
+	return id, err
+}
+
+// ErrNotVerified is returned by ResetPasskeys when the teacher did not
+// confirm checking the pupil in person.
+var ErrNotVerified = errors.New("parent: the pupil must be checked in person before a passkey reset")
+
+// ResetPasskeys is the teacher-verified passkey reset: after checking the
+// pupil in person (verifiedInPerson), it revokes all the pupil's
+// passkeys and sessions, issues a new enrolment code (returned, not
+// stored), and tells the guardians by e-mail, all in one transaction.
+// enrollment.ErrForbidden for an actor outside the pupil's school or
+// classes; school.ErrInvalid when the pupil's consent is not in place.
+func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID string, verifiedInPerson bool) (string, time.Time, error) {
+	if !verifiedInPerson {
+		return "", time.Time{}, ErrNotVerified
+	}
+	if s.flows == nil {
+		return "", time.Time{}, errors.New("parent: flows not set")
+	}
+	var code string
+	var exp time.Time
+	now := s.now()
+	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		p, err := q.GetPupil(ctx, pupilID)
+		if err != nil {
+			return err
+		}
+		creds, err := q.ListCredentials(ctx, p.ID, false)
+		if err != nil {
+			return err
+		}
+		for _, c := range creds {
+			if _, err := q.UpdateCredential(ctx, c.ID, func(c school.Credential) (school.Credential, error) {
+				c.RevokedAt = now
+				return c, nil
+			}); err != nil {
+				return err
+			}
+		}
+		// IssueCodeTx checks the actor's access and the consent; a refusal
+		// rolls the revocations back with everything else.
+		if code, exp, err = s.flows.IssueCodeTx(ctx, q, a, p.ID); err != nil {
+			return err
+		}
+		if _, err := q.RevokeSessions(ctx, p.ID, "passkey reset"); err != nil {
+			return err
+		}
+		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: p.SchoolID, Time: now, ActorID: a.ID, ActorRole: string(a.Role),
+			Action: "passkey.reset", SubjectID: p.ID, Remote: a.Remote, Detail: fmt.Sprintf(`{"revoked":%d,"verified_in_person":true}`, len(creds))}); err != nil {
+			return err
+		}
+		sch, err := q.GetSchool(ctx, p.SchoolID)
+		if err != nil {
+			return err
+		}
+		guardians, err := q.GuardiansOf(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		for _, g := range guardians {
+			if g.Email == "" || school.ValidEmail(g.Email) != nil {
+				continue
+			}
+			m, err := renderMail(KindPasskeyReset, p.SchoolID, g.Email, mailData{SchoolName: sch.Name, GivenName: p.GivenName, Link: s.opt.BaseURL + "/guardian"})
+			if err != nil {
+				return err
+			}
+			if _, err := q.EnqueueMail(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	s.wake()
+	return code, exp, nil
+}

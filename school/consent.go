@@ -1,0 +1,257 @@
+package school
+
+import (
+	"context"
+	"crypto/sha256"
+	"time"
+)
+
+// EnrolmentState is where a pupil's enrolment flow stands. The legal
+// transitions between states are package enrollment's; the store only
+// keeps the state.
+type EnrolmentState string
+
+// Enrolment states. Enrolment codes may be issued and releases happen only
+// in consented, code_issued and enrolled.
+const (
+	EnrolmentRequested       EnrolmentState = "requested"
+	EnrolmentAwaitingConsent EnrolmentState = "awaiting_consent"
+	EnrolmentConsented       EnrolmentState = "consented"
+	EnrolmentCodeIssued      EnrolmentState = "code_issued"
+	EnrolmentEnrolled        EnrolmentState = "enrolled"
+	EnrolmentDenied          EnrolmentState = "denied"
+	EnrolmentExpired         EnrolmentState = "expired"
+	EnrolmentWithdrawn       EnrolmentState = "withdrawn"
+)
+
+// Allows reports whether a pupil in state s may receive enrolment codes
+// and (subject to per-platform consent) be released to platforms.
+func (s EnrolmentState) Allows() bool {
+	return s == EnrolmentConsented || s == EnrolmentCodeIssued || s == EnrolmentEnrolled
+}
+
+// Final reports whether s ends the flow; only a new start leaves it.
+func (s EnrolmentState) Final() bool {
+	return s == EnrolmentDenied || s == EnrolmentExpired || s == EnrolmentWithdrawn
+}
+
+// ConsentRule says whose consent an enrolment needs, fixed when the flow
+// starts from the instance's age policy.
+type ConsentRule string
+
+// Consent rules.
+const (
+	// ConsentNone: the pupil is old enough; no guardian consent is needed
+	// and every platform is covered.
+	ConsentNone ConsentRule = "none"
+	// ConsentAny: one guardian on record granting a platform suffices.
+	ConsentAny ConsentRule = "any"
+	// ConsentAll: every guardian on record must grant a platform.
+	ConsentAll ConsentRule = "all"
+)
+
+// Enrolment is a pupil's enrolment flow: one per pupil, restarted in place.
+type Enrolment struct {
+	PupilID   string
+	SchoolID  string
+	State     EnrolmentState
+	Rule      ConsentRule
+	Age       int  // age in years when the flow started
+	Flagged   bool // outside the policy's age range, allowed by policy
+	StartedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// ExpiresAt ends a flow waiting for consent; zero once consent is in
+	// place (the flow then lasts until withdrawn).
+	ExpiresAt time.Time
+}
+
+// Valid reports whether the flow is still going at now: not in a final
+// state and not past ExpiresAt.
+func (e Enrolment) Valid(now time.Time) bool {
+	return !e.State.Final() && (e.ExpiresAt.IsZero() || now.Before(e.ExpiresAt))
+}
+
+// Consent decisions.
+const (
+	DecisionGranted   = "granted"
+	DecisionDenied    = "denied"
+	DecisionWithdrawn = "withdrawn"
+)
+
+// Consent is one guardian's current decision about one platform for one
+// pupil. A later decision by the same guardian replaces it.
+type Consent struct {
+	ID          string
+	PupilID     string
+	GuardianID  string
+	PlatformID  string // empty: every platform (legacy rows only)
+	Decision    string // DecisionGranted, DecisionDenied or DecisionWithdrawn
+	DecidedAt   time.Time
+	WithdrawnAt time.Time
+	// VerifiedSubject is the guardian's identity at an upstream identity
+	// provider (issuer + " " + subject) when the guardian was verified.
+	VerifiedSubject string
+}
+
+// Granted reports whether c is a standing, unwithdrawn grant.
+func (c Consent) Granted() bool { return c.Decision == DecisionGranted && c.WithdrawnAt.IsZero() }
+
+// ConsentCovers applies a consent rule: it reports whether the current
+// decisions cover platformID for a pupil whose guardians on record are
+// guardianIDs. A denial or withdrawal by any guardian on record blocks the
+// platform; otherwise ConsentAny needs one grant and ConsentAll a grant
+// from every guardian on record. Decisions of guardians no longer on
+// record count for nothing.
+func ConsentCovers(rule ConsentRule, guardianIDs []string, consents []Consent, platformID string) bool {
+	if rule == ConsentNone {
+		return true
+	}
+	onRecord := map[string]bool{}
+	for _, g := range guardianIDs {
+		onRecord[g] = true
+	}
+	granted := map[string]bool{}
+	for _, c := range consents {
+		if !onRecord[c.GuardianID] || (c.PlatformID != "" && c.PlatformID != platformID) {
+			continue
+		}
+		if !c.Granted() {
+			return false
+		}
+		granted[c.GuardianID] = true
+	}
+	switch rule {
+	case ConsentAny:
+		return len(granted) > 0
+	case ConsentAll:
+		return len(guardianIDs) > 0 && len(granted) == len(onRecord)
+	}
+	return false
+}
+
+// LinkKind says what a guardian's magic link opens.
+type LinkKind string
+
+// Link kinds.
+const (
+	LinkConsent  LinkKind = "consent"  // the consent page for one pupil
+	LinkGuardian LinkKind = "guardian" // the guardian's own page
+)
+
+// GuardianLink is a single-use, expiring magic link sent to a guardian.
+// Only the SHA-256 of the token is stored.
+type GuardianLink struct {
+	Hash       []byte
+	Kind       LinkKind
+	GuardianID string
+	PupilID    string // consent links only
+	SchoolID   string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	UsedAt     time.Time
+}
+
+// LinkHash returns the stored form of a magic-link token.
+func LinkHash(token string) []byte {
+	h := sha256.Sum256([]byte("elevid-guardian-link:" + token))
+	return h[:]
+}
+
+// Mail statuses in the outbox.
+const (
+	MailPending = "pending" // waiting for its (next) attempt
+	MailSent    = "sent"
+	MailFailed  = "failed" // gave up after the last attempt; kept and visible
+)
+
+// Mail is one message in the transactional outbox.
+type Mail struct {
+	ID        string
+	SchoolID  string
+	Kind      string // "consent_request", "guardian_link", "passkey_reset" …
+	To        string
+	Subject   string
+	Text      string // plain-text body
+	HTML      string // HTML body
+	Status    string
+	Attempts  int
+	LastError string
+	CreatedAt time.Time
+	NextAt    time.Time // earliest next attempt
+	SentAt    time.Time
+}
+
+// MailFilter selects outbox messages.
+type MailFilter struct {
+	SchoolID string // optional
+	Status   string // optional
+	Limit    int    // 0 means 100
+}
+
+// ConsentFlowStore keeps enrolment flows, consent decisions, guardians'
+// magic links and the mail outbox.
+type ConsentFlowStore interface {
+	// PutEnrolment stores e as the pupil's flow, replacing an earlier one;
+	// CreatedAt and UpdatedAt are set. ErrInvalid for an unknown pupil.
+	PutEnrolment(ctx context.Context, e Enrolment) (Enrolment, error)
+	// GetEnrolment returns the pupil's flow; ErrNotFound when none started.
+	GetEnrolment(ctx context.Context, pupilID string) (Enrolment, error)
+	// UpdateEnrolment runs fn on the locked flow and stores its State and
+	// ExpiresAt (UpdatedAt set); an error from fn aborts.
+	UpdateEnrolment(ctx context.Context, pupilID string, fn func(Enrolment) (Enrolment, error)) (Enrolment, error)
+	// ListEnrolments returns the flows of a school's pupils.
+	ListEnrolments(ctx context.Context, schoolID string) ([]Enrolment, error)
+
+	// SetConsent records a guardian's decision for a platform, replacing
+	// the guardian's earlier decision for it. ID and DecidedAt are set.
+	SetConsent(ctx context.Context, c Consent) (Consent, error)
+	// ListConsents returns the pupil's current decisions, oldest first.
+	ListConsents(ctx context.Context, pupilID string) ([]Consent, error)
+	// ClearConsents deletes the pupil's decisions (a restarted flow asks
+	// afresh) and returns how many went.
+	ClearConsents(ctx context.Context, pupilID string) (int, error)
+
+	// PupilsOfGuardian returns the ids of the pupils linked to a guardian.
+	PupilsOfGuardian(ctx context.Context, guardianID string) ([]string, error)
+	// CreateGuardianSession starts a guardian's browser session after a
+	// magic link was used and returns its random id (the cookie value);
+	// only its SHA-256 is stored.
+	CreateGuardianSession(ctx context.Context, guardianID string, expiresAt time.Time) (string, error)
+	// GuardianSession returns the guardian id of a session: ErrNotFound
+	// when unknown or ended, ErrExpired when past its expiry.
+	GuardianSession(ctx context.Context, id string) (string, error)
+	// EndGuardianSession ends a session; ending an unknown one is no error.
+	EndGuardianSession(ctx context.Context, id string) error
+	// GuardiansByEmail returns every guardian record with that address,
+	// compared case-insensitively.
+	GuardiansByEmail(ctx context.Context, email string) ([]Guardian, error)
+	// CreateGuardianLink stores l (Hash, Kind, GuardianID, SchoolID,
+	// ExpiresAt required) with CreatedAt set; ErrConflict for a used hash.
+	CreateGuardianLink(ctx context.Context, l GuardianLink) (GuardianLink, error)
+	// GuardianLinkByHash returns a link: ErrNotFound when unknown, ErrUsed
+	// when used, ErrExpired when past its expiry.
+	GuardianLinkByHash(ctx context.Context, hash []byte) (GuardianLink, error)
+	// UseGuardianLink marks the link used, atomically: of concurrent calls
+	// exactly one succeeds, the others get ErrUsed. Errors as
+	// GuardianLinkByHash.
+	UseGuardianLink(ctx context.Context, hash []byte) (GuardianLink, error)
+
+	// EnqueueMail adds m to the outbox as pending (ID, CreatedAt, NextAt
+	// set). Call it in the transaction that decides to send the mail.
+	EnqueueMail(ctx context.Context, m Mail) (Mail, error)
+	// ClaimMail leases up to limit pending messages that are due to owner
+	// until now+lease, so that no other node sends them meanwhile, and
+	// counts an attempt on each.
+	ClaimMail(ctx context.Context, owner string, lease time.Duration, limit int) ([]Mail, error)
+	// MailSent marks a message owner holds sent and drops its bodies (they
+	// may hold magic links). ErrLocked when owner's lease was lost.
+	MailSent(ctx context.Context, id, owner string) error
+	// MailFailed records a failed attempt of a message owner holds: pending
+	// again at retryAt, or failed for good when retryAt is zero.
+	MailFailed(ctx context.Context, id, owner, reason string, retryAt time.Time) error
+	// RetryMail makes a failed message pending again, due now.
+	RetryMail(ctx context.Context, id string) error
+	// ListMail lists outbox messages (bodies omitted), newest first.
+	ListMail(ctx context.Context, f MailFilter) ([]Mail, error)
+}

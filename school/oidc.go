@@ -1,0 +1,179 @@
+package school
+
+import (
+	"context"
+	"time"
+)
+
+// OIDCSigningKey is one of the OpenID provider's signing keys. Keys of one
+// algorithm form a sequence of generations: the newest generation whose
+// NotBefore has passed signs, older ones stay published for an overlap.
+// The private key is sealed by package idp (context "signing-key:"+ID).
+type OIDCSigningKey struct {
+	ID         string // the JWS "kid"
+	Algorithm  string // "ES256" or "RS256"
+	Generation int64  // 1 for the first key of an algorithm, then +1 per rotation
+	SealedKey  []byte // PKCS #8, sealed
+	PublicKey  []byte // PKIX DER
+	CreatedAt  time.Time
+	NotBefore  time.Time // the key signs from then on (published before)
+}
+
+// OIDCAuthRequest is the server-side state of one authorization request,
+// from /authorize until its code is redeemed. Params holds the request
+// parameters as JSON owned by package idp. The request is completed once
+// (a pupil authenticated and a code was issued) and its code consumed once.
+type OIDCAuthRequest struct {
+	ID         string
+	PlatformID string
+	Params     []byte
+	// Set by CompleteOIDCAuthRequest.
+	PupilID       string
+	SessionRef    string
+	AuthTime      time.Time
+	AMR           []string
+	ACR           string
+	CodeHash      []byte // SHA-256 of the authorization code
+	CodeExpiresAt time.Time
+	ConsumedAt    time.Time // zero until the code was redeemed
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+}
+
+// Completed reports whether a pupil authenticated for the request.
+func (a OIDCAuthRequest) Completed() bool { return a.PupilID != "" }
+
+// OIDCAuthCompletion is what CompleteOIDCAuthRequest records.
+type OIDCAuthCompletion struct {
+	PupilID       string
+	SessionRef    string
+	AuthTime      time.Time
+	AMR           []string
+	ACR           string
+	CodeHash      []byte
+	CodeExpiresAt time.Time
+}
+
+// OIDC token kinds.
+const (
+	TokenAccess  = "access"
+	TokenRefresh = "refresh"
+)
+
+// OIDCToken is an issued access or refresh token. Access tokens are named
+// by ID (the token the platform holds is sealed and carries the ID);
+// refresh tokens are found by the SHA-256 Hash of the token.
+type OIDCToken struct {
+	ID            string
+	Kind          string // TokenAccess or TokenRefresh
+	Hash          []byte // refresh tokens only
+	PlatformID    string
+	PupilID       string
+	SessionRef    string // the pupil's login session, when known
+	AuthRequestID string // the authorization request whose code produced it
+	FamilyID      string // refresh rotation family (the first token's id)
+	Subject       string // the sub the platform knows the pupil by
+	Scopes        []string
+	AuthTime      time.Time
+	AMR           []string
+	ACR           string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	UsedAt        time.Time // refresh tokens: when rotated
+	RevokedAt     time.Time
+}
+
+// ActiveAt reports whether the token may be used at now.
+func (t OIDCToken) ActiveAt(now time.Time) bool {
+	return t.RevokedAt.IsZero() && t.UsedAt.IsZero() && now.Before(t.ExpiresAt)
+}
+
+// OIDCTokenFilter selects tokens; the set fields are ANDed and at least
+// one must be set.
+type OIDCTokenFilter struct {
+	ID            string
+	PupilID       string
+	PlatformID    string
+	SessionRef    string
+	AuthRequestID string
+	FamilyID      string
+	Subject       string
+	// Inactive includes revoked, rotated and expired tokens in
+	// ListOIDCTokens (not yet pruned).
+	Inactive bool
+}
+
+// Release is one entry of the release log: what a platform received about
+// a pupil, and when. Pupils and guardians read it.
+type Release struct {
+	ID           string
+	PupilID      string
+	PlatformID   string
+	PlatformName string // kept so the entry stays readable after the platform is gone
+	Protocol     Protocol
+	Via          string   // "id_token", "userinfo", "saml_assertion" …
+	Claims       []string // names of the claims or attributes released
+	Time         time.Time
+}
+
+// OIDCStore keeps the OpenID provider's state: signing keys, authorization
+// requests and codes, tokens, and the release log.
+type OIDCStore interface {
+	// AddOIDCSigningKey stores k with CreatedAt set; ErrConflict when its
+	// id, or its algorithm and generation, exist already (another node
+	// rotated first).
+	AddOIDCSigningKey(ctx context.Context, k OIDCSigningKey) (OIDCSigningKey, error)
+	// ListOIDCSigningKeys returns every stored key, by algorithm and then
+	// newest generation first.
+	ListOIDCSigningKeys(ctx context.Context) ([]OIDCSigningKey, error)
+	// DeleteOIDCSigningKey removes a key; ErrNotFound when unknown.
+	DeleteOIDCSigningKey(ctx context.Context, id string) error
+
+	// CreateOIDCAuthRequest stores a (PlatformID, Params, ExpiresAt
+	// required) with a new ID and CreatedAt.
+	CreateOIDCAuthRequest(ctx context.Context, a OIDCAuthRequest) (OIDCAuthRequest, error)
+	// GetOIDCAuthRequest returns a request: ErrNotFound when unknown,
+	// ErrExpired when past ExpiresAt.
+	GetOIDCAuthRequest(ctx context.Context, id string) (OIDCAuthRequest, error)
+	// OIDCAuthRequestByCode returns the request whose code has that hash,
+	// consumed or not (the caller detects reuse); ErrNotFound when none.
+	OIDCAuthRequestByCode(ctx context.Context, codeHash []byte) (OIDCAuthRequest, error)
+	// CompleteOIDCAuthRequest records the authenticated pupil and the code
+	// of an uncompleted, unexpired request, atomically: ErrUsed when it was
+	// completed already, ErrExpired when past ExpiresAt, ErrNotFound.
+	CompleteOIDCAuthRequest(ctx context.Context, id string, c OIDCAuthCompletion) (OIDCAuthRequest, error)
+	// ConsumeOIDCAuthCode marks the request's code redeemed, atomically: of
+	// concurrent calls exactly one succeeds. ErrUsed when redeemed already,
+	// ErrExpired when the code is past its expiry, ErrNotFound when the
+	// request has no code.
+	ConsumeOIDCAuthCode(ctx context.Context, id string) error
+
+	// CreateOIDCToken stores t with CreatedAt set and a new ID unless one
+	// is given; ErrConflict for a used id or hash.
+	CreateOIDCToken(ctx context.Context, t OIDCToken) (OIDCToken, error)
+	// GetOIDCToken returns a token by id, revoked or expired ones included.
+	GetOIDCToken(ctx context.Context, id string) (OIDCToken, error)
+	// OIDCTokenByHash returns a refresh token by the hash of its value.
+	OIDCTokenByHash(ctx context.Context, hash []byte) (OIDCToken, error)
+	// UseOIDCRefreshToken marks a refresh token rotated, atomically: of
+	// concurrent calls exactly one succeeds, the others get ErrUsed (also
+	// for a revoked token); ErrExpired when past its expiry.
+	UseOIDCRefreshToken(ctx context.Context, id string) error
+	// RevokeOIDCTokens revokes the unrevoked tokens f selects and returns
+	// how many; ErrInvalid for an empty filter.
+	RevokeOIDCTokens(ctx context.Context, f OIDCTokenFilter) (int, error)
+	// ListOIDCTokens returns the active (unrevoked, unused, unexpired)
+	// tokens f selects, or all of them with f.Inactive, oldest first;
+	// ErrInvalid for an empty filter.
+	ListOIDCTokens(ctx context.Context, f OIDCTokenFilter) ([]OIDCToken, error)
+
+	// AddRelease appends r (PupilID, PlatformID required) to the release
+	// log with a new ID; Time defaults to now.
+	AddRelease(ctx context.Context, r Release) (Release, error)
+	// ListReleases returns a pupil's release log, newest first.
+	ListReleases(ctx context.Context, pupilID string) ([]Release, error)
+
+	// PruneOIDC deletes authorization requests and tokens that expired
+	// before cutoff and returns how many rows went.
+	PruneOIDC(ctx context.Context, cutoff time.Time) (int64, error)
+}

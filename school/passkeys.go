@@ -1,0 +1,236 @@
+package school
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Credential is a passkey (WebAuthn public-key credential) registered by a
+// pupil. It holds public key material only; nothing in it is a secret.
+type Credential struct {
+	ID                []byte // the WebAuthn credential id
+	PupilID           string
+	SchoolID          string
+	PublicKey         []byte // COSE-encoded public key
+	AttestationFormat string // "none", "packed" …
+	AAGUID            []byte
+	SignCount         uint32
+	BackupEligible    bool
+	BackupState       bool
+	// CloneWarning is set when an authenticator reported a signature
+	// counter that did not increase: the credential may have been copied.
+	CloneWarning bool
+	Transports   []string
+	Label        string // chosen by the pupil, e.g. "Skolens iPad"
+	CreatedAt    time.Time
+	LastUsedAt   time.Time // zero until the first login
+	RevokedAt    time.Time // zero while the credential may be used
+}
+
+// Active reports whether the credential may be used to log in.
+func (c Credential) Active() bool { return c.RevokedAt.IsZero() }
+
+// CeremonyKind says which WebAuthn ceremony a Ceremony belongs to.
+type CeremonyKind string
+
+// Ceremony kinds.
+const (
+	CeremonyRegistration CeremonyKind = "registration"
+	CeremonyLogin        CeremonyKind = "login"
+)
+
+// Ceremony is the server-side state of one WebAuthn ceremony (the
+// library's session data, with its challenge). It is single-use: consuming
+// it deletes it, whatever the outcome of the ceremony.
+type Ceremony struct {
+	ID        string // random, handed to the browser
+	Kind      CeremonyKind
+	SubjectID string // the pupil registering; empty for a discoverable login
+	// Ref binds the ceremony to something else, e.g. the hash of the
+	// enrolment code a registration was started with.
+	Ref       []byte
+	Data      []byte // the serialized webauthn.SessionData
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// EnrolmentCode is a single-use code a teacher gives a pupil to register a
+// passkey. Only the SHA-256 hash of the normalized code is stored.
+type EnrolmentCode struct {
+	Hash      []byte
+	PupilID   string
+	SchoolID  string
+	CreatedBy string // the actor id that issued it
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until a registration consumed it
+}
+
+// Valid reports whether the code may still be used at now.
+func (c EnrolmentCode) Valid(now time.Time) bool {
+	return c.UsedAt.IsZero() && now.Before(c.ExpiresAt)
+}
+
+// SessionKind says whose session it is.
+type SessionKind string
+
+// Session kinds.
+const (
+	SessionPupil SessionKind = "pupil"
+	SessionStaff SessionKind = "staff"
+)
+
+// Session is a signed-in browser. The browser's cookie holds only the
+// random ID; the store keeps its SHA-256 hash (Ref), so a database leak
+// yields no usable session.
+type Session struct {
+	// ID is the random bearer secret put in the cookie. It is only set on
+	// the value CreateSession returns; stored sessions are named by Ref.
+	ID string
+	// Ref is the hex SHA-256 of ID: a stable, non-secret name for the
+	// session, safe to show in pages and logs.
+	Ref         string
+	Kind        SessionKind
+	SubjectID   string // pupil or staff id
+	SchoolID    string
+	CreatedAt   time.Time
+	LastSeenAt  time.Time
+	ExpiresAt   time.Time     // absolute end, whatever the activity
+	IdleTimeout time.Duration // the session ends after this long without use
+	AuthTime    time.Time     // when the subject authenticated
+	// AMR lists the authentication methods used (RFC 8176 values, e.g.
+	// "hwk", "user", "pop"); ACR names the level reached.
+	AMR          []string
+	ACR          string
+	UserVerified bool
+	CredentialID []byte // the passkey used, if any
+	UserAgent    string
+	RevokedAt    time.Time
+	RevokeReason string
+}
+
+// ActiveAt reports whether the session may be used at now.
+func (s Session) ActiveAt(now time.Time) bool {
+	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt) &&
+		(s.IdleTimeout <= 0 || now.Before(s.LastSeenAt.Add(s.IdleTimeout)))
+}
+
+// SessionRef returns the Ref of a session id.
+func SessionRef(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+// NewSecret returns n random bytes from crypto/rand.
+func NewSecret(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("school: crypto/rand failed: %v", err))
+	}
+	return b
+}
+
+// PasskeyStore keeps pupils' passkeys and their WebAuthn user handles.
+type PasskeyStore interface {
+	// PupilHandle returns the pupil's WebAuthn user handle: 64 random
+	// bytes made on first use, never derived from the name or an id.
+	// ErrNotFound when the pupil does not exist.
+	PupilHandle(ctx context.Context, pupilID string) ([]byte, error)
+	// PupilByHandle returns the id of the pupil with that user handle.
+	PupilByHandle(ctx context.Context, handle []byte) (string, error)
+	// AddCredential stores c with CreatedAt set; ErrConflict when the
+	// credential id is registered already, ErrInvalid when the pupil is
+	// unknown.
+	AddCredential(ctx context.Context, c Credential) (Credential, error)
+	// GetCredential returns a credential by id, revoked ones included.
+	GetCredential(ctx context.Context, id []byte) (Credential, error)
+	// ListCredentials returns a pupil's credentials, oldest first; revoked
+	// ones only when includeRevoked.
+	ListCredentials(ctx context.Context, pupilID string, includeRevoked bool) ([]Credential, error)
+	// UpdateCredential runs fn on the stored credential inside a
+	// transaction and stores its label, counter, flags, last use and
+	// revocation.
+	UpdateCredential(ctx context.Context, id []byte, fn func(Credential) (Credential, error)) (Credential, error)
+}
+
+// CeremonyStore keeps WebAuthn ceremony state server-side.
+type CeremonyStore interface {
+	// SaveCeremony stores c (ID, ExpiresAt and Data required) with
+	// CreatedAt set.
+	SaveCeremony(ctx context.Context, c Ceremony) error
+	// ConsumeCeremony deletes the ceremony and returns it, atomically: of
+	// several concurrent calls exactly one gets it. ErrNotFound when it
+	// does not exist or was consumed; ErrExpired (and deleted) when past
+	// its expiry.
+	ConsumeCeremony(ctx context.Context, id string) (Ceremony, error)
+}
+
+// EnrolmentCodeStore keeps hashed enrolment codes.
+type EnrolmentCodeStore interface {
+	// CreateEnrolmentCode stores c for an active pupil whose enrolment is
+	// allowed (EnrolmentAllowed); earlier unused codes of the pupil stop
+	// working. ErrNotFound for an unknown pupil, ErrInvalid when the pupil
+	// is not active or enrolment is not allowed, ErrConflict for a hash in
+	// use.
+	CreateEnrolmentCode(ctx context.Context, c EnrolmentCode) (EnrolmentCode, error)
+	// EnrolmentCodeByHash returns the code with that hash: ErrNotFound when
+	// none, ErrUsed when consumed, ErrExpired when past its expiry.
+	EnrolmentCodeByHash(ctx context.Context, hash []byte) (EnrolmentCode, error)
+	// ConsumeEnrolmentCode marks the code used, atomically: of concurrent
+	// calls exactly one succeeds, the others get ErrUsed. Errors as
+	// EnrolmentCodeByHash.
+	ConsumeEnrolmentCode(ctx context.Context, hash []byte) (EnrolmentCode, error)
+	// PendingEnrolmentCode reports whether the pupil holds an unused,
+	// unexpired code (a teacher reset or enrolment in progress).
+	PendingEnrolmentCode(ctx context.Context, pupilID string) (bool, error)
+}
+
+// SessionStore keeps server-side sessions of pupils and staff.
+type SessionStore interface {
+	// CreateSession stores s under a new random ID and returns it with ID
+	// and Ref set; CreatedAt and LastSeenAt are set to now.
+	CreateSession(ctx context.Context, s Session) (Session, error)
+	// TouchSession returns the session with cookie id and records its use.
+	// ErrNotFound when unknown or revoked, ErrExpired when past its
+	// absolute or idle timeout. It writes at most once a minute per
+	// session, so it is cheap on every request.
+	TouchSession(ctx context.Context, id string) (Session, error)
+	// ListSessions returns the subject's active sessions, newest first.
+	ListSessions(ctx context.Context, subjectID string) ([]Session, error)
+	// RevokeSession ends one session of the subject, named by Ref;
+	// ErrNotFound when the subject has no such active session.
+	RevokeSession(ctx context.Context, subjectID, ref, reason string) error
+	// RevokeSessions ends every active session of the subject (logout
+	// everywhere, a revoked passkey or consent, quarantine) and returns
+	// how many it ended. It joins an enclosing transaction.
+	RevokeSessions(ctx context.Context, subjectID, reason string) (int, error)
+}
+
+// RateStore counts events per key in fixed windows, shared by all nodes.
+type RateStore interface {
+	// HitRate counts one event for key and returns the number of events in
+	// the current window (which starts with the first event after the
+	// previous window ended).
+	HitRate(ctx context.Context, key string, window time.Duration) (int, error)
+	// RateCount returns the number of events for key in its current
+	// window, without counting one.
+	RateCount(ctx context.Context, key string, window time.Duration) (int, error)
+}
+
+// AuthnStore is everything pupils' authentication keeps: passkeys,
+// ceremonies, enrolment codes, sessions and rate counters.
+type AuthnStore interface {
+	PasskeyStore
+	CeremonyStore
+	EnrolmentCodeStore
+	SessionStore
+	RateStore
+	// PurgeAuthnState deletes ceremonies, enrolment codes, sessions and
+	// rate counters that ended before cutoff, and returns how many rows
+	// went. Run it now and then (e.g. hourly, cutoff a day ago).
+	PurgeAuthnState(ctx context.Context, cutoff time.Time) (int64, error)
+}

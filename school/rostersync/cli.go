@@ -1,0 +1,338 @@
+package rostersync
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+const usage = `usage:
+  elevid sync --school CODE [--dry-run] [--force] [--incremental] [--pupil ID] [--show N]
+  elevid sync source set --school CODE --url URL --preset openldap|ad --pupil-base DN [options]
+  elevid sync source show --school CODE
+  elevid sync runs --school CODE [--limit N] [--run ID]
+`
+
+// Command implements `elevid sync`; args are the arguments after "sync".
+// Progress and results go to out, details to log. The bind password is
+// read from a file (never a flag) and sealed with sealer.
+func Command(ctx context.Context, st school.Store, sealer *school.Sealer, log *slog.Logger, out io.Writer, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "source":
+			if len(args) > 1 && args[1] == "set" {
+				return sourceSet(ctx, st, sealer, out, args[2:])
+			}
+			if len(args) > 1 && args[1] == "show" {
+				return sourceShow(ctx, st, out, args[2:])
+			}
+			return fmt.Errorf("sync source: want set or show\n%s", usage)
+		case "runs":
+			return runsCmd(ctx, st, out, args[1:])
+		case "help", "-h", "--help":
+			fmt.Fprint(out, usage)
+			return nil
+		}
+	}
+	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+	fs.SetOutput(out)
+	code := fs.String("school", "", "school code")
+	dry := fs.Bool("dry-run", false, "show the changes without applying them")
+	force := fs.Bool("force", false, "apply even past the deletion threshold")
+	incr := fs.Bool("incremental", false, "read only entries changed since the last run (removes no one)")
+	pupil := fs.String("pupil", "", "sync only the pupil with this external id (entryUUID / objectGUID)")
+	show := fs.Int("show", 50, "changes to list")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sch, err := schoolByCode(ctx, st, *code)
+	if err != nil {
+		return err
+	}
+	mode := school.SyncFull
+	if *incr {
+		mode = school.SyncIncremental
+	}
+	p := newProgressPrinter(out)
+	s := New(Options{Store: st, Sealer: sealer, Log: log})
+	res, err := s.Run(ctx, sch.ID, RunOptions{Mode: mode, DryRun: *dry, Force: *force, PupilID: *pupil, Progress: p.print})
+	p.done()
+	if res.Run.ID != "" {
+		printRun(out, res.Run, false)
+		printChanges(out, res.Changes, *show)
+	}
+	if errors.Is(err, ErrThreshold) {
+		return fmt.Errorf("%w (use --dry-run to see the changes, --force to apply them)", err)
+	}
+	return err
+}
+
+func schoolByCode(ctx context.Context, st school.Store, code string) (school.School, error) {
+	if code == "" {
+		return school.School{}, fmt.Errorf("--school is required\n%s", usage)
+	}
+	sch, err := st.SchoolByCode(ctx, code)
+	if errors.Is(err, school.ErrNotFound) {
+		return sch, fmt.Errorf("no school with code %q", code)
+	}
+	return sch, err
+}
+
+// progressPrinter shows progress on one line on a terminal, else a line
+// every few pages.
+type progressPrinter struct {
+	out  io.Writer
+	tty  bool
+	last Progress
+	any  bool
+}
+
+func newProgressPrinter(out io.Writer) *progressPrinter {
+	p := &progressPrinter{out: out}
+	if f, ok := out.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progressPrinter) print(pr Progress) {
+	p.any = true
+	line := fmt.Sprintf("%-9s %8d entries read, %5d pages", pr.Phase, pr.Entries, pr.Pages)
+	switch {
+	case p.tty:
+		fmt.Fprintf(p.out, "\r%s", line)
+	case pr.Phase != p.last.Phase || pr.Pages%20 == 0:
+		fmt.Fprintln(p.out, line)
+	}
+	p.last = pr
+}
+
+func (p *progressPrinter) done() {
+	if p.tty && p.any {
+		fmt.Fprintln(p.out)
+	}
+}
+
+func printRun(out io.Writer, r school.SyncRun, warnings bool) {
+	dur := "running"
+	if !r.EndedAt.IsZero() {
+		dur = r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+	}
+	flags := string(r.Mode)
+	if r.DryRun {
+		flags += ", dry run"
+	}
+	if r.Forced {
+		flags += ", forced"
+	}
+	fmt.Fprintf(out, "run %s  %s  %s (%s)  %s  %d entries, %d pages, %d warnings\n", r.ID, r.StartedAt.Local().Format("2006-01-02 15:04:05"),
+		r.Status, flags, dur, r.Entries, r.Pages, len(r.Warnings)+r.WarningsDropped)
+	keys := make([]string, 0, len(r.Counts))
+	for k := range r.Counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(out, "  %-18s %d\n", k, r.Counts[k])
+	}
+	if r.Error != "" {
+		fmt.Fprintf(out, "  error: %s\n", r.Error)
+	}
+	if warnings {
+		for _, w := range r.Warnings {
+			fmt.Fprintf(out, "  warning: %s: %s\n", w.DN, w.Message)
+		}
+		if r.WarningsDropped > 0 {
+			fmt.Fprintf(out, "  … and %d more warnings\n", r.WarningsDropped)
+		}
+	} else if n := len(r.Warnings); n > 0 {
+		for _, w := range r.Warnings[:min(n, 10)] {
+			fmt.Fprintf(out, "  warning: %s: %s\n", w.DN, w.Message)
+		}
+		if more := n - 10 + r.WarningsDropped; more > 0 {
+			fmt.Fprintf(out, "  … %d more warnings: elevid sync runs --school CODE --run %s\n", more, r.ID)
+		}
+	}
+}
+
+func printChanges(out io.Writer, cs []Change, limit int) {
+	for i, c := range cs {
+		if i == limit {
+			fmt.Fprintf(out, "  … %d more changes\n", len(cs)-limit)
+			break
+		}
+		ref := c.DN
+		if ref == "" {
+			ref = "id " + c.ID
+		}
+		extra := ""
+		if len(c.Fields) > 0 {
+			extra = " (" + strings.Join(c.Fields, ", ") + ")"
+		}
+		fmt.Fprintf(out, "  %-18s %s %s%s\n", c.Action, c.ExternalID, ref, extra)
+	}
+}
+
+func runsCmd(ctx context.Context, st school.Store, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("sync runs", flag.ContinueOnError)
+	fs.SetOutput(out)
+	code := fs.String("school", "", "school code")
+	limit := fs.Int("limit", 20, "runs to list")
+	id := fs.String("run", "", "show one run with all its warnings")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sch, err := schoolByCode(ctx, st, *code)
+	if err != nil {
+		return err
+	}
+	if *id != "" {
+		r, err := st.GetSyncRun(ctx, *id)
+		if err != nil || r.SchoolID != sch.ID {
+			return fmt.Errorf("no run %q for school %s", *id, sch.Code)
+		}
+		printRun(out, r, true)
+		return nil
+	}
+	runs, err := st.ListSyncRuns(ctx, sch.ID, *limit)
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(out, "no runs yet")
+	}
+	for _, r := range runs {
+		printRun(out, r, false)
+	}
+	return nil
+}
+
+// attrFlags collects repeated --attr key=value flags.
+type attrFlags map[string]string
+
+func (a attrFlags) String() string { return fmt.Sprint(map[string]string(a)) }
+func (a attrFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("want key=attribute, got %q", v)
+	}
+	a[k] = val
+	return nil
+}
+
+func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("sync source set", flag.ContinueOnError)
+	fs.SetOutput(out)
+	code := fs.String("school", "", "school code")
+	var src school.DirectorySource
+	fs.StringVar(&src.URL, "url", "", "ldap://host:389 or ldaps://host:636")
+	fs.BoolVar(&src.StartTLS, "start-tls", false, "use StartTLS on an ldap:// URL")
+	caFile := fs.String("ca-file", "", "PEM file of CA certificates to trust")
+	fs.StringVar(&src.BindDN, "bind-dn", "", "DN to bind as")
+	pwFile := fs.String("password-file", "", "file holding the bind password")
+	fs.StringVar(&src.Preset, "preset", school.PresetOpenLDAP, "attribute map: openldap or ad")
+	fs.StringVar(&src.PupilBase, "pupil-base", "", "base DN of pupils")
+	fs.StringVar(&src.PupilFilter, "pupil-filter", "", "filter for pupils (default: the preset's)")
+	fs.StringVar(&src.StaffBase, "staff-base", "", "base DN of staff (empty: no staff sync)")
+	fs.StringVar(&src.StaffFilter, "staff-filter", "", "filter for staff")
+	fs.StringVar(&src.ClassBase, "class-base", "", "base DN of class groups")
+	fs.StringVar(&src.ClassFilter, "class-filter", "", "filter for class groups")
+	fs.StringVar(&src.GuardianBase, "guardian-base", "", "base DN of guardians")
+	fs.StringVar(&src.GuardianFilter, "guardian-filter", "", "filter for guardians")
+	fs.IntVar(&src.PageSize, "page-size", school.DefaultSyncPageSize, "paged-search page size")
+	fs.DurationVar(&src.Interval, "interval", 0, "scheduled run interval in elevid serve (0: none)")
+	fs.DurationVar(&src.FullInterval, "full-interval", 0, "full-run interval when scheduled runs are incremental (0: every run is full)")
+	fs.DurationVar(&src.Grace, "grace", school.DefaultQuarantineGrace, "quarantine before a gone pupil is removed")
+	fs.IntVar(&src.MaxDeletePercent, "max-delete-percent", school.DefaultMaxDeletePercent, "deletion threshold in % of active pupils")
+	fs.IntVar(&src.MaxDeletions, "max-deletions", school.DefaultMaxDeletions, "deletion threshold in pupils")
+	attrs := attrFlags{}
+	fs.Var(attrs, "attr", "attribute map override key=attribute (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sch, err := schoolByCode(ctx, st, *code)
+	if err != nil {
+		return err
+	}
+	src.SchoolID = sch.ID
+	src.Attributes = attrs
+	if *caFile != "" {
+		b, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		src.CAPEM = string(b)
+	}
+	old, err := st.GetDirectorySource(ctx, sch.ID)
+	if err == nil {
+		src.LastFullRun, src.LastIncrementalRun = old.LastFullRun, old.LastIncrementalRun
+		src.BindPassword = old.BindPassword
+	} else if !errors.Is(err, school.ErrNotFound) {
+		return err
+	}
+	if *pwFile != "" {
+		b, err := os.ReadFile(*pwFile)
+		if err != nil {
+			return err
+		}
+		if sealer == nil {
+			return errors.New("no sealing key configured: cannot store a bind password")
+		}
+		src.BindPassword = sealer.Seal([]byte(strings.TrimRight(string(b), "\r\n")), "ldap:"+sch.ID)
+	}
+	if err := ValidateSource(src); err != nil {
+		return err
+	}
+	if _, err := st.PutDirectorySource(ctx, src); err != nil {
+		return err
+	}
+	if _, err := st.AppendAudit(ctx, school.AuditEntry{SchoolID: sch.ID, ActorID: "cli", ActorRole: string(school.RoleOperator), Action: "sync.source.set", SubjectID: sch.ID}); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "directory source of %s saved\n", sch.Code)
+	return nil
+}
+
+func sourceShow(ctx context.Context, st school.Store, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("sync source show", flag.ContinueOnError)
+	fs.SetOutput(out)
+	code := fs.String("school", "", "school code")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sch, err := schoolByCode(ctx, st, *code)
+	if err != nil {
+		return err
+	}
+	src, err := st.GetDirectorySource(ctx, sch.ID)
+	if errors.Is(err, school.ErrNotFound) {
+		return fmt.Errorf("school %s has no directory source", sch.Code)
+	}
+	if err != nil {
+		return err
+	}
+	pw := "none"
+	if len(src.BindPassword) > 0 {
+		pw = "set (sealed)"
+	}
+	fmt.Fprintf(out, "url:        %s (StartTLS %v, CA bundle %v)\nbind dn:    %s\npassword:   %s\npreset:     %s %v\n",
+		src.URL, src.StartTLS, src.CAPEM != "", src.BindDN, pw, src.Preset, src.Attributes)
+	for _, b := range [][3]string{{"pupils", src.PupilBase, src.PupilFilter}, {"staff", src.StaffBase, src.StaffFilter},
+		{"classes", src.ClassBase, src.ClassFilter}, {"guardians", src.GuardianBase, src.GuardianFilter}} {
+		fmt.Fprintf(out, "%-11s %s %s\n", b[0]+":", b[1], b[2])
+	}
+	fmt.Fprintf(out, "page size:  %d\ninterval:   %s (full every %s)\ngrace:      %s\nthreshold:  %d %% or %d pupils\nlast full:  %s\nlast incr.: %s\n",
+		src.PageSize, src.Interval, src.FullInterval, src.Grace, src.MaxDeletePercent, src.MaxDeletions, src.LastFullRun, src.LastIncrementalRun)
+	return nil
+}

@@ -1,0 +1,69 @@
+// Package rostersync mirrors a school's LDAP directory (OpenLDAP or Active
+// Directory) into the store: classes, guardians, staff and pupils.
+//
+// A run binds to the school's DirectorySource, reads classes, guardians,
+// staff and pupils with paged searches (RFC 2696, paged by hand: one new
+// request per page, each page processed as it arrives), maps and validates
+// every entry (a bad entry is skipped with a warning naming its DN),
+// computes a diff against the store and applies it in one transaction,
+// with one audit entry per change (actor "sync", ids only).
+//
+// The stable external id is entryUUID (OpenLDAP) or objectGUID (AD),
+// never the DN, so renames and moves keep the pupil with their passkeys
+// and consents.
+//
+// # Deprovisioning safeties
+//
+//   - Pupils gone from the directory are quarantined (Options.OnQuarantine
+//     runs in the transaction to revoke sessions) and only marked removed
+//     after the source's grace period; reappearing restores them.
+//   - A run that would quarantine more than MaxDeletePercent % of the
+//     active pupils or more than MaxDeletions stops before applying
+//     anything (status aborted_threshold) unless forced; staff disables
+//     are bounded the same way.
+//   - A full search that returns no pupils (staff, guardians, classes) while the store
+//     has some fails, even forced; any search, bind, TLS or limit
+//     error fails the run and nothing is applied.
+//   - An entry skipped for invalid data still counts as present.
+//   - Incremental runs (modifyTimestamp / whenChanged) never remove anyone;
+//     schedule full runs to catch deletions. An incremental run does not
+//     see a class membership change made only on the group entry of a pupil
+//     that did not change itself; the next full run does.
+//   - Configured filters are validated with ldap.CompileFilter; values put
+//     into filters are escaped with ldap.EscapeFilter (binary GUIDs byte by
+//     byte).
+//
+// # OpenLDAP schema (preset "openldap")
+//
+// Pupils, staff and guardians are inetOrgPerson entries:
+//
+//	entryUUID          external id (operational, always present)
+//	givenName, sn      names (givenName required for pupils)
+//	cn                 full name of guardians and staff
+//	mail               e-mail (guardians, staff)
+//	uid                staff login name (suffixed "@" + school domain)
+//	employeeType       staff role: "admin" makes a school admin, else teacher
+//	schacDateOfBirth   pupil's date of birth, YYYYMMDD (SCHAC; auxiliary
+//	                   class schacPersonalCharacteristics)
+//	seeAlso            pupil → guardian entry DNs (in person's MAY list)
+//	memberOf           optional, from the memberof overlay
+//
+// Classes are groupOfNames entries (cn = class name, member = pupil and
+// teacher DNs). testdata/elevid-schac.ldif is the SCHAC subset for slapd's
+// cn=config (testdata/elevid-schac.schema for slapd.conf); skip it when the
+// full SCHAC schema is loaded already.
+//
+// # Active Directory (preset "ad")
+//
+// objectGUID (16 bytes, little-endian-mixed, decoded to the canonical
+// UUID string), userPrincipalName (staff login), givenName, sn,
+// displayName, mail, employeeType, extensionAttribute1 (date of birth,
+// YYYYMMDD or YYYY-MM-DD), seeAlso (guardian links), memberOf, and group
+// member lists read with range retrieval (member;range=0-1499 …).
+//
+// Every attribute can be overridden per school (DirectorySource.Attributes,
+// keys AttrID … AttrModified).
+//
+// The package depends on package school and go-ldap; package school never
+// imports LDAP.
+package rostersync

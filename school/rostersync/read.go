@@ -1,0 +1,378 @@
+package rostersync
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/elevid/elevid/school"
+)
+
+type dirClass struct {
+	ext, dn, name string
+}
+
+type dirGuardian struct {
+	ext, dn, name, email string
+}
+
+type dirPupil struct {
+	ext, dn, given, family string
+	birth                  time.Time
+	guardianDNs            []string // normalized
+	memberOf               []string // normalized
+}
+
+type dirStaff struct {
+	ext, dn, username, name, email string
+	role                           school.Role
+	memberOf                       []string
+}
+
+// snapshot is what one run read from the directory.
+type snapshot struct {
+	classes       []dirClass
+	memberClasses map[string][]string // normalized member DN → class external ids
+	classByDN     map[string]string   // normalized class DN → external id
+	guardians     []dirGuardian
+	guardianByDN  map[string]string // normalized DN → external id
+	pupils        []dirPupil
+	staff         []dirStaff
+	// seenPupils/seenStaff hold every external id the directory returned,
+	// including entries skipped as invalid: a pupil whose entry is merely
+	// broken is not gone.
+	seenPupils, seenStaff map[string]bool
+	pupilEntries          int
+	staffEntries          int
+	classEntries          int
+	guardianEntries       int
+	entries, pages        int
+}
+
+// reader reads a snapshot over one connection.
+type reader struct {
+	conn     *dirConn
+	src      school.DirectorySource
+	am       attrMap
+	run      *school.SyncRun
+	now      time.Time
+	progress func(Progress)
+	snap     *snapshot
+	domain   string // the school's domain, appended to bare staff usernames
+}
+
+func (r *reader) stats(phase string) pageStats {
+	return func(n int) {
+		r.snap.entries += n
+		r.snap.pages++
+		if r.progress != nil {
+			r.progress(Progress{Phase: phase, Entries: r.snap.entries, Pages: r.snap.pages})
+		}
+	}
+}
+
+// entryID extracts and validates the stable external id of e.
+func (r *reader) entryID(e *ldap.Entry) (string, error) {
+	attr := r.am.get(AttrID)
+	if r.am.BinaryID {
+		vs := e.GetEqualFoldRawAttributeValues(attr)
+		if len(vs) != 1 {
+			return "", fmt.Errorf("has %d values of %s, want 1", len(vs), attr)
+		}
+		id, err := DecodeGUID(vs[0])
+		if err != nil {
+			return "", fmt.Errorf("malformed %s: %v", attr, err)
+		}
+		return id, nil
+	}
+	vs := e.GetEqualFoldAttributeValues(attr)
+	if len(vs) != 1 || strings.TrimSpace(vs[0]) == "" {
+		return "", fmt.Errorf("has %d values of %s, want 1", len(vs), attr)
+	}
+	if strings.EqualFold(attr, "entryUUID") {
+		id, err := normalizeUUID(vs[0])
+		if err != nil {
+			return "", fmt.Errorf("malformed %s: %v", attr, err)
+		}
+		return id, nil
+	}
+	if len(vs[0]) > 200 {
+		return "", fmt.Errorf("%s is too long", attr)
+	}
+	return vs[0], nil
+}
+
+func (r *reader) one(e *ldap.Entry, key string) string {
+	return strings.TrimSpace(e.GetEqualFoldAttributeValue(r.am.get(key)))
+}
+
+func (r *reader) dns(e *ldap.Entry, key string) []string {
+	vs := e.GetEqualFoldAttributeValues(r.am.get(key))
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if n := normDN(v); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (r *reader) warn(dn, msg string) { r.run.AddWarning(dn, msg) }
+
+func filterOr(f, def string) string {
+	if f == "" {
+		return def
+	}
+	return f
+}
+
+// and combines a configured filter with an extra clause.
+func and(f, extra string) string {
+	if extra == "" {
+		return f
+	}
+	return "(&" + f + extra + ")"
+}
+
+// readClasses reads every class group with its members (following range
+// retrieval).
+func (r *reader) readClasses(ctx context.Context) error {
+	s := r.snap
+	s.memberClasses = map[string][]string{}
+	s.classByDN = map[string]string{}
+	if r.src.ClassBase == "" {
+		return nil
+	}
+	seen := map[string]string{}
+	attrs := append(r.am.names(AttrID, AttrClassName), r.am.get(AttrMember))
+	return r.conn.search(ctx, r.src.ClassBase, filterOr(r.src.ClassFilter, r.am.GroupFilter), attrs, r.stats("classes"), func(e *ldap.Entry) error {
+		s.classEntries++
+		id, err := r.entryID(e)
+		if err != nil {
+			r.warn(e.DN, "class skipped: "+err.Error())
+			return nil
+		}
+		if prev, dup := seen[id]; dup {
+			r.warn(e.DN, "class skipped: duplicate external id (also "+prev+")")
+			return nil
+		}
+		seen[id] = e.DN
+		name := r.one(e, AttrClassName)
+		if name == "" {
+			r.warn(e.DN, "class skipped: no name")
+			return nil
+		}
+		members, err := r.conn.rangedValues(e, r.am.get(AttrMember))
+		if err != nil {
+			return err
+		}
+		s.classes = append(s.classes, dirClass{ext: id, dn: e.DN, name: name})
+		s.classByDN[normDN(e.DN)] = id
+		for _, m := range members {
+			if n := normDN(m); n != "" {
+				s.memberClasses[n] = append(s.memberClasses[n], id)
+			}
+		}
+		return nil
+	})
+}
+
+func (r *reader) guardianAttrs() []string {
+	return r.am.names(AttrID, AttrDisplayName, AttrGivenName, AttrFamilyName, AttrEmail)
+}
+
+// guardian maps a guardian entry; ok is false (with a warning) when it is
+// skipped.
+func (r *reader) guardian(e *ldap.Entry) (dirGuardian, bool) {
+	id, err := r.entryID(e)
+	if err != nil {
+		r.warn(e.DN, "guardian skipped: "+err.Error())
+		return dirGuardian{}, false
+	}
+	g := dirGuardian{ext: id, dn: e.DN, name: r.one(e, AttrDisplayName), email: r.one(e, AttrEmail)}
+	if g.name == "" {
+		g.name = strings.TrimSpace(r.one(e, AttrGivenName) + " " + r.one(e, AttrFamilyName))
+	}
+	if g.email == "" {
+		r.warn(e.DN, "guardian has no e-mail address: consent cannot be asked")
+	} else if err := school.ValidEmail(g.email); err != nil {
+		r.warn(e.DN, "guardian skipped: invalid e-mail address")
+		return dirGuardian{}, false
+	}
+	return g, true
+}
+
+func (r *reader) readGuardians(ctx context.Context, extra string) error {
+	s := r.snap
+	s.guardianByDN = map[string]string{}
+	if r.src.GuardianBase == "" {
+		return nil
+	}
+	seen := map[string]bool{}
+	return r.conn.search(ctx, r.src.GuardianBase, and(filterOr(r.src.GuardianFilter, r.am.PersonFilter), extra), r.guardianAttrs(), r.stats("guardians"), func(e *ldap.Entry) error {
+		s.guardianEntries++
+		g, ok := r.guardian(e)
+		if !ok {
+			return nil
+		}
+		if seen[g.ext] {
+			r.warn(e.DN, "guardian skipped: duplicate external id")
+			return nil
+		}
+		seen[g.ext] = true
+		s.guardians = append(s.guardians, g)
+		s.guardianByDN[normDN(e.DN)] = g.ext
+		return nil
+	})
+}
+
+func (r *reader) readStaff(ctx context.Context, extra string) error {
+	s := r.snap
+	s.seenStaff = map[string]bool{}
+	if r.src.StaffBase == "" {
+		return nil
+	}
+	dup := map[string]bool{}
+	attrs := r.am.names(AttrID, AttrUsername, AttrDisplayName, AttrGivenName, AttrFamilyName, AttrEmail, AttrRole, AttrMemberOf)
+	err := r.conn.search(ctx, r.src.StaffBase, and(filterOr(r.src.StaffFilter, r.am.PersonFilter), extra), attrs, r.stats("staff"), func(e *ldap.Entry) error {
+		s.staffEntries++
+		id, err := r.entryID(e)
+		if err != nil {
+			r.warn(e.DN, "staff skipped: "+err.Error())
+			return nil
+		}
+		if s.seenStaff[id] {
+			dup[id] = true
+			r.warn(e.DN, "staff skipped: duplicate external id")
+			return nil
+		}
+		s.seenStaff[id] = true
+		st := dirStaff{ext: id, dn: e.DN, username: strings.ToLower(r.one(e, AttrUsername)), name: r.one(e, AttrDisplayName),
+			email: r.one(e, AttrEmail), role: school.RoleTeacher, memberOf: r.dns(e, AttrMemberOf)}
+		if st.name == "" {
+			st.name = strings.TrimSpace(r.one(e, AttrGivenName) + " " + r.one(e, AttrFamilyName))
+		}
+		switch strings.ToLower(r.one(e, AttrRole)) {
+		case "admin", "school_admin", "schooladmin", "it":
+			st.role = school.RoleSchoolAdmin
+		}
+		if st.username == "" || strings.ContainsAny(st.username, " \t\r\n") {
+			r.warn(e.DN, "staff skipped: missing or invalid "+r.am.get(AttrUsername))
+			return nil
+		}
+		if !strings.Contains(st.username, "@") {
+			st.username += "@" + r.schoolDomain()
+		}
+		if st.email != "" && school.ValidEmail(st.email) != nil {
+			r.warn(e.DN, "staff skipped: invalid e-mail address")
+			return nil
+		}
+		s.staff = append(s.staff, st)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(dup) > 0 {
+		kept := s.staff[:0]
+		for _, st := range s.staff {
+			if dup[st.ext] {
+				r.warn(st.dn, "staff skipped: duplicate external id")
+				continue
+			}
+			kept = append(kept, st)
+		}
+		s.staff = kept
+	}
+	return nil
+}
+
+func (r *reader) schoolDomain() string { return r.domain }
+
+func (r *reader) readPupils(ctx context.Context, extra string) error {
+	s := r.snap
+	s.seenPupils = map[string]bool{}
+	dup := map[string]bool{}
+	attrs := r.am.names(AttrID, AttrGivenName, AttrFamilyName, AttrBirthDate, AttrGuardians, AttrMemberOf)
+	err := r.conn.search(ctx, r.src.PupilBase, and(filterOr(r.src.PupilFilter, r.am.PersonFilter), extra), attrs, r.stats("pupils"), func(e *ldap.Entry) error {
+		s.pupilEntries++
+		id, err := r.entryID(e)
+		if err != nil {
+			r.warn(e.DN, "pupil skipped: "+err.Error())
+			return nil
+		}
+		if s.seenPupils[id] {
+			dup[id] = true
+			r.warn(e.DN, "pupil skipped: duplicate external id")
+			return nil
+		}
+		s.seenPupils[id] = true
+		p := dirPupil{ext: id, dn: e.DN, given: r.one(e, AttrGivenName), family: r.one(e, AttrFamilyName),
+			guardianDNs: r.dns(e, AttrGuardians), memberOf: r.dns(e, AttrMemberOf)}
+		if p.given == "" {
+			r.warn(e.DN, "pupil skipped: no "+r.am.get(AttrGivenName))
+			return nil
+		}
+		if b := r.one(e, AttrBirthDate); b == "" {
+			r.warn(e.DN, "pupil has no date of birth: enrolment cannot start")
+		} else if p.birth, err = parseBirthDate(b, r.now); err != nil {
+			r.warn(e.DN, "pupil skipped: "+err.Error())
+			return nil
+		}
+		s.pupils = append(s.pupils, p)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(dup) > 0 {
+		kept := s.pupils[:0]
+		for _, p := range s.pupils {
+			if dup[p.ext] {
+				r.warn(p.dn, "pupil skipped: duplicate external id")
+				continue
+			}
+			kept = append(kept, p)
+		}
+		s.pupils = kept
+	}
+	return nil
+}
+
+// resolveGuardians reads guardian entries referenced by pupils but not
+// read by the guardian search (incremental runs read only changed
+// guardians), one base-scope read each.
+func (r *reader) resolveGuardians(ctx context.Context) error {
+	s := r.snap
+	if s.guardianByDN == nil {
+		s.guardianByDN = map[string]string{}
+	}
+	missing := map[string]bool{}
+	for _, p := range s.pupils {
+		for _, dn := range p.guardianDNs {
+			if _, ok := s.guardianByDN[dn]; !ok {
+				missing[dn] = true
+			}
+		}
+	}
+	for dn := range missing {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e, ok, err := r.conn.lookup(dn, r.guardianAttrs())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if g, ok := r.guardian(e); ok {
+			s.guardians = append(s.guardians, g)
+			s.guardianByDN[dn] = g.ext
+		}
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package school
+
+import (
+	"context"
+	"time"
+)
+
+// SAMLFlow is a verified SAML message held server-side between its arrival
+// and ElevID's answer: an AuthnRequest waiting for the pupil to log in, or
+// an IdP-initiated logout walking through the service providers. It is
+// single-use and expires. ID is the SHA-256 (hex) of the bearer token the
+// browser carries, so the store never holds the token itself.
+type SAMLFlow struct {
+	ID        string
+	Kind      string // "sso" or "logout"
+	Data      []byte // JSON owned by package idp
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until consumed
+}
+
+// SAMLKey is one of the IdP's signing keys. The private key is sealed
+// (school.Sealer) by package idp; the certificate is public.
+type SAMLKey struct {
+	ID        string
+	SealedKey []byte
+	CertDER   []byte
+	CreatedAt time.Time
+	RetiredAt time.Time // zero while the key is published
+}
+
+// SAMLParticipant records that an assertion was issued to a platform within
+// a pupil's login session, so that single logout can reach it.
+type SAMLParticipant struct {
+	ID           string
+	SessionID    string // the pupil's login session
+	PupilID      string
+	PlatformID   string
+	NameID       string
+	NameIDFormat string
+	SessionIndex string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
+// SAMLStore keeps the SAML identity provider's state: replay records of
+// accepted message ids, pending flows, signing keys and session
+// participants.
+type SAMLStore interface {
+	// UseSAMLMessageID records that issuer's message id was accepted, until
+	// expiresAt. It returns ErrUsed when the pair is already recorded and not
+	// yet expired; concurrent calls for one pair: exactly one succeeds.
+	UseSAMLMessageID(ctx context.Context, issuer, id string, expiresAt time.Time) error
+	// CreateSAMLFlow stores f (ID set by the caller); ErrConflict when the id
+	// exists.
+	CreateSAMLFlow(ctx context.Context, f SAMLFlow) error
+	// GetSAMLFlow returns an unused, unexpired flow: ErrNotFound, ErrUsed or
+	// ErrExpired otherwise.
+	GetSAMLFlow(ctx context.Context, id string) (SAMLFlow, error)
+	// ConsumeSAMLFlow marks the flow used and returns it, with the errors of
+	// GetSAMLFlow; of concurrent calls exactly one succeeds.
+	ConsumeSAMLFlow(ctx context.Context, id string) (SAMLFlow, error)
+
+	// CreateSAMLKey stores k with a new id and CreatedAt.
+	CreateSAMLKey(ctx context.Context, k SAMLKey) (SAMLKey, error)
+	// ListSAMLKeys returns the unretired keys, newest first.
+	ListSAMLKeys(ctx context.Context) ([]SAMLKey, error)
+	// RetireSAMLKey stops publishing a key; ErrNotFound for an unknown id.
+	RetireSAMLKey(ctx context.Context, id string) error
+
+	// AddSAMLParticipant stores p with a new id and CreatedAt.
+	AddSAMLParticipant(ctx context.Context, p SAMLParticipant) (SAMLParticipant, error)
+	// SAMLParticipants lists the unexpired participants of a login session,
+	// oldest first.
+	SAMLParticipants(ctx context.Context, sessionID string) ([]SAMLParticipant, error)
+	// SAMLParticipantsByNameID lists the unexpired participants of a
+	// platform that were given nameID.
+	SAMLParticipantsByNameID(ctx context.Context, platformID, nameID string) ([]SAMLParticipant, error)
+	// DeleteSAMLParticipants forgets every participant of a login session.
+	DeleteSAMLParticipants(ctx context.Context, sessionID string) error
+
+	// PruneSAML deletes expired message ids, flows and participants and
+	// returns how many rows went.
+	PruneSAML(ctx context.Context) (int64, error)
+}

@@ -1,0 +1,442 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+const enrolmentCols = `pupil_id, school_id, state, consent_rule, age, flagged, started_by, created_at, updated_at, expires_at`
+
+func scanEnrolment(r Rows) (school.Enrolment, error) { return scanEnrolmentRow(r) }
+
+func scanEnrolmentRow(r Row) (school.Enrolment, error) {
+	var e school.Enrolment
+	var state, rule string
+	var age int64
+	var created, updated, expires int64
+	err := r.Scan(&e.PupilID, &e.SchoolID, &state, &rule, &age, &e.Flagged, &e.StartedBy, &created, &updated, &expires)
+	e.State, e.Rule, e.Age = school.EnrolmentState(state), school.ConsentRule(rule), int(age)
+	e.CreatedAt, e.UpdatedAt, e.ExpiresAt = fromMicros(created), fromMicros(updated), fromMicros(expires)
+	return e, err
+}
+
+// PutEnrolment implements school.ConsentFlowStore.
+func (s *Store) PutEnrolment(ctx context.Context, e school.Enrolment) (school.Enrolment, error) {
+	if e.PupilID == "" || e.State == "" || e.Rule == "" {
+		return e, fmt.Errorf("%w: enrolment needs a pupil, a state and a rule", school.ErrInvalid)
+	}
+	err := s.tx(ctx, "put enrolment", func(t *Store) error {
+		var schoolID string
+		if err := t.q.QueryRow(ctx, `SELECT school_id FROM pupils WHERE id = $1`, e.PupilID).Scan(&schoolID); err != nil {
+			if errors.Is(err, ErrNoRows) {
+				return fmt.Errorf("%w: unknown pupil", school.ErrInvalid)
+			}
+			return err
+		}
+		e.SchoolID = schoolID
+		e.CreatedAt = t.now()
+		e.UpdatedAt = e.CreatedAt
+		if _, err := t.q.Exec(ctx, `DELETE FROM enrolments WHERE pupil_id = $1`, e.PupilID); err != nil {
+			return err
+		}
+		_, err := t.q.Exec(ctx, `INSERT INTO enrolments (`+enrolmentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			e.PupilID, e.SchoolID, string(e.State), string(e.Rule), e.Age, e.Flagged, e.StartedBy,
+			micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.ExpiresAt))
+		return err
+	})
+	return e, err
+}
+
+// GetEnrolment implements school.ConsentFlowStore.
+func (s *Store) GetEnrolment(ctx context.Context, pupilID string) (school.Enrolment, error) {
+	e, err := scanEnrolmentRow(s.q.QueryRow(ctx, `SELECT `+enrolmentCols+` FROM enrolments WHERE pupil_id = $1`, pupilID))
+	return e, s.fail("get enrolment", one(err, "enrolment"))
+}
+
+// UpdateEnrolment implements school.ConsentFlowStore.
+func (s *Store) UpdateEnrolment(ctx context.Context, pupilID string, fn func(school.Enrolment) (school.Enrolment, error)) (school.Enrolment, error) {
+	var out school.Enrolment
+	err := s.tx(ctx, "update enrolment", func(t *Store) error {
+		old, err := scanEnrolmentRow(t.q.QueryRow(ctx, `SELECT `+enrolmentCols+` FROM enrolments WHERE pupil_id = $1`+t.b.ForUpdate(), pupilID))
+		if err != nil {
+			return one(err, "enrolment")
+		}
+		nw, err := fn(old)
+		if err != nil {
+			return err
+		}
+		nw.PupilID, nw.SchoolID, nw.Rule, nw.Age, nw.Flagged, nw.StartedBy, nw.CreatedAt = old.PupilID, old.SchoolID, old.Rule, old.Age, old.Flagged, old.StartedBy, old.CreatedAt
+		nw.UpdatedAt = t.now()
+		_, err = t.q.Exec(ctx, `UPDATE enrolments SET state = $2, expires_at = $3, updated_at = $4 WHERE pupil_id = $1`,
+			pupilID, string(nw.State), micros(nw.ExpiresAt), micros(nw.UpdatedAt))
+		out = nw
+		return err
+	})
+	return out, err
+}
+
+// ListEnrolments implements school.ConsentFlowStore.
+func (s *Store) ListEnrolments(ctx context.Context, schoolID string) ([]school.Enrolment, error) {
+	out, err := collect(ctx, s.q, scanEnrolment, `SELECT `+enrolmentCols+` FROM enrolments WHERE school_id = $1 ORDER BY created_at, pupil_id`, schoolID)
+	return out, s.fail("list enrolments", err)
+}
+
+const consentCols = `id, pupil_id, guardian_id, platform_id, decision, decided_at, withdrawn_at, verified_subject`
+
+func scanConsent(r Rows) (school.Consent, error) {
+	var c school.Consent
+	var guardian, platform *string
+	var decided, withdrawn int64
+	err := r.Scan(&c.ID, &c.PupilID, &guardian, &platform, &c.Decision, &decided, &withdrawn, &c.VerifiedSubject)
+	if guardian != nil {
+		c.GuardianID = *guardian
+	}
+	if platform != nil {
+		c.PlatformID = *platform
+	}
+	c.DecidedAt, c.WithdrawnAt = fromMicros(decided), fromMicros(withdrawn)
+	return c, err
+}
+
+// SetConsent implements school.ConsentFlowStore.
+func (s *Store) SetConsent(ctx context.Context, c school.Consent) (school.Consent, error) {
+	switch {
+	case c.PupilID == "" || c.GuardianID == "" || c.PlatformID == "":
+		return c, fmt.Errorf("%w: a consent needs a pupil, a guardian and a platform", school.ErrInvalid)
+	case c.Decision != school.DecisionGranted && c.Decision != school.DecisionDenied && c.Decision != school.DecisionWithdrawn:
+		return c, fmt.Errorf("%w: consent decision %q", school.ErrInvalid, c.Decision)
+	}
+	c.ID = school.NewID()
+	c.DecidedAt = s.now()
+	c.WithdrawnAt = time.Time{}
+	if c.Decision == school.DecisionWithdrawn {
+		c.WithdrawnAt = c.DecidedAt
+	}
+	err := s.tx(ctx, "set consent", func(t *Store) error {
+		if _, err := t.q.Exec(ctx, `DELETE FROM consents WHERE pupil_id = $1 AND guardian_id = $2 AND platform_id = $3`,
+			c.PupilID, c.GuardianID, c.PlatformID); err != nil {
+			return err
+		}
+		_, err := t.q.Exec(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			c.ID, c.PupilID, c.GuardianID, c.PlatformID, c.Decision, micros(c.DecidedAt), micros(c.WithdrawnAt), c.VerifiedSubject)
+		return err
+	})
+	return c, err
+}
+
+// ListConsents implements school.ConsentFlowStore.
+func (s *Store) ListConsents(ctx context.Context, pupilID string) ([]school.Consent, error) {
+	out, err := collect(ctx, s.q, scanConsent, `SELECT `+consentCols+` FROM consents WHERE pupil_id = $1 ORDER BY decided_at, id`, pupilID)
+	return out, s.fail("list consents", err)
+}
+
+// ClearConsents implements school.ConsentFlowStore.
+func (s *Store) ClearConsents(ctx context.Context, pupilID string) (int, error) {
+	var n int64
+	err := s.tx(ctx, "clear consents", func(t *Store) error {
+		var err error
+		n, err = t.q.Exec(ctx, `DELETE FROM consents WHERE pupil_id = $1`, pupilID)
+		return err
+	})
+	return int(n), err
+}
+
+// consentState loads what the consent rules need about a pupil: whether
+// the pupil is active, the flow, the guardians on record and the
+// decisions. ok is false when there is no active pupil with a flow that
+// allows anything.
+func (s *Store) consentState(ctx context.Context, pupilID string) (e school.Enrolment, guardians []string, consents []school.Consent, ok bool, err error) {
+	var status string
+	err = s.q.QueryRow(ctx, `SELECT status FROM pupils WHERE id = $1`, pupilID).Scan(&status)
+	if err == nil {
+		e, err = scanEnrolmentRow(s.q.QueryRow(ctx, `SELECT `+enrolmentCols+` FROM enrolments WHERE pupil_id = $1`, pupilID))
+	}
+	if errors.Is(err, ErrNoRows) {
+		return e, nil, nil, false, nil
+	}
+	if err != nil {
+		return e, nil, nil, false, err
+	}
+	if school.PupilStatus(status) != school.PupilActive || !e.State.Allows() {
+		return e, nil, nil, false, nil
+	}
+	if e.Rule == school.ConsentNone {
+		return e, nil, nil, true, nil
+	}
+	guardians, err = collect(ctx, s.q, func(r Rows) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, `SELECT guardian_id FROM pupil_guardians WHERE pupil_id = $1`, pupilID)
+	if err != nil {
+		return e, nil, nil, false, err
+	}
+	consents, err = collect(ctx, s.q, scanConsent, `SELECT `+consentCols+` FROM consents WHERE pupil_id = $1`, pupilID)
+	return e, guardians, consents, err == nil, err
+}
+
+// EnrolmentAllowed implements school.ConsentStore: the pupil is active and
+// the enrolment flow is consented, code_issued or enrolled (which it only
+// reaches while a consent under the flow's rule covers some platform).
+func (s *Store) EnrolmentAllowed(ctx context.Context, pupilID string) (bool, error) {
+	_, _, _, ok, err := s.consentState(ctx, pupilID)
+	return ok, s.fail("enrolment allowed", err)
+}
+
+// ReleaseAllowed implements school.ConsentStore: enrolment is allowed and
+// the flow's consent rule covers the platform (school.ConsentCovers).
+func (s *Store) ReleaseAllowed(ctx context.Context, pupilID, platformID string) (bool, error) {
+	e, guardians, consents, ok, err := s.consentState(ctx, pupilID)
+	if err != nil || !ok {
+		return false, s.fail("release allowed", err)
+	}
+	return school.ConsentCovers(e.Rule, guardians, consents, platformID), nil
+}
+
+// GuardiansByEmail implements school.ConsentFlowStore.
+func (s *Store) GuardiansByEmail(ctx context.Context, email string) ([]school.Guardian, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return nil, nil
+	}
+	out, err := collect(ctx, s.q, scanGuardian, `SELECT `+guardianCols+` FROM guardians WHERE LOWER(email) = $1 ORDER BY created_at, id`, email)
+	return out, s.fail("guardians by email", err)
+}
+
+const linkCols = `hash, kind, guardian_id, pupil_id, school_id, created_at, expires_at, used_at`
+
+func scanLinkRow(r Row) (school.GuardianLink, error) {
+	var l school.GuardianLink
+	var kind string
+	var pupil *string
+	var created, expires, used int64
+	err := r.Scan(&l.Hash, &kind, &l.GuardianID, &pupil, &l.SchoolID, &created, &expires, &used)
+	l.Kind = school.LinkKind(kind)
+	if pupil != nil {
+		l.PupilID = *pupil
+	}
+	l.CreatedAt, l.ExpiresAt, l.UsedAt = fromMicros(created), fromMicros(expires), fromMicros(used)
+	return l, err
+}
+
+// CreateGuardianLink implements school.ConsentFlowStore.
+func (s *Store) CreateGuardianLink(ctx context.Context, l school.GuardianLink) (school.GuardianLink, error) {
+	if len(l.Hash) == 0 || l.GuardianID == "" || l.SchoolID == "" || l.ExpiresAt.IsZero() ||
+		(l.Kind != school.LinkConsent && l.Kind != school.LinkGuardian) || (l.Kind == school.LinkConsent) != (l.PupilID != "") {
+		return l, fmt.Errorf("%w: incomplete guardian link", school.ErrInvalid)
+	}
+	l.CreatedAt = s.now()
+	l.UsedAt = time.Time{}
+	var pupil any
+	if l.PupilID != "" {
+		pupil = l.PupilID
+	}
+	err := s.tx(ctx, "create guardian link", func(t *Store) error {
+		_, err := t.q.Exec(ctx, `INSERT INTO guardian_links (`+linkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, 0)`,
+			l.Hash, string(l.Kind), l.GuardianID, pupil, l.SchoolID, micros(l.CreatedAt), micros(l.ExpiresAt))
+		return err
+	})
+	return l, err
+}
+
+func (s *Store) checkLink(l school.GuardianLink, err error) (school.GuardianLink, error) {
+	if err != nil {
+		return l, one(err, "guardian link")
+	}
+	if !l.UsedAt.IsZero() {
+		return l, fmt.Errorf("guardian link: %w", school.ErrUsed)
+	}
+	if !s.now().Before(l.ExpiresAt) {
+		return l, fmt.Errorf("guardian link: %w", school.ErrExpired)
+	}
+	return l, nil
+}
+
+// GuardianLinkByHash implements school.ConsentFlowStore.
+func (s *Store) GuardianLinkByHash(ctx context.Context, hash []byte) (school.GuardianLink, error) {
+	l, err := s.checkLink(scanLinkRow(s.q.QueryRow(ctx, `SELECT `+linkCols+` FROM guardian_links WHERE hash = $1`, hash)))
+	return l, s.fail("guardian link", err)
+}
+
+// UseGuardianLink implements school.ConsentFlowStore.
+func (s *Store) UseGuardianLink(ctx context.Context, hash []byte) (school.GuardianLink, error) {
+	var l school.GuardianLink
+	err := s.tx(ctx, "use guardian link", func(t *Store) error {
+		now := t.now()
+		// The conditional update is the single point of decision: of
+		// concurrent callers only one sees a row change.
+		n, err := t.q.Exec(ctx, `UPDATE guardian_links SET used_at = $2 WHERE hash = $1 AND used_at = 0 AND expires_at > $2`, hash, micros(now))
+		if err != nil {
+			return err
+		}
+		l, err = scanLinkRow(t.q.QueryRow(ctx, `SELECT `+linkCols+` FROM guardian_links WHERE hash = $1`, hash))
+		if n == 0 {
+			_, err = t.checkLink(l, err)
+			if err == nil {
+				err = fmt.Errorf("guardian link: %w", school.ErrUsed)
+			}
+			return err
+		}
+		return err
+	})
+	return l, err
+}
+
+const mailCols = `id, school_id, kind, recipient, subject, body_text, body_html, status, attempts, last_error, created_at, next_at, sent_at`
+
+func scanMail(r Rows) (school.Mail, error) {
+	var m school.Mail
+	var attempts, created, next, sent int64
+	err := r.Scan(&m.ID, &m.SchoolID, &m.Kind, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Status, &attempts, &m.LastError, &created, &next, &sent)
+	m.Attempts = int(attempts)
+	m.CreatedAt, m.NextAt, m.SentAt = fromMicros(created), fromMicros(next), fromMicros(sent)
+	return m, err
+}
+
+// EnqueueMail implements school.ConsentFlowStore.
+func (s *Store) EnqueueMail(ctx context.Context, m school.Mail) (school.Mail, error) {
+	if err := school.ValidEmail(m.To); err != nil {
+		return m, err
+	}
+	if m.Kind == "" || strings.ContainsAny(m.Subject, "\r\n") || m.Text == "" {
+		return m, fmt.Errorf("%w: incomplete mail", school.ErrInvalid)
+	}
+	m.ID = school.NewID()
+	m.CreatedAt = s.now()
+	m.NextAt = m.CreatedAt
+	m.Status, m.Attempts, m.LastError, m.SentAt = school.MailPending, 0, "", time.Time{}
+	err := s.tx(ctx, "enqueue mail", func(t *Store) error {
+		_, err := t.q.Exec(ctx, `INSERT INTO outbox (`+mailCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, '', $9, $10, 0)`,
+			m.ID, m.SchoolID, m.Kind, m.To, m.Subject, m.Text, m.HTML, m.Status, micros(m.CreatedAt), micros(m.NextAt))
+		return err
+	})
+	return m, err
+}
+
+// ClaimMail implements school.ConsentFlowStore.
+func (s *Store) ClaimMail(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.Mail, error) {
+	if owner == "" || lease <= 0 {
+		return nil, fmt.Errorf("%w: claim needs an owner and a lease", school.ErrInvalid)
+	}
+	if limit <= 0 {
+		limit = 10
+	}
+	var out []school.Mail
+	err := s.tx(ctx, "claim mail", func(t *Store) error {
+		now := t.now()
+		until := now.Add(lease)
+		// One conditional UPDATE takes the leases: a row leased by another
+		// node (lease_until in the future) is never taken twice.
+		_, err := t.q.Exec(ctx, `UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
+			WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_at <= $3 AND lease_until <= $3 ORDER BY next_at, id LIMIT `+fmt.Sprint(limit)+`)
+			AND status = 'pending' AND lease_until <= $3`, owner, micros(until), micros(now))
+		if err != nil {
+			return err
+		}
+		out, err = collect(ctx, t.q, scanMail, `SELECT `+mailCols+` FROM outbox WHERE lease_owner = $1 AND lease_until = $2 AND status = 'pending' ORDER BY next_at, id`, owner, micros(until))
+		return err
+	})
+	return out, err
+}
+
+// MailSent implements school.ConsentFlowStore.
+func (s *Store) MailSent(ctx context.Context, id, owner string) error {
+	return s.tx(ctx, "mail sent", func(t *Store) error {
+		now := micros(t.now())
+		n, err := t.q.Exec(ctx, `UPDATE outbox SET status = 'sent', sent_at = $3, body_text = '', body_html = '', last_error = '', lease_owner = '', lease_until = 0
+			WHERE id = $1 AND lease_owner = $2 AND status = 'pending'`, id, owner, now)
+		if err == nil && n == 0 {
+			return fmt.Errorf("mail %s: lease lost: %w", id, school.ErrLocked)
+		}
+		return err
+	})
+}
+
+// MailFailed implements school.ConsentFlowStore.
+func (s *Store) MailFailed(ctx context.Context, id, owner, reason string, retryAt time.Time) error {
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	status := school.MailPending
+	if retryAt.IsZero() {
+		status = school.MailFailed
+	}
+	return s.tx(ctx, "mail failed", func(t *Store) error {
+		n, err := t.q.Exec(ctx, `UPDATE outbox SET status = $3, last_error = $4, next_at = $5, lease_owner = '', lease_until = 0
+			WHERE id = $1 AND lease_owner = $2 AND status = 'pending'`, id, owner, status, reason, micros(retryAt))
+		if err == nil && n == 0 {
+			return fmt.Errorf("mail %s: lease lost: %w", id, school.ErrLocked)
+		}
+		return err
+	})
+}
+
+// RetryMail implements school.ConsentFlowStore.
+func (s *Store) RetryMail(ctx context.Context, id string) error {
+	return s.tx(ctx, "retry mail", func(t *Store) error {
+		n, err := t.q.Exec(ctx, `UPDATE outbox SET status = 'pending', next_at = $2, attempts = 0 WHERE id = $1 AND status = 'failed'`, id, micros(t.now()))
+		if err == nil && n == 0 {
+			return fmt.Errorf("failed mail: %w", school.ErrNotFound)
+		}
+		return err
+	})
+}
+
+// ListMail implements school.ConsentFlowStore.
+func (s *Store) ListMail(ctx context.Context, f school.MailFilter) ([]school.Mail, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q := `SELECT id, school_id, kind, recipient, subject, '', '', status, attempts, last_error, created_at, next_at, sent_at FROM outbox WHERE ($1 = '' OR school_id = $1) AND ($2 = '' OR status = $2) ORDER BY created_at DESC, id LIMIT ` + fmt.Sprint(f.Limit)
+	out, err := collect(ctx, s.q, scanMail, q, f.SchoolID, f.Status)
+	return out, s.fail("list mail", err)
+}
+
+// PupilsOfGuardian implements school.ConsentFlowStore.
+func (s *Store) PupilsOfGuardian(ctx context.Context, guardianID string) ([]string, error) {
+	out, err := collect(ctx, s.q, func(r Rows) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, `SELECT l.pupil_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE l.guardian_id = $1 ORDER BY p.given_name, p.id`, guardianID)
+	return out, s.fail("pupils of guardian", err)
+}
+
+// CreateGuardianSession implements school.ConsentFlowStore.
+func (s *Store) CreateGuardianSession(ctx context.Context, guardianID string, expiresAt time.Time) (string, error) {
+	id := school.NewID() + school.NewID()
+	err := s.tx(ctx, "create guardian session", func(t *Store) error {
+		_, err := t.q.Exec(ctx, `INSERT INTO guardian_sessions (id_hash, guardian_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+			school.SessionRef(id), guardianID, micros(t.now()), micros(expiresAt))
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// GuardianSession implements school.ConsentFlowStore.
+func (s *Store) GuardianSession(ctx context.Context, id string) (string, error) {
+	var guardian string
+	var expires int64
+	err := s.q.QueryRow(ctx, `SELECT guardian_id, expires_at FROM guardian_sessions WHERE id_hash = $1`, school.SessionRef(id)).Scan(&guardian, &expires)
+	if err != nil {
+		return "", s.fail("guardian session", one(err, "guardian session"))
+	}
+	if !s.now().Before(fromMicros(expires)) {
+		return "", fmt.Errorf("guardian session: %w", school.ErrExpired)
+	}
+	return guardian, nil
+}
+
+// EndGuardianSession implements school.ConsentFlowStore.
+func (s *Store) EndGuardianSession(ctx context.Context, id string) error {
+	return s.tx(ctx, "end guardian session", func(t *Store) error {
+		_, err := t.q.Exec(ctx, `DELETE FROM guardian_sessions WHERE id_hash = $1`, school.SessionRef(id))
+		return err
+	})
+}

@@ -1,0 +1,417 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+// PupilHandle implements school.PasskeyStore.
+func (s *Store) PupilHandle(ctx context.Context, pupilID string) ([]byte, error) {
+	var h []byte
+	err := s.q.QueryRow(ctx, `SELECT handle FROM pupil_handles WHERE pupil_id = $1`, pupilID).Scan(&h)
+	if err == nil {
+		return h, nil
+	}
+	if !errors.Is(err, ErrNoRows) {
+		return nil, s.fail("pupil handle", err)
+	}
+	err = s.tx(ctx, "pupil handle", func(t *Store) error {
+		var n int64
+		if err := t.q.QueryRow(ctx, `SELECT COUNT(*) FROM pupils WHERE id = $1`, pupilID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("pupil: %w", school.ErrNotFound)
+		}
+		if _, err := t.q.Exec(ctx, `INSERT INTO pupil_handles (pupil_id, handle) VALUES ($1, $2) ON CONFLICT (pupil_id) DO NOTHING`,
+			pupilID, school.NewSecret(64)); err != nil {
+			return err
+		}
+		return t.q.QueryRow(ctx, `SELECT handle FROM pupil_handles WHERE pupil_id = $1`, pupilID).Scan(&h)
+	})
+	return h, err
+}
+
+// PupilByHandle implements school.PasskeyStore.
+func (s *Store) PupilByHandle(ctx context.Context, handle []byte) (string, error) {
+	var id string
+	err := s.q.QueryRow(ctx, `SELECT pupil_id FROM pupil_handles WHERE handle = $1`, handle).Scan(&id)
+	return id, s.fail("pupil by handle", one(err, "user handle"))
+}
+
+const credentialCols = `id, pupil_id, school_id, public_key, attestation_format, aaguid, sign_count, backup_eligible, backup_state, clone_warning, transports, label, created_at, last_used_at, revoked_at`
+
+func scanCredential(r Rows) (school.Credential, error) { return scanCredentialRow(r) }
+
+func scanCredentialRow(r Row) (school.Credential, error) {
+	var c school.Credential
+	var count, created, used, revoked int64
+	var transports string
+	err := r.Scan(&c.ID, &c.PupilID, &c.SchoolID, &c.PublicKey, &c.AttestationFormat, &c.AAGUID, &count,
+		&c.BackupEligible, &c.BackupState, &c.CloneWarning, &transports, &c.Label, &created, &used, &revoked)
+	c.SignCount = uint32(count)
+	if transports != "" {
+		c.Transports = strings.Split(transports, ",")
+	}
+	c.CreatedAt, c.LastUsedAt, c.RevokedAt = fromMicros(created), fromMicros(used), fromMicros(revoked)
+	return c, err
+}
+
+func validCredential(c school.Credential) error {
+	switch {
+	case len(c.ID) == 0 || len(c.ID) > 1023:
+		return fmt.Errorf("%w: credential id must be 1–1023 bytes", school.ErrInvalid)
+	case len(c.PublicKey) == 0:
+		return fmt.Errorf("%w: credential has no public key", school.ErrInvalid)
+	case c.PupilID == "" || c.SchoolID == "":
+		return fmt.Errorf("%w: credential has no pupil or school", school.ErrInvalid)
+	case len(c.Label) > 100:
+		return fmt.Errorf("%w: credential label longer than 100 characters", school.ErrInvalid)
+	}
+	for _, tr := range c.Transports {
+		if strings.Contains(tr, ",") {
+			return fmt.Errorf("%w: transport %q", school.ErrInvalid, tr)
+		}
+	}
+	return nil
+}
+
+// AddCredential implements school.PasskeyStore.
+func (s *Store) AddCredential(ctx context.Context, c school.Credential) (school.Credential, error) {
+	if err := validCredential(c); err != nil {
+		return c, err
+	}
+	c.CreatedAt = s.now()
+	err := s.tx(ctx, "add credential", func(t *Store) error {
+		n, err := t.q.Exec(ctx, `INSERT INTO credentials (`+credentialCols+`)
+			SELECT $1, id, school_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM pupils WHERE id = $2 AND school_id = $3`,
+			c.ID, c.PupilID, c.SchoolID, c.PublicKey, c.AttestationFormat, c.AAGUID, int64(c.SignCount),
+			c.BackupEligible, c.BackupState, c.CloneWarning, strings.Join(c.Transports, ","), c.Label,
+			micros(c.CreatedAt), micros(c.LastUsedAt), micros(c.RevokedAt))
+		if err == nil && n == 0 {
+			return fmt.Errorf("%w: pupil %s of school %s does not exist", school.ErrInvalid, c.PupilID, c.SchoolID)
+		}
+		return err
+	})
+	return c, err
+}
+
+// GetCredential implements school.PasskeyStore.
+func (s *Store) GetCredential(ctx context.Context, id []byte) (school.Credential, error) {
+	c, err := scanCredentialRow(s.q.QueryRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE id = $1`, id))
+	return c, s.fail("get credential", one(err, "credential"))
+}
+
+// ListCredentials implements school.PasskeyStore.
+func (s *Store) ListCredentials(ctx context.Context, pupilID string, includeRevoked bool) ([]school.Credential, error) {
+	q := `SELECT ` + credentialCols + ` FROM credentials WHERE pupil_id = $1`
+	if !includeRevoked {
+		q += ` AND revoked_at = 0`
+	}
+	out, err := collect(ctx, s.q, scanCredential, q+` ORDER BY created_at, id`, pupilID)
+	return out, s.fail("list credentials", err)
+}
+
+// UpdateCredential implements school.PasskeyStore.
+func (s *Store) UpdateCredential(ctx context.Context, id []byte, fn func(school.Credential) (school.Credential, error)) (school.Credential, error) {
+	var out school.Credential
+	err := s.tx(ctx, "update credential", func(t *Store) error {
+		old, err := scanCredentialRow(t.q.QueryRow(ctx, `SELECT `+credentialCols+` FROM credentials WHERE id = $1`+t.b.ForUpdate(), id))
+		if err != nil {
+			return one(err, "credential")
+		}
+		nw, err := fn(old)
+		if err != nil {
+			return err
+		}
+		nw.ID, nw.PupilID, nw.SchoolID, nw.PublicKey, nw.CreatedAt = old.ID, old.PupilID, old.SchoolID, old.PublicKey, old.CreatedAt
+		if err := validCredential(nw); err != nil {
+			return err
+		}
+		_, err = t.q.Exec(ctx, `UPDATE credentials SET sign_count = $2, backup_eligible = $3, backup_state = $4, clone_warning = $5,
+			transports = $6, label = $7, last_used_at = $8, revoked_at = $9, aaguid = $10, attestation_format = $11 WHERE id = $1`,
+			nw.ID, int64(nw.SignCount), nw.BackupEligible, nw.BackupState, nw.CloneWarning, strings.Join(nw.Transports, ","),
+			nw.Label, micros(nw.LastUsedAt), micros(nw.RevokedAt), nw.AAGUID, nw.AttestationFormat)
+		out = nw
+		return err
+	})
+	return out, err
+}
+
+// SaveCeremony implements school.CeremonyStore.
+func (s *Store) SaveCeremony(ctx context.Context, c school.Ceremony) error {
+	if c.ID == "" || len(c.Data) == 0 || c.ExpiresAt.IsZero() {
+		return fmt.Errorf("%w: ceremony needs an id, data and an expiry", school.ErrInvalid)
+	}
+	_, err := s.q.Exec(ctx, `INSERT INTO webauthn_ceremonies (id, kind, subject_id, ref, data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		c.ID, string(c.Kind), c.SubjectID, c.Ref, c.Data, micros(s.now()), micros(c.ExpiresAt))
+	return s.fail("save ceremony", err)
+}
+
+// ConsumeCeremony implements school.CeremonyStore.
+func (s *Store) ConsumeCeremony(ctx context.Context, id string) (school.Ceremony, error) {
+	var c school.Ceremony
+	var kind string
+	var created, expires int64
+	// One statement: of concurrent consumers exactly one gets the row.
+	err := s.q.QueryRow(ctx, `DELETE FROM webauthn_ceremonies WHERE id = $1 RETURNING id, kind, subject_id, ref, data, created_at, expires_at`, id).
+		Scan(&c.ID, &kind, &c.SubjectID, &c.Ref, &c.Data, &created, &expires)
+	if err != nil {
+		return c, s.fail("consume ceremony", one(err, "ceremony"))
+	}
+	c.Kind, c.CreatedAt, c.ExpiresAt = school.CeremonyKind(kind), fromMicros(created), fromMicros(expires)
+	if !s.now().Before(c.ExpiresAt) {
+		return school.Ceremony{}, fmt.Errorf("ceremony: %w", school.ErrExpired)
+	}
+	return c, nil
+}
+
+const codeCols = `hash, pupil_id, school_id, created_by, created_at, expires_at, used_at`
+
+func scanCodeRow(r Row) (school.EnrolmentCode, error) {
+	var c school.EnrolmentCode
+	var created, expires, used int64
+	err := r.Scan(&c.Hash, &c.PupilID, &c.SchoolID, &c.CreatedBy, &created, &expires, &used)
+	c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMicros(created), fromMicros(expires), fromMicros(used)
+	return c, err
+}
+
+// CreateEnrolmentCode implements school.EnrolmentCodeStore.
+func (s *Store) CreateEnrolmentCode(ctx context.Context, c school.EnrolmentCode) (school.EnrolmentCode, error) {
+	if len(c.Hash) != 32 || c.PupilID == "" {
+		return c, fmt.Errorf("%w: an enrolment code needs a SHA-256 hash and a pupil", school.ErrInvalid)
+	}
+	c.CreatedAt = s.now()
+	if !c.ExpiresAt.After(c.CreatedAt) {
+		return c, fmt.Errorf("%w: enrolment code expires before it is issued", school.ErrInvalid)
+	}
+	err := s.tx(ctx, "create enrolment code", func(t *Store) error {
+		p, err := scanPupilRow(t.q.QueryRow(ctx, `SELECT `+pupilCols+` FROM pupils p WHERE id = $1`+t.b.ForUpdate(), c.PupilID))
+		if err != nil {
+			return one(err, "pupil")
+		}
+		if p.Status != school.PupilActive {
+			return fmt.Errorf("%w: pupil is %s", school.ErrInvalid, p.Status)
+		}
+		ok, err := t.EnrolmentAllowed(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: enrolment of the pupil is not allowed (no consent)", school.ErrInvalid)
+		}
+		c.SchoolID = p.SchoolID
+		// A new code supersedes the pupil's unused ones.
+		if _, err := t.q.Exec(ctx, `DELETE FROM enrolment_codes WHERE pupil_id = $1 AND used_at = 0`, p.ID); err != nil {
+			return err
+		}
+		_, err = t.q.Exec(ctx, `INSERT INTO enrolment_codes (`+codeCols+`) VALUES ($1, $2, $3, $4, $5, $6, 0)`,
+			c.Hash, c.PupilID, c.SchoolID, c.CreatedBy, micros(c.CreatedAt), micros(c.ExpiresAt))
+		return err
+	})
+	return c, err
+}
+
+func (s *Store) checkCode(c school.EnrolmentCode) error {
+	switch {
+	case !c.UsedAt.IsZero():
+		return fmt.Errorf("enrolment code: %w", school.ErrUsed)
+	case !s.now().Before(c.ExpiresAt):
+		return fmt.Errorf("enrolment code: %w", school.ErrExpired)
+	}
+	return nil
+}
+
+// EnrolmentCodeByHash implements school.EnrolmentCodeStore.
+func (s *Store) EnrolmentCodeByHash(ctx context.Context, hash []byte) (school.EnrolmentCode, error) {
+	c, err := scanCodeRow(s.q.QueryRow(ctx, `SELECT `+codeCols+` FROM enrolment_codes WHERE hash = $1`, hash))
+	if err != nil {
+		return c, s.fail("enrolment code", one(err, "enrolment code"))
+	}
+	return c, s.checkCode(c)
+}
+
+// ConsumeEnrolmentCode implements school.EnrolmentCodeStore.
+func (s *Store) ConsumeEnrolmentCode(ctx context.Context, hash []byte) (school.EnrolmentCode, error) {
+	now := s.now()
+	// The conditional UPDATE is the atomic step: only one caller sees a
+	// row changed.
+	n, err := s.q.Exec(ctx, `UPDATE enrolment_codes SET used_at = $2 WHERE hash = $1 AND used_at = 0 AND expires_at > $2`, hash, micros(now))
+	if err != nil {
+		return school.EnrolmentCode{}, s.fail("consume enrolment code", err)
+	}
+	c, err := scanCodeRow(s.q.QueryRow(ctx, `SELECT `+codeCols+` FROM enrolment_codes WHERE hash = $1`, hash))
+	if err != nil {
+		return c, s.fail("consume enrolment code", one(err, "enrolment code"))
+	}
+	if n == 0 {
+		if err := s.checkCode(c); err != nil {
+			return c, err
+		}
+		return c, fmt.Errorf("enrolment code: %w", school.ErrUsed)
+	}
+	return c, nil
+}
+
+// PendingEnrolmentCode implements school.EnrolmentCodeStore.
+func (s *Store) PendingEnrolmentCode(ctx context.Context, pupilID string) (bool, error) {
+	var n int64
+	err := s.q.QueryRow(ctx, `SELECT COUNT(*) FROM enrolment_codes WHERE pupil_id = $1 AND used_at = 0 AND expires_at > $2`,
+		pupilID, micros(s.now())).Scan(&n)
+	return n > 0, s.fail("pending enrolment code", err)
+}
+
+const sessionCols = `id_hash, kind, subject_id, school_id, created_at, last_seen_at, expires_at, idle_timeout, auth_time, amr, acr, user_verified, credential_id, user_agent, revoked_at, revoke_reason`
+
+func scanSession(r Rows) (school.Session, error) { return scanSessionRow(r) }
+
+func scanSessionRow(r Row) (school.Session, error) {
+	var ss school.Session
+	var kind, amr string
+	var created, seen, expires, idle, auth, revoked int64
+	err := r.Scan(&ss.Ref, &kind, &ss.SubjectID, &ss.SchoolID, &created, &seen, &expires, &idle, &auth, &amr, &ss.ACR,
+		&ss.UserVerified, &ss.CredentialID, &ss.UserAgent, &revoked, &ss.RevokeReason)
+	ss.Kind = school.SessionKind(kind)
+	ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
+	ss.IdleTimeout = time.Duration(idle) * time.Microsecond
+	ss.AuthTime, ss.RevokedAt = fromMicros(auth), fromMicros(revoked)
+	if amr != "" {
+		ss.AMR = strings.Split(amr, " ")
+	}
+	return ss, err
+}
+
+// CreateSession implements school.SessionStore.
+func (s *Store) CreateSession(ctx context.Context, ss school.Session) (school.Session, error) {
+	if (ss.Kind != school.SessionPupil && ss.Kind != school.SessionStaff) || ss.SubjectID == "" || ss.ExpiresAt.IsZero() {
+		return ss, fmt.Errorf("%w: a session needs a kind, a subject and an expiry", school.ErrInvalid)
+	}
+	ss.ID = school.NewID() + school.NewID() // 256 random bits
+	ss.Ref = school.SessionRef(ss.ID)
+	ss.CreatedAt = s.now()
+	ss.LastSeenAt = ss.CreatedAt
+	if ss.AuthTime.IsZero() {
+		ss.AuthTime = ss.CreatedAt
+	}
+	ss.RevokedAt, ss.RevokeReason = time.Time{}, ""
+	if len(ss.UserAgent) > 200 {
+		ss.UserAgent = ss.UserAgent[:200]
+	}
+	_, err := s.q.Exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '')`,
+		ss.Ref, string(ss.Kind), ss.SubjectID, ss.SchoolID, micros(ss.CreatedAt), micros(ss.LastSeenAt), micros(ss.ExpiresAt),
+		ss.IdleTimeout.Microseconds(), micros(ss.AuthTime), strings.Join(ss.AMR, " "), ss.ACR, ss.UserVerified, ss.CredentialID, ss.UserAgent)
+	return ss, s.fail("create session", err)
+}
+
+// touchEvery is how stale LastSeenAt may get before TouchSession writes.
+const touchEvery = time.Minute
+
+// TouchSession implements school.SessionStore.
+func (s *Store) TouchSession(ctx context.Context, id string) (school.Session, error) {
+	ref := school.SessionRef(id)
+	ss, err := scanSessionRow(s.q.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id_hash = $1`, ref))
+	if err != nil {
+		return ss, s.fail("touch session", one(err, "session"))
+	}
+	now := s.now()
+	switch {
+	case !ss.RevokedAt.IsZero():
+		return school.Session{}, fmt.Errorf("session: %w", school.ErrNotFound)
+	case !ss.ActiveAt(now):
+		return school.Session{}, fmt.Errorf("session: %w", school.ErrExpired)
+	}
+	if now.Sub(ss.LastSeenAt) >= touchEvery {
+		if _, err := s.q.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1 AND last_seen_at < $2`, ref, micros(now)); err != nil {
+			return ss, s.fail("touch session", err)
+		}
+		ss.LastSeenAt = now
+	}
+	return ss, nil
+}
+
+// ListSessions implements school.SessionStore.
+func (s *Store) ListSessions(ctx context.Context, subjectID string) ([]school.Session, error) {
+	now := s.now()
+	all, err := collect(ctx, s.q, scanSession, `SELECT `+sessionCols+` FROM sessions WHERE subject_id = $1 AND revoked_at = 0 AND expires_at > $2 ORDER BY created_at DESC, id_hash`,
+		subjectID, micros(now))
+	if err != nil {
+		return nil, s.fail("list sessions", err)
+	}
+	out := all[:0]
+	for _, ss := range all {
+		if ss.ActiveAt(now) {
+			out = append(out, ss)
+		}
+	}
+	return out, nil
+}
+
+// RevokeSession implements school.SessionStore.
+func (s *Store) RevokeSession(ctx context.Context, subjectID, ref, reason string) error {
+	n, err := s.q.Exec(ctx, `UPDATE sessions SET revoked_at = $3, revoke_reason = $4 WHERE id_hash = $1 AND subject_id = $2 AND revoked_at = 0`,
+		ref, subjectID, micros(s.now()), reason)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("session: %w", school.ErrNotFound)
+	}
+	return s.fail("revoke session", err)
+}
+
+// RevokeSessions implements school.SessionStore.
+func (s *Store) RevokeSessions(ctx context.Context, subjectID, reason string) (int, error) {
+	now := micros(s.now())
+	n, err := s.q.Exec(ctx, `UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE subject_id = $1 AND revoked_at = 0 AND expires_at > $2`,
+		subjectID, now, reason)
+	return int(n), s.fail("revoke sessions", err)
+}
+
+// HitRate implements school.RateStore.
+func (s *Store) HitRate(ctx context.Context, key string, window time.Duration) (int, error) {
+	now := s.now()
+	var n int64
+	// One statement, so concurrent hits on all nodes count exactly.
+	err := s.q.QueryRow(ctx, `INSERT INTO rate_counters (key, window_start, window_end, count) VALUES ($1, $2, $3, 1)
+		ON CONFLICT (key) DO UPDATE SET
+			count = CASE WHEN rate_counters.window_end <= excluded.window_start THEN 1 ELSE rate_counters.count + 1 END,
+			window_start = CASE WHEN rate_counters.window_end <= excluded.window_start THEN excluded.window_start ELSE rate_counters.window_start END,
+			window_end = CASE WHEN rate_counters.window_end <= excluded.window_start THEN excluded.window_end ELSE rate_counters.window_end END
+		RETURNING count`, key, micros(now), micros(now.Add(window))).Scan(&n)
+	return int(n), s.fail("hit rate", err)
+}
+
+// RateCount implements school.RateStore.
+func (s *Store) RateCount(ctx context.Context, key string, window time.Duration) (int, error) {
+	var n int64
+	err := s.q.QueryRow(ctx, `SELECT count FROM rate_counters WHERE key = $1 AND window_end > $2`, key, micros(s.now())).Scan(&n)
+	if errors.Is(err, ErrNoRows) {
+		return 0, nil
+	}
+	return int(n), s.fail("rate count", err)
+}
+
+// PurgeAuthnState implements school.AuthnStore.
+func (s *Store) PurgeAuthnState(ctx context.Context, cutoff time.Time) (int64, error) {
+	c := micros(cutoff)
+	var total int64
+	err := s.tx(ctx, "purge authn state", func(t *Store) error {
+		total = 0
+		for _, q := range []string{
+			`DELETE FROM webauthn_ceremonies WHERE expires_at < $1`,
+			`DELETE FROM enrolment_codes WHERE expires_at < $1`,
+			`DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at <> 0 AND revoked_at < $1)`,
+			`DELETE FROM rate_counters WHERE window_end < $1`,
+		} {
+			n, err := t.q.Exec(ctx, q, c)
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+		return nil
+	})
+	return total, err
+}

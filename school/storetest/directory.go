@@ -1,0 +1,163 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+func testDirectory(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	seed := NewSeed(t, st)
+
+	t.Run("Source", func(t *testing.T) {
+		_, err := st.GetDirectorySource(ctx, seed.School.ID)
+		wantErr(t, err, school.ErrNotFound)
+		src := school.DirectorySource{
+			SchoolID: seed.School.ID, URL: "ldap://dir.s1.example.dk:389", StartTLS: true, BindDN: "cn=elevid,dc=s1",
+			BindPassword: []byte{1, 2, 3}, PupilBase: "ou=pupils,dc=s1", PupilFilter: "(objectClass=elevidPupil)",
+			StaffBase: "ou=staff,dc=s1", ClassBase: "ou=classes,dc=s1", GuardianBase: "ou=guardians,dc=s1",
+			Preset: school.PresetOpenLDAP, Attributes: map[string]string{"birthDate": "schacDateOfBirth"},
+			Interval: time.Hour, FullInterval: 24 * time.Hour,
+		}.WithDefaults()
+		put := must(st.PutDirectorySource(ctx, src))
+		got := must(st.GetDirectorySource(ctx, seed.School.ID))
+		if !reflect.DeepEqual(got, put) || got.Grace != school.DefaultQuarantineGrace || got.PageSize != school.DefaultSyncPageSize {
+			t.Fatalf("GetDirectorySource = %+v, want %+v", got, put)
+		}
+		src.URL = "ldaps://dir2.s1.example.dk"
+		src.StartTLS = false
+		must(st.PutDirectorySource(ctx, src))
+		if got := must(st.GetDirectorySource(ctx, seed.School.ID)); got.URL != src.URL || got.StartTLS {
+			t.Fatalf("replaced source = %+v", got)
+		}
+		for _, bad := range []func(*school.DirectorySource){
+			func(s *school.DirectorySource) { s.URL = "http://x" },
+			func(s *school.DirectorySource) { s.Preset = "novell" },
+			func(s *school.DirectorySource) { s.PageSize = 0 },
+			func(s *school.DirectorySource) { s.Attributes = map[string]string{"uid": "a)(b"} },
+			func(s *school.DirectorySource) { s.PupilBase = "" },
+		} {
+			b := src
+			bad(&b)
+			_, err := st.PutDirectorySource(ctx, b)
+			wantErr(t, err, school.ErrInvalid)
+		}
+		at := h.Clock.Now().Add(-time.Minute)
+		if err := st.MarkDirectoryRun(ctx, seed.School.ID, school.SyncIncremental, at); err != nil {
+			t.Fatal(err)
+		}
+		if got := must(st.GetDirectorySource(ctx, seed.School.ID)); !got.LastIncrementalRun.Equal(at) || !got.LastFullRun.IsZero() {
+			t.Fatalf("after mark: %+v", got)
+		}
+		wantErr(t, st.MarkDirectoryRun(ctx, seed.OtherSchl.ID, school.SyncFull, at), school.ErrNotFound)
+		if all := must(st.ListDirectorySources(ctx)); len(all) != 1 {
+			t.Fatalf("ListDirectorySources = %d sources", len(all))
+		}
+	})
+
+	t.Run("Runs", func(t *testing.T) {
+		r := must(st.CreateSyncRun(ctx, school.SyncRun{SchoolID: seed.School.ID, Mode: school.SyncFull, DryRun: true}))
+		if r.ID == "" || r.Status != school.SyncRunning || !r.StartedAt.Equal(h.Clock.Now()) {
+			t.Fatalf("created run = %+v", r)
+		}
+		h.Clock.Advance(time.Minute)
+		r.Status = school.SyncSucceeded
+		r.Counts = map[string]int{"pupil.create": 3}
+		r.Entries, r.Pages = 10, 2
+		r.AddWarning("uid=x,ou=pupils,dc=s1", "missing date of birth")
+		r = must(st.FinishSyncRun(ctx, r))
+		got := must(st.GetSyncRun(ctx, r.ID))
+		if !reflect.DeepEqual(got, r) || !got.EndedAt.Equal(h.Clock.Now()) {
+			t.Fatalf("GetSyncRun = %+v, want %+v", got, r)
+		}
+		_, err := st.FinishSyncRun(ctx, school.SyncRun{ID: "nope", SchoolID: seed.School.ID, Mode: school.SyncFull, Status: school.SyncFailed})
+		wantErr(t, err, school.ErrNotFound)
+		_, err = st.CreateSyncRun(ctx, school.SyncRun{SchoolID: seed.School.ID, Mode: "partial"})
+		wantErr(t, err, school.ErrInvalid)
+		h.Clock.Advance(time.Minute)
+		r2 := must(st.CreateSyncRun(ctx, school.SyncRun{SchoolID: seed.School.ID, Mode: school.SyncIncremental}))
+		must(st.CreateSyncRun(ctx, school.SyncRun{SchoolID: seed.OtherSchl.ID, Mode: school.SyncFull}))
+		list := must(st.ListSyncRuns(ctx, seed.School.ID, 0))
+		if len(list) != 2 || list[0].ID != r2.ID || list[1].ID != r.ID {
+			t.Fatalf("ListSyncRuns = %+v", list)
+		}
+		if list := must(st.ListSyncRuns(ctx, seed.School.ID, 1)); len(list) != 1 {
+			t.Fatalf("limit 1 gave %d", len(list))
+		}
+		_, err = st.GetSyncRun(ctx, "nope")
+		wantErr(t, err, school.ErrNotFound)
+	})
+
+	t.Run("Bulk", func(t *testing.T) {
+		var gs []school.Guardian
+		for i := range 900 { // more than one INSERT batch
+			gs = append(gs, school.Guardian{SchoolID: seed.School.ID, ExternalID: fmt.Sprintf("bg-%d", i), Name: "G", Email: fmt.Sprintf("g%d@example.dk", i)})
+		}
+		var created []school.Guardian
+		var pupils []school.Pupil
+		err := st.InTx(ctx, func(q school.Queries) error {
+			var err error
+			if created, err = q.CreateGuardians(ctx, gs); err != nil {
+				return err
+			}
+			var ps []school.Pupil
+			for i, g := range created {
+				ps = append(ps, school.Pupil{SchoolID: seed.School.ID, ExternalID: fmt.Sprintf("bp-%d", i), GivenName: "P",
+					BirthDate: time.Date(2012, 1, 2, 0, 0, 0, 0, time.UTC), ClassIDs: []string{seed.Class.ID}, GuardianIDs: []string{g.ID}})
+			}
+			pupils, err = q.CreatePupils(ctx, ps)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := must(st.PupilByExternalID(ctx, seed.School.ID, "bp-899"))
+		if p.ID != pupils[899].ID || p.Status != school.PupilActive || !reflect.DeepEqual(p.GuardianIDs, []string{created[899].ID}) ||
+			!reflect.DeepEqual(p.ClassIDs, []string{seed.Class.ID}) {
+			t.Fatalf("bulk pupil = %+v", p)
+		}
+		// A duplicate external id rolls the whole batch back.
+		err = st.InTx(ctx, func(q school.Queries) error {
+			_, err := q.CreatePupils(ctx, []school.Pupil{
+				{SchoolID: seed.School.ID, ExternalID: "fresh", GivenName: "A"},
+				{SchoolID: seed.School.ID, ExternalID: "bp-1", GivenName: "B"},
+			})
+			return err
+		})
+		wantErr(t, err, school.ErrConflict)
+		_, err = st.PupilByExternalID(ctx, seed.School.ID, "fresh")
+		wantErr(t, err, school.ErrNotFound)
+		// Links across schools are refused.
+		other := must(st.CreateClass(ctx, school.Class{SchoolID: seed.OtherSchl.ID, Name: "X"}))
+		_, err = st.CreatePupils(ctx, []school.Pupil{{SchoolID: seed.School.ID, ExternalID: "x", GivenName: "X", ClassIDs: []string{other.ID}}})
+		wantErr(t, err, school.ErrInvalid)
+		_, err = st.CreateGuardians(ctx, []school.Guardian{{SchoolID: seed.School.ID, Email: "not mail"}})
+		wantErr(t, err, school.ErrInvalid)
+	})
+
+	t.Run("AuditBatch", func(t *testing.T) {
+		must(st.AppendAudit(ctx, school.AuditEntry{SchoolID: seed.School.ID, ActorID: "sync", Action: "sync.start"}))
+		var es []school.AuditEntry
+		for range 850 {
+			es = append(es, school.AuditEntry{SchoolID: seed.School.ID, ActorID: "sync", Action: "pupil.create", SubjectID: "p"})
+		}
+		if err := st.AppendAudits(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		must(st.AppendAudit(ctx, school.AuditEntry{SchoolID: seed.School.ID, ActorID: "sync", Action: "sync.end"}))
+		if err := st.VerifyAudit(ctx, seed.School.ID); err != nil {
+			t.Fatal(err)
+		}
+		last := must(st.ListAudit(ctx, school.AuditFilter{SchoolID: seed.School.ID, Limit: 1}))
+		if len(last) != 1 || last[0].Seq != 852 || last[0].Action != "sync.end" {
+			t.Fatalf("last audit = %+v", last)
+		}
+		wantErr(t, st.AppendAudits(ctx, []school.AuditEntry{{SchoolID: seed.School.ID, ActorID: "sync", Action: "a"}, {SchoolID: seed.OtherSchl.ID, ActorID: "sync", Action: "a"}}), school.ErrInvalid)
+	})
+}

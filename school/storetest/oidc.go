@@ -1,0 +1,295 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+func testOIDC(t *testing.T, h Harness) {
+	s := NewSeed(t, h.Store)
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, h Harness, s Seed)
+	}{
+		{"SigningKeys", testOIDCSigningKeys},
+		{"AuthRequests", testOIDCAuthRequests},
+		{"Tokens", testOIDCTokens},
+		{"Releases", testReleases},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, h, s) })
+	}
+}
+
+func testOIDCSigningKeys(t *testing.T, h Harness, _ Seed) {
+	ctx := context.Background()
+	st := h.Store
+	key := func(id, alg string, gen int64) school.OIDCSigningKey {
+		return school.OIDCSigningKey{ID: id, Algorithm: alg, Generation: gen, SealedKey: []byte("sealed-" + id), PublicKey: []byte("pub-" + id)}
+	}
+	_, err := st.AddOIDCSigningKey(ctx, school.OIDCSigningKey{ID: "x", Algorithm: "ES256"})
+	wantErr(t, err, school.ErrInvalid)
+	k1 := must(st.AddOIDCSigningKey(ctx, key("k1", "ES256", 1)))
+	if !k1.CreatedAt.Equal(h.Clock.Now()) || !k1.NotBefore.Equal(k1.CreatedAt) {
+		t.Fatalf("added key = %+v", k1)
+	}
+	must(st.AddOIDCSigningKey(ctx, key("r1", "RS256", 1)))
+	_, err = st.AddOIDCSigningKey(ctx, key("k1", "ES256", 7))
+	wantErr(t, err, school.ErrConflict)
+
+	// Two nodes rotating at once: exactly one generation 2 is stored.
+	var wg sync.WaitGroup
+	var wins, conflicts int
+	var mu sync.Mutex
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := key("k2-"+string(rune('a'+i)), "ES256", 2)
+			_, err := st.AddOIDCSigningKey(ctx, k)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, school.ErrConflict):
+				conflicts++
+			default:
+				t.Errorf("concurrent add: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 || conflicts != 7 {
+		t.Fatalf("concurrent rotation: %d wins, %d conflicts", wins, conflicts)
+	}
+	list := must(st.ListOIDCSigningKeys(ctx))
+	if len(list) != 3 || list[0].Algorithm != "ES256" || list[0].Generation != 2 || list[1].ID != "k1" || list[2].ID != "r1" ||
+		!slices.Equal(list[1].SealedKey, []byte("sealed-k1")) || !slices.Equal(list[1].PublicKey, []byte("pub-k1")) {
+		t.Fatalf("ListOIDCSigningKeys = %+v", list)
+	}
+	if err := st.DeleteOIDCSigningKey(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.DeleteOIDCSigningKey(ctx, "k1"), school.ErrNotFound)
+}
+
+func testOIDCAuthRequests(t *testing.T, h Harness, s Seed) {
+	ctx := context.Background()
+	st := h.Store
+	now := h.Clock.Now()
+	_, err := st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte("not json"), ExpiresAt: now.Add(time.Minute)})
+	wantErr(t, err, school.ErrInvalid)
+	_, err = st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: "nope", Params: []byte("{}"), ExpiresAt: now.Add(time.Minute)})
+	wantErr(t, err, school.ErrInvalid)
+	a := must(st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte(`{"state":"x"}`), ExpiresAt: now.Add(10 * time.Minute)}))
+	got := must(st.GetOIDCAuthRequest(ctx, a.ID))
+	if got.Completed() || string(got.Params) != `{"state":"x"}` || !got.ExpiresAt.Equal(a.ExpiresAt) {
+		t.Fatalf("GetOIDCAuthRequest = %+v", got)
+	}
+	_, err = st.GetOIDCAuthRequest(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+	// No code yet.
+	wantErr(t, st.ConsumeOIDCAuthCode(ctx, a.ID), school.ErrNotFound)
+	_, err = st.OIDCAuthRequestByCode(ctx, nil)
+	wantErr(t, err, school.ErrNotFound)
+
+	hash := sha256.Sum256([]byte("code-1"))
+	c := school.OIDCAuthCompletion{PupilID: s.Pupil.ID, SessionRef: "sess", AuthTime: now, AMR: []string{"hwk", "user"}, ACR: "acr",
+		CodeHash: hash[:], CodeExpiresAt: now.Add(time.Minute)}
+	// Concurrent completions: exactly one wins.
+	var wg sync.WaitGroup
+	results := make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := st.CompleteOIDCAuthRequest(ctx, a.ID, c)
+			results <- err
+		}()
+	}
+	wg.Wait()
+	close(results)
+	var ok int
+	for err := range results {
+		if err == nil {
+			ok++
+		} else if !errors.Is(err, school.ErrUsed) {
+			t.Fatalf("concurrent complete: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d completions succeeded, want 1", ok)
+	}
+	got = must(st.OIDCAuthRequestByCode(ctx, hash[:]))
+	if got.ID != a.ID || got.PupilID != s.Pupil.ID || got.SessionRef != "sess" || !got.AuthTime.Equal(now) ||
+		!slices.Equal(got.AMR, []string{"hwk", "user"}) || got.ACR != "acr" || !got.ConsumedAt.IsZero() {
+		t.Fatalf("OIDCAuthRequestByCode = %+v", got)
+	}
+	// Exactly one concurrent redemption.
+	results = make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() { defer wg.Done(); results <- st.ConsumeOIDCAuthCode(ctx, a.ID) }()
+	}
+	wg.Wait()
+	close(results)
+	ok = 0
+	for err := range results {
+		if err == nil {
+			ok++
+		} else if !errors.Is(err, school.ErrUsed) {
+			t.Fatalf("concurrent consume: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d redemptions succeeded, want 1", ok)
+	}
+	if got := must(st.OIDCAuthRequestByCode(ctx, hash[:])); got.ConsumedAt.IsZero() {
+		t.Fatal("consumed code not marked")
+	}
+
+	// Expired code and expired request.
+	b := must(st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte(`{}`), ExpiresAt: now.Add(10 * time.Minute)}))
+	hash2 := sha256.Sum256([]byte("code-2"))
+	c.CodeHash, c.CodeExpiresAt = hash2[:], now.Add(time.Minute)
+	must(st.CompleteOIDCAuthRequest(ctx, b.ID, c))
+	_, err = st.CompleteOIDCAuthRequest(ctx, b.ID, c)
+	wantErr(t, err, school.ErrUsed)
+	h.Clock.Advance(2 * time.Minute)
+	wantErr(t, st.ConsumeOIDCAuthCode(ctx, b.ID), school.ErrExpired)
+	d := must(st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte(`{}`), ExpiresAt: h.Clock.Now().Add(time.Minute)}))
+	h.Clock.Advance(2 * time.Minute)
+	_, err = st.GetOIDCAuthRequest(ctx, d.ID)
+	wantErr(t, err, school.ErrExpired)
+	hash3 := sha256.Sum256([]byte("code-3"))
+	c.CodeHash = hash3[:]
+	_, err = st.CompleteOIDCAuthRequest(ctx, d.ID, c)
+	wantErr(t, err, school.ErrExpired)
+
+	n := must(st.PruneOIDC(ctx, h.Clock.Now().Add(20*time.Minute)))
+	if n != 3 {
+		t.Fatalf("PruneOIDC = %d, want 3", n)
+	}
+	_, err = st.GetOIDCAuthRequest(ctx, a.ID)
+	wantErr(t, err, school.ErrNotFound)
+}
+
+func testOIDCTokens(t *testing.T, h Harness, s Seed) {
+	ctx := context.Background()
+	st := h.Store
+	other := must(st.CreatePlatform(ctx, school.Platform{Name: "Other", Protocol: school.ProtocolOIDC, ClientID: "other"}))
+	now := h.Clock.Now()
+	base := school.OIDCToken{Kind: school.TokenAccess, PlatformID: s.Platform.ID, PupilID: s.Pupil.ID, SessionRef: "s1",
+		AuthRequestID: "ar1", Subject: "sub-1", Scopes: []string{"openid", "profile"}, AuthTime: now, AMR: []string{"hwk"}, ACR: "acr",
+		ExpiresAt: now.Add(time.Hour)}
+	_, err := st.CreateOIDCToken(ctx, school.OIDCToken{Kind: "id"})
+	wantErr(t, err, school.ErrInvalid)
+	bad := base
+	bad.Kind = school.TokenRefresh
+	_, err = st.CreateOIDCToken(ctx, bad)
+	wantErr(t, err, school.ErrInvalid)
+	access := must(st.CreateOIDCToken(ctx, base))
+	got := must(st.GetOIDCToken(ctx, access.ID))
+	if got.Subject != "sub-1" || !slices.Equal(got.Scopes, base.Scopes) || !got.ActiveAt(now) || got.Hash != nil || got.ACR != "acr" {
+		t.Fatalf("GetOIDCToken = %+v", got)
+	}
+	rh := sha256.Sum256([]byte("refresh-1"))
+	ref := base
+	ref.Kind, ref.Hash, ref.FamilyID, ref.ExpiresAt = school.TokenRefresh, rh[:], "fam", now.Add(24*time.Hour)
+	refresh := must(st.CreateOIDCToken(ctx, ref))
+	_, err = st.CreateOIDCToken(ctx, ref)
+	wantErr(t, err, school.ErrConflict)
+	if got := must(st.OIDCTokenByHash(ctx, rh[:])); got.ID != refresh.ID || got.FamilyID != "fam" {
+		t.Fatalf("OIDCTokenByHash = %+v", got)
+	}
+	_, err = st.OIDCTokenByHash(ctx, []byte("nope"))
+	wantErr(t, err, school.ErrNotFound)
+	wantErr(t, st.UseOIDCRefreshToken(ctx, access.ID), school.ErrNotFound)
+	if err := st.UseOIDCRefreshToken(ctx, refresh.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.UseOIDCRefreshToken(ctx, refresh.ID), school.ErrUsed)
+
+	o := base
+	o.PlatformID, o.SessionRef, o.AuthRequestID = other.ID, "s2", "ar2"
+	onOther := must(st.CreateOIDCToken(ctx, o))
+	list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID}))
+	if len(list) != 2 { // the rotated refresh token is not active
+		t.Fatalf("ListOIDCTokens = %+v", list)
+	}
+	_, err = st.ListOIDCTokens(ctx, school.OIDCTokenFilter{})
+	wantErr(t, err, school.ErrInvalid)
+	_, err = st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{})
+	wantErr(t, err, school.ErrInvalid)
+	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID, PlatformID: s.Platform.ID})); n != 2 {
+		t.Fatalf("RevokeOIDCTokens = %d, want 2", n)
+	}
+	if got := must(st.GetOIDCToken(ctx, access.ID)); got.RevokedAt.IsZero() || got.ActiveAt(now) {
+		t.Fatalf("revoked token = %+v", got)
+	}
+	if got := must(st.GetOIDCToken(ctx, onOther.ID)); !got.ActiveAt(now) {
+		t.Fatal("a token of another platform was revoked")
+	}
+	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{AuthRequestID: "ar2"})); n != 1 {
+		t.Fatalf("revoke by auth request = %d", n)
+	}
+	// Expired tokens are not listed and are pruned.
+	must(st.CreateOIDCToken(ctx, base))
+	h.Clock.Advance(2 * time.Hour)
+	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "sub-1"})); len(list) != 0 {
+		t.Fatalf("expired tokens listed: %+v", list)
+	}
+	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "sub-1", Inactive: true})); len(list) != 4 {
+		t.Fatalf("ListOIDCTokens(Inactive) = %d tokens, want 4", len(list))
+	}
+	if n := must(st.PruneOIDC(ctx, h.Clock.Now())); n != 3 {
+		t.Fatalf("PruneOIDC = %d, want 3 expired access tokens", n)
+	}
+	// Erasing the pupil erases the tokens.
+	if err := st.DeletePupil(ctx, s.Pupil.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.GetOIDCToken(ctx, refresh.ID)
+	wantErr(t, err, school.ErrNotFound)
+}
+
+func testReleases(t *testing.T, h Harness, s Seed) {
+	ctx := context.Background()
+	st := h.Store
+	s.Pupil = must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, ExternalID: "p-rel", GivenName: "Bo", Status: school.PupilActive}))
+	_, err := st.AddRelease(ctx, school.Release{PupilID: s.Pupil.ID})
+	wantErr(t, err, school.ErrInvalid)
+	r1 := must(st.AddRelease(ctx, school.Release{PupilID: s.Pupil.ID, PlatformID: s.Platform.ID, PlatformName: s.Platform.Name,
+		Protocol: school.ProtocolOIDC, Via: "id_token", Claims: []string{"sub", "given_name"}}))
+	h.Clock.Advance(time.Minute)
+	must(st.AddRelease(ctx, school.Release{PupilID: s.Pupil.ID, PlatformID: s.Platform.ID, PlatformName: s.Platform.Name,
+		Protocol: school.ProtocolOIDC, Via: "userinfo"}))
+	list := must(st.ListReleases(ctx, s.Pupil.ID))
+	if len(list) != 2 || list[0].Via != "userinfo" || list[1].ID != r1.ID || !slices.Equal(list[1].Claims, []string{"sub", "given_name"}) ||
+		!list[1].Time.Equal(r1.Time) || list[1].Protocol != school.ProtocolOIDC || list[0].Claims == nil {
+		t.Fatalf("ListReleases = %+v", list)
+	}
+	if list := must(st.ListReleases(ctx, "other")); len(list) != 0 {
+		t.Fatalf("ListReleases(other) = %+v", list)
+	}
+	// The log outlives the platform but not the pupil.
+	if err := st.DeletePlatform(ctx, s.Platform.ID); err != nil {
+		t.Fatal(err)
+	}
+	if list := must(st.ListReleases(ctx, s.Pupil.ID)); len(list) != 2 || list[0].PlatformName != "MatematikFessor" {
+		t.Fatalf("after platform removal: %+v", list)
+	}
+	if err := st.DeletePupil(ctx, s.Pupil.ID); err != nil {
+		t.Fatal(err)
+	}
+	if list := must(st.ListReleases(ctx, s.Pupil.ID)); len(list) != 0 {
+		t.Fatalf("after pupil erasure: %+v", list)
+	}
+}

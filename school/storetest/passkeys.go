@@ -1,0 +1,405 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+// authnSeed creates a school with one class, guardian and pupil, and a
+// second school, under fresh codes so that several seeds fit one store.
+func authnSeed(t *testing.T, st school.Store) Seed {
+	t.Helper()
+	ctx := context.Background()
+	var s Seed
+	tag := school.NewID()[:8]
+	s.School = must(st.CreateSchool(ctx, school.School{Code: "a" + tag, Name: "Skole A", Domain: "a.example.dk"}))
+	s.OtherSchl = must(st.CreateSchool(ctx, school.School{Code: "b" + tag, Name: "Skole B", Domain: "b.example.dk"}))
+	s.Class = must(st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, Name: "7A"}))
+	s.Guardian = must(st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, Name: "Mor Hansen", Email: "mor@example.dk"}))
+	s.Pupil = must(st.CreatePupil(ctx, school.Pupil{
+		SchoolID: s.School.ID, GivenName: "Ida", FamilyName: "Hansen",
+		BirthDate: time.Date(2012, 5, 17, 0, 0, 0, 0, time.UTC),
+		ClassIDs:  []string{s.Class.ID}, GuardianIDs: []string{s.Guardian.ID},
+	}))
+	return s
+}
+
+// grantEnrolment puts the seed pupil's enrolment flow in state consented.
+func grantEnrolment(t *testing.T, h Harness, s Seed) {
+	t.Helper()
+	grantConsent(t, h.Store, s.Pupil.ID, s.Guardian.ID)
+}
+
+func testPasskeys(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := authnSeed(t, st)
+
+	// User handles: random, 64 bytes, stable, unique, and resolvable.
+	hd := must(st.PupilHandle(ctx, s.Pupil.ID))
+	if len(hd) != 64 || !bytes.Equal(hd, must(st.PupilHandle(ctx, s.Pupil.ID))) {
+		t.Fatalf("PupilHandle = %x (len %d), not stable", hd, len(hd))
+	}
+	if bytes.Contains(hd, []byte(s.Pupil.ID)) || bytes.Contains(hd, []byte("Ida")) {
+		t.Fatal("user handle reveals the pupil")
+	}
+	if got := must(st.PupilByHandle(ctx, hd)); got != s.Pupil.ID {
+		t.Fatalf("PupilByHandle = %q", got)
+	}
+	_, err := st.PupilByHandle(ctx, []byte("nope"))
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.PupilHandle(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+	bo := must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, GivenName: "Bo"}))
+	if bytes.Equal(must(st.PupilHandle(ctx, bo.ID)), hd) {
+		t.Fatal("two pupils share a user handle")
+	}
+
+	// Credentials.
+	c := school.Credential{
+		ID: []byte("cred-1"), PupilID: s.Pupil.ID, SchoolID: s.School.ID, PublicKey: []byte{1, 2, 3},
+		AttestationFormat: "none", AAGUID: make([]byte, 16), SignCount: 7, BackupEligible: true, BackupState: true,
+		Transports: []string{"internal", "hybrid"}, Label: "iPad",
+	}
+	added := must(st.AddCredential(ctx, c))
+	if !added.CreatedAt.Equal(h.Clock.Now()) {
+		t.Fatalf("AddCredential CreatedAt = %v", added.CreatedAt)
+	}
+	got := must(st.GetCredential(ctx, c.ID))
+	if got.PupilID != s.Pupil.ID || got.SignCount != 7 || !got.BackupEligible || !got.BackupState || got.CloneWarning ||
+		len(got.Transports) != 2 || got.Transports[1] != "hybrid" || got.Label != "iPad" || !got.Active() ||
+		!bytes.Equal(got.PublicKey, []byte{1, 2, 3}) || got.AttestationFormat != "none" || len(got.AAGUID) != 16 {
+		t.Fatalf("GetCredential = %+v", got)
+	}
+	_, err = st.AddCredential(ctx, c)
+	wantErr(t, err, school.ErrConflict)
+	_, err = st.GetCredential(ctx, []byte("nope"))
+	wantErr(t, err, school.ErrNotFound)
+	bad := c
+	bad.ID, bad.SchoolID = []byte("cred-x"), s.OtherSchl.ID // pupil is not of that school
+	_, err = st.AddCredential(ctx, bad)
+	wantErr(t, err, school.ErrInvalid)
+	bad.SchoolID, bad.PublicKey = s.School.ID, nil
+	_, err = st.AddCredential(ctx, bad)
+	wantErr(t, err, school.ErrInvalid)
+
+	h.Clock.Advance(time.Second)
+	c2 := c
+	c2.ID, c2.Label, c2.Transports = []byte("cred-2"), "Phone", nil
+	must(st.AddCredential(ctx, c2))
+	list := must(st.ListCredentials(ctx, s.Pupil.ID, false))
+	if len(list) != 2 || string(list[0].ID) != "cred-1" || string(list[1].ID) != "cred-2" || list[1].Transports != nil {
+		t.Fatalf("ListCredentials = %+v", list)
+	}
+	h.Clock.Advance(time.Second)
+	up := must(st.UpdateCredential(ctx, c.ID, func(c school.Credential) (school.Credential, error) {
+		c.SignCount, c.CloneWarning, c.LastUsedAt, c.Label = 9, true, h.Clock.Now(), "Skolens iPad"
+		c.PupilID = "ignored"
+		return c, nil
+	}))
+	got = must(st.GetCredential(ctx, c.ID))
+	if got.SignCount != 9 || !got.CloneWarning || !got.LastUsedAt.Equal(h.Clock.Now()) || got.Label != "Skolens iPad" || got.PupilID != s.Pupil.ID || up.PupilID != s.Pupil.ID {
+		t.Fatalf("after UpdateCredential = %+v", got)
+	}
+	must(st.UpdateCredential(ctx, c2.ID, func(c school.Credential) (school.Credential, error) { c.RevokedAt = h.Clock.Now(); return c, nil }))
+	if n := len(must(st.ListCredentials(ctx, s.Pupil.ID, false))); n != 1 {
+		t.Fatalf("%d active credentials after revoking one", n)
+	}
+	if n := len(must(st.ListCredentials(ctx, s.Pupil.ID, true))); n != 2 {
+		t.Fatalf("%d credentials with revoked", n)
+	}
+	_, err = st.UpdateCredential(ctx, []byte("nope"), func(c school.Credential) (school.Credential, error) { return c, nil })
+	wantErr(t, err, school.ErrNotFound)
+
+	// Erasing the pupil erases their passkeys and handle.
+	if err := st.DeletePupil(ctx, s.Pupil.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.GetCredential(ctx, c.ID)
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.PupilByHandle(ctx, hd)
+	wantErr(t, err, school.ErrNotFound)
+}
+
+func testCeremonies(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	save := func(id string, ttl time.Duration) {
+		t.Helper()
+		if err := st.SaveCeremony(ctx, school.Ceremony{ID: id, Kind: school.CeremonyLogin, Ref: []byte("r"), Data: []byte(`{"challenge":"x"}`), ExpiresAt: h.Clock.Now().Add(ttl)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("c1", time.Minute)
+	got := must(st.ConsumeCeremony(ctx, "c1"))
+	if got.Kind != school.CeremonyLogin || string(got.Data) != `{"challenge":"x"}` || string(got.Ref) != "r" || !got.CreatedAt.Equal(h.Clock.Now()) {
+		t.Fatalf("ConsumeCeremony = %+v", got)
+	}
+	_, err := st.ConsumeCeremony(ctx, "c1") // replay
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.ConsumeCeremony(ctx, "never")
+	wantErr(t, err, school.ErrNotFound)
+	wantErr(t, st.SaveCeremony(ctx, school.Ceremony{ID: "x"}), school.ErrInvalid)
+
+	save("c2", time.Minute)
+	h.Clock.Advance(time.Minute)
+	_, err = st.ConsumeCeremony(ctx, "c2")
+	wantErr(t, err, school.ErrExpired)
+	_, err = st.ConsumeCeremony(ctx, "c2") // an expired one is gone too
+	wantErr(t, err, school.ErrNotFound)
+
+	// Concurrent consumers: exactly one wins.
+	save("c3", time.Minute)
+	wins := race(8, func() error { _, err := st.ConsumeCeremony(ctx, "c3"); return err })
+	if wins != 1 {
+		t.Fatalf("%d concurrent consumers won", wins)
+	}
+}
+
+// race runs fn n times at once and returns how many calls returned nil.
+func race(n int, fn func() error) int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	start := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if fn() == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return wins
+}
+
+func codeHash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func testEnrolmentCodes(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := authnSeed(t, st)
+	week := h.Clock.Now().Add(7 * 24 * time.Hour)
+	code := func(name string) school.EnrolmentCode {
+		return school.EnrolmentCode{Hash: codeHash(name), PupilID: s.Pupil.ID, CreatedBy: "staff-1", ExpiresAt: week}
+	}
+
+	// Without consent no code is issued: the consent placeholder decides.
+	_, err := st.CreateEnrolmentCode(ctx, code("a"))
+	wantErr(t, err, school.ErrInvalid)
+	grantEnrolment(t, h, s)
+	c := must(st.CreateEnrolmentCode(ctx, code("a")))
+	if c.SchoolID != s.School.ID || !c.CreatedAt.Equal(h.Clock.Now()) {
+		t.Fatalf("CreateEnrolmentCode = %+v", c)
+	}
+	if !must(st.PendingEnrolmentCode(ctx, s.Pupil.ID)) {
+		t.Fatal("no pending code after issuing one")
+	}
+	got := must(st.EnrolmentCodeByHash(ctx, codeHash("a")))
+	if got.PupilID != s.Pupil.ID || got.CreatedBy != "staff-1" || !got.ExpiresAt.Equal(week) || !got.Valid(h.Clock.Now()) {
+		t.Fatalf("EnrolmentCodeByHash = %+v", got)
+	}
+	_, err = st.EnrolmentCodeByHash(ctx, codeHash("zz"))
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: codeHash("q"), PupilID: "nope", ExpiresAt: week})
+	wantErr(t, err, school.ErrNotFound)
+	_, err = st.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: []byte("short"), PupilID: s.Pupil.ID, ExpiresAt: week})
+	wantErr(t, err, school.ErrInvalid)
+
+	// A new code supersedes the old one.
+	must(st.CreateEnrolmentCode(ctx, code("b")))
+	_, err = st.EnrolmentCodeByHash(ctx, codeHash("a"))
+	wantErr(t, err, school.ErrNotFound)
+
+	// Concurrent consumption: exactly one wins, then it is used.
+	wins := race(8, func() error { _, err := st.ConsumeEnrolmentCode(ctx, codeHash("b")); return err })
+	if wins != 1 {
+		t.Fatalf("%d concurrent consumers won", wins)
+	}
+	_, err = st.ConsumeEnrolmentCode(ctx, codeHash("b"))
+	wantErr(t, err, school.ErrUsed)
+	_, err = st.EnrolmentCodeByHash(ctx, codeHash("b"))
+	wantErr(t, err, school.ErrUsed)
+	_, err = st.ConsumeEnrolmentCode(ctx, codeHash("zz"))
+	wantErr(t, err, school.ErrNotFound)
+	if must(st.PendingEnrolmentCode(ctx, s.Pupil.ID)) {
+		t.Fatal("pending code after it was used")
+	}
+
+	// Consumption inside a transaction that fails is undone.
+	must(st.CreateEnrolmentCode(ctx, code("c")))
+	boom := context.Canceled
+	err = st.InTx(ctx, func(q school.Queries) error {
+		if _, err := q.ConsumeEnrolmentCode(ctx, codeHash("c")); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, err, boom)
+	must(st.EnrolmentCodeByHash(ctx, codeHash("c")))
+
+	// Expiry.
+	h.Clock.Advance(7 * 24 * time.Hour)
+	_, err = st.EnrolmentCodeByHash(ctx, codeHash("c"))
+	wantErr(t, err, school.ErrExpired)
+	_, err = st.ConsumeEnrolmentCode(ctx, codeHash("c"))
+	wantErr(t, err, school.ErrExpired)
+
+	// Only active pupils get codes.
+	must(st.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilQuarantined; return p, nil }))
+	_, err = st.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: codeHash("d"), PupilID: s.Pupil.ID, ExpiresAt: h.Clock.Now().Add(time.Hour)})
+	wantErr(t, err, school.ErrInvalid)
+
+	// Purging removes expired codes.
+	n := must(st.PurgeAuthnState(ctx, h.Clock.Now().Add(time.Second)))
+	if n < 1 {
+		t.Fatalf("PurgeAuthnState removed %d rows", n)
+	}
+	_, err = st.EnrolmentCodeByHash(ctx, codeHash("c"))
+	wantErr(t, err, school.ErrNotFound)
+}
+
+func testSessions(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := authnSeed(t, st)
+	newSession := func(subject string) school.Session {
+		return must(st.CreateSession(ctx, school.Session{
+			Kind: school.SessionPupil, SubjectID: subject, SchoolID: s.School.ID,
+			ExpiresAt: h.Clock.Now().Add(8 * time.Hour), IdleTimeout: time.Hour,
+			AMR: []string{"hwk", "user"}, ACR: "passkey", UserVerified: true, CredentialID: []byte("cred"), UserAgent: "Firefox",
+		}))
+	}
+	a := newSession(s.Pupil.ID)
+	if len(a.ID) < 64 || a.Ref != school.SessionRef(a.ID) || a.Ref == a.ID {
+		t.Fatalf("CreateSession = %+v", a)
+	}
+	_, err := st.CreateSession(ctx, school.Session{Kind: "robot", SubjectID: "x", ExpiresAt: h.Clock.Now().Add(time.Hour)})
+	wantErr(t, err, school.ErrInvalid)
+
+	got := must(st.TouchSession(ctx, a.ID))
+	if got.SubjectID != s.Pupil.ID || got.Kind != school.SessionPupil || got.IdleTimeout != time.Hour || len(got.AMR) != 2 ||
+		got.ACR != "passkey" || !got.UserVerified || string(got.CredentialID) != "cred" || got.UserAgent != "Firefox" || got.ID != "" || got.Ref != a.Ref {
+		t.Fatalf("TouchSession = %+v", got)
+	}
+	_, err = st.TouchSession(ctx, a.Ref) // the stored hash is not a cookie value
+	wantErr(t, err, school.ErrNotFound)
+
+	// Idle timeout: use within the hour keeps it alive.
+	for range 3 {
+		h.Clock.Advance(50 * time.Minute)
+		if got := must(st.TouchSession(ctx, a.ID)); !got.LastSeenAt.Equal(h.Clock.Now()) {
+			t.Fatalf("LastSeenAt = %v", got.LastSeenAt)
+		}
+	}
+	h.Clock.Advance(61 * time.Minute)
+	_, err = st.TouchSession(ctx, a.ID)
+	wantErr(t, err, school.ErrExpired)
+
+	// Absolute lifetime, even with activity.
+	b := newSession(s.Pupil.ID)
+	for range 9 {
+		h.Clock.Advance(55 * time.Minute)
+		_, err = st.TouchSession(ctx, b.ID)
+	}
+	wantErr(t, err, school.ErrExpired)
+
+	// Listing, revoking one and revoking all.
+	c := newSession(s.Pupil.ID)
+	h.Clock.Advance(time.Second)
+	d := newSession(s.Pupil.ID)
+	other := newSession("someone-else")
+	list := must(st.ListSessions(ctx, s.Pupil.ID))
+	if len(list) != 2 || list[0].Ref != d.Ref || list[1].Ref != c.Ref {
+		t.Fatalf("ListSessions = %+v", list)
+	}
+	wantErr(t, st.RevokeSession(ctx, "someone-else", c.Ref, "x"), school.ErrNotFound) // not theirs
+	if err := st.RevokeSession(ctx, s.Pupil.ID, c.Ref, "signed out elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.RevokeSession(ctx, s.Pupil.ID, c.Ref, "again"), school.ErrNotFound)
+	_, err = st.TouchSession(ctx, c.ID)
+	wantErr(t, err, school.ErrNotFound)
+	e := newSession(s.Pupil.ID)
+	var n int
+	err = st.InTx(ctx, func(q school.Queries) error {
+		n, err = q.RevokeSessions(ctx, s.Pupil.ID, "quarantine")
+		return err
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("RevokeSessions = %d, %v", n, err)
+	}
+	for _, id := range []string{d.ID, e.ID} {
+		_, err = st.TouchSession(ctx, id)
+		wantErr(t, err, school.ErrNotFound)
+	}
+	if len(must(st.ListSessions(ctx, s.Pupil.ID))) != 0 {
+		t.Fatal("revoked sessions listed")
+	}
+	must(st.TouchSession(ctx, other.ID))
+}
+
+func testRates(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	if n := must(st.RateCount(ctx, "k", time.Minute)); n != 0 {
+		t.Fatalf("RateCount of nothing = %d", n)
+	}
+	for i := 1; i <= 3; i++ {
+		if n := must(st.HitRate(ctx, "k", time.Minute)); n != i {
+			t.Fatalf("hit %d counted %d", i, n)
+		}
+	}
+	if n := must(st.RateCount(ctx, "k", time.Minute)); n != 3 {
+		t.Fatalf("RateCount = %d", n)
+	}
+	if n := must(st.HitRate(ctx, "other", time.Minute)); n != 1 {
+		t.Fatalf("other key counted %d", n)
+	}
+	h.Clock.Advance(time.Minute)
+	if n := must(st.RateCount(ctx, "k", time.Minute)); n != 0 {
+		t.Fatalf("RateCount after the window = %d", n)
+	}
+	if n := must(st.HitRate(ctx, "k", time.Minute)); n != 1 {
+		t.Fatalf("first hit of a new window counted %d", n)
+	}
+	// Concurrent hits all count.
+	race(10, func() error { _, err := st.HitRate(ctx, "c", time.Minute); return err })
+	if n := must(st.RateCount(ctx, "c", time.Minute)); n != 10 {
+		t.Fatalf("10 concurrent hits counted %d", n)
+	}
+}
+
+// testAuthn runs the parts of pupils' authentication state, each on a
+// fresh store of the same factory.
+func testAuthn(t *testing.T, h Harness) {
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T, Harness)
+	}{
+		{"Passkeys", testPasskeys},
+		{"Ceremonies", testCeremonies},
+		{"EnrolmentCodes", testEnrolmentCodes},
+		{"Sessions", testSessions},
+		{"Rates", testRates},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, h)
+		})
+	}
+}

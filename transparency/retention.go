@@ -1,0 +1,82 @@
+package transparency
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+// Purger is the part of the store the retention job uses.
+type Purger interface {
+	school.RetentionStore
+	school.LockStore
+}
+
+// Job deletes what is due under Retention. Only one node runs it at a
+// time (a lease in the store); each batch commits on its own, so a job
+// stopped half way resumes where it was on its next run.
+type Job struct {
+	Store     Purger
+	Retention Retention
+	Now       func() time.Time
+	Log       *slog.Logger
+	Owner     string // this node's lease owner id
+	Batch     int    // records per transaction; 500 when zero
+}
+
+// RunOnce runs every kind until nothing more is due and returns the
+// counts. It returns school.ErrLocked when another node is running it.
+func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
+	if err := j.Store.TryLock(ctx, "retention", j.Owner, 15*time.Minute); err != nil {
+		return nil, err
+	}
+	defer j.Store.Unlock(context.WithoutCancel(ctx), "retention", j.Owner)
+	now := j.Now().UTC()
+	cutoff := map[school.PurgeKind]time.Time{
+		school.PurgeRemovedPupils: now.Add(-j.Retention.RemovedPupils),
+		school.PurgeReleases:      now.Add(-j.Retention.ReleaseLog),
+		school.PurgeAccess:        now.Add(-j.Retention.AccessLog),
+		school.PurgeExpired:       now.Add(-j.Retention.ExpiredFlows),
+	}
+	counts := map[school.PurgeKind]int64{}
+	for _, kind := range school.PurgeKinds {
+		for {
+			n, err := j.Store.Purge(ctx, kind, cutoff[kind], now, j.Batch)
+			if err != nil {
+				return counts, err
+			}
+			counts[kind] += n
+			// Expired records are purged in one statement per table.
+			if n == 0 || kind == school.PurgeExpired {
+				break
+			}
+		}
+	}
+	return counts, nil
+}
+
+// Run runs the job every interval until ctx ends.
+func (j *Job) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		counts, err := j.RunOnce(ctx)
+		switch {
+		case errors.Is(err, school.ErrLocked):
+			j.Log.Debug("retention: another node is running it")
+		case err != nil && ctx.Err() == nil:
+			j.Log.Error("retention failed", "err", err)
+		case err == nil:
+			j.Log.Info("retention done", "removed_pupils", counts[school.PurgeRemovedPupils], "releases", counts[school.PurgeReleases],
+				"access", counts[school.PurgeAccess], "expired", counts[school.PurgeExpired])
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,157 @@
+// ElevID passkey ceremonies: registration at /enrol and username-less
+// login at /login (passkey autofill where the browser supports
+// conditional mediation, a button otherwise). No third-party code.
+"use strict";
+(function () {
+  function b64urlToBuf(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    var bin = atob(s), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  }
+  function bufToB64url(buf) {
+    var bytes = new Uint8Array(buf), bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function creationOptions(o) {
+    var pk = Object.assign({}, o.publicKey);
+    pk.challenge = b64urlToBuf(pk.challenge);
+    pk.user = Object.assign({}, pk.user, { id: b64urlToBuf(pk.user.id) });
+    pk.excludeCredentials = (pk.excludeCredentials || []).map(function (c) {
+      return Object.assign({}, c, { id: b64urlToBuf(c.id) });
+    });
+    return pk;
+  }
+  function requestOptions(o) {
+    var pk = Object.assign({}, o.publicKey);
+    pk.challenge = b64urlToBuf(pk.challenge);
+    if (pk.allowCredentials) {
+      pk.allowCredentials = pk.allowCredentials.map(function (c) {
+        return Object.assign({}, c, { id: b64urlToBuf(c.id) });
+      });
+    }
+    return pk;
+  }
+  function credentialJSON(cred) {
+    var r = cred.response, out = {
+      id: cred.id, rawId: bufToB64url(cred.rawId), type: cred.type,
+      authenticatorAttachment: cred.authenticatorAttachment || undefined,
+      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+      response: { clientDataJSON: bufToB64url(r.clientDataJSON) }
+    };
+    if (r.attestationObject) {
+      out.response.attestationObject = bufToB64url(r.attestationObject);
+      if (r.getTransports) out.response.transports = r.getTransports();
+    } else {
+      out.response.authenticatorData = bufToB64url(r.authenticatorData);
+      out.response.signature = bufToB64url(r.signature);
+      if (r.userHandle) out.response.userHandle = bufToB64url(r.userHandle);
+    }
+    return out;
+  }
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (j) {
+        if (!res.ok) { var e = new Error(j.error || ""); e.server = true; throw e; }
+        return j;
+      });
+    });
+  }
+  function ui(form) {
+    var status = document.getElementById("passkey-status");
+    var error = document.getElementById("passkey-error");
+    return {
+      working: function () { if (status) status.textContent = form.dataset.msgWorking || ""; if (error) error.hidden = true; },
+      fail: function (err) {
+        if (status) status.textContent = "";
+        if (!error) return;
+        var msg = form.dataset.msgFailed || "Error";
+        if (err && err.server && err.message) msg = err.message;
+        else if (err && (err.name === "NotAllowedError" || err.name === "AbortError")) msg = form.dataset.msgCancelled || msg;
+        else if (err && err.name === "InvalidStateError" && form.dataset.msgExists) msg = form.dataset.msgExists;
+        error.textContent = msg;
+        error.hidden = false;
+      }
+    };
+  }
+  function supported() {
+    return !!(window.PublicKeyCredential && navigator.credentials && navigator.credentials.create);
+  }
+
+  function register(form) {
+    var u = ui(form), busy = false;
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (busy) return;
+      if (!supported()) { u.fail({ server: true, message: form.dataset.msgUnsupported }); return; }
+      busy = true;
+      u.working();
+      var label = form.querySelector("[name=label]");
+      var ceremony;
+      post("/enrol/begin", { code: form.dataset.code }).then(function (begun) {
+        ceremony = begun.ceremony;
+        return navigator.credentials.create({ publicKey: creationOptions(begun.options) });
+      }).then(function (cred) {
+        return post("/enrol/finish", { ceremony: ceremony, label: label ? label.value : "", credential: credentialJSON(cred) });
+      }).then(function (res) {
+        window.location.assign(res.next || "/");
+      }).catch(function (err) { busy = false; u.fail(err); });
+    });
+  }
+
+  function login(form) {
+    var u = ui(form), conditional = null, busy = false;
+    var returnTo = form.dataset.returnTo || "";
+    function finish(ceremony, cred) {
+      busy = true;
+      u.working();
+      return post("/login/finish", { ceremony: ceremony, return_to: returnTo, credential: credentialJSON(cred) })
+        .then(function (res) { window.location.assign(res.next || "/me"); });
+    }
+    function startConditional() {
+      if (!window.PublicKeyCredential || !PublicKeyCredential.isConditionalMediationAvailable) return;
+      PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
+        if (!ok || busy) return;
+        var ctl = new AbortController();
+        conditional = ctl;
+        return post("/login/begin", { mediation: "conditional" }).then(function (begun) {
+          return navigator.credentials.get({ mediation: "conditional", publicKey: requestOptions(begun.options), signal: ctl.signal })
+            .then(function (cred) { if (cred) return finish(begun.ceremony, cred); });
+        });
+      }).catch(function (err) {
+        if (err && err.name === "AbortError") return;
+        busy = false;
+        u.fail(err);
+      });
+    }
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (busy) return;
+      if (!supported()) { u.fail({ server: true, message: form.dataset.msgUnsupported }); return; }
+      if (conditional) { conditional.abort(); conditional = null; }
+      busy = true;
+      u.working();
+      post("/login/begin", {}).then(function (begun) {
+        return navigator.credentials.get({ publicKey: requestOptions(begun.options) }).then(function (cred) {
+          return finish(begun.ceremony, cred);
+        });
+      }).catch(function (err) { busy = false; u.fail(err); });
+    });
+    startConditional();
+  }
+
+  function init() {
+    var reg = document.querySelector("form[data-passkey=register]");
+    if (reg) register(reg);
+    var log = document.querySelector("form[data-passkey=login]");
+    if (log) login(log);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
