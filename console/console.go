@@ -241,6 +241,15 @@ func (c *Console) audit(ctx context.Context, q school.Queries, r *http.Request, 
 	return err
 }
 
+// access records in the access log that p read or changed a pupil's data
+// (pupilID) or viewed a class list (classID only: one entry per view, not
+// per pupil), for the pupil's and guardians' timeline. Reads fail closed:
+// a page whose access cannot be recorded is not shown.
+func (c *Console) access(ctx context.Context, p Principal, schoolID, pupilID, classID, action, purpose string) error {
+	return c.opt.Store.RecordAccess(ctx, school.AccessEntry{SchoolID: schoolID, PupilID: pupilID, ClassID: classID,
+		StaffID: p.StaffID, StaffName: p.Name, Role: p.Role, Action: action, Purpose: purpose, Time: c.now()})
+}
+
 // actor is p as an actor of the enrolment flows.
 func (c *Console) actor(r *http.Request, p Principal) enrollment.Actor {
 	return enrollment.Actor{ID: p.StaffID, Role: p.Role, SchoolID: p.SchoolID, ClassIDs: p.ClassIDs, Remote: c.opt.ClientIP(r)}

@@ -109,6 +109,9 @@ func (c *Console) classPage(w http.ResponseWriter, r *http.Request, p Principal)
 		return
 	}
 	rows, err := c.pupilRows(ctx, s.ID, cl.ID)
+	if err == nil {
+		err = c.access(ctx, p, s.ID, "", cl.ID, "class.view", "")
+	}
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -320,6 +323,10 @@ func (c *Console) pupilPage(w http.ResponseWriter, r *http.Request, p Principal)
 		c.fail(w, r, err)
 		return
 	}
+	if err := c.access(r.Context(), p, s.ID, pu.ID, "", "pupil.view", ""); err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	data := PupilData{Frame: Frame{Me: p, School: s}}
 	if r.URL.Query().Get("notice") == "reset" {
 		data.Notice = c.opt.Site.T(web.Lang(r), "console.pupil.reset_no_code")
@@ -384,6 +391,13 @@ func (c *Console) resetPupil(w http.ResponseWriter, r *http.Request, p Principal
 		return
 	}
 	code, exp, err := c.reset(ctx, r, p, s, pu, purpose)
+	if err == nil {
+		classID := ""
+		if len(pu.ClassIDs) > 0 {
+			classID = pu.ClassIDs[0]
+		}
+		err = c.access(ctx, p, s.ID, pu.ID, classID, "passkey.reset", purpose)
+	}
 	if errors.Is(err, school.ErrInvalid) {
 		c.renderPupil(w, r, http.StatusConflict, PupilData{Frame: Frame{Me: p, School: s}, Purpose: purpose, Confirmed: confirmed,
 			Errors: map[string]string{"purpose": c.opt.Site.T(lang, "console.pupil.no_consent")}}, pu)

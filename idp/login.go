@@ -42,6 +42,10 @@ type LoginOptions struct {
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// SessionEnded, when set, is told (after the commit) of every session
+	// ended here (logout, sign-out from /me), so that the platforms the
+	// session logged in to get a back-channel logout.
+	SessionEnded func(ctx context.Context, ref string) error
 }
 
 // Login serves the pupils' username-less passkey login at /login, logout,
@@ -129,6 +133,23 @@ func (l *Login) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /login/finish", l.finish)
 	mux.HandleFunc("POST /logout", l.logout)
 	l.mountMe(mux)
+}
+
+// SetSessionEnded sets the SessionEnded hook after construction (the OIDC
+// provider that wants it is built on the login). Call it before serving.
+func (l *Login) SetSessionEnded(fn func(ctx context.Context, ref string) error) { l.opt.SessionEnded = fn }
+
+// ended tells the SessionEnded hook that the session ref ended; a failure
+// is logged, never shown: the session is over either way.
+func (l *Login) ended(ctx context.Context, refs ...string) {
+	if l.opt.SessionEnded == nil {
+		return
+	}
+	for _, ref := range refs {
+		if err := l.opt.SessionEnded(context.WithoutCancel(ctx), ref); err != nil {
+			l.log.Warn("telling platforms of an ended session failed", "session", ref, "err", err)
+		}
+	}
 }
 
 // LoginURL is the login page that sends the browser on to returnTo (a
@@ -399,6 +420,7 @@ func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
 			l.opt.Site.ServerError(w, r, err)
 			return
 		}
+		l.ended(r.Context(), s.Ref)
 	}
 	l.clearCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)

@@ -295,6 +295,9 @@ func (l *Login) revokeSession(w http.ResponseWriter, r *http.Request) {
 		l.opt.Site.ServerError(w, r, err)
 		return
 	}
+	if err == nil {
+		l.ended(r.Context(), ref)
+	}
 	if ref == s.Ref {
 		l.clearCookie(w, r)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -309,16 +312,19 @@ func (l *Login) revokeOthers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var ended []string
 	err := l.opt.Store.InTx(ctx, func(q school.Queries) error {
+		ended = ended[:0]
 		sessions, err := q.ListSessions(ctx, p.ID)
 		if err != nil {
 			return err
 		}
 		for _, ss := range sessions {
-			if ss.Ref != s.Ref {
+			if ss.Ref != s.Ref && ss.RevokedAt.IsZero() {
 				if err := q.RevokeSession(ctx, p.ID, ss.Ref, "signed out elsewhere"); err != nil {
 					return err
 				}
+				ended = append(ended, ss.Ref)
 			}
 		}
 		return nil
@@ -327,5 +333,6 @@ func (l *Login) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		l.opt.Site.ServerError(w, r, err)
 		return
 	}
+	l.ended(ctx, ended...)
 	http.Redirect(w, r, "/me?msg=signed_out_others", http.StatusSeeOther)
 }

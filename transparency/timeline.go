@@ -63,7 +63,11 @@ func Timeline(ctx context.Context, st school.Queries, site *web.Site, lang, pupi
 		}
 		text := who + " " + what
 		if a.Purpose != "" {
-			text += " – " + site.T(lang, "timeline.purpose", a.Purpose)
+			purpose := a.Purpose // a code such as checked_in_person, or free text
+			if key := "console.pupil.purpose." + a.Purpose; site.HasText(key) {
+				purpose = site.T(lang, key)
+			}
+			text += " – " + site.T(lang, "timeline.purpose", purpose)
 		}
 		out = append(out, Event{Time: a.Time, Kind: "access", Text: text})
 	}

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
 )
 
@@ -49,6 +50,7 @@ func cmdAdmin(ctx context.Context, a *app, out io.Writer, args []string) error {
 func adminCommands() map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error {
 	return map[string]func(ctx context.Context, a *app, out io.Writer, args []string) error{
 		"export":          adminExport,
+		"platform":        adminPlatform,
 		"create-operator": adminCreateOperator,
 		"staff":           adminStaff,
 		"enrolment":       adminEnrolment,
@@ -56,9 +58,18 @@ func adminCommands() map[string]func(ctx context.Context, a *app, out io.Writer,
 }
 
 // adminExtraUsage documents adminCommands.
-const adminExtraUsage = `Data rights:
+const adminExtraUsage = `Learning platforms (operator):
+  platform add --name N --client-id ID --redirect-uri U [--public] [--attr claim="why" …] [--offline-access] [--backchannel-logout-uri U]
+  platform add-saml --name N --metadata FILE|--metadata-url URL [--attr name="why" …] [--nameid persistent|transient]
+  platform list | show ID | remove ID
+Data rights:
   export --school CODE --pupil ID       everything held about a pupil, as JSON (subject access request)
 ` + adminConsoleUsage
+
+// adminPlatform registers and lists learning platforms (OIDC and SAML).
+func adminPlatform(ctx context.Context, a *app, out io.Writer, args []string) error {
+	return idp.PlatformCommand(ctx, a.store, out, args)
+}
 
 func adminCreateSchool(ctx context.Context, a *app, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("create-school", flag.ContinueOnError)

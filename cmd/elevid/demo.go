@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
+	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
 )
 
 // demoPupils are the made-up pupils of the demo school.
@@ -71,5 +74,29 @@ func seedDemo(ctx context.Context, a *app, out io.Writer) error {
 // demoExtra seeds what the capability packages add to the demo (the demo
 // platform, the teacher's sign-in); it is idempotent too.
 func demoExtra(ctx context.Context, a *app, out io.Writer, s school.School) error {
-	return demoConsole(ctx, a, out, s)
+	platform, err := idp.RegisterDemoPlatform(ctx, a.store, a.cfg.Issuer, a.pairwise)
+	if err != nil {
+		return fmt.Errorf("demo platform: %w", err)
+	}
+	if err := demoConsole(ctx, a, out, s, platform); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, `Demo platform (an OIDC relying party):  %s/demo/platform
+Mail the demo would send (no SMTP set): %s/demo/mail
+`, a.cfg.Issuer, a.cfg.Issuer)
+	return nil
+}
+
+// demoMail lists the mail in the outbox, so that a newcomer without an
+// SMTP server can open the consent links the guardians would get. It is
+// mounted only in demo mode.
+func demoMail(a *app, site *web.Site) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		mails, err := a.store.ListMail(r.Context(), school.MailFilter{Limit: 50})
+		if err != nil {
+			site.ServerError(w, r, err)
+			return
+		}
+		site.Render(w, r, http.StatusOK, "demo-mail", mails)
+	}
 }

@@ -60,10 +60,11 @@ const (
 	demoTeacherTOTP     = "ELEVIDDEMOLAERERZQ7XK4PAMBSWY3DP" // base32, 20 bytes
 )
 
-// demoConsole gives the demo teacher a password and TOTP secret, puts two
-// of the demo pupils' enrolment flows into "consented" (the other two are
-// left for the consent flow to show), and prints how to sign in.
-func demoConsole(ctx context.Context, a *app, out io.Writer, s school.School) error {
+// demoConsole gives the demo teacher a password and TOTP secret, records
+// for two of the demo pupils a guardian's consent to the demo platform
+// (the other two are left for the consent flow to show), and prints how
+// to sign in.
+func demoConsole(ctx context.Context, a *app, out io.Writer, s school.School, platform school.Platform) error {
 	st, err := a.store.StaffByUsername(ctx, "laerer")
 	if err != nil {
 		return fmt.Errorf("demo teacher: %w", err)
@@ -88,7 +89,22 @@ func demoConsole(ctx context.Context, a *app, out io.Writer, s school.School) er
 		if _, err := a.store.GetEnrolment(ctx, p.ID); !errors.Is(err, school.ErrNotFound) {
 			continue // the flow exists (or the store failed): leave it
 		}
-		if _, err := a.store.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, State: school.EnrolmentConsented, Rule: school.ConsentNone, StartedBy: "demo"}); err != nil {
+		// Demo data: the guardian's consent to the demo platform is recorded
+		// by the seeding (and audited as such), not given through the mail.
+		err := a.store.InTx(ctx, func(q school.Queries) error {
+			if _, err := q.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, SchoolID: s.ID, State: school.EnrolmentConsented, Rule: school.ConsentAny, StartedBy: "demo"}); err != nil {
+				return err
+			}
+			for _, g := range p.GuardianIDs {
+				if _, err := q.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: g, PlatformID: platform.ID, Decision: school.DecisionGranted, DecidedAt: time.Now()}); err != nil {
+					return err
+				}
+			}
+			_, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: s.ID, ActorID: "system", ActorRole: "system", Action: "demo.consent", SubjectID: p.ID,
+				Detail: "demo data: consent to the demo platform recorded by the seeding"})
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,7 @@ type wiring struct {
 	background []func(ctx context.Context)
 	enroller   *enrollment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
 	login      *idp.Login           // pupil passkey login and sessions (feature_passkeys.go)
+	oidc       *idp.OIDC            // the OpenID provider (feature_oidc.go)
 	flows      *enrollment.Flows    // enrolment flows (feature_consent.go)
 	consent    *parent.Service      // guardian consent, passkey reset (feature_consent.go)
 }
@@ -39,6 +40,7 @@ var features = []func(w *wiring) error{
 	mountConsent,
 	mountRights,
 	mountSAML,
+	mountOIDC,
 	mountConsole,
 }
 

@@ -225,15 +225,18 @@ func (s *Store) ListSyncRuns(ctx context.Context, schoolID string, limit int) ([
 // cost more than they save.
 const bulkParams = 500
 
-// insertMany inserts rows (each len(cols) values) into table in batches.
-func (s *Store) insertMany(ctx context.Context, table, cols string, ncols int, rows [][]any) error {
+// insertMany inserts n rows (each ncols values, made by row(i) when its
+// batch is sent, so that a large insert never holds all its arguments)
+// into table in batches.
+func (s *Store) insertMany(ctx context.Context, table, cols string, ncols, n int, row func(i int) []any) error {
 	per := max(1, bulkParams/ncols)
-	for start := 0; start < len(rows); start += per {
-		end := min(start+per, len(rows))
+	for start := 0; start < n; start += per {
+		end := min(start+per, n)
 		var b strings.Builder
 		b.WriteString(`INSERT INTO ` + table + ` (` + cols + `) VALUES `)
 		args := make([]any, 0, (end-start)*ncols)
-		for i, r := range rows[start:end] {
+		for i := range end - start {
+			r := row(start + i)
 			if len(r) != ncols {
 				return fmt.Errorf("insert %s: row has %d values, want %d", table, len(r), ncols)
 			}
@@ -261,17 +264,18 @@ func (s *Store) insertMany(ctx context.Context, table, cols string, ncols int, r
 func (s *Store) CreateGuardians(ctx context.Context, gs []school.Guardian) ([]school.Guardian, error) {
 	now := s.now()
 	out := make([]school.Guardian, len(gs))
-	rows := make([][]any, len(gs))
 	for i, g := range gs {
 		if err := g.Validate(); err != nil {
 			return nil, err
 		}
 		g.ID, g.CreatedAt = school.NewID(), now
 		out[i] = g
-		rows[i] = []any{g.ID, g.SchoolID, g.ExternalID, g.Name, g.Email, micros(g.CreatedAt)}
 	}
 	err := s.tx(ctx, "create guardians", func(t *Store) error {
-		return t.insertMany(ctx, "guardians", guardianCols, 6, rows)
+		return t.insertMany(ctx, "guardians", guardianCols, 6, len(out), func(i int) []any {
+			g := out[i]
+			return []any{g.ID, g.SchoolID, g.ExternalID, g.Name, g.Email, micros(g.CreatedAt)}
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -284,8 +288,7 @@ func (s *Store) CreateGuardians(ctx context.Context, gs []school.Guardian) ([]sc
 func (s *Store) CreatePupils(ctx context.Context, ps []school.Pupil) ([]school.Pupil, error) {
 	now := s.now()
 	out := make([]school.Pupil, len(ps))
-	rows := make([][]any, len(ps))
-	var classLinks, guardianLinks [][]any
+	var classLinks, guardianLinks [][2]string
 	schools := map[string]bool{}
 	for i, p := range ps {
 		if p.Status == "" {
@@ -297,23 +300,27 @@ func (s *Store) CreatePupils(ctx context.Context, ps []school.Pupil) ([]school.P
 		p.ID, p.CreatedAt, p.UpdatedAt = school.NewID(), now, now
 		out[i] = p
 		schools[p.SchoolID] = true
-		rows[i] = []any{p.ID, p.SchoolID, p.ExternalID, p.GivenName, p.FamilyName, birthText(p.BirthDate), string(p.Status),
-			micros(p.QuarantinedAt), micros(p.CreatedAt), micros(p.UpdatedAt)}
 		for _, c := range p.ClassIDs {
-			classLinks = append(classLinks, []any{p.ID, c})
+			classLinks = append(classLinks, [2]string{p.ID, c})
 		}
 		for _, g := range p.GuardianIDs {
-			guardianLinks = append(guardianLinks, []any{p.ID, g})
+			guardianLinks = append(guardianLinks, [2]string{p.ID, g})
 		}
 	}
+	pair := func(l [][2]string) func(int) []any { return func(i int) []any { return []any{l[i][0], l[i][1]} } }
 	err := s.tx(ctx, "create pupils", func(t *Store) error {
-		if err := t.insertMany(ctx, "pupils", pupilCols, 10, rows); err != nil {
+		err := t.insertMany(ctx, "pupils", pupilCols, 10, len(out), func(i int) []any {
+			p := out[i]
+			return []any{p.ID, p.SchoolID, p.ExternalID, p.GivenName, p.FamilyName, birthText(p.BirthDate), string(p.Status),
+				micros(p.QuarantinedAt), micros(p.CreatedAt), micros(p.UpdatedAt)}
+		})
+		if err != nil {
 			return err
 		}
-		if err := t.insertMany(ctx, "pupil_classes", "pupil_id, class_id", 2, classLinks); err != nil {
+		if err := t.insertMany(ctx, "pupil_classes", "pupil_id, class_id", 2, len(classLinks), pair(classLinks)); err != nil {
 			return err
 		}
-		if err := t.insertMany(ctx, "pupil_guardians", "pupil_id, guardian_id", 2, guardianLinks); err != nil {
+		if err := t.insertMany(ctx, "pupil_guardians", "pupil_id, guardian_id", 2, len(guardianLinks), pair(guardianLinks)); err != nil {
 			return err
 		}
 		// Links must stay within the school, as relink enforces one by one.
@@ -362,8 +369,9 @@ func (s *Store) AppendAudits(ctx context.Context, es []school.AuditEntry) error 
 			return err
 		}
 		now := t.now()
-		rows := make([][]any, len(es))
-		for i, e := range es {
+		// Rows are chained in order as insertMany asks for them.
+		err := t.insertMany(ctx, "audit_log", auditCols, 11, len(es), func(i int) []any {
+			e := es[i]
 			if e.Time.IsZero() {
 				e.Time = now
 			}
@@ -372,12 +380,12 @@ func (s *Store) AppendAudits(ctx context.Context, es []school.AuditEntry) error 
 			e.PrevHash = head.Hash
 			e.Hash = e.ComputeHash()
 			head = school.ChainHead{Seq: e.Seq, Hash: e.Hash}
-			rows[i] = []any{e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash}
-		}
-		if err := t.insertMany(ctx, "audit_log", auditCols, 11, rows); err != nil {
+			return []any{e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash}
+		})
+		if err != nil {
 			return err
 		}
-		_, err := t.q.Exec(ctx, `UPDATE audit_heads SET seq = $2, hash = $3 WHERE school_id = $1`, chain, head.Seq, head.Hash)
+		_, err = t.q.Exec(ctx, `UPDATE audit_heads SET seq = $2, hash = $3 WHERE school_id = $1`, chain, head.Seq, head.Hash)
 		return err
 	})
 }

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/elevid/elevid/idp"
+)
+
+// mountOIDC mounts the OpenID Connect provider (discovery, JWKS, /oidc/*)
+// on the pupil login, tells it of ended sessions and withdrawn consents,
+// and in demo mode the built-in example platform.
+func mountOIDC(w *wiring) error {
+	a := w.app
+	op, err := idp.NewOIDC(w.ctx, idp.OIDCOptions{Issuer: a.cfg.Issuer, Store: a.store, Sealer: a.sealer,
+		PairwiseSecret: a.pairwise, Site: w.site, Sessions: w.login, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	op.Mount(w.mux)
+	w.bypass = append(w.bypass, idp.OIDCBypassPatterns...)
+	w.login.SetSessionEnded(op.SessionEnded)
+	if w.consent != nil {
+		w.consent.AddLogout(op)
+	}
+	w.oidc = op
+	if w.demo {
+		idp.NewDemoPlatform(a.cfg.Issuer, a.pairwise, w.site, nil, a.log).Mount(w.mux)
+		w.mux.HandleFunc("GET /demo/mail", demoMail(a, w.site))
+	}
+	w.background = append(w.background, func(ctx context.Context) {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if _, err := a.store.PruneOIDC(ctx, time.Now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
+				a.log.Error("oidc: prune", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return nil
+}
