@@ -2,6 +2,7 @@ package enrollment_test
 
 import (
 	"context"
+	"github.com/elevid/elevid/internal/testenv"
 	"os"
 	"os/exec"
 	"strings"
@@ -25,7 +26,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("chromium is not installed: skipping the real-browser passkey test (apt-get install chromium)")
+	testenv.Unavailable(t, "chromium", "chromium is not installed (apt-get install chromium)")
 	return ""
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/elevid/elevid/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -98,7 +99,7 @@ func openStore(t testing.TB, kind storeKind, now func() time.Time) (school.Store
 	case onPostgres:
 		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
 		if dsn == "" {
-			t.Skip("ELEVID_TEST_POSTGRES is not set: skipping PostgreSQL")
+			testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES is not set")
 		}
 		schema := "t_" + school.NewID()[:12]
 		admin, err := pgx.Connect(ctx, dsn)

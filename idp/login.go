@@ -137,7 +137,9 @@ func (l *Login) Mount(mux *http.ServeMux) {
 
 // SetSessionEnded sets the SessionEnded hook after construction (the OIDC
 // provider that wants it is built on the login). Call it before serving.
-func (l *Login) SetSessionEnded(fn func(ctx context.Context, ref string) error) { l.opt.SessionEnded = fn }
+func (l *Login) SetSessionEnded(fn func(ctx context.Context, ref string) error) {
+	l.opt.SessionEnded = fn
+}
 
 // ended tells the SessionEnded hook that the session ref ended; a failure
 // is logged, never shown: the session is over either way.

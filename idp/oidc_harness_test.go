@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/elevid/elevid/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -84,7 +85,7 @@ func openTestStore(t testing.TB, pg bool, now func() time.Time) (school.Store, f
 	if pg {
 		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
 		if dsn == "" {
-			t.Skip("ELEVID_TEST_POSTGRES not set: skipping the PostgreSQL run")
+			testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES not set")
 		}
 		// A fresh schema per test keeps runs independent.
 		schema := "oidc_" + school.NewID()[:12]

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"github.com/elevid/elevid/internal/testenv"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ import (
 func TestSAMLXMLSec1Verifies(t *testing.T) {
 	xmlsec, err := exec.LookPath("xmlsec1")
 	if err != nil {
-		t.Skip("xmlsec1 not on PATH (Debian package xmlsec1)")
+		testenv.Unavailable(t, "xmlsec1", "xmlsec1 not on PATH (Debian package xmlsec1)")
 	}
 	h := newHarness(t)
 	sp := h.newSP(t, spOptions{consent: true, flags: []string{"--no-encrypt"}})

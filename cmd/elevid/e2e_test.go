@@ -215,6 +215,16 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		!strings.Contains(page, `id="consent-`+pupil.ID+`-`+math.ID+`"`) {
 		t.Fatalf("guardian's page lacks the release to Matematikportalen or its consent: %d\n%s", status, page)
 	}
+	releasesTo := func(platformID string) int {
+		n := 0
+		for _, r := range must2[[]school.Release](t)(st.ListReleases(ctx, pupil.ID)) {
+			if r.PlatformID == platformID {
+				n++
+			}
+		}
+		return n
+	}
+	mathReleases := releasesTo(math.ID)
 	if status, _, hdr := guardianBrowser.postForm("/guardian/withdraw", url.Values{"pupil": {pupil.ID}, "platform": {math.ID}}); status != http.StatusSeeOther || hdr.Get("Location") != "/guardian?msg=withdrawn" {
 		t.Fatalf("withdraw: %d %v", status, hdr)
 	}
@@ -249,6 +259,10 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	if res.err != "access_denied" || res.code != "" || !res.passkeyLogin {
 		t.Fatalf("authorize after withdrawal: %+v, want access_denied after a fresh passkey login", res)
 	}
+	if n := releasesTo(math.ID); n != mathReleases {
+		t.Fatalf("%d releases to the platform after withdrawal, want %d", n, mathReleases)
+	}
+	e.wantFlow(pupil.ID, school.EnrolmentEnrolled) // the other platform's consent stands
 	// The other platform's consent stands: it still gets a code.
 	if res2 = e.authorize(pupilBrowser, dev, dictRP); res2.code == "" {
 		t.Fatalf("authorize at the still-consented platform: %+v", res2)
@@ -262,7 +276,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	// reset (checked in person) tells the guardian by mail, retires the
 	// old passkey and gives a new code.
 	status, page, _ = guardianBrowser.get("/rights/" + pupil.ID + "/timeline")
-	if status != 200 || !strings.Contains(page, "Platform Matematikportalen received") {
+	if status != 200 || !strings.Contains(page, "Platform Matematikportalen received name and class") {
 		t.Fatalf("guardian's timeline: %d\n%s", status, page)
 	}
 	sheet = staff.followPost("/console/schools/"+sch.ID+"/pupils/"+pupil.ID+"/reset", url.Values{"purpose": {"lost_device"}, "confirm": {"yes"}})
@@ -278,10 +292,17 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		t.Fatalf("login with the reset passkey: %d %v", status, out)
 	}
 	status, page, _ = guardianBrowser.get("/rights/" + pupil.ID + "/timeline")
-	if status != 200 || !strings.Contains(page, "Anna Jensen") || !strings.Contains(page, "reset the passkeys") {
-		t.Errorf("the guardian's timeline lacks the teacher's passkey reset (access log): %d\n%s", status, page)
+	if status != 200 || !strings.Contains(page, "Teacher Anna Jensen (7A) reset the passkeys – purpose: Lost device") {
+		t.Fatalf("the guardian's timeline lacks the teacher's passkey reset (access log): %d\n%s", status, page)
 	}
-	t.Log(page)
+	// The new code enrols a new passkey, which logs in.
+	newDev := e.device()
+	newBrowser := e.client()
+	newBrowser.enrol(newDev, html.UnescapeString(m[1]))
+	if status, out := newBrowser.passkeyLogin(newDev, "/me"); status != 200 {
+		t.Fatalf("login with the new passkey: %d %s", status, out)
+	}
+	e.wantFlow(pupil.ID, school.EnrolmentEnrolled)
 	t.Logf("end-to-end run took %s", time.Since(start).Round(time.Millisecond))
 }
 

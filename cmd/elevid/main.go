@@ -83,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	// Libraries that log through the default logger (zitadel's OIDC
+	// provider) log through ours.
+	slog.SetDefault(log)
 	switch cmd {
 	case "serve":
 		return serve(ctx, cfg, log, demo, stdout)

@@ -3,6 +3,7 @@ package oidcbench_test
 import (
 	"bytes"
 	"context"
+	"github.com/elevid/elevid/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -67,7 +68,7 @@ func startServer(t *testing.T, db string) *server {
 	case "postgres":
 		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
 		if dsn == "" {
-			t.Skip("ELEVID_TEST_POSTGRES not set: skipping the PostgreSQL bench")
+			testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES not set")
 		}
 		admin, err := postgres.Open(ctx, dsn, sqlstore.Options{})
 		if err != nil {
@@ -182,10 +183,10 @@ func envInt(name string, def int) int {
 func TestOpenIDClientNode(t *testing.T) {
 	dir, _ := filepath.Abs("../../.ci/oidc-node")
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not on PATH: skipping the openid-client check")
+		testenv.Unavailable(t, "node", "node not on PATH")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openid-client")); err != nil {
-		t.Skip("openid-client not installed: run npm ci in .ci/oidc-node")
+		testenv.Unavailable(t, "node", "openid-client not installed: run npm ci in .ci/oidc-node")
 	}
 	s := startServer(t, "sqlite")
 	f, err := oidcbench.Prepare(context.Background(), s.st, "localhost", s.origin, 1)

@@ -3,6 +3,7 @@ package rostersync_test
 import (
 	"context"
 	"fmt"
+	"github.com/elevid/elevid/internal/testenv"
 	"net/url"
 	"os"
 	"runtime"
@@ -37,7 +38,7 @@ func benchRoster(preset string) roster {
 func openPostgres(tb testing.TB, clock *testClock) school.Store {
 	dsn := os.Getenv("ELEVID_TEST_POSTGRES")
 	if dsn == "" {
-		tb.Skip("ELEVID_TEST_POSTGRES is not set: skipping PostgreSQL (set it to a DSN, e.g. postgres://postgres@127.0.0.1:5432/test)")
+		testenv.Unavailable(tb, "postgres", "ELEVID_TEST_POSTGRES is not set (a DSN, e.g. postgres://postgres@127.0.0.1:5432/test)")
 	}
 	ctx := context.Background()
 	schema := "rs_" + school.NewID()[:12]

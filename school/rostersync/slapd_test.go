@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/elevid/elevid/internal/testenv"
 	"math/big"
 	"net"
 	"os"
@@ -123,7 +124,7 @@ func freePort(t testing.TB) int {
 // It skips when slapd is not installed.
 func startSlapd(t testing.TB, r roster) *slapd {
 	if _, err := os.Stat(slapdBin); err != nil {
-		t.Skipf("%s not found: skipping the real OpenLDAP test (install the Debian packages slapd and ldap-utils)", slapdBin)
+		testenv.Unavailable(t, "slapd", slapdBin+" not found: install the Debian packages slapd and ldap-utils")
 	}
 	dir := t.TempDir()
 	schema, err := filepath.Abs("testdata/elevid-schac.schema")
