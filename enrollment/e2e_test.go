@@ -82,6 +82,9 @@ func TestEnrolLoginMe(t *testing.T) {
 		t.Fatalf("second login = %d %v", status, res)
 	}
 	status, body = b2.get("/me")
+	if status != http.StatusOK {
+		t.Fatalf("/me on the second device = %d", status)
+	}
 	contains(t, body, "Hi Ida", "this device", "Sign out everywhere else")
 	if status, _, _ := b2.form("/me/sessions/revoke-others", nil); status != http.StatusSeeOther {
 		t.Fatalf("revoke-others = %d", status)

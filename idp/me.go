@@ -16,6 +16,7 @@ import (
 
 // MeData is the data of the pupil's page.
 type MeData struct {
+	PupilID    string
 	GivenName  string
 	SchoolName string
 	Passkeys   []MePasskey
@@ -25,6 +26,15 @@ type MeData struct {
 	CanRemoveLast bool
 	Message       string // a translated notice after an action
 	Error         string // a translated error after an action
+	// SAMLPlatforms are the SAML platforms the pupil may sign in to from
+	// here (IdP-initiated): registered and covered by consent.
+	SAMLPlatforms []MePlatform
+}
+
+// MePlatform is a platform on the pupil's page.
+type MePlatform struct {
+	Name     string
+	EntityID string
 }
 
 // MePasskey is one passkey on the pupil's page.
@@ -111,7 +121,20 @@ func (l *Login) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lang := web.Lang(r)
-	d := MeData{GivenName: p.GivenName, SchoolName: sc.Name, CanRemoveLast: pending}
+	d := MeData{PupilID: p.ID, GivenName: p.GivenName, SchoolName: sc.Name, CanRemoveLast: pending}
+	platforms, err := l.opt.Store.ListPlatforms(ctx)
+	if err != nil {
+		l.opt.Site.ServerError(w, r, err)
+		return
+	}
+	for _, pl := range platforms {
+		if pl.Protocol != school.ProtocolSAML {
+			continue
+		}
+		if ok, err := l.opt.Store.ReleaseAllowed(ctx, p.ID, pl.ID); err == nil && ok {
+			d.SAMLPlatforms = append(d.SAMLPlatforms, MePlatform{Name: pl.Name, EntityID: pl.ClientID})
+		}
+	}
 	if k, ok := meMessages[r.URL.Query().Get("msg")]; ok {
 		d.Message = l.opt.Site.T(lang, k)
 	}

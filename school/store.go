@@ -25,6 +25,11 @@ type Store interface {
 
 // Queries is everything a Store can do, inside or outside a transaction.
 type Queries interface {
+	// AfterCommit runs fn once the current transaction has committed (at
+	// once outside a transaction); a rolled-back or retried attempt drops
+	// it. Use it for effects outside the store that must follow a change,
+	// such as telling platforms that a pupil's session ended.
+	AfterCommit(fn func(ctx context.Context))
 	SchoolStore
 	ClassStore
 	PupilStore

@@ -65,10 +65,10 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	// 1. The roster (as a sync leaves it): school, class, guardian, pupil,
 	// a teacher of the class; two OIDC platforms registered by the
 	// operator command, one with a back-channel logout endpoint.
-	sch := must2[school.School](t)(st.CreateSchool(ctx, school.School{Code: "e2e", Name: "Egeskovskolen", Domain: "egeskov.example.dk"}))
-	class := must2[school.Class](t)(st.CreateClass(ctx, school.Class{SchoolID: sch.ID, Name: "7A"}))
-	guardian := must2[school.Guardian](t)(st.CreateGuardian(ctx, school.Guardian{SchoolID: sch.ID, Name: "Mette Holm", Email: "mette.holm@example.dk"}))
-	pupil := must2[school.Pupil](t)(st.CreatePupil(ctx, school.Pupil{SchoolID: sch.ID, ExternalID: "ext-ida", GivenName: "Ida", FamilyName: "Holm",
+	sch := mustOK[school.School](t)(st.CreateSchool(ctx, school.School{Code: "e2e", Name: "Egeskovskolen", Domain: "egeskov.example.dk"}))
+	class := mustOK[school.Class](t)(st.CreateClass(ctx, school.Class{SchoolID: sch.ID, Name: "7A"}))
+	guardian := mustOK[school.Guardian](t)(st.CreateGuardian(ctx, school.Guardian{SchoolID: sch.ID, Name: "Mette Holm", Email: "mette.holm@example.dk"}))
+	pupil := mustOK[school.Pupil](t)(st.CreatePupil(ctx, school.Pupil{SchoolID: sch.ID, ExternalID: "ext-ida", GivenName: "Ida", FamilyName: "Holm",
 		BirthDate: time.Now().AddDate(-13, -2, 0).UTC().Truncate(24 * time.Hour), ClassIDs: []string{class.ID},
 		GuardianIDs: []string{guardian.ID}, Status: school.PupilActive}))
 	teacher := e.staffMember(sch.ID, "anna", "Anna Jensen", school.RoleTeacher, []string{class.ID})
@@ -217,7 +217,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	}
 	releasesTo := func(platformID string) int {
 		n := 0
-		for _, r := range must2[[]school.Release](t)(st.ListReleases(ctx, pupil.ID)) {
+		for _, r := range mustOK[[]school.Release](t)(st.ListReleases(ctx, pupil.ID)) {
 			if r.PlatformID == platformID {
 				n++
 			}
@@ -250,7 +250,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	if status, _, hdr := pupilBrowser.get("/me"); status != http.StatusSeeOther || !strings.HasPrefix(hdr.Get("Location"), "/login") {
 		t.Fatalf("/me after withdrawal: %d %v (session not revoked)", status, hdr)
 	}
-	if sess := must2[[]school.Session](t)(st.ListSessions(ctx, pupil.ID)); len(sess) != 0 {
+	if sess := mustOK[[]school.Session](t)(st.ListSessions(ctx, pupil.ID)); len(sess) != 0 {
 		t.Fatalf("the pupil still has %d active sessions", len(sess))
 	}
 	// A new login at the platform: the pupil logs in again with the
@@ -285,7 +285,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		t.Fatalf("no new code after the passkey reset:\n%s", sheet)
 	}
 	e.sink.wait(t, guardian.Email, "/guardian")
-	if creds := must2[[]school.Credential](t)(st.ListCredentials(ctx, pupil.ID, false)); len(creds) != 0 {
+	if creds := mustOK[[]school.Credential](t)(st.ListCredentials(ctx, pupil.ID, false)); len(creds) != 0 {
 		t.Fatalf("%d passkeys active after the reset", len(creds))
 	}
 	if status, out := e.client().passkeyLogin(dev, "/me"); status != http.StatusUnauthorized {
@@ -376,8 +376,8 @@ func atoiPort(t *testing.T, s string) int {
 	return n
 }
 
-// must2 returns a function that fails t on error.
-func must2[T any](t testing.TB) func(T, error) T {
+// mustOK returns a function that fails t on error.
+func mustOK[T any](t testing.TB) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {
@@ -408,7 +408,7 @@ type staffAccount struct {
 func (e *e2e) staffMember(schoolID, username, name string, role school.Role, classes []string) staffAccount {
 	e.t.Helper()
 	ctx := context.Background()
-	s := must2[school.Staff](e.t)(e.a.store.CreateStaff(ctx, school.Staff{SchoolID: schoolID, Username: username, Name: name, Role: role, ClassIDs: classes}))
+	s := mustOK[school.Staff](e.t)(e.a.store.CreateStaff(ctx, school.Staff{SchoolID: schoolID, Username: username, Name: name, Role: role, ClassIDs: classes}))
 	key, err := console.NewTOTPKey(username)
 	if err != nil {
 		e.t.Fatal(err)
@@ -468,7 +468,7 @@ func (e *e2e) registerPlatform(name, clientID, redirectURI string, backchannel b
 		e.t.Fatalf("platform add printed no secret:\n%s", out.String())
 	}
 	p.secret = m[1]
-	p.Platform = must2[school.Platform](e.t)(e.a.store.PlatformByClientID(context.Background(), clientID))
+	p.Platform = mustOK[school.Platform](e.t)(e.a.store.PlatformByClientID(context.Background(), clientID))
 	return p
 }
 

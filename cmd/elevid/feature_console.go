@@ -10,7 +10,6 @@ import (
 	"github.com/elevid/elevid/console"
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/school"
-	"github.com/elevid/elevid/school/rostersync"
 )
 
 // mountConsole mounts the staff console at /console. It uses the
@@ -23,7 +22,7 @@ func mountConsole(w *wiring) error {
 	opt := console.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, Issuer: cfg.Issuer, Logger: w.app.log,
 		IdleTimeout: cfg.Sessions.StaffIdle.D(), Lifetime: cfg.Sessions.StaffAbsolute.D(),
-		Syncer: rostersync.New(rostersync.Options{Store: w.app.store, Sealer: w.app.sealer, Log: w.app.log}),
+		Syncer: w.syncer,
 	}
 	if w.flows != nil {
 		opt.Enroller, opt.Starter = w.flows, w.flows

@@ -7,6 +7,7 @@ import (
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/parent"
+	"github.com/elevid/elevid/school/rostersync"
 	"github.com/elevid/elevid/web"
 )
 
@@ -28,6 +29,7 @@ type wiring struct {
 	enroller   *enrollment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
 	login      *idp.Login           // pupil passkey login and sessions (feature_passkeys.go)
 	oidc       *idp.OIDC            // the OpenID provider (feature_oidc.go)
+	syncer     *rostersync.Syncer   // roster sync from LDAP (sync.go)
 	flows      *enrollment.Flows    // enrolment flows (feature_consent.go)
 	consent    *parent.Service      // guardian consent, passkey reset (feature_consent.go)
 }
@@ -41,6 +43,7 @@ var features = []func(w *wiring) error{
 	mountRights,
 	mountSAML,
 	mountOIDC,
+	mountSync,
 	mountConsole,
 }
 

@@ -2,11 +2,55 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
+	"time"
+
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/rostersync"
 )
 
-// cmdSync runs `elevid sync`.
+// syncOptions are the roster sync's options with the effects of a
+// quarantine: the pupil's sessions end in the applying transaction, and
+// once it has committed the platforms get a back-channel logout and the
+// pupil's tokens are revoked.
+func syncOptions(w *wiring) rostersync.Options {
+	a := w.app
+	return rostersync.Options{Store: a.store, Sealer: a.sealer, Log: a.log,
+		OnQuarantine: func(ctx context.Context, q school.Queries, pupilID string) error {
+			if _, err := q.RevokeSessions(ctx, pupilID, "quarantined: gone from the school's directory"); err != nil {
+				return err
+			}
+			q.AfterCommit(func(ctx context.Context) {
+				if w.oidc == nil {
+					return
+				}
+				if err := w.oidc.LogoutPupil(ctx, pupilID, ""); err != nil {
+					a.log.Warn("sync: back-channel logout of a quarantined pupil failed", "pupil", pupilID, "err", err)
+				}
+			})
+			return nil
+		}}
+}
+
+// cmdSync runs `elevid sync`. It builds the same wiring as serve, so that
+// a quarantine from the command line has the same effects.
 func cmdSync(ctx context.Context, a *app, out io.Writer, args []string) error {
-	return errors.New("sync: the LDAP roster sync is not part of this build yet")
+	_, w, err := newHandler(ctx, a, false)
+	if err != nil {
+		return err
+	}
+	return rostersync.Command(ctx, syncOptions(w), out, args)
+}
+
+// mountSync starts the scheduled syncs of every school with an interval.
+func mountSync(w *wiring) error {
+	s := rostersync.New(syncOptions(w))
+	w.syncer = s
+	sched := rostersync.NewScheduler(s, time.Minute)
+	w.background = append(w.background, func(ctx context.Context) {
+		if err := sched.Run(ctx); err != nil && ctx.Err() == nil {
+			w.app.log.Error("sync scheduler stopped", "err", err)
+		}
+	})
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -118,6 +119,13 @@ func (b backend) Classify(err error) error {
 		return fmt.Errorf("%w: %v", school.ErrInvalid, err)
 	}
 	return err
+}
+
+func (b backend) IsDatabaseError(err error) bool {
+	var pg *pgconn.PgError
+	var conn *pgconn.ConnectError
+	var nerr net.Error
+	return errors.As(err, &pg) || errors.As(err, &conn) || errors.As(err, &nerr) || errors.Is(err, pgx.ErrTxClosed) || pgconn.Timeout(err)
 }
 
 func (b backend) Retryable(err error) bool {

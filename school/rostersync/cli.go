@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -25,7 +24,8 @@ const usage = `usage:
 // Command implements `elevid sync`; args are the arguments after "sync".
 // Progress and results go to out, details to log. The bind password is
 // read from a file (never a flag) and sealed with sealer.
-func Command(ctx context.Context, st school.Store, sealer *school.Sealer, log *slog.Logger, out io.Writer, args []string) error {
+func Command(ctx context.Context, opt Options, out io.Writer, args []string) error {
+	st, sealer := opt.Store, opt.Sealer
 	if len(args) > 0 {
 		switch args[0] {
 		case "source":
@@ -63,7 +63,7 @@ func Command(ctx context.Context, st school.Store, sealer *school.Sealer, log *s
 		mode = school.SyncIncremental
 	}
 	p := newProgressPrinter(out)
-	s := New(Options{Store: st, Sealer: sealer, Log: log})
+	s := New(opt)
 	res, err := s.Run(ctx, sch.ID, RunOptions{Mode: mode, DryRun: *dry, Force: *force, PupilID: *pupil, Progress: p.print})
 	p.done()
 	if res.Run.ID != "" {

@@ -581,7 +581,7 @@ func TestCommand(t *testing.T) {
 	var out bytes.Buffer
 	run := func(args ...string) error {
 		out.Reset()
-		return rostersync.Command(e.ctx, e.st, e.sealer, quietLog(), &out, args)
+		return rostersync.Command(e.ctx, rostersync.Options{Store: e.st, Sealer: e.sealer, Log: quietLog()}, &out, args)
 	}
 	err := run("source", "set", "--school", "skole", "--url", e.dir.URL(), "--bind-dn", e.dir.bindDN, "--password-file", pw,
 		"--preset", "openldap", "--pupil-base", "ou=pupils,"+base, "--class-base", "ou=classes,"+base,

@@ -7,6 +7,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -97,6 +98,11 @@ func (b backend) Classify(err error) error {
 		return fmt.Errorf("%w: refers to a missing record: %v", school.ErrInvalid, err)
 	}
 	return err
+}
+
+func (b backend) IsDatabaseError(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) || errors.Is(err, driver.ErrBadConn)
 }
 
 func (b backend) Retryable(err error) bool {

@@ -56,6 +56,9 @@ type Backend interface {
 	// Retryable reports whether a transaction that failed with err may
 	// succeed when run again (serialization failure, deadlock, busy).
 	Retryable(err error) bool
+	// IsDatabaseError reports whether err (or an error it wraps) came from
+	// the database driver, as opposed to an error of the caller's own.
+	IsDatabaseError(err error) bool
 }
 
 // Options tune a Store.
@@ -71,10 +74,11 @@ type Options struct {
 
 // Store implements school.Store.
 type Store struct {
-	b    Backend
-	q    Conn // b, or the transaction when inTx
-	inTx bool
-	opt  Options
+	b     Backend
+	q     Conn // b, or the transaction when inTx
+	inTx  bool
+	opt   Options
+	after *[]func(context.Context) // AfterCommit hooks of the transaction
 }
 
 var _ school.Store = (*Store)(nil)
@@ -113,8 +117,9 @@ func (s *Store) tx(ctx context.Context, op string, fn func(t *Store) error) erro
 		return fn(s)
 	}
 	var err error
+	var fromFn bool
 	for attempt := 1; ; attempt++ {
-		err = s.try(ctx, fn)
+		fromFn, err = s.try(ctx, fn)
 		if err == nil || !s.b.Retryable(err) || attempt >= s.opt.MaxAttempts || ctx.Err() != nil {
 			break
 		}
@@ -126,15 +131,23 @@ func (s *Store) tx(ctx context.Context, op string, fn func(t *Store) error) erro
 			return s.fail(op, ctx.Err())
 		}
 	}
+	if fromFn && err != nil && !s.b.IsDatabaseError(err) {
+		// The caller's own error (e.g. "consent does not cover the
+		// platform"): returned as it is, not counted as a store error.
+		return err
+	}
 	return s.fail(op, err)
 }
 
-func (s *Store) try(ctx context.Context, fn func(t *Store) error) (err error) {
+// try runs fn in one transaction; fromFn reports whether err came from fn
+// (rather than from beginning or committing).
+func (s *Store) try(ctx context.Context, fn func(t *Store) error) (fromFn bool, err error) {
 	t, err := s.b.Begin(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	child := &Store{b: s.b, q: t, inTx: true, opt: s.opt}
+	var after []func(context.Context)
+	child := &Store{b: s.b, q: t, inTx: true, opt: s.opt, after: &after}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = t.Rollback(context.WithoutCancel(ctx))
@@ -143,9 +156,24 @@ func (s *Store) try(ctx context.Context, fn func(t *Store) error) (err error) {
 	}()
 	if err = fn(child); err != nil {
 		_ = t.Rollback(context.WithoutCancel(ctx))
-		return err
+		return true, err
 	}
-	return t.Commit(ctx)
+	if err := t.Commit(ctx); err != nil {
+		return false, err
+	}
+	for _, fn := range after {
+		fn(context.WithoutCancel(ctx))
+	}
+	return false, nil
+}
+
+// AfterCommit implements school.Queries.
+func (s *Store) AfterCommit(fn func(ctx context.Context)) {
+	if !s.inTx {
+		fn(context.Background())
+		return
+	}
+	*s.after = append(*s.after, fn)
 }
 
 // fail reports unexpected errors to OnError and returns err classified.

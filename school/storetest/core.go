@@ -591,6 +591,36 @@ func testTransactions(t *testing.T, h Harness) {
 		t.Fatal("updater inside a failed transaction was committed")
 	}
 
+	// AfterCommit hooks run once after a commit, never after a rollback,
+	// and see the committed data.
+	ran := 0
+	err = st.InTx(ctx, func(q school.Queries) error {
+		q.AfterCommit(func(context.Context) { ran++ })
+		return boom
+	})
+	wantErr(t, err, boom)
+	if ran != 0 {
+		t.Fatal("AfterCommit hook ran after a rollback")
+	}
+	var seen string
+	err = st.InTx(ctx, func(q school.Queries) error {
+		if _, err := q.UpdateSchool(ctx, s.School.ID, func(x school.School) (school.School, error) { x.Name = "Efter"; return x, nil }); err != nil {
+			return err
+		}
+		q.AfterCommit(func(ctx context.Context) {
+			ran++
+			seen = must(st.GetSchool(ctx, s.School.ID)).Name
+		})
+		return nil
+	})
+	if err != nil || ran != 1 || seen != "Efter" {
+		t.Fatalf("AfterCommit: ran %d times, saw %q, err %v", ran, seen, err)
+	}
+	st.AfterCommit(func(context.Context) { ran++ })
+	if ran != 2 {
+		t.Fatal("AfterCommit outside a transaction did not run at once")
+	}
+
 	// Concurrent updaters never lose an update.
 	const n = 24
 	var wg sync.WaitGroup
