@@ -162,9 +162,9 @@ func benchRest(t *testing.T, srv *server, st school.Store, counter *oidcbench.Co
 	var out bytes.Buffer
 	res.Print(&out)
 	t.Logf("%d concurrent pupils:\n%s", conc, out.String())
-	// A loaded machine may fail the odd login (a busy database); more
-	// than 1 % failed flows is a bug.
-	if res.Flows == 0 || res.Errors*100 > res.Flows {
+	// Under concurrent load no flow may fail: the store retries busy and
+	// serialization errors.
+	if res.Flows == 0 || res.Errors > 0 {
 		t.Fatalf("bench flows failed: %s", out.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -46,7 +47,7 @@ func Open(ctx context.Context, path string, opt sqlstore.Options) (*Store, error
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{Store: sqlstore.New(backend{db}, opt), db: db}, nil
+	return &Store{Store: sqlstore.New(&backend{db: db}, opt), db: db}, nil
 }
 
 // Migrate applies pending migrations and returns the schema version.
@@ -57,30 +58,66 @@ func (s *Store) Migrate(ctx context.Context) (int64, error) {
 // DB returns the underlying database, for tests that must tamper with rows.
 func (s *Store) DB() *sql.DB { return s.db }
 
-type backend struct{ db *sql.DB }
+// backend keeps one prepared statement per distinct query: SQLite spends
+// much of a short query's time parsing it, and the store's queries are a
+// small, fixed set.
+type backend struct {
+	db    *sql.DB
+	stmts sync.Map // query → *sql.Stmt
+}
 
-func (b backend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return execSQL(ctx, b.db, q, args...)
+func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if v, ok := b.stmts.Load(q); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := b.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := b.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
 }
-func (b backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	return querySQL(ctx, b.db, q, args...)
+
+func (b *backend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	st, err := b.stmt(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	return execSQL(ctx, stmtExecer{st}, q, args...)
 }
-func (b backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	return row{b.db.QueryRowContext(ctx, q, args...)}
+func (b *backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	st, err := b.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return querySQL(ctx, stmtExecer{st}, q, args...)
 }
-func (b backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
+func (b *backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	st, err := b.stmt(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return row{st.QueryRowContext(ctx, args...)}
+}
+func (b *backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 	t, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	return tx{t}, nil
+	return &tx{t: t, b: b}, nil
 }
-func (b backend) Ping(ctx context.Context) error {
+func (b *backend) Ping(ctx context.Context) error {
 	var one int
 	return b.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
-func (b backend) Close() error      { return b.db.Close() }
-func (b backend) ForUpdate() string { return "" }
+func (b *backend) Close() error {
+	b.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	return b.db.Close()
+}
+func (b *backend) ForUpdate() string { return "" }
 
 func code(err error) int {
 	var e *sqlite.Error
@@ -90,7 +127,7 @@ func code(err error) int {
 	return 0
 }
 
-func (b backend) Classify(err error) error {
+func (b *backend) Classify(err error) error {
 	switch code(err) {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 		return fmt.Errorf("%w: %v", school.ErrConflict, err)
@@ -100,12 +137,12 @@ func (b backend) Classify(err error) error {
 	return err
 }
 
-func (b backend) IsDatabaseError(err error) bool {
+func (b *backend) IsDatabaseError(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) || errors.Is(err, driver.ErrBadConn)
 }
 
-func (b backend) Retryable(err error) bool {
+func (b *backend) Retryable(err error) bool {
 	c := code(err) & 0xff
 	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
@@ -131,19 +168,59 @@ func querySQL(ctx context.Context, e execer, q string, args ...any) (sqlstore.Ro
 	return rows{r}, nil
 }
 
-type tx struct{ t *sql.Tx }
+type tx struct {
+	t *sql.Tx
+	b *backend
+}
 
-func (t tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return execSQL(ctx, t.t, q, args...)
+// stmt returns the shared prepared statement bound to this transaction.
+func (t *tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	st, err := t.b.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return t.t.StmtContext(ctx, st), nil
 }
-func (t tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	return querySQL(ctx, t.t, q, args...)
+
+func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	return execSQL(ctx, stmtExecer{st}, q, args...)
 }
-func (t tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	return row{t.t.QueryRowContext(ctx, q, args...)}
+func (t *tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return querySQL(ctx, stmtExecer{st}, q, args...)
 }
-func (t tx) Commit(context.Context) error   { return t.t.Commit() }
-func (t tx) Rollback(context.Context) error { return t.t.Rollback() }
+func (t *tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return row{st.QueryRowContext(ctx, args...)}
+}
+func (t *tx) Commit(context.Context) error   { return t.t.Commit() }
+func (t *tx) Rollback(context.Context) error { return t.t.Rollback() }
+
+// stmtExecer runs a prepared statement through the execer interface (the
+// query text is already bound).
+type stmtExecer struct{ st *sql.Stmt }
+
+func (e stmtExecer) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return e.st.ExecContext(ctx, args...)
+}
+func (e stmtExecer) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return e.st.QueryContext(ctx, args...)
+}
+
+// errRow is a Row whose query could not even be prepared.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type rows struct{ *sql.Rows }
 
