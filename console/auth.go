@@ -109,6 +109,8 @@ type LoginData struct {
 	Username string
 	Return   string
 	Error    string
+	// Passkeys offers signing in with a passkey.
+	Passkeys bool
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +119,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeReturn(r.URL.Query().Get("return")), http.StatusSeeOther)
 		return
 	}
-	c.opt.Site.Render(w, r, http.StatusOK, "console-login", LoginData{Return: safeReturn(r.URL.Query().Get("return"))})
+	c.opt.Site.Render(w, r, http.StatusOK, "console-login", LoginData{Return: safeReturn(r.URL.Query().Get("return")), Passkeys: c.PasskeysOn()})
 }
 
 // outcome is the result of checking a sign-in attempt.
@@ -275,7 +277,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	ctx := r.Context()
 	username := normUsername(r.PostFormValue("username"))
-	data := LoginData{Username: username, Return: safeReturn(r.PostFormValue("return"))}
+	data := LoginData{Username: username, Return: safeReturn(r.PostFormValue("return")), Passkeys: c.PasskeysOn()}
 	lang := web.Lang(r)
 	if username == "" || len(username) > 100 || len(r.PostFormValue("password")) > 1000 {
 		data.Error = c.opt.Site.T(lang, "console.login.wrong")
@@ -312,6 +314,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 // startSession ends the browser's current staff session, if any (no
 // session fixation across sign-ins), and starts a new one.
 func (c *Console) startSession(w http.ResponseWriter, r *http.Request, staff school.Staff, acr string, amr []string) error {
+	return c.startSessionWith(w, r, staff, school.Session{ACR: acr, AMR: amr})
+}
+
+// startSessionWith is startSession for a session like tmpl (its ACR, AMR,
+// user verification and credential).
+func (c *Console) startSessionWith(w http.ResponseWriter, r *http.Request, staff school.Staff, tmpl school.Session) error {
 	ctx := r.Context()
 	if old, err := c.currentSession(r); err == nil {
 		_ = c.opt.Store.RevokeSession(ctx, old.SubjectID, old.Ref, "new sign-in")
@@ -320,7 +328,8 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, staff sch
 	s, err := c.opt.Store.CreateSession(ctx, school.Session{
 		Kind: school.SessionStaff, SubjectID: staff.ID, SchoolID: staff.SchoolID,
 		ExpiresAt: now.Add(c.opt.Lifetime), IdleTimeout: c.opt.IdleTimeout, AuthTime: now,
-		AMR: amr, ACR: acr, UserAgent: truncate(r.UserAgent(), 200),
+		AMR: tmpl.AMR, ACR: tmpl.ACR, UserVerified: tmpl.UserVerified, CredentialID: tmpl.CredentialID,
+		UserAgent: truncate(r.UserAgent(), 200),
 	})
 	if err != nil {
 		return err
@@ -482,15 +491,17 @@ type ReauthData struct {
 	Frame
 	Return string
 	Error  string
+	// Passkeys offers re-authenticating with a passkey.
+	Passkeys bool
 }
 
 func (c *Console) reauthPage(w http.ResponseWriter, r *http.Request, p Principal) {
-	c.opt.Site.Render(w, r, http.StatusOK, "console-reauth", ReauthData{Frame: Frame{Me: p}, Return: safeReturn(r.URL.Query().Get("return"))})
+	c.opt.Site.Render(w, r, http.StatusOK, "console-reauth", ReauthData{Frame: Frame{Me: p}, Return: safeReturn(r.URL.Query().Get("return")), Passkeys: c.PasskeysOn()})
 }
 
 func (c *Console) reauth(w http.ResponseWriter, r *http.Request, p Principal) {
 	ctx := r.Context()
-	data := ReauthData{Frame: Frame{Me: p}, Return: safeReturn(r.PostFormValue("return"))}
+	data := ReauthData{Frame: Frame{Me: p}, Return: safeReturn(r.PostFormValue("return")), Passkeys: c.PasskeysOn()}
 	_, out, err := c.check(ctx, r, p.Username, r.PostFormValue("password"), r.PostFormValue("code"), "reauth")
 	if err != nil {
 		c.fail(w, r, err)
@@ -540,6 +551,11 @@ type AccountData struct {
 	Errors   map[string]string
 	Saved    bool
 	Recovery int
+	// PasskeysOn says whether passkeys are offered; Passkeys are the
+	// staff member's, and PasskeyNotice "added" or "removed" after a change.
+	PasskeysOn    bool
+	Passkeys      []PasskeyView
+	PasskeyNotice string
 }
 
 func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -548,7 +564,17 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, p Principa
 		c.fail(w, r, err)
 		return
 	}
-	c.opt.Site.Render(w, r, http.StatusOK, "console-account", AccountData{Frame: Frame{Me: p}, Saved: r.URL.Query().Get("saved") == "1", Recovery: len(a.RecoveryHashes)})
+	keys, err := c.passkeyViews(r.Context(), p.StaffID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	notice := r.URL.Query().Get("passkey")
+	if notice != "added" && notice != "removed" {
+		notice = ""
+	}
+	c.opt.Site.Render(w, r, http.StatusOK, "console-account", AccountData{Frame: Frame{Me: p}, Saved: r.URL.Query().Get("saved") == "1",
+		Recovery: len(a.RecoveryHashes), PasskeysOn: c.PasskeysOn(), Passkeys: keys, PasskeyNotice: notice})
 }
 
 func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -573,7 +599,12 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Princ
 		errs["current"] = c.opt.Site.T(lang, "console.account.wrong_current")
 	}
 	if len(errs) > 0 {
-		c.opt.Site.Render(w, r, http.StatusBadRequest, "console-account", AccountData{Frame: Frame{Me: p}, Errors: errs})
+		keys, err := c.passkeyViews(ctx, p.StaffID)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		c.opt.Site.Render(w, r, http.StatusBadRequest, "console-account", AccountData{Frame: Frame{Me: p}, Errors: errs, PasskeysOn: c.PasskeysOn(), Passkeys: keys})
 		return
 	}
 	hash := HashPassword(nw, c.opt.Argon2)

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/rostersync"
 	"github.com/elevid/elevid/web"
@@ -76,6 +79,9 @@ type Options struct {
 	// optional (the pages say when they are unavailable).
 	Syncer Syncer
 	Tester ConnectionTester
+	// Passkey is the WebAuthn relying party of the instance (the pupils'
+	// one); staff passkeys are offered when its RPID is set.
+	Passkey passkey.Config
 	// Argon2 are the cost parameters of new password hashes (DefaultArgon2).
 	Argon2 Argon2Params
 	// MaxFailures (5) consecutive failed sign-ins lock an account for
@@ -106,6 +112,9 @@ type Console struct {
 	// dummyHash is verified against when the username is unknown, so the
 	// answer takes as long as for a known one.
 	dummyHash string
+	// wa and cer serve staff passkeys; wa is nil when they are off.
+	wa  *webauthn.WebAuthn
+	cer passkey.Ceremonies
 }
 
 // New returns a Console for opt.
@@ -148,6 +157,15 @@ func New(opt Options) (*Console, error) {
 		c.secure, c.cookie = true, "__Host-elevid_staff"
 	}
 	c.dummyHash = HashPassword(school.NewID(), opt.Argon2)
+	if opt.Passkey.RPID != "" {
+		wa, err := passkey.New(opt.Passkey)
+		if err != nil {
+			return nil, err
+		}
+		c.wa, c.cer = wa, passkey.Ceremonies{Store: opt.Store, Now: opt.Now}
+		c.opt.Passkey.LoginTimeout = wa.Config.Timeouts.Login.Timeout
+		c.opt.Passkey.RegistrationTimeout = wa.Config.Timeouts.Registration.Timeout
+	}
 	return c, nil
 }
 
@@ -174,6 +192,7 @@ func (c *Console) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/reauth", c.staff(c.reauth))
 	mux.HandleFunc("GET /console/account", c.staff(c.accountPage))
 	mux.HandleFunc("POST /console/account/password", c.staff(c.changePassword))
+	c.mountPasskeys(mux)
 
 	mux.HandleFunc("GET /console", c.staff(c.home))
 	mux.HandleFunc("GET /console/{$}", c.staff(c.home))

@@ -1,7 +1,9 @@
 // Package console is the staff side of ElevID: sign-in of operators,
 // school administrators and teachers (password hashed with argon2id plus
-// TOTP, or recovery codes), their short-lived server-side sessions,
-// re-authentication for sensitive actions, the one authorization function
+// TOTP, or recovery codes; or a passkey with user verification, under a
+// staff WebAuthn user handle kept apart from the pupils'), their
+// short-lived server-side sessions, re-authentication for sensitive
+// actions (password and TOTP, or a passkey), the one authorization function
 // (Authorize) that decides every console action by role and tenant, and
 // the server-rendered console pages: school overview, classes and pupils
 // with enrolment and consent status, printable enrolment sheets, passkey

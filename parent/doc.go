@@ -2,6 +2,8 @@
 // by e-mail through a transactional outbox with single-use, expiring magic
 // links; the consent page where a guardian approves, denies or later
 // withdraws; and the guardian's view of what was released about their
-// child. It reads and writes through school.Store and may import idp's
+// child. When configured, guardians verify their identity at an external
+// OpenID provider (e.g. a national eID broker) from the consent page, and
+// the consent records the verified identity (verify.go). It reads and writes through school.Store and may import idp's
 // exported logout hooks, never the other way round.
 package parent

@@ -28,6 +28,8 @@ const (
 //
 //	GET  /consent/{token}          the consent page of a mailed link
 //	POST /consent/{token}          approve / deny (per platform or all)
+//	POST /consent/{token}/verify   start upstream verification (if configured)
+//	GET  /consent/verified         the upstream provider's redirect back
 //	GET  /guardian                 the guardian's page, or the link request form
 //	POST /guardian/link            mail a link to the guardian's page
 //	GET  /guardian/login/{token}   confirm sign-in (mail scanners only GET)
@@ -38,6 +40,10 @@ const (
 func (s *Service) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /consent/{token}", s.consentPage)
 	mux.HandleFunc("POST /consent/{token}", s.consentSubmit)
+	if s.up != nil {
+		mux.HandleFunc("POST /consent/{token}/verify", s.verifyStart)
+		mux.HandleFunc("GET /consent/verified", s.verifyCallback)
+	}
 	mux.HandleFunc("GET /guardian", s.guardianPage)
 	mux.HandleFunc("POST /guardian/link", s.linkRequest)
 	mux.HandleFunc("GET /guardian/login/{token}", s.loginPage)
@@ -71,6 +77,8 @@ func (s *Service) linkProblem(w http.ResponseWriter, r *http.Request, err error)
 		status, key = http.StatusGone, "parent.err.link_expired"
 	case errors.Is(err, ErrClosed):
 		status, key = http.StatusGone, "parent.err.closed"
+	case errors.Is(err, ErrVerificationRequired):
+		status, key = http.StatusForbidden, "parent.err.verify_required"
 	case !errors.Is(err, ErrLinkInvalid):
 		s.opt.Site.ServerError(w, r, err)
 		return
@@ -90,6 +98,12 @@ type ConsentPageData struct {
 	GuardianName string
 	Platforms    []PlatformView
 	LinkExpires  time.Time
+	// Verify names the upstream provider when verification is
+	// configured; VerifyRequired when it is required; Verified is the
+	// guardian's verified identity, once verified.
+	Verify         string
+	VerifyRequired bool
+	Verified       string
 }
 
 // PlatformView is one platform as a guardian or pupil sees it.
@@ -130,6 +144,13 @@ func (s *Service) consentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := ConsentPageData{Token: token, SchoolName: t.school.Name, GivenName: t.pupil.GivenName, GuardianName: t.guardian.Name, LinkExpires: l.ExpiresAt}
+	if s.up != nil {
+		d.Verify, d.VerifyRequired = s.up.cfg.Name, s.up.cfg.Required
+		if d.Verified, err = s.verifiedFor(ctx, token); err != nil {
+			s.opt.Site.ServerError(w, r, err)
+			return
+		}
+	}
 	for _, pf := range platforms {
 		d.Platforms = append(d.Platforms, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes})
 	}
@@ -170,7 +191,17 @@ func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.opt.Site.Error(w, r, http.StatusBadRequest, "error.bad_request")
 		return
 	}
-	out, err := s.Decide(ctx, r.PathValue("token"), decisions, "", s.opt.ClientIP(r))
+	token := r.PathValue("token")
+	if !plausibleToken(token) {
+		s.linkProblem(w, r, ErrLinkInvalid)
+		return
+	}
+	verified, err := s.verifiedFor(ctx, token)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	out, err := s.Decide(ctx, token, decisions, verified, s.opt.ClientIP(r))
 	if err != nil {
 		s.linkProblem(w, r, err)
 		return

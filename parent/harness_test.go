@@ -154,7 +154,10 @@ func must[T any](t testing.TB) func(T, error) T {
 	}
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with a hook that adjusts the service's options.
+func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, ctx: ctx, clock: &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, logouts: &recordedLogouts{}}
@@ -184,8 +187,12 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(e.srv.Close)
 	e.sender = parent.NewSender(parent.SenderOptions{Store: st, SMTP: parent.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
 		Now: e.clock.Now, Logger: quiet, Backoff: func(int) time.Duration { return time.Minute }})
-	e.svc = must[*parent.Service](t)(parent.New(parent.Options{Store: st, Site: web.NewTestSite(t), BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet,
-		Logouts: []parent.PlatformLogout{e.logouts}}))
+	opt := parent.Options{Store: st, Site: web.NewTestSite(t), BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet,
+		Logouts: []parent.PlatformLogout{e.logouts}}
+	if adjust != nil {
+		adjust(&opt)
+	}
+	e.svc = must[*parent.Service](t)(parent.New(opt))
 	e.flows = must[*enrollment.Flows](t)(enrollment.NewFlows(enrollment.FlowOptions{Store: st, Requester: e.svc, Now: e.clock.Now, Logger: quiet}))
 	e.svc.SetFlows(e.flows)
 	e.svc.Mount(mux)

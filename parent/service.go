@@ -54,6 +54,9 @@ type Options struct {
 	Pupils PupilSessions
 	// Sender, when set, is woken after mail is enqueued.
 	Sender Waker
+	// Verification, when set, offers (or requires) upstream verification
+	// of guardians on the consent page.
+	Verification *Verification
 	// ClientIP names the client for rate limits; RemoteAddr's host when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
@@ -68,6 +71,7 @@ type Service struct {
 	opt   Options
 	flows *enrollment.Flows
 	log   *slog.Logger
+	up    *upstream // nil without Verification
 }
 
 // New returns a Service for opt; Store, Site and BaseURL are required.
@@ -101,7 +105,14 @@ func New(opt Options) (*Service, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Service{opt: opt, log: opt.Logger}, nil
+	s := &Service{opt: opt, log: opt.Logger}
+	if v := opt.Verification; v != nil {
+		if v.Issuer == "" || v.ClientID == "" || v.Name == "" {
+			return nil, errors.New("parent: guardian verification needs a name, an issuer and a client id")
+		}
+		s.up = &upstream{cfg: *v}
+	}
+	return s, nil
 }
 
 // SetFlows gives the service the enrolment flows (built with the service
@@ -267,11 +278,16 @@ type Outcome struct {
 // Decide records a guardian's decisions through a consent link, once: the
 // link is used atomically, so of concurrent submissions exactly one
 // counts (the others get ErrLinkUsed). Platforms not in decisions are
-// denied. verified is the upstream identity, if the guardian was verified.
+// denied. verified is the upstream identity, if the guardian was verified;
+// when verification is required and verified is empty, Decide returns
+// ErrVerificationRequired and changes nothing.
 func (s *Service) Decide(ctx context.Context, token string, decisions []Decision, verified, remote string) (Outcome, error) {
 	var out Outcome
 	if !plausibleToken(token) {
 		return out, ErrLinkInvalid
+	}
+	if s.up != nil && s.up.cfg.Required && verified == "" {
+		return out, ErrVerificationRequired
 	}
 	now := s.now()
 	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {

@@ -38,6 +38,7 @@ type Queries interface {
 	PlatformStore
 	ConsentStore
 	ConsentFlowStore
+	GuardianVerificationStore
 	AuditStore
 	SettingStore
 	LockStore
@@ -48,6 +49,7 @@ type Queries interface {
 	SAMLStore
 	OIDCStore
 	ConsoleStore
+	StaffPasskeyStore
 }
 
 // SchoolStore keeps schools.

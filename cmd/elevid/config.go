@@ -34,6 +34,23 @@ type Config struct {
 	Server    ServerConfig    `yaml:"server"`
 	Privacy   PrivacyConfig   `yaml:"privacy"`
 	Retention RetentionConfig `yaml:"retention"`
+	// GuardianVerification is optional upstream verification of
+	// guardians on the consent page; off while Issuer is empty.
+	GuardianVerification GuardianVerificationConfig `yaml:"guardian_verification"`
+}
+
+// GuardianVerificationConfig names an external OpenID provider (e.g. a
+// national eID broker such as MitID) at which guardians verify their
+// identity before they consent; the consent then records the verified
+// identity. Register ISSUER/consent/verified as the redirect URI there.
+type GuardianVerificationConfig struct {
+	Name         string   `yaml:"name"`   // shown on the button ("Verify with …"); default: the issuer's host
+	Issuer       string   `yaml:"issuer"` // empty: verification off
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret string   `yaml:"client_secret"` // env: ELEVID_GUARDIAN_OIDC_SECRET
+	Scopes       []string `yaml:"scopes"`        // "openid" is always requested
+	Required     bool     `yaml:"required"`      // refuse consent decisions without verification
+	TTL          Duration `yaml:"ttl"`           // from start to callback, and callback to decision; default 15m
 }
 
 // PrivacyConfig names the data controller in the privacy notice.
@@ -177,6 +194,7 @@ func DefaultConfig() Config {
 			ReleaseLog: Duration(730 * 24 * time.Hour), AccessLog: Duration(730 * 24 * time.Hour),
 			RemovedPupils: Duration(30 * 24 * time.Hour), ExpiredFlows: Duration(90 * 24 * time.Hour), Interval: Duration(time.Hour),
 		},
+		GuardianVerification: GuardianVerificationConfig{TTL: Duration(15 * time.Minute)},
 		Server: ServerConfig{
 			ReadTimeout: Duration(15 * time.Second), WriteTimeout: Duration(30 * time.Second),
 			IdleTimeout: Duration(2 * time.Minute), MaxBodyBytes: 1 << 20,
@@ -216,6 +234,7 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 	env("ELEVID_LOG_LEVEL", &cfg.Log.Level)
 	env("ELEVID_PAIRWISE_SECRET", &cfg.Secrets.PairwiseSecret)
 	env("ELEVID_SMTP_PASSWORD", &cfg.SMTP.Password)
+	env("ELEVID_GUARDIAN_OIDC_SECRET", &cfg.GuardianVerification.ClientSecret)
 	list("ELEVID_SESSION_KEYS", &cfg.Secrets.SessionKeys)
 	list("ELEVID_ENCRYPTION_KEYS", &cfg.Secrets.EncryptionKeys)
 	if u, err := url.Parse(cfg.Issuer); err == nil {
@@ -227,6 +246,11 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
+	if gv := &cfg.GuardianVerification; gv.Issuer != "" && gv.Name == "" {
+		if u, err := url.Parse(gv.Issuer); err == nil {
+			gv.Name = u.Hostname()
+		}
+	}
 	return cfg, nil
 }
 
@@ -377,6 +401,28 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 4096 || c.Server.MaxBodyBytes > 64<<20 {
 		add("server.max_body_bytes", "must be between 4096 and 67108864")
+	}
+	if gv := c.GuardianVerification; gv.Issuer != "" {
+		if gu, err := url.Parse(gv.Issuer); err != nil || gu.Host == "" || gu.RawQuery != "" || gu.Fragment != "" ||
+			(gu.Scheme != "https" && !(gu.Scheme == "http" && isLoopback(gu.Hostname()))) {
+			add("guardian_verification.issuer", "%q is not an https URL", gv.Issuer)
+		}
+		if gv.ClientID == "" {
+			add("guardian_verification.client_id", "is required with an issuer")
+		}
+		if gv.ClientSecret == "" {
+			add("guardian_verification.client_secret", "is required with an issuer (or ELEVID_GUARDIAN_OIDC_SECRET)")
+		}
+		for i, sc := range gv.Scopes {
+			if sc == "" || strings.ContainsAny(sc, " \t\r\n\"") {
+				add(fmt.Sprintf("guardian_verification.scopes[%d]", i), "%q is not a scope", sc)
+			}
+		}
+		if gv.TTL.D() < time.Minute || gv.TTL.D() > time.Hour {
+			add("guardian_verification.ttl", "must be between 1m and 1h")
+		}
+	} else if gv.Required {
+		add("guardian_verification.required", "needs guardian_verification.issuer")
 	}
 	if len(p) == 0 {
 		return nil

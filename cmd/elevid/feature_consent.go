@@ -17,9 +17,15 @@ func mountConsent(w *wiring) error {
 		SMTP: parent.SMTP{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From},
 	})
+	var verification *parent.Verification
+	if gv := cfg.GuardianVerification; gv.Issuer != "" {
+		verification = &parent.Verification{Name: gv.Name, Issuer: gv.Issuer, ClientID: gv.ClientID, ClientSecret: gv.ClientSecret,
+			Scopes: gv.Scopes, Required: gv.Required, TTL: gv.TTL.D()}
+	}
 	svc, err := parent.New(parent.Options{
 		Store: w.app.store, Site: w.site, BaseURL: cfg.Issuer, Logger: w.app.log,
 		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), Sender: sender,
+		Verification: verification,
 	})
 	if err != nil {
 		return err

@@ -331,8 +331,15 @@ func (s *Store) ClaimMail(ctx context.Context, owner string, lease time.Duration
 		until := now.Add(lease)
 		// One conditional UPDATE takes the leases: a row leased by another
 		// node (lease_until in the future) is never taken twice.
+		// On PostgreSQL the candidates are locked with SKIP LOCKED, so
+		// concurrent claimers each take different rows instead of queueing
+		// on the same ones (SQLite's writer lock serializes claimers anyway).
+		lock := t.b.ForUpdate()
+		if lock != "" {
+			lock += " SKIP LOCKED"
+		}
 		_, err := t.q.Exec(ctx, `UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
-			WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_at <= $3 AND lease_until <= $3 ORDER BY next_at, id LIMIT `+fmt.Sprint(limit)+`)
+			WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_at <= $3 AND lease_until <= $3 ORDER BY next_at, id LIMIT `+fmt.Sprint(limit)+lock+`)
 			AND status = 'pending' AND lease_until <= $3`, owner, micros(until), micros(now))
 		if err != nil {
 			return err

@@ -73,6 +73,7 @@ var suites = []struct {
 	{"Platforms", testPlatforms},
 	{"Consent", testConsent},
 	{"GuardianLinks", testGuardianLinks},
+	{"GuardianVerifications", testGuardianVerifications},
 	{"Outbox", testOutbox},
 	{"Audit", testAudit},
 	{"Settings", testSettings},
@@ -85,4 +86,5 @@ var suites = []struct {
 	{"Console", testConsole},
 	{"Authn", testAuthn},
 	{"Directory", testDirectory},
+	{"StaffPasskeys", testStaffPasskeys},
 }
