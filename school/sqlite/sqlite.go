@@ -62,8 +62,9 @@ func (s *Store) DB() *sql.DB { return s.db }
 // much of a short query's time parsing it, and the store's queries are a
 // small, fixed set.
 type backend struct {
-	db    *sql.DB
-	stmts sync.Map // query → *sql.Stmt
+	db      *sql.DB
+	stmts   sync.Map // query → *sql.Stmt
+	warming sync.Map // query → true once a background prepare started
 }
 
 func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -173,35 +174,34 @@ type tx struct {
 	b *backend
 }
 
-// stmt returns the shared prepared statement bound to this transaction.
-func (t *tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	st, err := t.b.stmt(ctx, q)
-	if err != nil {
-		return nil, err
+// execer returns the shared prepared statement bound to this transaction
+// when there is one. A query not yet prepared runs unprepared here and is
+// prepared for next time in the background: preparing on the pool from
+// inside a transaction would wait for a second connection while holding
+// the writer lock, and with every connection in a transaction that waits
+// forever.
+func (t *tx) execer(ctx context.Context, q string) execer {
+	if v, ok := t.b.stmts.Load(q); ok {
+		return stmtExecer{t.t.StmtContext(ctx, v.(*sql.Stmt))}
 	}
-	return t.t.StmtContext(ctx, st), nil
+	if _, warming := t.b.warming.LoadOrStore(q, true); !warming {
+		go func() { _, _ = t.b.stmt(context.Background(), q) }()
+	}
+	return t.t
 }
 
 func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	st, err := t.stmt(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	return execSQL(ctx, stmtExecer{st}, q, args...)
+	return execSQL(ctx, t.execer(ctx, q), q, args...)
 }
 func (t *tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	st, err := t.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	return querySQL(ctx, stmtExecer{st}, q, args...)
+	return querySQL(ctx, t.execer(ctx, q), q, args...)
 }
 func (t *tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	st, err := t.stmt(ctx, q)
+	rows, err := t.execer(ctx, q).QueryContext(ctx, q, args...)
 	if err != nil {
 		return errRow{err}
 	}
-	return row{st.QueryRowContext(ctx, args...)}
+	return &firstRow{rows: rows}
 }
 func (t *tx) Commit(context.Context) error   { return t.t.Commit() }
 func (t *tx) Rollback(context.Context) error { return t.t.Rollback() }
@@ -215,6 +215,23 @@ func (e stmtExecer) ExecContext(ctx context.Context, _ string, args ...any) (sql
 }
 func (e stmtExecer) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
 	return e.st.QueryContext(ctx, args...)
+}
+
+// firstRow scans the first row of rows, like sql.Row.
+type firstRow struct{ rows *sql.Rows }
+
+func (r *firstRow) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sqlstore.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
 }
 
 // errRow is a Row whose query could not even be prepared.

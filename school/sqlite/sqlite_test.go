@@ -2,9 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
 	"github.com/elevid/elevid/school/storetest"
@@ -53,5 +57,44 @@ func TestMigrateTwice(t *testing.T) {
 func TestOpenRejectsOptions(t *testing.T) {
 	if _, err := sqlite.Open(context.Background(), "x.db?_pragma=foo", sqlstore.Options{}); err == nil {
 		t.Fatal("options in the path were accepted")
+	}
+}
+
+// More concurrent transactions than connections, each running statements
+// the store has not prepared yet, all finish promptly: preparing a
+// statement never waits for a second connection inside a transaction
+// (which deadlocked until the busy timeout).
+func TestConcurrentTransactionsDoNotStarveThePool(t *testing.T) {
+	h := newHarness(t, storetest.NewClock())
+	// A school made behind the store's back, so that no statement the
+	// transactions below run is prepared yet.
+	if err := h.Exec(context.Background(), `INSERT INTO schools (id, code, name, domain, created_at) VALUES ('s1', 's1', 'S', 's.example.dk', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := range 32 {
+		wg.Go(func() {
+			errs <- h.Store.InTx(ctx, func(q school.Queries) error {
+				c, err := q.CreateClass(ctx, school.Class{SchoolID: "s1", Name: fmt.Sprintf("K%d", i)})
+				if err != nil {
+					return err
+				}
+				if _, err := q.GetClass(ctx, "s1", c.ID); err != nil {
+					return err
+				}
+				_, err = q.ListClasses(ctx, "s1")
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("transaction failed under pool pressure: %v", err)
+		}
 	}
 }
