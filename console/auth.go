@@ -85,7 +85,7 @@ func (c *Console) session(h handler, mfa bool) http.HandlerFunc {
 			return
 		}
 		h(w, r, Principal{StaffID: st.ID, Username: st.Username, Name: st.Name, Role: st.Role,
-			SchoolID: st.SchoolID, ClassIDs: st.ClassIDs, SessionRef: s.Ref})
+			SchoolID: st.SchoolID, ClassIDs: st.ClassIDs, SessionRef: s.Ref, AuthTime: s.AuthTime})
 	}
 }
 
@@ -539,6 +539,17 @@ func (c *Console) recentlyReauthenticated(ctx context.Context, p Principal) (boo
 	return a.ReauthSession == p.SessionRef && !a.ReauthAt.IsZero() && c.now().Sub(a.ReauthAt) < c.opt.ReauthWindow, nil
 }
 
+// recentlyAuthenticated reports whether p signed in, or re-authenticated,
+// within the re-authentication window: adding a lasting credential such as
+// a passkey needs that, so a stolen live session cannot make itself
+// permanent.
+func (c *Console) recentlyAuthenticated(ctx context.Context, p Principal) (bool, error) {
+	if !p.AuthTime.IsZero() && c.now().Sub(p.AuthTime) < c.opt.ReauthWindow {
+		return true, nil
+	}
+	return c.recentlyReauthenticated(ctx, p)
+}
+
 // needReauth sends the browser to re-authenticate and come back to
 // returnTo; the form must be submitted again afterwards.
 func (c *Console) needReauth(w http.ResponseWriter, r *http.Request, returnTo string) {
@@ -556,6 +567,9 @@ type AccountData struct {
 	PasskeysOn    bool
 	Passkeys      []PasskeyView
 	PasskeyNotice string
+	// NeedReauth: adding a passkey needs a recent sign-in or
+	// re-authentication.
+	NeedReauth bool
 }
 
 func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -573,8 +587,13 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, p Principa
 	if notice != "added" && notice != "removed" {
 		notice = ""
 	}
+	fresh, err := c.recentlyAuthenticated(r.Context(), p)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	c.opt.Site.Render(w, r, http.StatusOK, "console-account", AccountData{Frame: Frame{Me: p}, Saved: r.URL.Query().Get("saved") == "1",
-		Recovery: len(a.RecoveryHashes), PasskeysOn: c.PasskeysOn(), Passkeys: keys, PasskeyNotice: notice})
+		Recovery: len(a.RecoveryHashes), PasskeysOn: c.PasskeysOn(), Passkeys: keys, PasskeyNotice: notice, NeedReauth: !fresh})
 }
 
 func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Principal) {

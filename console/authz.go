@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/elevid/elevid/school"
 )
@@ -17,6 +18,8 @@ type Principal struct {
 	ClassIDs []string // a teacher's classes
 	// SessionRef names the session (for re-authentication).
 	SessionRef string
+	// AuthTime is when the staff member signed in to this session.
+	AuthTime time.Time
 }
 
 // Action is something a staff member may try in the console.

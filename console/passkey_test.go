@@ -448,3 +448,28 @@ func TestStaffPasskeysOff(t *testing.T) {
 		t.Fatalf("begin without a relying party = %d", rec.Code)
 	}
 }
+
+// Adding a passkey needs a recent sign-in or re-authentication: a session
+// left open (or stolen) cannot make itself permanent.
+func TestStaffPasskeyNeedsRecentAuthentication(t *testing.T) {
+	f := newFixture(t, withPasskeys)
+	ck := f.signIn(f.A.Teacher)
+	f.clock.Advance(10 * time.Minute) // past the 5-minute window
+	rec, _ := f.postJSON(f.h, "/console/account/passkeys/begin", map[string]any{}, ck, false)
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("begin on a stale session = %d, want 403", rec.Code)
+	}
+	if page := f.do(req{method: "GET", path: "/console/account", cookie: ck}); !strings.Contains(page.Body.String(), "/console/reauth?return=/console/account") {
+		t.Fatal("the account page does not offer re-authentication")
+	}
+	// Re-authenticating with password and a fresh TOTP code opens it again.
+	f.clock.Advance(time.Minute)
+	form := url.Values{"password": {f.A.Teacher.Password}, "code": {f.code(f.A.Teacher)}, "return": {"/console/account"}}
+	if rec := f.do(req{method: "POST", path: "/console/reauth", cookie: ck, form: form}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("reauth = %d", rec.Code)
+	}
+	d := newDevice()
+	if rec, _ := f.register(d, ck, "Laptop"); rec.Code != 200 {
+		t.Fatalf("register after reauth = %d %s", rec.Code, rec.Body)
+	}
+}

@@ -92,6 +92,13 @@ func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p
 		return
 	}
 	ctx := r.Context()
+	if fresh, err := c.recentlyAuthenticated(ctx, p); err != nil {
+		c.jsonServerError(w, r, err)
+		return
+	} else if !fresh {
+		c.jsonError(w, r, http.StatusForbidden, "console.passkey.reauth_needed")
+		return
+	}
 	u, creds, err := c.staffUser(ctx, p.StaffID)
 	if err != nil {
 		c.jsonServerError(w, r, err)
