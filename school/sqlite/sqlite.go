@@ -63,8 +63,9 @@ func (s *Store) DB() *sql.DB { return s.db }
 // small, fixed set.
 type backend struct {
 	db      *sql.DB
-	stmts   sync.Map // query → *sql.Stmt
-	warming sync.Map // query → true once a background prepare started
+	stmts   sync.Map       // query → *sql.Stmt
+	warming sync.Map       // query → true once a background prepare started
+	warmers sync.WaitGroup // background prepares, waited for by Close
 }
 
 func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -115,6 +116,7 @@ func (b *backend) Ping(ctx context.Context) error {
 	return b.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 func (b *backend) Close() error {
+	b.warmers.Wait()
 	b.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	return b.db.Close()
 }
@@ -185,7 +187,7 @@ func (t *tx) execer(ctx context.Context, q string) execer {
 		return stmtExecer{t.t.StmtContext(ctx, v.(*sql.Stmt))}
 	}
 	if _, warming := t.b.warming.LoadOrStore(q, true); !warming {
-		go func() { _, _ = t.b.stmt(context.Background(), q) }()
+		t.b.warmers.Go(func() { _, _ = t.b.stmt(context.Background(), q) })
 	}
 	return t.t
 }
