@@ -303,6 +303,26 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		t.Fatalf("login with the new passkey: %d %s", status, out)
 	}
 	e.wantFlow(pupil.ID, school.EnrolmentEnrolled)
+
+	// 9. The pupil sees the same timeline and can download the export;
+	// another pupil's id (or a forged one) is a 404 for them.
+	status, page, _ = newBrowser.get("/rights/" + pupil.ID + "/timeline")
+	if status != 200 || !strings.Contains(page, "reset the passkeys") || !strings.Contains(page, "Platform Matematikportalen received") {
+		t.Fatalf("the pupil's own timeline: %d\n%s", status, page)
+	}
+	status, page, _ = newBrowser.get("/rights/" + pupil.ID + "/export")
+	if status != 200 || !strings.Contains(page, `"format": "elevid-export/1"`) || !strings.Contains(page, `"access_log"`) {
+		t.Fatalf("the pupil's export: %d", status)
+	}
+	other := mustOK[school.Pupil](t)(st.CreatePupil(ctx, school.Pupil{SchoolID: pupil.SchoolID, GivenName: "Bo", ClassIDs: pupil.ClassIDs}))
+	for _, id := range []string{other.ID, "forged-id"} {
+		if status, page, _ := newBrowser.get("/rights/" + id + "/timeline"); status != http.StatusNotFound || strings.Contains(page, "Anna Jensen") {
+			t.Fatalf("pupil looking at %s: %d", id, status)
+		}
+	}
+	if status, _, _ := e.client().get("/rights/" + pupil.ID + "/export"); status != http.StatusNotFound {
+		t.Fatalf("anonymous export: %d", status)
+	}
 	t.Logf("end-to-end run took %s", time.Since(start).Round(time.Millisecond))
 }
 
