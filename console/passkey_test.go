@@ -3,10 +3,9 @@ package console_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/elevid/elevid/internal/webauthntest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -39,25 +38,7 @@ func newDevice() *device {
 	return &device{
 		rp:   virtualwebauthn.RelyingParty{ID: "localhost", Name: "ElevID test", Origin: "http://localhost:8080"},
 		auth: virtualwebauthn.NewAuthenticator(),
-		cred: newCredential(),
-	}
-}
-
-// newCredential returns a virtual EC2 credential whose public key
-// coordinates are both 32 bytes: virtualwebauthn encodes them with
-// big.Int.Bytes, so about one key in 128 loses a leading zero byte and
-// go-webauthn rightly rejects it.
-func newCredential() virtualwebauthn.Credential {
-	for {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			panic(err)
-		}
-		pub := k.(*ecdsa.PrivateKey)
-		if len(pub.X.Bytes()) == 32 && len(pub.Y.Bytes()) == 32 {
-			return c
-		}
+		cred: webauthntest.NewCredential(),
 	}
 }
 

@@ -3,11 +3,10 @@ package enrollment_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"github.com/elevid/elevid/internal/testenv"
+	"github.com/elevid/elevid/internal/webauthntest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -275,27 +274,9 @@ func (e *env) device() *device {
 	d := &device{
 		rp:   virtualwebauthn.RelyingParty{ID: "localhost", Name: "ElevID test", Origin: e.origin},
 		auth: virtualwebauthn.NewAuthenticator(),
-		cred: newCredential(),
+		cred: webauthntest.NewCredential(),
 	}
 	return d
-}
-
-// newCredential returns a virtual EC2 credential whose public key
-// coordinates are both 32 bytes: virtualwebauthn encodes them with
-// big.Int.Bytes, so about one key in 128 loses a leading zero byte and
-// go-webauthn rightly rejects it ("x or y coordinate has invalid length").
-func newCredential() virtualwebauthn.Credential {
-	for {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			panic(err)
-		}
-		pub := k.(*ecdsa.PrivateKey)
-		if len(pub.X.Bytes()) == 32 && len(pub.Y.Bytes()) == 32 {
-			return c
-		}
-	}
 }
 
 // optionsJSON returns the "options" member of a begin answer as JSON.

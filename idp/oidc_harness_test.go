@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/elevid/elevid/idp/oidcbench"
 	"github.com/elevid/elevid/internal/testenv"
+	"github.com/elevid/elevid/internal/webauthntest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -202,7 +202,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	}
 	e.rpID = virtualwebauthn.RelyingParty{ID: "localhost", Name: "ElevID", Origin: origin}
 	e.auth = virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: handle})
-	e.cred = oidcbench.NewCredential()
+	e.cred = webauthntest.NewCredential()
 	e.auth.AddCredential(e.cred)
 	if _, err := e.st.AddCredential(ctx, school.Credential{ID: e.cred.ID, PupilID: e.pupil.ID, SchoolID: e.school.ID,
 		PublicKey: e.cred.Key.AttestationData(), AttestationFormat: "none", Label: "test"}); err != nil {

@@ -3,12 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/elevid/elevid/internal/webauthntest"
 	"html"
 	"io"
 	"log/slog"
@@ -681,25 +680,7 @@ type device struct {
 
 func (e *e2e) device() *device {
 	return &device{rp: virtualwebauthn.RelyingParty{ID: "localhost", Name: "ElevID", Origin: e.base},
-		auth: virtualwebauthn.NewAuthenticator(), cred: newEC2Credential()}
-}
-
-// newEC2Credential returns a virtual EC2 credential whose public key
-// coordinates are both 32 bytes: virtualwebauthn encodes them with
-// big.Int.Bytes, so about one key in 128 loses a leading zero byte and
-// go-webauthn rightly rejects it.
-func newEC2Credential() virtualwebauthn.Credential {
-	for {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			panic(err)
-		}
-		pub := k.(*ecdsa.PrivateKey)
-		if len(pub.X.Bytes()) == 32 && len(pub.Y.Bytes()) == 32 {
-			return c
-		}
-	}
+		auth: virtualwebauthn.NewAuthenticator(), cred: webauthntest.NewCredential()}
 }
 
 // enrol registers the device's passkey at /enrol with code.

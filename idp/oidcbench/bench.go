@@ -3,11 +3,10 @@ package oidcbench
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/elevid/elevid/internal/webauthntest"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -111,7 +110,7 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 		if err != nil {
 			return nil, err
 		}
-		cred := NewCredential()
+		cred := webauthntest.NewCredential()
 		if _, err := st.AddCredential(ctx, school.Credential{ID: cred.ID, PupilID: p.ID, SchoolID: sch.ID,
 			PublicKey: cred.Key.AttestationData(), AttestationFormat: "none", Label: "bench"}); err != nil {
 			return nil, err
@@ -416,21 +415,4 @@ func passkeyLogin(ctx context.Context, c *http.Client, base string, f *Fixture, 
 		return "", errors.New("login finish: not ok")
 	}
 	return done.Next, nil
-}
-
-// NewCredential returns a new virtual ES256 passkey whose public key
-// go-webauthn accepts. About one key in 128 that virtualwebauthn makes has
-// an x or y coordinate with a leading zero byte, which it encodes short
-// and go-webauthn then rejects; those are drawn again.
-func NewCredential() virtualwebauthn.Credential {
-	for {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			panic(fmt.Sprintf("virtualwebauthn made an unreadable key: %v", err))
-		}
-		if pk, ok := k.(*ecdsa.PrivateKey); ok && len(pk.X.Bytes()) == 32 && len(pk.Y.Bytes()) == 32 {
-			return c
-		}
-	}
 }
