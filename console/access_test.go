@@ -61,3 +61,24 @@ func TestStaffAccessIsLogged(t *testing.T) {
 		t.Fatalf("another school's pupil's log has %+v", other)
 	}
 }
+
+// A school admin answers a subject access request from the console: the
+// export has the pupil's data and the download is in the access log.
+func TestAdminExportsPupil(t *testing.T) {
+	f := newFixture(t)
+	ck := f.signIn(f.A.Admin)
+	p := "/console/schools/" + f.A.School.ID + "/pupils/" + f.A.Pupil.ID
+	if page := f.do(req{method: "GET", path: p, cookie: ck}); !strings.Contains(page.Body.String(), p+"/export") {
+		t.Fatal("the pupil page offers the admin no export")
+	}
+	rec := f.do(req{method: "GET", path: p + "/export", cookie: ck})
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.Contains(body, `"format": "elevid-export/1"`) || !strings.Contains(body, f.A.Pupil.GivenName) {
+		t.Fatalf("export = %d\n%.300s", rec.Code, body)
+	}
+	entries, err := f.st.AccessForPupil(context.Background(), f.A.Pupil.ID)
+	f.must(err)
+	if len(entries) == 0 || entries[0].Action != "export" || entries[0].Purpose != "subject access request" || entries[0].StaffID != f.A.Admin.ID {
+		t.Fatalf("access log = %+v", entries)
+	}
+}

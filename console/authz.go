@@ -33,6 +33,7 @@ const (
 	EnrolClass      Action = "class.enrol"      // start enrolment, print a sheet
 	ViewPupil       Action = "pupil.view"       // a pupil's passkeys
 	ResetPasskeys   Action = "pupil.reset"      // revoke passkeys, issue a new code
+	ExportPupil     Action = "pupil.export"     // everything held about a pupil (subject access request)
 	ManageDirectory Action = "directory.manage" // directory source settings, test connection
 	RunSync         Action = "sync.run"         // view, dry-run and apply syncs
 	ManageStaff     Action = "staff.manage"     // invite, list and disable staff
@@ -61,7 +62,7 @@ var (
 
 // roleActions lists what each school role may do within its scope.
 var roleActions = map[school.Role][]Action{
-	school.RoleSchoolAdmin: {ViewSchool, ViewClass, EnrolClass, ViewPupil, ResetPasskeys, ManageDirectory, RunSync, ManageStaff, ViewAudit},
+	school.RoleSchoolAdmin: {ViewSchool, ViewClass, EnrolClass, ViewPupil, ResetPasskeys, ExportPupil, ManageDirectory, RunSync, ManageStaff, ViewAudit},
 	school.RoleTeacher:     {ViewSchool, ViewClass, EnrolClass, ViewPupil, ResetPasskeys},
 }
 

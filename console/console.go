@@ -202,6 +202,7 @@ func (c *Console) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/schools/{school}/sheets/{sheet}", c.staff(c.sheetPage))
 	mux.HandleFunc("GET /console/schools/{school}/pupils/{pupil}", c.staff(c.pupilPage))
 	mux.HandleFunc("POST /console/schools/{school}/pupils/{pupil}/reset", c.staff(c.resetPupil))
+	mux.HandleFunc("GET /console/schools/{school}/pupils/{pupil}/export", c.staff(c.exportPupil))
 	mux.HandleFunc("GET /console/schools/{school}/directory", c.staff(c.directoryPage))
 	mux.HandleFunc("POST /console/schools/{school}/directory", c.staff(c.directorySave))
 	mux.HandleFunc("POST /console/schools/{school}/directory/test", c.staff(c.directoryTest))

@@ -45,6 +45,7 @@ var schoolRoutes = []route{
 	{"sheet", "GET", sp("/console/schools/{S}/sheets/{SH}"), nil},
 	{"pupil", "GET", sp("/console/schools/{S}/pupils/{P}"), nil},
 	{"reset", "POST", sp("/console/schools/{S}/pupils/{P}/reset"), formOf("purpose", "checked_in_person", "confirm", "yes")},
+	{"export", "GET", sp("/console/schools/{S}/pupils/{P}/export"), nil},
 	{"directory", "GET", sp("/console/schools/{S}/directory"), nil},
 	{"directory-save", "POST", sp("/console/schools/{S}/directory"), formOf("url", "ldap://127.0.0.1:1", "preset", "openldap", "pupil_base", "ou=p,dc=x",
 		"page_size", "500", "max_delete_percent", "10", "max_deletions", "500", "interval_hours", "0")},
@@ -91,6 +92,7 @@ func TestRoleMatrix(t *testing.T) {
 		"sheet":          {200, 404, 404}, // only the teacher who printed it sees the codes
 		"pupil":          {200, 200, 200},
 		"reset":          {303, 303, 303},
+		"export":         {403, 200, 200}, // a subject access request is the school admin's
 		"directory":      {403, 200, 200},
 		"directory-save": {403, 403, 403}, // allowed roles still need a fresh re-authentication
 		"directory-test": {403, 200, 200},

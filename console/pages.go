@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/elevid/elevid/transparency"
 	"html/template"
 	"net/http"
 	"slices"
@@ -295,6 +296,7 @@ type PupilData struct {
 	Credentials []school.Credential
 	Audit       []school.AuditEntry
 	CanReset    bool
+	CanExport   bool // a subject access request: the school admin's
 	Purpose     string
 	Confirmed   bool
 	Errors      map[string]string
@@ -315,6 +317,31 @@ func (c *Console) pupilFor(r *http.Request, p Principal, a Action) (school.Schoo
 	}
 	s, err := c.schoolFor(r, p, a, pu.ClassIDs...)
 	return s, pu, err
+}
+
+// exportPupil answers a subject access request: the JSON document of
+// everything ElevID holds about the pupil (the same as the pupil's and
+// guardians' own export), recorded in the access log.
+func (c *Console) exportPupil(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	s, pu, err := c.pupilFor(r, p, ExportPupil)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	x, err := transparency.BuildExport(ctx, c.opt.Store, pu.ID, c.now())
+	if err == nil {
+		err = c.access(ctx, p, s.ID, pu.ID, "", "export", "subject access request")
+	}
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="elevid-export-`+pu.ID+`.json"`)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(x)
 }
 
 func (c *Console) pupilPage(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -366,6 +393,7 @@ func (c *Console) renderPupil(w http.ResponseWriter, r *http.Request, status int
 		}
 	}
 	data.CanReset = Authorize(data.Me, ResetPasskeys, Target{SchoolID: pu.SchoolID, ClassIDs: pu.ClassIDs}) == nil
+	data.CanExport = Authorize(data.Me, ExportPupil, Target{SchoolID: pu.SchoolID, ClassIDs: pu.ClassIDs}) == nil
 	c.opt.Site.Render(w, r, status, "console-pupil", data)
 }
 
