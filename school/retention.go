@@ -21,8 +21,8 @@ const (
 	PurgeRemovedPupils PurgeKind = "removed_pupils"
 	// PurgeExpired deletes enrolment codes, consent links, finished
 	// enrolment flows and delivered mail that expired or ended before the
-	// cutoff, and ephemeral protocol state (ceremonies, auth requests,
-	// sessions, tokens) that expired before now.
+	// cutoff, and ephemeral state (ceremonies, sessions, rate counters, and
+	// the OIDC and SAML protocol state) that expired before now.
 	PurgeExpired PurgeKind = "expired"
 )
 

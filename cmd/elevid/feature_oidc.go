@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"time"
-
 	"github.com/elevid/elevid/idp"
 )
 
@@ -28,19 +25,5 @@ func mountOIDC(w *wiring) error {
 		idp.NewDemoPlatform(a.cfg.Issuer, a.pairwise, w.site, nil, a.log).Mount(w.mux)
 		w.mux.HandleFunc("GET /demo/mail", demoMail(a, w.site))
 	}
-	w.background = append(w.background, func(ctx context.Context) {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			if _, err := a.store.PruneOIDC(ctx, time.Now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
-				a.log.Error("oidc: prune", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	})
 	return nil
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"time"
-
 	"github.com/elevid/elevid/idp"
 )
 
@@ -26,19 +23,5 @@ func mountSAML(w *wiring) error {
 	}
 	s.Mount(w.mux)
 	w.bypass = append(w.bypass, "POST /saml/sso", "POST /saml/slo")
-	w.background = append(w.background, func(ctx context.Context) {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			if _, err := w.app.store.PruneSAML(ctx); err != nil && ctx.Err() == nil {
-				w.app.log.Error("saml: prune", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	})
 	return nil
 }

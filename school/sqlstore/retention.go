@@ -62,7 +62,8 @@ func (s *Store) purgeRemovedPupils(ctx context.Context, cutoff time.Time, batch 
 }
 
 // purgeExpired deletes small, short-lived records in one go: they are
-// bounded by their own lifetimes, so no batching is needed.
+// bounded by their own lifetimes, so no batching is needed. Protocol state
+// is pruned by the protocols' own prune methods.
 func (s *Store) purgeExpired(ctx context.Context, cutoff, now time.Time) (int64, error) {
 	c, nw := micros(cutoff), micros(now)
 	stmts := []struct {
@@ -74,11 +75,8 @@ func (s *Store) purgeExpired(ctx context.Context, cutoff, now time.Time) (int64,
 		{`DELETE FROM enrolments WHERE state IN ('expired', 'denied', 'withdrawn') AND updated_at < $1`, []any{c}},
 		{`DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < $1`, []any{c}},
 		{`DELETE FROM webauthn_ceremonies WHERE expires_at < $1`, []any{nw}},
-		{`DELETE FROM oidc_auth_requests WHERE expires_at < $1 AND (code_expires_at = 0 OR code_expires_at < $1)`, []any{nw}},
-		{`DELETE FROM oidc_tokens WHERE expires_at < $1`, []any{nw}},
-		{`DELETE FROM saml_flows WHERE expires_at < $1`, []any{nw}},
-		{`DELETE FROM saml_message_ids WHERE expires_at < $1`, []any{nw}},
 		{`DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at > 0 AND revoked_at < $1)`, []any{nw}},
+		{`DELETE FROM rate_counters WHERE window_end < $1`, []any{nw}},
 	}
 	var total int64
 	for _, st := range stmts {
@@ -88,5 +86,13 @@ func (s *Store) purgeExpired(ctx context.Context, cutoff, now time.Time) (int64,
 		}
 		total += n
 	}
-	return total, nil
+	n, err := s.PruneOIDC(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	total += n
+	if n, err = s.PruneSAML(ctx); err != nil {
+		return 0, err
+	}
+	return total + n, nil
 }
