@@ -1,68 +1,11 @@
 // ElevID passkey ceremonies: registration at /enrol and username-less
 // login at /login (passkey autofill where the browser supports
-// conditional mediation, a button otherwise). No third-party code.
+// conditional mediation, a button otherwise). Uses webauthn-json.js (load
+// it first). No third-party code.
 "use strict";
 (function () {
-  function b64urlToBuf(s) {
-    s = s.replace(/-/g, "+").replace(/_/g, "/");
-    while (s.length % 4) s += "=";
-    var bin = atob(s), out = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out.buffer;
-  }
-  function bufToB64url(buf) {
-    var bytes = new Uint8Array(buf), bin = "";
-    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
-    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-  function creationOptions(o) {
-    var pk = Object.assign({}, o.publicKey);
-    pk.challenge = b64urlToBuf(pk.challenge);
-    pk.user = Object.assign({}, pk.user, { id: b64urlToBuf(pk.user.id) });
-    pk.excludeCredentials = (pk.excludeCredentials || []).map(function (c) {
-      return Object.assign({}, c, { id: b64urlToBuf(c.id) });
-    });
-    return pk;
-  }
-  function requestOptions(o) {
-    var pk = Object.assign({}, o.publicKey);
-    pk.challenge = b64urlToBuf(pk.challenge);
-    if (pk.allowCredentials) {
-      pk.allowCredentials = pk.allowCredentials.map(function (c) {
-        return Object.assign({}, c, { id: b64urlToBuf(c.id) });
-      });
-    }
-    return pk;
-  }
-  function credentialJSON(cred) {
-    var r = cred.response, out = {
-      id: cred.id, rawId: bufToB64url(cred.rawId), type: cred.type,
-      authenticatorAttachment: cred.authenticatorAttachment || undefined,
-      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
-      response: { clientDataJSON: bufToB64url(r.clientDataJSON) }
-    };
-    if (r.attestationObject) {
-      out.response.attestationObject = bufToB64url(r.attestationObject);
-      if (r.getTransports) out.response.transports = r.getTransports();
-    } else {
-      out.response.authenticatorData = bufToB64url(r.authenticatorData);
-      out.response.signature = bufToB64url(r.signature);
-      if (r.userHandle) out.response.userHandle = bufToB64url(r.userHandle);
-    }
-    return out;
-  }
-  function post(url, body) {
-    return fetch(url, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify(body)
-    }).then(function (res) {
-      return res.json().catch(function () { return {}; }).then(function (j) {
-        if (!res.ok) { var e = new Error(j.error || ""); e.server = true; throw e; }
-        return j;
-      });
-    });
-  }
+  var W = window.ElevIDWebAuthn;
+  var creationOptions = W.creationOptions, requestOptions = W.requestOptions, credentialJSON = W.credentialJSON, post = W.post;
   function ui(form) {
     var status = document.getElementById("passkey-status");
     var error = document.getElementById("passkey-error");
