@@ -315,6 +315,21 @@ func (s *SAML) reject(w http.ResponseWriter, r *http.Request, status int, key, s
 	s.opt.Site.Error(w, r, status, key)
 }
 
+// acceptMessage applies the size limit and the XML shape checks (no
+// comments, DTDs or second roots) to an inflated incoming message. It
+// answers the request and returns false when the message is refused.
+func (s *SAML) acceptMessage(w http.ResponseWriter, r *http.Request, buf []byte) bool {
+	if len(buf) > s.opt.MaxMessageBytes {
+		s.reject(w, r, http.StatusRequestEntityTooLarge, "saml.error.too_large", "", errors.New("inflated message too large"))
+		return false
+	}
+	if err := checkMessageXML(buf); err != nil {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.malformed", "", err)
+		return false
+	}
+	return true
+}
+
 // serveSSO receives an AuthnRequest (GET: HTTP-Redirect, POST:
 // HTTP-POST), verifies it, stores it and redirects to /saml/resume.
 func (s *SAML) serveSSO(w http.ResponseWriter, r *http.Request) {
@@ -332,12 +347,7 @@ func (s *SAML) serveSSO(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusBadRequest, "saml.error.malformed", "", err)
 		return
 	}
-	if len(req.RequestBuffer) > s.opt.MaxMessageBytes {
-		s.reject(w, r, http.StatusRequestEntityTooLarge, "saml.error.too_large", "", errors.New("inflated message too large"))
-		return
-	}
-	if err := checkMessageXML(req.RequestBuffer); err != nil {
-		s.reject(w, r, http.StatusBadRequest, "saml.error.malformed", "", err)
+	if !s.acceptMessage(w, r, req.RequestBuffer) {
 		return
 	}
 	if err := req.Validate(); err != nil {

@@ -233,12 +233,7 @@ func (s *SAML) serveSLO(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusBadRequest, "saml.error.malformed", "", err)
 		return
 	}
-	if len(req.RequestBuffer) > s.opt.MaxMessageBytes {
-		s.reject(w, r, http.StatusRequestEntityTooLarge, "saml.error.too_large", "", errors.New("inflated message too large"))
-		return
-	}
-	if err := checkMessageXML(req.RequestBuffer); err != nil {
-		s.reject(w, r, http.StatusBadRequest, "saml.error.malformed", "", err)
+	if !s.acceptMessage(w, r, req.RequestBuffer) {
 		return
 	}
 	if err := req.Validate(); err != nil {
