@@ -576,8 +576,10 @@ func setClaims(info *oidc.UserInfo, claims map[string]any) {
 // token must be active and consent must still cover the platform; the
 // response is logged in the release log.
 func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	// Reads first, then one insert: no write transaction is held open
+	// while the claims are gathered (SQLite has a single writer).
 	var claims map[string]any
-	err := s.p.opt.Store.InTx(ctx, func(q school.Queries) error {
+	err := func(q school.Queries) error {
 		tok, err := q.GetOIDCToken(ctx, tokenID)
 		if err != nil || tok.Kind != school.TokenAccess || tok.Subject != subject || !tok.ActiveAt(s.now()) {
 			return errInvalidToken
@@ -601,7 +603,7 @@ func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 		_, err = q.AddRelease(ctx, school.Release{PupilID: tok.PupilID, PlatformID: c.pf.ID, PlatformName: c.pf.Name,
 			Protocol: school.ProtocolOIDC, Via: "userinfo", Claims: claimNames(claims)})
 		return err
-	})
+	}(s.p.opt.Store)
 	switch {
 	case errors.Is(err, errInvalidToken):
 		return oidc.ErrInvalidRequest().WithDescription("invalid_token")

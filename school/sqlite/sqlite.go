@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -36,7 +37,7 @@ func Open(ctx context.Context, path string, opt sqlstore.Options) (*Store, error
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		return nil, fmt.Errorf("sqlite: give a plain file path, not options (%q)", path[i:])
 	}
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=mmap_size(268435456)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -47,7 +48,7 @@ func Open(ctx context.Context, path string, opt sqlstore.Options) (*Store, error
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{Store: sqlstore.New(&backend{db: db}, opt), db: db}, nil
+	return &Store{Store: sqlstore.New(&backend{db: db, writer: make(chan struct{}, 1)}, opt), db: db}, nil
 }
 
 // Migrate applies pending migrations and returns the schema version.
@@ -61,8 +62,15 @@ func (s *Store) DB() *sql.DB { return s.db }
 // backend keeps one prepared statement per distinct query: SQLite spends
 // much of a short query's time parsing it, and the store's queries are a
 // small, fixed set.
+//
+// Writers of this process queue on a Go semaphore (writer) before they
+// take SQLite's write lock: SQLite's own busy handler polls with sleeps of
+// 1–100 ms, which under concurrent logins costs more latency than the
+// writes themselves. Other processes (an `elevid admin` command) are still
+// covered by the busy timeout.
 type backend struct {
 	db      *sql.DB
+	writer  chan struct{}  // held by this process's current writer
 	stmts   sync.Map       // query → *sql.Stmt
 	warming sync.Map       // query → true once a background prepare started
 	warmers sync.WaitGroup // background prepares, waited for by Close
@@ -83,10 +91,48 @@ func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// writerWait bounds how long a writer queues on the semaphore; after that
+// it goes on to SQLite's busy handling (so a mistake that writes outside a
+// transaction while holding one fails as before instead of hanging).
+const writerWait = 10 * time.Second
+
+// lockWriter takes the writer semaphore and returns its release (a no-op
+// when the wait timed out).
+func (b *backend) lockWriter(ctx context.Context) (func(), error) {
+	select {
+	case b.writer <- struct{}{}:
+	default:
+		t := time.NewTimer(writerWait)
+		defer t.Stop()
+		select {
+		case b.writer <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			return func() {}, nil
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-b.writer }) }, nil
+}
+
+// writes reports whether a statement run outside a transaction may write.
+func writes(q string) bool {
+	q = strings.TrimSpace(q)
+	return len(q) < 6 || !strings.EqualFold(q[:6], "SELECT")
+}
+
 func (b *backend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	st, err := b.stmt(ctx, q)
 	if err != nil {
 		return 0, err
+	}
+	if writes(q) {
+		unlock, err := b.lockWriter(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
 	}
 	return execSQL(ctx, stmtExecer{st}, q, args...)
 }
@@ -95,21 +141,43 @@ func (b *backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Ro
 	if err != nil {
 		return nil, err
 	}
-	return querySQL(ctx, stmtExecer{st}, q, args...)
+	unlock := func() {}
+	if writes(q) {
+		if unlock, err = b.lockWriter(ctx); err != nil {
+			return nil, err
+		}
+	}
+	r, err := querySQL(ctx, stmtExecer{st}, q, args...)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return rows{r.(rows).Rows, unlock}, nil
 }
 func (b *backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
 	st, err := b.stmt(ctx, q)
 	if err != nil {
 		return errRow{err}
 	}
-	return row{st.QueryRowContext(ctx, args...)}
+	unlock := func() {}
+	if writes(q) {
+		if unlock, err = b.lockWriter(ctx); err != nil {
+			return errRow{err}
+		}
+	}
+	return row{st.QueryRowContext(ctx, args...), unlock}
 }
 func (b *backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
-	t, err := b.db.BeginTx(ctx, nil)
+	unlock, err := b.lockWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &tx{t: t, b: b}, nil
+	t, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return &tx{t: t, b: b, unlock: unlock}, nil
 }
 func (b *backend) Ping(ctx context.Context) error {
 	var one int
@@ -168,12 +236,13 @@ func querySQL(ctx context.Context, e execer, q string, args ...any) (sqlstore.Ro
 	if err != nil {
 		return nil, err
 	}
-	return rows{r}, nil
+	return rows{Rows: r}, nil
 }
 
 type tx struct {
-	t *sql.Tx
-	b *backend
+	t      *sql.Tx
+	b      *backend
+	unlock func() // releases the writer semaphore
 }
 
 // execer returns the shared prepared statement bound to this transaction
@@ -205,8 +274,8 @@ func (t *tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
 	}
 	return &firstRow{rows: rows}
 }
-func (t *tx) Commit(context.Context) error   { return t.t.Commit() }
-func (t *tx) Rollback(context.Context) error { return t.t.Rollback() }
+func (t *tx) Commit(context.Context) error   { defer t.unlock(); return t.t.Commit() }
+func (t *tx) Rollback(context.Context) error { defer t.unlock(); return t.t.Rollback() }
 
 // stmtExecer runs a prepared statement through the execer interface (the
 // query text is already bound).
@@ -241,13 +310,25 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-type rows struct{ *sql.Rows }
+type rows struct {
+	*sql.Rows
+	unlock func() // nil, or releases the writer semaphore
+}
 
-func (r rows) Close() { _ = r.Rows.Close() }
+func (r rows) Close() {
+	_ = r.Rows.Close()
+	if r.unlock != nil {
+		r.unlock()
+	}
+}
 
-type row struct{ r *sql.Row }
+type row struct {
+	r      *sql.Row
+	unlock func()
+}
 
 func (r row) Scan(dest ...any) error {
+	defer r.unlock()
 	err := r.r.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sqlstore.ErrNoRows

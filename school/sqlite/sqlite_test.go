@@ -98,3 +98,62 @@ func TestConcurrentTransactionsDoNotStarveThePool(t *testing.T) {
 		}
 	}
 }
+
+// TestWritersQueueInProcess: a write outside a transaction waits for the
+// open transaction (on the in-process writer queue, not SQLite's busy
+// handler), goes through once it commits, and gives up with the caller's
+// context.
+func TestWritersQueueInProcess(t *testing.T) {
+	h := newHarness(t, storetest.NewClock())
+	ctx := context.Background()
+	sch, err := h.Store.CreateSchool(ctx, school.School{Code: "queue", Name: "Q", Domain: "q.example.dk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTx, release := make(chan struct{}), make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- h.Store.InTx(ctx, func(q school.Queries) error {
+			if _, err := q.CreateClass(ctx, school.Class{SchoolID: sch.ID, Name: "1A"}); err != nil {
+				return err
+			}
+			close(inTx)
+			<-release
+			return nil
+		})
+	}()
+	<-inTx
+
+	// A writer whose context ends while it waits gets the context's error.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.Store.CreateClass(short, school.Class{SchoolID: sch.ID, Name: "1B"}); err == nil {
+		t.Fatal("a write went through while another transaction held the writer lock")
+	}
+
+	// A patient writer waits and succeeds after the commit.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := h.Store.CreateClass(ctx, school.Class{SchoolID: sch.ID, Name: "1C"})
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		t.Fatalf("write finished before the open transaction committed: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-txDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("queued write failed: %v", err)
+	}
+	classes, err := h.Store.ListClasses(ctx, sch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(classes) != 2 {
+		t.Fatalf("want 1A and 1C, got %+v", classes)
+	}
+}

@@ -12,6 +12,18 @@ import (
 
 const enrolmentCols = `pupil_id, school_id, state, consent_rule, age, flagged, started_by, created_at, updated_at, expires_at`
 
+// enrolmentColsE is enrolmentCols qualified with the alias e.
+var enrolmentColsE = "e." + strings.ReplaceAll(enrolmentCols, ", ", ", e.")
+
+// prefixRow scans the leading columns of a row into first, the rest into
+// the destinations its scanner gives.
+type prefixRow struct {
+	r     Row
+	first []any
+}
+
+func (p prefixRow) Scan(dest ...any) error { return p.r.Scan(append(p.first, dest...)...) }
+
 func scanEnrolment(r Rows) (school.Enrolment, error) { return scanEnrolmentRow(r) }
 
 func scanEnrolmentRow(r Row) (school.Enrolment, error) {
@@ -152,10 +164,7 @@ func (s *Store) ClearConsents(ctx context.Context, pupilID string) (int, error) 
 // allows anything.
 func (s *Store) consentState(ctx context.Context, pupilID string) (e school.Enrolment, guardians []string, consents []school.Consent, ok bool, err error) {
 	var status string
-	err = s.q.QueryRow(ctx, `SELECT status FROM pupils WHERE id = $1`, pupilID).Scan(&status)
-	if err == nil {
-		e, err = scanEnrolmentRow(s.q.QueryRow(ctx, `SELECT `+enrolmentCols+` FROM enrolments WHERE pupil_id = $1`, pupilID))
-	}
+	e, err = scanEnrolmentRow(prefixRow{s.q.QueryRow(ctx, `SELECT p.status, `+enrolmentColsE+` FROM pupils p JOIN enrolments e ON e.pupil_id = p.id WHERE p.id = $1`, pupilID), []any{&status}})
 	if errors.Is(err, ErrNoRows) {
 		return e, nil, nil, false, nil
 	}

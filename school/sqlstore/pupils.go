@@ -136,11 +136,28 @@ func (s *Store) getPupil(ctx context.Context, where, lock string, args ...any) (
 	if err != nil {
 		return p, one(err, "pupil")
 	}
-	ps, err := s.withLinks(ctx, []school.Pupil{p}, `p.id = $1`, p.ID)
+	// One query for both kinds of link (0 = class, 1 = guardian).
+	links, err := collect(ctx, s.q, func(r Rows) (struct {
+		kind int
+		id   string
+	}, error) {
+		var l struct {
+			kind int
+			id   string
+		}
+		return l, r.Scan(&l.kind, &l.id)
+	}, `SELECT 0, class_id FROM pupil_classes WHERE pupil_id = $1 UNION ALL SELECT 1, guardian_id FROM pupil_guardians WHERE pupil_id = $1 ORDER BY 1, 2`, p.ID)
 	if err != nil {
 		return p, err
 	}
-	return ps[0], nil
+	for _, l := range links {
+		if l.kind == 0 {
+			p.ClassIDs = append(p.ClassIDs, l.id)
+		} else {
+			p.GuardianIDs = append(p.GuardianIDs, l.id)
+		}
+	}
+	return p, nil
 }
 
 // GetPupil implements school.PupilStore.
