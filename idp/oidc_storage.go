@@ -323,6 +323,17 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		refreshTok.Kind, refreshTok.Hash = school.TokenRefresh, hashSecret(refresh)
 		refreshTok.ExpiresAt = now.Add(c.refreshTokenLifetime())
 	}
+	// The pupil's facts are read before the transaction so that the write
+	// transaction (SQLite has one writer) holds only the redemption, the
+	// consent check and the inserts.
+	facts, err := LoadPupilFacts(ctx, s.p.opt.Store, base.PupilID)
+	if errors.Is(err, school.ErrNotFound) {
+		s.p.log.Info("pupil gone: tokens refused", "pupil", base.PupilID, "platform", c.pf.ID)
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the pupil's consent does not cover this platform")
+	}
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
 	var denied, reused bool
 	err = s.p.opt.Store.InTx(ctx, func(q school.Queries) error {
 		denied, reused = false, false
@@ -339,10 +350,6 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		if !ok {
 			denied = true
 			return errConsent
-		}
-		facts, err := LoadPupilFacts(ctx, q, base.PupilID)
-		if err != nil {
-			return err
 		}
 		claims := ReleasableClaims(c.pf, scopes, facts)
 		stash(claims)

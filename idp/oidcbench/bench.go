@@ -183,8 +183,9 @@ type Result struct {
 	Elapsed       time.Duration
 	P50, P95, P99 time.Duration
 	FirstError    string
-	// Transactions and Statements per flow (0 without a Counter).
-	TxPerFlow, StmtPerFlow float64
+	// Transactions, single statements and statements inside
+	// transactions per flow (0 without a Counter).
+	TxPerFlow, StmtPerFlow, InTxPerFlow float64
 }
 
 // Print writes r in a readable form.
@@ -192,7 +193,7 @@ func (r Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "flows %d in %.1fs: %.0f flows/s, errors %d\n", r.Flows, r.Elapsed.Seconds(), float64(r.Flows)/r.Elapsed.Seconds(), r.Errors)
 	fmt.Fprintf(w, "latency p50 %.1fms p95 %.1fms p99 %.1fms\n", ms(r.P50), ms(r.P95), ms(r.P99))
 	if r.TxPerFlow > 0 {
-		fmt.Fprintf(w, "database: %.2f transactions and %.2f single statements per flow\n", r.TxPerFlow, r.StmtPerFlow)
+		fmt.Fprintf(w, "database: %.2f transactions (%.2f statements in them) and %.2f single statements per flow\n", r.TxPerFlow, r.InTxPerFlow, r.StmtPerFlow)
 	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
@@ -215,9 +216,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		firstError atomic.Value
 		next       atomic.Int64
 	)
-	var tx0, st0 int64
+	var tx0, st0, in0 int64
 	if cfg.Counter != nil {
-		tx0, st0 = cfg.Counter.Transactions.Load(), cfg.Counter.Statements.Load()
+		tx0, st0, in0 = cfg.Counter.Transactions.Load(), cfg.Counter.Statements.Load(), cfg.Counter.InTx.Load()
 	}
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
@@ -253,6 +254,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.Counter != nil {
 			r.TxPerFlow = float64(cfg.Counter.Transactions.Load()-tx0) / float64(n+r.Errors)
 			r.StmtPerFlow = float64(cfg.Counter.Statements.Load()-st0) / float64(n+r.Errors)
+			r.InTxPerFlow = float64(cfg.Counter.InTx.Load()-in0) / float64(n+r.Errors)
 		}
 	}
 	return r, nil
