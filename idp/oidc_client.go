@@ -189,6 +189,10 @@ type oidcClient struct {
 	s        OIDCSettings
 	sector   string
 	loginURL string // path of the login hand-off, "?id=" is appended
+	// direct, when set, is where LoginURL sends the browser instead: the
+	// passkey login, when the authorize request found no session and
+	// may show a login (saves the hop through the hand-off).
+	direct func(id string) string
 }
 
 func newOIDCClient(pf school.Platform, loginURL string) (*oidcClient, error) {
@@ -247,7 +251,12 @@ func (c *oidcClient) GrantTypes() []oidc.GrantType {
 	}
 	return g
 }
-func (c *oidcClient) LoginURL(id string) string           { return c.loginURL + "?id=" + url.QueryEscape(id) }
+func (c *oidcClient) LoginURL(id string) string {
+	if c.direct != nil {
+		return c.direct(id)
+	}
+	return c.loginURL + "?id=" + url.QueryEscape(id)
+}
 func (c *oidcClient) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
 func (c *oidcClient) IDTokenLifetime() time.Duration {
 	return c.s.lifetime(c.s.IDTokenSeconds, DefaultIDTokenLifetime)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"time"
 
@@ -195,6 +196,14 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Without a session (and unless prompt=none must answer
+	// login_required), the hand-off would only send the browser on to the
+	// passkey login: send it there at once, returning to the hand-off.
+	if st := stateFrom(ctx); st.r != nil && !slices.Contains(req.Prompt, oidc.PromptNone) {
+		if _, ok := s.p.opt.Sessions.Current(st.r); !ok {
+			c.direct = func(id string) string { return s.p.opt.LoginURL(oidcLoginPath + "?id=" + url.QueryEscape(id)) }
+		}
 	}
 	return &authRequest{rec: rec, params: params, client: c}, nil
 }

@@ -459,6 +459,21 @@ func TestOIDCBadInput(t *testing.T) {
 		if res.err != "login_required" {
 			t.Fatalf("prompt=none without session: %+v", res)
 		}
+		// Without a session, authorize sends the browser straight to the
+		// passkey login (which returns to the hand-off); with one, to the
+		// hand-off.
+		first := func(b *browser) *url.URL {
+			resp := b.get(t, rp.cfg.AuthCodeURL(school.NewID(), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			resp.Body.Close()
+			u, _ := url.Parse(resp.Header.Get("Location"))
+			return u
+		}
+		if u := first(newBrowser()); u.Path != "/login" || !strings.HasPrefix(u.Query().Get("return_to"), "/oidc/login?id=") {
+			t.Fatalf("no session: authorize sent the browser to %s", u)
+		}
+		if u := first(b); u.Path != "/oidc/login" || u.Query().Get("id") == "" {
+			t.Fatalf("with a session: authorize sent the browser to %s", u)
+		}
 	})
 	t.Run("introspection and revocation", func(t *testing.T) {
 		res := e.authorize(t, b, rp)
