@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -125,29 +126,27 @@ func (s *Store) CompleteOIDCAuthRequest(ctx context.Context, id string, c school
 	if c.PupilID == "" || len(c.CodeHash) == 0 || c.CodeExpiresAt.IsZero() {
 		return school.OIDCAuthRequest{}, fmt.Errorf("%w: completion needs a pupil and a code", school.ErrInvalid)
 	}
-	var out school.OIDCAuthRequest
-	err := s.tx(ctx, "complete auth request", func(t *Store) error {
-		now := micros(t.now())
-		n, err := t.q.Exec(ctx, `UPDATE oidc_auth_requests SET pupil_id = $2, session_ref = $3, auth_time = $4, amr = $5, acr = $6, code_hash = $7, code_expires_at = $8
-			WHERE id = $1 AND pupil_id IS NULL AND expires_at > $9`,
-			id, c.PupilID, c.SessionRef, micros(c.AuthTime), joinWords(c.AMR), c.ACR, c.CodeHash, micros(c.CodeExpiresAt), now)
-		if err != nil {
-			return err
-		}
-		a, err := scanAuthRequest(t.q.QueryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests WHERE id = $1`, id))
-		if err != nil {
-			return one(err, "auth request")
-		}
-		if n == 0 {
-			if a.Completed() {
-				return fmt.Errorf("auth request: %w", school.ErrUsed)
-			}
-			return fmt.Errorf("auth request: %w", school.ErrExpired)
-		}
-		out = a
-		return nil
-	})
-	return out, err
+	// One atomic statement completes the request and returns it; only when
+	// it matches nothing does a second read tell why.
+	now := micros(s.now())
+	a, err := scanAuthRequest(s.q.QueryRow(ctx, `UPDATE oidc_auth_requests SET pupil_id = $2, session_ref = $3, auth_time = $4, amr = $5, acr = $6, code_hash = $7, code_expires_at = $8
+		WHERE id = $1 AND pupil_id IS NULL AND expires_at > $9 RETURNING `+authRequestCols,
+		id, c.PupilID, c.SessionRef, micros(c.AuthTime), joinWords(c.AMR), c.ACR, c.CodeHash, micros(c.CodeExpiresAt), now))
+	if err == nil {
+		return a, nil
+	}
+	if !errors.Is(err, ErrNoRows) {
+		return a, s.fail("complete auth request", err)
+	}
+	a, err = scanAuthRequest(s.q.QueryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests WHERE id = $1`, id))
+	switch {
+	case err != nil:
+		return a, s.fail("complete auth request", one(err, "auth request"))
+	case a.Completed():
+		return school.OIDCAuthRequest{}, fmt.Errorf("auth request: %w", school.ErrUsed)
+	default:
+		return school.OIDCAuthRequest{}, fmt.Errorf("auth request: %w", school.ErrExpired)
+	}
 }
 
 // ConsumeOIDCAuthCode implements school.OIDCStore.

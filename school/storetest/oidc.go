@@ -172,6 +172,8 @@ func testOIDCAuthRequests(t *testing.T, h Harness, s Seed) {
 	c.CodeHash = hash3[:]
 	_, err = st.CompleteOIDCAuthRequest(ctx, d.ID, c)
 	wantErr(t, err, school.ErrExpired)
+	_, err = st.CompleteOIDCAuthRequest(ctx, school.NewID(), c)
+	wantErr(t, err, school.ErrNotFound)
 
 	n := must(st.PruneOIDC(ctx, h.Clock.Now().Add(20*time.Minute)))
 	if n != 3 {
