@@ -105,26 +105,28 @@ func (s *Store) withLinks(ctx context.Context, pupils []school.Pupil, where stri
 	for i, p := range pupils {
 		idx[p.ID] = i
 	}
-	type link struct{ pupil, other string }
-	scan := func(r Rows) (link, error) {
+	// One query for both kinds of link (kind 0 = class, 1 = guardian),
+	// each kind in id order.
+	type link struct {
+		pupil, other string
+		kind         int
+	}
+	links, err := collect(ctx, s.q, func(r Rows) (link, error) {
 		var l link
-		return l, r.Scan(&l.pupil, &l.other)
-	}
-	classes, err := collect(ctx, s.q, scan, `SELECT l.pupil_id, l.class_id FROM pupil_classes l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+` ORDER BY l.class_id`, args...)
+		return l, r.Scan(&l.pupil, &l.kind, &l.other)
+	}, `SELECT l.pupil_id, 0, l.class_id FROM pupil_classes l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+`
+		UNION ALL SELECT l.pupil_id, 1, l.guardian_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+`
+		ORDER BY 2, 3`, args...)
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range classes {
-		if i, ok := idx[l.pupil]; ok {
+	for _, l := range links {
+		i, ok := idx[l.pupil]
+		switch {
+		case !ok:
+		case l.kind == 0:
 			pupils[i].ClassIDs = append(pupils[i].ClassIDs, l.other)
-		}
-	}
-	guardians, err := collect(ctx, s.q, scan, `SELECT l.pupil_id, l.guardian_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+` ORDER BY l.guardian_id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range guardians {
-		if i, ok := idx[l.pupil]; ok {
+		default:
 			pupils[i].GuardianIDs = append(pupils[i].GuardianIDs, l.other)
 		}
 	}
@@ -136,28 +138,11 @@ func (s *Store) getPupil(ctx context.Context, where, lock string, args ...any) (
 	if err != nil {
 		return p, one(err, "pupil")
 	}
-	// One query for both kinds of link (0 = class, 1 = guardian).
-	links, err := collect(ctx, s.q, func(r Rows) (struct {
-		kind int
-		id   string
-	}, error) {
-		var l struct {
-			kind int
-			id   string
-		}
-		return l, r.Scan(&l.kind, &l.id)
-	}, `SELECT 0, class_id FROM pupil_classes WHERE pupil_id = $1 UNION ALL SELECT 1, guardian_id FROM pupil_guardians WHERE pupil_id = $1 ORDER BY 1, 2`, p.ID)
+	ps, err := s.withLinks(ctx, []school.Pupil{p}, `p.id = $1`, p.ID)
 	if err != nil {
 		return p, err
 	}
-	for _, l := range links {
-		if l.kind == 0 {
-			p.ClassIDs = append(p.ClassIDs, l.id)
-		} else {
-			p.GuardianIDs = append(p.GuardianIDs, l.id)
-		}
-	}
-	return p, nil
+	return ps[0], nil
 }
 
 // GetPupil implements school.PupilStore.
