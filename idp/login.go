@@ -204,6 +204,10 @@ func (l *Login) Current(r *http.Request) (school.Session, bool) {
 	return s, true
 }
 
+// HasCookie reports whether r carries a valid session cookie, without
+// reading the store (the session it names may have ended).
+func (l *Login) HasCookie(r *http.Request) bool { return l.cookieID(r) != "" }
+
 func (l *Login) cookieID(r *http.Request) string {
 	if _, err := r.Cookie(l.cookie); err != nil {
 		return ""

@@ -30,6 +30,9 @@ import (
 type OIDCSessions interface {
 	// Current returns the request's valid pupil session, if any.
 	Current(r *http.Request) (school.Session, bool)
+	// HasCookie reports whether the request carries a session cookie at
+	// all (without reading the store).
+	HasCookie(r *http.Request) bool
 }
 
 // OIDCOptions are the dependencies and settings of the OpenID provider.

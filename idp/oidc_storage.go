@@ -197,13 +197,13 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 	if err != nil {
 		return nil, err
 	}
-	// Without a session (and unless prompt=none must answer
+	// Without a session cookie (and unless prompt=none must answer
 	// login_required), the hand-off would only send the browser on to the
-	// passkey login: send it there at once, returning to the hand-off.
-	if st := stateFrom(ctx); st.r != nil && !slices.Contains(req.Prompt, oidc.PromptNone) {
-		if _, ok := s.p.opt.Sessions.Current(st.r); !ok {
-			c.direct = func(id string) string { return s.p.opt.LoginURL(oidcLoginPath + "?id=" + url.QueryEscape(id)) }
-		}
+	// passkey login: send it there at once, returning to the hand-off. A
+	// browser with a cookie goes through the hand-off, which reads the
+	// session once.
+	if st := stateFrom(ctx); st.r != nil && !s.p.opt.Sessions.HasCookie(st.r) && !slices.Contains(req.Prompt, oidc.PromptNone) {
+		c.direct = func(id string) string { return s.p.opt.LoginURL(oidcLoginPath + "?id=" + url.QueryEscape(id)) }
 	}
 	return &authRequest{rec: rec, params: params, client: c}, nil
 }
@@ -592,34 +592,7 @@ func setClaims(info *oidc.UserInfo, claims map[string]any) {
 // token must be active and consent must still cover the platform; the
 // response is logged in the release log.
 func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
-	// Reads first, then one insert: no write transaction is held open
-	// while the claims are gathered (SQLite has a single writer).
-	var claims map[string]any
-	err := func(q school.Queries) error {
-		tok, err := q.GetOIDCToken(ctx, tokenID)
-		if err != nil || tok.Kind != school.TokenAccess || tok.Subject != subject || !tok.ActiveAt(s.now()) {
-			return errInvalidToken
-		}
-		c, err := s.clientByPlatformIn(ctx, q, tok.PlatformID)
-		if err != nil {
-			return err
-		}
-		ok, err := q.ReleaseAllowed(ctx, tok.PupilID, tok.PlatformID)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errConsent
-		}
-		facts, err := LoadPupilFacts(ctx, q, tok.PupilID)
-		if err != nil {
-			return err
-		}
-		claims = ReleasableClaims(c.pf, tok.Scopes, facts)
-		_, err = q.AddRelease(ctx, school.Release{PupilID: tok.PupilID, PlatformID: c.pf.ID, PlatformName: c.pf.Name,
-			Protocol: school.ProtocolOIDC, Via: "userinfo", Claims: claimNames(claims)})
-		return err
-	}(s.p.opt.Store)
+	claims, err := s.userinfoClaims(ctx, tokenID, subject)
 	switch {
 	case errors.Is(err, errInvalidToken):
 		return oidc.ErrInvalidRequest().WithDescription("invalid_token")
@@ -635,6 +608,37 @@ func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 }
 
 var errInvalidToken = errors.New("invalid token")
+
+// userinfoClaims checks the access token and the pupil's consent, gathers
+// the claims and logs their release. Reads come first and the release is
+// one insert: no write transaction is held open while the claims are
+// gathered (SQLite has a single writer).
+func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject string) (map[string]any, error) {
+	st := s.p.opt.Store
+	tok, err := st.GetOIDCToken(ctx, tokenID)
+	if err != nil || tok.Kind != school.TokenAccess || tok.Subject != subject || !tok.ActiveAt(s.now()) {
+		return nil, errInvalidToken
+	}
+	c, err := s.clientByPlatform(ctx, tok.PlatformID)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := st.ReleaseAllowed(ctx, tok.PupilID, tok.PlatformID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errConsent
+	}
+	facts, err := LoadPupilFacts(ctx, st, tok.PupilID)
+	if err != nil {
+		return nil, err
+	}
+	claims := ReleasableClaims(c.pf, tok.Scopes, facts)
+	_, err = st.AddRelease(ctx, school.Release{PupilID: tok.PupilID, PlatformID: c.pf.ID, PlatformName: c.pf.Name,
+		Protocol: school.ProtocolOIDC, Via: "userinfo", Claims: claimNames(claims)})
+	return claims, err
+}
 
 // SetIntrospectionFromToken implements op.Storage: only the platform the
 // token was issued to learns about it, and no personal claims are given.
