@@ -25,21 +25,20 @@ type CountingBackend struct {
 
 // Exec implements sqlstore.Backend.
 func (b CountingBackend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	b.C.Statements.Add(1)
-	return b.Backend.Exec(ctx, q, args...)
+	return b.single().Exec(ctx, q, args...)
 }
 
 // Query implements sqlstore.Backend.
 func (b CountingBackend) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	b.C.Statements.Add(1)
-	return b.Backend.Query(ctx, q, args...)
+	return b.single().Query(ctx, q, args...)
 }
 
 // QueryRow implements sqlstore.Backend.
 func (b CountingBackend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	b.C.Statements.Add(1)
-	return b.Backend.QueryRow(ctx, q, args...)
+	return b.single().QueryRow(ctx, q, args...)
 }
+
+func (b CountingBackend) single() counted { return counted{b.Backend, &b.C.Statements} }
 
 // Begin implements sqlstore.Backend.
 func (b CountingBackend) Begin(ctx context.Context) (sqlstore.Tx, error) {
@@ -48,26 +47,36 @@ func (b CountingBackend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingTx{t, b.C}, nil
+	return countingTx{counted{t, &b.C.InTx}, t}, nil
+}
+
+// counted runs statements on a connection or transaction and counts them
+// into n.
+type counted struct {
+	conn sqlstore.Conn
+	n    *atomic.Int64
+}
+
+func (c counted) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	c.n.Add(1)
+	return c.conn.Exec(ctx, q, args...)
+}
+
+func (c counted) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	c.n.Add(1)
+	return c.conn.Query(ctx, q, args...)
+}
+
+func (c counted) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	c.n.Add(1)
+	return c.conn.QueryRow(ctx, q, args...)
 }
 
 // countingTx counts the statements of one transaction.
 type countingTx struct {
-	sqlstore.Tx
-	c *Counter
+	counted
+	tx sqlstore.Tx
 }
 
-func (t countingTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	t.c.InTx.Add(1)
-	return t.Tx.Exec(ctx, q, args...)
-}
-
-func (t countingTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	t.c.InTx.Add(1)
-	return t.Tx.Query(ctx, q, args...)
-}
-
-func (t countingTx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	t.c.InTx.Add(1)
-	return t.Tx.QueryRow(ctx, q, args...)
-}
+func (t countingTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t countingTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }

@@ -147,12 +147,12 @@ func (b *backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Ro
 			return nil, err
 		}
 	}
-	r, err := querySQL(ctx, stmtExecer{st}, q, args...)
+	r, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		unlock()
 		return nil, err
 	}
-	return rows{r.(rows).Rows, unlock}, nil
+	return rows{r, unlock}, nil
 }
 func (b *backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
 	st, err := b.stmt(ctx, q)
