@@ -2,7 +2,8 @@ package enrollment_test
 
 import (
 	"context"
-	"github.com/elevid/elevid/internal/testenv"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
 )
 
@@ -39,6 +41,21 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 	if err := chromedp.Do(sctx, actions...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// loginPage fetches url with a plain HTTP client and returns the body.
+func loginPage(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d, %v", url, resp.StatusCode, err)
+	}
+	return string(body)
 }
 
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
@@ -111,11 +128,15 @@ func TestChromiumEnrolAndLogin(t *testing.T) {
 
 	// Username-less login. Headless Chromium resolves conditional
 	// mediation by itself; if it has not within a moment, use the button.
-	step(t, ctx, "open /login", chromedp.Navigate(e.origin+"/login?return_to=/me"),
-		chromedp.WaitReady(chromedp.CSS("body")))
-	if !eval[bool](t, ctx, `document.querySelector('input[autocomplete="username webauthn"]') !== null && document.getElementById("login-button") !== null`) {
+	// The markup is checked on the page as served: in the browser,
+	// conditional mediation may already have signed in and left /login
+	// before a script could look (it resolves within milliseconds).
+	page := loginPage(t, e.origin+"/login?return_to=/me")
+	if !strings.Contains(page, `autocomplete="username webauthn"`) || !strings.Contains(page, `id="login-button"`) {
 		t.Fatal("login page lacks the passkey autofill input or the button")
 	}
+	step(t, ctx, "open /login", chromedp.Navigate(e.origin+"/login?return_to=/me"),
+		chromedp.WaitReady(chromedp.CSS("body")))
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) && eval[bool](t, ctx, `location.pathname === "/login"`) {
 		time.Sleep(100 * time.Millisecond)
