@@ -177,10 +177,7 @@ func (s *Store) consentState(ctx context.Context, pupilID string) (e school.Enro
 	if e.Rule == school.ConsentNone {
 		return e, nil, nil, true, nil
 	}
-	guardians, err = collect(ctx, s.q, func(r Rows) (string, error) {
-		var id string
-		return id, r.Scan(&id)
-	}, `SELECT guardian_id FROM pupil_guardians WHERE pupil_id = $1`, pupilID)
+	guardians, err = collect(ctx, s.q, scanString, `SELECT guardian_id FROM pupil_guardians WHERE pupil_id = $1`, pupilID)
 	if err != nil {
 		return e, nil, nil, false, err
 	}
@@ -338,19 +335,31 @@ func (s *Store) ClaimMail(ctx context.Context, owner string, lease time.Duration
 	err := s.tx(ctx, "claim mail", func(t *Store) error {
 		now := t.now()
 		until := now.Add(lease)
-		// One conditional UPDATE takes the leases: a row leased by another
-		// node (lease_until in the future) is never taken twice.
-		// On PostgreSQL the candidates are locked with SKIP LOCKED, so
-		// concurrent claimers each take different rows instead of queueing
-		// on the same ones (SQLite's writer lock serializes claimers anyway).
+		// The candidates are chosen and locked first, then leased by id: a
+		// row leased by another node (lease_until in the future) is never
+		// taken twice. On PostgreSQL the candidates are locked with SKIP
+		// LOCKED, so concurrent claimers each take different rows instead
+		// of queueing on the same ones. (One UPDATE … WHERE id IN (SELECT
+		// … LIMIT n FOR UPDATE SKIP LOCKED) lost rows under concurrency:
+		// its re-check re-ran the subquery.) SQLite's writer lock
+		// serializes claimers anyway.
 		lock := t.b.ForUpdate()
 		if lock != "" {
 			lock += " SKIP LOCKED"
 		}
-		_, err := t.q.Exec(ctx, `UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
-			WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_at <= $3 AND lease_until <= $3 ORDER BY next_at, id LIMIT `+fmt.Sprint(limit)+lock+`)
-			AND status = 'pending' AND lease_until <= $3`, owner, micros(until), micros(now))
-		if err != nil {
+		ids, err := collect(ctx, t.q, scanString, `SELECT id FROM outbox WHERE status = 'pending' AND next_at <= $1 AND lease_until <= $1
+			ORDER BY next_at, id LIMIT `+fmt.Sprint(limit)+lock, micros(now))
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		args := []any{owner, micros(until), micros(now)}
+		marks := make([]string, len(ids))
+		for i, id := range ids {
+			args = append(args, id)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		if _, err := t.q.Exec(ctx, `UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
+			WHERE id IN (`+strings.Join(marks, ", ")+`) AND status = 'pending' AND lease_until <= $3`, args...); err != nil {
 			return err
 		}
 		out, err = collect(ctx, t.q, scanMail, `SELECT `+mailCols+` FROM outbox WHERE lease_owner = $1 AND lease_until = $2 AND status = 'pending' ORDER BY next_at, id`, owner, micros(until))
@@ -414,10 +423,7 @@ func (s *Store) ListMail(ctx context.Context, f school.MailFilter) ([]school.Mai
 
 // PupilsOfGuardian implements school.ConsentFlowStore.
 func (s *Store) PupilsOfGuardian(ctx context.Context, guardianID string) ([]string, error) {
-	out, err := collect(ctx, s.q, func(r Rows) (string, error) {
-		var id string
-		return id, r.Scan(&id)
-	}, `SELECT l.pupil_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE l.guardian_id = $1 ORDER BY p.given_name, p.id`, guardianID)
+	out, err := collect(ctx, s.q, scanString, `SELECT l.pupil_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE l.guardian_id = $1 ORDER BY p.given_name, p.id`, guardianID)
 	return out, s.fail("pupils of guardian", err)
 }
 

@@ -76,10 +76,7 @@ func (s *Store) getStaff(ctx context.Context, where, lock string, arg string) (s
 	if err != nil {
 		return st, one(err, "staff")
 	}
-	st.ClassIDs, err = collect(ctx, s.q, func(r Rows) (string, error) {
-		var id string
-		return id, r.Scan(&id)
-	}, `SELECT class_id FROM staff_classes WHERE staff_id = $1 ORDER BY class_id`, st.ID)
+	st.ClassIDs, err = collect(ctx, s.q, scanString, `SELECT class_id FROM staff_classes WHERE staff_id = $1 ORDER BY class_id`, st.ID)
 	return st, err
 }
 
