@@ -53,6 +53,7 @@ func benchOn(t *testing.T, db string) {
 func startServer(t *testing.T, db string) *server {
 	ctx := context.Background()
 	counter := &oidcbench.Counter{}
+	counter.Track()
 	var st school.Store
 	switch db {
 	case "sqlite":
@@ -86,7 +87,7 @@ func startServer(t *testing.T, db string) *server {
 		if strings.Contains(dsn, "?") {
 			sep = "&"
 		}
-		s, err := postgres.Open(ctx, dsn+sep+"search_path="+schema+"&pool_max_conns=32", sqlstore.Options{})
+		s, err := postgres.Open(ctx, dsn+sep+"search_path="+schema+"&pool_max_conns=8", sqlstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,6 +163,11 @@ func benchRest(t *testing.T, srv *server, st school.Store, counter *oidcbench.Co
 	var out bytes.Buffer
 	res.Print(&out)
 	t.Logf("%d concurrent pupils:\n%s", conc, out.String())
+	if testing.Verbose() {
+		for _, q := range counter.Top(40) {
+			t.Logf("%6.2f per flow  %.160s", float64(q.N)/float64(res.Flows+res.Errors), strings.Join(strings.Fields(q.Query), " "))
+		}
+	}
 	// Under concurrent load no flow may fail: the store retries busy and
 	// serialization errors.
 	if res.Flows == 0 || res.Errors > 0 {

@@ -1,7 +1,10 @@
 package oidcbench
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/elevid/elevid/school/sqlstore"
@@ -14,6 +17,40 @@ type Counter struct {
 	Transactions atomic.Int64
 	Statements   atomic.Int64
 	InTx         atomic.Int64
+	// PerQuery, when set (Track), counts each distinct SQL text.
+	perQuery sync.Map // string → *atomic.Int64
+	track    bool
+}
+
+// Track makes c count every distinct statement (see Top).
+func (c *Counter) Track() { c.track = true }
+
+// Top returns the n most frequent statements with their counts.
+func (c *Counter) Top(n int) []QueryCount {
+	var out []QueryCount
+	c.perQuery.Range(func(k, v any) bool {
+		out = append(out, QueryCount{Query: k.(string), N: v.(*atomic.Int64).Load()})
+		return true
+	})
+	slices.SortFunc(out, func(a, b QueryCount) int { return cmp.Compare(b.N, a.N) })
+	return out[:min(n, len(out))]
+}
+
+// QueryCount is one statement and how often it ran.
+type QueryCount struct {
+	Query string
+	N     int64
+}
+
+func (c *Counter) note(q string) {
+	if !c.track {
+		return
+	}
+	v, ok := c.perQuery.Load(q)
+	if !ok {
+		v, _ = c.perQuery.LoadOrStore(q, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(1)
 }
 
 // CountingBackend wraps a sqlstore.Backend and counts into a Counter; build
@@ -38,7 +75,7 @@ func (b CountingBackend) QueryRow(ctx context.Context, q string, args ...any) sq
 	return b.single().QueryRow(ctx, q, args...)
 }
 
-func (b CountingBackend) single() counted { return counted{b.Backend, &b.C.Statements} }
+func (b CountingBackend) single() counted { return counted{b.Backend, &b.C.Statements, b.C} }
 
 // Begin implements sqlstore.Backend.
 func (b CountingBackend) Begin(ctx context.Context) (sqlstore.Tx, error) {
@@ -47,7 +84,7 @@ func (b CountingBackend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingTx{counted{t, &b.C.InTx}, t}, nil
+	return countingTx{counted{t, &b.C.InTx, b.C}, t}, nil
 }
 
 // counted runs statements on a connection or transaction and counts them
@@ -55,20 +92,24 @@ func (b CountingBackend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 type counted struct {
 	conn sqlstore.Conn
 	n    *atomic.Int64
+	c    *Counter
 }
 
 func (c counted) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	c.n.Add(1)
+	c.c.note(q)
 	return c.conn.Exec(ctx, q, args...)
 }
 
 func (c counted) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
 	c.n.Add(1)
+	c.c.note(q)
 	return c.conn.Query(ctx, q, args...)
 }
 
 func (c counted) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
 	c.n.Add(1)
+	c.c.note(q)
 	return c.conn.QueryRow(ctx, q, args...)
 }
 

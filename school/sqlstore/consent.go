@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -158,31 +159,46 @@ func (s *Store) ClearConsents(ctx context.Context, pupilID string) (int, error) 
 	return int(n), err
 }
 
-// consentState loads what the consent rules need about a pupil: whether
-// the pupil is active, the flow, the guardians on record and the
-// decisions. ok is false when there is no active pupil with a flow that
-// allows anything.
-func (s *Store) consentState(ctx context.Context, pupilID string) (e school.Enrolment, guardians []string, consents []school.Consent, ok bool, err error) {
-	var status string
-	e, err = scanEnrolmentRow(prefixRow{s.q.QueryRow(ctx, `SELECT p.status, `+enrolmentColsE+` FROM pupils p JOIN enrolments e ON e.pupil_id = p.id WHERE p.id = $1`, pupilID), []any{&status}})
-	if errors.Is(err, ErrNoRows) {
-		return e, nil, nil, false, nil
-	}
+// consentState loads, in one query, what the consent rules need about a
+// pupil: the flow's rule, the guardians on record and their decisions. ok
+// is false when there is no active pupil with a flow that allows
+// anything. Decisions of guardians no longer on record are not read
+// (school.ConsentCovers ignores them).
+func (s *Store) consentState(ctx context.Context, pupilID string) (rule school.ConsentRule, guardians []string, consents []school.Consent, ok bool, err error) {
+	rows, err := s.q.Query(ctx, `SELECT p.status, e.state, e.consent_rule, COALESCE(g.guardian_id, ''),
+			COALESCE(c.id, ''), COALESCE(c.platform_id, ''), COALESCE(c.decision, ''), COALESCE(c.withdrawn_at, 0)
+		FROM pupils p JOIN enrolments e ON e.pupil_id = p.id
+		LEFT JOIN pupil_guardians g ON g.pupil_id = p.id
+		LEFT JOIN consents c ON c.pupil_id = p.id AND c.guardian_id = g.guardian_id
+		WHERE p.id = $1`, pupilID)
 	if err != nil {
-		return e, nil, nil, false, err
+		return "", nil, nil, false, err
 	}
-	if school.PupilStatus(status) != school.PupilActive || !e.State.Allows() {
-		return e, nil, nil, false, nil
+	defer rows.Close()
+	found := false
+	var status, state string
+	for rows.Next() {
+		var guardian, id, platform, decision string
+		var withdrawn int64
+		if err := rows.Scan(&status, &state, &rule, &guardian, &id, &platform, &decision, &withdrawn); err != nil {
+			return "", nil, nil, false, err
+		}
+		found = true
+		if guardian != "" && !slices.Contains(guardians, guardian) {
+			guardians = append(guardians, guardian)
+		}
+		if id != "" {
+			consents = append(consents, school.Consent{ID: id, PupilID: pupilID, GuardianID: guardian, PlatformID: platform,
+				Decision: decision, WithdrawnAt: fromMicros(withdrawn)})
+		}
 	}
-	if e.Rule == school.ConsentNone {
-		return e, nil, nil, true, nil
+	if err := rows.Err(); err != nil {
+		return "", nil, nil, false, err
 	}
-	guardians, err = collect(ctx, s.q, scanString, `SELECT guardian_id FROM pupil_guardians WHERE pupil_id = $1`, pupilID)
-	if err != nil {
-		return e, nil, nil, false, err
+	if !found || school.PupilStatus(status) != school.PupilActive || !school.EnrolmentState(state).Allows() {
+		return rule, nil, nil, false, nil
 	}
-	consents, err = collect(ctx, s.q, scanConsent, `SELECT `+consentCols+` FROM consents WHERE pupil_id = $1`, pupilID)
-	return e, guardians, consents, err == nil, err
+	return rule, guardians, consents, true, nil
 }
 
 // EnrolmentAllowed implements school.ConsentStore: the pupil is active and
@@ -196,11 +212,11 @@ func (s *Store) EnrolmentAllowed(ctx context.Context, pupilID string) (bool, err
 // ReleaseAllowed implements school.ConsentStore: enrolment is allowed and
 // the flow's consent rule covers the platform (school.ConsentCovers).
 func (s *Store) ReleaseAllowed(ctx context.Context, pupilID, platformID string) (bool, error) {
-	e, guardians, consents, ok, err := s.consentState(ctx, pupilID)
+	rule, guardians, consents, ok, err := s.consentState(ctx, pupilID)
 	if err != nil || !ok {
 		return false, s.fail("release allowed", err)
 	}
-	return school.ConsentCovers(e.Rule, guardians, consents, platformID), nil
+	return school.ConsentCovers(rule, guardians, consents, platformID), nil
 }
 
 // GuardiansByEmail implements school.ConsentFlowStore.
