@@ -321,26 +321,19 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		reason string
 	)
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
-		pupilID, err := l.opt.Store.PupilByHandle(ctx, userHandle)
+		var err error
+		pupil, stored, err = l.opt.Store.PasskeyLogin(ctx, userHandle, rawID)
+		if errors.Is(err, school.ErrNotFound) {
+			reason = l.refusalReason(ctx, userHandle, rawID)
+			return nil, err
+		}
 		if err != nil {
-			reason = "unknown user handle"
+			reason = "store failed"
 			return nil, err
-		}
-		if stored, err = l.opt.Store.GetCredential(ctx, rawID); err != nil {
-			reason = "unknown credential"
-			return nil, err
-		}
-		if stored.PupilID != pupilID {
-			reason = "credential of another pupil"
-			return nil, errLoginRefused
 		}
 		if !stored.Active() {
 			reason = "revoked credential"
 			return nil, errLoginRefused
-		}
-		if pupil, err = l.opt.Store.GetPupil(ctx, pupilID); err != nil {
-			reason = "pupil gone"
-			return nil, err
 		}
 		if pupil.Status != school.PupilActive {
 			reason = "pupil " + string(pupil.Status)
@@ -349,6 +342,10 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		return &passkey.User{Handle: userHandle, Name: pupil.ID, Credentials: []webauthn.Credential{passkey.ToWebAuthn(stored)}}, nil
 	}
 	_, wc, err := l.wa.ValidatePasskeyLogin(handler, sd, parsed)
+	if err != nil && reason == "store failed" {
+		l.serverError(w, r, err)
+		return
+	}
 	if err != nil {
 		if reason == "" {
 			reason = "assertion invalid"
@@ -376,6 +373,23 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: SafeReturnTo(f.ReturnTo)})
 }
 
+// refusalReason says, for the log and the message, why a login with an
+// unknown handle and credential pair was refused.
+func (l *Login) refusalReason(ctx context.Context, userHandle, rawID []byte) string {
+	pupilID, err := l.opt.Store.PupilByHandle(ctx, userHandle)
+	if err != nil {
+		return "unknown user handle"
+	}
+	c, err := l.opt.Store.GetCredential(ctx, rawID)
+	switch {
+	case err != nil:
+		return "unknown credential"
+	case c.PupilID != pupilID:
+		return "credential of another pupil"
+	}
+	return "unknown credential" // gone between the reads
+}
+
 // complete records the credential's use (counter, clone warning, backup
 // state) and creates the session, in one transaction.
 func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, stored school.Credential, wc *webauthn.Credential) (school.Session, error) {
@@ -391,13 +405,8 @@ func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupi
 	}
 	var out school.Session
 	err := l.opt.Store.InTx(ctx, func(q school.Queries) error {
-		_, err := q.UpdateCredential(ctx, stored.ID, func(c school.Credential) (school.Credential, error) {
-			c.SignCount = wc.Authenticator.SignCount
-			c.CloneWarning = c.CloneWarning || wc.Authenticator.CloneWarning
-			c.BackupState = wc.Flags.BackupState
-			c.LastUsedAt = now
-			return c, nil
-		})
+		err := q.RecordCredentialUse(ctx, stored.ID, school.CredentialUse{SignCount: wc.Authenticator.SignCount,
+			CloneWarning: wc.Authenticator.CloneWarning, BackupState: wc.Flags.BackupState, At: now})
 		if err != nil {
 			return err
 		}

@@ -155,6 +155,25 @@ type PasskeyStore interface {
 	// transaction and stores its label, counter, flags, last use and
 	// revocation.
 	UpdateCredential(ctx context.Context, id []byte, fn func(Credential) (Credential, error)) (Credential, error)
+	// PasskeyLogin returns, in one read, the pupil whose user handle is
+	// handle and that pupil's credential credentialID (revoked ones
+	// included), for a discoverable login. The pupil's ClassIDs and
+	// GuardianIDs are not filled. ErrNotFound when the handle is unknown
+	// or the pupil has no credential with that id (the caller may then
+	// look up which, with PupilByHandle and GetCredential).
+	PasskeyLogin(ctx context.Context, handle, credentialID []byte) (Pupil, Credential, error)
+	// RecordCredentialUse stores what a login learnt about a credential in
+	// one write: counter, backup state and time of use; a clone warning,
+	// once set, stays set. ErrNotFound for an unknown credential.
+	RecordCredentialUse(ctx context.Context, id []byte, use CredentialUse) error
+}
+
+// CredentialUse is what one login records on its credential.
+type CredentialUse struct {
+	SignCount    uint32
+	CloneWarning bool // the counter did not increase
+	BackupState  bool
+	At           time.Time
 }
 
 // CeremonyStore keeps WebAuthn ceremony state server-side.

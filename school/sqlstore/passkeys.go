@@ -46,6 +46,9 @@ func (s *Store) PupilByHandle(ctx context.Context, handle []byte) (string, error
 
 const credentialCols = `id, pupil_id, school_id, public_key, attestation_format, aaguid, sign_count, backup_eligible, backup_state, clone_warning, transports, label, created_at, last_used_at, revoked_at`
 
+// credentialColsC is credentialCols qualified with the alias c.
+var credentialColsC = "c." + strings.ReplaceAll(credentialCols, ", ", ", c.")
+
 func scanCredential(r Rows) (school.Credential, error) { return scanCredentialRow(r) }
 
 func scanCredentialRow(r Row) (school.Credential, error) {
@@ -141,6 +144,29 @@ func (s *Store) UpdateCredential(ctx context.Context, id []byte, fn func(school.
 		return err
 	})
 	return out, err
+}
+
+// PasskeyLogin implements school.PasskeyStore.
+func (s *Store) PasskeyLogin(ctx context.Context, handle, credentialID []byte) (school.Pupil, school.Credential, error) {
+	var p school.Pupil
+	pr := pupilRow{p: &p}
+	c, err := scanCredentialRow(prefixRow{s.q.QueryRow(ctx, `SELECT `+pupilColsP+`, `+credentialColsC+`
+		FROM pupil_handles h JOIN pupils p ON p.id = h.pupil_id JOIN credentials c ON c.id = $2 AND c.pupil_id = h.pupil_id
+		WHERE h.handle = $1`, handle, credentialID), pr.dest()})
+	if err != nil {
+		return p, c, s.fail("passkey login", one(err, "credential of the user handle"))
+	}
+	return p, c, pr.finish()
+}
+
+// RecordCredentialUse implements school.PasskeyStore.
+func (s *Store) RecordCredentialUse(ctx context.Context, id []byte, use school.CredentialUse) error {
+	n, err := s.q.Exec(ctx, `UPDATE credentials SET sign_count = $2, clone_warning = (clone_warning OR $3), backup_state = $4, last_used_at = $5 WHERE id = $1`,
+		id, int64(use.SignCount), use.CloneWarning, use.BackupState, micros(use.At))
+	if err == nil && n == 0 {
+		err = fmt.Errorf("credential: %w", school.ErrNotFound)
+	}
+	return s.fail("record credential use", err)
 }
 
 // SaveCeremony implements school.CeremonyStore.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/elevid/elevid/school"
@@ -11,24 +12,44 @@ import (
 
 const pupilCols = `id, school_id, external_id, given_name, family_name, birth_date, status, quarantined_at, created_at, updated_at`
 
+// pupilColsP is pupilCols qualified with the alias p.
+var pupilColsP = "p." + strings.ReplaceAll(pupilCols, ", ", ", p.")
+
 func scanPupil(r Rows) (school.Pupil, error) { return scanPupilRow(r) }
 
 func scanPupilRow(r Row) (school.Pupil, error) {
 	var p school.Pupil
-	var birth, status string
-	var quarantined, created, updated int64
-	err := r.Scan(&p.ID, &p.SchoolID, &p.ExternalID, &p.GivenName, &p.FamilyName, &birth, &status, &quarantined, &created, &updated)
-	if err != nil {
+	pr := pupilRow{p: &p}
+	if err := r.Scan(pr.dest()...); err != nil {
 		return p, err
 	}
-	p.Status = school.PupilStatus(status)
-	p.QuarantinedAt, p.CreatedAt, p.UpdatedAt = fromMicros(quarantined), fromMicros(created), fromMicros(updated)
-	if birth != "" {
-		if p.BirthDate, err = time.Parse(time.DateOnly, birth); err != nil {
-			return p, fmt.Errorf("pupil %s: stored birth date %q: %w", p.ID, birth, err)
+	return p, pr.finish()
+}
+
+// pupilRow scans the columns of pupilCols into p: dest gives the scan
+// destinations, finish converts the stored forms once scanned.
+type pupilRow struct {
+	p                             *school.Pupil
+	birth, status                 string
+	quarantined, created, updated int64
+}
+
+func (r *pupilRow) dest() []any {
+	p := r.p
+	return []any{&p.ID, &p.SchoolID, &p.ExternalID, &p.GivenName, &p.FamilyName, &r.birth, &r.status, &r.quarantined, &r.created, &r.updated}
+}
+
+func (r *pupilRow) finish() error {
+	p := r.p
+	p.Status = school.PupilStatus(r.status)
+	p.QuarantinedAt, p.CreatedAt, p.UpdatedAt = fromMicros(r.quarantined), fromMicros(r.created), fromMicros(r.updated)
+	if r.birth != "" {
+		var err error
+		if p.BirthDate, err = time.Parse(time.DateOnly, r.birth); err != nil {
+			return fmt.Errorf("pupil %s: stored birth date %q: %w", p.ID, r.birth, err)
 		}
 	}
-	return p, nil
+	return nil
 }
 
 func birthText(t time.Time) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -116,6 +117,46 @@ func testPasskeys(t *testing.T, h Harness) {
 	}
 	_, err = st.UpdateCredential(ctx, []byte("nope"), func(c school.Credential) (school.Credential, error) { return c, nil })
 	wantErr(t, err, school.ErrNotFound)
+
+	// A login reads the handle's pupil and the credential in one go; the
+	// credential must be the pupil's.
+	lp, lc, err := st.PasskeyLogin(ctx, hd, c2.ID)
+	if err != nil || lp.ID != s.Pupil.ID || lp.SchoolID != s.School.ID || lp.Status != school.PupilActive || lp.GivenName != s.Pupil.GivenName ||
+		!lp.CreatedAt.Equal(s.Pupil.CreatedAt) || string(lc.ID) != "cred-2" || lc.Active() || lc.Label != "Phone" || lc.PupilID != s.Pupil.ID {
+		t.Fatalf("PasskeyLogin = %+v, %+v, %v", lp, lc, err)
+	}
+	boCred := c
+	boCred.ID, boCred.PupilID = []byte("cred-bo"), bo.ID
+	must(st.AddCredential(ctx, boCred))
+	for _, tc := range []struct {
+		name         string
+		handle, cred []byte
+	}{
+		{"unknown handle", []byte("nope"), c.ID},
+		{"unknown credential", hd, []byte("nope")},
+		{"another pupil's credential", hd, boCred.ID},
+	} {
+		_, _, err := st.PasskeyLogin(ctx, tc.handle, tc.cred)
+		if !errors.Is(err, school.ErrNotFound) {
+			t.Fatalf("PasskeyLogin with %s: %v, want ErrNotFound", tc.name, err)
+		}
+	}
+	// Recording a use keeps a clone warning once set.
+	h.Clock.Advance(time.Second)
+	if err := st.RecordCredentialUse(ctx, c.ID, school.CredentialUse{SignCount: 12, BackupState: false, At: h.Clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	got = must(st.GetCredential(ctx, c.ID))
+	if got.SignCount != 12 || !got.CloneWarning || got.BackupState || !got.LastUsedAt.Equal(h.Clock.Now()) || got.Label != "Skolens iPad" || !got.BackupEligible {
+		t.Fatalf("after RecordCredentialUse = %+v", got)
+	}
+	if err := st.RecordCredentialUse(ctx, boCred.ID, school.CredentialUse{SignCount: 1, CloneWarning: true, BackupState: true, At: h.Clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(st.GetCredential(ctx, boCred.ID)); !got.CloneWarning || !got.BackupState || got.SignCount != 1 {
+		t.Fatalf("clone warning not recorded: %+v", got)
+	}
+	wantErr(t, st.RecordCredentialUse(ctx, []byte("nope"), school.CredentialUse{At: h.Clock.Now()}), school.ErrNotFound)
 
 	// Erasing the pupil erases their passkeys and handle.
 	if err := st.DeletePupil(ctx, s.Pupil.ID); err != nil {
