@@ -59,24 +59,11 @@ type PupilFacts struct {
 	Classes []school.Class
 }
 
-// LoadPupilFacts reads the pupil, their school and classes through q.
+// LoadPupilFacts reads the pupil, their school and classes through q, in
+// one query.
 func LoadPupilFacts(ctx context.Context, q school.Queries, pupilID string) (PupilFacts, error) {
-	var f PupilFacts
-	var err error
-	if f.Pupil, err = q.GetPupil(ctx, pupilID); err != nil {
-		return f, err
-	}
-	if f.School, err = q.GetSchool(ctx, f.Pupil.SchoolID); err != nil {
-		return f, err
-	}
-	for _, id := range f.Pupil.ClassIDs {
-		c, err := q.GetClass(ctx, f.Pupil.SchoolID, id)
-		if err != nil {
-			return f, err
-		}
-		f.Classes = append(f.Classes, c)
-	}
-	return f, nil
+	p, err := q.GetPupilProfile(ctx, pupilID)
+	return PupilFacts{Pupil: p.Pupil, School: p.School, Classes: p.Classes}, err
 }
 
 // Claim returns the value of one claim.

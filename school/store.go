@@ -94,6 +94,18 @@ type PupilStore interface {
 	UpdatePupil(ctx context.Context, id string, fn func(Pupil) (Pupil, error)) (Pupil, error)
 	// DeletePupil erases the pupil and everything that cascades from it.
 	DeletePupil(ctx context.Context, id string) error
+	// GetPupilProfile returns the pupil with their school and classes (in
+	// id order) in one read; the pupil's ClassIDs are filled, GuardianIDs
+	// are not. ErrNotFound for an unknown pupil.
+	GetPupilProfile(ctx context.Context, id string) (PupilProfile, error)
+}
+
+// PupilProfile is a pupil with the school and classes, what assertions
+// to platforms are made of.
+type PupilProfile struct {
+	Pupil   Pupil
+	School  School
+	Classes []Class
 }
 
 // GuardianStore keeps guardians.

@@ -249,3 +249,48 @@ func (s *Store) DeletePupil(ctx context.Context, id string) error {
 		return err
 	})
 }
+
+// GetPupilProfile implements school.PupilStore.
+func (s *Store) GetPupilProfile(ctx context.Context, id string) (school.PupilProfile, error) {
+	var out school.PupilProfile
+	rows, err := s.q.Query(ctx, `SELECT `+pupilColsP+`, s.id, s.code, s.name, s.domain, s.created_at,
+			COALESCE(c.id, ''), COALESCE(c.external_id, ''), COALESCE(c.name, ''), COALESCE(c.created_at, 0)
+		FROM pupils p JOIN schools s ON s.id = p.school_id
+		LEFT JOIN pupil_classes l ON l.pupil_id = p.id LEFT JOIN classes c ON c.id = l.class_id
+		WHERE p.id = $1 ORDER BY c.id`, id)
+	if err != nil {
+		return out, s.fail("pupil profile", err)
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		var p school.Pupil
+		pr := pupilRow{p: &p}
+		var sc school.School
+		var c school.Class
+		var schoolCreated, classCreated int64
+		dest := append(pr.dest(), &sc.ID, &sc.Code, &sc.Name, &sc.Domain, &schoolCreated, &c.ID, &c.ExternalID, &c.Name, &classCreated)
+		if err := rows.Scan(dest...); err != nil {
+			return out, s.fail("pupil profile", err)
+		}
+		if !found {
+			if err := pr.finish(); err != nil {
+				return out, err
+			}
+			sc.CreatedAt = fromMicros(schoolCreated)
+			out.Pupil, out.School, found = p, sc, true
+		}
+		if c.ID != "" {
+			c.SchoolID, c.CreatedAt = out.School.ID, fromMicros(classCreated)
+			out.Classes = append(out.Classes, c)
+			out.Pupil.ClassIDs = append(out.Pupil.ClassIDs, c.ID)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return out, s.fail("pupil profile", err)
+	}
+	if !found {
+		return out, fmt.Errorf("pupil: %w", school.ErrNotFound)
+	}
+	return out, nil
+}

@@ -204,6 +204,38 @@ func testPupils(t *testing.T, h Harness) {
 		t.Fatalf("ListPupils(class) = %+v", inClass)
 	}
 
+	// The profile: pupil, school and classes in id order, in one read.
+	both := must(st.UpdatePupil(ctx, p.ID, func(p school.Pupil) (school.Pupil, error) {
+		p.ClassIDs = append(p.ClassIDs, class2.ID)
+		return p, nil
+	}))
+	prof := must(st.GetPupilProfile(ctx, p.ID))
+	wantIDs := slices.Sorted(slices.Values(both.ClassIDs))
+	if prof.Pupil.ID != p.ID || prof.Pupil.Name() != "Ida Hansen" || !prof.Pupil.BirthDate.Equal(p.BirthDate) || prof.Pupil.Status != school.PupilActive ||
+		!prof.Pupil.CreatedAt.Equal(p.CreatedAt) || !slices.Equal(prof.Pupil.ClassIDs, wantIDs) || prof.Pupil.GuardianIDs != nil ||
+		prof.School.ID != s.School.ID || prof.School.Code != s.School.Code || prof.School.Domain != s.School.Domain || !prof.School.CreatedAt.Equal(s.School.CreatedAt) ||
+		len(prof.Classes) != 2 || prof.Classes[0].ID != wantIDs[0] || prof.Classes[1].ID != wantIDs[1] {
+		t.Fatalf("GetPupilProfile = %+v", prof)
+	}
+	for _, c := range prof.Classes {
+		want := must(st.GetClass(ctx, s.School.ID, c.ID))
+		if c.Name != want.Name || c.ExternalID != want.ExternalID || c.SchoolID != s.School.ID || !c.CreatedAt.Equal(want.CreatedAt) {
+			t.Fatalf("profile class %+v, want %+v", c, want)
+		}
+	}
+	if prof := must(st.GetPupilProfile(ctx, b.ID)); len(prof.Classes) != 1 || prof.Classes[0].Name != "Kor" {
+		t.Fatalf("GetPupilProfile(Bo) = %+v", prof)
+	}
+	noClass := must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, GivenName: "Alma"}))
+	if prof := must(st.GetPupilProfile(ctx, noClass.ID)); prof.Pupil.ID != noClass.ID || len(prof.Classes) != 0 || prof.School.ID != s.School.ID {
+		t.Fatalf("GetPupilProfile(no class) = %+v", prof)
+	}
+	if err := st.DeletePupil(ctx, noClass.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.GetPupilProfile(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
+
 	up := must(st.UpdatePupil(ctx, p.ID, func(p school.Pupil) (school.Pupil, error) {
 		p.ClassIDs = []string{class2.ID}
 		p.GuardianIDs = nil
