@@ -72,6 +72,7 @@ type OIDC struct {
 	storage  *oidcStorage
 	keys     *OIDCKeys
 	crypto   *tokenCrypto
+	clients  *clientCache
 	log      *slog.Logger
 }
 
@@ -132,6 +133,7 @@ func NewOIDC(ctx context.Context, opt OIDCOptions) (*OIDC, error) {
 	p := &OIDC{opt: opt, log: opt.Logger.With("component", "oidc")}
 	p.keys = NewOIDCKeys(opt.Store, opt.Sealer, opt.Now, opt.Keys)
 	p.crypto = newTokenCrypto(opt.PairwiseSecret)
+	p.clients = newClientCache(opt.Now)
 	p.storage = &oidcStorage{p: p}
 	cfg := &op.Config{
 		CodeMethodS256:             true,

@@ -103,6 +103,10 @@ func (s *oidcStorage) client(ctx context.Context, clientID string) (*oidcClient,
 	if st.client != nil && st.client.GetID() == clientID {
 		return st.client, nil
 	}
+	if c := s.p.clients.get(clientID, false); c != nil {
+		st.client = c
+		return c, nil
+	}
 	pf, err := s.p.opt.Store.PlatformByClientID(ctx, clientID)
 	if err != nil {
 		return nil, err
@@ -111,8 +115,10 @@ func (s *oidcStorage) client(ctx context.Context, clientID string) (*oidcClient,
 	if err != nil {
 		return nil, err
 	}
-	st.client = c
-	return c, nil
+	s.p.clients.put(c)
+	c2 := *c
+	st.client = &c2
+	return st.client, nil
 }
 
 // clientByPlatform returns the OIDC platform with that id, using the
@@ -129,13 +135,18 @@ func (s *oidcStorage) clientByPlatformIn(ctx context.Context, q school.Queries, 
 	if st.client != nil && st.client.pf.ID == platformID {
 		return st.client, nil
 	}
-	pf, err := q.GetPlatform(ctx, platformID)
-	if err != nil {
-		return nil, err
-	}
-	c, err := newOIDCClient(pf, oidcLoginPath)
-	if err != nil {
-		return nil, err
+	c := s.p.clients.get(platformID, true)
+	if c == nil {
+		pf, err := q.GetPlatform(ctx, platformID)
+		if err != nil {
+			return nil, err
+		}
+		if c, err = newOIDCClient(pf, oidcLoginPath); err != nil {
+			return nil, err
+		}
+		s.p.clients.put(c)
+		c2 := *c
+		c = &c2
 	}
 	if st.client == nil {
 		st.client = c

@@ -637,3 +637,42 @@ func TestOIDCKeysAcrossNodes(t *testing.T) {
 		t.Fatalf("stored keys = %d, published %v", len(all), first)
 	}
 }
+
+// TestOIDCPlatformChangeReachesEveryNode changes a platform's client secret
+// in the store, as another node or `elevid admin` would: within the
+// platform cache's lifetime every request uses the new registration, and
+// the old secret is refused.
+func TestOIDCPlatformChangeReachesEveryNode(t *testing.T) {
+	ctx := context.Background()
+	e := newOIDCEnv(t)
+	rp := e.newRP(t, "cachedplatform", rpOptions{})
+	e.grantConsent(rp.platform.ID)
+	b := newBrowser()
+	res := e.authorize(t, b, rp)
+	if _, err := rp.exchange(ctx, res); err != nil {
+		t.Fatalf("exchange with the registered secret: %v", err)
+	}
+
+	newSecret := idp.NewClientSecret()
+	if _, err := e.st.UpdatePlatform(ctx, rp.platform.ID, func(p school.Platform) (school.Platform, error) {
+		s, err := idp.ParseOIDCSettings(p.Settings)
+		if err != nil {
+			return p, err
+		}
+		s.SecretHash = idp.HashClientSecret(newSecret)
+		p.Settings, err = json.Marshal(s)
+		return p, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(3 * time.Second) // past the cache's 2 s
+	res = e.authorize(t, b, rp)
+	if _, err := rp.exchange(ctx, res); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Fatalf("exchange with the old secret after the change: %v, want invalid_client", err)
+	}
+	rp.cfg.ClientSecret = newSecret
+	res = e.authorize(t, b, rp)
+	if _, err := rp.exchange(ctx, res); err != nil {
+		t.Fatalf("exchange with the new secret: %v", err)
+	}
+}
