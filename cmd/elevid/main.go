@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/elevid/elevid/school"
@@ -141,7 +142,9 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = web.NewMetrics(a.registry)
-	opt := sqlstore.Options{OnError: func(op string, err error) {
+	counter := &sqlstore.Counter{}
+	registerStoreCounter(a.registry, counter)
+	opt := sqlstore.Options{Counter: counter, OnError: func(op string, err error) {
 		a.metrics.StoreError(op, err)
 		log.Error("store error", "op", op, "err", err)
 	}}
@@ -224,4 +227,17 @@ func (a *app) loadSecrets(ctx context.Context) error {
 	}
 	a.pairwise = p[0]
 	return nil
+}
+
+// registerStoreCounter exports the database work of the store: the load
+// test (`elevid bench login`) reads them to report it per flow.
+func registerStoreCounter(reg prometheus.Registerer, c *sqlstore.Counter) {
+	count := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	reg.MustRegister(
+		count("elevid_store_transactions_total", "Database transactions begun by the store.", &c.Transactions),
+		count("elevid_store_statements_total", "Statements run outside a transaction (each its own).", &c.Statements),
+		count("elevid_store_tx_statements_total", "Statements run inside transactions.", &c.InTx),
+	)
 }

@@ -13,9 +13,11 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/descope/virtualwebauthn"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/sqlstore"
 )
 
 // FixtureEnv names the environment variable with the fixture's path
@@ -174,7 +177,7 @@ type Config struct {
 	Duration    time.Duration
 	// Counter, when set, is read before and after the run to report
 	// database transactions per flow (in-process servers only).
-	Counter *Counter
+	Counter *sqlstore.Counter
 }
 
 // Result is the outcome of a run.
@@ -184,8 +187,66 @@ type Result struct {
 	P50, P95, P99 time.Duration
 	FirstError    string
 	// Transactions, single statements and statements inside
-	// transactions per flow (0 without a Counter).
+	// transactions per flow (0 when the server's counts are unknown).
 	TxPerFlow, StmtPerFlow, InTxPerFlow float64
+	// ClientCPUPerFlow is the CPU time this process (the load generator,
+	// and an in-process server) spent per flow.
+	ClientCPUPerFlow time.Duration
+}
+
+// dbWork is a reading of a server's database counters.
+type dbWork struct{ tx, single, inTx int64 }
+
+// scrapeWork reads the store counters from base+"/metrics".
+func scrapeWork(ctx context.Context, base string) (dbWork, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return dbWork{}, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return dbWork{}, false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return dbWork{}, false
+	}
+	var w dbWork
+	found := 0
+	for line := range strings.Lines(string(b)) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "elevid_store_transactions_total":
+			dst = &w.tx
+		case "elevid_store_statements_total":
+			dst = &w.single
+		case "elevid_store_tx_statements_total":
+			dst = &w.inTx
+		default:
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return dbWork{}, false
+		}
+		*dst = int64(v)
+		found++
+	}
+	return w, found == 3
+}
+
+// processCPU is the user and system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Print writes r in a readable form.
@@ -194,6 +255,9 @@ func (r Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "latency p50 %.1fms p95 %.1fms p99 %.1fms\n", ms(r.P50), ms(r.P95), ms(r.P99))
 	if r.TxPerFlow > 0 {
 		fmt.Fprintf(w, "database: %.2f transactions (%.2f statements in them) and %.2f single statements per flow\n", r.TxPerFlow, r.InTxPerFlow, r.StmtPerFlow)
+	}
+	if r.ClientCPUPerFlow > 0 {
+		fmt.Fprintf(w, "CPU of this process: %.2f ms per flow\n", ms(r.ClientCPUPerFlow))
 	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
@@ -216,10 +280,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		firstError atomic.Value
 		next       atomic.Int64
 	)
-	var tx0, st0, in0 int64
-	if cfg.Counter != nil {
-		tx0, st0, in0 = cfg.Counter.Transactions.Load(), cfg.Counter.Statements.Load(), cfg.Counter.InTx.Load()
+	// The server's database work comes from the counter of an in-process
+	// server, or else from the counters a running server exports on
+	// /metrics (when reachable).
+	work := func() (dbWork, bool) {
+		if cfg.Counter != nil {
+			return dbWork{cfg.Counter.Transactions.Load(), cfg.Counter.Statements.Load(), cfg.Counter.InTx.Load()}, true
+		}
+		return scrapeWork(ctx, base)
 	}
+	work0, haveWork := work()
+	cpu0 := processCPU()
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
@@ -251,11 +322,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	slices.Sort(lat)
 	if n := len(lat); n > 0 {
 		r.P50, r.P95, r.P99 = lat[n*50/100], lat[min(n-1, n*95/100)], lat[min(n-1, n*99/100)]
-		if cfg.Counter != nil {
-			r.TxPerFlow = float64(cfg.Counter.Transactions.Load()-tx0) / float64(n+r.Errors)
-			r.StmtPerFlow = float64(cfg.Counter.Statements.Load()-st0) / float64(n+r.Errors)
-			r.InTxPerFlow = float64(cfg.Counter.InTx.Load()-in0) / float64(n+r.Errors)
+		all := float64(n + r.Errors)
+		if work1, ok := work(); ok && haveWork {
+			r.TxPerFlow = float64(work1.tx-work0.tx) / all
+			r.StmtPerFlow = float64(work1.single-work0.single) / all
+			r.InTxPerFlow = float64(work1.inTx-work0.inTx) / all
 		}
+		r.ClientCPUPerFlow = (processCPU() - cpu0) / time.Duration(n+r.Errors)
 	}
 	return r, nil
 }

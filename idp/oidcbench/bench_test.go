@@ -42,7 +42,7 @@ type server struct {
 	url     string
 	origin  string
 	st      school.Store
-	counter *oidcbench.Counter
+	counter *sqlstore.Counter
 }
 
 func benchOn(t *testing.T, db string) {
@@ -52,7 +52,7 @@ func benchOn(t *testing.T, db string) {
 
 func startServer(t *testing.T, db string) *server {
 	ctx := context.Background()
-	counter := &oidcbench.Counter{}
+	counter := &sqlstore.Counter{}
 	counter.Track()
 	var st school.Store
 	switch db {
@@ -65,7 +65,7 @@ func startServer(t *testing.T, db string) *server {
 		if _, err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		st = sqlstore.New(oidcbench.CountingBackend{Backend: s.Backend(), C: counter}, sqlstore.Options{})
+		st = sqlstore.New(s.Backend(), sqlstore.Options{Counter: counter})
 	case "postgres":
 		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
 		if dsn == "" {
@@ -95,13 +95,13 @@ func startServer(t *testing.T, db string) *server {
 		if _, err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		st = sqlstore.New(oidcbench.CountingBackend{Backend: s.Backend(), C: counter}, sqlstore.Options{})
+		st = sqlstore.New(s.Backend(), sqlstore.Options{Counter: counter})
 	}
 
 	return startHTTP(t, st, counter)
 }
 
-func startHTTP(t *testing.T, st school.Store, counter *oidcbench.Counter) *server {
+func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server {
 	ctx := context.Background()
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -132,7 +132,7 @@ func startHTTP(t *testing.T, st school.Store, counter *oidcbench.Counter) *serve
 	return &server{url: srv.URL, origin: origin, st: st, counter: counter}
 }
 
-func benchRest(t *testing.T, srv *server, st school.Store, counter *oidcbench.Counter, origin string) {
+func benchRest(t *testing.T, srv *server, st school.Store, counter *sqlstore.Counter, origin string) {
 	ctx := context.Background()
 	conc := envInt("ELEVID_BENCH_CONCURRENCY", 8)
 	f, err := oidcbench.Prepare(ctx, st, "localhost", origin, max(conc*2, 16))

@@ -70,6 +70,9 @@ type Options struct {
 	OnError func(op string, err error)
 	// MaxAttempts bounds transaction retries; 10 when zero.
 	MaxAttempts int
+	// Counter, when set, counts the transactions and statements the store
+	// runs (for metrics and the load test).
+	Counter *Counter
 }
 
 // Store implements school.Store.
@@ -90,6 +93,9 @@ func New(b Backend, opt Options) *Store {
 	}
 	if opt.MaxAttempts == 0 {
 		opt.MaxAttempts = 10
+	}
+	if opt.Counter != nil {
+		b = CountingBackend{Backend: b, C: opt.Counter}
 	}
 	return &Store{b: b, q: b, opt: opt}
 }

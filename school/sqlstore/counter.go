@@ -1,4 +1,4 @@
-package oidcbench
+package sqlstore
 
 import (
 	"cmp"
@@ -6,8 +6,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-
-	"github.com/elevid/elevid/school/sqlstore"
 )
 
 // Counter counts what a store asks of its database: transactions (BEGIN …
@@ -53,32 +51,32 @@ func (c *Counter) note(q string) {
 	v.(*atomic.Int64).Add(1)
 }
 
-// CountingBackend wraps a sqlstore.Backend and counts into a Counter; build
-// a store with sqlstore.New(oidcbench.CountingBackend{Backend: b, C: c}, opt).
+// CountingBackend wraps a Backend and counts into a Counter; build
+// a store with New(oidcbench.CountingBackend{Backend: b, C: c}, opt).
 type CountingBackend struct {
-	sqlstore.Backend
+	Backend
 	C *Counter
 }
 
-// Exec implements sqlstore.Backend.
+// Exec implements Backend.
 func (b CountingBackend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return b.single().Exec(ctx, q, args...)
 }
 
-// Query implements sqlstore.Backend.
-func (b CountingBackend) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+// Query implements Backend.
+func (b CountingBackend) Query(ctx context.Context, q string, args ...any) (Rows, error) {
 	return b.single().Query(ctx, q, args...)
 }
 
-// QueryRow implements sqlstore.Backend.
-func (b CountingBackend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+// QueryRow implements Backend.
+func (b CountingBackend) QueryRow(ctx context.Context, q string, args ...any) Row {
 	return b.single().QueryRow(ctx, q, args...)
 }
 
 func (b CountingBackend) single() counted { return counted{b.Backend, &b.C.Statements, b.C} }
 
-// Begin implements sqlstore.Backend.
-func (b CountingBackend) Begin(ctx context.Context) (sqlstore.Tx, error) {
+// Begin implements Backend.
+func (b CountingBackend) Begin(ctx context.Context) (Tx, error) {
 	b.C.Transactions.Add(1)
 	t, err := b.Backend.Begin(ctx)
 	if err != nil {
@@ -90,7 +88,7 @@ func (b CountingBackend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 // counted runs statements on a connection or transaction and counts them
 // into n.
 type counted struct {
-	conn sqlstore.Conn
+	conn Conn
 	n    *atomic.Int64
 	c    *Counter
 }
@@ -101,13 +99,13 @@ func (c counted) Exec(ctx context.Context, q string, args ...any) (int64, error)
 	return c.conn.Exec(ctx, q, args...)
 }
 
-func (c counted) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+func (c counted) Query(ctx context.Context, q string, args ...any) (Rows, error) {
 	c.n.Add(1)
 	c.c.note(q)
 	return c.conn.Query(ctx, q, args...)
 }
 
-func (c counted) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+func (c counted) QueryRow(ctx context.Context, q string, args ...any) Row {
 	c.n.Add(1)
 	c.c.note(q)
 	return c.conn.QueryRow(ctx, q, args...)
@@ -116,7 +114,7 @@ func (c counted) QueryRow(ctx context.Context, q string, args ...any) sqlstore.R
 // countingTx counts the statements of one transaction.
 type countingTx struct {
 	counted
-	tx sqlstore.Tx
+	tx Tx
 }
 
 func (t countingTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
