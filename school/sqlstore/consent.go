@@ -13,8 +13,6 @@ import (
 
 const enrolmentCols = `pupil_id, school_id, state, consent_rule, age, flagged, started_by, created_at, updated_at, expires_at`
 
-// enrolmentColsE is enrolmentCols qualified with the alias e.
-var enrolmentColsE = "e." + strings.ReplaceAll(enrolmentCols, ", ", ", e.")
 
 // prefixRow scans the leading columns of a row into first, the rest into
 // the destinations its scanner gives.
