@@ -13,7 +13,6 @@ import (
 
 const enrolmentCols = `pupil_id, school_id, state, consent_rule, age, flagged, started_by, created_at, updated_at, expires_at`
 
-
 // prefixRow scans the leading columns of a row into first, the rest into
 // the destinations its scanner gives.
 type prefixRow struct {
