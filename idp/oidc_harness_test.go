@@ -2,6 +2,7 @@ package idp_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"github.com/elevid/elevid/internal/testenv"
@@ -310,6 +311,8 @@ type testRP struct {
 	mu       sync.Mutex
 	logouts  []string
 	logoutOK bool
+	// failStatus answers logout tokens while !logoutOK (503 when zero).
+	failStatus int
 }
 
 type rpOptions struct {
@@ -330,13 +333,13 @@ func (e *oidcEnv) newRP(t testing.TB, clientID string, o rpOptions) *testRP {
 		case "/backchannel":
 			_ = r.ParseForm()
 			rp.mu.Lock()
-			ok := rp.logoutOK
+			ok, status := rp.logoutOK, cmp.Or(rp.failStatus, http.StatusServiceUnavailable)
 			if ok {
 				rp.logouts = append(rp.logouts, r.PostForm.Get("logout_token"))
 			}
 			rp.mu.Unlock()
 			if !ok {
-				w.WriteHeader(http.StatusServiceUnavailable)
+				w.WriteHeader(status)
 			}
 		default:
 			w.WriteHeader(http.StatusOK)

@@ -32,8 +32,9 @@ func (p *OIDC) sid(sessionRef, clientID string) string {
 // when platformID is empty (consent withdrawn, pupil quarantined): their
 // tokens are revoked and each platform that held an active token and
 // registered a back-channel logout URI is sent a logout token. Delivery
-// is attempted three times per platform; the returned error names the
-// platforms that could not be reached (the tokens are revoked anyway).
+// is attempted three times per platform at once; a platform that could
+// not be reached gets the logout later from the queue (RunLogoutQueue),
+// and the returned error names it (the tokens are revoked anyway).
 func (p *OIDC) LogoutPupil(ctx context.Context, pupilID, platformID string) error {
 	if pupilID == "" {
 		return fmt.Errorf("%w: no pupil", school.ErrInvalid)
@@ -81,26 +82,123 @@ func (p *OIDC) logout(ctx context.Context, f school.OIDCTokenFilter, skipPlatfor
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.sendLogout(ctx, c, tg.subject, p.sid(tg.sessionRef, c.GetID())); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("platform %s: %w", c.GetID(), err))
-				mu.Unlock()
+			sid := p.sid(tg.sessionRef, c.GetID())
+			err := p.sendLogout(ctx, c, tg.subject, sid)
+			if err == nil {
+				return
 			}
+			// A refused token is not worth another try; anything else is
+			// retried from the queue.
+			if !errors.Is(err, errLogoutRefused) {
+				if qerr := p.queueLogout(context.WithoutCancel(ctx), c, tg.subject, sid, err); qerr != nil {
+					err = errors.Join(err, qerr)
+				}
+			}
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("platform %s: %w", c.GetID(), err))
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// sendLogout posts a signed logout token to the platform's back-channel
-// logout URI, retrying twice.
-func (p *OIDC) sendLogout(ctx context.Context, c *oidcClient, subject, sid string) error {
-	token, err := p.logoutToken(ctx, c, subject, sid)
+// Retries of back-channel logouts from the queue.
+const (
+	logoutQueueTTL   = 24 * time.Hour   // a notice is given up after this long
+	logoutFirstRetry = 30 * time.Second // then doubling, up to logoutMaxRetry
+	logoutMaxRetry   = time.Hour
+	logoutLease      = time.Minute
+	logoutPoll       = 15 * time.Second
+)
+
+// queueLogout keeps a logout the platform did not take, for RunLogoutQueue
+// to retry.
+func (p *OIDC) queueLogout(ctx context.Context, c *oidcClient, subject, sid string, cause error) error {
+	now := p.opt.Now()
+	n, err := p.opt.Store.QueueLogout(ctx, school.LogoutNotice{PlatformID: c.pf.ID, Subject: subject, Sid: sid,
+		NextAt: now.Add(logoutFirstRetry), ExpiresAt: now.Add(logoutQueueTTL)})
 	if err != nil {
+		p.log.Error("back-channel logout lost: queueing it failed", "client_id", c.GetID(), "err", err)
 		return err
 	}
-	body := url.Values{"logout_token": {token}}.Encode()
-	var last error
+	p.log.Warn("back-channel logout queued for retry", "client_id", c.GetID(), "notice", n.ID, "cause", cause)
+	return nil
+}
+
+// RunLogoutQueue retries queued back-channel logouts until ctx ends: every
+// node runs it, and leases keep two nodes from sending one notice. Each
+// attempt signs a fresh logout token; failed ones are retried after 30 s,
+// 1, 2, 4 … minutes (at most an hour apart) for a day.
+func (p *OIDC) RunLogoutQueue(ctx context.Context, owner string) {
+	t := time.NewTicker(logoutPoll)
+	defer t.Stop()
+	for {
+		if _, _, err := p.DeliverQueuedLogouts(ctx, owner); err != nil && ctx.Err() == nil {
+			p.log.Error("back-channel logout queue", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// DeliverQueuedLogouts claims the due logout notices for owner and tries
+// each once; it returns how many were delivered and how many failed.
+func (p *OIDC) DeliverQueuedLogouts(ctx context.Context, owner string) (delivered, failed int, err error) {
+	for {
+		batch, err := p.opt.Store.ClaimLogouts(ctx, owner, logoutLease, 10)
+		if err != nil || len(batch) == 0 {
+			return delivered, failed, err
+		}
+		for _, n := range batch {
+			if p.deliverQueued(ctx, owner, n) {
+				delivered++
+			} else {
+				failed++
+			}
+		}
+	}
+}
+
+func (p *OIDC) deliverQueued(ctx context.Context, owner string, n school.LogoutNotice) bool {
+	log := p.log.With("notice", n.ID, "attempt", n.Attempts)
+	c, err := p.storage.clientByPlatform(ctx, n.PlatformID)
+	if err == nil && c.s.BackchannelLogoutURI == "" {
+		err = errors.New("the platform no longer takes back-channel logouts")
+	}
+	if err == nil {
+		err = p.postLogout(ctx, c, n.Subject, n.Sid)
+	}
+	if err == nil {
+		if err := p.opt.Store.LogoutDelivered(context.WithoutCancel(ctx), n.ID, owner); err != nil {
+			log.Error("queued back-channel logout delivered but not recorded", "err", err)
+		} else {
+			log.Info("queued back-channel logout delivered", "client_id", c.GetID())
+		}
+		return true
+	}
+	retry := logoutFirstRetry
+	for i := 1; i < n.Attempts && retry < logoutMaxRetry; i++ {
+		retry *= 2
+	}
+	next := p.opt.Now().Add(min(retry, logoutMaxRetry))
+	if errors.Is(err, errLogoutRefused) {
+		next = n.ExpiresAt // kept, visible, until pruned; never sent again
+	}
+	if rerr := p.opt.Store.LogoutFailed(context.WithoutCancel(ctx), n.ID, owner, err.Error(), next); rerr != nil {
+		log.Error("queued back-channel logout failure not recorded", "err", rerr)
+	}
+	log.Warn("queued back-channel logout failed", "err", err, "next_attempt", next, "gives_up_at", n.ExpiresAt)
+	return false
+}
+
+// sendLogout posts a signed logout token to the platform's back-channel
+// logout URI, retrying twice unless the platform refused the token.
+func (p *OIDC) sendLogout(ctx context.Context, c *oidcClient, subject, sid string) error {
+	var err error
 	for attempt := range 3 {
 		if attempt > 0 {
 			select {
@@ -109,28 +207,45 @@ func (p *OIDC) sendLogout(ctx context.Context, c *oidcClient, subject, sid strin
 				return ctx.Err()
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.s.BackchannelLogoutURI, strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := p.opt.HTTPClient.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
-			p.log.Info("back-channel logout delivered", "client_id", c.GetID())
-			return nil
-		}
-		last = fmt.Errorf("status %d", resp.StatusCode)
-		if resp.StatusCode == http.StatusBadRequest {
-			break // the platform refused the token; retrying will not help
+		if err = p.postLogout(ctx, c, subject, sid); err == nil || errors.Is(err, errLogoutRefused) {
+			break
 		}
 	}
-	p.log.Warn("back-channel logout failed", "client_id", c.GetID(), "err", last)
-	return last
+	if err != nil {
+		p.log.Warn("back-channel logout failed", "client_id", c.GetID(), "err", err)
+	}
+	return err
+}
+
+// errLogoutRefused means the platform answered 400 to a logout token:
+// sending it again will not help.
+var errLogoutRefused = errors.New("the platform refused the logout token")
+
+// postLogout signs a logout token and posts it once.
+func (p *OIDC) postLogout(ctx context.Context, c *oidcClient, subject, sid string) error {
+	token, err := p.logoutToken(ctx, c, subject, sid)
+	if err != nil {
+		return err
+	}
+	body := url.Values{"logout_token": {token}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.s.BackchannelLogoutURI, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.opt.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNoContent:
+		p.log.Info("back-channel logout delivered", "client_id", c.GetID())
+		return nil
+	case http.StatusBadRequest:
+		return errLogoutRefused
+	}
+	return fmt.Errorf("status %d", resp.StatusCode)
 }
 
 // logoutToken builds a logout token (OIDC Back-Channel Logout 1.0 §2.4).

@@ -676,3 +676,95 @@ func TestOIDCPlatformChangeReachesEveryNode(t *testing.T) {
 		t.Fatalf("exchange with the new secret: %v", err)
 	}
 }
+
+// TestOIDCBackchannelLogoutQueued ends a pupil's grants while the
+// platform's back-channel endpoint is down: the logout is queued, retried
+// with backoff by the queue worker, and delivered once the platform is
+// back; a platform that refuses the token is not tried again.
+func TestOIDCBackchannelLogoutQueued(t *testing.T) {
+	ctx := context.Background()
+	e := newOIDCEnv(t)
+	rp := e.newRP(t, "flakyplatform", rpOptions{})
+	e.grantConsent(rp.platform.ID)
+	b := newBrowser()
+	res := e.authorize(t, b, rp)
+	tok, err := rp.exchange(ctx, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setUp := func(ok bool) {
+		rp.mu.Lock()
+		rp.logoutOK = ok
+		rp.mu.Unlock()
+	}
+	queued := func() []school.LogoutNotice {
+		t.Helper()
+		l, err := e.st.ListLogouts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	setUp(false)
+	if err := e.oidc.LogoutPupil(ctx, e.pupil.ID, ""); err == nil || !strings.Contains(err.Error(), "flakyplatform") {
+		t.Fatalf("LogoutPupil with the platform down: %v", err)
+	}
+	if toks, _ := e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID}); len(toks) != 0 {
+		t.Fatalf("tokens survive while the platform is down: %d", len(toks))
+	}
+	q := queued()
+	if len(q) != 1 || q[0].PlatformID != rp.platform.ID || q[0].Subject != idt.Subject || q[0].Sid == "" {
+		t.Fatalf("queued = %+v", q)
+	}
+	// Not due yet; then due, but the platform is still down.
+	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d+f != 0 || err != nil {
+		t.Fatalf("before the first retry: %d delivered, %d failed, %v", d, f, err)
+	}
+	e.clock.Advance(31 * time.Second)
+	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d != 0 || f != 1 || err != nil {
+		t.Fatalf("platform down: %d delivered, %d failed, %v", d, f, err)
+	}
+	if q := queued(); len(q) != 1 || q[0].Attempts != 1 || q[0].LastError != "status 503" {
+		t.Fatalf("after a failed retry: %+v", q)
+	}
+	// The platform is back: the next retry (30 s later) delivers a valid
+	// logout token, once.
+	setUp(true)
+	e.clock.Advance(31 * time.Second)
+	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-b"); d != 1 || f != 0 || err != nil {
+		t.Fatalf("platform back: %d delivered, %d failed, %v", d, f, err)
+	}
+	got := rp.receivedLogouts()
+	if len(got) != 1 {
+		t.Fatalf("platform received %d logout tokens", len(got))
+	}
+	checkLogoutToken(t, ctx, rp, got[0], idt.Subject)
+	if q := queued(); len(q) != 0 {
+		t.Fatalf("%d notices left after delivery", len(q))
+	}
+	e.clock.Advance(time.Hour)
+	if d, f, _ := e.oidc.DeliverQueuedLogouts(ctx, "node-b"); d+f != 0 || len(rp.receivedLogouts()) != 1 {
+		t.Fatal("a delivered logout was sent again")
+	}
+
+	// A platform that answers 400 refused the token: no queue, no retry.
+	e.grantConsent(rp.platform.ID)
+	res = e.authorize(t, b, rp)
+	if _, err := rp.exchange(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	rp.mu.Lock()
+	rp.logoutOK, rp.failStatus = false, http.StatusBadRequest
+	rp.mu.Unlock()
+	if err := e.oidc.LogoutPupil(ctx, e.pupil.ID, ""); err == nil {
+		t.Fatal("a refused logout token reported as delivered")
+	}
+	if q := queued(); len(q) != 0 {
+		t.Fatalf("a refused logout was queued: %+v", q)
+	}
+}

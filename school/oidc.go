@@ -173,7 +173,40 @@ type OIDCStore interface {
 	// ListReleases returns a pupil's release log, newest first.
 	ListReleases(ctx context.Context, pupilID string) ([]Release, error)
 
-	// PruneOIDC deletes authorization requests and tokens that expired
-	// before cutoff and returns how many rows went.
+	// QueueLogout stores a back-channel logout to deliver later (PlatformID,
+	// Subject and ExpiresAt required) with a new ID and CreatedAt; NextAt
+	// defaults to now.
+	QueueLogout(ctx context.Context, n LogoutNotice) (LogoutNotice, error)
+	// ClaimLogouts leases to owner, until now+lease, up to limit notices
+	// that are due, unexpired and not leased by another owner, and counts
+	// the attempt. Concurrent claimers never get the same notice.
+	ClaimLogouts(ctx context.Context, owner string, lease time.Duration, limit int) ([]LogoutNotice, error)
+	// LogoutDelivered removes a notice owner holds; ErrLocked when owner
+	// does not hold its lease (any more).
+	LogoutDelivered(ctx context.Context, id, owner string) error
+	// LogoutFailed records a failed attempt of a notice owner holds and
+	// makes it due again at retryAt; ErrLocked when owner does not hold
+	// its lease.
+	LogoutFailed(ctx context.Context, id, owner, reason string, retryAt time.Time) error
+	// ListLogouts returns the undelivered notices, oldest first.
+	ListLogouts(ctx context.Context) ([]LogoutNotice, error)
+
+	// PruneOIDC deletes authorization requests, tokens and logout notices
+	// that expired before cutoff and returns how many rows went.
 	PruneOIDC(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+// LogoutNotice is a back-channel logout a platform has not taken yet: the
+// logout token is signed afresh at each attempt, for Subject (the sub the
+// platform knows) and Sid (the platform's session id, may be empty).
+type LogoutNotice struct {
+	ID         string
+	PlatformID string
+	Subject    string
+	Sid        string
+	CreatedAt  time.Time
+	NextAt     time.Time // due from then on
+	ExpiresAt  time.Time // given up then
+	Attempts   int
+	LastError  string
 }

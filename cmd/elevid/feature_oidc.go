@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
 )
 
 // mountOIDC mounts the OpenID Connect provider (discovery, JWKS, /oidc/*)
 // on the pupil login, tells it of ended sessions and withdrawn consents,
-// and in demo mode the built-in example platform.
+// runs the retries of back-channel logouts in the background, and in demo
+// mode the built-in example platform.
 func mountOIDC(w *wiring) error {
 	a := w.app
 	op, err := idp.NewOIDC(w.ctx, idp.OIDCOptions{Issuer: a.cfg.Issuer, Store: a.store, Sealer: a.sealer,
@@ -21,6 +25,8 @@ func mountOIDC(w *wiring) error {
 		w.consent.AddLogout(op)
 	}
 	w.oidc = op
+	owner := school.NewID() // this node, for the leases of the logout queue
+	w.background = append(w.background, func(ctx context.Context) { op.RunLogoutQueue(ctx, owner) })
 	if w.demo {
 		idp.NewDemoPlatform(a.cfg.Issuer, a.pairwise, w.site, nil, a.log).Mount(w.mux)
 		w.mux.HandleFunc("GET /demo/mail", demoMail(a, w.site))

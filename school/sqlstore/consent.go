@@ -338,43 +338,21 @@ func (s *Store) EnqueueMail(ctx context.Context, m school.Mail) (school.Mail, er
 
 // ClaimMail implements school.ConsentFlowStore.
 func (s *Store) ClaimMail(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.Mail, error) {
-	if owner == "" || lease <= 0 {
-		return nil, fmt.Errorf("%w: claim needs an owner and a lease", school.ErrInvalid)
+	if err := validClaim(owner, lease); err != nil {
+		return nil, err
 	}
 	if limit <= 0 {
 		limit = 10
 	}
 	var out []school.Mail
 	err := s.tx(ctx, "claim mail", func(t *Store) error {
+		out = nil
 		now := t.now()
 		until := now.Add(lease)
-		// The candidates are chosen and locked first, then leased by id: a
-		// row leased by another node (lease_until in the future) is never
-		// taken twice. On PostgreSQL the candidates are locked with SKIP
-		// LOCKED, so concurrent claimers each take different rows instead
-		// of queueing on the same ones. (One UPDATE … WHERE id IN (SELECT
-		// … LIMIT n FOR UPDATE SKIP LOCKED) lost rows under concurrency:
-		// its re-check re-ran the subquery.) SQLite's writer lock
-		// serializes claimers anyway.
-		lock := t.b.ForUpdate()
-		if lock != "" {
-			lock += " SKIP LOCKED"
-		}
-		ids, err := collect(ctx, t.q, scanString, `SELECT id FROM outbox WHERE status = 'pending' AND next_at <= $1 AND lease_until <= $1
-			ORDER BY next_at, id LIMIT `+fmt.Sprint(limit)+lock, micros(now))
-		if err != nil || len(ids) == 0 {
+		if err := t.lease(ctx, "outbox", "status = 'pending' AND next_at <= $1", now, until, owner, limit); err != nil {
 			return err
 		}
-		args := []any{owner, micros(until), micros(now)}
-		marks := make([]string, len(ids))
-		for i, id := range ids {
-			args = append(args, id)
-			marks[i] = fmt.Sprintf("$%d", len(args))
-		}
-		if _, err := t.q.Exec(ctx, `UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
-			WHERE id IN (`+strings.Join(marks, ", ")+`) AND status = 'pending' AND lease_until <= $3`, args...); err != nil {
-			return err
-		}
+		var err error
 		out, err = collect(ctx, t.q, scanMail, `SELECT `+mailCols+` FROM outbox WHERE lease_owner = $1 AND lease_until = $2 AND status = 'pending' ORDER BY next_at, id`, owner, micros(until))
 		return err
 	})

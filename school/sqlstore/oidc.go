@@ -361,6 +361,7 @@ func (s *Store) PruneOIDC(ctx context.Context, cutoff time.Time) (int64, error) 
 		for _, q := range []string{
 			`DELETE FROM oidc_auth_requests WHERE expires_at < $1`,
 			`DELETE FROM oidc_tokens WHERE expires_at < $1`,
+			`DELETE FROM logout_notices WHERE expires_at < $1`,
 		} {
 			n, err := t.q.Exec(ctx, q, c)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -293,5 +294,111 @@ func testReleases(t *testing.T, h Harness, s Seed) {
 	}
 	if list := must(st.ListReleases(ctx, s.Pupil.ID)); len(list) != 0 {
 		t.Fatalf("after pupil erasure: %+v", list)
+	}
+}
+
+// testLogoutQueue checks the queue of back-channel logouts: notices are
+// leased to one node at a time, retried when due, removed when delivered
+// and pruned when expired.
+func testLogoutQueue(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	for _, bad := range []school.LogoutNotice{
+		{Subject: "sub", ExpiresAt: h.Clock.Now().Add(time.Hour)},
+		{PlatformID: s.Platform.ID, ExpiresAt: h.Clock.Now().Add(time.Hour)},
+		{PlatformID: s.Platform.ID, Subject: "sub"},
+	} {
+		_, err := st.QueueLogout(ctx, bad)
+		wantErr(t, err, school.ErrInvalid)
+	}
+	_, err := st.QueueLogout(ctx, school.LogoutNotice{PlatformID: "nope", Subject: "sub", ExpiresAt: h.Clock.Now().Add(time.Hour)})
+	wantErr(t, err, school.ErrInvalid)
+	_, err = st.ClaimLogouts(ctx, "", time.Minute, 5)
+	wantErr(t, err, school.ErrInvalid)
+
+	const n = 12
+	exp := h.Clock.Now().Add(24 * time.Hour)
+	for i := range n {
+		must(st.QueueLogout(ctx, school.LogoutNotice{PlatformID: s.Platform.ID, Subject: fmt.Sprintf("sub-%d", i), Sid: "sid", ExpiresAt: exp}))
+	}
+	later := must(st.QueueLogout(ctx, school.LogoutNotice{PlatformID: s.Platform.ID, Subject: "later", ExpiresAt: exp, NextAt: h.Clock.Now().Add(time.Hour)}))
+	if l := must(st.ListLogouts(ctx)); len(l) != n+1 || l[0].Sid != "sid" || l[0].PlatformID != s.Platform.ID || !l[0].ExpiresAt.Equal(exp) {
+		t.Fatalf("ListLogouts = %+v", l)
+	}
+
+	// Concurrent claimers on "several nodes" never share a notice, and
+	// the one not yet due stays.
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		owner := "node-" + string(rune('a'+w))
+		wg.Go(func() {
+			ns, err := st.ClaimLogouts(ctx, owner, time.Minute, 5)
+			if err != nil {
+				t.Errorf("claim: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, x := range ns {
+				if prev, ok := seen[x.ID]; ok {
+					t.Errorf("notice %s claimed by %s and %s", x.ID, prev, owner)
+				}
+				seen[x.ID] = owner
+				if x.Attempts != 1 || x.ID == later.ID {
+					t.Errorf("claimed notice %+v", x)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("claimed %d of %d", len(seen), n)
+	}
+	if ns := must(st.ClaimLogouts(ctx, "node-z", time.Minute, 50)); len(ns) != 0 {
+		t.Fatalf("leased notices claimed again: %d", len(ns))
+	}
+	var ids []string
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	// Delivered: gone; only the lease holder may say so.
+	wantErr(t, st.LogoutDelivered(ctx, ids[0], "node-z"), school.ErrLocked)
+	if err := st.LogoutDelivered(ctx, ids[0], seen[ids[0]]); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.LogoutDelivered(ctx, ids[0], seen[ids[0]]), school.ErrLocked)
+	// Failed: due again at the retry time, with the reason kept.
+	wantErr(t, st.LogoutFailed(ctx, ids[1], "node-z", "x", h.Clock.Now()), school.ErrLocked)
+	if err := st.LogoutFailed(ctx, ids[1], seen[ids[1]], "status 503", h.Clock.Now().Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if ns := must(st.ClaimLogouts(ctx, "node-z", time.Minute, 50)); len(ns) != 0 {
+		t.Fatalf("a failed notice came back before its retry time: %d", len(ns))
+	}
+	h.Clock.Advance(31 * time.Second)
+	ns := must(st.ClaimLogouts(ctx, "node-z", time.Minute, 50))
+	if len(ns) != 1 || ns[0].ID != ids[1] || ns[0].Attempts != 2 || ns[0].LastError != "status 503" {
+		t.Fatalf("retry claim = %+v", ns)
+	}
+	// A lease that ran out goes to another node.
+	h.Clock.Advance(2 * time.Minute)
+	if ns := must(st.ClaimLogouts(ctx, "node-y", time.Minute, 50)); len(ns) != n-1 {
+		t.Fatalf("after the leases ran out: %d claimed, want %d", len(ns), n-1)
+	}
+	wantErr(t, st.LogoutDelivered(ctx, ids[1], "node-z"), school.ErrLocked)
+	// Expired notices are never claimed and are pruned.
+	h.Clock.Advance(25 * time.Hour)
+	if ns := must(st.ClaimLogouts(ctx, "node-x", time.Minute, 50)); len(ns) != 0 {
+		t.Fatalf("expired notices claimed: %d", len(ns))
+	}
+	if got := must(st.PruneOIDC(ctx, h.Clock.Now())); got != n {
+		t.Fatalf("PruneOIDC = %d, want the %d notices left", got, n)
+	}
+	if l := must(st.ListLogouts(ctx)); len(l) != 0 {
+		t.Fatalf("%d notices after pruning", len(l))
 	}
 }

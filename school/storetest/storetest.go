@@ -80,6 +80,7 @@ var suites = []struct {
 	{"Locks", testLocks},
 	{"SAML", testSAML},
 	{"OIDC", testOIDC},
+	{"LogoutQueue", testLogoutQueue},
 	{"Transactions", testTransactions},
 	{"Access", testAccess},
 	{"Retention", testRetention},

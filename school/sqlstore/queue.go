@@ -1,0 +1,125 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/elevid/elevid/school"
+)
+
+// lease gives owner, until until, up to limit rows of a queue table (with
+// id, next_at, attempts, lease_owner and lease_until columns) that due
+// selects ($1 is now) and no other owner holds, and counts the attempt.
+// Run it inside a transaction.
+//
+// The candidates are chosen and locked first, then leased by id: a row
+// leased by another node (lease_until in the future) is never taken twice.
+// On PostgreSQL the candidates are locked with SKIP LOCKED, so concurrent
+// claimers each take different rows instead of queueing on the same ones.
+// (One UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
+// lost rows under concurrency: its re-check re-ran the subquery.) SQLite's
+// writer lock serializes claimers anyway.
+func (s *Store) lease(ctx context.Context, table, due string, now, until time.Time, owner string, limit int) error {
+	lock := s.b.ForUpdate()
+	if lock != "" {
+		lock += " SKIP LOCKED"
+	}
+	ids, err := collect(ctx, s.q, scanString, `SELECT id FROM `+table+` WHERE `+due+` AND lease_until <= $1
+		ORDER BY next_at, id LIMIT `+fmt.Sprint(limit)+lock, micros(now))
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	args := []any{owner, micros(until), micros(now)}
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		args = append(args, id)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	_, err = s.q.Exec(ctx, `UPDATE `+table+` SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
+		WHERE id IN (`+strings.Join(marks, ", ")+`) AND `+strings.ReplaceAll(due, "$1", "$3")+` AND lease_until <= $3`, args...)
+	return err
+}
+
+func validClaim(owner string, lease time.Duration) error {
+	if owner == "" || lease <= 0 {
+		return fmt.Errorf("%w: claim needs an owner and a lease", school.ErrInvalid)
+	}
+	return nil
+}
+
+const logoutCols = `id, platform_id, subject, sid, created_at, next_at, expires_at, attempts, last_error`
+
+func scanLogout(r Rows) (school.LogoutNotice, error) {
+	var n school.LogoutNotice
+	var created, next, expires int64
+	var attempts int64
+	err := r.Scan(&n.ID, &n.PlatformID, &n.Subject, &n.Sid, &created, &next, &expires, &attempts, &n.LastError)
+	n.CreatedAt, n.NextAt, n.ExpiresAt, n.Attempts = fromMicros(created), fromMicros(next), fromMicros(expires), int(attempts)
+	return n, err
+}
+
+// QueueLogout implements school.OIDCStore.
+func (s *Store) QueueLogout(ctx context.Context, n school.LogoutNotice) (school.LogoutNotice, error) {
+	if n.PlatformID == "" || n.Subject == "" || n.ExpiresAt.IsZero() {
+		return n, fmt.Errorf("%w: a logout notice needs a platform, a subject and an expiry", school.ErrInvalid)
+	}
+	n.ID, n.CreatedAt, n.Attempts, n.LastError = school.NewID(), s.now(), 0, ""
+	if n.NextAt.IsZero() {
+		n.NextAt = n.CreatedAt
+	}
+	_, err := s.q.Exec(ctx, `INSERT INTO logout_notices (`+logoutCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '')`,
+		n.ID, n.PlatformID, n.Subject, n.Sid, micros(n.CreatedAt), micros(n.NextAt), micros(n.ExpiresAt))
+	return n, s.fail("queue logout", err)
+}
+
+// ClaimLogouts implements school.OIDCStore.
+func (s *Store) ClaimLogouts(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.LogoutNotice, error) {
+	if err := validClaim(owner, lease); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 10
+	}
+	var out []school.LogoutNotice
+	err := s.tx(ctx, "claim logouts", func(t *Store) error {
+		now := t.now()
+		until := now.Add(lease)
+		if err := t.lease(ctx, "logout_notices", "next_at <= $1 AND expires_at > $1", now, until, owner, limit); err != nil {
+			return err
+		}
+		var err error
+		out, err = collect(ctx, t.q, scanLogout, `SELECT `+logoutCols+` FROM logout_notices WHERE lease_owner = $1 AND lease_until = $2 ORDER BY next_at, id`, owner, micros(until))
+		return err
+	})
+	return out, err
+}
+
+// LogoutDelivered implements school.OIDCStore.
+func (s *Store) LogoutDelivered(ctx context.Context, id, owner string) error {
+	n, err := s.q.Exec(ctx, `DELETE FROM logout_notices WHERE id = $1 AND lease_owner = $2 AND lease_until > $3`, id, owner, micros(s.now()))
+	if err == nil && n == 0 {
+		err = fmt.Errorf("logout notice %s: lease lost: %w", id, school.ErrLocked)
+	}
+	return s.fail("logout delivered", err)
+}
+
+// LogoutFailed implements school.OIDCStore.
+func (s *Store) LogoutFailed(ctx context.Context, id, owner, reason string, retryAt time.Time) error {
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	n, err := s.q.Exec(ctx, `UPDATE logout_notices SET last_error = $3, next_at = $4, lease_owner = '', lease_until = 0
+		WHERE id = $1 AND lease_owner = $2 AND lease_until > $5`, id, owner, reason, micros(retryAt), micros(s.now()))
+	if err == nil && n == 0 {
+		err = fmt.Errorf("logout notice %s: lease lost: %w", id, school.ErrLocked)
+	}
+	return s.fail("logout failed", err)
+}
+
+// ListLogouts implements school.OIDCStore.
+func (s *Store) ListLogouts(ctx context.Context) ([]school.LogoutNotice, error) {
+	out, err := collect(ctx, s.q, scanLogout, `SELECT `+logoutCols+` FROM logout_notices ORDER BY created_at, id`)
+	return out, s.fail("list logouts", err)
+}
