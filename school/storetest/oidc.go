@@ -323,8 +323,18 @@ func testLogoutQueue(t *testing.T, h Harness) {
 		must(st.QueueLogout(ctx, school.LogoutNotice{PlatformID: s.Platform.ID, Subject: fmt.Sprintf("sub-%d", i), Sid: "sid", ExpiresAt: exp}))
 	}
 	later := must(st.QueueLogout(ctx, school.LogoutNotice{PlatformID: s.Platform.ID, Subject: "later", ExpiresAt: exp, NextAt: h.Clock.Now().Add(time.Hour)}))
-	if l := must(st.ListLogouts(ctx)); len(l) != n+1 || l[0].Sid != "sid" || l[0].PlatformID != s.Platform.ID || !l[0].ExpiresAt.Equal(exp) {
-		t.Fatalf("ListLogouts = %+v", l)
+	l := must(st.ListLogouts(ctx))
+	if len(l) != n+1 {
+		t.Fatalf("ListLogouts = %d notices, want %d", len(l), n+1)
+	}
+	for _, x := range l {
+		wantSid := "sid"
+		if x.ID == later.ID {
+			wantSid = ""
+		}
+		if x.Sid != wantSid || x.PlatformID != s.Platform.ID || !x.ExpiresAt.Equal(exp) || !x.CreatedAt.Equal(h.Clock.Now()) || x.Attempts != 0 {
+			t.Fatalf("listed notice %+v", x)
+		}
 	}
 
 	// Concurrent claimers on "several nodes" never share a notice, and
