@@ -443,6 +443,22 @@ func (e *oidcEnv) authorize(t testing.TB, b *browser, rp *testRP, extra ...oauth
 	return res
 }
 
+// signIn runs the whole flow at rp (passkey login when needed) and
+// returns the tokens and the verified ID token.
+func (e *oidcEnv) signIn(t testing.TB, b *browser, rp *testRP) (*oauth2.Token, *gooidc.IDToken) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := rp.exchange(ctx, e.authorize(t, b, rp))
+	if err != nil {
+		t.Fatalf("exchange at %s: %v", rp.cfg.ClientID, err)
+	}
+	idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatalf("ID token of %s: %v", rp.cfg.ClientID, err)
+	}
+	return tok, idt
+}
+
 // exchange redeems a code like the RP does.
 func (rp *testRP) exchange(ctx context.Context, res flowResult) (*oauth2.Token, error) {
 	return rp.cfg.Exchange(ctx, res.code, oauth2.VerifierOption(res.verifier))

@@ -127,15 +127,7 @@ func testOIDCFullFlow(t *testing.T, pg bool) {
 
 	// The other platform gets another subject for the same pupil, and the
 	// session is reused (no second passkey login).
-	res2 := e.authorize(t, b, other)
-	tok2, err := other.exchange(ctx, res2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idt2, err := other.verifier.Verify(ctx, tok2.Extra("id_token").(string))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok2, idt2 := e.signIn(t, b, other)
 	if idt2.Subject != idp.Pairwise(e.secret, e.pupil.ID, "other.example") || idt2.Subject == wantSub {
 		t.Fatalf("subject at the second platform = %q", idt2.Subject)
 	}
@@ -265,15 +257,7 @@ func TestOIDCConsentAndPolicy(t *testing.T) {
 	}
 
 	e.grantConsent(rp.platform.ID)
-	res = e.authorize(t, b, rp)
-	tok, err := rp.exchange(ctx, res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, idt := e.signIn(t, b, rp)
 	var c map[string]any
 	_ = idt.Claims(&c)
 	// Only given_name is allowed, although profile and groups were asked for.
@@ -687,15 +671,7 @@ func TestOIDCBackchannelLogoutQueued(t *testing.T) {
 	rp := e.newRP(t, "flakyplatform", rpOptions{})
 	e.grantConsent(rp.platform.ID)
 	b := newBrowser()
-	res := e.authorize(t, b, rp)
-	tok, err := rp.exchange(ctx, res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, idt := e.signIn(t, b, rp)
 	setUp := func(ok bool) {
 		rp.mu.Lock()
 		rp.logoutOK = ok
@@ -754,10 +730,7 @@ func TestOIDCBackchannelLogoutQueued(t *testing.T) {
 
 	// A platform that answers 400 refused the token: no queue, no retry.
 	e.grantConsent(rp.platform.ID)
-	res = e.authorize(t, b, rp)
-	if _, err := rp.exchange(ctx, res); err != nil {
-		t.Fatal(err)
-	}
+	e.signIn(t, b, rp)
 	rp.mu.Lock()
 	rp.logoutOK, rp.failStatus = false, http.StatusBadRequest
 	rp.mu.Unlock()

@@ -244,31 +244,9 @@ func testOutbox(t *testing.T, h Harness) {
 	}
 
 	// Concurrent claimers on "several nodes" never share a message.
-	var mu sync.Mutex
-	seen := map[string]string{}
-	var wg sync.WaitGroup
-	for w := range 4 {
-		owner := "node-" + string(rune('a'+w))
-		wg.Go(func() {
-			ms, err := st.ClaimMail(ctx, owner, time.Minute, 5)
-			if err != nil {
-				t.Errorf("claim: %v", err)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, m := range ms {
-				if prev, ok := seen[m.ID]; ok {
-					t.Errorf("mail %s claimed by %s and %s", m.ID, prev, owner)
-				}
-				seen[m.ID] = owner
-				if m.Attempts != 1 || m.Text == "" {
-					t.Errorf("claimed mail %+v", m)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	seen := claimOnNodes(t, func(owner string) ([]school.Mail, error) { return st.ClaimMail(ctx, owner, time.Minute, 5) },
+		func(m school.Mail) string { return m.ID },
+		func(m school.Mail) bool { return m.Attempts == 1 && m.Text != "" })
 	if len(seen) != n {
 		t.Fatalf("claimed %d of %d", len(seen), n)
 	}
@@ -323,4 +301,37 @@ func testOutbox(t *testing.T, h Harness) {
 	if ms := must(st.ClaimMail(ctx, "node-y", time.Minute, 50)); len(ms) != 1 || ms[0].ID != ids[2] {
 		t.Fatalf("retried mail not claimable: %d", len(ms))
 	}
+}
+
+// claimOnNodes runs claim for four owners ("node-a" …) at once and returns
+// the owner of each claimed item by id; two owners getting one item, or
+// an item that fails ok, fails the test.
+func claimOnNodes[T any](t *testing.T, claim func(owner string) ([]T, error), id func(T) string, ok func(T) bool) map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		owner := "node-" + string(rune('a'+w))
+		wg.Go(func() {
+			items, err := claim(owner)
+			if err != nil {
+				t.Errorf("claim: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, x := range items {
+				if prev, dup := seen[id(x)]; dup {
+					t.Errorf("%s claimed by %s and %s", id(x), prev, owner)
+				}
+				seen[id(x)] = owner
+				if !ok(x) {
+					t.Errorf("claimed %+v", x)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return seen
 }

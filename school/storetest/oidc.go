@@ -339,31 +339,9 @@ func testLogoutQueue(t *testing.T, h Harness) {
 
 	// Concurrent claimers on "several nodes" never share a notice, and
 	// the one not yet due stays.
-	var mu sync.Mutex
-	seen := map[string]string{}
-	var wg sync.WaitGroup
-	for w := range 4 {
-		owner := "node-" + string(rune('a'+w))
-		wg.Go(func() {
-			ns, err := st.ClaimLogouts(ctx, owner, time.Minute, 5)
-			if err != nil {
-				t.Errorf("claim: %v", err)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, x := range ns {
-				if prev, ok := seen[x.ID]; ok {
-					t.Errorf("notice %s claimed by %s and %s", x.ID, prev, owner)
-				}
-				seen[x.ID] = owner
-				if x.Attempts != 1 || x.ID == later.ID {
-					t.Errorf("claimed notice %+v", x)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	seen := claimOnNodes(t, func(owner string) ([]school.LogoutNotice, error) { return st.ClaimLogouts(ctx, owner, time.Minute, 5) },
+		func(x school.LogoutNotice) string { return x.ID },
+		func(x school.LogoutNotice) bool { return x.Attempts == 1 && x.ID != later.ID })
 	if len(seen) != n {
 		t.Fatalf("claimed %d of %d", len(seen), n)
 	}
