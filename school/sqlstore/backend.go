@@ -122,27 +122,51 @@ func (s *Store) tx(ctx context.Context, op string, fn func(t *Store) error) erro
 	if s.inTx {
 		return fn(s)
 	}
-	var err error
 	var fromFn bool
-	for attempt := 1; ; attempt++ {
+	err := s.retry(ctx, func() error {
+		var err error
 		fromFn, err = s.try(ctx, fn)
-		if err == nil || !s.b.Retryable(err) || attempt >= s.opt.MaxAttempts || ctx.Err() != nil {
-			break
-		}
-		backoff := time.Duration(attempt*attempt) * time.Millisecond
-		backoff += time.Duration(rand.Int64N(int64(backoff) + 1))
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return s.fail(op, ctx.Err())
-		}
-	}
+		return err
+	})
 	if fromFn && err != nil && !s.b.IsDatabaseError(err) {
 		// The caller's own error (e.g. "consent does not cover the
 		// platform"): returned as it is, not counted as a store error.
 		return err
 	}
 	return s.fail(op, err)
+}
+
+// retry runs attempt until it succeeds, fails with an error the backend
+// does not call retryable (busy, serialization failure, deadlock), or
+// MaxAttempts are used, with a short randomized backoff in between; it
+// returns the last error.
+func (s *Store) retry(ctx context.Context, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
+		if err == nil || !s.b.Retryable(err) || n >= s.opt.MaxAttempts || ctx.Err() != nil {
+			return err
+		}
+		backoff := time.Duration(n*n) * time.Millisecond
+		backoff += time.Duration(rand.Int64N(int64(backoff) + 1))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// exec runs one statement that writes: joined to the transaction when
+// inside one, else on its own (no BEGIN … COMMIT, which would cost two
+// round trips more), retried like a transaction.
+func (s *Store) exec(ctx context.Context, op, q string, args ...any) (int64, error) {
+	var n int64
+	err := s.retry(ctx, func() error {
+		var err error
+		n, err = s.q.Exec(ctx, q, args...)
+		return err
+	})
+	return n, s.fail(op, err)
 }
 
 // try runs fn in one transaction; fromFn reports whether err came from fn

@@ -40,9 +40,12 @@ type QueryCount struct {
 	N     int64
 }
 
-func (c *Counter) note(q string) {
+func (c *Counter) note(q string, inTx bool) {
 	if !c.track {
 		return
+	}
+	if inTx {
+		q = "[tx] " + q
 	}
 	v, ok := c.perQuery.Load(q)
 	if !ok {
@@ -73,7 +76,7 @@ func (b CountingBackend) QueryRow(ctx context.Context, q string, args ...any) Ro
 	return b.single().QueryRow(ctx, q, args...)
 }
 
-func (b CountingBackend) single() counted { return counted{b.Backend, &b.C.Statements, b.C} }
+func (b CountingBackend) single() counted { return counted{b.Backend, &b.C.Statements, b.C, false} }
 
 // Begin implements Backend.
 func (b CountingBackend) Begin(ctx context.Context) (Tx, error) {
@@ -82,7 +85,7 @@ func (b CountingBackend) Begin(ctx context.Context) (Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingTx{counted{t, &b.C.InTx, b.C}, t}, nil
+	return countingTx{counted{t, &b.C.InTx, b.C, true}, t}, nil
 }
 
 // counted runs statements on a connection or transaction and counts them
@@ -91,23 +94,24 @@ type counted struct {
 	conn Conn
 	n    *atomic.Int64
 	c    *Counter
+	inTx bool
 }
 
 func (c counted) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	c.n.Add(1)
-	c.c.note(q)
+	c.c.note(q, c.inTx)
 	return c.conn.Exec(ctx, q, args...)
 }
 
 func (c counted) Query(ctx context.Context, q string, args ...any) (Rows, error) {
 	c.n.Add(1)
-	c.c.note(q)
+	c.c.note(q, c.inTx)
 	return c.conn.Query(ctx, q, args...)
 }
 
 func (c counted) QueryRow(ctx context.Context, q string, args ...any) Row {
 	c.n.Add(1)
-	c.c.note(q)
+	c.c.note(q, c.inTx)
 	return c.conn.QueryRow(ctx, q, args...)
 }
 

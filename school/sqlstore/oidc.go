@@ -92,11 +92,8 @@ func (s *Store) CreateOIDCAuthRequest(ctx context.Context, a school.OIDCAuthRequ
 	}
 	a.ID = school.NewID()
 	a.CreatedAt = s.now()
-	err := s.tx(ctx, "create auth request", func(t *Store) error {
-		_, err := t.q.Exec(ctx, `INSERT INTO oidc_auth_requests (id, platform_id, params, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-			a.ID, a.PlatformID, string(a.Params), micros(a.CreatedAt), micros(a.ExpiresAt))
-		return err
-	})
+	_, err := s.exec(ctx, "create auth request", `INSERT INTO oidc_auth_requests (id, platform_id, params, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		a.ID, a.PlatformID, string(a.Params), micros(a.CreatedAt), micros(a.ExpiresAt))
 	return a, err
 }
 
@@ -338,11 +335,8 @@ func (s *Store) AddRelease(ctx context.Context, r school.Release) (school.Releas
 	if err != nil {
 		return r, err
 	}
-	err = s.tx(ctx, "add release", func(t *Store) error {
-		_, err := t.q.Exec(ctx, `INSERT INTO releases (`+releaseCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			r.ID, r.PupilID, r.PlatformID, r.PlatformName, string(r.Protocol), r.Via, string(claims), micros(r.Time))
-		return err
-	})
+	_, err = s.exec(ctx, "add release", `INSERT INTO releases (`+releaseCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.ID, r.PupilID, r.PlatformID, r.PlatformName, string(r.Protocol), r.Via, string(claims), micros(r.Time))
 	return r, err
 }
 
