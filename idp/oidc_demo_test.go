@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
@@ -111,6 +112,17 @@ func TestPlatformCommand(t *testing.T) {
 	}
 	if out, err = run("show", "mf"); err != nil || !strings.Contains(out, "given_name: Shown to the teacher") || strings.Contains(out, "sha256:") {
 		t.Fatalf("show: %v %s", err, out)
+	}
+	// Queued back-channel logouts are listed for the operator.
+	if out, err = run("logouts"); err != nil || !strings.Contains(out, "no back-channel logouts waiting") {
+		t.Fatalf("logouts (none): %v %s", err, out)
+	}
+	now := e.clock.Now()
+	if _, err := e.st.QueueLogout(ctx, school.LogoutNotice{PlatformID: pf.ID, Subject: "sub", NextAt: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = run("logouts"); err != nil || !strings.Contains(out, "mf ") || !strings.Contains(out, now.Add(time.Minute).UTC().Format(time.RFC3339)) {
+		t.Fatalf("logouts: %v %s", err, out)
 	}
 	if _, err = run("remove", "mf"); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/elevid/elevid/school"
 )
@@ -118,12 +119,13 @@ func (a *claimFlags) Set(v string) error {
 //	add-saml …            (see SAMLPlatformCommand)
 //	list
 //	show CLIENT-ID
+//	logouts          back-channel logouts waiting for a retry
 //	remove CLIENT-ID
 //
 // add prints the generated client secret once; only its hash is stored.
 func PlatformCommand(ctx context.Context, st school.Store, out io.Writer, args []string) error {
 	if len(args) == 0 {
-		return errors.New("platform: want add, add-saml, list, show or remove")
+		return errors.New("platform: want add, add-saml, list, show, logouts or remove")
 	}
 	switch args[0] {
 	case "add":
@@ -165,6 +167,8 @@ func PlatformCommand(ctx context.Context, st school.Store, out io.Writer, args [
 			}
 		}
 		return nil
+	case "logouts":
+		return listQueuedLogouts(ctx, st, out)
 	case "remove":
 		if len(args) != 2 {
 			return errors.New("platform remove: want CLIENT-ID")
@@ -180,6 +184,39 @@ func PlatformCommand(ctx context.Context, st school.Store, out io.Writer, args [
 		return nil
 	}
 	return fmt.Errorf("platform: unknown subcommand %q", args[0])
+}
+
+// listQueuedLogouts prints the back-channel logouts that platforms have
+// not taken yet, oldest first.
+func listQueuedLogouts(ctx context.Context, st school.Store, out io.Writer) error {
+	list, err := st.ListLogouts(ctx)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(out, "no back-channel logouts waiting")
+		return nil
+	}
+	clients := map[string]string{}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT ID\tQUEUED\tATTEMPTS\tNEXT ATTEMPT\tGIVEN UP AT\tLAST ERROR")
+	for _, n := range list {
+		id, ok := clients[n.PlatformID]
+		if !ok {
+			id = n.PlatformID
+			if p, err := st.GetPlatform(ctx, n.PlatformID); err == nil {
+				id = p.ClientID
+			}
+			clients[n.PlatformID] = id
+		}
+		next := n.NextAt.UTC().Format(time.RFC3339)
+		if !n.NextAt.Before(n.ExpiresAt) {
+			next = "never (refused)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", id, n.CreatedAt.UTC().Format(time.RFC3339), n.Attempts, next,
+			n.ExpiresAt.UTC().Format(time.RFC3339), n.LastError)
+	}
+	return tw.Flush()
 }
 
 func platformAdd(ctx context.Context, st school.Store, out io.Writer, args []string) error {

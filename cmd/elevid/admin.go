@@ -61,7 +61,7 @@ func adminCommands() map[string]func(ctx context.Context, a *app, out io.Writer,
 const adminExtraUsage = `Learning platforms (operator):
   platform add --name N --client-id ID --redirect-uri U [--public] [--attr claim="why" …] [--offline-access] [--backchannel-logout-uri U]
   platform add-saml --name N --metadata FILE|--metadata-url URL [--attr name="why" …] [--nameid persistent|transient]
-  platform list | show ID | remove ID
+  platform list | show ID | logouts | remove ID
 Data rights:
   export --school CODE --pupil ID       everything held about a pupil, as JSON (subject access request)
 ` + adminConsoleUsage
