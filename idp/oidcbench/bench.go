@@ -253,8 +253,10 @@ func processCPU() time.Duration {
 func (r Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "flows %d in %.1fs: %.0f flows/s, errors %d\n", r.Flows, r.Elapsed.Seconds(), float64(r.Flows)/r.Elapsed.Seconds(), r.Errors)
 	fmt.Fprintf(w, "latency p50 %.1fms p95 %.1fms p99 %.1fms\n", ms(r.P50), ms(r.P95), ms(r.P99))
-	if r.TxPerFlow > 0 {
+	if r.TxPerFlow > 0 || r.StmtPerFlow > 0 {
 		fmt.Fprintf(w, "database: %.2f transactions (%.2f statements in them) and %.2f single statements per flow\n", r.TxPerFlow, r.InTxPerFlow, r.StmtPerFlow)
+	} else if r.Flows > 0 {
+		fmt.Fprintln(w, "database: not known (the server's /metrics were not reachable)")
 	}
 	if r.ClientCPUPerFlow > 0 {
 		fmt.Fprintf(w, "CPU of this process: %.2f ms per flow\n", ms(r.ClientCPUPerFlow))
