@@ -167,7 +167,7 @@ func (p *OIDC) deliverQueued(ctx context.Context, owner string, n school.LogoutN
 	log := p.log.With("notice", n.ID, "attempt", n.Attempts)
 	c, err := p.storage.clientByPlatform(ctx, n.PlatformID)
 	if err == nil && c.s.BackchannelLogoutURI == "" {
-		err = errors.New("the platform no longer takes back-channel logouts")
+		err = fmt.Errorf("%w: it no longer has a back-channel logout URI", errLogoutRefused)
 	}
 	if err == nil {
 		err = p.postLogout(ctx, c, n.Subject, n.Sid)
