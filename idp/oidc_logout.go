@@ -105,11 +105,9 @@ func (p *OIDC) logout(ctx context.Context, f school.OIDCTokenFilter, skipPlatfor
 
 // Retries of back-channel logouts from the queue.
 const (
-	logoutQueueTTL   = 24 * time.Hour   // a notice is given up after this long
-	logoutFirstRetry = 30 * time.Second // then doubling, up to logoutMaxRetry
-	logoutMaxRetry   = time.Hour
-	logoutLease      = time.Minute
-	logoutPoll       = 15 * time.Second
+	logoutQueueTTL = 24 * time.Hour // a notice is given up after this long
+	logoutLease    = time.Minute
+	logoutPoll     = 15 * time.Second
 )
 
 // queueLogout keeps a logout the platform did not take, for RunLogoutQueue
@@ -117,7 +115,7 @@ const (
 func (p *OIDC) queueLogout(ctx context.Context, c *oidcClient, subject, sid string, cause error) error {
 	now := p.opt.Now()
 	n, err := p.opt.Store.QueueLogout(ctx, school.LogoutNotice{PlatformID: c.pf.ID, Subject: subject, Sid: sid,
-		NextAt: now.Add(logoutFirstRetry), ExpiresAt: now.Add(logoutQueueTTL)})
+		NextAt: now.Add(school.RetryDelay(1)), ExpiresAt: now.Add(logoutQueueTTL)})
 	if err != nil {
 		p.log.Error("back-channel logout lost: queueing it failed", "client_id", c.GetID(), "err", err)
 		return err
@@ -180,11 +178,7 @@ func (p *OIDC) deliverQueued(ctx context.Context, owner string, n school.LogoutN
 		}
 		return true
 	}
-	retry := logoutFirstRetry
-	for i := 1; i < n.Attempts && retry < logoutMaxRetry; i++ {
-		retry *= 2
-	}
-	next := p.opt.Now().Add(min(retry, logoutMaxRetry))
+	next := p.opt.Now().Add(school.RetryDelay(n.Attempts))
 	if errors.Is(err, errLogoutRefused) {
 		next = n.ExpiresAt // kept, visible, until pruned; never sent again
 	}

@@ -177,11 +177,7 @@ func NewSender(opt SenderOptions) *Sender {
 
 // DefaultBackoff is 30 s × 2^(attempts-1), at most 1 h, ±20 % jitter.
 func DefaultBackoff(attempts int) time.Duration {
-	d := 30 * time.Second
-	for i := 1; i < attempts && d < time.Hour; i++ {
-		d *= 2
-	}
-	d = min(d, time.Hour)
+	d := school.RetryDelay(attempts)
 	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
 }
 

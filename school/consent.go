@@ -130,6 +130,17 @@ func ConsentCovers(rule ConsentRule, guardianIDs []string, consents []Consent, p
 	return false
 }
 
+// RetryDelay is how long a queue (the mail outbox, the back-channel
+// logout queue) waits before the next attempt after attempts failed ones:
+// 30 s, doubling, at most an hour.
+func RetryDelay(attempts int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < attempts && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
 // LinkKind says what a guardian's magic link opens.
 type LinkKind string
 

@@ -338,25 +338,7 @@ func (s *Store) EnqueueMail(ctx context.Context, m school.Mail) (school.Mail, er
 
 // ClaimMail implements school.ConsentFlowStore.
 func (s *Store) ClaimMail(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.Mail, error) {
-	if err := validClaim(owner, lease); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		limit = 10
-	}
-	var out []school.Mail
-	err := s.tx(ctx, "claim mail", func(t *Store) error {
-		out = nil
-		now := t.now()
-		until := now.Add(lease)
-		if err := t.lease(ctx, "outbox", "status = 'pending' AND next_at <= $1", now, until, owner, limit); err != nil {
-			return err
-		}
-		var err error
-		out, err = collect(ctx, t.q, scanMail, `SELECT `+mailCols+` FROM outbox WHERE lease_owner = $1 AND lease_until = $2 AND status = 'pending' ORDER BY next_at, id`, owner, micros(until))
-		return err
-	})
-	return out, err
+	return claim(ctx, s, "claim mail", "outbox", "status = 'pending' AND next_at <= $1", mailCols, scanMail, owner, lease, limit)
 }
 
 // MailSent implements school.ConsentFlowStore.

@@ -42,11 +42,28 @@ func (s *Store) lease(ctx context.Context, table, due string, now, until time.Ti
 	return err
 }
 
-func validClaim(owner string, lease time.Duration) error {
+// claim leases to owner, in one transaction, up to limit (10 when not
+// positive) rows of a queue table that due selects (see lease) and returns
+// them, scanned from cols by scan.
+func claim[T any](ctx context.Context, s *Store, op, table, due, cols string, scan func(Rows) (T, error), owner string, lease time.Duration, limit int) ([]T, error) {
 	if owner == "" || lease <= 0 {
-		return fmt.Errorf("%w: claim needs an owner and a lease", school.ErrInvalid)
+		return nil, fmt.Errorf("%w: claim needs an owner and a lease", school.ErrInvalid)
 	}
-	return nil
+	if limit <= 0 {
+		limit = 10
+	}
+	var out []T
+	err := s.tx(ctx, op, func(t *Store) error {
+		now := t.now()
+		until := now.Add(lease)
+		if err := t.lease(ctx, table, due, now, until, owner, limit); err != nil {
+			return err
+		}
+		var err error
+		out, err = collect(ctx, t.q, scan, `SELECT `+cols+` FROM `+table+` WHERE lease_owner = $1 AND lease_until = $2 ORDER BY next_at, id`, owner, micros(until))
+		return err
+	})
+	return out, err
 }
 
 const logoutCols = `id, platform_id, subject, sid, created_at, next_at, expires_at, attempts, last_error`
@@ -76,24 +93,7 @@ func (s *Store) QueueLogout(ctx context.Context, n school.LogoutNotice) (school.
 
 // ClaimLogouts implements school.OIDCStore.
 func (s *Store) ClaimLogouts(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.LogoutNotice, error) {
-	if err := validClaim(owner, lease); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		limit = 10
-	}
-	var out []school.LogoutNotice
-	err := s.tx(ctx, "claim logouts", func(t *Store) error {
-		now := t.now()
-		until := now.Add(lease)
-		if err := t.lease(ctx, "logout_notices", "next_at <= $1 AND expires_at > $1", now, until, owner, limit); err != nil {
-			return err
-		}
-		var err error
-		out, err = collect(ctx, t.q, scanLogout, `SELECT `+logoutCols+` FROM logout_notices WHERE lease_owner = $1 AND lease_until = $2 ORDER BY next_at, id`, owner, micros(until))
-		return err
-	})
-	return out, err
+	return claim(ctx, s, "claim logouts", "logout_notices", "next_at <= $1 AND expires_at > $1", logoutCols, scanLogout, owner, lease, limit)
 }
 
 // LogoutDelivered implements school.OIDCStore.
