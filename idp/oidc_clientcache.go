@@ -53,8 +53,9 @@ func (cc *clientCache) get(key string, byPlatformID bool) *oidcClient {
 	return &c
 }
 
-// put stores c as read now from the store.
-func (cc *clientCache) put(c *oidcClient) {
+// put stores c as read now from the store and returns a copy for the
+// request, like get.
+func (cc *clientCache) put(c *oidcClient) *oidcClient {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if len(cc.byID) > 10000 { // a bound against ids made up by callers: the store only holds real platforms
@@ -64,4 +65,6 @@ func (cc *clientCache) put(c *oidcClient) {
 	e := clientEntry{c: c, at: cc.now()}
 	cc.byID[c.pf.ID] = e
 	cc.byClient[c.pf.ClientID] = e
+	cp := *c
+	return &cp
 }

@@ -115,9 +115,7 @@ func (s *oidcStorage) client(ctx context.Context, clientID string) (*oidcClient,
 	if err != nil {
 		return nil, err
 	}
-	s.p.clients.put(c)
-	c2 := *c
-	st.client = &c2
+	st.client = s.p.clients.put(c)
 	return st.client, nil
 }
 
@@ -144,9 +142,7 @@ func (s *oidcStorage) clientByPlatformIn(ctx context.Context, q school.Queries, 
 		if c, err = newOIDCClient(pf, oidcLoginPath); err != nil {
 			return nil, err
 		}
-		s.p.clients.put(c)
-		c2 := *c
-		c = &c2
+		c = s.p.clients.put(c)
 	}
 	if st.client == nil {
 		st.client = c

@@ -52,18 +52,15 @@ func KnownClaims() []string {
 	return out
 }
 
-// PupilFacts is what ElevID knows about a pupil that may be released.
-type PupilFacts struct {
-	Pupil   school.Pupil
-	School  school.School
-	Classes []school.Class
-}
+// PupilFacts is what ElevID knows about a pupil that may be released: the
+// pupil's profile, with the claims it yields.
+type PupilFacts school.PupilProfile
 
 // LoadPupilFacts reads the pupil, their school and classes through q, in
 // one query.
 func LoadPupilFacts(ctx context.Context, q school.Queries, pupilID string) (PupilFacts, error) {
 	p, err := q.GetPupilProfile(ctx, pupilID)
-	return PupilFacts{Pupil: p.Pupil, School: p.School, Classes: p.Classes}, err
+	return PupilFacts(p), err
 }
 
 // Claim returns the value of one claim.

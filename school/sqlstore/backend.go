@@ -247,13 +247,13 @@ func fromMicros(v int64) time.Time {
 	return time.UnixMicro(v).UTC()
 }
 
-// collect runs query and scans every row with scan.
 // scanString scans a row of one text column.
 func scanString(r Rows) (string, error) {
 	var v string
 	return v, r.Scan(&v)
 }
 
+// collect runs query and scans every row with scan.
 func collect[T any](ctx context.Context, q Conn, scan func(Rows) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
