@@ -85,7 +85,7 @@ func TestACMEWithPebble(t *testing.T) {
 			const host = "elevid.test"
 			issuer := fmt.Sprintf("https://%s:%d", host, elevidHTTPS)
 			start := time.Now()
-			serveLog := startServe(t, fmt.Sprintf(`listen: 127.0.0.1:%d
+			serveLog, _ := startServe(t, fmt.Sprintf(`listen: 127.0.0.1:%d
 issuer: %s
 database: %s
 log: {level: warn}

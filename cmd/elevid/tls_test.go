@@ -199,20 +199,24 @@ func TestCertReloaderChecksAtMostEveryInterval(t *testing.T) {
 	}
 }
 
-// startServe runs `elevid serve --config` with yaml until the test ends and
-// waits until listen answers.
-func startServe(t *testing.T, yaml string, ready func() error) *bytes.Buffer {
+// startServe runs `elevid serve --config` with yaml until stop is called
+// or the test ends, and waits until ready succeeds.
+func startServe(t *testing.T, yaml string, ready func() error) (log *syncBuffer, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", writeConfig(t, yaml)}, &out, &out, noEnv) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	go func() { done <- run(ctx, []string{"serve", "--config", writeConfig(t, yaml)}, out, out, noEnv) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
@@ -223,7 +227,7 @@ func startServe(t *testing.T, yaml string, ready func() error) *bytes.Buffer {
 		}
 		err := ready()
 		if err == nil {
-			return &out.buf
+			return out, stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("serve not ready: %v\n%s", err, out.String())
@@ -269,7 +273,7 @@ func TestServeTLSFromFiles(t *testing.T) {
 		}
 	}
 	issuer := "https://localhost:27030"
-	startServe(t, fmt.Sprintf(`listen: %s
+	_, _ = startServe(t, fmt.Sprintf(`listen: %s
 issuer: %s
 database: %s
 log: {level: warn}
