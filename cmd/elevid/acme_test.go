@@ -137,6 +137,17 @@ server:
 			}
 			t.Logf("certificate for %s from Pebble (%s) obtained and served in %s", host, leaf.Issuer.CommonName, time.Since(start).Round(time.Millisecond))
 
+			// A client without a server name (a health check by address)
+			// gets the issuer's certificate.
+			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", elevidHTTPS), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatalf("TLS without a server name: %v", err)
+			}
+			if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(leaf) {
+				t.Errorf("without a server name: certificate for %v", got.DNSNames)
+			}
+			conn.Close()
+
 			// Which challenge Pebble validated.
 			if httpTried := strings.Contains(pebbleLog.String(), "Attempting to validate w/ HTTP"); httpTried != (tc.challenge == "http-01") {
 				t.Errorf("Pebble validated over HTTP: %v, want %v (challenge %s)", httpTried, !httpTried, tc.challenge)

@@ -206,7 +206,18 @@ func newTLSServing(cfg Config, log *slog.Logger) (*tlsServing, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.config.GetCertificate = m.GetCertificate
+		// A client that sends no server name (a load balancer's health
+		// check by IP address) gets the issuer's certificate.
+		issuerHost := cfg.WebAuthn.RPID
+		if u, err := url.Parse(cfg.Issuer); err == nil {
+			issuerHost = u.Hostname()
+		}
+		s.config.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if hello.ServerName == "" {
+				hello.ServerName = issuerHost
+			}
+			return m.GetCertificate(hello)
+		}
 		s.config.NextProtos = append(s.config.NextProtos, acme.ALPNProto) // TLS-ALPN-01
 		s.redirect = m.HTTPHandler(redirect)                              // HTTP-01, else the redirect
 		log.Info("TLS certificates from ACME", "directory", m.Client.DirectoryURL, "hosts", a.Hosts, "cache", a.CacheDir)
@@ -267,7 +278,6 @@ func redirectToIssuer(issuer string) http.Handler {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			code = http.StatusMovedPermanently
 		}
-		w.Header().Set("Connection", "close")
 		http.Redirect(w, r, base+r.URL.RequestURI(), code)
 	})
 }
@@ -371,6 +381,9 @@ func serveTLS(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener
 		return nil, stop, err
 	}
 	if ts == nil {
+		if cfg.Secure() {
+			log.Info("serving plain http for an https issuer: a TLS-terminating proxy must be in front (or set server.tls)", "issuer", cfg.Issuer)
+		}
 		return ln, stop, nil
 	}
 	if cfg.Server.HTTPRedirectListen != "" {
