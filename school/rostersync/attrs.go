@@ -129,12 +129,17 @@ func ValidateSource(src school.DirectorySource) error {
 		if b == "" {
 			continue
 		}
-		if _, err := ldap.ParseDN(b); err != nil {
+		if _, err := ldap.ParseDN(strings.ReplaceAll(b, school.SchoolPlaceholder, "x")); err != nil {
 			probs = append(probs, fmt.Sprintf("DN %q: %v", b, err))
 		}
 	}
 	if _, err := newAttrMap(src); err != nil {
 		probs = append(probs, err.Error())
+	}
+	if src.SchoolAttr != "" {
+		if err := ValidateFilter("(" + src.SchoolAttr + "=x)"); err != nil {
+			probs = append(probs, "school attribute: "+err.Error())
+		}
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: %s", school.ErrInvalid, strings.Join(probs, "; "))

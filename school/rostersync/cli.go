@@ -137,7 +137,7 @@ func printRun(out io.Writer, r school.SyncRun, warnings bool) {
 		flags += ", forced"
 	}
 	fmt.Fprintf(out, "run %s  %s  %s (%s)  %s  %d entries, %d pages, %d warnings\n", r.ID, r.StartedAt.Local().Format("2006-01-02 15:04:05"),
-		r.Status, flags, dur, r.Entries, r.Pages, len(r.Warnings)+r.WarningsDropped)
+		r.Status, flags, dur, r.Entries, r.Pages, r.WarningTotal())
 	keys := make([]string, 0, len(r.Counts))
 	for k := range r.Counts {
 		keys = append(keys, k)
@@ -149,20 +149,37 @@ func printRun(out io.Writer, r school.SyncRun, warnings bool) {
 	if r.Error != "" {
 		fmt.Fprintf(out, "  error: %s\n", r.Error)
 	}
-	if warnings {
+	printWarnings(out, r, warnings)
+}
+
+// printWarnings summarises r's warnings by kind, most frequent first:
+// the count and the first DNs of each kind (all that were kept when all
+// is set).
+func printWarnings(out io.Writer, r school.SyncRun, all bool) {
+	n := 3
+	if all {
+		n = school.MaxSyncWarningsPerKind
+	}
+	sums := r.WarningSummaries(n)
+	if len(sums) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "  warnings by kind:")
+	for _, s := range sums {
+		fmt.Fprintf(out, "    %-18s %6d\n", s.Kind, s.Count)
+		for _, dn := range s.DNs {
+			fmt.Fprintf(out, "      %s\n", dn)
+		}
+		if s.More > 0 {
+			fmt.Fprintf(out, "      … %d more\n", s.More)
+		}
+	}
+	if all {
 		for _, w := range r.Warnings {
-			fmt.Fprintf(out, "  warning: %s: %s\n", w.DN, w.Message)
+			fmt.Fprintf(out, "  warning [%s] %s: %s\n", w.Kind, w.DN, w.Message)
 		}
-		if r.WarningsDropped > 0 {
-			fmt.Fprintf(out, "  … and %d more warnings\n", r.WarningsDropped)
-		}
-	} else if n := len(r.Warnings); n > 0 {
-		for _, w := range r.Warnings[:min(n, 10)] {
-			fmt.Fprintf(out, "  warning: %s: %s\n", w.DN, w.Message)
-		}
-		if more := n - 10 + r.WarningsDropped; more > 0 {
-			fmt.Fprintf(out, "  … %d more warnings: elevid sync runs --school CODE --run %s\n", more, r.ID)
-		}
+	} else {
+		fmt.Fprintf(out, "  every warning's message: elevid sync runs --school CODE --run %s\n", r.ID)
 	}
 }
 
