@@ -185,18 +185,18 @@ const (
 // Warning kinds: what a SyncWarning is about. The CLI and the console
 // summarise a run's warnings by kind.
 const (
-	WarnSkipped         = "skipped"          // entry not imported (invalid id, no name, bad e-mail …)
-	WarnDuplicateID     = "duplicate_id"     // the same external id twice in one school's read
-	WarnNoBirthDate     = "no_birth_date"    // pupil has no date of birth (enrolment cannot start)
-	WarnBadBirthDate    = "bad_birth_date"   // invalid date of birth: imported without one
-	WarnNoGuardian      = "no_guardian"      // pupil points to no guardian (consent cannot be asked)
+	WarnSkipped         = "skipped"           // entry not imported (invalid id, no name, bad e-mail …)
+	WarnDuplicateID     = "duplicate_id"      // the same external id twice in one school's read
+	WarnNoBirthDate     = "no_birth_date"     // pupil has no date of birth (enrolment cannot start)
+	WarnBadBirthDate    = "bad_birth_date"    // invalid date of birth: imported without one
+	WarnNoGuardian      = "no_guardian"       // pupil points to no guardian (consent cannot be asked)
 	WarnBadGuardianLink = "bad_guardian_link" // pupil points to an entry that is not a valid guardian
-	WarnNoEmail         = "no_email"         // guardian without an e-mail address
-	WarnNoClass         = "no_class"         // pupil in no class
-	WarnDuplicateUID    = "duplicate_uid"    // the same uid (or external id) in two schools
-	WarnOrphanGuardian  = "orphan_guardian"  // guardian no pupil points to
-	WarnStaffUsername   = "staff_username"   // staff username taken by another account
-	WarnRestored        = "restored"         // pupil reappeared after the grace period
+	WarnNoEmail         = "no_email"          // guardian without an e-mail address
+	WarnNoClass         = "no_class"          // pupil in no class
+	WarnDuplicateUID    = "duplicate_uid"     // the same uid (or external id) in two schools
+	WarnOrphanGuardian  = "orphan_guardian"   // guardian no pupil points to
+	WarnStaffUsername   = "staff_username"    // staff username taken by another account
+	WarnRestored        = "restored"          // pupil reappeared after the grace period
 	WarnOther           = "other"
 )
 
