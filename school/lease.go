@@ -7,7 +7,7 @@ import (
 
 // DefaultLeaseTTL is the lease of a job lock held with HoldLock: a holder
 // that dies (kill -9, power loss) blocks the job for at most this long.
-const DefaultLeaseTTL = 30 * time.Second
+const DefaultLeaseTTL = 20 * time.Second
 
 // HoldLock takes the lease name for owner (ttl, DefaultLeaseTTL when
 // zero) and renews it every ttl/3 until release is called, so that a live

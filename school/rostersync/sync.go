@@ -51,7 +51,7 @@ type Options struct {
 	Timeout time.Duration
 	// LockTTL is the run lock's lease, renewed every LockTTL/3 while the
 	// run lasts, so that a killed run blocks its school for at most this
-	// long; school.DefaultLeaseTTL (30 s) when zero.
+	// long; school.DefaultLeaseTTL (20 s) when zero.
 	LockTTL time.Duration
 }
 
@@ -152,7 +152,10 @@ func lockName(schoolID string) string { return "rostersync:" + schoolID }
 // runs a dead holder left "running" as interrupted: holding the lock, no
 // other run of the school can be alive.
 func (s *Syncer) lock(ctx context.Context, schoolID string) (release func(), err error) {
-	release, err = school.HoldLock(ctx, s.opt.Store, lockName(schoolID), s.opt.Owner, s.opt.LockTTL, func(err error) {
+	// Each holding gets its own owner name: two runs of one school in one
+	// process (console and scheduler) must exclude each other too.
+	owner := s.opt.Owner + "/" + school.NewID()[:8]
+	release, err = school.HoldLock(ctx, s.opt.Store, lockName(schoolID), owner, s.opt.LockTTL, func(err error) {
 		s.opt.Log.Warn("rostersync: renewing run lock", "school", schoolID, "err", err)
 	})
 	if errors.Is(err, school.ErrLocked) {
