@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("ELEVID_SYNC_CHILD"); spec != "" {
 		os.Exit(syncChild(spec, os.Getenv("ELEVID_SYNC_SCHOOL")))
 	}
+	if spec := os.Getenv("ELEVID_BENCH_CHILD"); spec != "" {
+		os.Exit(benchChild(spec))
+	}
 	os.Exit(m.Run())
 }
 
