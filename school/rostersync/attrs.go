@@ -58,7 +58,7 @@ var Presets = map[string]Preset{
 		Name: school.PresetAD,
 		Attrs: map[string]string{
 			AttrID: "objectGUID", AttrUsername: "userPrincipalName", AttrGivenName: "givenName", AttrFamilyName: "sn",
-			AttrDisplayName: "displayName", AttrEmail: "mail", AttrBirthDate: "extensionAttribute1", AttrGuardians: "seeAlso",
+			AttrDisplayName: "displayName", AttrEmail: "mail", AttrBirthDate: "msDS-cloudExtensionAttribute1", AttrGuardians: "seeAlso",
 			AttrMemberOf: "memberOf", AttrMember: "member", AttrClassName: "cn", AttrRole: "employeeType",
 			AttrModified: "whenChanged",
 		},

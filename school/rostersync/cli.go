@@ -394,6 +394,7 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 	fs.IntVar(&src.MaxDeletions, "max-deletions", school.DefaultMaxDeletions, "deletion threshold in pupils")
 	attrs := attrFlags{}
 	fs.Var(attrs, "attr", "attribute map override key=attribute (repeatable)")
+	skipCheck := fs.Bool("skip-schema-check", false, "do not connect to check that the date-of-birth attribute exists in the directory's schema")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -453,6 +454,11 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 			return err
 		}
 	}
+	if !*skipCheck {
+		if err := checkSchema(ctx, st, sealer, src, schools[0], password); err != nil {
+			return err
+		}
+	}
 	for _, sch := range schools {
 		one := src
 		one.SchoolID = sch.ID
@@ -477,6 +483,34 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 		fmt.Fprintf(out, "directory source of %s saved\n", schools[0].Code)
 	} else {
 		fmt.Fprintf(out, "directory source of %d schools saved\n", len(schools))
+	}
+	return nil
+}
+
+// checkSchema connects to the directory of src (as school sch, with
+// password or the stored one) and fails when its schema lacks the
+// date-of-birth attribute the source maps.
+func checkSchema(ctx context.Context, st school.Store, sealer *school.Sealer, src school.DirectorySource, sch school.School, password []byte) error {
+	src.SchoolID = sch.ID
+	am, err := newAttrMap(src.WithDefaults())
+	if err != nil {
+		return err
+	}
+	pw := string(password)
+	if password == nil {
+		if old, err := st.GetDirectorySource(ctx, sch.ID); err == nil && len(old.BindPassword) > 0 && sealer != nil {
+			if b, err := sealer.Open(old.BindPassword, "ldap:"+sch.ID); err == nil {
+				pw = string(b)
+			}
+		}
+	}
+	attr := am.get(AttrBirthDate)
+	missing, err := CheckAttributes(ctx, src.WithDefaults(), pw, 30*time.Second, attr)
+	if err != nil {
+		return fmt.Errorf("checking the directory's schema for the date-of-birth attribute %q: %w (--skip-schema-check saves without checking)", attr, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the directory's schema has no attribute %q for the date of birth: name the attribute that holds it with --attr birthDate=ATTRIBUTE", attr)
 	}
 	return nil
 }

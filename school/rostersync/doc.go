@@ -57,9 +57,17 @@
 //
 // objectGUID (16 bytes, little-endian-mixed, decoded to the canonical
 // UUID string), userPrincipalName (staff login), givenName, sn,
-// displayName, mail, employeeType, extensionAttribute1 (date of birth,
-// YYYYMMDD or YYYY-MM-DD), seeAlso (guardian links), memberOf, and group
-// member lists read with range retrieval (member;range=0-1499 …).
+// displayName, mail, employeeType, msDS-cloudExtensionAttribute1 (date of
+// birth, YYYYMMDD or YYYY-MM-DD), seeAlso (guardian links), memberOf, and
+// group member lists read with range retrieval (member;range=0-1499 …).
+//
+// A plain AD schema has no date-of-birth attribute; the preset uses
+// msDS-cloudExtensionAttribute1, one of the twenty free string attributes
+// every AD schema has had since Windows Server 2012 (extensionAttribute1–15
+// exist only where Exchange extended the schema). A school that keeps the
+// date elsewhere names it (--attr birthDate=ATTR); `sync source set`
+// reads the directory's schema (subschemaSubentry) and refuses an
+// attribute the directory does not have.
 //
 // Every attribute can be overridden per school (DirectorySource.Attributes,
 // keys AttrID … AttrModified).

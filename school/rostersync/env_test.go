@@ -92,7 +92,7 @@ func (r roster) pupil(i int, t time.Time) *entry {
 	e.set("sn", fmt.Sprintf("Family%d", i))
 	birth := time.Date(2011+i%4, time.Month(1+i%12), 1+i%28, 0, 0, 0, 0, time.UTC)
 	if r.preset == school.PresetAD {
-		e.set("extensionAttribute1", birth.Format(time.DateOnly))
+		e.set("msDS-cloudExtensionAttribute1", birth.Format(time.DateOnly))
 	} else {
 		e.set("schacDateOfBirth", birth.Format("20060102"))
 	}

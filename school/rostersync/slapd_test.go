@@ -319,6 +319,17 @@ func TestSlapd(t *testing.T) {
 		}
 	})
 
+	t.Run("schema", func(t *testing.T) {
+		src, err := e.st.GetDirectorySource(e.ctx, e.sch.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing, err := rostersync.CheckAttributes(e.ctx, src, s.rootPW, 10*time.Second, "schacDateOfBirth", "extensionAttribute1", "givenname")
+		if err != nil || len(missing) != 1 || missing[0] != "extensionAttribute1" {
+			t.Fatalf("CheckAttributes = %v, %v", missing, err)
+		}
+	})
+
 	t.Run("bad bind", func(t *testing.T) {
 		e.source(func(src *school.DirectorySource) { src.BindPassword = e.sealer.Seal([]byte("nope"), "ldap:"+e.sch.ID) })
 		if _, err := e.run(rostersync.RunOptions{}); err == nil || !strings.Contains(err.Error(), "Invalid Credentials") {
