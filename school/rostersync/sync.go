@@ -22,9 +22,10 @@ var (
 	// ErrBusy means another run of the same school holds the lock.
 	ErrBusy = errors.New("rostersync: a sync of this school is already running")
 	// ErrThreshold means the run would quarantine more pupils (or disable
-	// more staff) than the source's deletion threshold allows; nothing was
-	// applied. Run again with Force to apply anyway.
-	ErrThreshold = errors.New("rostersync: deletion threshold exceeded")
+	// more staff, or change one field of more pupils) than the source's
+	// threshold allows; nothing was applied. Run again with Force to apply
+	// anyway.
+	ErrThreshold = errors.New("rostersync: threshold exceeded")
 	// ErrEmptyDirectory means a full search found no pupils (or no staff)
 	// while the store has active ones; nothing was applied, even if forced.
 	ErrEmptyDirectory = errors.New("rostersync: the directory returned no entries")
