@@ -234,9 +234,45 @@ func parseBirthDate(v string, now time.Time) (time.Time, error) {
 // normDN returns a comparable form of a DN (RFC 4514 normalized, lower
 // case), or "" when dn does not parse.
 func normDN(dn string) string {
+	if simpleDN(dn) {
+		// The common case, without ParseDN's cost (a sync normalizes
+		// every member and guardian link: hundreds of thousands).
+		return strings.ToLower(dn)
+	}
 	d, err := ldap.ParseDN(dn)
 	if err != nil {
 		return ""
 	}
 	return strings.ToLower(d.String())
+}
+
+// simpleDN reports whether dn is a plain DN that ParseDN would return
+// unchanged but for case: RDNs of one type=value each, of letters,
+// digits and "-_.@" only, with no spaces, escapes or multi-valued RDNs.
+func simpleDN(dn string) bool {
+	if dn == "" {
+		return false
+	}
+	eq, start := 0, 0
+	for i := 0; i <= len(dn); i++ {
+		if i == len(dn) || dn[i] == ',' {
+			if eq != 1 || dn[start] == '=' || dn[i-1] == '=' {
+				return false
+			}
+			eq, start = 0, i+1
+			if i+1 == len(dn) {
+				return false
+			}
+			continue
+		}
+		c := dn[i]
+		switch {
+		case c == '=':
+			eq++
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '@':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -84,8 +84,12 @@ func benchChild(spec string) int {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	args := []string{"--all"}
+	if conc > 0 {
+		args = append(args, "--concurrency", strconv.Itoa(conc))
+	}
 	start := time.Now()
-	rs, err := rostersync.New(rostersync.Options{Store: st, Sealer: sealer, Log: quietLog()}).RunAll(ctx, rostersync.AllOptions{Concurrency: conc})
+	err = rostersync.Command(ctx, rostersync.Options{Store: st, Sealer: sealer, Log: quietLog()}, os.Stderr, args)
 	wall := time.Since(start)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench child:", err)
@@ -98,15 +102,26 @@ func benchChild(spec string) int {
 		Changes int
 		Entries int
 	}{Wall: wall.Seconds()}
-	for _, r := range rs {
-		if r.Err != nil {
-			out.Failed = append(out.Failed, r.School.Code+": "+r.Err.Error())
+	srcs, err := st.ListDirectorySources(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench child:", err)
+		return 2
+	}
+	for _, src := range srcs {
+		runs, err := st.ListSyncRuns(ctx, src.SchoolID, 1)
+		if err != nil || len(runs) == 0 {
+			out.Failed = append(out.Failed, src.SchoolID+": no run")
+			continue
 		}
-		out.Created += r.Result.Run.Counts["pupil.create"]
-		for _, n := range r.Result.Run.Counts {
+		r := runs[0]
+		if r.Status != school.SyncSucceeded {
+			out.Failed = append(out.Failed, src.SchoolID+": "+string(r.Status)+" "+r.Error)
+		}
+		out.Created += r.Counts["pupil.create"]
+		for _, n := range r.Counts {
 			out.Changes += n
 		}
-		out.Entries += r.Result.Run.Entries
+		out.Entries += r.Entries
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 	pprof.StopCPUProfile()

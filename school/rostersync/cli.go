@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -97,6 +98,11 @@ func Command(ctx context.Context, opt Options, out io.Writer, args []string) err
 // its threshold.
 func syncAll(ctx context.Context, opt Options, out io.Writer, ao AllOptions) error {
 	start := time.Now()
+	// Decoding LDAP entries is allocation-heavy: collect garbage less
+	// often, with a soft memory limit that keeps the process well under
+	// 500 MB all the same.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(384 << 20))
 	ao.Done = func(r SchoolResult) {
 		fmt.Fprintf(out, "[%d/%d] %-12s %s\n", r.N, r.Of, r.School.Code, resultLine(r))
 	}
