@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/rostersync"
@@ -137,5 +138,32 @@ func TestSourceSetAllSchoolsNeedsASchoolSelector(t *testing.T) {
 	}
 	if srcs, _ := st.ListDirectorySources(ctx); len(srcs) != 0 {
 		t.Fatalf("a refused source set stored %d sources", len(srcs))
+	}
+}
+
+// The scheduler marks a run left "running" by a dead process as
+// interrupted, also for a school without scheduled runs, and leaves a
+// live run (its lock held) alone.
+func TestSchedulerMarksDeadRunsInterrupted(t *testing.T) {
+	e := newEnv(t, small, nil, nil)
+	dead, err := e.st.CreateSyncRun(e.ctx, school.SyncRun{SchoolID: e.sch.ID, Mode: school.SyncFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A live holder of the lock: nothing is marked.
+	if err := e.st.TryLock(e.ctx, "rostersync:"+e.sch.ID, "other-node", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sc := rostersync.NewScheduler(e.syncer, time.Minute)
+	sc.RunDue(e.ctx)
+	if r, _ := e.st.GetSyncRun(e.ctx, dead.ID); r.Status != school.SyncRunning {
+		t.Fatalf("run of a live holder marked %s", r.Status)
+	}
+	// The holder's lease runs out (it died): the next check marks the run.
+	e.clock.Advance(2 * time.Minute)
+	sc.RunDue(e.ctx)
+	r, err := e.st.GetSyncRun(e.ctx, dead.ID)
+	if err != nil || r.Status != school.SyncInterrupted || !r.EndedAt.Equal(e.clock.Now()) {
+		t.Fatalf("dead run = %+v, %v", r, err)
 	}
 }
