@@ -169,3 +169,21 @@ func TestRestartKeepsDecisions(t *testing.T) {
 		t.Fatalf("the new consent page does not show the standing answer:\n%s", page)
 	}
 }
+
+// A teacher can reset a lost passkey whenever at least one consent still
+// stands: after the guardian withdrew one of two platforms.
+func TestResetAfterPartialWithdrawal(t *testing.T) {
+	e := newEnv(t)
+	link := e.start()
+	post(t, e.client(), link, map[string]string{"action": "grant_all"})
+	if _, err := e.svc.Withdraw(e.ctx, e.guardian.ID, e.pupil.ID, e.pf2.ID, "192.0.2.7"); err != nil {
+		t.Fatal(err)
+	}
+	if !must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) || must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf2.ID)) {
+		t.Fatal("partial withdrawal did not apply per platform")
+	}
+	code, _, err := e.svc.ResetPasskeys(e.ctx, e.actor(), e.pupil.ID, true)
+	if err != nil || code == "" {
+		t.Fatalf("reset after a partial withdrawal: %v", err)
+	}
+}
