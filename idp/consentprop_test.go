@@ -2,7 +2,7 @@ package idp
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"

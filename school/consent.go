@@ -222,8 +222,8 @@ type ConsentState struct {
 	// platform.
 	Attributes    []AttributeGrant
 	PlatformFound bool
-	Guardians []string  // guardians on record
-	Consents  []Consent // decisions of guardians on record (every platform)
+	Guardians     []string  // guardians on record
+	Consents      []Consent // decisions of guardians on record (every platform)
 }
 
 // EnrolmentAllows reports whether the pupil is active and the flow allows
