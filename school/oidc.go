@@ -216,9 +216,9 @@ type LogoutNotice struct {
 	SessionRef   string // the pupil's login session, when known
 	NameIDFormat string // SAML only
 	SessionIndex string // SAML only
-	CreatedAt  time.Time
-	NextAt     time.Time // due from then on
-	ExpiresAt  time.Time // given up then
-	Attempts   int
-	LastError  string
+	CreatedAt    time.Time
+	NextAt       time.Time // due from then on
+	ExpiresAt    time.Time // given up then
+	Attempts     int
+	LastError    string
 }

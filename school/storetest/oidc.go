@@ -339,7 +339,9 @@ func testLogoutQueue(t *testing.T, h Harness) {
 
 	// Concurrent claimers on "several nodes" never share a notice, and
 	// the one not yet due stays.
-	seen := claimOnNodes(t, func(owner string) ([]school.LogoutNotice, error) { return st.ClaimLogouts(ctx, owner, school.ProtocolOIDC, time.Minute, 5) },
+	seen := claimOnNodes(t, func(owner string) ([]school.LogoutNotice, error) {
+		return st.ClaimLogouts(ctx, owner, school.ProtocolOIDC, time.Minute, 5)
+	},
 		func(x school.LogoutNotice) string { return x.ID },
 		func(x school.LogoutNotice) bool { return x.Attempts == 1 && x.ID != later.ID })
 	if len(seen) != n {
