@@ -2,6 +2,7 @@ package school
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,16 @@ type SAMLKey struct {
 // SAMLSessionID is the SessionID of SAML participants for a pupil's login
 // session (school.Session.Ref).
 func SAMLSessionID(pupilID, sessionRef string) string { return pupilID + ":" + sessionRef }
+
+// SAMLSessionRef returns the login session ref of a participant's
+// SessionID made by SAMLSessionID for pupilID, or "" when it was not.
+func SAMLSessionRef(sessionID, pupilID string) string {
+	ref, ok := strings.CutPrefix(sessionID, pupilID+":")
+	if !ok {
+		return ""
+	}
+	return ref
+}
 
 // SAMLParticipantFilter selects participants; the set fields are ANDed
 // and at least one of SessionID, PupilID and SchoolID must be set.

@@ -183,7 +183,7 @@ func (s *Service) End(ctx context.Context, q school.Queries, sc Scope, reason st
 		add(school.LogoutNotice{PlatformID: t.PlatformID, Protocol: school.ProtocolOIDC, Subject: t.Subject, SessionRef: t.SessionRef})
 	}
 	for _, p := range parts {
-		_, ref, _ := cutSessionID(p.SessionID, p.PupilID)
+		ref := school.SAMLSessionRef(p.SessionID, p.PupilID)
 		add(school.LogoutNotice{PlatformID: p.PlatformID, Protocol: school.ProtocolSAML, Subject: p.NameID,
 			NameIDFormat: p.NameIDFormat, SessionIndex: p.SessionIndex, SessionRef: ref})
 	}
@@ -198,16 +198,6 @@ func (s *Service) End(ctx context.Context, q school.Queries, sc Scope, reason st
 		q.AfterCommit(func(context.Context) { s.wake() })
 	}
 	return out, nil
-}
-
-// cutSessionID returns the login session ref of a SAML participant's
-// SessionID (school.SAMLSessionID).
-func cutSessionID(sessionID, pupilID string) (string, string, bool) {
-	prefix := school.SAMLSessionID(pupilID, "")
-	if len(sessionID) < len(prefix) || sessionID[:len(prefix)] != prefix {
-		return "", "", false
-	}
-	return pupilID, sessionID[len(prefix):], true
 }
 
 // EndIn runs End in a transaction of its own.
