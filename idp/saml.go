@@ -66,7 +66,7 @@ type SAMLOptions struct {
 	Access *access.Service
 	// HTTPClient sends SOAP LogoutRequests; a client with a 5-second
 	// timeout when nil.
-	HTTPClient *http.Client
+	HTTPClient     *http.Client
 	Keys           SAMLKeys
 	PairwiseSecret []byte
 	Releases       SAMLReleaseLogger
