@@ -98,7 +98,7 @@ func TestConsentByMailEndToEnd(t *testing.T) {
 	if toks := must[[]school.OIDCToken](t)(e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})); len(toks) != 0 {
 		t.Fatalf("%d tokens survived the withdrawal", len(toks))
 	}
-	if got := e.logouts.got(); len(got) != 1 || got[0] != e.pupil.ID+"/"+e.pf.ID {
+	if got := e.logouts(); len(got) != 1 || got[0] != "sub-ida/"+e.pf.ID {
 		t.Fatalf("platform logouts = %v", got)
 	}
 	if must[bool](t)(e.st.ReleaseAllowed(ctx, e.pupil.ID, e.pf.ID)) || must[bool](t)(e.st.EnrolmentAllowed(ctx, e.pupil.ID)) {
@@ -378,12 +378,22 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, e.pupil.ID, false)); len(creds) != 1 {
 		t.Fatal("a refused reset revoked passkeys")
 	}
+	// The lost device holds a refresh token of the platform.
+	sess := must[school.Session](t)(e.st.CreateSession(ctx, school.Session{Kind: school.SessionPupil, SubjectID: e.pupil.ID, SchoolID: e.school.ID, ExpiresAt: e.clock.Now().Add(time.Hour)}))
+	must[school.OIDCToken](t)(e.st.CreateOIDCToken(ctx, school.OIDCToken{Kind: school.TokenRefresh, Hash: []byte("rt-lost-device-0123"), PlatformID: e.pf.ID,
+		PupilID: e.pupil.ID, Subject: "sub-ida", SessionRef: sess.Ref, ExpiresAt: e.clock.Now().Add(30 * 24 * time.Hour)}))
 	code, exp, err := e.svc.ResetPasskeys(ctx, e.actor(), e.pupil.ID, true)
 	if err != nil || code == "" || !exp.After(e.clock.Now()) {
 		t.Fatalf("reset: %q %v %v", code, exp, err)
 	}
 	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, e.pupil.ID, false)); len(creds) != 0 {
 		t.Fatal("passkeys survived the reset")
+	}
+	if toks := must[[]school.OIDCToken](t)(e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})); len(toks) != 0 {
+		t.Fatalf("%d platform tokens survived the passkey reset", len(toks))
+	}
+	if got := e.logouts(); len(got) != 1 || got[0] != "sub-ida/"+e.pf.ID {
+		t.Fatalf("logout notices after the reset = %v", got)
 	}
 	if sent, _, _ := e.sender.RunOnce(ctx); sent != 1 {
 		t.Fatalf("reset notices sent: %d", sent)
