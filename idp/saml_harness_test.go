@@ -234,6 +234,7 @@ type spOptions struct {
 	attrs    []string
 	noSign   bool // the SP does not sign its AuthnRequests
 	consent  bool
+	soapSLO  string // a SOAP single logout service to publish
 }
 
 // testSP is a crewjam ServiceProvider registered with the harness's IdP.
@@ -277,7 +278,12 @@ func (h *harness) newSP(t testing.TB, o spOptions) *testSP {
 	if !o.noSign {
 		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
 	}
-	mdXML, err := xml.MarshalIndent(sp.Metadata(), "", " ")
+	meta := sp.Metadata()
+	if o.soapSLO != "" {
+		meta.SPSSODescriptors[0].SingleLogoutServices = append(meta.SPSSODescriptors[0].SingleLogoutServices,
+			saml.Endpoint{Binding: saml.SOAPBinding, Location: o.soapSLO})
+	}
+	mdXML, err := xml.MarshalIndent(meta, "", " ")
 	if err != nil {
 		t.Fatal(err)
 	}
