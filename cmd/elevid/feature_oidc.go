@@ -24,6 +24,7 @@ func mountOIDC(w *wiring) error {
 	w.background = append(w.background, func(ctx context.Context) { op.RunLogoutQueue(ctx, owner) })
 	if w.demo {
 		idp.NewDemoPlatform(a.cfg.Issuer, a.pairwise, w.site, nil, a.log).Mount(w.mux)
+		w.bypass = append(w.bypass, idp.DemoBypassPatterns...)
 		w.mux.HandleFunc("GET /demo/mail", demoMail(a, w.site))
 	}
 	return nil
