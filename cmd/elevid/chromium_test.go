@@ -119,10 +119,13 @@ func TestChromiumWithdrawalSignsOutDemoPlatform(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#enrol-code-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#enrol-create")),
 	)
-	cdp(t, bctx, "register the passkey",
-		chromedp.Click(chromedp.CSS("#enrol-create")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-done")),
-	)
+	cdp(t, bctx, "register the passkey", chromedp.SetValue(chromedp.CSS("#label"), "Chromium"), chromedp.Click(chromedp.CSS("#enrol-create")))
+	for end := time.Now().Add(30 * time.Second); !jsEval[bool](t, bctx, `document.getElementById("enrol-done") !== null`); {
+		if time.Now().After(end) {
+			t.Fatalf("enrolment did not finish; the page shows:\n%s", jsEval[string](t, bctx, `document.body.innerText`))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// The pupil signs in to the demo platform through ElevID.
 	cdp(t, bctx, "open the demo platform", chromedp.Navigate(e.base+"/demo/platform/login"), chromedp.WaitReady(chromedp.CSS("body")))
