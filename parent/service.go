@@ -463,7 +463,25 @@ func (s *Service) revokeLost(ctx context.Context, q school.Queries, p school.Pup
 			lost = append(lost, pf.ID)
 		}
 	}
-	return lost, s.endAccess(ctx, q, p.ID, lost)
+	if err := s.endAccess(ctx, q, p.ID, lost); err != nil || len(lost) == 0 {
+		return lost, err
+	}
+	return lost, s.endIfNoConsentLeft(ctx, q, p.ID, false)
+}
+
+// endIfNoConsentLeft ends, inside q's transaction, the pupil's ElevID
+// sessions and every platform session when every consent was withdrawn
+// (all) or no consent is left that allows enrolment: the pupil has
+// nothing to be signed in for.
+func (s *Service) endIfNoConsentLeft(ctx context.Context, q school.Queries, pupilID string, all bool) error {
+	if !all {
+		allowed, err := q.EnrolmentAllowed(ctx, pupilID)
+		if err != nil || allowed {
+			return err
+		}
+	}
+	_, err := s.opt.Access.End(ctx, q, access.Pupil(pupilID), "consent withdrawn")
+	return err
 }
 
 // endAccess ends the pupil's access to each of platforms, inside q's
@@ -486,10 +504,11 @@ func jsonList(ids []string) string {
 
 // Withdraw withdraws a guardian's consent for a pupil: for one platform,
 // or for every platform when platformID is empty. It takes effect at
-// once, in the same transaction: the pupil's sessions and the affected
-// platforms' tokens and SAML sessions are revoked, and a logout notice is
-// queued for every platform session (OIDC back-channel logout, SAML SOAP
-// single logout), which the queue workers deliver. school.ErrNotFound
+// once, in the same transaction: the affected platforms' tokens and SAML
+// sessions are revoked (and, when no consent is left, the pupil's ElevID
+// sessions), and a logout notice is queued for every platform
+// session (OIDC back-channel logout, SAML SOAP single logout), which the
+// queue workers deliver. school.ErrNotFound
 // when the guardian is not on record for the pupil.
 func (s *Service) Withdraw(ctx context.Context, guardianID, pupilID, platformID, remote string) (Outcome, error) {
 	var out Outcome
@@ -554,8 +573,7 @@ func (s *Service) Withdraw(ctx context.Context, guardianID, pupilID, platformID,
 		if err := s.endAccess(ctx, q, p.ID, extra); err != nil {
 			return err
 		}
-		_, err = q.RevokeSessions(ctx, p.ID, "consent withdrawn")
-		return err
+		return s.endIfNoConsentLeft(ctx, q, p.ID, platformID == "")
 	})
 	if err != nil {
 		return Outcome{}, err

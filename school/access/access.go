@@ -29,7 +29,9 @@ type Scope struct {
 func Pupil(pupilID string) Scope { return Scope{PupilID: pupilID} }
 
 // PupilPlatform is one pupil at one platform: withdrawal of the consent to
-// that platform, or of an attribute it receives.
+// that platform. The pupil's ElevID login sessions end too (the pupil
+// signs in again); other platforms' tokens and sessions are out of scope
+// and stay.
 func PupilPlatform(pupilID, platformID string) Scope {
 	return Scope{PupilID: pupilID, PlatformID: platformID}
 }
@@ -120,9 +122,10 @@ func (s *Service) wake() {
 
 // End ends access in scope within q's transaction (run it inside
 // Store.InTx with the change that ends the access, e.g. the withdrawn
-// consent): it revokes the pupil's ElevID sessions (all of them for a
-// pupil scope, the one for a session scope, none for a school scope), the
-// OIDC access and refresh tokens in scope, and the SAML service
+// consent): it revokes the pupil's ElevID login sessions (all of them for
+// a pupil scope with or without a platform, the one for a session scope,
+// none for a school scope), the OIDC access and refresh tokens in scope,
+// and the SAML service
 // providers' sessions in scope, and queues one logout notice per platform
 // session that held any of them (per platform, subject and login
 // session over OIDC; per NameID and SessionIndex over SAML) except at
