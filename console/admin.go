@@ -203,3 +203,53 @@ type SheetResult struct {
 	Outstanding []string
 	Replaced    []string
 }
+
+// ResetStaff resets a staff member's credentials after a lost device or
+// password, in one transaction: a new one-time password (returned, not
+// stored), the TOTP secret cleared (set up again at the next sign-in),
+// every staff passkey deleted (so none of them signs in any more), the
+// account unlocked and enabled, every session ended, and an audit entry
+// for actor (with actorRole). school.ErrNotFound for an unknown staff
+// member.
+func ResetStaff(ctx context.Context, st school.Store, params Argon2Params, staffID, actor string, actorRole school.Role) (string, error) {
+	if params.Memory == 0 {
+		params = DefaultArgon2
+	}
+	pw := NewPassword()
+	hash := HashPassword(pw, params)
+	err := st.InTx(ctx, func(q school.Queries) error {
+		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {
+			s.PasswordHash, s.TOTPSecret, s.Disabled = hash, nil, false
+			return s, nil
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := q.UpdateStaffAuth(ctx, staffID, func(a school.StaffAuth) (school.StaffAuth, error) {
+			a.Failures, a.LockedUntil = 0, time.Time{}
+			a.PendingTOTP, a.TOTPLastStep, a.RecoveryHashes = nil, 0, nil
+			return a, nil
+		}); err != nil {
+			return err
+		}
+		creds, err := q.ListStaffCredentials(ctx, staffID)
+		if err != nil {
+			return err
+		}
+		for _, c := range creds {
+			if err := q.DeleteStaffCredential(ctx, staffID, c.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := q.RevokeSessions(ctx, staffID, "credentials reset"); err != nil {
+			return err
+		}
+		_, err = q.AppendAudit(ctx, school.AuditEntry{SchoolID: staff.SchoolID, ActorID: actor, ActorRole: string(actorRole),
+			Action: "staff.reset", SubjectID: staffID, Detail: fmt.Sprintf(`{"passkeys_deleted":%d}`, len(creds))})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return pw, nil
+}

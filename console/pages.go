@@ -15,6 +15,7 @@ import (
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
 
@@ -598,7 +599,7 @@ func (c *Console) reset(ctx context.Context, r *http.Request, p Principal, s sch
 				return err
 			}
 		}
-		if _, err := q.RevokeSessions(ctx, pu.ID, "passkey reset"); err != nil {
+		if _, err := c.opt.Access.End(ctx, q, access.Pupil(pu.ID), "passkey reset"); err != nil {
 			return err
 		}
 		return c.audit(ctx, q, r, p, s.ID, "passkey.reset", pu.ID, fmt.Sprintf(`{"purpose":%q,"revoked":%d}`, purpose, len(creds)))
@@ -621,6 +622,7 @@ type StaffData struct {
 	Form     StaffForm
 	Errors   map[string]string
 	Invited  string // username of a just-invited member
+	Reset    string // username of a member whose credentials were just reset
 	Password string // their one-time password, shown once
 }
 
@@ -798,6 +800,43 @@ func (c *Console) staffDisable(w http.ResponseWriter, r *http.Request, p Princip
 		return
 	}
 	http.Redirect(w, r, "/console/schools/"+s.ID+"/staff", http.StatusSeeOther)
+}
+
+// staffReset resets a staff member's credentials (ResetStaff): a new
+// one-time password, shown once; passkeys deleted; sessions ended.
+func (c *Console) staffReset(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	st, err := c.opt.Store.GetStaff(ctx, r.PathValue("staff"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if st.SchoolID == "" || st.SchoolID != r.PathValue("school") {
+		c.fail(w, r, ErrHidden)
+		return
+	}
+	s, err := c.schoolFor(r, p, ManageStaff)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if st.ID == p.StaffID {
+		c.opt.Site.Error(w, r, http.StatusBadRequest, "console.staff.not_self")
+		return
+	}
+	pw, err := ResetStaff(ctx, c.opt.Store, c.opt.Argon2, st.ID, p.StaffID, p.Role)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	data, err := c.staffData(ctx, p, s)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	data.Reset, data.Password = st.Username, pw
+	noStore(w)
+	c.opt.Site.Render(w, r, http.StatusOK, "console-staff", data)
 }
 
 // AuditData is the data of the console-audit page.

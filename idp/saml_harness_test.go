@@ -35,12 +35,10 @@ import (
 	"github.com/elevid/elevid/web"
 )
 
-// testSessions is a SAMLSessionSource for tests: a cookie "sid" names a
-// session created by login.
+// testSessions is a SAMLSessionSource for tests: a cookie "sid" holds
+// the id of a pupil session in the store, created by login.
 type testSessions struct {
-	mu      sync.Mutex
-	m       map[string]idp.SAMLPupilSession
-	revoked []string
+	st school.Store
 }
 
 func (s *testSessions) Current(r *http.Request) (idp.SAMLPupilSession, bool) {
@@ -48,30 +46,29 @@ func (s *testSessions) Current(r *http.Request) (idp.SAMLPupilSession, bool) {
 	if err != nil {
 		return idp.SAMLPupilSession{}, false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[c.Value]
-	return v, ok
+	ss, err := s.st.TouchSession(r.Context(), c.Value)
+	if err != nil {
+		return idp.SAMLPupilSession{}, false
+	}
+	return idp.SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime}, true
 }
 
 func (s *testSessions) LoginURL(returnTo string) string {
 	return "/login?return=" + url.QueryEscape(returnTo)
 }
 
-func (s *testSessions) RevokeSession(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, id)
-	s.revoked = append(s.revoked, id)
-	return nil
+// ended reports whether the session behind cookie value id has ended.
+func (s *testSessions) ended(id string) bool {
+	_, err := s.st.TouchSession(context.Background(), id)
+	return err != nil
 }
 
 func (s *testSessions) login(pupilID string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := school.NewID()
-	s.m[id] = idp.SAMLPupilSession{ID: id, PupilID: pupilID, AuthTime: time.Now()}
-	return id
+	ss, err := s.st.CreateSession(context.Background(), school.Session{Kind: school.SessionPupil, SubjectID: pupilID, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		panic(err)
+	}
+	return ss.ID
 }
 
 // recordingReleases wraps the audit release log and remembers releases.
@@ -135,7 +132,7 @@ func newHarnessOn(t testing.TB, st school.Store, sch school.School, pupil school
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{st: st, sessions: &testSessions{m: map[string]idp.SAMLPupilSession{}}, school: sch, pupil: pupil}
+	h := &harness{st: st, sessions: &testSessions{st: st}, school: sch, pupil: pupil}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}
@@ -149,7 +146,7 @@ func newHarnessOn(t testing.TB, st school.Store, sch school.School, pupil school
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(h.srv.Close)
 	h.saml, err = idp.NewSAML(idp.SAMLOptions{
-		BaseURL: h.srv.URL, Store: st, Site: web.NewTestSite(t), Sessions: h.sessions, Revoker: h.sessions,
+		BaseURL: h.srv.URL, Store: st, Site: web.NewTestSite(t), Sessions: h.sessions,
 		Keys: h.keys, PairwiseSecret: h.secret, Releases: h.releases, Logger: testLogger(),
 	})
 	if err != nil {
@@ -246,6 +243,7 @@ type spOptions struct {
 	attrs    []string
 	noSign   bool // the SP does not sign its AuthnRequests
 	consent  bool
+	soapSLO  string // a SOAP single logout service to publish
 }
 
 // testSP is a crewjam ServiceProvider registered with the harness's IdP.
@@ -289,7 +287,12 @@ func (h *harness) newSP(t testing.TB, o spOptions) *testSP {
 	if !o.noSign {
 		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
 	}
-	mdXML, err := xml.MarshalIndent(sp.Metadata(), "", " ")
+	meta := sp.Metadata()
+	if o.soapSLO != "" {
+		meta.SPSSODescriptors[0].SingleLogoutServices = append(meta.SPSSODescriptors[0].SingleLogoutServices,
+			saml.Endpoint{Binding: saml.SOAPBinding, Location: o.soapSLO})
+	}
+	mdXML, err := xml.MarshalIndent(meta, "", " ")
 	if err != nil {
 		t.Fatal(err)
 	}

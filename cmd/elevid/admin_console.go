@@ -21,7 +21,7 @@ const adminConsoleUsage = `Staff and enrolment (console):
   create-operator --username U --name N [--password-file F]
   staff list   --school CODE|instance
   staff invite --school CODE --username U --name N --role teacher|school_admin [--email E] [--class NAME]…
-  staff reset  --username U        new one-time password; TOTP is set up again at the next sign-in
+  staff reset  --username U        new one-time password, passkeys deleted, sessions ended; TOTP is set up again at the next sign-in
   staff disable --username U
   enrolment sheet --school CODE --class NAME   issue codes for the class (pupils with consent) and print them
 `
@@ -132,22 +132,11 @@ func adminStaff(ctx context.Context, a *app, out io.Writer, args []string) error
 			}
 			return err
 		}
-		pw := console.NewPassword()
-		if err := console.SetCredentials(ctx, a.store, a.sealer, console.DefaultArgon2, st.ID, "cli", &console.Credentials{Password: pw}); err != nil {
-			return err
-		}
-		// Clearing the TOTP secret makes the next sign-in set it up again.
-		err = a.store.InTx(ctx, func(q school.Queries) error {
-			if _, err := q.UpdateStaff(ctx, st.ID, func(s school.Staff) (school.Staff, error) { s.TOTPSecret = nil; s.Disabled = false; return s, nil }); err != nil {
-				return err
-			}
-			_, err := q.RevokeSessions(ctx, st.ID, "credentials reset")
-			return err
-		})
+		pw, err := console.ResetStaff(ctx, a.store, console.DefaultArgon2, st.ID, "cli", school.RoleOperator)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "reset %s: one-time password %s; TOTP is set up again at the next sign-in\n", st.Username, pw)
+		fmt.Fprintf(out, "reset %s: one-time password %s; passkeys deleted; TOTP is set up again at the next sign-in\n", st.Username, pw)
 		return nil
 	}
 	return fmt.Errorf("unknown staff command %q", args[0])

@@ -346,7 +346,11 @@ type e2e struct {
 	sink *mailSink
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t *testing.T) *e2e { t.Helper(); return newE2EMode(t, false) }
+
+// newE2EMode is newE2E, in demo mode (seeded demo school, demo platform)
+// when demo is set.
+func newE2EMode(t *testing.T, demo bool) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	e := &e2e{t: t, sink: startMailSink(t)}
@@ -377,7 +381,12 @@ func newE2E(t *testing.T) *e2e {
 	if err := e.a.loadSecrets(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h, w, err := newHandler(ctx, e.a, false)
+	if demo {
+		if err := seedDemo(ctx, e.a, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, w, err := newHandler(ctx, e.a, demo)
 	if err != nil {
 		t.Fatal(err)
 	}

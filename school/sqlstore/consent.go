@@ -451,7 +451,7 @@ func (s *Store) EnqueueMail(ctx context.Context, m school.Mail) (school.Mail, er
 
 // ClaimMail implements school.ConsentFlowStore.
 func (s *Store) ClaimMail(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.Mail, error) {
-	return claim(ctx, s, "claim mail", "outbox", "status = 'pending' AND next_at <= $1", mailCols, scanMail, owner, lease, limit)
+	return claim(ctx, s, "claim mail", "outbox", "", "status = 'pending' AND next_at <= $1", mailCols, scanMail, owner, lease, limit)
 }
 
 // MailSent implements school.ConsentFlowStore.
