@@ -149,36 +149,59 @@ func InviteStaff(ctx context.Context, st school.Store, inv Invite) (school.Staff
 // SheetCodes issues enrolment codes for every active pupil of a class
 // who has consent and no passkey yet, as the console's "start enrolment"
 // does, and returns the cards plus the names left out and why.
-func SheetCodes(ctx context.Context, st school.Store, enr Enroller, issuer, schoolID, classID string, actor enrollment.Actor) (cards []Card, waiting, enrolled []string, err error) {
+func SheetCodes(ctx context.Context, st school.Store, enr Enroller, issuer, schoolID, classID string, actor enrollment.Actor, replace bool) (SheetResult, error) {
+	var out SheetResult
 	cl, err := st.GetClass(ctx, schoolID, classID)
 	if err != nil {
-		return nil, nil, nil, err
+		return out, err
 	}
 	c := &Console{opt: Options{Store: st}}
 	rows, err := c.pupilRows(ctx, schoolID, classID)
 	if err != nil {
-		return nil, nil, nil, err
+		return out, err
 	}
 	for _, row := range rows {
 		switch {
 		case row.Status != school.PupilActive:
 		case row.Passkeys > 0:
-			enrolled = append(enrolled, row.Name())
+			out.Enrolled = append(out.Enrolled, row.Name())
+		case row.State == StateDeclined:
+			out.Declined = append(out.Declined, row.Name())
 		case !row.Consent:
-			waiting = append(waiting, row.Name())
+			out.Waiting = append(out.Waiting, row.Name())
+		case row.PendingCode && !replace:
+			// A code handed out earlier still works: keep it.
+			out.Outstanding = append(out.Outstanding, row.Name())
 		default:
 			code, exp, err := enr.IssueCode(ctx, actor, row.ID)
 			if errors.Is(err, school.ErrInvalid) {
-				waiting = append(waiting, row.Name())
+				out.Waiting = append(out.Waiting, row.Name())
 				continue
 			}
 			if err != nil {
-				return cards, waiting, enrolled, err
+				return out, err
 			}
-			cards = append(cards, Card{Name: row.Name(), Class: cl.Name, Code: code, Expires: exp, URL: enrollment.EnrolURL(issuer, code)})
+			if row.PendingCode {
+				out.Replaced = append(out.Replaced, row.Name())
+			}
+			out.Cards = append(out.Cards, Card{Name: row.Name(), Class: cl.Name, Code: code, Expires: exp, URL: enrollment.EnrolURL(issuer, code)})
 		}
 	}
-	return cards, waiting, enrolled, nil
+	return out, nil
+}
+
+// SheetResult is what printing a class sheet found and issued.
+type SheetResult struct {
+	Cards    []Card
+	Waiting  []string // no consent yet: no code
+	Declined []string // a guardian said no: no code (the "no" stands)
+	Enrolled []string // a passkey already: no code
+	// Outstanding pupils have an unused code from an earlier sheet, which
+	// stays valid (no new card); Replaced pupils had one and got a new
+	// card because the teacher chose to replace codes (the old one no
+	// longer works).
+	Outstanding []string
+	Replaced    []string
 }
 
 // ResetStaff resets a staff member's credentials after a lost device or

@@ -87,7 +87,7 @@ func (r *recordingReleases) Record(ctx context.Context, pupilID, platformID stri
 
 type harness struct {
 	t        *testing.T
-	st       *sqlite.Store
+	st       school.Store
 	srv      *httptest.Server
 	saml     *idp.SAML
 	keys     *idp.StoreSAMLKeys
@@ -109,23 +109,32 @@ func newHarness(t testing.TB) *harness {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	sch, err := st.CreateSchool(ctx, school.School{Code: "demo", Name: "Demo Skole", Domain: "demo.elevid.dk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	class, err := st.CreateClass(ctx, school.Class{SchoolID: sch.ID, Name: "7A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pupil, err := st.CreatePupil(ctx, school.Pupil{SchoolID: sch.ID, GivenName: "Ida", FamilyName: "Hansen", ClassIDs: []string{class.ID}, Status: school.PupilActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHarnessOn(t, st, sch, pupil)
+}
+
+// newHarnessOn serves the SAML IdP on st for a pupil that exists there
+// (the OIDC harness's, in tests that sign in over both protocols).
+func newHarnessOn(t testing.TB, st school.Store, sch school.School, pupil school.Pupil) *harness {
+	ctx := context.Background()
 	sealer, err := school.NewSealer(bytes.Repeat([]byte("k"), 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{st: st, sessions: &testSessions{st: st}}
+	h := &harness{st: st, sessions: &testSessions{st: st}, school: sch, pupil: pupil}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
-	}
-	if h.school, err = st.CreateSchool(ctx, school.School{Code: "demo", Name: "Demo Skole", Domain: "demo.elevid.dk"}); err != nil {
-		t.Fatal(err)
-	}
-	class, err := st.CreateClass(ctx, school.Class{SchoolID: h.school.ID, Name: "7A"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.pupil, err = st.CreatePupil(ctx, school.Pupil{SchoolID: h.school.ID, GivenName: "Ida", FamilyName: "Hansen", ClassIDs: []string{class.ID}, Status: school.PupilActive}); err != nil {
-		t.Fatal(err)
 	}
 	h.keys = &idp.StoreSAMLKeys{Store: st, Sealer: sealer}
 	h.secret, err = idp.PairwiseSecret(ctx, st)

@@ -92,7 +92,8 @@ func TestConsentByMailEndToEnd(t *testing.T) {
 
 	// The guardian's page (the consent left a session): consents and the release log.
 	status, body = get(t, c, e.srv.URL+"/guardian")
-	if status != http.StatusOK || !strings.Contains(body, "child-"+e.pupil.ID) || !strings.Contains(body, `class="release"`) || !strings.Contains(body, "sub, given_name") {
+	if status != http.StatusOK || !strings.Contains(body, "child-"+e.pupil.ID) || !strings.Contains(body, `class="release"`) ||
+		!strings.Contains(body, "et id, som kun denne platform får, fornavn") || !strings.Contains(body, "Får nu: fornavn") || strings.Contains(body, "given_name") {
 		t.Fatalf("guardian page %d:\n%s", status, body)
 	}
 	// Withdraw: sessions and refresh tokens end, the platform is told.

@@ -409,7 +409,8 @@ func activePlatforms(ctx context.Context, q school.Queries, schoolID string) ([]
 // the pupil's current decisions: the platforms the pupil's school has
 // activated, except those the guardian's standing grant already decides
 // in full. For a grant that does not decide attributes the platform
-// gained since, only those additions are asked (Addition set). A denial
+// gained since, only those additions are asked (Addition set), and while
+// any addition waits the link asks about nothing else. A denial
 // or withdrawal is asked again with its current decision shown: it stands
 // until the guardian changes it.
 func askFor(ctx context.Context, q school.Queries, schoolID, pupilID, guardianID string) ([]PlatformView, []school.Consent, error) {
@@ -421,17 +422,21 @@ func askFor(ctx context.Context, q school.Queries, schoolID, pupilID, guardianID
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []PlatformView
+	var out, additions []PlatformView
 	for _, pf := range platforms {
 		mine := guardianConsent(consents, guardianID, pf.ID)
 		if mine.Granted() {
 			if pend := school.Pending(pf, consents, guardianID); len(pend) > 0 {
-				out = append(out, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pend, Addition: true,
+				additions = append(additions, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pend, Addition: true,
 					Decision: mine.Decision, DecidedAt: mine.DecidedAt, Kept: keptGrants(pf, mine)})
 			}
 			continue
 		}
 		out = append(out, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes, Decision: mine.Decision, DecidedAt: mine.DecidedAt})
+	}
+	if len(additions) > 0 {
+		// A request about additions shows just what changed.
+		return additions, consents, nil
 	}
 	return out, consents, nil
 }
