@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -95,7 +94,7 @@ type Options struct {
 	ClientWindow      time.Duration
 	// SheetTTL (2h) is how long a printed sheet can be reopened.
 	SheetTTL time.Duration
-	// ClientIP names the client; the host of RemoteAddr when nil.
+	// ClientIP names the client; web.ClientIP when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -144,7 +143,7 @@ func New(opt Options) (*Console, error) {
 		opt.Argon2 = DefaultArgon2
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = remoteHost
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -167,14 +166,6 @@ func New(opt Options) (*Console, error) {
 		c.opt.Passkey.RegistrationTimeout = wa.Config.Timeouts.Registration.Timeout
 	}
 	return c, nil
-}
-
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (c *Console) now() time.Time { return c.opt.Now() }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -32,8 +31,8 @@ type Options struct {
 	// minutes when zero).
 	MaxWrongCodes   int
 	WrongCodeWindow time.Duration
-	// ClientIP names the client for rate limits; the host of RemoteAddr
-	// when nil (set it when ElevID runs behind a trusted proxy).
+	// ClientIP names the client for rate limits; web.ClientIP (the one
+	// place that knows the trusted proxies) when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -64,7 +63,7 @@ func New(opt Options) (*Enroller, error) {
 		opt.WrongCodeWindow = 15 * time.Minute
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = RemoteHost
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -80,15 +79,6 @@ func New(opt Options) (*Enroller, error) {
 		return nil, err
 	}
 	return &Enroller{opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now}, log: opt.Logger}, nil
-}
-
-// RemoteHost returns the host part of r.RemoteAddr.
-func RemoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (e *Enroller) now() time.Time { return e.opt.Now() }

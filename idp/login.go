@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -37,8 +36,8 @@ type LoginOptions struct {
 	// zero); SessionLifetime ends it regardless (8 hours when zero).
 	IdleTimeout     time.Duration
 	SessionLifetime time.Duration
-	// ClientIP names the client in audit entries; the host of RemoteAddr
-	// when nil.
+	// ClientIP names the client in audit entries and rate limits;
+	// web.ClientIP when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -80,7 +79,7 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 		opt.SessionLifetime = 8 * time.Hour
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = remoteHost
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -110,14 +109,6 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 		opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now},
 		cookies: cs, cookie: name, log: opt.Logger,
 	}, nil
-}
-
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // Mount registers the login routes on mux:

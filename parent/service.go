@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -57,7 +56,7 @@ type Options struct {
 	// Verification, when set, offers (or requires) upstream verification
 	// of guardians on the consent page.
 	Verification *Verification
-	// ClientIP names the client for rate limits; RemoteAddr's host when nil.
+	// ClientIP names the client for rate limits; web.ClientIP when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -91,13 +90,7 @@ func New(opt Options) (*Service, error) {
 		opt.SessionTTL = time.Hour
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = func(r *http.Request) string {
-			h, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				return r.RemoteAddr
-			}
-			return h
-		}
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now

@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elevid/elevid/web"
 )
@@ -42,3 +43,27 @@ type errSecret string
 func (e errSecret) Error() string { return string(e) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestTimeFormatOnePerLanguage(t *testing.T) {
+	s := web.NewTestSite(t)
+	winter := time.Date(2026, 12, 5, 20, 16, 0, 0, time.UTC) // 21:16 in Copenhagen
+	summer := time.Date(2026, 5, 17, 6, 5, 0, 0, time.UTC)   // 08:05 in Copenhagen
+	for _, c := range []struct {
+		lang string
+		t    time.Time
+		want string
+	}{
+		{"da", winter, "5. dec. 2026 kl. 21.16"},
+		{"en", winter, "5 Dec 2026, 21:16"},
+		{"da", summer, "17. maj 2026 kl. 08.05"},
+		{"en", summer, "17 May 2026, 08:05"},
+		{"da", time.Time{}, "–"},
+	} {
+		if got := s.FormatTime(c.lang, c.t); got != c.want {
+			t.Errorf("FormatTime(%s, %v) = %q, want %q", c.lang, c.t, got, c.want)
+		}
+	}
+	if got := s.FormatDate("da", winter); got != "5. dec. 2026" {
+		t.Errorf("FormatDate = %q", got)
+	}
+}

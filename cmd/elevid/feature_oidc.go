@@ -30,6 +30,7 @@ func mountOIDC(w *wiring) error {
 	if w.demo {
 		idp.NewDemoPlatform(a.cfg.Issuer, a.pairwise, w.site, nil, a.log).Mount(w.mux)
 		w.mux.HandleFunc("GET /demo/mail", demoMail(a, w.site))
+		w.mux.HandleFunc("GET /demo/mail/{id}", demoMailHTML(a, w.site))
 	}
 	return nil
 }
