@@ -83,14 +83,18 @@ type Options struct {
 	Passkey passkey.Config
 	// Argon2 are the cost parameters of new password hashes (DefaultArgon2).
 	Argon2 Argon2Params
-	// MaxFailures (5) consecutive failed sign-ins lock an account for
-	// LockBase (1m), doubling with each further failure up to LockMax (1h).
+	// After MaxFailures (5) consecutive failed sign-ins an account backs
+	// off: the next attempt is considered after LockBase (1s), doubling
+	// with each further failure up to LockMax (1m). Short, so that nobody
+	// elsewhere can keep a teacher out; the per-client limits stop guessing.
 	MaxFailures int
 	LockBase    time.Duration
 	LockMax     time.Duration
-	// MaxClientFailures (20) failed sign-ins from one client within
+	// MaxClientFailures (50) failed sign-ins from one client on any
+	// usernames, or MaxPairFailures (10) on one username, within
 	// ClientWindow (15m) block that client for the rest of the window.
 	MaxClientFailures int
+	MaxPairFailures   int
 	ClientWindow      time.Duration
 	// SheetTTL (2h) is how long a printed sheet can be reopened.
 	SheetTTL time.Duration
@@ -129,15 +133,18 @@ func New(opt Options) (*Console, error) {
 	def(&opt.IdleTimeout, 30*time.Minute)
 	def(&opt.Lifetime, 8*time.Hour)
 	def(&opt.ReauthWindow, 5*time.Minute)
-	def(&opt.LockBase, time.Minute)
-	def(&opt.LockMax, time.Hour)
+	def(&opt.LockBase, time.Second)
+	def(&opt.LockMax, time.Minute)
 	def(&opt.ClientWindow, 15*time.Minute)
 	def(&opt.SheetTTL, 2*time.Hour)
 	if opt.MaxFailures <= 0 {
 		opt.MaxFailures = 5
 	}
 	if opt.MaxClientFailures <= 0 {
-		opt.MaxClientFailures = 20
+		opt.MaxClientFailures = 50
+	}
+	if opt.MaxPairFailures <= 0 {
+		opt.MaxPairFailures = 10
 	}
 	if opt.Argon2.Memory == 0 {
 		opt.Argon2 = DefaultArgon2

@@ -2,6 +2,7 @@ package enrollment_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -191,5 +192,44 @@ func TestForgedForwardedForIsIgnoredWithoutTrustedProxy(t *testing.T) {
 	b.ip = "198.51.100.1"
 	if status, _, _ := b.form("/enrol", url.Values{"code": {codes[0]}}); status != http.StatusTooManyRequests {
 		t.Fatalf("a forged X-Forwarded-For escaped the limit: %d", status)
+	}
+}
+
+func TestLoginBeginLimitedPerClient(t *testing.T) {
+	e := newEnv(t, onSQLite)
+	count := func() int {
+		var n int
+		if err := e.st.(interface {
+			DB() *sql.DB
+		}).DB().QueryRow(`SELECT COUNT(*) FROM webauthn_ceremonies`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	b := e.browser("en")
+	b.ip = "203.0.113.7"
+	for i := range 600 {
+		if status, res := b.json("/login/begin", map[string]string{"mediation": "conditional"}); status != 200 {
+			t.Fatalf("begin %d = %d %v", i, status, res)
+		}
+	}
+	before := count()
+	for range 50 {
+		if status, _ := b.json("/login/begin", map[string]string{}); status != http.StatusTooManyRequests {
+			t.Fatalf("begin past the limit = %d", status)
+		}
+	}
+	if after := count(); after != before {
+		t.Fatalf("refused begins wrote %d ceremonies", after-before)
+	}
+	// The class next door (another address) signs in as usual.
+	other := e.browser("en")
+	other.ip = "198.51.100.10"
+	if status, _ := other.json("/login/begin", map[string]string{}); status != 200 {
+		t.Fatalf("other address = %d", status)
+	}
+	e.clock.Advance(16 * time.Minute)
+	if status, _ := b.json("/login/begin", map[string]string{}); status != 200 {
+		t.Fatalf("after the window = %d", status)
 	}
 }

@@ -39,8 +39,13 @@ type LoginOptions struct {
 	// ClientIP names the client in audit entries and rate limits;
 	// web.ClientIP when nil.
 	ClientIP func(*http.Request) string
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// MaxBegins login ceremonies (each a row in the store until it
+	// expires) may one client start within BeginWindow: 600 per 15
+	// minutes when zero, far above a class behind one address.
+	MaxBegins   int
+	BeginWindow time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
 	// SessionEnded, when set, is told (after the commit) of every session
 	// ended here (logout, sign-out from /me), so that the platforms the
 	// session logged in to get a back-channel logout.
@@ -71,6 +76,12 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 		if want := map[int]int{0: 64, 1: 32}[i%2]; len(k) != want {
 			return nil, fmt.Errorf("idp: session key %d has %d bytes, want %d", i, len(k), want)
 		}
+	}
+	if opt.MaxBegins <= 0 {
+		opt.MaxBegins = 600
+	}
+	if opt.BeginWindow <= 0 {
+		opt.BeginWindow = 15 * time.Minute
 	}
 	if opt.IdleTimeout <= 0 {
 		opt.IdleTimeout = time.Hour
@@ -255,6 +266,15 @@ func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&body); err != nil {
 		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	if n, err := l.opt.Store.HitRate(r.Context(), "login-begin:"+l.opt.ClientIP(r), l.opt.BeginWindow); err != nil {
+		l.serverError(w, r, err)
+		return
+	} else if n > l.opt.MaxBegins {
+		l.log.Warn("login: begin refused by rate limit", "count", n)
+		w.Header().Set("Retry-After", fmt.Sprint(int(l.opt.BeginWindow.Seconds())))
+		l.jsonError(w, r, http.StatusTooManyRequests, "error.rate_limited")
 		return
 	}
 	mediation := protocol.MediationDefault

@@ -139,8 +139,8 @@ func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, 
 	h = web.LimitBody(a.cfg.Server.MaxBodyBytes, h)
 	h = site.Recover(h)
 	h = web.SecurityHeaders(a.cfg.Secure(), h)
-	h = web.ClientIPs{Trusted: a.cfg.Proxies()}.Handler(h)
 	h = a.metrics.Observe(a.log, h)
+	h = web.ClientIPs{Trusted: a.cfg.Proxies()}.Handler(h) // outermost: Observe reads the route the mux sets on its request
 	return h, wired, nil
 }
 

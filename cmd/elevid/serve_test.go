@@ -318,3 +318,26 @@ func TestDemoRefusesHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestServerTimeZoneAndProxiesConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	p := writeConfig(t, "server:\n  time_zone: Mars/Olympus\n  trusted_proxies: [10.0.0.0/8, nope, 192.0.2.1]\n")
+	err := run(context.Background(), []string{"serve", "--config", p}, &out, &errb, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "server.time_zone:") || !strings.Contains(err.Error(), `server.trusted_proxies: "nope"`) {
+		t.Fatalf("serve with bad server config = %v", err)
+	}
+	cfg, err := LoadConfig(writeConfig(t, "server:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1]\n  time_zone: Europe/London\n"), noEnv)
+	if err != nil || cfg.Validate() != nil {
+		t.Fatalf("good config: %v / %v", err, cfg.Validate())
+	}
+	if got := cfg.Proxies(); len(got) != 2 || got[1].String() != "192.0.2.1/32" {
+		t.Fatalf("Proxies = %v", got)
+	}
+	if cfg.Location().String() != "Europe/London" {
+		t.Fatalf("Location = %v", cfg.Location())
+	}
+	def, _ := LoadConfig("", noEnv)
+	if def.Location().String() != "Europe/Copenhagen" {
+		t.Fatalf("default Location = %v", def.Location())
+	}
+}
