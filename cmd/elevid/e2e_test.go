@@ -224,7 +224,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		return n
 	}
 	mathReleases := releasesTo(math.ID)
-	if status, _, hdr := guardianBrowser.postForm("/guardian/withdraw", url.Values{"pupil": {pupil.ID}, "platform": {math.ID}}); status != http.StatusSeeOther || hdr.Get("Location") != "/guardian?msg=withdrawn" {
+	if status, _, hdr := guardianBrowser.postForm("/guardian/withdraw", url.Values{"pupil": {pupil.ID}, "platform": {math.ID}, "confirm": {"yes"}}); status != http.StatusSeeOther || hdr.Get("Location") != "/guardian?msg=withdrawn" {
 		t.Fatalf("withdraw: %d %v", status, hdr)
 	}
 
