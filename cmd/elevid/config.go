@@ -142,6 +142,11 @@ type ServerConfig struct {
 	WriteTimeout Duration `yaml:"write_timeout"`  // default 30s
 	IdleTimeout  Duration `yaml:"idle_timeout"`   // default 2m
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 1 MiB
+	// TLS makes serve terminate TLS itself (see tls.go); empty: plain http.
+	TLS TLSConfig `yaml:"tls"`
+	// HTTPRedirectListen (e.g. "0.0.0.0:80"), with TLS, redirects http to the
+	// issuer and answers ACME HTTP-01 challenges.
+	HTTPRedirectListen string `yaml:"http_redirect_listen"`
 	// TimeZone is where pages show times (an IANA name); default
 	// Europe/Copenhagen.
 	TimeZone string `yaml:"time_zone"`
@@ -463,6 +468,7 @@ func (c Config) Validate() error {
 	} else if gv.Required {
 		add("guardian_verification.required", "needs guardian_verification.issuer")
 	}
+	p = append(p, c.validateTLS()...)
 	if len(p) == 0 {
 		return nil
 	}
