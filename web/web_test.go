@@ -67,3 +67,26 @@ func TestTimeFormatOnePerLanguage(t *testing.T) {
 		t.Errorf("FormatDate = %q", got)
 	}
 }
+
+func TestGenitiveAndPlural(t *testing.T) {
+	for _, c := range []struct{ lang, name, want string }{
+		{"da", "Freja", "Frejas"}, {"da", "Jonas", "Jonas'"}, {"da", "Max", "Max'"}, {"da", "Liz", "Liz'"},
+		{"en", "Freja", "Freja's"}, {"en", "Jonas", "Jonas'"},
+	} {
+		if got := web.Genitive(c.lang, c.name); got != c.want {
+			t.Errorf("Genitive(%s, %s) = %q, want %q", c.lang, c.name, got, c.want)
+		}
+	}
+	s := web.NewTestSite(t)
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{1, "Der er sendt en samtykkeanmodning for 1 elev."}, {3, "Der er sendt samtykkeanmodninger for 3 elever."}} {
+		if got := s.N("da", "console.sheet.consent_started", c.n, c.n); got != c.want {
+			t.Errorf("N(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+	if got := s.T("da", "parent.done.summary", s.N("da", "parent.done.platforms", 1, 1), s.N("da", "parent.done.platforms", 0, 0)); got != "Du har sagt ja til 1 platform og nej til ingen platforme." {
+		t.Errorf("summary = %q", got)
+	}
+}
