@@ -151,7 +151,7 @@ func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enroll
 		}); err != nil {
 			return err
 		}
-		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{
+		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{Site: s.opt.Site, 
 			SchoolName: r.School.Name, GivenName: r.Pupil.GivenName, Link: s.opt.BaseURL + "/consent/" + token, Expires: r.ExpiresAt,
 		})
 		if err != nil {
@@ -593,7 +593,7 @@ func (s *Service) RequestGuardianLink(ctx context.Context, email string) error {
 			if _, err := q.CreateGuardianLink(ctx, school.GuardianLink{Hash: school.LinkHash(token), Kind: school.LinkGuardian, GuardianID: g.ID, SchoolID: g.SchoolID, ExpiresAt: exp}); err != nil {
 				return err
 			}
-			m, err := renderMail(KindGuardianLink, g.SchoolID, g.Email, mailData{SchoolName: sch.Name, Link: s.opt.BaseURL + "/guardian/login/" + token, Expires: exp})
+			m, err := renderMail(KindGuardianLink, g.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, Link: s.opt.BaseURL + "/guardian/login/" + token, Expires: exp})
 			if err != nil {
 				return err
 			}
@@ -691,7 +691,7 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID
 			if g.Email == "" || school.ValidEmail(g.Email) != nil {
 				continue
 			}
-			m, err := renderMail(KindPasskeyReset, p.SchoolID, g.Email, mailData{SchoolName: sch.Name, GivenName: p.GivenName, Link: s.opt.BaseURL + "/guardian"})
+			m, err := renderMail(KindPasskeyReset, p.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, GivenName: p.GivenName, Link: s.opt.BaseURL + "/guardian"})
 			if err != nil {
 				return err
 			}
