@@ -151,7 +151,7 @@ func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enroll
 		}); err != nil {
 			return err
 		}
-		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{Site: s.opt.Site, 
+		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{Site: s.opt.Site,
 			SchoolName: r.School.Name, GivenName: r.Pupil.GivenName, Link: s.opt.BaseURL + "/consent/" + token, Expires: r.ExpiresAt,
 		})
 		if err != nil {
