@@ -8,6 +8,7 @@
 # The same path in-process, both challenge types: go test ./cmd/elevid -run TestACMEWithPebble
 set -euo pipefail
 cd "$(dirname "$0")/.."
+unset ELEVID_CONFIG ELEVID_DATABASE ELEVID_LISTEN ELEVID_ISSUER ELEVID_LOG_LEVEL ELEVID_SESSION_KEYS ELEVID_ENCRYPTION_KEYS ELEVID_PAIRWISE_SECRET
 
 export DEBIAN_FRONTEND=noninteractive
 need=()

@@ -190,10 +190,17 @@ func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.opt.Site.Error(w, r, http.StatusBadRequest, "error.bad_request")
 		return
 	}
-	// Nothing is pre-chosen: "save my choices" needs a yes or a no for
-	// every platform (the browser asks first; this is the backstop).
-	for _, pf := range platforms {
-		if v := r.PostForm.Get("p_" + pf.ID); action == "choose" && v != "grant" && v != "deny" {
+	// Nothing is pre-chosen: the browser asks for a yes or a no for every
+	// platform shown (required radios); a "save my choices" without any
+	// answer is refused here and saves nothing.
+	if action == "choose" {
+		answered := false
+		for _, pf := range platforms {
+			if v := r.PostForm.Get("p_" + pf.ID); v == "grant" || v == "deny" {
+				answered = true
+			}
+		}
+		if !answered {
 			s.opt.Site.Error(w, r, http.StatusBadRequest, "parent.err.choose_each")
 			return
 		}
