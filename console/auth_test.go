@@ -15,7 +15,6 @@ import (
 )
 
 const wrongDA = "Brugernavn, adgangskode eller kode er forkert."
-const limitedDA = "For mange forsøg"
 
 func TestPasswordHash(t *testing.T) {
 	h := console.HashPassword("correct horse", testArgon2)
