@@ -413,7 +413,7 @@ func (f *Flows) IssueCodeTx(ctx context.Context, q school.Queries, a Actor, pupi
 	}
 	code := NewCode()
 	norm, _ := Normalize(code)
-	c, err := q.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: Hash(norm), PupilID: pupilID, CreatedBy: a.ID, ExpiresAt: now.Add(f.opt.CodeTTL)})
+	c, err := q.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: Hash(norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: a.ID, ExpiresAt: now.Add(f.opt.CodeTTL)})
 	if err != nil {
 		return "", time.Time{}, err
 	}
