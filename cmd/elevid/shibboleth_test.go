@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -249,7 +248,7 @@ func (b *shibBrowser) passkeyLogin(returnTo string) string {
 	}
 	post("/login/finish", map[string]any{"ceremony": begun.Ceremony, "credential": json.RawMessage(assertion), "return_to": returnTo}, &done)
 	if !done.OK || done.Next == "" {
-		b.t.Fatal(fmt.Sprintf("login finish: %+v", done))
+		b.t.Fatalf("login finish: %+v", done)
 	}
 	return done.Next
 }
