@@ -2,8 +2,6 @@ package idp
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
-	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/elevid/elevid/school"
@@ -240,54 +237,6 @@ func (s *SAML) buildStatusResponse(pair SAMLKeyPair, now time.Time, acs, inRespo
 	doc := etree.NewDocument()
 	doc.SetRoot(signed)
 	return doc.WriteToBytes()
-}
-
-// encryptAssertion wraps a (signed) assertion in an EncryptedAssertion for
-// the SP's encryption certificate: RSA-OAEP key transport and AES-GCM,
-// unless the SP's metadata lists only CBC ciphers.
-func encryptAssertion(el *etree.Element, sp samlSP) (*etree.Element, error) {
-	der, err := base64.StdEncoding.DecodeString(sp.Settings.EncryptionCert)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("sp encryption certificate: %w", err)
-	}
-	enc := xmlenc.OAEP()
-	enc.BlockCipher = xmlenc.AES256GCM
-	listed := map[string]bool{}
-	for _, d := range sp.Metadata.SPSSODescriptors {
-		for _, kd := range d.KeyDescriptors {
-			for _, m := range kd.EncryptionMethods {
-				listed[m.Algorithm] = true
-			}
-		}
-	}
-	switch {
-	case len(listed) == 0, listed[xmlenc.AES256GCM.Algorithm()]:
-	case listed[xmlenc.AES128GCM.Algorithm()]:
-		enc.BlockCipher = xmlenc.AES128GCM
-	case listed[xmlenc.AES256CBC.Algorithm()]:
-		enc.BlockCipher = xmlenc.AES256CBC
-	case listed[xmlenc.AES128CBC.Algorithm()]:
-		enc.BlockCipher = xmlenc.AES128CBC
-	}
-	doc := etree.NewDocument()
-	doc.SetRoot(el.Copy())
-	buf, err := doc.WriteToBytes()
-	if err != nil {
-		return nil, err
-	}
-	data, err := enc.Encrypt(cert, buf, nil)
-	if err != nil {
-		return nil, fmt.Errorf("encrypt assertion: %w", err)
-	}
-	data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
-	out := etree.NewElement("saml:EncryptedAssertion")
-	out.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
-	out.AddChild(data)
-	return out, nil
 }
 
 var errNoSLO = errors.New("no single logout endpoint")
