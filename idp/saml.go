@@ -31,6 +31,9 @@ type SAMLPupilSession struct {
 	ID       string // the login session's id (for single logout)
 	PupilID  string
 	AuthTime time.Time // when the pupil authenticated
+	// UserVerified says the passkey verified the pupil (PIN or
+	// biometric): the login is multi-factor (REFEDS MFA).
+	UserVerified bool
 }
 
 // SAMLSessionSource tells the SAML IdP who is logged in. The passkey login
@@ -288,6 +291,21 @@ type samlSSOFlow struct {
 	ForceAuthn   bool      `json:"force_authn,omitempty"`
 	IsPassive    bool      `json:"is_passive,omitempty"`
 	IssueInstant time.Time `json:"issue_instant"`
+	// AuthnContext and Comparison are the RequestedAuthnContext's class
+	// refs and comparison; DeclRef says it asked for an
+	// AuthnContextDeclRef, which ElevID never meets.
+	AuthnContext []string `json:"authn_context,omitempty"`
+	Comparison   string   `json:"comparison,omitempty"`
+	DeclRef      bool     `json:"decl_ref,omitempty"`
+}
+
+// authnContext decides the AuthnContextClassRef to assert for a login
+// that reached reached; false when the request cannot be met.
+func (fl samlSSOFlow) authnContext(reached string) (string, bool) {
+	if fl.DeclRef {
+		return "", false
+	}
+	return MeetAuthnContext(fl.AuthnContext, fl.Comparison, reached)
 }
 
 // limitMessage bounds the size of an incoming SAML message; it reports
@@ -395,6 +413,11 @@ func (s *SAML) serveSSO(w http.ResponseWriter, r *http.Request) {
 	if p := req.Request.NameIDPolicy; p != nil && p.Format != nil {
 		fl.NameIDFormat = *p.Format
 	}
+	if rac := req.Request.RequestedAuthnContext; rac != nil {
+		fl.AuthnContext, fl.Comparison = rac.ClassRefs(), rac.Comparison
+		// crewjam does not parse AuthnContextDeclRef.
+		fl.DeclRef = bytes.Contains(req.RequestBuffer, []byte("AuthnContextDeclRef"))
+	}
 	token, err := s.storeFlow(ctx, "sso", "", fl)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
@@ -480,6 +503,16 @@ func (s *SAML) serveResume(w http.ResponseWriter, r *http.Request) {
 		s.flowError(w, r, err)
 		return
 	}
+	// A request no login can meet is refused before asking for one.
+	if _, can := fl.authnContext(ACRREFEDSMFA); !can {
+		if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
+			s.flowError(w, r, err)
+			return
+		}
+		s.refuse(w, r, sp, fl, samlRefusal{Key: "saml.refused.authn_context", Code: saml.StatusRequester, Sub: samlStatusNoAuthnContext,
+			Why: fmt.Sprintf("requested authn context %v (%s) cannot be met", fl.AuthnContext, fl.Comparison)})
+		return
+	}
 	sess, ok := s.opt.Sessions.Current(r)
 	if ok && fl.ForceAuthn && sess.AuthTime.Before(f.CreatedAt) {
 		ok = false
@@ -490,7 +523,7 @@ func (s *SAML) serveResume(w http.ResponseWriter, r *http.Request) {
 				s.flowError(w, r, err)
 				return
 			}
-			s.sendStatus(w, r, sp, fl, saml.StatusResponder, "urn:oasis:names:tc:SAML:2.0:status:NoPassive")
+			s.sendStatus(w, r, sp, fl, saml.StatusResponder, samlStatusNoPassive)
 			return
 		}
 		noStore(w)
@@ -569,17 +602,27 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if pupil.Status != school.PupilActive {
-		s.reject(w, r, http.StatusForbidden, "saml.error.inactive", entity, fmt.Errorf("pupil %s is %s", pupil.ID, pupil.Status))
-		return
-	}
-	allowed, err := s.opt.Store.ReleaseAllowed(ctx, pupil.ID, sp.Platform.ID)
+	refusal, err := s.refusal(ctx, pupil, sp)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if !allowed {
-		s.reject(w, r, http.StatusForbidden, "saml.error.no_consent", entity, fmt.Errorf("no consent for pupil %s at platform %s", pupil.ID, sp.Platform.ID))
+	var classRef string
+	if refusal == nil {
+		var ok bool
+		classRef, ok = fl.authnContext(ACRFor(sess.UserVerified))
+		if !ok {
+			refusal = &samlRefusal{Key: "saml.refused.authn_context", Code: saml.StatusRequester, Sub: samlStatusNoAuthnContext,
+				Why: fmt.Sprintf("requested authn context %v (%s) not met by %s", fl.AuthnContext, fl.Comparison, ACRFor(sess.UserVerified))}
+		}
+	}
+	if refusal != nil {
+		if fl.RequestID == "" {
+			// IdP-initiated: no platform is waiting for an answer.
+			s.reject(w, r, http.StatusForbidden, refusal.Key, entity, errors.New(refusal.Why))
+			return
+		}
+		s.refuse(w, r, sp, fl, *refusal)
 		return
 	}
 	sch, err := s.opt.Store.GetSchool(ctx, pupil.SchoolID)
@@ -620,7 +663,7 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 	sessionIndex := randomID()
 	resp, err := s.buildResponse(pair, responseInput{
 		Now: now, SP: sp, ACS: fl.ACSURL, InResponseTo: fl.RequestID, NameID: nameID,
-		SessionIndex: sessionIndex, AuthTime: sess.AuthTime, Attributes: attrs,
+		SessionIndex: sessionIndex, AuthTime: sess.AuthTime, AuthnContext: classRef, Attributes: attrs,
 	})
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
@@ -638,7 +681,8 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	s.log.Info("saml: assertion issued", "sp", entity, "platform", sp.Platform.ID, "pupil", pupil.ID, "attributes", len(names), "in_response_to", fl.RequestID)
+	s.log.Info("saml: assertion issued", "sp", entity, "platform", sp.Platform.ID, "pupil", pupil.ID, "attributes", len(names),
+		"in_response_to", fl.RequestID, "authn_context", classRef)
 	s.postForm(w, r, fl.ACSURL, "SAMLResponse", resp, fl.RelayState)
 }
 

@@ -70,7 +70,17 @@ func (s *testSessions) login(pupilID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := school.NewID()
-	s.m[id] = idp.SAMLPupilSession{ID: id, PupilID: pupilID, AuthTime: time.Now()}
+	s.m[id] = idp.SAMLPupilSession{ID: id, PupilID: pupilID, AuthTime: time.Now(), UserVerified: true}
+	return id
+}
+
+// loginWith creates a session like ss (ID and AuthTime filled in).
+func (s *testSessions) loginWith(ss idp.SAMLPupilSession) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := school.NewID()
+	ss.ID, ss.AuthTime = id, time.Now()
+	s.m[id] = ss
 	return id
 }
 

@@ -18,7 +18,7 @@ const (
 	attrURI         = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 	entityFormat    = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 	bearerMethod    = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-	authnContextRef = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+	authnContextRef = ACUnspecified
 )
 
 // samlAttrDef names one releasable attribute.
@@ -125,6 +125,7 @@ type responseInput struct {
 	NameID       saml.NameID
 	SessionIndex string
 	AuthTime     time.Time
+	AuthnContext string // AuthnContextClassRef; unspecified when empty
 	Attributes   []saml.Attribute
 }
 
@@ -176,6 +177,9 @@ func (s *SAML) buildResponse(pair SAMLKeyPair, in responseInput) ([]byte, error)
 			AuthnInstant: in.AuthTime.UTC(), SessionIndex: in.SessionIndex,
 			AuthnContext: saml.AuthnContext{AuthnContextClassRef: &saml.AuthnContextClassRef{Value: authnContextRef}},
 		}},
+	}
+	if in.AuthnContext != "" {
+		assertion.AuthnStatements[0].AuthnContext.AuthnContextClassRef.Value = in.AuthnContext
 	}
 	if len(in.Attributes) > 0 {
 		assertion.AttributeStatements = []saml.AttributeStatement{{Attributes: in.Attributes}}
