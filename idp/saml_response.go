@@ -238,8 +238,11 @@ func (s *SAML) buildStatusResponse(pair SAMLKeyPair, now time.Time, acs, inRespo
 	if err != nil {
 		return nil, err
 	}
+	// The schema puts Signature right after Issuer (Lasso, behind
+	// mod_auth_mellon, refuses it anywhere else): SignEnveloped appends it.
+	resp.Signature = signed.ChildElements()[len(signed.ChildElements())-1]
 	doc := etree.NewDocument()
-	doc.SetRoot(signed)
+	doc.SetRoot(resp.Element())
 	return doc.WriteToBytes()
 }
 
