@@ -89,6 +89,7 @@ func (h *harness) refusal(t *testing.T, resp *http.Response, sp *testSP, request
 		t.Fatalf("refusal Response not signed by the IdP: %v\n%s", err, raw)
 	}
 	root := doc.Root()
+	checkStatusResponse(t, root, raw)
 	top := root.FindElement("./Status/StatusCode")
 	second := root.FindElement("./Status/StatusCode/StatusCode")
 	if top == nil || second == nil || top.SelectAttrValue("Value", "") == saml.StatusSuccess || second.SelectAttrValue("Value", "") != sub {
@@ -223,5 +224,57 @@ func TestMeetAuthnContext(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("MeetAuthnContext(%v, %q, %s) = %q, %t; want %q, %t", tc.req, tc.cmp, tc.reached, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// checkStatusResponse checks the schema order Lasso (mod_auth_mellon)
+// insists on: Issuer, Signature, Status.
+func checkStatusResponse(t *testing.T, root *etree.Element, raw []byte) {
+	t.Helper()
+	var tags []string
+	for _, c := range root.ChildElements() {
+		tags = append(tags, c.Tag)
+	}
+	if strings.Join(tags, ",") != "Issuer,Signature,Status" {
+		t.Fatalf("Response children %v, want Issuer, Signature, Status:\n%s", tags, raw)
+	}
+}
+
+// TestSAMLNoPassive: IsPassive without a session is answered at once (no
+// page for the pupil: passive means no interaction) with a signed
+// Responder/NoPassive, posted to the ACS.
+func TestSAMLNoPassive(t *testing.T) {
+	h := newHarness(t)
+	sp := h.newSP(t, spOptions{consent: true})
+	authn, err := sp.MakeAuthenticationRequest(h.srv.URL+"/saml/sso", saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passive := true
+	authn.IsPassive = &passive
+	u, err := authn.Redirect("passive-relay", sp.ServiceProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := h.get(t, u.String(), "")
+	readAll(t, resp)
+	action, form := postedForm(t, readAll(t, h.get(t, resp.Header.Get("Location"), "")))
+	if action != sp.AcsURL.String() || form.Get("RelayState") != "passive-relay" {
+		t.Fatalf("posted to %s with RelayState %q", action, form.Get("RelayState"))
+	}
+	raw, _ := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	checkStatusResponse(t, doc.Root(), raw)
+	if sub := doc.Root().FindElement("./Status/StatusCode/StatusCode"); sub == nil || sub.SelectAttrValue("Value", "") != "urn:oasis:names:tc:SAML:2.0:status:NoPassive" ||
+		doc.Root().SelectAttrValue("InResponseTo", "") != authn.ID {
+		t.Fatalf("not a NoPassive answer to the request:\n%s", raw)
+	}
+	// crewjam verifies the signature, then reports the status.
+	_, err = sp.acs(t, action, form, authn.ID)
+	if err == nil || samlErr(err).Error() != "urn:oasis:names:tc:SAML:2.0:status:Responder" {
+		t.Fatalf("crewjam SP: %v", samlErr(err))
 	}
 }
