@@ -3,6 +3,8 @@ package idp_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,6 +113,54 @@ func TestSAMLPlatformCommandEndpointsAndEncryption(t *testing.T) {
 	for _, not := range []string{"PAOS", "Artifact"} {
 		if strings.Contains(got, not) {
 			t.Errorf("output shows a %s endpoint ElevID does not use:\n%s", not, got)
+		}
+	}
+	// platform show says the same; an override is stored and used.
+	file2 := filepath.Join(t.TempDir(), "md2.xml")
+	if err := os.WriteFile(file2, []byte(strings.ReplaceAll(md, "mellon.example", "other.example")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := idp.SAMLPlatformCommand(context.Background(), h.st, new(strings.Builder), []string{"--name", "M2", "--metadata", file2,
+		"--attr", "givenName=why", "--data-encryption", "aes128-gcm", "--key-transport", "rsa-oaep"}); err != nil {
+		t.Fatal(err)
+	}
+	for entity, want := range map[string]string{
+		"https://mellon.example/md": "encryption aes256-cbc, rsa-oaep-mgf1p/sha1\n",
+		"https://other.example/md":  "encryption aes128-gcm, rsa-oaep/sha1\n",
+	} {
+		var show strings.Builder
+		if err := idp.PlatformCommand(context.Background(), h.st, &show, []string{"show", entity}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(show.String(), want) || strings.Contains(show.String(), "PAOS") {
+			t.Errorf("platform show %s, want %q:\n%s", entity, want, show.String())
+		}
+	}
+}
+
+// TestSAMLEncryptionRoundTrip: a crewjam SP decrypts the assertion with
+// every algorithm pair ElevID can be told to use (xmlsec1's share is in
+// TestSAMLXMLSec1Decrypts).
+func TestSAMLEncryptionRoundTrip(t *testing.T) {
+	h := newHarness(t)
+	for i, flags := range [][]string{
+		{"--data-encryption", "aes256-cbc", "--key-transport", "rsa-oaep"},
+		{"--data-encryption", "aes128-cbc"},
+		{"--data-encryption", "aes256-gcm", "--key-transport", "rsa-oaep-mgf1p"},
+	} {
+		sp := h.newSP(t, spOptions{entityID: fmt.Sprintf("https://rt%d.example/saml/metadata", i), consent: true, flags: flags})
+		sid := h.sessions.login(h.pupil.ID)
+		action, form := postedForm(t, readAll(t, h.get(t, "/saml/idp-initiated?sp="+url.QueryEscape(sp.EntityID), sid)))
+		raw, _ := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+		if !strings.Contains(string(raw), "#"+flags[1]+`"`) || strings.Contains(string(raw), ">Ida<") {
+			t.Fatalf("%v: not encrypted with %s:\n%s", flags, flags[1], raw)
+		}
+		a, err := sp.acs(t, action, form)
+		if err != nil {
+			t.Fatalf("%v: crewjam SP could not read the response: %v", flags, samlErr(err))
+		}
+		if attrValues(a)["givenName"][0] != "Ida" {
+			t.Fatalf("%v: attributes %v", flags, attrValues(a))
 		}
 	}
 }

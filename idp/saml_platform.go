@@ -247,8 +247,17 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 	if err != nil {
 		return fmt.Errorf("add-saml: %w", err)
 	}
-	fmt.Fprintf(out, "platform %s\nentity id %s\nname id %s, sign response %t, sign assertion %t, encrypt %t, signed requests %t\n",
-		p.ID, p.ClientID, set.NameIDFormat, set.SignResponse, set.SignAssertion, set.Encrypt, set.WantSignedRequests)
+	fmt.Fprintf(out, "platform %s\nentity id %s\n", p.ID, p.ClientID)
+	printSAMLSettings(out, set, ed)
+	return nil
+}
+
+// printSAMLSettings prints what ElevID does for a SAML platform: NameID,
+// signing, encryption (with the algorithms it chose) and the endpoints
+// it uses.
+func printSAMLSettings(out io.Writer, set SAMLSettings, ed *saml.EntityDescriptor) {
+	fmt.Fprintf(out, "name id %s, sign response %t, sign assertion %t, encrypt %t, signed requests %t\n",
+		set.NameIDFormat, set.SignResponse, set.SignAssertion, set.Encrypt, set.WantSignedRequests)
 	if set.Encrypt {
 		fmt.Fprintf(out, "encryption %s\n", ChooseSAMLEncryption(set, ed))
 	}
@@ -264,6 +273,20 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 			fmt.Fprintf(out, "slo %s %s\n", e.Binding, e.Location)
 		}
 	}
+}
+
+// showSAMLPlatform prints a registered SAML platform's settings for
+// `platform show`.
+func showSAMLPlatform(out io.Writer, p school.Platform) error {
+	set, err := ParseSAMLSettings(p.Settings)
+	if err != nil {
+		return err
+	}
+	ed, _, err := ParseSPMetadata([]byte(set.MetadataXML))
+	if err != nil {
+		return err
+	}
+	printSAMLSettings(out, set, ed)
 	return nil
 }
 
