@@ -37,11 +37,15 @@ cleanup() {
 			[ -f "$work/$f" ] && { echo "--- $f (last lines)"; tail -n 25 "$work/$f"; }
 		done
 	fi
-	if [ -f "$work/mellon/httpd.pid" ]; then kill "$(cat "$work/mellon/httpd.pid")" 2>/dev/null || true; fi
+	if [ -f "$work/mellon/httpd.pid" ]; then
+		apache_pid=$(cat "$work/mellon/httpd.pid")
+		kill "$apache_pid" 2>/dev/null || true
+		for _ in $(seq 1 50); do kill -0 "$apache_pid" 2>/dev/null || break; sleep 0.1; done
+	fi
 	[ -n "$py_pid" ] && kill "$py_pid" 2>/dev/null || true
 	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	[ -n "${SAML_SPS_KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -51,6 +55,10 @@ wait_for() { # URL: up to 10 s
 	echo "not reachable: $1" >&2
 	return 1
 }
+
+for port in $idp_port $mellon_port $py_port; do
+	if curl -s -o /dev/null "http://127.0.0.1:$port/"; then echo "port $port is taken: stop what runs there first" >&2; exit 1; fi
+done
 
 # ElevID on SQLite.
 go build -o "$work/elevid" ./cmd/elevid
@@ -86,15 +94,19 @@ cp "$work/idp.xml" "$p/idp.xml"
 py_pid=$!
 wait_for "$py/metadata"
 
-# Register the three SPs from their metadata, as an operator would.
-add() { "$work/elevid" admin platform add-saml "$@" 2>/dev/null | tee -a "$work/add-saml.out"; }
-add --name "Mellon-platformen" --metadata-url "$mellon/plain/mellon/metadata" \
-	--attr givenName="Vises på forsiden" --attr eduPersonPrincipalName="Brugerkonto" \
-	--attr eduPersonScopedAffiliation="Elev eller lærer" --attr schoolCode="Skolens materialer"
-add --name "Mellon MFA" --metadata-url "$mellon/mfa/mellon/metadata" --attr givenName="Vises på forsiden"
-add --name "pysaml2-platformen" --metadata-url "$py/metadata" --data-encryption aes128-gcm \
-	--attr givenName="Vises på forsiden" --attr eduPersonPrincipalName="Brugerkonto" \
-	--attr eduPersonScopedAffiliation="Elev eller lærer"
+# Register the three SPs from their metadata and activate them for the
+# school, as an operator would.
+add() { # ENTITY-ID FLAGS…
+	"$work/elevid" admin platform add-saml --metadata-url "$1" "${@:2}" 2>/dev/null | tee -a "$work/add-saml.out"
+	"$work/elevid" admin platform activate --school sps --platform "$1" 2>/dev/null
+}
+given=(--attr givenName="Vises på forsiden" --attr-en givenName="Shown on the front page")
+more=(--attr eduPersonPrincipalName="Brugerkonto" --attr-en eduPersonPrincipalName="User account"
+	--attr eduPersonScopedAffiliation="Elev eller lærer" --attr-en eduPersonScopedAffiliation="Pupil or teacher")
+add "$mellon/plain/mellon/metadata" --name "Mellon-platformen" "${given[@]}" "${more[@]}" \
+	--attr schoolCode="Skolens materialer" --attr-en schoolCode="The school's materials"
+add "$mellon/mfa/mellon/metadata" --name "Mellon MFA" "${given[@]}"
+add "$py/metadata" --name "pysaml2-platformen" --data-encryption aes128-gcm "${given[@]}" "${more[@]}"
 if grep -q PAOS "$work/add-saml.out"; then echo "add-saml printed an endpoint ElevID does not use" >&2; exit 1; fi
 
 # The pupils' browsers.

@@ -22,6 +22,7 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -597,15 +598,29 @@ func (s *SAML) serveIdPInitiated(w http.ResponseWriter, r *http.Request) {
 func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess SAMLPupilSession, fl samlSSOFlow) {
 	ctx := r.Context()
 	entity := sp.Platform.ClientID
-	pupil, err := s.opt.Store.GetPupil(ctx, sess.PupilID)
+	profile, err := s.opt.Store.GetPupilProfile(ctx, sess.PupilID)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	refusal, err := s.refusal(ctx, pupil, sp)
-	if err != nil {
-		s.opt.Site.ServerError(w, r, err)
-		return
+	pupil := profile.Pupil
+	var refusal *samlRefusal
+	var rel release.Release
+	if pupil.Status != school.PupilActive {
+		refusal = refusalFor(fmt.Errorf("pupil %s is %s: %w", pupil.ID, pupil.Status, release.ErrQuarantined))
+	} else {
+		cs, err := s.opt.Store.ConsentState(ctx, pupil.ID, sp.Platform.ID)
+		if err != nil {
+			s.opt.Site.ServerError(w, r, err)
+			return
+		}
+		rel, err = release.Compute(release.Input{Profile: profile, Platform: sp.Platform, State: cs, PairwiseSecret: s.opt.PairwiseSecret, Sector: entity})
+		if release.Refused(err) {
+			refusal = refusalFor(fmt.Errorf("pupil %s, platform %s: %w", pupil.ID, sp.Platform.ID, err))
+		} else if err != nil {
+			s.opt.Site.ServerError(w, r, err)
+			return
+		}
 	}
 	var classRef string
 	if refusal == nil {
@@ -625,23 +640,7 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 		s.refuse(w, r, sp, fl, *refusal)
 		return
 	}
-	sch, err := s.opt.Store.GetSchool(ctx, pupil.SchoolID)
-	if err != nil {
-		s.opt.Site.ServerError(w, r, err)
-		return
-	}
-	var classes []string
-	if samlAllows(sp.Platform, "groups") {
-		for _, id := range pupil.ClassIDs {
-			c, err := s.opt.Store.GetClass(ctx, pupil.SchoolID, id)
-			if err != nil {
-				s.opt.Site.ServerError(w, r, err)
-				return
-			}
-			classes = append(classes, c.Name)
-		}
-	}
-	pairwise := Pairwise(s.opt.PairwiseSecret, pupil.ID, entity)
+	pairwise := rel.Pairwise
 	format := sp.Settings.NameIDFormat
 	switch fl.NameIDFormat {
 	case string(saml.TransientNameIDFormat):
@@ -653,7 +652,7 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 	if format == "transient" {
 		nameID = saml.NameID{Format: string(saml.TransientNameIDFormat), NameQualifier: s.entityID, SPNameQualifier: entity, Value: randomID()}
 	}
-	attrs, names := s.attributes(sp, pupil, sch, classes, pairwise)
+	attrs, names := s.attributes(sp, rel)
 	pair, err := s.opt.Keys.Signing(ctx)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)

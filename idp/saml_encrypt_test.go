@@ -92,12 +92,12 @@ func TestSAMLPlatformCommandEndpointsAndEncryption(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"--data-encryption", "tripledes-cbc"}, {"--key-transport", "rsa-1_5"}} {
 		if err := idp.SAMLPlatformCommand(context.Background(), h.st, new(strings.Builder),
-			append([]string{"--name", "M", "--metadata", file, "--attr", "givenName=why"}, bad...)); err == nil || !strings.Contains(err.Error(), bad[0]) {
+			append([]string{"--name", "M", "--metadata", file, "--attr", "givenName=hvorfor", "--attr-en", "givenName=why"}, bad...)); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%v: %v", bad, err)
 		}
 	}
 	var out strings.Builder
-	if err := idp.SAMLPlatformCommand(context.Background(), h.st, &out, []string{"--name", "M", "--metadata", file, "--attr", "givenName=why"}); err != nil {
+	if err := idp.SAMLPlatformCommand(context.Background(), h.st, &out, []string{"--name", "M", "--metadata", file, "--attr", "givenName=hvorfor", "--attr-en", "givenName=why"}); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
@@ -121,7 +121,7 @@ func TestSAMLPlatformCommandEndpointsAndEncryption(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := idp.SAMLPlatformCommand(context.Background(), h.st, new(strings.Builder), []string{"--name", "M2", "--metadata", file2,
-		"--attr", "givenName=why", "--data-encryption", "aes128-gcm", "--key-transport", "rsa-oaep"}); err != nil {
+		"--attr", "givenName=hvorfor", "--attr-en", "givenName=why", "--data-encryption", "aes128-gcm", "--key-transport", "rsa-oaep"}); err != nil {
 		t.Fatal(err)
 	}
 	for entity, want := range map[string]string{

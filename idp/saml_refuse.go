@@ -1,14 +1,13 @@
 package idp
 
 import (
-	"context"
 	"encoding/base64"
-	"fmt"
+	"errors"
 	"net/http"
 
 	"github.com/crewjam/saml"
 
-	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/idp/release"
 )
 
 // Second-level SAML status codes ElevID answers with.
@@ -27,23 +26,19 @@ type samlRefusal struct {
 	Why       string // for the log (ids only)
 }
 
-// refusal returns why the pupil may not be logged in to the platform, or
-// nil: a pupil who is not active (quarantined, removed) or whom no
-// consent covers for the platform is refused.
-func (s *SAML) refusal(ctx context.Context, pupil school.Pupil, sp samlSP) (*samlRefusal, error) {
-	if pupil.Status != school.PupilActive {
-		return &samlRefusal{Key: "saml.error.inactive", Code: saml.StatusResponder, Sub: samlStatusRequestDenied,
-			Why: fmt.Sprintf("pupil %s is %s", pupil.ID, pupil.Status)}, nil
+// refusalFor turns a refusal of package release (release.Refused) into
+// what the pupil is told and the status the platform gets: Responder /
+// RequestDenied for each (not activated for the school, pupil not
+// active, no consent).
+func refusalFor(err error) *samlRefusal {
+	key := "saml.error.no_consent"
+	switch {
+	case errors.Is(err, release.ErrQuarantined):
+		key = "saml.error.inactive"
+	case errors.Is(err, release.ErrNotActivated):
+		key = "saml.error.not_activated"
 	}
-	allowed, err := s.opt.Store.ReleaseAllowed(ctx, pupil.ID, sp.Platform.ID)
-	if err != nil {
-		return nil, err
-	}
-	if !allowed {
-		return &samlRefusal{Key: "saml.error.no_consent", Code: saml.StatusResponder, Sub: samlStatusRequestDenied,
-			Why: fmt.Sprintf("no consent for pupil %s at platform %s", pupil.ID, sp.Platform.ID)}, nil
-	}
-	return nil, nil
+	return &samlRefusal{Key: key, Code: saml.StatusResponder, Sub: samlStatusRequestDenied, Why: err.Error()}
 }
 
 // samlRefusedData is the data of the saml-refused page: the explanation
