@@ -112,7 +112,8 @@ const (
 )
 
 // TestSAMLRefusalGoesBackToThePlatform: a valid AuthnRequest for a pupil
-// without consent, or a quarantined pupil, is answered with ElevID's
+// without consent, a quarantined pupil, or a platform the school does not
+// use (the refusals of package release) is answered with ElevID's
 // explanation and a button that posts a signed RequestDenied to the SP.
 func TestSAMLRefusalGoesBackToThePlatform(t *testing.T) {
 	h := newHarness(t)
@@ -130,6 +131,19 @@ func TestSAMLRefusalGoesBackToThePlatform(t *testing.T) {
 	}
 	resp, id = h.spRequest(t, sp, sid, nil)
 	h.refusal(t, resp, sp, id, "Din konto er ikke aktiv.", requestDenied)
+
+	// The school stops using the platform: consent or not, it is refused.
+	if _, err := h.st.UpdatePupil(context.Background(), h.pupil.ID, func(p school.Pupil) (school.Pupil, error) {
+		p.Status = school.PupilActive
+		return p, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.SetPlatformActivation(context.Background(), school.PlatformActivation{SchoolID: h.school.ID, PlatformID: sp.platform.ID, ActivatedBy: "test"}, false); err != nil {
+		t.Fatal(err)
+	}
+	resp, id = h.spRequest(t, sp, sid, nil)
+	h.refusal(t, resp, sp, id, "Din skole bruger ikke denne platform gennem ElevID.", requestDenied)
 }
 
 // TestSAMLAuthnContext: a user-verified passkey login is asserted as
