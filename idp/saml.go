@@ -632,12 +632,18 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 		}
 	}
 	if refusal != nil {
-		if fl.RequestID == "" {
+		switch {
+		case fl.RequestID == "":
 			// IdP-initiated: no platform is waiting for an answer.
 			s.reject(w, r, http.StatusForbidden, refusal.Key, entity, errors.New(refusal.Why))
-			return
+		case fl.IsPassive:
+			// A passive request must not stop at a page: the status goes
+			// back at once.
+			s.log.Info("saml: passive request refused", "sp", entity, "why", refusal.Why)
+			s.sendStatus(w, r, sp, fl, refusal.Code, refusal.Sub)
+		default:
+			s.refuse(w, r, sp, fl, *refusal)
 		}
-		s.refuse(w, r, sp, fl, *refusal)
 		return
 	}
 	pairwise := rel.Pairwise

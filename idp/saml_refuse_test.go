@@ -291,4 +291,25 @@ func TestSAMLNoPassive(t *testing.T) {
 	if err == nil || samlErr(err).Error() != "urn:oasis:names:tc:SAML:2.0:status:Responder" {
 		t.Fatalf("crewjam SP: %v", samlErr(err))
 	}
+
+	// With a session but no consent, a passive request gets RequestDenied
+	// at once too, not the explanation page.
+	other := h.newSP(t, spOptions{entityID: "https://passive.example/saml/metadata"})
+	sid := h.sessions.login(h.pupil.ID)
+	authn, err = other.MakeAuthenticationRequest(h.srv.URL+"/saml/sso", saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn.IsPassive = &passive
+	u, err = authn.Redirect("", other.ServiceProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = h.get(t, u.String(), sid)
+	readAll(t, resp)
+	_, form = postedForm(t, readAll(t, h.get(t, resp.Header.Get("Location"), sid)))
+	raw, _ = base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	if !strings.Contains(string(raw), `Value="`+requestDenied+`"`) || strings.Contains(string(raw), "Assertion") {
+		t.Fatalf("passive request without consent:\n%s", raw)
+	}
 }
