@@ -159,6 +159,7 @@ func (s *SAML) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /saml/sso", s.serveSSO)
 	mux.HandleFunc("POST /saml/sso", s.serveSSO)
 	mux.HandleFunc("GET /saml/resume", s.serveResume)
+	mux.HandleFunc("GET /saml/refused", s.serveRefused)
 	mux.HandleFunc("GET /saml/idp-initiated", s.serveIdPInitiated)
 	mux.HandleFunc("GET /saml/slo", s.serveSLO)
 	mux.HandleFunc("POST /saml/slo", s.serveSLO)

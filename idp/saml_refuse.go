@@ -2,8 +2,10 @@ package idp
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/crewjam/saml"
 
@@ -43,19 +45,22 @@ func refusalFor(err error) *samlRefusal {
 
 // samlRefusedData is the data of the saml-refused page: the explanation
 // and a form (not sent by itself) that takes the signed refusal back to
-// the platform.
+// the platform. It is kept as a flow, so the page can be shown again (a
+// reload, the other language) until the flow expires.
 type samlRefusedData struct {
-	Message    string // text key
-	Platform   string
-	Action     string
-	Value      string // base64 Response
-	RelayState string
+	Message    string `json:"message"` // text key
+	Platform   string `json:"platform"`
+	Action     string `json:"action"`
+	Value      string `json:"value"` // base64 Response
+	RelayState string `json:"relay_state,omitempty"`
 }
 
-// refuse shows the pupil why the platform's request is not answered, with
-// a "back to the platform" button that posts a signed Response with the
-// refusal's status to the ACS (InResponseTo the request, with its
-// RelayState), so the platform can show its own message.
+// refuse signs a Response with the refusal's status for the ACS
+// (InResponseTo the request, with its RelayState), keeps it with the
+// explanation and sends the pupil to /saml/refused, which shows why the
+// platform's request is not answered, with a "back to the platform"
+// button that posts the Response, so the platform can show its own
+// message.
 func (s *SAML) refuse(w http.ResponseWriter, r *http.Request, sp samlSP, fl samlSSOFlow, ref samlRefusal) {
 	pair, err := s.opt.Keys.Signing(r.Context())
 	if err != nil {
@@ -67,10 +72,31 @@ func (s *SAML) refuse(w http.ResponseWriter, r *http.Request, sp samlSP, fl saml
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	s.log.Info("saml: request refused", "sp", sp.Platform.ClientID, "status", ref.Sub, "in_response_to", fl.RequestID, "why", ref.Why)
-	noStore(w)
-	s.opt.Site.Render(w, r, http.StatusForbidden, "saml-refused", samlRefusedData{
+	token, err := s.storeFlow(r.Context(), "refused", "", samlRefusedData{
 		Message: ref.Key, Platform: sp.Platform.Name, Action: fl.ACSURL,
 		Value: base64.StdEncoding.EncodeToString(resp), RelayState: fl.RelayState,
 	})
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	s.log.Info("saml: request refused", "sp", sp.Platform.ClientID, "status", ref.Sub, "in_response_to", fl.RequestID, "why", ref.Why)
+	noStore(w)
+	http.Redirect(w, r, "/saml/refused?flow="+url.QueryEscape(token), http.StatusSeeOther)
+}
+
+// serveRefused shows a kept refusal (GET /saml/refused?flow=TOKEN).
+func (s *SAML) serveRefused(w http.ResponseWriter, r *http.Request) {
+	f, err := s.opt.Store.GetSAMLFlow(r.Context(), flowID("refused", r.URL.Query().Get("flow")))
+	if err != nil {
+		s.flowError(w, r, err)
+		return
+	}
+	var d samlRefusedData
+	if err := json.Unmarshal(f.Data, &d); err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	noStore(w)
+	s.opt.Site.Render(w, r, http.StatusForbidden, "saml-refused", d)
 }

@@ -38,7 +38,12 @@ func (h *harness) spRequest(t *testing.T, sp *testSP, sid string, rac *saml.Requ
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("SSO: %d", resp.StatusCode)
 	}
-	return h.get(t, resp.Header.Get("Location"), sid), authn.ID
+	resp = h.get(t, resp.Header.Get("Location"), sid)
+	if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/saml/refused?") {
+		readAll(t, resp)
+		resp = h.get(t, loc, sid)
+	}
+	return resp, authn.ID
 }
 
 // refusal checks a saml-refused page (in Danish, the default language):
@@ -311,5 +316,50 @@ func TestSAMLNoPassive(t *testing.T) {
 	raw, _ = base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
 	if !strings.Contains(string(raw), `Value="`+requestDenied+`"`) || strings.Contains(string(raw), "Assertion") {
 		t.Fatalf("passive request without consent:\n%s", raw)
+	}
+}
+
+// TestSAMLRefusalPageAgain: the explanation page can be shown again (a
+// reload, or in English after the language switch) with the same signed
+// refusal, until the flow expires.
+func TestSAMLRefusalPageAgain(t *testing.T) {
+	h := newHarness(t)
+	sp := h.newSP(t, spOptions{consent: false})
+	sid := h.sessions.login(h.pupil.ID)
+	authn, err := sp.MakeAuthenticationRequest(h.srv.URL+"/saml/sso", saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := authn.Redirect("", sp.ServiceProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := h.get(t, u.String(), sid)
+	readAll(t, resp)
+	resp = h.get(t, resp.Header.Get("Location"), sid)
+	readAll(t, resp)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/saml/refused?flow=") {
+		t.Fatalf("resume: %d %q", resp.StatusCode, loc)
+	}
+	value := func(body string) string {
+		for _, in := range inputRE.FindAllStringSubmatch(body, -1) {
+			if in[1] == "SAMLResponse" {
+				return in[2]
+			}
+		}
+		t.Fatalf("no SAMLResponse in\n%s", body)
+		return ""
+	}
+	da := readAll(t, h.get(t, loc, sid))
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+loc, nil)
+	req.AddCookie(&http.Cookie{Name: "lang", Value: "en"})
+	en := readAll(t, h.do(t, req, sid))
+	if !strings.Contains(da, "Tilbage til Platform sp.example") || !strings.Contains(en, "Back to Platform sp.example") ||
+		!strings.Contains(en, "Your parent has not consented") || value(da) != value(en) {
+		t.Fatalf("the refusal page is not the same in Danish and English:\n%s\n%s", da, en)
+	}
+	if r := h.get(t, "/saml/refused?flow=nonsense", sid); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown refusal: %d", r.StatusCode)
 	}
 }
