@@ -148,7 +148,7 @@ func TestSAMLRefusalGoesBackToThePlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, id = h.spRequest(t, sp, sid, nil)
-	h.refusal(t, resp, sp, id, "Din skole bruger ikke denne platform gennem ElevID.", requestDenied)
+	h.refusal(t, resp, sp, id, "Din skole bruger ikke denne platform.", requestDenied)
 }
 
 // TestSAMLAuthnContext: a user-verified passkey login is asserted as

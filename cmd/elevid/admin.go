@@ -66,7 +66,7 @@ const adminExtraUsage = `Learning platforms (operator):
   platform activate|deactivate --school CODE --platform ID   (the platforms a school uses; deactivation ends access)
 Data rights:
   export --school CODE --pupil ID       everything held about a pupil, as JSON (subject access request)
-` + adminConsoleUsage
+` + adminConsoleUsage + adminBackupUsage
 
 // adminPlatform registers and lists learning platforms (OIDC and SAML).
 func adminPlatform(ctx context.Context, a *app, out io.Writer, args []string) error {

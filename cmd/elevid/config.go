@@ -139,6 +139,11 @@ type ServerConfig struct {
 	WriteTimeout Duration `yaml:"write_timeout"`  // default 30s
 	IdleTimeout  Duration `yaml:"idle_timeout"`   // default 2m
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 1 MiB
+	// TLS makes serve terminate TLS itself (see tls.go); empty: plain http.
+	TLS TLSConfig `yaml:"tls"`
+	// HTTPRedirectListen (e.g. "0.0.0.0:80"), with TLS, redirects http to the
+	// issuer and answers ACME HTTP-01 challenges.
+	HTTPRedirectListen string `yaml:"http_redirect_listen"`
 }
 
 // Duration is a time.Duration written as "90s", "2h" or "7d" in YAML.
@@ -424,6 +429,7 @@ func (c Config) Validate() error {
 	} else if gv.Required {
 		add("guardian_verification.required", "needs guardian_verification.issuer")
 	}
+	p = append(p, c.validateTLS()...)
 	if len(p) == 0 {
 		return nil
 	}
