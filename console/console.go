@@ -15,6 +15,7 @@ import (
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"
 	"github.com/elevid/elevid/web"
 )
@@ -96,6 +97,10 @@ type Options struct {
 	// Passkey is the WebAuthn relying party of the instance (the pupils'
 	// one); staff passkeys are offered when its RPID is set.
 	Passkey passkey.Config
+	// Access ends a pupil's access to the platforms on a passkey reset made
+	// without a Resetter. cmd/elevid passes the one service; nil means a
+	// service of its own (tests).
+	Access *access.Service
 	// Argon2 are the cost parameters of new password hashes (DefaultArgon2).
 	Argon2 Argon2Params
 	// MaxFailures (5) consecutive failed sign-ins lock an account for
@@ -166,6 +171,9 @@ func New(opt Options) (*Console, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
+	}
 	c := &Console{opt: opt, log: opt.Logger, cookie: "elevid_staff"}
 	if strings.HasPrefix(opt.Issuer, "https://") {
 		c.secure, c.cookie = true, "__Host-elevid_staff"
@@ -226,6 +234,7 @@ func (c *Console) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/schools/{school}/staff", c.staff(c.staffPage))
 	mux.HandleFunc("POST /console/schools/{school}/staff", c.staff(c.staffInvite))
 	mux.HandleFunc("POST /console/schools/{school}/staff/{staff}/disable", c.staff(c.staffDisable))
+	mux.HandleFunc("POST /console/schools/{school}/staff/{staff}/reset", c.staff(c.staffReset))
 	mux.HandleFunc("GET /console/schools/{school}/audit", c.staff(c.auditPage))
 	mux.HandleFunc("POST /console/schools/{school}/platforms/{platform}", c.staff(c.schoolPlatformSave))
 

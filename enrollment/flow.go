@@ -327,7 +327,7 @@ func (f *Flows) current(ctx context.Context, q school.Queries, pupilID string, n
 
 // Settle applies lazy transitions to e inside q's transaction: expiry of a
 // waiting flow, and enrolled once a code_issued pupil holds an active
-// passkey.
+// passkey (whether or not another code is still out).
 func Settle(ctx context.Context, q school.Queries, e school.Enrolment, now time.Time) (school.Enrolment, error) {
 	switch {
 	case (e.State == school.EnrolmentAwaitingConsent || e.State == school.EnrolmentRequested) && !e.Valid(now):
@@ -337,11 +337,9 @@ func Settle(ctx context.Context, q school.Queries, e school.Enrolment, now time.
 		if err != nil {
 			return e, err
 		}
-		pending, err := q.PendingEnrolmentCode(ctx, e.PupilID)
-		if err != nil {
-			return e, err
-		}
-		if len(creds) > 0 && !pending {
+		// A pupil with a passkey is enrolled, even while a code from a
+		// re-printed sheet is still out.
+		if len(creds) > 0 {
 			return Move(ctx, q, System, e.PupilID, school.EnrolmentEnrolled, now)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
 
@@ -42,10 +43,11 @@ type LoginOptions struct {
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
-	// SessionEnded, when set, is told (after the commit) of every session
-	// ended here (logout, sign-out from /me), so that the platforms the
-	// session logged in to get a back-channel logout.
-	SessionEnded func(ctx context.Context, ref string) error
+	// Access ends the sessions ended here (logout, sign-out from /me, a
+	// removed passkey), so that every platform the session signed in to,
+	// over OIDC or SAML, gets a logout notice. cmd/elevid passes the one
+	// service; nil means a service of the login's own (tests).
+	Access *access.Service
 }
 
 // Login serves the pupils' username-less passkey login at /login, logout,
@@ -87,6 +89,9 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
 	}
 	if opt.Passkey.LoginTimeout <= 0 {
 		opt.Passkey.LoginTimeout = 5 * time.Minute
@@ -135,23 +140,11 @@ func (l *Login) Mount(mux *http.ServeMux) {
 	l.mountMe(mux)
 }
 
-// SetSessionEnded sets the SessionEnded hook after construction (the OIDC
-// provider that wants it is built on the login). Call it before serving.
-func (l *Login) SetSessionEnded(fn func(ctx context.Context, ref string) error) {
-	l.opt.SessionEnded = fn
-}
-
-// ended tells the SessionEnded hook that the session ref ended; a failure
-// is logged, never shown: the session is over either way.
-func (l *Login) ended(ctx context.Context, refs ...string) {
-	if l.opt.SessionEnded == nil {
-		return
-	}
-	for _, ref := range refs {
-		if err := l.opt.SessionEnded(context.WithoutCancel(ctx), ref); err != nil {
-			l.log.Warn("telling platforms of an ended session failed", "session", ref, "err", err)
-		}
-	}
+// endSession ends one of the pupil's login sessions through the access
+// service, inside q's transaction.
+func (l *Login) endSession(ctx context.Context, q school.Queries, pupilID, ref, reason string) (bool, error) {
+	e, err := l.opt.Access.End(ctx, q, access.Session(pupilID, ref), reason)
+	return e.Sessions > 0, err
 }
 
 // LoginURL is the login page that sends the browser on to returnTo (a
@@ -431,11 +424,14 @@ func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupi
 
 func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
 	if s, ok := l.Current(r); ok {
-		if err := l.opt.Store.RevokeSession(r.Context(), s.SubjectID, s.Ref, "logout"); err != nil && !errors.Is(err, school.ErrNotFound) {
+		err := l.opt.Store.InTx(r.Context(), func(q school.Queries) error {
+			_, err := l.endSession(r.Context(), q, s.SubjectID, s.Ref, "logout")
+			return err
+		})
+		if err != nil {
 			l.opt.Site.ServerError(w, r, err)
 			return
 		}
-		l.ended(r.Context(), s.Ref)
 	}
 	l.clearCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)

@@ -105,6 +105,7 @@ func TestSAMLPlatformCommandEndpointsAndEncryption(t *testing.T) {
 		"encryption aes256-cbc, rsa-oaep-mgf1p/sha1\n",
 		"acs urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST https://mellon.example/postResponse\n",
 		"slo urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect https://mellon.example/logout\n",
+		"slo urn:oasis:names:tc:SAML:2.0:bindings:SOAP https://mellon.example/logout-soap\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

@@ -432,5 +432,6 @@ func parseEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
 	return found, nil
 }
 
-// samlSLOBindings are the single logout bindings ElevID sends on.
-var samlSLOBindings = map[string]bool{saml.HTTPRedirectBinding: true, saml.HTTPPostBinding: true}
+// samlSLOBindings are the single logout bindings ElevID sends on (SOAP:
+// the back-channel logout when access ends).
+var samlSLOBindings = map[string]bool{saml.HTTPRedirectBinding: true, saml.HTTPPostBinding: true, saml.SOAPBinding: true}

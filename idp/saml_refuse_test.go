@@ -205,7 +205,7 @@ func TestSAMLAuthnContext(t *testing.T) {
 	}
 	// A session without user verification does not meet MFA.
 	t.Run("mfa without user verification", func(t *testing.T) {
-		weak := h.sessions.loginWith(idp.SAMLPupilSession{PupilID: h.pupil.ID, UserVerified: false})
+		weak := h.sessions.loginWith(h.pupil.ID, false)
 		resp, id := h.spRequest(t, sp, weak, &saml.RequestedAuthnContext{AuthnContextClassRefs: []string{idp.ACRREFEDSMFA}})
 		h.refusal(t, resp, sp, id, msg, noAuthnContext)
 		resp, id = h.spRequest(t, sp, weak, nil)

@@ -71,7 +71,7 @@ func TestChromiumConsentPage(t *testing.T) {
 		Protocol: school.ProtocolOIDC, Via: "id_token", Claims: []string{"sub", "given_name"}}))
 	step("open the guardian page", chromedp.Click(chromedp.CSS("#to-guardian")), chromedp.WaitVisible(chromedp.CSS("#releases-"+e.pupil.ID+" .release")))
 	log := text(`document.querySelector('#releases-` + e.pupil.ID + `').innerText`)
-	if !strings.Contains(log, "MatematikFessor") || !strings.Contains(log, "given_name") {
+	if !strings.Contains(log, "MatematikFessor") || !(strings.Contains(log, "fornavn") || strings.Contains(log, "first name")) || strings.Contains(log, "given_name") {
 		t.Fatalf("release log:\n%s", log)
 	}
 	step("withdraw", chromedp.Click(chromedp.CSS("#withdraw-all-"+e.pupil.ID)), chromedp.WaitVisible(chromedp.CSS("#guardian-message")))

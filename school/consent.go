@@ -216,8 +216,14 @@ type ConsentState struct {
 	// Activated reports whether the pupil's school has activated the
 	// platform.
 	Activated bool
-	Guardians []string  // guardians on record
-	Consents  []Consent // decisions of guardians on record (every platform)
+	// Attributes are the platform's registered attributes as stored now
+	// (read in the same query, so a cached registration never releases
+	// an attribute removed since); PlatformFound is false for an unknown
+	// platform.
+	Attributes    []AttributeGrant
+	PlatformFound bool
+	Guardians     []string  // guardians on record
+	Consents      []Consent // decisions of guardians on record (every platform)
 }
 
 // EnrolmentAllows reports whether the pupil is active and the flow allows
@@ -235,10 +241,15 @@ func (s ConsentState) CoversPlatform(platformID string) bool {
 
 // Covered returns the names of pf's allowed attributes that a current
 // consent covers, in registration order: pf.Attributes ∩ consent ∩
-// activation. Empty when the platform is not covered at all.
+// activation. The registration read with the state (Attributes) is used
+// when there is one, whatever pf holds. Empty when the platform is not
+// covered at all.
 func (s ConsentState) Covered(pf Platform) []string {
 	if !s.CoversPlatform(pf.ID) {
 		return nil
+	}
+	if s.PlatformFound {
+		pf.Attributes = s.Attributes
 	}
 	var out []string
 	for _, a := range pf.Attributes {

@@ -223,6 +223,10 @@ type SessionStore interface {
 	// RevokeSession ends one session of the subject, named by Ref;
 	// ErrNotFound when the subject has no such active session.
 	RevokeSession(ctx context.Context, subjectID, ref, reason string) error
+	// ExpiredPupilSessions returns up to limit pupil sessions that are
+	// past their absolute or idle timeout at now and were never revoked:
+	// sessions that ended by time without the platforms being told.
+	ExpiredPupilSessions(ctx context.Context, now time.Time, limit int) ([]Session, error)
 	// RevokeSessions ends every active session of the subject (logout
 	// everywhere, a revoked passkey or consent, quarantine) and returns
 	// how many it ended. It joins an enclosing transaction.
@@ -250,6 +254,9 @@ type AuthnStore interface {
 	RateStore
 	// PurgeAuthnState deletes ceremonies, enrolment codes, sessions and
 	// rate counters that ended before cutoff, and returns how many rows
-	// went. Run it now and then (e.g. hourly, cutoff a day ago).
+	// went. Run it now and then (e.g. hourly, cutoff a day ago). A pupil
+	// session that expired without being revoked is kept for a day after
+	// cutoff, so that the session expiry job can still tell its platforms
+	// (see ExpiredPupilSessions).
 	PurgeAuthnState(ctx context.Context, cutoff time.Time) (int64, error)
 }

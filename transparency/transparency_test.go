@@ -241,3 +241,34 @@ func TestRetentionJobLocksAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestErasureEndsAccess: a removed pupil whose erasure is due still held a
+// platform token (the quarantine missed it); the retention job ends the
+// access first, so the platform gets a logout notice, then erases.
+func TestErasureEndsAccess(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p := f.seed.Pupil
+	_, err := f.st.CreateOIDCToken(ctx, school.OIDCToken{Kind: school.TokenAccess, PlatformID: f.seed.Platform.ID, PupilID: p.ID,
+		Subject: "sub-erased", ExpiresAt: f.clock.Now().Add(72 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.UpdatePupil(ctx, p.ID, func(x school.Pupil) (school.Pupil, error) { x.Status = school.PupilRemoved; return x, nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(48 * time.Hour)
+	job := &transparency.Job{Store: f.st, Retention: transparency.Retention{ReleaseLog: 24 * time.Hour, AccessLog: 24 * time.Hour,
+		RemovedPupils: 24 * time.Hour, ExpiredFlows: 24 * time.Hour}, Now: f.clock.Now, Log: slog.New(slog.DiscardHandler), Owner: "node-a"}
+	counts, err := job.RunOnce(ctx)
+	if err != nil || counts[school.PurgeRemovedPupils] != 1 {
+		t.Fatalf("RunOnce = %v, %v", counts, err)
+	}
+	if _, err := f.st.GetPupil(ctx, p.ID); !errors.Is(err, school.ErrNotFound) {
+		t.Fatalf("pupil not erased: %v", err)
+	}
+	notices, err := f.st.ListLogouts(ctx)
+	if err != nil || len(notices) != 1 || notices[0].PlatformID != f.seed.Platform.ID || notices[0].Subject != "sub-erased" {
+		t.Fatalf("logout notices = %+v, %v", notices, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -153,15 +154,35 @@ func (s *Site) T(lang, key string, args ...any) string {
 // attr.NAME, or attr.shared.NAME for the shared form of an identifier);
 // an attribute without a text is shown by its technical name.
 func (s *Site) AttrName(lang, name string, shared bool) string {
+	return attrName(s.texts, lang, name, shared)
+}
+
+func attrName(texts map[string]map[string]string, lang, name string, shared bool) string {
+	keys := []string{"attr." + name}
 	if shared {
-		if key := "attr.shared." + name; s.HasText(key) {
-			return s.T(lang, key)
+		keys = append([]string{"attr.shared." + name}, keys...)
+	}
+	for _, k := range keys {
+		if v, ok := texts[k]; ok {
+			if t, ok := v[lang]; ok {
+				return t
+			}
+			return v[Languages[0]]
 		}
 	}
-	if key := "attr." + name; s.HasText(key) {
-		return s.T(lang, key)
-	}
 	return name
+}
+
+var embeddedTexts = sync.OnceValues(func() (map[string]map[string]string, error) { return loadTexts(assets) })
+
+// AttrLabel is Site.AttrName without a Site, from the embedded texts (for
+// documents such as the data export).
+func AttrLabel(lang, name string, shared bool) string {
+	texts, err := embeddedTexts()
+	if err != nil {
+		return name
+	}
+	return attrName(texts, lang, name, shared)
 }
 
 // HasText reports whether key is a defined text.
@@ -210,6 +231,18 @@ func (p Page) T(key string, args ...any) string { return p.site.T(p.Lang, key, a
 // Attr returns an attribute's name in plain words in the page's language
 // (Site.AttrName).
 func (p Page) Attr(name string, shared bool) string { return p.site.AttrName(p.Lang, name, shared) }
+
+// AttrList returns the plain-word names of attributes (as a release log
+// entry lists them), each once, joined with commas.
+func (p Page) AttrList(names []string) string {
+	var out []string
+	for _, n := range names {
+		if h := p.site.AttrName(p.Lang, n, false); !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return strings.Join(out, ", ")
+}
 
 // Render renders page with data and status. The page is rendered to a
 // buffer first, so a failing template yields a clean 500, not half a page.

@@ -395,6 +395,18 @@ func (s *Store) RevokeSessions(ctx context.Context, subjectID, reason string) (i
 	return int(n), s.fail("revoke sessions", err)
 }
 
+// ExpiredPupilSessions implements school.SessionStore.
+func (s *Store) ExpiredPupilSessions(ctx context.Context, now time.Time, limit int) ([]school.Session, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	n := micros(now)
+	out, err := collect(ctx, s.q, scanSession, `SELECT `+sessionCols+` FROM sessions
+		WHERE revoked_at = 0 AND kind = 'pupil' AND (expires_at <= $1 OR (idle_timeout > 0 AND last_seen_at + idle_timeout <= $1))
+		ORDER BY expires_at, id_hash LIMIT `+fmt.Sprint(limit), n)
+	return out, s.fail("expired pupil sessions", err)
+}
+
 // HitRate implements school.RateStore.
 func (s *Store) HitRate(ctx context.Context, key string, window time.Duration) (int, error) {
 	now := s.now()
@@ -428,7 +440,7 @@ func (s *Store) PurgeAuthnState(ctx context.Context, cutoff time.Time) (int64, e
 		for _, q := range []string{
 			`DELETE FROM webauthn_ceremonies WHERE expires_at < $1`,
 			`DELETE FROM enrolment_codes WHERE expires_at < $1`,
-			`DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at <> 0 AND revoked_at < $1)`,
+			`DELETE FROM sessions WHERE (revoked_at <> 0 AND revoked_at < $1) OR (expires_at < $1 AND (kind <> 'pupil' OR expires_at < $1 - 86400000000))`,
 			`DELETE FROM rate_counters WHERE window_end < $1`,
 		} {
 			n, err := t.q.Exec(ctx, q, c)
