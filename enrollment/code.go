@@ -70,6 +70,19 @@ func Format(norm string) string {
 	return norm[:4] + "-" + norm[4:8] + "-" + norm[8:]
 }
 
+// LocatorLength is how many leading characters of a code locate it.
+const LocatorLength = 4
+
+// Locator returns the leading characters of a normalized code, stored in
+// clear so that a wrong attempt can be counted against the code (and the
+// class) it aims at. The other 8 characters (40 bits) stay secret.
+func Locator(norm string) string {
+	if len(norm) < LocatorLength {
+		return ""
+	}
+	return norm[:LocatorLength]
+}
+
 // Hash returns the stored form of a normalized code: its SHA-256. The
 // code has 60 bits of entropy, is single-use, expires and is rate-limited,
 // so a fast hash is enough.
@@ -89,7 +102,7 @@ func (e *Enroller) Issue(ctx context.Context, pupilID, actor string) (string, ti
 	err := e.opt.Store.InTx(ctx, func(q school.Queries) error {
 		var err error
 		out, err = q.CreateEnrolmentCode(ctx, school.EnrolmentCode{
-			Hash: Hash(norm), PupilID: pupilID, CreatedBy: actor, ExpiresAt: e.now().Add(e.opt.CodeTTL),
+			Hash: Hash(norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: actor, ExpiresAt: e.now().Add(e.opt.CodeTTL),
 		})
 		if err != nil {
 			return err

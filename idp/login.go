@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,11 +37,16 @@ type LoginOptions struct {
 	// zero); SessionLifetime ends it regardless (8 hours when zero).
 	IdleTimeout     time.Duration
 	SessionLifetime time.Duration
-	// ClientIP names the client in audit entries; the host of RemoteAddr
-	// when nil.
+	// ClientIP names the client in audit entries and rate limits;
+	// web.ClientIP when nil.
 	ClientIP func(*http.Request) string
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// MaxBegins login ceremonies (each a row in the store until it
+	// expires) may one client start within BeginWindow: 600 per 15
+	// minutes when zero, far above a class behind one address.
+	MaxBegins   int
+	BeginWindow time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
 	// Access ends the sessions ended here (logout, sign-out from /me, a
 	// removed passkey), so that every platform the session signed in to,
 	// over OIDC or SAML, gets a logout notice. cmd/elevid passes the one
@@ -75,6 +79,12 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 			return nil, fmt.Errorf("idp: session key %d has %d bytes, want %d", i, len(k), want)
 		}
 	}
+	if opt.MaxBegins <= 0 {
+		opt.MaxBegins = 600
+	}
+	if opt.BeginWindow <= 0 {
+		opt.BeginWindow = 15 * time.Minute
+	}
 	if opt.IdleTimeout <= 0 {
 		opt.IdleTimeout = time.Hour
 	}
@@ -82,7 +92,7 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 		opt.SessionLifetime = 8 * time.Hour
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = remoteHost
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -115,14 +125,6 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 		opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now},
 		cookies: cs, cookie: name, log: opt.Logger,
 	}, nil
-}
-
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // Mount registers the login routes on mux:
@@ -257,6 +259,15 @@ func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&body); err != nil {
 		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	if n, err := l.opt.Store.HitRate(r.Context(), "login-begin:"+l.opt.ClientIP(r), l.opt.BeginWindow); err != nil {
+		l.serverError(w, r, err)
+		return
+	} else if n > l.opt.MaxBegins {
+		l.log.Warn("login: begin refused by rate limit", "count", n)
+		w.Header().Set("Retry-After", fmt.Sprint(int(l.opt.BeginWindow.Seconds())))
+		l.jsonError(w, r, http.StatusTooManyRequests, "error.rate_limited")
 		return
 	}
 	mediation := protocol.MediationDefault

@@ -343,7 +343,7 @@ func (s *SAML) limitMessage(w http.ResponseWriter, r *http.Request) bool {
 // reject logs a refused message with the SP's entity id (as claimed) and
 // shows an error page. It never answers to a URL from the message.
 func (s *SAML) reject(w http.ResponseWriter, r *http.Request, status int, key, sp string, err error) {
-	s.log.Warn("saml: request refused", "reason", key, "sp", sp, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	s.log.Warn("saml: request refused", "reason", key, "sp", sp, "path", r.URL.Path, "remote", web.ClientIP(r), "err", err)
 	s.opt.Site.Error(w, r, status, key)
 }
 

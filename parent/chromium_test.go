@@ -74,7 +74,14 @@ func TestChromiumConsentPage(t *testing.T) {
 	if !strings.Contains(log, "MatematikFessor") || !(strings.Contains(log, "fornavn") || strings.Contains(log, "first name")) || strings.Contains(log, "given_name") {
 		t.Fatalf("release log:\n%s", log)
 	}
-	step("withdraw", chromedp.Click(chromedp.CSS("#withdraw-all-"+e.pupil.ID)), chromedp.WaitVisible(chromedp.CSS("#guardian-message")))
+	step("withdraw", chromedp.Click(chromedp.CSS("#withdraw-all-"+e.pupil.ID)), chromedp.WaitVisible(chromedp.CSS("#withdraw-confirm")))
+	if q := text(`document.querySelector('#withdraw-confirm').innerText`); !strings.Contains(q, "MatematikFessor") {
+		t.Fatalf("the confirmation does not name the platform:\n%s", q)
+	}
+	if !must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
+		t.Fatal("the question alone withdrew the consent")
+	}
+	step("confirm the withdrawal", chromedp.Click(chromedp.CSS("#withdraw-yes")), chromedp.WaitVisible(chromedp.CSS("#guardian-message")))
 	if must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
 		t.Fatal("withdrawal in the browser left releases allowed")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -96,8 +97,18 @@ func TestConsentByMailEndToEnd(t *testing.T) {
 		!strings.Contains(body, "et id, som kun denne platform får, fornavn") || !strings.Contains(body, "Får nu: fornavn") || strings.Contains(body, "given_name") {
 		t.Fatalf("guardian page %d:\n%s", status, body)
 	}
-	// Withdraw: sessions and refresh tokens end, the platform is told.
-	status, _ = post(t, c, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": e.pf.ID})
+	// Withdraw asks first, naming the platform and what stops; nothing
+	// changes until the guardian confirms.
+	status, body = post(t, c, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": e.pf.ID})
+	if status != http.StatusOK || !strings.Contains(body, `id="withdraw-confirm"`) || !strings.Contains(body, e.pf.Name) ||
+		!strings.Contains(body, `name="confirm" value="yes"`) || !strings.Contains(body, "logget ud af "+e.pf.Name) {
+		t.Fatalf("withdraw confirmation: %d\n%s", status, body)
+	}
+	if _, err := e.st.TouchSession(ctx, sess.ID); err != nil {
+		t.Fatal("the question alone withdrew the consent")
+	}
+	// Confirmed: sessions and refresh tokens end, the platform is told.
+	status, _ = post(t, c, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": e.pf.ID, "confirm": "yes"})
 	if status != http.StatusOK {
 		t.Fatalf("withdraw: %d", status)
 	}
@@ -259,7 +270,10 @@ func TestGuardianNotLinkedCannotSeeOrAct(t *testing.T) {
 	if !strings.Contains(body, "Bo") || strings.Contains(body, e.pupil.ID) || strings.Contains(body, "Ida") {
 		t.Fatalf("stranger's page shows the wrong children:\n%s", body)
 	}
-	post(t, sc, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": "all"})
+	if _, body := post(t, sc, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": "all"}); strings.Contains(body, "Ida") {
+		t.Fatal("a stranger was asked to confirm withdrawing for Ida")
+	}
+	post(t, sc, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": "all", "confirm": "yes"})
 	if !must[bool](t)(e.st.ReleaseAllowed(ctx, e.pupil.ID, e.pf.ID)) {
 		t.Fatal("a guardian not linked to the pupil withdrew consent")
 	}
@@ -413,6 +427,39 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	}
 	if st := must[school.Enrolment](t)(e.flows.Get(ctx, e.pupil.ID)).State; st != school.EnrolmentCodeIssued {
 		t.Fatalf("state after reset %s", st)
+	}
+}
+
+func TestConsentNothingPreChosen(t *testing.T) {
+	e := newEnv(t)
+	link := e.start()
+	c := e.client()
+	_, page := get(t, c, link)
+	if strings.Contains(page, "checked") {
+		t.Fatal("the consent page pre-chooses an answer")
+	}
+	no, yes := strings.Index(page, `id="deny-all"`), strings.Index(page, `id="grant-all"`)
+	if no < 0 || yes < 0 || no > yes || !strings.Contains(page, `class="outline" formnovalidate>`) {
+		t.Fatal("'No to all' should come first, outlined, and 'Yes to all' be the primary button")
+	}
+	// "Save my choices" without an answer for a platform saves nothing.
+	status, body := post(t, c, link, map[string]string{"action": "choose"})
+	if status != http.StatusBadRequest || !strings.Contains(body, "Vælg ja eller nej ved hver platform") {
+		t.Fatalf("choose without answers: %d\n%s", status, body)
+	}
+	if must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
+		t.Fatal("an unanswered platform was granted")
+	}
+	answers := map[string]string{"action": "choose"}
+	for _, m := range regexp.MustCompile(`name="(p_[^"]+)"`).FindAllStringSubmatch(page, -1) {
+		answers[m[1]] = "deny"
+	}
+	answers["p_"+e.pf.ID] = "grant"
+	if status, _ := post(t, c, link, answers); status != http.StatusOK {
+		t.Fatalf("choose with answers: %d", status)
+	}
+	if !must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
+		t.Fatal("the chosen yes was not saved")
 	}
 }
 

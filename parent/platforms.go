@@ -145,7 +145,7 @@ func (s *Service) requestAddition(ctx context.Context, q school.Queries, sch sch
 		PupilID: p.ID, SchoolID: p.SchoolID, ExpiresAt: exp}); err != nil {
 		return err
 	}
-	m, err := renderMail(KindConsentAddition, p.SchoolID, g.Email, mailData{SchoolName: sch.Name, GivenName: p.GivenName,
+	m, err := renderMail(KindConsentAddition, p.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, GivenName: p.GivenName,
 		PlatformName: pf.Name, Link: s.opt.BaseURL + "/consent/" + token, Expires: exp})
 	if err != nil {
 		return err

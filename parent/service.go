@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -53,7 +52,7 @@ type Options struct {
 	// Verification, when set, offers (or requires) upstream verification
 	// of guardians on the consent page.
 	Verification *Verification
-	// ClientIP names the client for rate limits; RemoteAddr's host when nil.
+	// ClientIP names the client for rate limits; web.ClientIP when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -87,13 +86,7 @@ func New(opt Options) (*Service, error) {
 		opt.SessionTTL = time.Hour
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = func(r *http.Request) string {
-			h, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				return r.RemoteAddr
-			}
-			return h
-		}
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -154,7 +147,7 @@ func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enroll
 		}); err != nil {
 			return err
 		}
-		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{
+		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{Site: s.opt.Site,
 			SchoolName: r.School.Name, GivenName: r.Pupil.GivenName, Link: s.opt.BaseURL + "/consent/" + token, Expires: r.ExpiresAt,
 		})
 		if err != nil {
@@ -610,7 +603,7 @@ func (s *Service) RequestGuardianLink(ctx context.Context, email string) error {
 			if _, err := q.CreateGuardianLink(ctx, school.GuardianLink{Hash: school.LinkHash(token), Kind: school.LinkGuardian, GuardianID: g.ID, SchoolID: g.SchoolID, ExpiresAt: exp}); err != nil {
 				return err
 			}
-			m, err := renderMail(KindGuardianLink, g.SchoolID, g.Email, mailData{SchoolName: sch.Name, Link: s.opt.BaseURL + "/guardian/login/" + token, Expires: exp})
+			m, err := renderMail(KindGuardianLink, g.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, Link: s.opt.BaseURL + "/guardian/login/" + token, Expires: exp})
 			if err != nil {
 				return err
 			}
@@ -712,7 +705,7 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID
 			if g.Email == "" || school.ValidEmail(g.Email) != nil {
 				continue
 			}
-			m, err := renderMail(KindPasskeyReset, p.SchoolID, g.Email, mailData{SchoolName: sch.Name, GivenName: p.GivenName, Link: s.opt.BaseURL + "/guardian"})
+			m, err := renderMail(KindPasskeyReset, p.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, GivenName: p.GivenName, Link: s.opt.BaseURL + "/guardian"})
 			if err != nil {
 				return err
 			}

@@ -360,6 +360,9 @@ type MailFilter struct {
 	SchoolID string // optional
 	Status   string // optional
 	Limit    int    // 0 means 100
+	// Bodies asks for the text and HTML bodies too (the demo's outbox
+	// view); without it they are left empty.
+	Bodies bool
 }
 
 // ConsentFlowStore keeps enrolment flows, consent decisions, guardians'
@@ -441,6 +444,7 @@ type ConsentFlowStore interface {
 	MailFailed(ctx context.Context, id, owner, reason string, retryAt time.Time) error
 	// RetryMail makes a failed message pending again, due now.
 	RetryMail(ctx context.Context, id string) error
-	// ListMail lists outbox messages (bodies omitted), newest first.
+	// ListMail lists outbox messages, newest first; bodies only when
+	// f.Bodies (a sent message's bodies are gone).
 	ListMail(ctx context.Context, f MailFilter) ([]Mail, error)
 }

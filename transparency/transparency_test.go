@@ -94,7 +94,7 @@ func TestTimeline(t *testing.T) {
 	if da[2].Text != "Lærer Anna Jensen (7A) nulstillede adgangsnøglerne – formål: checked in person" {
 		t.Fatalf("Danish = %q", da[2].Text)
 	}
-	if got := transparency.FormatTime("da", time.Date(2026, 3, 3, 9, 14, 0, 0, time.UTC)); got != "3. marts 2026 10:14" {
+	if got := site.FormatTime("da", time.Date(2026, 3, 3, 9, 14, 0, 0, time.UTC)); got != "3. mar. 2026 kl. 10.14" {
 		t.Fatalf("FormatTime = %q", got)
 	}
 }

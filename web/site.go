@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+	_ "time/tzdata" // the time zone works without the system's zoneinfo
 )
 
 //go:embed templates static texts
@@ -32,6 +34,8 @@ type Options struct {
 	Demo bool
 	// Product is shown in titles; "ElevID" when empty.
 	Product string
+	// TimeZone is where times are shown (Europe/Copenhagen when nil).
+	TimeZone *time.Location
 }
 
 // Site renders pages. It is built once at start-up; a template or text
@@ -41,6 +45,7 @@ type Site struct {
 	log   *slog.Logger
 	pages map[string]*template.Template
 	texts map[string]map[string]string // key → lang → text
+	loc   *time.Location
 }
 
 // New parses every template and loads every text.
@@ -51,8 +56,13 @@ func New(opt Options) (*Site, error) {
 	if opt.Product == "" {
 		opt.Product = "ElevID"
 	}
-	s := &Site{opt: opt, log: opt.Logger, pages: map[string]*template.Template{}}
+	s := &Site{opt: opt, log: opt.Logger, pages: map[string]*template.Template{}, loc: opt.TimeZone}
 	var err error
+	if s.loc == nil {
+		if s.loc, err = time.LoadLocation(DefaultTimeZone); err != nil {
+			return nil, fmt.Errorf("web: time zone: %w", err)
+		}
+	}
 	if s.texts, err = loadTexts(assets); err != nil {
 		return nil, err
 	}

@@ -215,7 +215,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		t.Fatalf("guardian sign-in: %d %v", status, hdr)
 	}
 	status, page, _ = guardianBrowser.get("/guardian")
-	releaseRow := regexp.MustCompile(`<tr class="release"><td>[^<]+</td><td>Matematikportalen</td><td>([^<]*)</td></tr>`)
+	releaseRow := regexp.MustCompile(`<tr class="release"><td[^>]*>[^<]+</td><td[^>]*>Matematikportalen</td><td[^>]*>([^<]*)</td></tr>`)
 	rm := releaseRow.FindStringSubmatch(page)
 	// In plain words (the page's language): first name, class.
 	if status != 200 || rm == nil || !regexp.MustCompile(`fornavn|first name`).MatchString(rm[1]) || !regexp.MustCompile(`klasse|class`).MatchString(rm[1]) ||
@@ -233,7 +233,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		return n
 	}
 	mathReleases := releasesTo(math.ID)
-	if status, _, hdr := guardianBrowser.postForm("/guardian/withdraw", url.Values{"pupil": {pupil.ID}, "platform": {math.ID}}); status != http.StatusSeeOther || hdr.Get("Location") != "/guardian?msg=withdrawn" {
+	if status, _, hdr := guardianBrowser.postForm("/guardian/withdraw", url.Values{"pupil": {pupil.ID}, "platform": {math.ID}, "confirm": {"yes"}}); status != http.StatusSeeOther || hdr.Get("Location") != "/guardian?msg=withdrawn" {
 		t.Fatalf("withdraw: %d %v", status, hdr)
 	}
 

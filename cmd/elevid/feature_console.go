@@ -60,6 +60,24 @@ const (
 	demoTeacherTOTP     = "ELEVIDDEMOLAERERZQ7XK4PAMBSWY3DP" // base32, 20 bytes
 )
 
+// refuseDemoTeacher fails when the demo teacher still signs in with the
+// password the demo publishes: a database that once ran --demo must not
+// serve an https (public) instance with it.
+func refuseDemoTeacher(ctx context.Context, a *app) error {
+	st, err := a.store.StaffByUsername(ctx, "laerer")
+	if errors.Is(err, school.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.PasswordHash != "" && !st.Disabled && console.VerifyPassword(st.PasswordHash, demoTeacherPassword) {
+		return fmt.Errorf("the staff account %q signs in with the demo's published password: this database was used with --demo; "+
+			"change the password or disable the account (elevid admin staff …) before serving on an https issuer", st.Username)
+	}
+	return nil
+}
+
 // demoConsole gives the demo teacher a password and TOTP secret, records
 // for two of the demo pupils a guardian's consent to the demo platform
 // (the other two are left for the consent flow to show), and prints how

@@ -26,6 +26,7 @@ func mountOIDC(w *wiring) error {
 		idp.NewDemoPlatform(a.cfg.Issuer, a.pairwise, w.site, nil, a.log).Mount(w.mux)
 		w.bypass = append(w.bypass, idp.DemoBypassPatterns...)
 		w.mux.HandleFunc("GET /demo/mail", demoMail(a, w.site))
+		w.mux.HandleFunc("GET /demo/mail/{id}", demoMailHTML(a, w.site))
 	}
 	return nil
 }

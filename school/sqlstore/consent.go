@@ -502,7 +502,11 @@ func (s *Store) ListMail(ctx context.Context, f school.MailFilter) ([]school.Mai
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	q := `SELECT id, school_id, kind, recipient, subject, '', '', status, attempts, last_error, created_at, next_at, sent_at FROM outbox WHERE ($1 = '' OR school_id = $1) AND ($2 = '' OR status = $2) ORDER BY created_at DESC, id LIMIT ` + fmt.Sprint(f.Limit)
+	cols := `id, school_id, kind, recipient, subject, '', '', status, attempts, last_error, created_at, next_at, sent_at`
+	if f.Bodies {
+		cols = mailCols // scanMail is the one place bodies are read
+	}
+	q := `SELECT ` + cols + ` FROM outbox WHERE ($1 = '' OR school_id = $1) AND ($2 = '' OR status = $2) ORDER BY created_at DESC, id LIMIT ` + fmt.Sprint(f.Limit)
 	out, err := collect(ctx, s.q, scanMail, q, f.SchoolID, f.Status)
 	return out, s.fail("list mail", err)
 }
