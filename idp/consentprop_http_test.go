@@ -540,7 +540,13 @@ func (w *propWorld) signInSAML(t *testing.T) ([]string, error) {
 	}
 	resp = w.h.get(t, resp.Header.Get("Location"), w.sid)
 	body := readAll(t, resp)
-	if resp.StatusCode == http.StatusForbidden {
+	if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/saml/refused?") {
+		// Refused: the pupil sees why, with a signed refusal for the SP.
+		resp = w.h.get(t, loc, w.sid)
+		body = readAll(t, resp)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "saml-refused-form") {
+			return nil, fmt.Errorf("saml refusal page: %d", resp.StatusCode)
+		}
 		return nil, nil
 	}
 	if resp.StatusCode != http.StatusOK {
