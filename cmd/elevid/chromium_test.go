@@ -149,7 +149,7 @@ func TestChromiumWithdrawalSignsOutDemoPlatform(t *testing.T) {
 	if status, _, _ := g.postForm("/guardian/login/"+token, url.Values{}); status/100 != 3 {
 		t.Fatalf("guardian sign-in: %d", status)
 	}
-	if status, body, _ := g.postForm("/guardian/withdraw", url.Values{"pupil": {ida.ID}, "platform": {demo.ID}}); status != 303 {
+	if status, body, _ := g.postForm("/guardian/withdraw", url.Values{"pupil": {ida.ID}, "platform": {demo.ID}, "confirm": {"yes"}}); status != 303 {
 		t.Fatalf("withdraw: %d %s", status, body)
 	}
 

@@ -110,7 +110,7 @@ func TestShibbolethSOAPLogout(t *testing.T) {
 		t.Fatalf("guardian sign-in: %d", s)
 	}
 	withdrawn := time.Now()
-	if s := post("/guardian/withdraw", url.Values{"pupil": {p.ID}, "platform": {sp.ID}}); s != http.StatusSeeOther {
+	if s := post("/guardian/withdraw", url.Values{"pupil": {p.ID}, "platform": {sp.ID}, "confirm": {"yes"}}); s != http.StatusSeeOther {
 		t.Fatalf("withdraw: %d", s)
 	}
 	// The SOAP LogoutRequest goes out from the queue: the notice is gone
