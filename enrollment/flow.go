@@ -437,7 +437,8 @@ func (f *Flows) MarkEnrolled(ctx context.Context, pupilID string) error {
 // inside q's transaction, after a decision was recorded: a waiting flow
 // becomes consented once some platform is covered, or denied once no
 // platform can be; a consented (or later) flow becomes withdrawn when no
-// platform is covered any more. It returns the flow afterwards.
+// platform is covered any more. Only the platforms the pupil's school has
+// activated count. It returns the flow afterwards.
 func Reevaluate(ctx context.Context, q school.Queries, a Actor, pupilID string, now time.Time) (school.Enrolment, error) {
 	e, err := q.GetEnrolment(ctx, pupilID)
 	if err != nil {
@@ -454,12 +455,19 @@ func Reevaluate(ctx context.Context, q school.Queries, a Actor, pupilID string, 
 	if err != nil {
 		return e, err
 	}
+	acts, err := q.ListPlatformActivations(ctx, p.SchoolID)
+	if err != nil {
+		return e, err
+	}
 	consents, err := q.ListConsents(ctx, pupilID)
 	if err != nil {
 		return e, err
 	}
 	covered, open := false, false
 	for _, pf := range platforms {
+		if !slices.ContainsFunc(acts, func(a school.PlatformActivation) bool { return a.PlatformID == pf.ID }) {
+			continue // guardians are not asked about it; it decides nothing
+		}
 		if school.ConsentCovers(e.Rule, p.GuardianIDs, consents, pf.ID) {
 			covered = true
 		} else if !blocked(p.GuardianIDs, consents, pf.ID) && undecided(p.GuardianIDs, consents, pf.ID) {

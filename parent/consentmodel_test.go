@@ -187,3 +187,17 @@ func TestResetAfterPartialWithdrawal(t *testing.T) {
 		t.Fatalf("reset after a partial withdrawal: %v", err)
 	}
 }
+
+// Only the school's platforms count: a guardian's "no" to the one
+// platform the school uses denies the flow, although another platform on
+// the instance was never asked about.
+func TestNoToTheSchoolsOnlyPlatformDenies(t *testing.T) {
+	e := newEnv(t)
+	admin := must[school.Staff](t)(e.st.CreateStaff(e.ctx, school.Staff{SchoolID: e.school.ID, Username: "it", Name: "IT", Role: school.RoleSchoolAdmin}))
+	must[bool](t)(e.svc.SetPlatformActivation(e.ctx, enrollment.StaffActor(admin, ""), e.school.ID, e.pf2.ID, false))
+	link := e.start()
+	post(t, e.client(), link, map[string]string{"action": "deny_all"})
+	if st := must[school.Enrolment](t)(e.st.GetEnrolment(e.ctx, e.pupil.ID)).State; st != school.EnrolmentDenied {
+		t.Fatalf("state = %s, want denied", st)
+	}
+}
