@@ -62,7 +62,7 @@ var meMessages = map[string]string{
 }
 
 var meErrors = map[string]string{
-	"last": "me.err.last", "label": "me.err.label", "unknown": "me.err.unknown",
+	"last": "me.err.last", "label": "me.err.label", "unknown": "me.err.unknown", "session": "me.err.session",
 }
 
 func (l *Login) mountMe(mux *http.ServeMux) {
@@ -318,9 +318,13 @@ func (l *Login) revokeSession(w http.ResponseWriter, r *http.Request) {
 		l.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if err == nil {
-		l.ended(r.Context(), ref)
+	if err != nil {
+		// Not one of this pupil's active sessions (another pupil's ref, or
+		// already ended): nothing changed, and the page says so.
+		http.Redirect(w, r, "/me?err=session", http.StatusSeeOther)
+		return
 	}
+	l.ended(r.Context(), ref)
 	if ref == s.Ref {
 		l.clearCookie(w, r)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
