@@ -139,6 +139,13 @@ type ServerConfig struct {
 	WriteTimeout Duration `yaml:"write_timeout"`  // default 30s
 	IdleTimeout  Duration `yaml:"idle_timeout"`   // default 2m
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 1 MiB
+	// MetricsListen is the host:port of the separate /metrics listener
+	// (default 127.0.0.1:9090, loopback only); empty disables it. The main
+	// listener never serves /metrics.
+	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsToken, when set, is required as `Authorization: Bearer TOKEN`
+	// on /metrics; it must be set when MetricsListen is not loopback.
+	MetricsToken string `yaml:"metrics_token"`
 }
 
 // Duration is a time.Duration written as "90s", "2h" or "7d" in YAML.
@@ -198,6 +205,7 @@ func DefaultConfig() Config {
 		Server: ServerConfig{
 			ReadTimeout: Duration(15 * time.Second), WriteTimeout: Duration(30 * time.Second),
 			IdleTimeout: Duration(2 * time.Minute), MaxBodyBytes: 1 << 20,
+			MetricsListen: "127.0.0.1:9090",
 		},
 	}
 }
@@ -229,6 +237,8 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	env("ELEVID_LISTEN", &cfg.Listen)
+	env("ELEVID_METRICS_LISTEN", &cfg.Server.MetricsListen)
+	env("ELEVID_METRICS_TOKEN", &cfg.Server.MetricsToken)
 	env("ELEVID_ISSUER", &cfg.Issuer)
 	env("ELEVID_DATABASE", &cfg.Database)
 	env("ELEVID_LOG_LEVEL", &cfg.Log.Level)
@@ -398,6 +408,16 @@ func (c Config) Validate() error {
 	}
 	if c.Server.ReadTimeout <= 0 || c.Server.WriteTimeout <= 0 || c.Server.IdleTimeout <= 0 {
 		add("server", "read_timeout, write_timeout and idle_timeout must be positive")
+	}
+	if ml := c.Server.MetricsListen; ml != "" {
+		if host, port, err := net.SplitHostPort(ml); err != nil || port == "" {
+			add("server.metrics_listen", "%q is not host:port", ml)
+		} else if !isLoopback(host) && c.Server.MetricsToken == "" {
+			add("server.metrics_listen", "%q is not a loopback address: set server.metrics_token too", ml)
+		}
+	}
+	if t := c.Server.MetricsToken; t != "" && len(t) < 16 {
+		add("server.metrics_token", "must have at least 16 characters")
 	}
 	if c.Server.MaxBodyBytes < 4096 || c.Server.MaxBodyBytes > 64<<20 {
 		add("server.max_body_bytes", "must be between 4096 and 67108864")
