@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/school"
@@ -622,10 +623,10 @@ func validateInvite(inv Invite) map[string]string {
 	if !usernameOK(inv.Username) {
 		errs["username"] = "console.staff.bad_username"
 	}
-	if inv.Name == "" || len(inv.Name) > 200 {
+	if inv.Name == "" || len(inv.Name) > 200 || !utf8.ValidString(inv.Name) {
 		errs["name"] = "console.staff.bad_name"
 	}
-	if inv.Email != "" && school.ValidEmail(inv.Email) != nil {
+	if inv.Email != "" && (school.ValidEmail(inv.Email) != nil || !utf8.ValidString(inv.Email)) {
 		errs["email"] = "console.staff.bad_email"
 	}
 	if inv.Role != school.RoleTeacher && inv.Role != school.RoleSchoolAdmin {

@@ -339,12 +339,19 @@ type e2e struct {
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
+	return newE2EOn(t, filepath.Join(t.TempDir(), "elevid.db"))
+}
+
+// newE2EOn is newE2E on the given database (a SQLite file or a
+// PostgreSQL DSN).
+func newE2EOn(t *testing.T, database string) *e2e {
+	t.Helper()
 	ctx := context.Background()
 	e := &e2e{t: t, sink: startMailSink(t)}
 	// The listener exists before the handler, so the issuer is known.
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.base = fmt.Sprintf("http://localhost:%d", e.srv.Listener.Addr().(*net.TCPAddr).Port)
-	env := map[string]string{"ELEVID_ISSUER": e.base, "ELEVID_DATABASE": filepath.Join(t.TempDir(), "elevid.db")}
+	env := map[string]string{"ELEVID_ISSUER": e.base, "ELEVID_DATABASE": database}
 	cfg, err := LoadConfig("", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)

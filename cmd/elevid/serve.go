@@ -147,6 +147,7 @@ func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, 
 	}
 	var h http.Handler = mux
 	h = site.CrossOrigin(h, wired.bypass...)
+	h = site.ValidUTF8(h)
 	h = web.LimitBody(a.cfg.Server.MaxBodyBytes, h)
 	h = site.Recover(h)
 	h = web.SecurityHeaders(a.cfg.Secure(), h)
