@@ -242,13 +242,10 @@ func (c *Console) useSecondFactor(ctx context.Context, staff school.Staff, code 
 			return a, nil
 		}
 		if looksLikeRecovery(code) {
-			h := recoveryHash(code)
-			for i, rh := range a.RecoveryHashes {
-				if string(rh) == string(h) {
-					a.RecoveryHashes = slices.Delete(slices.Clone(a.RecoveryHashes), i, i+1)
-					method = "recovery"
-					return a, nil
-				}
+			if i := recoveryMatch(c.opt.Sealer, a.RecoveryHashes, code); i >= 0 {
+				a.RecoveryHashes = slices.Delete(slices.Clone(a.RecoveryHashes), i, i+1)
+				method = "recovery"
+				return a, nil
 			}
 		}
 		return a, errNo
@@ -435,7 +432,7 @@ func (c *Console) totpConfirm(w http.ResponseWriter, r *http.Request, p Principa
 		c.opt.Site.Error(w, r, http.StatusTooManyRequests, "error.rate_limited")
 		return
 	}
-	codes, hashes := newRecoveryCodes()
+	codes, hashes := newRecoveryCodes(c.opt.Sealer)
 	errWrong := errors.New("wrong code")
 	var sealed []byte
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {

@@ -265,4 +265,8 @@ type ConsentFlowStore interface {
 	RetryMail(ctx context.Context, id string) error
 	// ListMail lists outbox messages (bodies omitted), newest first.
 	ListMail(ctx context.Context, f MailFilter) ([]Mail, error)
+	// GetMail returns one outbox message with its bodies as stored (sealed
+	// by package parent while pending, empty once sent); ErrNotFound when
+	// unknown. For the demo mail page (parent.OpenMail opens the bodies).
+	GetMail(ctx context.Context, id string) (Mail, error)
 }

@@ -370,7 +370,8 @@ func (s *Store) AppendAudits(ctx context.Context, es []school.AuditEntry) error 
 		}
 		now := t.now()
 		// Rows are chained in order as insertMany asks for them.
-		err := t.insertMany(ctx, "audit_log", auditCols, 11, len(es), func(i int) []any {
+		ks := t.auditKeys()
+		err := t.insertMany(ctx, "audit_log", auditCols, 12, len(es), func(i int) []any {
 			e := es[i]
 			if e.Time.IsZero() {
 				e.Time = now
@@ -378,9 +379,9 @@ func (s *Store) AppendAudits(ctx context.Context, es []school.AuditEntry) error 
 			e.Time = e.Time.UTC().Truncate(time.Microsecond)
 			e.Seq = head.Seq + 1
 			e.PrevHash = head.Hash
-			e.Hash = e.ComputeHash()
+			ks.Seal(&e)
 			head = school.ChainHead{Seq: e.Seq, Hash: e.Hash}
-			return []any{e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash}
+			return []any{e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash, e.KeyID}
 		})
 		if err != nil {
 			return err
