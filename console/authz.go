@@ -38,9 +38,11 @@ const (
 	RunSync         Action = "sync.run"         // view, dry-run and apply syncs
 	ManageStaff     Action = "staff.manage"     // invite, list and disable staff
 	ViewAudit       Action = "audit.view"       // the school's audit log
-	ManageSchools   Action = "schools.manage"   // operator: schools
-	ManagePlatforms Action = "platforms.manage" // operator: learning platforms
-	ViewInstance    Action = "instance.view"    // operator: the instance audit chain
+	// ActivatePlatforms: choose the learning platforms the school uses.
+	ActivatePlatforms Action = "platforms.activate"
+	ManageSchools     Action = "schools.manage"   // operator: schools
+	ManagePlatforms   Action = "platforms.manage" // operator: learning platforms
+	ViewInstance      Action = "instance.view"    // operator: the instance audit chain
 )
 
 // Target is what an action is tried on. SchoolID is the school of the
@@ -62,7 +64,7 @@ var (
 
 // roleActions lists what each school role may do within its scope.
 var roleActions = map[school.Role][]Action{
-	school.RoleSchoolAdmin: {ViewSchool, ViewClass, EnrolClass, ViewPupil, ResetPasskeys, ExportPupil, ManageDirectory, RunSync, ManageStaff, ViewAudit},
+	school.RoleSchoolAdmin: {ViewSchool, ViewClass, EnrolClass, ViewPupil, ResetPasskeys, ExportPupil, ManageDirectory, RunSync, ManageStaff, ViewAudit, ActivatePlatforms},
 	school.RoleTeacher:     {ViewSchool, ViewClass, EnrolClass, ViewPupil, ResetPasskeys},
 }
 

@@ -41,6 +41,17 @@ type Resetter interface {
 	ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID string, verifiedInPerson bool) (code string, expires time.Time, err error)
 }
 
+// PlatformManager applies the consent side of platform changes;
+// *parent.Service implements it.
+type PlatformManager interface {
+	// SetPlatformActivation activates or deactivates a platform for a
+	// school (audited); deactivation ends access like a withdrawal.
+	SetPlatformActivation(ctx context.Context, a enrollment.Actor, schoolID, platformID string, active bool) (bool, error)
+	// PlatformChanged runs in the transaction that stored a changed
+	// registration and asks guardians about added attributes.
+	PlatformChanged(ctx context.Context, q school.Queries, old, nw school.Platform) error
+}
+
 // Syncer runs roster syncs; *rostersync.Syncer implements it.
 type Syncer interface {
 	Run(ctx context.Context, schoolID string, ro rostersync.RunOptions) (rostersync.Result, error)
@@ -75,6 +86,9 @@ type Options struct {
 	Starter EnrolmentStarter
 	// Resetter resets a pupil's passkeys; optional.
 	Resetter Resetter
+	// Platforms activates platforms per school and asks guardians about
+	// added attributes; without it activation is unavailable.
+	Platforms PlatformManager
 	// Syncer runs syncs and Tester tests directory connections; both
 	// optional (the pages say when they are unavailable).
 	Syncer Syncer
@@ -213,6 +227,7 @@ func (c *Console) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/schools/{school}/staff", c.staff(c.staffInvite))
 	mux.HandleFunc("POST /console/schools/{school}/staff/{staff}/disable", c.staff(c.staffDisable))
 	mux.HandleFunc("GET /console/schools/{school}/audit", c.staff(c.auditPage))
+	mux.HandleFunc("POST /console/schools/{school}/platforms/{platform}", c.staff(c.schoolPlatformSave))
 
 	mux.HandleFunc("GET /console/schools", c.staff(c.schoolsPage))
 	mux.HandleFunc("POST /console/schools", c.staff(c.schoolCreate))

@@ -125,7 +125,7 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	f.B = f.tenant("beta", "Beta Skole", "Bertram", "9Z")
 	f.Operator = f.member("", "op", school.RoleOperator, nil)
 	f.Platform, err = st.CreatePlatform(ctx, school.Platform{Name: "Fessor", Protocol: school.ProtocolOIDC, ClientID: "fessor", SubjectType: school.SubjectPairwise,
-		Attributes: []school.AttributeGrant{{Name: "givenName", Justification: "shown to the teacher"}}})
+		Attributes: []school.AttributeGrant{{Name: "givenName", JustificationDA: "shown to the teacher", JustificationEN: "shown to the teacher"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

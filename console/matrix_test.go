@@ -68,7 +68,7 @@ var instanceRoutes = []route{
 	{"platform", "GET", sp("/console/platforms/{PL}"), nil},
 	{"platform-new", "GET", sp("/console/platforms/new"), nil},
 	{"platform-save", "POST", sp("/console/platforms/{PL}"), formOf("name", "Fessor", "client_id", "fessor", "protocol", "oidc", "subject_type", "pairwise",
-		"attr_name", "givenName", "attr_just", "shown to the teacher")},
+		"attr_name", "givenName", "attr_just_da", "vises for læreren", "attr_just_en", "shown to the teacher", "attr_shared", "pairwise")},
 	{"instance-audit", "GET", sp("/console/instance/audit"), nil},
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -169,22 +170,26 @@ func (c *Console) platformSave(w http.ResponseWriter, r *http.Request, p Princip
 	f.SubjectTypeReason = strings.TrimSpace(r.PostFormValue("subject_reason"))
 	f.Attributes = nil
 	errs := map[string]string{}
-	names, justs := r.PostForm["attr_name"], r.PostForm["attr_just"]
+	names, justDA, justEN, shared := r.PostForm["attr_name"], r.PostForm["attr_just_da"], r.PostForm["attr_just_en"], r.PostForm["attr_shared"]
+	field := func(list []string, i int) string {
+		if i < len(list) {
+			return strings.TrimSpace(list[i])
+		}
+		return ""
+	}
 	var rows []school.AttributeGrant
 	for i, n := range names {
-		j := ""
-		if i < len(justs) {
-			j = strings.TrimSpace(justs[i])
-		}
-		n = strings.TrimSpace(n)
-		rows = append(rows, school.AttributeGrant{Name: n, Justification: j})
-		if n == "" && j == "" {
+		g := school.AttributeGrant{Name: strings.TrimSpace(n), JustificationDA: field(justDA, i), JustificationEN: field(justEN, i), Shared: field(shared, i) == "shared"}
+		rows = append(rows, g)
+		if g.Name == "" && g.JustificationDA == "" && g.JustificationEN == "" {
 			continue
 		}
-		if n == "" || j == "" {
+		if g.Name == "" || g.JustificationDA == "" || g.JustificationEN == "" {
 			errs[fmt.Sprintf("attr%d", i)] = c.opt.Site.T(lang, "console.platform.attr_needs_both")
+		} else if g.Shared && !release.SharedCapable(g.Name) {
+			errs[fmt.Sprintf("attr%d", i)] = c.opt.Site.T(lang, "console.platform.not_shareable")
 		}
-		f.Attributes = append(f.Attributes, school.AttributeGrant{Name: n, Justification: j})
+		f.Attributes = append(f.Attributes, g)
 	}
 	if f.Name == "" {
 		errs["name"] = c.opt.Site.T(lang, "console.platform.required")
@@ -213,10 +218,17 @@ func (c *Console) platformSave(w http.ResponseWriter, r *http.Request, p Princip
 			action = "platform.create"
 			saved, err = q.CreatePlatform(ctx, f)
 		} else {
+			var before school.Platform
 			saved, err = q.UpdatePlatform(ctx, id, func(pl school.Platform) (school.Platform, error) {
+				before = pl
 				pl.Name, pl.ClientID, pl.Protocol, pl.SubjectType, pl.SubjectTypeReason, pl.Attributes = f.Name, f.ClientID, f.Protocol, f.SubjectType, f.SubjectTypeReason, f.Attributes
 				return pl, nil
 			})
+			if err == nil && c.opt.Platforms != nil {
+				// Guardians are asked about added attributes; until they
+				// answer, their grants cover the old set.
+				err = c.opt.Platforms.PlatformChanged(ctx, q, before, saved)
+			}
 		}
 		if err != nil {
 			return err

@@ -47,6 +47,17 @@ type SchoolData struct {
 	Frame
 	Classes []ClassRow
 	LastRun *school.SyncRun
+	// Platforms are the instance's platforms with the school's choice,
+	// shown to those who may activate them.
+	Platforms    []SchoolPlatformRow
+	CanActivate  bool
+	PlatformNote string
+}
+
+// SchoolPlatformRow is a platform on the school page.
+type SchoolPlatformRow struct {
+	school.Platform
+	Active bool
 }
 
 func (c *Console) schoolPage(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -78,7 +89,74 @@ func (c *Console) schoolPage(w http.ResponseWriter, r *http.Request, p Principal
 			data.LastRun = &runs[0]
 		}
 	}
+	if Authorize(p, ActivatePlatforms, Target{SchoolID: s.ID}) == nil {
+		data.CanActivate = c.opt.Platforms != nil
+		if data.Platforms, err = c.schoolPlatforms(ctx, s.ID); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		switch r.URL.Query().Get("platform") {
+		case "activated":
+			data.PlatformNote = "console.school.platform_activated"
+		case "deactivated":
+			data.PlatformNote = "console.school.platform_deactivated"
+		}
+	}
 	c.opt.Site.Render(w, r, http.StatusOK, "console-school", data)
+}
+
+// schoolPlatforms lists the instance's platforms with the school's
+// activation.
+func (c *Console) schoolPlatforms(ctx context.Context, schoolID string) ([]SchoolPlatformRow, error) {
+	acts, err := c.opt.Store.ListPlatformActivations(ctx, schoolID)
+	if err != nil {
+		return nil, err
+	}
+	active := map[string]bool{}
+	for _, a := range acts {
+		active[a.PlatformID] = true
+	}
+	all, err := c.opt.Store.ListPlatforms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []SchoolPlatformRow
+	for _, pf := range all {
+		out = append(out, SchoolPlatformRow{Platform: pf, Active: active[pf.ID]})
+	}
+	return out, nil
+}
+
+// schoolPlatformSave activates or deactivates a platform for the school
+// (school admin or operator); deactivation ends access like a withdrawal.
+func (c *Console) schoolPlatformSave(w http.ResponseWriter, r *http.Request, p Principal) {
+	s, err := c.schoolFor(r, p, ActivatePlatforms)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if c.opt.Platforms == nil {
+		c.opt.Site.Error(w, r, http.StatusServiceUnavailable, "console.school.platforms_unavailable")
+		return
+	}
+	var active bool
+	switch r.PostFormValue("action") {
+	case "activate":
+		active = true
+	case "deactivate":
+	default:
+		c.opt.Site.Error(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	if _, err := c.opt.Platforms.SetPlatformActivation(r.Context(), c.actor(r, p), s.ID, r.PathValue("platform"), active); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	note := "deactivated"
+	if active {
+		note = "activated"
+	}
+	http.Redirect(w, r, "/console/schools/"+s.ID+"?platform="+note, http.StatusSeeOther)
 }
 
 // PupilRow is a pupil in a class list, with where their enrolment stands.

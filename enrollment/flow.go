@@ -243,9 +243,8 @@ func (f *Flows) startOne(ctx context.Context, q school.Queries, a Actor, pupilID
 			return res, &refused{err: ErrNoGuardian, code: "no_guardian"}
 		}
 	}
-	if _, err := q.ClearConsents(ctx, p.ID); err != nil {
-		return res, err
-	}
+	// A restart never erases a guardian's decision: a "no" stands until
+	// the guardian changes it (the consent page shows it and asks again).
 	e, err := q.PutEnrolment(ctx, school.Enrolment{
 		PupilID: p.ID, State: school.EnrolmentRequested, Rule: as.Rule, Age: as.Age, Flagged: as.Flagged,
 		StartedBy: a.ID, ExpiresAt: now.Add(f.opt.ConsentTTL),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,14 +52,28 @@ func TestOIDCDemoPlatform(t *testing.T) {
 			next = e.srv.URL + next
 		}
 	}
-	for _, want := range []string{"Ida Hansen", "7A", "ext-ida@demo.elevid.dk", "student@demo.elevid.dk", "/oidc/end_session?"} {
+	// The ePPN is pairwise: the directory id ("ext-ida") would let
+	// platforms link the pupil.
+	sector, _ := url.Parse(e.srv.URL)
+	eppn := idp.Pairwise(e.secret, e.pupil.ID, sector.Hostname()) + "@demo.elevid.dk"
+	for _, want := range []string{"Ida Hansen", "7A", eppn, "student@demo.elevid.dk", "/oidc/end_session?"} {
 		if !strings.Contains(page, want) {
 			t.Fatalf("demo page lacks %q:\n%s", want, page)
 		}
 	}
+	if strings.Contains(page, "ext-ida") {
+		t.Fatalf("demo page shows the directory id:\n%s", page)
+	}
+	// One sign-in, one release entry (the ID token and userinfo carry the
+	// same claims), listing everything that went out.
 	rels, _ := e.st.ListReleases(ctx, e.pupil.ID)
-	if len(rels) != 2 {
-		t.Fatalf("releases = %+v", rels)
+	if len(rels) != 1 {
+		t.Fatalf("releases = %+v, want one entry for the sign-in", rels)
+	}
+	for _, c := range []string{"sub", idp.ClaimName, idp.ClaimGroups, idp.ClaimEPPN, idp.ClaimAffiliation} {
+		if !slices.Contains(rels[0].Claims, c) {
+			t.Fatalf("release entry %v lacks %s", rels[0].Claims, c)
+		}
 	}
 }
 
@@ -73,7 +88,7 @@ func TestPlatformCommand(t *testing.T) {
 		return out.String(), err
 	}
 	out, err := run("add", "--name", "MatematikFessor", "--client-id", "mf", "--redirect-uri", "https://mf.example/cb",
-		"--attr", `given_name="Shown to the teacher"`, "--attr", `groups="Class rooms"`, "--offline-access",
+		"--attr", `given_name="Vises for læreren"`, "--attr-en", `given_name="Shown to the teacher"`, "--attr", `groups="Klasserum"`, "--attr-en", `groups="Class rooms"`, "--offline-access",
 		"--backchannel-logout-uri", "https://mf.example/bcl")
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +125,7 @@ func TestPlatformCommand(t *testing.T) {
 	if out, err = run("list"); err != nil || !strings.Contains(out, "mf") || !strings.Contains(out, "app") {
 		t.Fatalf("list: %v %s", err, out)
 	}
-	if out, err = run("show", "mf"); err != nil || !strings.Contains(out, "given_name: Shown to the teacher") || strings.Contains(out, "sha256:") {
+	if out, err = run("show", "mf"); err != nil || !strings.Contains(out, `given_name: da "Vises for læreren", en "Shown to the teacher"`) || strings.Contains(out, "sha256:") {
 		t.Fatalf("show: %v %s", err, out)
 	}
 	// Queued back-channel logouts are listed for the operator.

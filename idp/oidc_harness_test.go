@@ -215,6 +215,9 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 // grantConsent records the guardian's consent for the pupil and platform.
 func (e *oidcEnv) grantConsent(platformID string) {
 	e.t.Helper()
+	if _, err := e.st.SetPlatformActivation(context.Background(), school.PlatformActivation{SchoolID: e.pupil.SchoolID, PlatformID: platformID, ActivatedBy: "test"}, true); err != nil {
+		e.t.Fatal(err)
+	}
 	if _, err := e.st.SetConsent(context.Background(), school.Consent{PupilID: e.pupil.ID, GuardianID: e.guardian.ID,
 		PlatformID: platformID, Decision: school.DecisionGranted}); err != nil {
 		e.t.Fatal(err)
@@ -348,11 +351,11 @@ func (e *oidcEnv) newRP(t testing.TB, clientID string, o rpOptions) *testRP {
 	t.Cleanup(rp.srv.Close)
 	if o.attrs == nil {
 		o.attrs = []school.AttributeGrant{
-			{Name: idp.ClaimGivenName, Justification: "Shown to the teacher"},
-			{Name: idp.ClaimFamilyName, Justification: "Shown to the teacher"},
-			{Name: idp.ClaimName, Justification: "Shown to the teacher"},
-			{Name: idp.ClaimGroups, Justification: "Puts the pupil in the right class"},
-			{Name: idp.ClaimEPPN, Justification: "Links the account"},
+			{Name: idp.ClaimGivenName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
+			{Name: idp.ClaimFamilyName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
+			{Name: idp.ClaimName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
+			{Name: idp.ClaimGroups, JustificationDA: "Puts the pupil in the right class", JustificationEN: "Puts the pupil in the right class"},
+			{Name: idp.ClaimEPPN, JustificationDA: "Links the account", JustificationEN: "Links the account"},
 		}
 	}
 	spec := idp.OIDCPlatformSpec{

@@ -10,6 +10,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
@@ -64,14 +65,14 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		fail(oidc.ErrLoginRequired().WithDescription("another pupil is logged in"))
 		return
 	}
-	allowed, err := p.opt.Store.ReleaseAllowed(ctx, sess.SubjectID, ar.client.pf.ID)
+	cs, err := p.opt.Store.ConsentState(ctx, sess.SubjectID, ar.client.pf.ID)
 	if err != nil {
 		p.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if !allowed {
-		p.log.Info("login refused: consent does not cover the platform", "pupil", sess.SubjectID, "platform", ar.client.pf.ID)
-		fail(oidc.ErrAccessDenied().WithDescription("consent does not cover this platform"))
+	if err := release.Allowed(cs, ar.client.pf.ID); err != nil {
+		p.log.Info("login refused", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "reason", err)
+		fail(oidc.ErrAccessDenied().WithDescription("%s", refusalText(err)))
 		return
 	}
 	acr := ACRPasskey
@@ -114,4 +115,16 @@ func (p *OIDC) formPost(w http.ResponseWriter, r *http.Request, ar *authRequest)
 		d.Fields = append(d.Fields, oidcPostField{"session_state", resp.SessionState})
 	}
 	p.opt.Site.Render(w, r, http.StatusOK, "oidc-post", d)
+}
+
+// refusalText is the error_description of an access_denied for a
+// release refusal.
+func refusalText(err error) string {
+	switch {
+	case errors.Is(err, release.ErrNotActivated):
+		return "the pupil's school has not activated this platform"
+	case errors.Is(err, release.ErrQuarantined):
+		return "the pupil is not active"
+	}
+	return "consent does not cover this platform"
 }

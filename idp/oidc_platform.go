@@ -96,18 +96,73 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// claimFlags is a repeatable claim="justification" flag.
-type claimFlags []school.AttributeGrant
+// attrFlagSet collects the repeatable attribute flags of platform
+// registration: --attr NAME="Danish justification", --attr-en
+// NAME="English justification" (both required for every attribute) and
+// --shared NAME (the shared form of an identifier).
+type attrFlagSet struct {
+	da, en  []school.AttributeGrant
+	shared  multiFlag
+	problem []string
+}
 
-func (a *claimFlags) String() string { return fmt.Sprint(len(*a)) }
-func (a *claimFlags) Set(v string) error {
+type justFlag struct {
+	into *[]school.AttributeGrant
+	fail *[]string
+}
+
+func (j justFlag) String() string { return "" }
+func (j justFlag) Set(v string) error {
 	name, why, ok := strings.Cut(v, "=")
 	why = strings.Trim(strings.TrimSpace(why), `"`)
 	if !ok || strings.TrimSpace(name) == "" || why == "" {
-		return fmt.Errorf("want claim=\"justification\", got %q", v)
+		return fmt.Errorf("want name=\"justification\", got %q", v)
 	}
-	*a = append(*a, school.AttributeGrant{Name: strings.TrimSpace(name), Justification: why})
+	*j.into = append(*j.into, school.AttributeGrant{Name: strings.TrimSpace(name), JustificationDA: why})
 	return nil
+}
+
+// register adds the flags to fs; known lists the attribute names for the
+// usage text.
+func (a *attrFlagSet) register(fs *flag.FlagSet, known string) {
+	fs.Var(justFlag{into: &a.da}, "attr", `attribute="Danish justification" (repeatable; shown to guardians); attributes: `+known)
+	fs.Var(justFlag{into: &a.en}, "attr-en", `attribute="English justification" (required for every --attr)`)
+	fs.Var(&a.shared, "shared", "release the shared (cross-platform) form of this identifier instead of the pairwise one: eduperson_principal_name (repeatable)")
+}
+
+// grants returns the attributes with both justifications, or every
+// problem at once.
+func (a *attrFlagSet) grants() ([]school.AttributeGrant, error) {
+	var problems []string
+	en := map[string]string{}
+	for _, g := range a.en {
+		en[g.Name] = g.JustificationDA
+	}
+	out := []school.AttributeGrant{}
+	for _, g := range a.da {
+		g.JustificationEN = en[g.Name]
+		if g.JustificationEN == "" {
+			problems = append(problems, fmt.Sprintf("--attr %s needs an English justification (--attr-en %s=\"…\")", g.Name, g.Name))
+		}
+		delete(en, g.Name)
+		g.Shared = slices.Contains(a.shared, g.Name)
+		out = append(out, g)
+	}
+	for name := range en {
+		problems = append(problems, fmt.Sprintf("--attr-en %s has no --attr %s with the Danish justification", name, name))
+	}
+	for _, name := range a.shared {
+		if !SharedCapable(name) {
+			problems = append(problems, fmt.Sprintf("--shared %s: only eduperson_principal_name has a shared form", name))
+		} else if !slices.ContainsFunc(out, func(g school.AttributeGrant) bool { return g.Name == name }) {
+			problems = append(problems, fmt.Sprintf("--shared %s needs --attr %s", name, name))
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	return out, nil
 }
 
 // PlatformCommand is `elevid admin platform …`:
@@ -157,7 +212,11 @@ func PlatformCommand(ctx context.Context, st school.Store, out io.Writer, args [
 		}
 		fmt.Fprintf(out, "id %s\nname %s\nprotocol %s\nclient id %s\nsubject %s %s\n", p.ID, p.Name, p.Protocol, p.ClientID, p.SubjectType, p.SubjectTypeReason)
 		for _, a := range p.Attributes {
-			fmt.Fprintf(out, "attribute %s: %s\n", a.Name, a.Justification)
+			shared := ""
+			if a.Shared {
+				shared = " (shared identifier)"
+			}
+			fmt.Fprintf(out, "attribute %s%s: da %q, en %q\n", a.Name, shared, a.JustificationDA, a.JustificationEN)
 		}
 		if p.Protocol == school.ProtocolOIDC {
 			if s, err := ParseOIDCSettings(p.Settings); err == nil {
@@ -224,7 +283,7 @@ func platformAdd(ctx context.Context, st school.Store, out io.Writer, args []str
 	fs.SetOutput(out)
 	var spec OIDCPlatformSpec
 	var redirects, postLogout multiFlag
-	var attrs claimFlags
+	var attrs attrFlagSet
 	var subject string
 	fs.StringVar(&spec.Name, "name", "", "platform name shown to guardians and pupils")
 	fs.StringVar(&spec.ClientID, "client-id", "", "OIDC client id")
@@ -234,14 +293,18 @@ func platformAdd(ctx context.Context, st school.Store, out io.Writer, args []str
 	fs.StringVar(&spec.SectorIdentifier, "sector-id", "", "pairwise sector (default: the redirect URIs' host)")
 	fs.BoolVar(&spec.Public, "public", false, "public client (no secret; PKCE S256 required)")
 	fs.BoolVar(&spec.OfflineAccess, "offline-access", false, "allow refresh tokens (scope offline_access)")
-	fs.Var(&attrs, "attr", `claim="justification" (repeatable); claims: `+strings.Join(KnownClaims(), ", "))
+	attrs.register(fs, strings.Join(KnownClaims(), ", "))
 	fs.StringVar(&subject, "subject", "pairwise", "subject type: pairwise or public")
 	fs.StringVar(&spec.SubjectTypeReason, "subject-reason", "", "why a public subject is needed")
 	fs.StringVar(&spec.SigningAlg, "alg", AlgES256, "ID token signing algorithm: ES256 or RS256")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Attributes = redirects, postLogout, attrs
+	grants, err := attrs.grants()
+	if err != nil {
+		return fmt.Errorf("platform add: %w", err)
+	}
+	spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Attributes = redirects, postLogout, grants
 	spec.SubjectType = school.SubjectType(subject)
 	p, secret, err := RegisterOIDCPlatform(ctx, st, spec)
 	if err != nil {

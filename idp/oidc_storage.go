@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
@@ -342,7 +343,7 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 	// The pupil's facts are read before the transaction so that the write
 	// transaction (SQLite has one writer) holds only the redemption, the
 	// consent check and the inserts.
-	facts, err := LoadPupilFacts(ctx, s.p.opt.Store, base.PupilID)
+	profile, err := LoadPupilProfile(ctx, s.p.opt.Store, base.PupilID)
 	if errors.Is(err, school.ErrNotFound) {
 		s.p.log.Info("pupil gone: tokens refused", "pupil", base.PupilID, "platform", c.pf.ID)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the pupil's consent does not cover this platform")
@@ -359,15 +360,15 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 			}
 			return err
 		}
-		ok, err := q.ReleaseAllowed(ctx, base.PupilID, c.pf.ID)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		rel, err := s.releaseFor(ctx, q, c, profile)
+		if release.Refused(err) {
 			denied = true
 			return errConsent
 		}
-		claims := ReleasableClaims(c.pf, scopes, facts)
+		if err != nil {
+			return err
+		}
+		claims := oidcClaims(rel, scopes)
 		stash(claims)
 		if access, err = q.CreateOIDCToken(ctx, access); err != nil {
 			return err
@@ -377,6 +378,9 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 				return err
 			}
 		}
+		// One entry per sign-in: the ID token and userinfo carry the same
+		// claims (those the granted scopes ask for), so userinfo does not
+		// log a second entry for this grant.
 		_, err = q.AddRelease(ctx, school.Release{PupilID: base.PupilID, PlatformID: c.pf.ID, PlatformName: c.pf.Name,
 			Protocol: school.ProtocolOIDC, Via: "id_token", Claims: claimNames(claims)})
 		return err
@@ -633,21 +637,34 @@ func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject strin
 	if err != nil {
 		return nil, err
 	}
-	ok, err := st.ReleaseAllowed(ctx, tok.PupilID, tok.PlatformID)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	profile, err := LoadPupilProfile(ctx, st, tok.PupilID)
+	if errors.Is(err, school.ErrNotFound) {
 		return nil, errConsent
 	}
-	facts, err := LoadPupilFacts(ctx, st, tok.PupilID)
 	if err != nil {
 		return nil, err
 	}
-	claims := ReleasableClaims(c.pf, tok.Scopes, facts)
-	_, err = st.AddRelease(ctx, school.Release{PupilID: tok.PupilID, PlatformID: c.pf.ID, PlatformName: c.pf.Name,
-		Protocol: school.ProtocolOIDC, Via: "userinfo", Claims: claimNames(claims)})
-	return claims, err
+	rel, err := s.releaseFor(ctx, st, c, profile)
+	if release.Refused(err) {
+		return nil, errConsent
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The token's grant logged the release (one entry per sign-in); what
+	// userinfo gives is never more than the scopes the grant logged, and
+	// less when consent narrowed since.
+	return oidcClaims(rel, tok.Scopes), nil
+}
+
+// releaseFor reads the pupil's consent state through q (one query) and
+// computes what the client's platform may receive (release.Compute).
+func (s *oidcStorage) releaseFor(ctx context.Context, q school.Queries, c *oidcClient, profile school.PupilProfile) (release.Release, error) {
+	st, err := q.ConsentState(ctx, profile.Pupil.ID, c.pf.ID)
+	if err != nil {
+		return release.Release{}, err
+	}
+	return release.Compute(release.Input{Profile: profile, Platform: c.pf, State: st, PairwiseSecret: s.p.opt.PairwiseSecret, Sector: c.sector})
 }
 
 // SetIntrospectionFromToken implements op.Storage: only the platform the

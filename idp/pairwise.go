@@ -2,30 +2,17 @@ package idp
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
 	"fmt"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
-// pairwiseEncoding is lower-case base32 without padding: letters and digits
-// only, so a pairwise value is also a valid SAML pairwise-id unique part.
-var pairwiseEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// Pairwise returns the pairwise subject of a pupil at a sector (an OIDC
-// sector identifier or a SAML service provider's entity id): lower-case
-// base32 of HMAC-SHA256(secret, pupilID NUL sector). The same inputs always
-// give the same value; different sectors cannot correlate their values
-// without the secret.
+// Pairwise returns the pairwise subject of a pupil at a sector
+// (release.Pairwise).
 func Pairwise(secret []byte, pupilID, sector string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(pupilID))
-	m.Write([]byte{0})
-	m.Write([]byte(sector))
-	return pairwiseEncoding.EncodeToString(m.Sum(nil))
+	return release.Pairwise(secret, pupilID, sector)
 }
 
 // PairwiseSecretSetting is the SettingStore key of the instance's pairwise

@@ -6,21 +6,26 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
 // Claim names released about a pupil (OIDC claims; SAML maps them to
-// eduPerson attributes).
+// eduPerson attributes). They are package release's canonical names.
 const (
-	ClaimName        = "name"
-	ClaimGivenName   = "given_name"
-	ClaimFamilyName  = "family_name"
-	ClaimEPPN        = "eduperson_principal_name"
-	ClaimAffiliation = "eduperson_scoped_affiliation"
-	ClaimHomeOrg     = "schac_home_organization"
-	ClaimSchoolCode  = "school_code"
-	ClaimGroups      = "groups"
+	ClaimName        = release.Name
+	ClaimGivenName   = release.GivenName
+	ClaimFamilyName  = release.FamilyName
+	ClaimEPPN        = release.EPPN
+	ClaimAffiliation = release.Affiliation
+	ClaimHomeOrg     = release.HomeOrg
+	ClaimSchoolCode  = release.SchoolCode
+	ClaimGroups      = release.Groups
 )
+
+// SharedCapable reports whether an attribute has a shared form a
+// registration may ask for (release.SharedCapable).
+func SharedCapable(name string) bool { return release.SharedCapable(name) }
 
 // ACR values: how the pupil authenticated.
 const (
@@ -29,8 +34,8 @@ const (
 )
 
 // scopeClaims maps each scope to the claims it asks for. openid asks for
-// sub only; a claim is released only when the platform's registration
-// allows it (school.Platform.Allows) and consent covers the platform.
+// sub only; a claim is released only when release.Compute releases it
+// (registration ∩ consent ∩ activation).
 var scopeClaims = map[string][]string{
 	"profile":   {ClaimName, ClaimGivenName, ClaimFamilyName},
 	"eduperson": {ClaimEPPN, ClaimAffiliation, ClaimHomeOrg},
@@ -52,61 +57,26 @@ func KnownClaims() []string {
 	return out
 }
 
-// PupilFacts is what ElevID knows about a pupil that may be released: the
-// pupil's profile, with the claims it yields.
-type PupilFacts school.PupilProfile
-
-// LoadPupilFacts reads the pupil, their school and classes through q, in
-// one query.
-func LoadPupilFacts(ctx context.Context, q school.Queries, pupilID string) (PupilFacts, error) {
-	p, err := q.GetPupilProfile(ctx, pupilID)
-	return PupilFacts(p), err
+// LoadPupilProfile reads the pupil, their school and classes through q,
+// in one query.
+func LoadPupilProfile(ctx context.Context, q school.Queries, pupilID string) (school.PupilProfile, error) {
+	return q.GetPupilProfile(ctx, pupilID)
 }
 
-// Claim returns the value of one claim.
-func (f PupilFacts) Claim(name string) (any, bool) {
-	id := f.Pupil.ExternalID
-	if id == "" {
-		id = f.Pupil.ID
-	}
-	switch name {
-	case ClaimName:
-		return f.Pupil.Name(), true
-	case ClaimGivenName:
-		return f.Pupil.GivenName, f.Pupil.GivenName != ""
-	case ClaimFamilyName:
-		return f.Pupil.FamilyName, f.Pupil.FamilyName != ""
-	case ClaimEPPN:
-		return id + "@" + f.School.Domain, true
-	case ClaimAffiliation:
-		return []string{"student@" + f.School.Domain}, true
-	case ClaimHomeOrg:
-		return f.School.Domain, true
-	case ClaimSchoolCode:
-		return f.School.Code, true
-	case ClaimGroups:
-		groups := make([]string, 0, len(f.Classes))
-		for _, c := range f.Classes {
-			groups = append(groups, c.Name)
-		}
-		sort.Strings(groups)
-		return groups, true
-	}
-	return nil, false
-}
-
-// ReleasableClaims returns the claims scopes ask for that the platform is
-// allowed, with their values. The caller must have checked consent
-// (Store.ReleaseAllowed) first.
-func ReleasableClaims(pf school.Platform, scopes []string, f PupilFacts) map[string]any {
+// oidcClaims returns the claims of rel that scopes ask for, as OIDC values:
+// a string for a single-valued attribute, a list for a multi-valued one.
+func oidcClaims(rel release.Release, scopes []string) map[string]any {
 	out := map[string]any{}
 	for _, sc := range scopes {
 		for _, name := range scopeClaims[sc] {
-			if !pf.Allows(name) {
+			v, ok := rel.Values[name]
+			if !ok {
 				continue
 			}
-			if v, ok := f.Claim(name); ok {
-				out[name] = v
+			if release.MultiValued(name) {
+				out[name] = slices.Clone(v)
+			} else {
+				out[name] = v[0]
 			}
 		}
 	}

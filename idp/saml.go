@@ -22,6 +22,7 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -573,41 +574,37 @@ func (s *SAML) serveIdPInitiated(w http.ResponseWriter, r *http.Request) {
 func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess SAMLPupilSession, fl samlSSOFlow) {
 	ctx := r.Context()
 	entity := sp.Platform.ClientID
-	pupil, err := s.opt.Store.GetPupil(ctx, sess.PupilID)
+	profile, err := s.opt.Store.GetPupilProfile(ctx, sess.PupilID)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
+	pupil := profile.Pupil
 	if pupil.Status != school.PupilActive {
 		s.reject(w, r, http.StatusForbidden, "saml.error.inactive", entity, fmt.Errorf("pupil %s is %s", pupil.ID, pupil.Status))
 		return
 	}
-	allowed, err := s.opt.Store.ReleaseAllowed(ctx, pupil.ID, sp.Platform.ID)
+	cs, err := s.opt.Store.ConsentState(ctx, pupil.ID, sp.Platform.ID)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if !allowed {
-		s.reject(w, r, http.StatusForbidden, "saml.error.no_consent", entity, fmt.Errorf("no consent for pupil %s at platform %s", pupil.ID, sp.Platform.ID))
+	rel, err := release.Compute(release.Input{Profile: profile, Platform: sp.Platform, State: cs, PairwiseSecret: s.opt.PairwiseSecret, Sector: entity})
+	switch {
+	case errors.Is(err, release.ErrNotActivated):
+		s.reject(w, r, http.StatusForbidden, "saml.error.not_activated", entity, fmt.Errorf("pupil %s: %w (platform %s)", pupil.ID, err, sp.Platform.ID))
 		return
-	}
-	sch, err := s.opt.Store.GetSchool(ctx, pupil.SchoolID)
-	if err != nil {
+	case errors.Is(err, release.ErrQuarantined):
+		s.reject(w, r, http.StatusForbidden, "saml.error.inactive", entity, fmt.Errorf("pupil %s: %w", pupil.ID, err))
+		return
+	case release.Refused(err):
+		s.reject(w, r, http.StatusForbidden, "saml.error.no_consent", entity, fmt.Errorf("pupil %s: %w (platform %s)", pupil.ID, err, sp.Platform.ID))
+		return
+	case err != nil:
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	var classes []string
-	if samlAllows(sp.Platform, "groups") {
-		for _, id := range pupil.ClassIDs {
-			c, err := s.opt.Store.GetClass(ctx, pupil.SchoolID, id)
-			if err != nil {
-				s.opt.Site.ServerError(w, r, err)
-				return
-			}
-			classes = append(classes, c.Name)
-		}
-	}
-	pairwise := Pairwise(s.opt.PairwiseSecret, pupil.ID, entity)
+	pairwise := rel.Pairwise
 	format := sp.Settings.NameIDFormat
 	switch fl.NameIDFormat {
 	case string(saml.TransientNameIDFormat):
@@ -619,7 +616,7 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 	if format == "transient" {
 		nameID = saml.NameID{Format: string(saml.TransientNameIDFormat), NameQualifier: s.entityID, SPNameQualifier: entity, Value: randomID()}
 	}
-	attrs, names := s.attributes(sp, pupil, sch, classes, pairwise)
+	attrs, names := s.attributes(sp, rel)
 	pair, err := s.opt.Keys.Signing(ctx)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)

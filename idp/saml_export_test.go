@@ -1,6 +1,11 @@
 package idp
 
-import "context"
+import (
+	"context"
+
+	"github.com/elevid/elevid/idp/release"
+	"github.com/elevid/elevid/school"
+)
 
 // SignedResponseForBench builds one signed (per the platform's settings)
 // Response for a pupil, without HTTP or store writes: the signing cost.
@@ -9,16 +14,19 @@ func (s *SAML) SignedResponseForBench(ctx context.Context, platformID, pupilID s
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.opt.Store.GetPupil(ctx, pupilID)
+	profile, err := s.opt.Store.GetPupilProfile(ctx, pupilID)
 	if err != nil {
 		return nil, err
 	}
-	sch, err := s.opt.Store.GetSchool(ctx, p.SchoolID)
+	profile.Classes = []school.Class{{Name: "7A"}}
+	// Every registered attribute, as if consent covered them all.
+	all := school.ConsentState{PupilStatus: school.PupilActive, Enrolment: school.EnrolmentEnrolled, Rule: school.ConsentNone, Activated: true}
+	rel, err := release.Compute(release.Input{Profile: profile, Platform: sp.Platform, State: all, PairwiseSecret: s.opt.PairwiseSecret, Sector: sp.Platform.ClientID})
 	if err != nil {
 		return nil, err
 	}
-	pairwise := Pairwise(s.opt.PairwiseSecret, p.ID, sp.Platform.ClientID)
-	attrs, _ := s.attributes(sp, p, sch, []string{"7A"}, pairwise)
+	pairwise := rel.Pairwise
+	attrs, _ := s.attributes(sp, rel)
 	pair, err := s.opt.Keys.Signing(ctx)
 	if err != nil {
 		return nil, err

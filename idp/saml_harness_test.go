@@ -294,7 +294,7 @@ func (h *harness) newSP(t testing.TB, o spOptions) *testSP {
 	}
 	args := []string{"--name", "Platform " + base.Host, "--metadata", file}
 	for _, a := range attrs {
-		args = append(args, "--attr", a+"=needed in the test")
+		args = append(args, "--attr", a+"=nødvendig i testen", "--attr-en", a+"=needed in the test")
 	}
 	args = append(args, o.flags...)
 	var out bytes.Buffer
@@ -331,6 +331,9 @@ func (h *harness) consent(t testing.TB, platformID string) {
 		if _, err := h.st.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, State: school.EnrolmentConsented, Rule: school.ConsentAny}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := h.st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: p.SchoolID, PlatformID: platformID, ActivatedBy: "test"}, true); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := h.st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: p.GuardianIDs[0], PlatformID: platformID, Decision: school.DecisionGranted}); err != nil {
 		t.Fatal(err)

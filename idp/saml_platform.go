@@ -19,6 +19,7 @@ import (
 
 	"github.com/crewjam/saml"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
@@ -167,12 +168,16 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 	noSignAssert := fs.Bool("no-sign-assertion", false, "sign only the response")
 	noEncrypt := fs.Bool("no-encrypt", false, "never encrypt assertions, even when the SP publishes an encryption key")
 	wantSigned := fs.Bool("want-signed-requests", false, "require signed AuthnRequests")
-	var attrs attrFlags
-	fs.Var(&attrs, "attr", "attribute=justification (repeatable); attributes: "+strings.Join(SAMLAttributeNames, ", "))
+	var flags attrFlagSet
+	flags.register(fs, strings.Join(SAMLAttributeNames, ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var problems []string
+	attrs, err := flags.grants()
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
 	if strings.TrimSpace(*name) == "" {
 		problems = append(problems, "--name is required")
 	}
@@ -188,7 +193,6 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 		return fmt.Errorf("add-saml: %s", strings.Join(problems, "; "))
 	}
 	var data []byte
-	var err error
 	if *file != "" {
 		data, err = readLimited(*file)
 	} else {
@@ -233,24 +237,11 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 
 func validSAMLAttribute(name string) bool {
 	for _, n := range SAMLAttributeNames {
-		if n == name || samlClaimAliases[n] == name {
+		if n == name || release.Canonical(n) == name {
 			return true
 		}
 	}
 	return false
-}
-
-type attrFlags []school.AttributeGrant
-
-func (a *attrFlags) String() string { return fmt.Sprint(len(*a)) }
-
-func (a *attrFlags) Set(v string) error {
-	name, why, ok := strings.Cut(v, "=")
-	if !ok || strings.TrimSpace(name) == "" || strings.TrimSpace(why) == "" {
-		return errors.New("want attribute=justification")
-	}
-	*a = append(*a, school.AttributeGrant{Name: strings.TrimSpace(name), Justification: strings.TrimSpace(why)})
-	return nil
 }
 
 func readLimited(path string) ([]byte, error) {

@@ -14,7 +14,7 @@ import (
 	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/idp/release"
 )
 
 const (
@@ -41,80 +41,34 @@ var samlAttrDefs = map[string]samlAttrDef{
 	"groups":     {"groups", "urn:oid:1.3.6.1.4.1.5923.1.5.1.1", "isMemberOf"},
 }
 
-// samlClaimAliases maps SAML attribute grant names to the OIDC claim
-// names that grant the same data, so a platform registered with either
-// vocabulary releases the same facts.
-var samlClaimAliases = map[string]string{
-	"eduPersonPrincipalName":     ClaimEPPN,
-	"eduPersonScopedAffiliation": ClaimAffiliation,
-	"displayName":                ClaimName,
-	"givenName":                  ClaimGivenName,
-	"sn":                         ClaimFamilyName,
-	"schacHomeOrganization":      ClaimHomeOrg,
-	"schoolCode":                 ClaimSchoolCode,
-	"groups":                     ClaimGroups,
-}
-
-// samlAllows reports whether the platform's registration grants the SAML
-// attribute name, under its SAML or its OIDC claim name.
-func samlAllows(p school.Platform, name string) bool {
-	if p.Allows(name) {
-		return true
-	}
-	alias, ok := samlClaimAliases[name]
-	return ok && p.Allows(alias)
-}
-
-// attributes returns the attributes the platform may receive (granted in
-// its registration), in SAMLAttributeNames order, and their grant names
-// for the release log.
-func (s *SAML) attributes(sp samlSP, p school.Pupil, sch school.School, classes []string, pairwise string) ([]saml.Attribute, []string) {
+// attributes returns the SAML attributes of a release, in
+// SAMLAttributeNames order, and their canonical names for the release
+// log. Every value comes from release.Compute, so an OIDC platform with
+// the same grants gets the same values (a multi-valued attribute as
+// several AttributeValues here, a JSON array there).
+func (s *SAML) attributes(sp samlSP, rel release.Release) ([]saml.Attribute, []string) {
 	var out []saml.Attribute
 	var names []string
-	str := func(def samlAttrDef, values ...string) {
-		a := saml.Attribute{FriendlyName: def.Friendly, Name: def.OID, NameFormat: attrURI}
-		for _, v := range values {
-			if v != "" {
-				a.Values = append(a.Values, saml.AttributeValue{Type: "xs:string", Value: v})
-			}
-		}
-		if len(a.Values) > 0 {
-			out = append(out, a)
-			names = append(names, def.Grant)
-		}
-	}
 	for _, name := range SAMLAttributeNames {
-		if !samlAllows(sp.Platform, name) {
+		canon := release.Canonical(name)
+		values, ok := rel.Values[canon]
+		if !ok {
 			continue
 		}
 		def := samlAttrDefs[name]
-		switch name {
-		case "eduPersonPrincipalName":
-			str(def, p.ID+"@"+sch.Domain)
-		case "eduPersonScopedAffiliation":
-			str(def, "student@"+sch.Domain, "member@"+sch.Domain)
-		case "eduPersonTargetedID":
-			out = append(out, saml.Attribute{FriendlyName: def.Friendly, Name: def.OID, NameFormat: attrURI,
-				Values: []saml.AttributeValue{{NameID: &saml.NameID{
-					Format: string(saml.PersistentNameIDFormat), NameQualifier: s.entityID,
-					SPNameQualifier: sp.Platform.ClientID, Value: pairwise,
-				}}}})
-			names = append(names, def.Grant)
-		case "pairwise-id":
-			str(def, pairwise+"@"+sch.Domain)
-		case "displayName":
-			str(def, p.Name())
-		case "givenName":
-			str(def, p.GivenName)
-		case "sn":
-			str(def, p.FamilyName)
-		case "schacHomeOrganization":
-			str(def, sch.Domain)
-		case "schoolCode":
-			str(def, sch.Code)
-		case "groups":
-			str(def, classes...)
+		a := saml.Attribute{FriendlyName: def.Friendly, Name: def.OID, NameFormat: attrURI}
+		if canon == release.TargetedID {
+			a.Values = []saml.AttributeValue{{NameID: &saml.NameID{
+				Format: string(saml.PersistentNameIDFormat), NameQualifier: s.entityID,
+				SPNameQualifier: sp.Platform.ClientID, Value: values[0],
+			}}}
+		} else {
+			for _, v := range values {
+				a.Values = append(a.Values, saml.AttributeValue{Type: "xs:string", Value: v})
+			}
 		}
+		out = append(out, a)
+		names = append(names, canon)
 	}
 	return out, names
 }

@@ -112,7 +112,8 @@ func TestSAMLSSORedirectBinding(t *testing.T) {
 	}
 	got := attrValues(a)
 	want := map[string]string{
-		"eduPersonPrincipalName":     h.pupil.ID + "@demo.elevid.dk",
+		// Pairwise by default, the same value OIDC gives (release.Compute).
+		"eduPersonPrincipalName":     pairwise + "@demo.elevid.dk",
 		"eduPersonScopedAffiliation": "student@demo.elevid.dk",
 		"eduPersonTargetedID":        pairwise + "|" + h.idpMeta.EntityID + "|" + sp.EntityID,
 		"pairwise-id":                pairwise + "@demo.elevid.dk",
@@ -140,7 +141,7 @@ func TestSAMLSSORedirectBinding(t *testing.T) {
 	}
 	rel, err := h.st.ListReleases(context.Background(), h.pupil.ID)
 	if err != nil || len(rel) != 1 || rel[0].PlatformID != sp.platform.ID || rel[0].Protocol != school.ProtocolSAML || rel[0].Via != "saml_assertion" ||
-		!slices.Contains(rel[0].Claims, "givenName") || slices.Contains(rel[0].Claims, h.pupil.GivenName) {
+		!slices.Contains(rel[0].Claims, idp.ClaimGivenName) || slices.Contains(rel[0].Claims, h.pupil.GivenName) {
 		t.Fatalf("release log = %+v, %v", rel, err)
 	}
 }

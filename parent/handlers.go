@@ -114,6 +114,11 @@ type PlatformView struct {
 	Decision   string    // this guardian's current decision, if any
 	DecidedAt  time.Time // when
 	Active     bool      // releases to it are allowed now
+	// Addition marks a platform that gained Attributes since the
+	// guardian's grant, which still covers Kept: the page asks only about
+	// the additions.
+	Addition bool
+	Kept     []school.AttributeGrant
 }
 
 func (s *Service) consentPage(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +143,7 @@ func (s *Service) consentPage(w http.ResponseWriter, r *http.Request) {
 		s.linkProblem(w, r, err)
 		return
 	}
-	platforms, err := s.opt.Store.ListPlatforms(ctx)
+	asked, _, err := askFor(ctx, s.opt.Store, t.pupil.SchoolID, t.pupil.ID, t.guardian.ID)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
 		return
@@ -151,9 +156,7 @@ func (s *Service) consentPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for _, pf := range platforms {
-		d.Platforms = append(d.Platforms, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes})
-	}
+	d.Platforms = asked
 	s.opt.Site.Render(w, r, http.StatusOK, "parent-consent", d)
 }
 
@@ -179,12 +182,8 @@ func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	action := r.PostForm.Get("action")
 	var decisions []Decision
-	granted := 0
 	for _, pf := range platforms {
 		grant := action == "grant_all" || (action == "choose" && r.PostForm.Get("p_"+pf.ID) == "grant")
-		if grant {
-			granted++
-		}
 		decisions = append(decisions, Decision{PlatformID: pf.ID, Grant: grant})
 	}
 	if action != "grant_all" && action != "deny_all" && action != "choose" {
@@ -212,7 +211,7 @@ func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	s.opt.Site.Render(w, r, http.StatusOK, "parent-done", DoneData{Granted: granted, Denied: len(platforms) - granted, State: string(out.State), GivenName: p.GivenName})
+	s.opt.Site.Render(w, r, http.StatusOK, "parent-done", DoneData{Granted: out.Granted, Denied: out.Denied, State: string(out.State), GivenName: p.GivenName})
 }
 
 func (s *Service) setSession(w http.ResponseWriter, id string) {
@@ -327,9 +326,16 @@ func (s *Service) child(ctx context.Context, pupilID, guardianID string) (ChildV
 		return c, err
 	}
 	for _, pf := range platforms {
-		v := PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes}
-		if v.Active, err = st.ReleaseAllowed(ctx, p.ID, pf.ID); err != nil {
+		v := PlatformView{ID: pf.ID, Name: pf.Name}
+		cs, err := st.ConsentState(ctx, p.ID, pf.ID)
+		if err != nil {
 			return c, err
+		}
+		// What the platform may receive now, in plain words on the page.
+		v.Active = cs.CoversPlatform(pf.ID)
+		for _, name := range cs.Covered(pf) {
+			g, _ := pf.Grant(name)
+			v.Attributes = append(v.Attributes, g)
 		}
 		for _, k := range consents {
 			if k.PlatformID != pf.ID || (guardianID != "" && k.GuardianID != guardianID) {

@@ -186,8 +186,11 @@ func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
 		BirthDate: time.Date(2013, 5, 17, 0, 0, 0, 0, time.UTC), ClassIDs: []string{e.class.ID}, GuardianIDs: []string{e.guardian.ID}}))
 	e.teacher = must[school.Staff](t)(st.CreateStaff(ctx, school.Staff{SchoolID: e.school.ID, Username: "laerer", Name: "Lærer", Role: school.RoleTeacher, ClassIDs: []string{e.class.ID}}))
 	e.pf = must[school.Platform](t)(st.CreatePlatform(ctx, school.Platform{Name: "MatematikFessor", Protocol: school.ProtocolOIDC, ClientID: "mf",
-		Attributes: []school.AttributeGrant{{Name: "given_name", Justification: "Læreren ser elevens fornavn ved afleveringer"}}}))
+		Attributes: []school.AttributeGrant{{Name: "given_name", JustificationDA: "Læreren ser elevens fornavn ved afleveringer", JustificationEN: "The teacher sees the pupil's first name on hand-ins"}}}))
 	e.pf2 = must[school.Platform](t)(st.CreatePlatform(ctx, school.Platform{Name: "Ordbogen", Protocol: school.ProtocolSAML, ClientID: "https://ordbogen.example/sp"}))
+	for _, pf := range []string{e.pf.ID, e.pf2.ID} {
+		must[bool](t)(st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: e.school.ID, PlatformID: pf, ActivatedBy: "test"}, true))
+	}
 
 	e.sink = startSink(t, "127.0.0.1:0")
 	host, port, _ := net.SplitHostPort(e.sink.addr)

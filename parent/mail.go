@@ -31,22 +31,28 @@ const (
 	KindConsentRequest = "consent_request"
 	KindGuardianLink   = "guardian_link"
 	KindPasskeyReset   = "passkey_reset"
+	// KindConsentAddition asks a guardian about attributes a platform
+	// gained after the guardian's grant.
+	KindConsentAddition = "consent_addition"
 )
 
 // mailSubjects are the subjects per kind, Danish then English (each mail
 // carries both languages: a guardian's language is not on record).
 var mailSubjects = map[string]string{
-	KindConsentRequest: "Samtykke til ElevID · Consent for ElevID",
-	KindGuardianLink:   "Dit link til ElevID · Your ElevID link",
-	KindPasskeyReset:   "Ny adgangsnøgle i ElevID · New passkey in ElevID",
+	KindConsentRequest:  "Samtykke til ElevID · Consent for ElevID",
+	KindGuardianLink:    "Dit link til ElevID · Your ElevID link",
+	KindPasskeyReset:    "Ny adgangsnøgle i ElevID · New passkey in ElevID",
+	KindConsentAddition: "En platform beder om flere oplysninger · A platform asks for more information",
 }
 
 // mailData is what the mail templates get.
 type mailData struct {
 	SchoolName string
 	GivenName  string
-	Link       string
-	Expires    time.Time
+	// PlatformName names the platform of an addition request.
+	PlatformName string
+	Link         string
+	Expires      time.Time
 }
 
 // DateDA formats t as a Danish date.

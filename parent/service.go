@@ -275,15 +275,22 @@ type Outcome struct {
 	GuardianID string
 	State      school.EnrolmentState
 	Lost       []string // platforms no longer covered
+	Granted    int      // platforms (or additions) the guardian said yes to
+	Denied     int      // platforms (or additions) the guardian said no to
 	SessionID  string   // a new guardian session (cookie value), if one was made
 }
 
 // Decide records a guardian's decisions through a consent link, once: the
 // link is used atomically, so of concurrent submissions exactly one
-// counts (the others get ErrLinkUsed). Platforms not in decisions are
-// denied. verified is the upstream identity, if the guardian was verified;
-// when verification is required and verified is empty, Decide returns
-// ErrVerificationRequired and changes nothing.
+// counts (the others get ErrLinkUsed). The decisions apply to the
+// platforms the link asks about (askFor): a platform asked about in full
+// and not granted in decisions is denied, with the attributes it asked
+// for recorded; for a platform that gained attributes since the
+// guardian's grant, a yes adds them to the grant and a no refuses them
+// while the rest of the grant stands. verified is the upstream identity,
+// if the guardian was verified; when verification is required and
+// verified is empty, Decide returns ErrVerificationRequired and changes
+// nothing.
 func (s *Service) Decide(ctx context.Context, token string, decisions []Decision, verified, remote string) (Outcome, error) {
 	var out Outcome
 	if !plausibleToken(token) {
@@ -310,34 +317,55 @@ func (s *Service) Decide(ctx context.Context, token string, decisions []Decision
 		if err != nil {
 			return err
 		}
+		asked, consents, err := askFor(ctx, q, t.pupil.SchoolID, t.pupil.ID, t.guardian.ID)
+		if err != nil {
+			return err
+		}
 		grants := map[string]bool{}
 		for _, d := range decisions {
 			grants[d.PlatformID] = d.Grant
 		}
-		var granted, denied []string
-		for _, pf := range platforms {
-			dec := school.DecisionDenied
-			if grants[pf.ID] {
-				dec = school.DecisionGranted
-				granted = append(granted, pf.ID)
-			} else {
-				denied = append(denied, pf.ID)
+		var granted, denied, added, refused []string
+		for _, v := range asked {
+			c := school.Consent{PupilID: t.pupil.ID, GuardianID: t.guardian.ID, PlatformID: v.ID, VerifiedSubject: verified}
+			switch {
+			case v.Addition:
+				mine := guardianConsent(consents, t.guardian.ID, v.ID)
+				c.Decision, c.Attributes, c.Refused = school.DecisionGranted, mine.Attributes, mine.Refused
+				if grants[v.ID] {
+					c.Attributes = append(slices.Clone(c.Attributes), v.Attributes...)
+					added = append(added, v.ID)
+				} else {
+					c.Refused = append(slices.Clone(c.Refused), school.AttributeNames(v.Attributes)...)
+					refused = append(refused, v.ID)
+				}
+			case grants[v.ID]:
+				c.Decision, c.Attributes = school.DecisionGranted, v.Attributes
+				granted = append(granted, v.ID)
+			default:
+				c.Decision, c.Attributes = school.DecisionDenied, v.Attributes
+				denied = append(denied, v.ID)
 			}
-			if _, err := q.SetConsent(ctx, school.Consent{PupilID: t.pupil.ID, GuardianID: t.guardian.ID, PlatformID: pf.ID, Decision: dec, VerifiedSubject: verified}); err != nil {
+			if c.Attributes == nil {
+				c.Attributes = []school.AttributeGrant{}
+			}
+			if _, err := q.SetConsent(ctx, c); err != nil {
 				return err
 			}
 		}
 		actor := enrollment.Actor{ID: "guardian:" + t.guardian.ID, Role: "guardian", SchoolID: t.pupil.SchoolID, Remote: remote}
 		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: t.pupil.SchoolID, Time: now, ActorID: actor.ID, ActorRole: "guardian",
 			Action: "consent.decide", SubjectID: t.pupil.ID, Remote: remote,
-			Detail: fmt.Sprintf(`{"granted":%s,"denied":%s,"verified":%t}`, jsonList(granted), jsonList(denied), verified != "")}); err != nil {
+			Detail: fmt.Sprintf(`{"granted":%s,"denied":%s,"added":%s,"refused":%s,"verified":%t}`,
+				jsonList(granted), jsonList(denied), jsonList(added), jsonList(refused), verified != "")}); err != nil {
 			return err
 		}
 		e, err := enrollment.Reevaluate(ctx, q, actor, t.pupil.ID, now)
 		if err != nil {
 			return err
 		}
-		out = Outcome{PupilID: t.pupil.ID, GuardianID: t.guardian.ID, State: e.State}
+		out = Outcome{PupilID: t.pupil.ID, GuardianID: t.guardian.ID, State: e.State,
+			Granted: len(granted) + len(added), Denied: len(denied) + len(refused)}
 		if out.Lost, err = s.revokeLost(ctx, q, t.pupil, platforms, before); err != nil {
 			return err
 		}
@@ -349,6 +377,82 @@ func (s *Service) Decide(ctx context.Context, token string, decisions []Decision
 	}
 	s.logout(ctx, out)
 	return out, nil
+}
+
+// guardianConsent returns the guardian's current decision about a
+// platform (zero when there is none).
+func guardianConsent(consents []school.Consent, guardianID, platformID string) school.Consent {
+	for _, c := range consents {
+		if c.GuardianID == guardianID && c.PlatformID == platformID {
+			return c
+		}
+	}
+	return school.Consent{}
+}
+
+// activePlatforms returns the platforms a school has activated.
+func activePlatforms(ctx context.Context, q school.Queries, schoolID string) ([]school.Platform, error) {
+	acts, err := q.ListPlatformActivations(ctx, schoolID)
+	if err != nil {
+		return nil, err
+	}
+	active := map[string]bool{}
+	for _, a := range acts {
+		active[a.PlatformID] = true
+	}
+	all, err := q.ListPlatforms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []school.Platform
+	for _, pf := range all {
+		if active[pf.ID] {
+			out = append(out, pf)
+		}
+	}
+	return out, nil
+}
+
+// askFor returns the platforms a consent link asks a guardian about, with
+// the pupil's current decisions: the platforms the pupil's school has
+// activated, except those the guardian's standing grant already decides
+// in full. For a grant that does not decide attributes the platform
+// gained since, only those additions are asked (Addition set). A denial
+// or withdrawal is asked again with its current decision shown: it stands
+// until the guardian changes it.
+func askFor(ctx context.Context, q school.Queries, schoolID, pupilID, guardianID string) ([]PlatformView, []school.Consent, error) {
+	platforms, err := activePlatforms(ctx, q, schoolID)
+	if err != nil {
+		return nil, nil, err
+	}
+	consents, err := q.ListConsents(ctx, pupilID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []PlatformView
+	for _, pf := range platforms {
+		mine := guardianConsent(consents, guardianID, pf.ID)
+		if mine.Granted() {
+			if pend := school.Pending(pf, consents, guardianID); len(pend) > 0 {
+				out = append(out, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pend, Addition: true,
+					Decision: mine.Decision, DecidedAt: mine.DecidedAt, Kept: keptGrants(pf, mine)})
+			}
+			continue
+		}
+		out = append(out, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes, Decision: mine.Decision, DecidedAt: mine.DecidedAt})
+	}
+	return out, consents, nil
+}
+
+// keptGrants returns the platform's attributes that the grant covers.
+func keptGrants(pf school.Platform, c school.Consent) []school.AttributeGrant {
+	var out []school.AttributeGrant
+	for _, a := range pf.Attributes {
+		if c.Covers(a.Name) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // revokeLost finds the platforms that were covered before and are not
@@ -433,7 +537,8 @@ func (s *Service) Withdraw(ctx context.Context, guardianID, pupilID, platformID,
 			if c.GuardianID != guardianID || !c.Granted() || (platformID != "" && c.PlatformID != platformID) || c.PlatformID == "" {
 				continue
 			}
-			if _, err := q.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: guardianID, PlatformID: c.PlatformID, Decision: school.DecisionWithdrawn, VerifiedSubject: c.VerifiedSubject}); err != nil {
+			if _, err := q.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: guardianID, PlatformID: c.PlatformID, Decision: school.DecisionWithdrawn,
+				Attributes: c.Attributes, VerifiedSubject: c.VerifiedSubject}); err != nil {
 				return err
 			}
 			withdrawn = append(withdrawn, c.PlatformID)

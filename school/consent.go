@@ -81,12 +81,23 @@ const (
 
 // Consent is one guardian's current decision about one platform for one
 // pupil. A later decision by the same guardian replaces it.
+//
+// A grant covers exactly Attributes: the platform's attributes the
+// guardian was shown, by name, with the justification texts as shown
+// (both languages). When the platform later gains an attribute, the grant
+// does not cover it until the guardian approves the addition; Refused
+// lists the attributes the guardian said no to (a declined addition or a
+// withdrawn attribute) while the rest of the grant stands. A denial or
+// withdrawal covers nothing and blocks the whole platform; its Attributes
+// record what the guardian was asked about.
 type Consent struct {
 	ID          string
 	PupilID     string
 	GuardianID  string
 	PlatformID  string // empty: every platform (legacy rows only)
 	Decision    string // DecisionGranted, DecisionDenied or DecisionWithdrawn
+	Attributes  []AttributeGrant
+	Refused     []string
 	DecidedAt   time.Time
 	WithdrawnAt time.Time
 	// VerifiedSubject is the guardian's identity at an upstream identity
@@ -97,13 +108,72 @@ type Consent struct {
 // Granted reports whether c is a standing, unwithdrawn grant.
 func (c Consent) Granted() bool { return c.Decision == DecisionGranted && c.WithdrawnAt.IsZero() }
 
+// Covers reports whether c is a standing grant that covers attribute name.
+func (c Consent) Covers(name string) bool {
+	if !c.Granted() {
+		return false
+	}
+	for _, a := range c.Attributes {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Blocks reports whether c says no to attribute name: a denial or
+// withdrawal of the platform, or a refusal of that attribute.
+func (c Consent) Blocks(name string) bool {
+	if !c.Granted() {
+		return true
+	}
+	for _, r := range c.Refused {
+		if r == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Decided reports whether c records an answer about attribute name: it
+// covers it, refuses it, or denies or withdraws the whole platform.
+func (c Consent) Decided(name string) bool { return c.Covers(name) || c.Blocks(name) }
+
 // ConsentCovers applies a consent rule: it reports whether the current
 // decisions cover platformID for a pupil whose guardians on record are
 // guardianIDs. A denial or withdrawal by any guardian on record blocks the
 // platform; otherwise ConsentAny needs one grant and ConsentAll a grant
 // from every guardian on record. Decisions of guardians no longer on
-// record count for nothing.
+// record count for nothing. A covered platform may know the pupil by its
+// pairwise identifier; which attributes it may learn is
+// ConsentCoversAttribute's answer.
 func ConsentCovers(rule ConsentRule, guardianIDs []string, consents []Consent, platformID string) bool {
+	return consentCovers(rule, guardianIDs, consents, platformID, func(c Consent) (bool, bool) { return c.Granted(), !c.Granted() })
+}
+
+// ConsentCoversAttribute applies a consent rule to one attribute of a
+// platform, with the semantics of ConsentCovers per attribute: the
+// platform must be covered; then with ConsentAny some guardian on record
+// must have granted the attribute and none on record refused it, and with
+// ConsentAll every guardian on record must have granted it. ConsentNone
+// covers every attribute.
+func ConsentCoversAttribute(rule ConsentRule, guardianIDs []string, consents []Consent, platformID, name string) bool {
+	if !ConsentCovers(rule, guardianIDs, consents, platformID) {
+		return false
+	}
+	return consentCovers(rule, guardianIDs, consents, platformID, func(c Consent) (bool, bool) {
+		if c.PlatformID == "" {
+			// A legacy row for every platform names no attributes: its
+			// grant covers the platform as such.
+			return c.Granted(), !c.Granted()
+		}
+		return c.Covers(name), c.Blocks(name)
+	})
+}
+
+// consentCovers is the rule, given per decision whether it grants and
+// whether it blocks what is asked about.
+func consentCovers(rule ConsentRule, guardianIDs []string, consents []Consent, platformID string, decide func(Consent) (grants, blocks bool)) bool {
 	if rule == ConsentNone {
 		return true
 	}
@@ -116,10 +186,13 @@ func ConsentCovers(rule ConsentRule, guardianIDs []string, consents []Consent, p
 		if !onRecord[c.GuardianID] || (c.PlatformID != "" && c.PlatformID != platformID) {
 			continue
 		}
-		if !c.Granted() {
+		grants, blocks := decide(c)
+		if blocks {
 			return false
 		}
-		granted[c.GuardianID] = true
+		if grants {
+			granted[c.GuardianID] = true
+		}
 	}
 	switch rule {
 	case ConsentAny:
@@ -128,6 +201,84 @@ func ConsentCovers(rule ConsentRule, guardianIDs []string, consents []Consent, p
 		return len(guardianIDs) > 0 && len(granted) == len(onRecord)
 	}
 	return false
+}
+
+// ConsentState is what the release rules need to know about one pupil and
+// one platform, read by the store in one query.
+type ConsentState struct {
+	PupilID     string
+	SchoolID    string
+	PupilStatus PupilStatus
+	// Enrolment is the state of the pupil's enrolment flow; empty when no
+	// flow was started.
+	Enrolment EnrolmentState
+	Rule      ConsentRule
+	// Activated reports whether the pupil's school has activated the
+	// platform.
+	Activated bool
+	Guardians []string  // guardians on record
+	Consents  []Consent // decisions of guardians on record (every platform)
+}
+
+// EnrolmentAllows reports whether the pupil is active and the flow allows
+// releases at all.
+func (s ConsentState) EnrolmentAllows() bool {
+	return s.PupilStatus == PupilActive && s.Enrolment.Allows()
+}
+
+// CoversPlatform reports whether the platform may know the pupil at all:
+// enrolment allows it, the school activated the platform and the consent
+// rule covers it.
+func (s ConsentState) CoversPlatform(platformID string) bool {
+	return s.EnrolmentAllows() && s.Activated && ConsentCovers(s.Rule, s.Guardians, s.Consents, platformID)
+}
+
+// Covered returns the names of pf's allowed attributes that a current
+// consent covers, in registration order: pf.Attributes ∩ consent ∩
+// activation. Empty when the platform is not covered at all.
+func (s ConsentState) Covered(pf Platform) []string {
+	if !s.CoversPlatform(pf.ID) {
+		return nil
+	}
+	var out []string
+	for _, a := range pf.Attributes {
+		if ConsentCoversAttribute(s.Rule, s.Guardians, s.Consents, pf.ID, a.Name) {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+// Pending returns pf's allowed attributes that the guardian's current
+// grant neither covers nor refuses: additions since the guardian decided
+// that wait for the guardian's answer. Empty unless the guardian has a
+// standing grant for pf.
+func Pending(pf Platform, consents []Consent, guardianID string) []AttributeGrant {
+	for _, c := range consents {
+		if c.GuardianID != guardianID || c.PlatformID != pf.ID {
+			continue
+		}
+		if !c.Granted() {
+			return nil
+		}
+		var out []AttributeGrant
+		for _, a := range pf.Attributes {
+			if !c.Decided(a.Name) {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// PlatformActivation records that a school uses a platform: only pupils of
+// schools that activated a platform are asked about it or released to it.
+type PlatformActivation struct {
+	SchoolID    string
+	PlatformID  string
+	ActivatedBy string // staff id, "migration" or "demo"
+	ActivatedAt time.Time
 }
 
 // RetryDelay is how long a queue (the mail outbox, the back-channel
@@ -215,13 +366,29 @@ type ConsentFlowStore interface {
 	ListEnrolments(ctx context.Context, schoolID string) ([]Enrolment, error)
 
 	// SetConsent records a guardian's decision for a platform, replacing
-	// the guardian's earlier decision for it. ID and DecidedAt are set.
+	// the guardian's earlier decision for it. ID and DecidedAt are set. A
+	// grant with no Attributes (nil) is a grant of the platform's
+	// attributes as registered at that moment, which are recorded.
 	SetConsent(ctx context.Context, c Consent) (Consent, error)
 	// ListConsents returns the pupil's current decisions, oldest first.
 	ListConsents(ctx context.Context, pupilID string) ([]Consent, error)
-	// ClearConsents deletes the pupil's decisions (a restarted flow asks
-	// afresh) and returns how many went.
+	// ClearConsents deletes the pupil's decisions and returns how many
+	// went. Restarting enrolment does not call it: a decision stands until
+	// the guardian changes it.
 	ClearConsents(ctx context.Context, pupilID string) (int, error)
+	// ConsentState reads, in one query, the pupil's status, enrolment
+	// flow, guardians on record with their decisions, and whether the
+	// pupil's school activated platformID. ErrNotFound for an unknown
+	// pupil.
+	ConsentState(ctx context.Context, pupilID, platformID string) (ConsentState, error)
+
+	// SetPlatformActivation activates (active) or deactivates a platform
+	// for a school and reports whether anything changed. ErrNotFound for an
+	// unknown school or platform.
+	SetPlatformActivation(ctx context.Context, a PlatformActivation, active bool) (bool, error)
+	// ListPlatformActivations returns a school's activations, or every
+	// school's for schoolID "", by platform id.
+	ListPlatformActivations(ctx context.Context, schoolID string) ([]PlatformActivation, error)
 
 	// PupilsOfGuardian returns the ids of the pupils linked to a guardian.
 	PupilsOfGuardian(ctx context.Context, guardianID string) ([]string, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 )
@@ -40,10 +41,19 @@ type DirectorySource struct {
 	// the store keeps it opaque.
 	BindPassword []byte
 
+	// Base DNs may hold the placeholder SchoolPlaceholder, replaced by the
+	// school's code (DN-escaped) at run time, so that one source serves
+	// many schools of one directory (ou={school},ou=schools,dc=…).
 	PupilBase, PupilFilter       string
 	StaffBase, StaffFilter       string
 	ClassBase, ClassFilter       string
 	GuardianBase, GuardianFilter string
+
+	// SchoolAttr, when set, names an attribute holding the school code
+	// on pupil, staff, guardian and class entries: every search of the
+	// school adds (SchoolAttr=code) to its filter. Base DNs and SchoolAttr
+	// may be combined.
+	SchoolAttr string
 
 	PageSize int    // paged-search page size
 	Preset   string // PresetOpenLDAP or PresetAD
@@ -57,7 +67,9 @@ type DirectorySource struct {
 
 	// A run that would quarantine more than MaxDeletePercent % of the
 	// active pupils, or more than MaxDeletions pupils, stops before it
-	// applies anything unless forced.
+	// applies anything unless forced. So does a run that would clear or
+	// change one field (birth date, name, class) of more than
+	// MaxDeletePercent % of the active pupils (and more than 10 of them).
 	MaxDeletePercent int
 	MaxDeletions     int
 
@@ -68,6 +80,10 @@ type DirectorySource struct {
 	LastIncrementalRun time.Time
 	UpdatedAt          time.Time
 }
+
+// SchoolPlaceholder in a DirectorySource's base DNs stands for the
+// school's code.
+const SchoolPlaceholder = "{school}"
 
 // WithDefaults returns s with zero settings replaced by their defaults.
 func (s DirectorySource) WithDefaults() DirectorySource {
@@ -126,6 +142,9 @@ func (s DirectorySource) Validate() error {
 	if s.MaxDeletePercent < 0 || s.MaxDeletePercent > 100 || s.MaxDeletions < 0 {
 		probs = append(probs, "deletion threshold must be 0–100 % and a non-negative count")
 	}
+	if s.SchoolAttr != "" && (len(s.SchoolAttr) > maxDirectoryAttributeLength || strings.ContainsAny(s.SchoolAttr, " ()=*\\,")) {
+		probs = append(probs, fmt.Sprintf("school attribute %q is not an attribute name", s.SchoolAttr))
+	}
 	for k, v := range s.Attributes {
 		if k == "" || v == "" || len(v) > maxDirectoryAttributeLength || strings.ContainsAny(v, " ()=*\\,") {
 			probs = append(probs, fmt.Sprintf("attribute map entry %q=%q is not an attribute name", k, v))
@@ -154,19 +173,49 @@ const (
 	SyncRunning          SyncStatus = "running"
 	SyncSucceeded        SyncStatus = "succeeded"
 	SyncFailed           SyncStatus = "failed"
-	SyncAbortedThreshold SyncStatus = "aborted_threshold" // too many deletions; nothing applied
+	SyncAbortedThreshold SyncStatus = "aborted_threshold" // too many deletions or field changes; nothing applied
+	// SyncInterrupted is a run whose process died (kill -9, crash, power
+	// loss) before it recorded an outcome: the next run of the school finds
+	// it "running" without a lock holder and marks it interrupted, with
+	// EndedAt the time it was found. A transaction that was not committed
+	// applied nothing.
+	SyncInterrupted SyncStatus = "interrupted"
+)
+
+// Warning kinds: what a SyncWarning is about. The CLI and the console
+// summarise a run's warnings by kind.
+const (
+	WarnSkipped         = "skipped"           // entry not imported (invalid id, no name, bad e-mail …)
+	WarnDuplicateID     = "duplicate_id"      // the same external id twice in one school's read
+	WarnNoBirthDate     = "no_birth_date"     // pupil has no date of birth (enrolment cannot start)
+	WarnBadBirthDate    = "bad_birth_date"    // invalid date of birth: imported without one
+	WarnNoGuardian      = "no_guardian"       // pupil points to no guardian (consent cannot be asked)
+	WarnBadGuardianLink = "bad_guardian_link" // pupil points to an entry that is not a valid guardian
+	WarnNoEmail         = "no_email"          // guardian without an e-mail address
+	WarnNoClass         = "no_class"          // pupil in no class
+	WarnDuplicateUID    = "duplicate_uid"     // the same uid (or external id) in two schools
+	WarnOrphanGuardian  = "orphan_guardian"   // guardian no pupil points to
+	WarnStaffUsername   = "staff_username"    // staff username taken by another account
+	WarnRestored        = "restored"          // pupil reappeared after the grace period
+	WarnOther           = "other"
 )
 
 // SyncWarning is one skipped or doubtful directory entry. Message names
 // the problem, never the entry's personal data beyond the DN.
 type SyncWarning struct {
+	Kind    string `json:"kind,omitempty"` // one of the Warn… kinds
 	DN      string `json:"dn"`
 	Message string `json:"message"`
 }
 
-// MaxSyncWarnings bounds the warnings kept per run; WarningsDropped counts
-// the rest.
-const MaxSyncWarnings = 1000
+// MaxSyncWarnings bounds the warnings kept per run, and
+// MaxSyncWarningsPerKind those kept of one kind, so that a common kind
+// (guardians without e-mail) never crowds out a rare one;
+// WarningsDropped counts the rest. WarningCounts counts them all.
+const (
+	MaxSyncWarnings        = 1000
+	MaxSyncWarningsPerKind = 50
+)
 
 // SyncRun is the record of one sync of one school.
 type SyncRun struct {
@@ -185,16 +234,86 @@ type SyncRun struct {
 	Pages           int // pages read
 	Warnings        []SyncWarning
 	WarningsDropped int
-	Error           string // empty unless failed or aborted
+	// WarningCounts counts every warning by kind, kept or dropped.
+	WarningCounts map[string]int
+	Error         string // empty unless failed or aborted
 }
 
-// AddWarning records a warning, keeping at most MaxSyncWarnings.
-func (r *SyncRun) AddWarning(dn, msg string) {
-	if len(r.Warnings) >= MaxSyncWarnings {
+// AddWarning records a warning of kind, keeping at most
+// MaxSyncWarningsPerKind of one kind and MaxSyncWarnings in all.
+func (r *SyncRun) AddWarning(kind, dn, msg string) {
+	if kind == "" {
+		kind = WarnOther
+	}
+	if r.WarningCounts == nil {
+		r.WarningCounts = map[string]int{}
+	}
+	r.WarningCounts[kind]++
+	if r.WarningCounts[kind] > MaxSyncWarningsPerKind || len(r.Warnings) >= MaxSyncWarnings {
 		r.WarningsDropped++
 		return
 	}
-	r.Warnings = append(r.Warnings, SyncWarning{DN: dn, Message: msg})
+	r.Warnings = append(r.Warnings, SyncWarning{Kind: kind, DN: dn, Message: msg})
+}
+
+// WarningTotal is the number of warnings of the run, kept or dropped.
+func (r SyncRun) WarningTotal() int { return len(r.Warnings) + r.WarningsDropped }
+
+// WarningSummary is the warnings of one kind: how many, and the DNs of
+// the first few.
+type WarningSummary struct {
+	Kind  string
+	Count int
+	DNs   []string // at most the n asked for, in the order found
+	More  int      // Count - len(DNs)
+}
+
+// WarningSummaries groups r's warnings by kind, most frequent first, with
+// up to n DNs of each.
+func (r SyncRun) WarningSummaries(n int) []WarningSummary {
+	counts := map[string]int{}
+	for k, c := range r.WarningCounts {
+		counts[k] = c
+	}
+	if len(counts) == 0 { // runs recorded before warnings had kinds
+		for _, w := range r.Warnings {
+			counts[kindOr(w.Kind)]++
+		}
+	}
+	byKind := map[string]*WarningSummary{}
+	var out []WarningSummary
+	for k, c := range counts {
+		byKind[k] = &WarningSummary{Kind: k, Count: c}
+	}
+	for _, w := range r.Warnings {
+		s := byKind[kindOr(w.Kind)]
+		if s == nil || len(s.DNs) >= n {
+			continue
+		}
+		dn := w.DN
+		if dn == "" {
+			dn = w.Message
+		}
+		s.DNs = append(s.DNs, dn)
+	}
+	for _, s := range byKind {
+		s.More = s.Count - len(s.DNs)
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Kind < out[j].Kind
+	})
+	return out
+}
+
+func kindOr(k string) string {
+	if k == "" {
+		return WarnOther
+	}
+	return k
 }
 
 // DirectoryStore keeps directory sources and sync runs, and writes a
@@ -216,6 +335,10 @@ type DirectoryStore interface {
 	// to now when zero; ErrNotFound for an unknown run.
 	FinishSyncRun(ctx context.Context, r SyncRun) (SyncRun, error)
 	GetSyncRun(ctx context.Context, id string) (SyncRun, error)
+	// InterruptSyncRuns marks every run of the school still "running" as
+	// interrupted, ended at, and returns how many it marked. Call it only
+	// while holding the school's sync lock: then no live run exists.
+	InterruptSyncRuns(ctx context.Context, schoolID string, at time.Time) (int, error)
 	// ListSyncRuns returns a school's latest runs, newest first (limit 0
 	// means 50).
 	ListSyncRuns(ctx context.Context, schoolID string, limit int) ([]SyncRun, error)

@@ -226,10 +226,34 @@ const (
 )
 
 // AttributeGrant is one attribute (claim) a platform may receive, with the
-// recorded justification shown to guardians.
+// recorded justification shown to guardians in Danish and in English (both
+// required). Shared asks for the shared form of an identifier (today the
+// eduPersonPrincipalName from the directory id, the same at every
+// platform) instead of the pairwise default; guardians are told plainly
+// that it lets platforms recognise the pupil across services.
 type AttributeGrant struct {
-	Name          string `json:"name"`
-	Justification string `json:"justification"`
+	Name            string `json:"name"`
+	JustificationDA string `json:"justification_da"`
+	JustificationEN string `json:"justification_en"`
+	Shared          bool   `json:"shared,omitempty"`
+}
+
+// Justification returns the justification in lang ("da" or "en"; Danish
+// for anything else).
+func (a AttributeGrant) Justification(lang string) string {
+	if lang == "en" {
+		return a.JustificationEN
+	}
+	return a.JustificationDA
+}
+
+// AttributeNames returns the names of grants, in order.
+func AttributeNames(grants []AttributeGrant) []string {
+	out := make([]string, 0, len(grants))
+	for _, g := range grants {
+		out = append(out, g.Name)
+	}
+	return out
 }
 
 // Platform is a learning platform: a relying party (OIDC) or service
@@ -264,20 +288,31 @@ func (p Platform) Validate() error {
 	case p.SubjectType == SubjectPublic && strings.TrimSpace(p.SubjectTypeReason) == "":
 		return fmt.Errorf("%w: a public subject type needs a recorded reason", ErrInvalid)
 	}
+	seen := map[string]bool{}
 	for _, a := range p.Attributes {
-		if strings.TrimSpace(a.Name) == "" || strings.TrimSpace(a.Justification) == "" {
-			return fmt.Errorf("%w: attribute %q needs a name and a justification", ErrInvalid, a.Name)
+		if strings.TrimSpace(a.Name) == "" || strings.TrimSpace(a.JustificationDA) == "" || strings.TrimSpace(a.JustificationEN) == "" {
+			return fmt.Errorf("%w: attribute %q needs a name and a justification in Danish and in English", ErrInvalid, a.Name)
 		}
+		if seen[a.Name] {
+			return fmt.Errorf("%w: attribute %q is listed twice", ErrInvalid, a.Name)
+		}
+		seen[a.Name] = true
 	}
 	return nil
 }
 
 // Allows reports whether the platform may receive attribute name.
 func (p Platform) Allows(name string) bool {
+	_, ok := p.Grant(name)
+	return ok
+}
+
+// Grant returns the platform's grant of attribute name.
+func (p Platform) Grant(name string) (AttributeGrant, bool) {
 	for _, a := range p.Attributes {
 		if a.Name == name {
-			return true
+			return a, true
 		}
 	}
-	return false
+	return AttributeGrant{}, false
 }

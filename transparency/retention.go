@@ -30,10 +30,17 @@ type Job struct {
 // RunOnce runs every kind until nothing more is due and returns the
 // counts. It returns school.ErrLocked when another node is running it.
 func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
-	if err := j.Store.TryLock(ctx, "retention", j.Owner, 15*time.Minute); err != nil {
+	// A lease renewed while the job works: a node killed mid-purge blocks
+	// the job for at most school.DefaultLeaseTTL (it held 15 minutes).
+	release, err := school.HoldLock(ctx, j.Store, "retention", j.Owner, 0, func(err error) {
+		if j.Log != nil {
+			j.Log.Warn("retention: renewing the lease", "err", err)
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
-	defer j.Store.Unlock(context.WithoutCancel(ctx), "retention", j.Owner)
+	defer release()
 	now := j.Now().UTC()
 	cutoff := map[school.PurgeKind]time.Time{
 		school.PurgeRemovedPupils: now.Add(-j.Retention.RemovedPupils),

@@ -77,6 +77,8 @@ func Timeline(ctx context.Context, st school.Queries, site *web.Site, lang, pupi
 			key := "timeline.claim." + c
 			if n := site.T(lang, key); n != key {
 				names = append(names, n)
+			} else if c != "sub" && site.HasText("attr."+c) {
+				names = append(names, site.AttrName(lang, c, false))
 			}
 		}
 		names = dedupe(names)

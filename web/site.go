@@ -149,6 +149,21 @@ func (s *Site) T(lang, key string, args ...any) string {
 	return txt
 }
 
+// AttrName returns an attribute's name in plain words in lang (texts
+// attr.NAME, or attr.shared.NAME for the shared form of an identifier);
+// an attribute without a text is shown by its technical name.
+func (s *Site) AttrName(lang, name string, shared bool) string {
+	if shared {
+		if key := "attr.shared." + name; s.HasText(key) {
+			return s.T(lang, key)
+		}
+	}
+	if key := "attr." + name; s.HasText(key) {
+		return s.T(lang, key)
+	}
+	return name
+}
+
 // HasText reports whether key is a defined text.
 func (s *Site) HasText(key string) bool { _, ok := s.texts[key]; return ok }
 
@@ -191,6 +206,10 @@ type Page struct {
 
 // T returns the text for key in the page's language.
 func (p Page) T(key string, args ...any) string { return p.site.T(p.Lang, key, args...) }
+
+// Attr returns an attribute's name in plain words in the page's language
+// (Site.AttrName).
+func (p Page) Attr(name string, shared bool) string { return p.site.AttrName(p.Lang, name, shared) }
 
 // Render renders page with data and status. The page is rendered to a
 // buffer first, so a failing template yields a clean 500, not half a page.

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
 )
@@ -67,16 +68,74 @@ func adminCommands() map[string]func(ctx context.Context, a *app, out io.Writer,
 
 // adminExtraUsage documents adminCommands.
 const adminExtraUsage = `Learning platforms (operator):
-  platform add --name N --client-id ID --redirect-uri U [--public] [--attr claim="why" …] [--offline-access] [--backchannel-logout-uri U]
-  platform add-saml --name N --metadata FILE|--metadata-url URL [--attr name="why" …] [--nameid persistent|transient]
+  platform add --name N --client-id ID --redirect-uri U [--public] [--attr claim="hvorfor" --attr-en claim="why" …] [--shared eduperson_principal_name] [--offline-access] [--backchannel-logout-uri U]
+  platform add-saml --name N --metadata FILE|--metadata-url URL [--attr name="hvorfor" --attr-en name="why" …] [--nameid persistent|transient]
   platform list | show ID | logouts | remove ID
+  platform activate|deactivate --school CODE --platform ID   (the platforms a school uses; deactivation ends access)
 Data rights:
   export --school CODE --pupil ID       everything held about a pupil, as JSON (subject access request)
-` + adminConsoleUsage
+` + adminConsoleUsage + adminBackupUsage
 
 // adminPlatform registers and lists learning platforms (OIDC and SAML).
 func adminPlatform(ctx context.Context, a *app, out io.Writer, args []string) error {
+	if len(args) > 0 && (args[0] == "activate" || args[0] == "deactivate") {
+		return adminPlatformActivation(ctx, a, out, args[0] == "activate", args[1:])
+	}
 	return idp.PlatformCommand(ctx, a.store, out, args)
+}
+
+// adminPlatformActivation is `elevid admin platform activate|deactivate
+// --school CODE --platform ID` (ID: the platform's id or client id). It
+// builds the same wiring as serve, so that a deactivation ends access as
+// a withdrawal does (back-channel logout, token revocation).
+func adminPlatformActivation(ctx context.Context, a *app, out io.Writer, active bool, args []string) error {
+	verb := "deactivate"
+	if active {
+		verb = "activate"
+	}
+	fs := flag.NewFlagSet("platform "+verb, flag.ContinueOnError)
+	fs.SetOutput(out)
+	code := fs.String("school", "", "school code")
+	id := fs.String("platform", "", "platform id or client id")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *code == "" || *id == "" {
+		return fmt.Errorf("platform %s: --school and --platform are required", verb)
+	}
+	s, err := a.store.SchoolByCode(ctx, *code)
+	if err != nil {
+		return fmt.Errorf("platform %s: school %q: %w", verb, *code, err)
+	}
+	pf, err := a.store.GetPlatform(ctx, *id)
+	if errors.Is(err, school.ErrNotFound) {
+		pf, err = a.store.PlatformByClientID(ctx, *id)
+	}
+	if err != nil {
+		return fmt.Errorf("platform %s: platform %q: %w", verb, *id, err)
+	}
+	_, w, err := newHandler(ctx, a, false)
+	if err != nil {
+		return err
+	}
+	if w.consent == nil {
+		return fmt.Errorf("platform %s: the consent service is not available", verb)
+	}
+	changed, err := w.consent.SetPlatformActivation(ctx, enrollment.Actor{ID: "cli", Role: school.RoleOperator}, s.ID, pf.ID, active)
+	if err != nil {
+		return fmt.Errorf("platform %s: %w", verb, err)
+	}
+	switch {
+	case !changed && active:
+		fmt.Fprintf(out, "%s was already active for %s\n", pf.Name, s.Code)
+	case !changed:
+		fmt.Fprintf(out, "%s was not active for %s\n", pf.Name, s.Code)
+	case active:
+		fmt.Fprintf(out, "activated %s (%s) for %s\n", pf.Name, pf.ClientID, s.Code)
+	default:
+		fmt.Fprintf(out, "deactivated %s (%s) for %s; its access to the school's pupils has ended\n", pf.Name, pf.ClientID, s.Code)
+	}
+	return nil
 }
 
 func adminCreateSchool(ctx context.Context, a *app, out io.Writer, args []string) error {

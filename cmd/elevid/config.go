@@ -146,6 +146,11 @@ type ServerConfig struct {
 	// MetricsToken, when set, is required as `Authorization: Bearer TOKEN`
 	// on /metrics; it must be set when MetricsListen is not loopback.
 	MetricsToken string `yaml:"metrics_token"`
+	// TLS makes serve terminate TLS itself (see tls.go); empty: plain http.
+	TLS TLSConfig `yaml:"tls"`
+	// HTTPRedirectListen (e.g. "0.0.0.0:80"), with TLS, redirects http to the
+	// issuer and answers ACME HTTP-01 challenges.
+	HTTPRedirectListen string `yaml:"http_redirect_listen"`
 }
 
 // Duration is a time.Duration written as "90s", "2h" or "7d" in YAML.
@@ -444,6 +449,7 @@ func (c Config) Validate() error {
 	} else if gv.Required {
 		add("guardian_verification.required", "needs guardian_verification.issuer")
 	}
+	p = append(p, c.validateTLS()...)
 	if len(p) == 0 {
 		return nil
 	}

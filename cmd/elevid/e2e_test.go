@@ -76,6 +76,13 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		"given_name=Læreren ser elevens fornavn ved afleveringer", "groups=Eleven kommer i sin klasses forløb")
 	dict := e.registerPlatform("Ordbogen", "ordbogen", "https://ordbogen.example/callback", false,
 		"given_name=Hilser på eleven")
+	// The school uses both platforms (the operator command activates them).
+	for _, id := range []string{"matematik", "ordbogen"} {
+		var out bytes.Buffer
+		if err := cmdAdmin(ctx, e.a, &out, []string{"platform", "activate", "--school", "e2e", "--platform", id}); err != nil || !strings.Contains(out.String(), "activated") {
+			t.Fatalf("platform activate %s: %v\n%s", id, err, out.String())
+		}
+	}
 
 	// 2. The teacher signs in to the console with password + TOTP and
 	// starts the class's enrolment: the pupil waits for consent.
@@ -483,7 +490,8 @@ func (e *e2e) registerPlatform(name, clientID, redirectURI string, backchannel b
 		args = append(args, "--backchannel-logout-uri", p.bc.URL+"/backchannel-logout", "--offline-access")
 	}
 	for _, a := range attrs {
-		args = append(args, "--attr", a)
+		name, _, _ := strings.Cut(a, "=")
+		args = append(args, "--attr", a, "--attr-en", name+"=(in English) "+a[len(name)+1:])
 	}
 	var out bytes.Buffer
 	if err := idp.PlatformCommand(context.Background(), e.a.store, &out, args); err != nil {

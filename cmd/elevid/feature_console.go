@@ -29,6 +29,7 @@ func mountConsole(w *wiring) error {
 	}
 	if w.consent != nil {
 		opt.Resetter = w.consent
+		opt.Platforms = w.consent
 	}
 	c, err := console.New(opt)
 	if err != nil {
@@ -76,6 +77,10 @@ func demoConsole(ctx context.Context, a *app, out io.Writer, s school.School, pl
 		if err := console.SetCredentials(ctx, a.store, a.sealer, console.DefaultArgon2, st.ID, "system", &console.Credentials{Password: demoTeacherPassword, TOTP: key}); err != nil {
 			return err
 		}
+	}
+	// Demoskolen uses the demo platform.
+	if _, err := a.store.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: s.ID, PlatformID: platform.ID, ActivatedBy: "demo"}, true); err != nil {
+		return fmt.Errorf("demo platform activation: %w", err)
 	}
 	pupils, err := a.store.ListPupils(ctx, school.PupilFilter{SchoolID: s.ID})
 	if err != nil {

@@ -105,6 +105,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "sync":
 		return withApp(ctx, cfg, log, func(a *app) error { return cmdSync(ctx, a, stdout, rest) })
 	case "admin":
+		if len(rest) > 0 && (rest[0] == "backup" || rest[0] == "restore") {
+			return cmdBackupRestore(ctx, cfg, log, stdout, rest)
+		}
 		return withApp(ctx, cfg, log, func(a *app) error { return cmdAdmin(ctx, a, stdout, rest) })
 	case "bench":
 		return cmdBench(ctx, cfg, log, stdout, rest)

@@ -52,6 +52,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	if err != nil {
 		return err
 	}
+	ln, stopRedirect, err := serveTLS(ctx, cfg, log, ln)
+	if err != nil {
+		return err
+	}
+	defer stopRedirect()
 	srv := &http.Server{
 		Handler:           h,
 		ReadTimeout:       cfg.Server.ReadTimeout.D(),

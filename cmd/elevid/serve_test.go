@@ -285,7 +285,7 @@ func TestPrivacyNotice(t *testing.T) {
 	srv, a := newTestServer(t, true)
 	ctx := context.Background()
 	if _, err := a.store.CreatePlatform(ctx, school.Platform{Name: "MatematikFessor", Protocol: school.ProtocolOIDC, ClientID: "mf",
-		Attributes: []school.AttributeGrant{{Name: "given_name", Justification: "Læreren ser elevens fornavn"}}}); err != nil {
+		Attributes: []school.AttributeGrant{{Name: "given_name", JustificationDA: "Læreren ser elevens fornavn", JustificationEN: "Læreren ser elevens fornavn"}}}); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := get(t, srv.URL+"/privacy", nil)

@@ -72,7 +72,7 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 	if errors.Is(err, school.ErrNotFound) {
 		pf, secret, err = idp.RegisterOIDCPlatform(ctx, st, idp.OIDCPlatformSpec{
 			Name: "Bench platform", ClientID: benchClientID, RedirectURIs: []string{benchRedirect}, Secret: secret,
-			Attributes: []school.AttributeGrant{{Name: idp.ClaimGivenName, Justification: "bench"}, {Name: idp.ClaimGroups, Justification: "bench"}},
+			Attributes: []school.AttributeGrant{{Name: idp.ClaimGivenName, JustificationDA: "bench", JustificationEN: "bench"}, {Name: idp.ClaimGroups, JustificationDA: "bench", JustificationEN: "bench"}},
 		})
 	} else if err == nil {
 		pf, err = st.UpdatePlatform(ctx, pf.ID, func(p school.Platform) (school.Platform, error) {
@@ -93,6 +93,9 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 		return nil, err
 	}
 	f := &Fixture{ClientID: benchClientID, ClientSecret: secret, RedirectURI: benchRedirect, RPID: rpID, Origin: origin}
+	if _, err := st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: sch.ID, PlatformID: pf.ID, ActivatedBy: "bench"}, true); err != nil {
+		return nil, err
+	}
 	for i := range n {
 		g, err := st.CreateGuardian(ctx, school.Guardian{SchoolID: sch.ID, Name: fmt.Sprintf("Guardian %d", i)})
 		if err != nil {

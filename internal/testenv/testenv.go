@@ -8,15 +8,21 @@ package testenv
 import (
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 )
 
-// Required reports whether .ci/run demands component name.
+// Required reports whether .ci/run demands component name. The list in
+// ELEVID_TEST_REQUIRE is read leniently: entries are trimmed and compared
+// without regard to case, so " All" or "Postgres, slapd" still demand.
 func Required(name string) bool {
-	req := strings.Split(os.Getenv("ELEVID_TEST_REQUIRE"), ",")
-	return slices.Contains(req, "all") || slices.Contains(req, name)
+	for _, r := range strings.Split(os.Getenv("ELEVID_TEST_REQUIRE"), ",") {
+		r = strings.TrimSpace(r)
+		if strings.EqualFold(r, "all") || strings.EqualFold(r, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // Unavailable skips t (or fails it when the component is required) with

@@ -58,7 +58,7 @@ var Presets = map[string]Preset{
 		Name: school.PresetAD,
 		Attrs: map[string]string{
 			AttrID: "objectGUID", AttrUsername: "userPrincipalName", AttrGivenName: "givenName", AttrFamilyName: "sn",
-			AttrDisplayName: "displayName", AttrEmail: "mail", AttrBirthDate: "extensionAttribute1", AttrGuardians: "seeAlso",
+			AttrDisplayName: "displayName", AttrEmail: "mail", AttrBirthDate: "msDS-cloudExtensionAttribute1", AttrGuardians: "seeAlso",
 			AttrMemberOf: "memberOf", AttrMember: "member", AttrClassName: "cn", AttrRole: "employeeType",
 			AttrModified: "whenChanged",
 		},
@@ -129,12 +129,17 @@ func ValidateSource(src school.DirectorySource) error {
 		if b == "" {
 			continue
 		}
-		if _, err := ldap.ParseDN(b); err != nil {
+		if _, err := ldap.ParseDN(strings.ReplaceAll(b, school.SchoolPlaceholder, "x")); err != nil {
 			probs = append(probs, fmt.Sprintf("DN %q: %v", b, err))
 		}
 	}
 	if _, err := newAttrMap(src); err != nil {
 		probs = append(probs, err.Error())
+	}
+	if src.SchoolAttr != "" {
+		if err := ValidateFilter("(" + src.SchoolAttr + "=x)"); err != nil {
+			probs = append(probs, "school attribute: "+err.Error())
+		}
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: %s", school.ErrInvalid, strings.Join(probs, "; "))
@@ -229,9 +234,45 @@ func parseBirthDate(v string, now time.Time) (time.Time, error) {
 // normDN returns a comparable form of a DN (RFC 4514 normalized, lower
 // case), or "" when dn does not parse.
 func normDN(dn string) string {
+	if simpleDN(dn) {
+		// The common case, without ParseDN's cost (a sync normalizes
+		// every member and guardian link: hundreds of thousands).
+		return strings.ToLower(dn)
+	}
 	d, err := ldap.ParseDN(dn)
 	if err != nil {
 		return ""
 	}
 	return strings.ToLower(d.String())
+}
+
+// simpleDN reports whether dn is a plain DN that ParseDN would return
+// unchanged but for case: RDNs of one type=value each, of letters,
+// digits and "-_.@" only, with no spaces, escapes or multi-valued RDNs.
+func simpleDN(dn string) bool {
+	if dn == "" {
+		return false
+	}
+	eq, start := 0, 0
+	for i := 0; i <= len(dn); i++ {
+		if i == len(dn) || dn[i] == ',' {
+			if eq != 1 || dn[start] == '=' || dn[i-1] == '=' {
+				return false
+			}
+			eq, start = 0, i+1
+			if i+1 == len(dn) {
+				return false
+			}
+			continue
+		}
+		c := dn[i]
+		switch {
+		case c == '=':
+			eq++
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '@':
+		default:
+			return false
+		}
+	}
+	return true
 }

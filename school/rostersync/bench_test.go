@@ -36,6 +36,13 @@ func benchRoster(preset string) roster {
 
 // openPostgres gives b its own schema in ELEVID_TEST_POSTGRES, or skips.
 func openPostgres(tb testing.TB, clock *testClock) school.Store {
+	st, _ := openPostgresDSN(tb, clock)
+	return st
+}
+
+// openPostgresDSN is openPostgres that also returns the DSN of the
+// schema, for a subprocess.
+func openPostgresDSN(tb testing.TB, clock *testClock) (school.Store, string) {
 	dsn := os.Getenv("ELEVID_TEST_POSTGRES")
 	if dsn == "" {
 		testenv.Unavailable(tb, "postgres", "ELEVID_TEST_POSTGRES is not set (a DSN, e.g. postgres://postgres@127.0.0.1:5432/test)")
@@ -68,7 +75,7 @@ func openPostgres(tb testing.TB, clock *testClock) school.Store {
 	if _, err := st.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	return st
+	return st, u.String()
 }
 
 // peakMem samples the Go heap until stop is called and returns the

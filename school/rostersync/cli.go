@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,11 @@ import (
 
 const usage = `usage:
   elevid sync --school CODE [--dry-run] [--force] [--incremental] [--pupil ID] [--show N]
+  elevid sync --all [--dry-run] [--force] [--incremental] [--concurrency N]
   elevid sync source set --school CODE --url URL --preset openldap|ad --pupil-base DN [options]
+  elevid sync source set --all-schools --url URL --pupil-base 'ou=pupils,ou={school},…' [options]
+      one source for every school of one directory: base DNs may hold {school}
+      (the school's code), and --school-attr ATTR adds (ATTR=code) to every filter
   elevid sync source show --school CODE
   elevid sync runs --school CODE [--limit N] [--run ID]
 `
@@ -51,8 +56,20 @@ func Command(ctx context.Context, opt Options, out io.Writer, args []string) err
 	incr := fs.Bool("incremental", false, "read only entries changed since the last run (removes no one)")
 	pupil := fs.String("pupil", "", "sync only the pupil with this external id (entryUUID / objectGUID)")
 	show := fs.Int("show", 50, "changes to list")
+	all := fs.Bool("all", false, "sync every school that has a directory source")
+	conc := fs.Int("concurrency", DefaultConcurrency, "with --all: schools synced at once")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *all {
+		if *code != "" || *pupil != "" {
+			return fmt.Errorf("--all syncs every school: leave out --school and --pupil\n%s", usage)
+		}
+		mode := school.SyncFull
+		if *incr {
+			mode = school.SyncIncremental
+		}
+		return syncAll(ctx, opt, out, AllOptions{Mode: mode, DryRun: *dry, Force: *force, Concurrency: *conc})
 	}
 	sch, err := schoolByCode(ctx, st, *code)
 	if err != nil {
@@ -74,6 +91,112 @@ func Command(ctx context.Context, opt Options, out io.Writer, args []string) err
 		return fmt.Errorf("%w (use --dry-run to see the changes, --force to apply them)", err)
 	}
 	return err
+}
+
+// syncAll runs every school, printing a line per school as it finishes
+// and a table at the end. It fails when any school failed or stopped at
+// its threshold.
+func syncAll(ctx context.Context, opt Options, out io.Writer, ao AllOptions) error {
+	start := time.Now()
+	// Decoding LDAP entries is allocation-heavy: collect garbage less
+	// often, with a soft memory limit that keeps the process well under
+	// 500 MB all the same.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(384 << 20))
+	ao.Done = func(r SchoolResult) {
+		fmt.Fprintf(out, "[%d/%d] %-12s %s\n", r.N, r.Of, r.School.Code, resultLine(r))
+	}
+	rs, err := New(opt).RunAll(ctx, ao)
+	if err != nil && len(rs) == 0 {
+		return err
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(out, "no school has a directory source: elevid sync source set --all-schools …")
+		return nil
+	}
+	printSummary(out, rs, time.Since(start))
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, r := range rs {
+		if r.Err != nil {
+			bad = append(bad, r.School.Code)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%d of %d schools did not sync: %s (see the table above; elevid sync runs --school CODE)", len(bad), len(rs), strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+func resultLine(r SchoolResult) string {
+	run := r.Result.Run
+	status := string(run.Status)
+	if status == "" {
+		status = "not run"
+	}
+	line := fmt.Sprintf("%-17s %7s  %6d entries  %s", status, r.Duration.Round(100*time.Millisecond), run.Entries, countsLine(run.Counts))
+	if w := run.WarningTotal(); w > 0 {
+		line += fmt.Sprintf("  %d warnings", w)
+	}
+	if r.Err != nil {
+		line += "  error: " + r.Err.Error()
+	}
+	return line
+}
+
+func countsLine(c map[string]int) string {
+	var parts []string
+	for _, k := range []string{"pupil.create", "pupil.update", "pupil.class", "pupil.quarantine", "pupil.restore"} {
+		if c[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "pupil."), c[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "no pupil changes"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printSummary prints one row per school and the totals.
+func printSummary(out io.Writer, rs []SchoolResult, wall time.Duration) {
+	fmt.Fprintf(out, "\n%-12s %-17s %8s %8s %8s %8s %8s %8s\n", "school", "status", "time", "entries", "created", "updated", "quarant.", "warnings")
+	var tot SchoolResult
+	tot.Result.Run.Counts = map[string]int{}
+	statuses := map[school.SyncStatus]int{}
+	for _, r := range rs {
+		run := r.Result.Run
+		c := run.Counts
+		upd := c["pupil.update"] + c["pupil.class"] + c["pupil.guardians"] + c["pupil.restore"]
+		status := string(run.Status)
+		if r.Err != nil && errors.Is(r.Err, ErrBusy) {
+			status = "busy elsewhere"
+		} else if status == "" {
+			status = "failed"
+		}
+		statuses[school.SyncStatus(status)]++
+		fmt.Fprintf(out, "%-12s %-17s %8s %8d %8d %8d %8d %8d\n", r.School.Code, status, r.Duration.Round(100*time.Millisecond),
+			run.Entries, c["pupil.create"], upd, c["pupil.quarantine"], run.WarningTotal())
+		tot.Result.Run.Entries += run.Entries
+		tot.Result.Run.Counts["create"] += c["pupil.create"]
+		tot.Result.Run.Counts["update"] += upd
+		tot.Result.Run.Counts["quarantine"] += c["pupil.quarantine"]
+		tot.Result.Run.WarningsDropped += run.WarningTotal()
+	}
+	t := tot.Result.Run
+	fmt.Fprintf(out, "%-12s %-17s %8s %8d %8d %8d %8d %8d\n", "total", fmt.Sprintf("%d schools", len(rs)), wall.Round(100*time.Millisecond),
+		t.Entries, t.Counts["create"], t.Counts["update"], t.Counts["quarantine"], t.WarningsDropped)
+	var keys []string
+	for k := range statuses {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", statuses[school.SyncStatus(k)], k))
+	}
+	fmt.Fprintf(out, "%s\n", strings.Join(parts, ", "))
 }
 
 func schoolByCode(ctx context.Context, st school.Store, code string) (school.School, error) {
@@ -137,7 +260,7 @@ func printRun(out io.Writer, r school.SyncRun, warnings bool) {
 		flags += ", forced"
 	}
 	fmt.Fprintf(out, "run %s  %s  %s (%s)  %s  %d entries, %d pages, %d warnings\n", r.ID, r.StartedAt.Local().Format("2006-01-02 15:04:05"),
-		r.Status, flags, dur, r.Entries, r.Pages, len(r.Warnings)+r.WarningsDropped)
+		r.Status, flags, dur, r.Entries, r.Pages, r.WarningTotal())
 	keys := make([]string, 0, len(r.Counts))
 	for k := range r.Counts {
 		keys = append(keys, k)
@@ -149,20 +272,37 @@ func printRun(out io.Writer, r school.SyncRun, warnings bool) {
 	if r.Error != "" {
 		fmt.Fprintf(out, "  error: %s\n", r.Error)
 	}
-	if warnings {
+	printWarnings(out, r, warnings)
+}
+
+// printWarnings summarises r's warnings by kind, most frequent first:
+// the count and the first DNs of each kind (all that were kept when all
+// is set).
+func printWarnings(out io.Writer, r school.SyncRun, all bool) {
+	n := 3
+	if all {
+		n = school.MaxSyncWarningsPerKind
+	}
+	sums := r.WarningSummaries(n)
+	if len(sums) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "  warnings by kind:")
+	for _, s := range sums {
+		fmt.Fprintf(out, "    %-18s %6d\n", s.Kind, s.Count)
+		for _, dn := range s.DNs {
+			fmt.Fprintf(out, "      %s\n", dn)
+		}
+		if s.More > 0 {
+			fmt.Fprintf(out, "      … %d more\n", s.More)
+		}
+	}
+	if all {
 		for _, w := range r.Warnings {
-			fmt.Fprintf(out, "  warning: %s: %s\n", w.DN, w.Message)
+			fmt.Fprintf(out, "  warning [%s] %s: %s\n", w.Kind, w.DN, w.Message)
 		}
-		if r.WarningsDropped > 0 {
-			fmt.Fprintf(out, "  … and %d more warnings\n", r.WarningsDropped)
-		}
-	} else if n := len(r.Warnings); n > 0 {
-		for _, w := range r.Warnings[:min(n, 10)] {
-			fmt.Fprintf(out, "  warning: %s: %s\n", w.DN, w.Message)
-		}
-		if more := n - 10 + r.WarningsDropped; more > 0 {
-			fmt.Fprintf(out, "  … %d more warnings: elevid sync runs --school CODE --run %s\n", more, r.ID)
-		}
+	} else {
+		fmt.Fprintf(out, "  every warning's message: elevid sync runs --school CODE --run %s\n", r.ID)
 	}
 }
 
@@ -235,6 +375,7 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 	fs := flag.NewFlagSet("sync source set", flag.ContinueOnError)
 	fs.SetOutput(out)
 	code := fs.String("school", "", "school code")
+	allSchools := fs.Bool("all-schools", false, "set the same source for every school ({school} in base DNs, or --school-attr, picks each school's entries)")
 	var src school.DirectorySource
 	fs.StringVar(&src.URL, "url", "", "ldap://host:389 or ldaps://host:636")
 	fs.BoolVar(&src.StartTLS, "start-tls", false, "use StartTLS on an ldap:// URL")
@@ -250,6 +391,7 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 	fs.StringVar(&src.ClassFilter, "class-filter", "", "filter for class groups")
 	fs.StringVar(&src.GuardianBase, "guardian-base", "", "base DN of guardians")
 	fs.StringVar(&src.GuardianFilter, "guardian-filter", "", "filter for guardians")
+	fs.StringVar(&src.SchoolAttr, "school-attr", "", "attribute holding the school code on every entry (adds (ATTR=code) to each filter)")
 	fs.IntVar(&src.PageSize, "page-size", school.DefaultSyncPageSize, "paged-search page size")
 	fs.DurationVar(&src.Interval, "interval", 0, "scheduled run interval in elevid serve (0: none)")
 	fs.DurationVar(&src.FullInterval, "full-interval", 0, "full-run interval when scheduled runs are incremental (0: every run is full)")
@@ -258,29 +400,43 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 	fs.IntVar(&src.MaxDeletions, "max-deletions", school.DefaultMaxDeletions, "deletion threshold in pupils")
 	attrs := attrFlags{}
 	fs.Var(attrs, "attr", "attribute map override key=attribute (repeatable)")
+	skipCheck := fs.Bool("skip-schema-check", false, "do not connect to check that the date-of-birth attribute exists in the directory's schema")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	sch, err := schoolByCode(ctx, st, *code)
-	if err != nil {
-		return err
+	var schools []school.School
+	if *allSchools {
+		if *code != "" {
+			return errors.New("--all-schools sets every school's source: leave out --school")
+		}
+		if src.SchoolAttr == "" && !strings.Contains(src.PupilBase, school.SchoolPlaceholder) {
+			return fmt.Errorf("with --all-schools, the pupil base must hold %s or --school-attr must be set: else every school would get every pupil", school.SchoolPlaceholder)
+		}
+		all, err := st.ListSchools(ctx)
+		if err != nil {
+			return err
+		}
+		schools = all
+	} else {
+		sch, err := schoolByCode(ctx, st, *code)
+		if err != nil {
+			return err
+		}
+		schools = []school.School{sch}
 	}
-	src.SchoolID = sch.ID
+	if len(schools) == 0 {
+		return errors.New("there are no schools: elevid admin create-school first")
+	}
 	src.Attributes = attrs
+	var caPEM string
 	if *caFile != "" {
 		b, err := os.ReadFile(*caFile)
 		if err != nil {
 			return err
 		}
-		src.CAPEM = string(b)
+		caPEM = string(b)
 	}
-	old, err := st.GetDirectorySource(ctx, sch.ID)
-	if err == nil {
-		src.LastFullRun, src.LastIncrementalRun = old.LastFullRun, old.LastIncrementalRun
-		src.BindPassword = old.BindPassword
-	} else if !errors.Is(err, school.ErrNotFound) {
-		return err
-	}
+	var password []byte
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
 		if err != nil {
@@ -289,18 +445,79 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 		if sealer == nil {
 			return errors.New("no sealing key configured: cannot store a bind password")
 		}
-		src.BindPassword = sealer.Seal([]byte(strings.TrimRight(string(b), "\r\n")), "ldap:"+sch.ID)
+		password = []byte(strings.TrimRight(string(b), "\r\n"))
 	}
-	if err := ValidateSource(src); err != nil {
+	src.CAPEM = caPEM
+	// Check everything before the first write: a bad flag changes no school.
+	for _, sch := range schools {
+		one := src
+		one.SchoolID = sch.ID
+		one.BindPassword = []byte{1}
+		if err := ValidateSource(one); err != nil {
+			return err
+		}
+		if err := one.WithDefaults().Validate(); err != nil {
+			return err
+		}
+	}
+	if !*skipCheck {
+		if err := checkSchema(ctx, st, sealer, src, schools[0], password); err != nil {
+			return err
+		}
+	}
+	for _, sch := range schools {
+		one := src
+		one.SchoolID = sch.ID
+		old, err := st.GetDirectorySource(ctx, sch.ID)
+		if err == nil {
+			one.LastFullRun, one.LastIncrementalRun = old.LastFullRun, old.LastIncrementalRun
+			one.BindPassword = old.BindPassword
+		} else if !errors.Is(err, school.ErrNotFound) {
+			return err
+		}
+		if password != nil {
+			one.BindPassword = sealer.Seal(password, "ldap:"+sch.ID)
+		}
+		if _, err := st.PutDirectorySource(ctx, one); err != nil {
+			return fmt.Errorf("school %s: %w", sch.Code, err)
+		}
+		if _, err := st.AppendAudit(ctx, school.AuditEntry{SchoolID: sch.ID, ActorID: "cli", ActorRole: string(school.RoleOperator), Action: "sync.source.set", SubjectID: sch.ID}); err != nil {
+			return err
+		}
+	}
+	if len(schools) == 1 && !*allSchools {
+		fmt.Fprintf(out, "directory source of %s saved\n", schools[0].Code)
+	} else {
+		fmt.Fprintf(out, "directory source of %d schools saved\n", len(schools))
+	}
+	return nil
+}
+
+// checkSchema connects to the directory of src (as school sch, with
+// password or the stored one) and fails when its schema lacks the
+// date-of-birth attribute the source maps.
+func checkSchema(ctx context.Context, st school.Store, sealer *school.Sealer, src school.DirectorySource, sch school.School, password []byte) error {
+	src.SchoolID = sch.ID
+	am, err := newAttrMap(src.WithDefaults())
+	if err != nil {
 		return err
 	}
-	if _, err := st.PutDirectorySource(ctx, src); err != nil {
-		return err
+	pw := string(password)
+	if password == nil {
+		if old, err := st.GetDirectorySource(ctx, sch.ID); err == nil && len(old.BindPassword) > 0 && sealer != nil {
+			if b, err := sealer.Open(old.BindPassword, "ldap:"+sch.ID); err == nil {
+				pw = string(b)
+			}
+		}
 	}
-	if _, err := st.AppendAudit(ctx, school.AuditEntry{SchoolID: sch.ID, ActorID: "cli", ActorRole: string(school.RoleOperator), Action: "sync.source.set", SubjectID: sch.ID}); err != nil {
-		return err
+	attr := am.get(AttrBirthDate)
+	missing, err := CheckAttributes(ctx, src.WithDefaults(), pw, 30*time.Second, attr)
+	if err != nil {
+		return fmt.Errorf("checking the directory's schema for the date-of-birth attribute %q: %w (--skip-schema-check saves without checking)", attr, err)
 	}
-	fmt.Fprintf(out, "directory source of %s saved\n", sch.Code)
+	if len(missing) > 0 {
+		return fmt.Errorf("the directory's schema has no attribute %q for the date of birth: name the attribute that holds it with --attr birthDate=ATTRIBUTE", attr)
+	}
 	return nil
 }
 

@@ -12,6 +12,28 @@
 // never the DN, so renames and moves keep the pupil with their passkeys
 // and consents.
 //
+// # Many schools, one directory
+//
+// A source's base DNs may hold {school} (the school's code) and its
+// SchoolAttr names an attribute holding the code; either lets one
+// directory serve many schools, set for all with `sync source set
+// --all-schools`. Syncer.RunAll (`elevid sync --all`) and the Scheduler
+// run several schools at once, sharing a Peers that reports a pupil
+// (uid or external id) found in two schools.
+//
+// # Interruptions
+//
+// A run holds its school's lock as a lease renewed every third of
+// Options.LockTTL (20 s): a killed process blocks the school for at most
+// that long. The next run (or the Scheduler's check) marks runs left
+// "running" as interrupted. The apply transaction is all or nothing.
+//
+// # Warnings
+//
+// Every warning has a kind (school.Warn…); a run keeps the first
+// school.MaxSyncWarningsPerKind of each and counts them all, so a rare
+// kind is never buried under a common one.
+//
 // # Deprovisioning safeties
 //
 //   - Pupils gone from the directory are quarantined (Options.OnQuarantine
@@ -24,7 +46,13 @@
 //   - A full search that returns no pupils (staff, guardians, classes) while the store
 //     has some fails, even forced; any search, bind, TLS or limit
 //     error fails the run and nothing is applied.
-//   - An entry skipped for invalid data still counts as present.
+//   - A run that would change or clear the date of birth or the name of
+//     more than MaxDeletePercent % of the active pupils (and more than
+//     10), or leave that share in no class, stops the same way: a changed
+//     attribute mapping must not wipe a field silently.
+//   - An entry skipped for invalid data still counts as present. An
+//     invalid date of birth does not skip the pupil: it is imported
+//     without one, with a warning.
 //   - Incremental runs (modifyTimestamp / whenChanged) never remove anyone;
 //     schedule full runs to catch deletions. An incremental run does not
 //     see a class membership change made only on the group entry of a pupil
@@ -57,9 +85,17 @@
 //
 // objectGUID (16 bytes, little-endian-mixed, decoded to the canonical
 // UUID string), userPrincipalName (staff login), givenName, sn,
-// displayName, mail, employeeType, extensionAttribute1 (date of birth,
-// YYYYMMDD or YYYY-MM-DD), seeAlso (guardian links), memberOf, and group
-// member lists read with range retrieval (member;range=0-1499 …).
+// displayName, mail, employeeType, msDS-cloudExtensionAttribute1 (date of
+// birth, YYYYMMDD or YYYY-MM-DD), seeAlso (guardian links), memberOf, and
+// group member lists read with range retrieval (member;range=0-1499 …).
+//
+// A plain AD schema has no date-of-birth attribute; the preset uses
+// msDS-cloudExtensionAttribute1, one of the twenty free string attributes
+// every AD schema has had since Windows Server 2012 (extensionAttribute1–15
+// exist only where Exchange extended the schema). A school that keeps the
+// date elsewhere names it (--attr birthDate=ATTR); `sync source set`
+// reads the directory's schema (subschemaSubentry) and refuses an
+// attribute the directory does not have.
 //
 // Every attribute can be overridden per school (DirectorySource.Attributes,
 // keys AttrID … AttrModified).

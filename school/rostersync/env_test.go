@@ -92,7 +92,7 @@ func (r roster) pupil(i int, t time.Time) *entry {
 	e.set("sn", fmt.Sprintf("Family%d", i))
 	birth := time.Date(2011+i%4, time.Month(1+i%12), 1+i%28, 0, 0, 0, 0, time.UTC)
 	if r.preset == school.PresetAD {
-		e.set("extensionAttribute1", birth.Format(time.DateOnly))
+		e.set("msDS-cloudExtensionAttribute1", birth.Format(time.DateOnly))
 	} else {
 		e.set("schacDateOfBirth", birth.Format("20060102"))
 	}
@@ -341,13 +341,17 @@ func (e *env) snapshot() string {
 
 // testClock is a settable clock, safe for concurrent use.
 type testClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu   sync.Mutex
+	now  time.Time
+	real bool // Now is the wall clock (tests across processes)
 }
 
 func newClock() *testClock { return &testClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
 
 func (c *testClock) Now() time.Time {
+	if c.real {
+		return time.Now()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jimlambrt/gldap"
+
+	"github.com/elevid/elevid/school/rostersync"
 )
 
 // entry is one directory entry of the fake directory.
@@ -76,7 +78,32 @@ func newFakeDir(t testing.TB) *fakeDir {
 	}
 	d.srv = srv
 	t.Cleanup(func() { srv.Stop() })
+	d.add(schemaEntries()...)
 	return d
+}
+
+// schemaEntries are a root DSE and a subschema entry that define the
+// attributes of both presets (and a few more), as `sync source set`
+// reads them.
+func schemaEntries() []*entry {
+	var defs []string
+	seen := map[string]bool{}
+	names := []string{"employeeNumber", "departmentNumber", "objectClass", "uid", "cn"}
+	for _, p := range rostersync.Presets {
+		for _, a := range p.Attrs {
+			names = append(names, a)
+		}
+	}
+	for i, n := range names {
+		if !seen[strings.ToLower(n)] {
+			seen[strings.ToLower(n)] = true
+			defs = append(defs, fmt.Sprintf("( 1.3.6.1.4.1.99999.%d NAME '%s' SYNTAX '1.3.6.1.4.1.1466.115.121.1.15' )", i, n))
+		}
+	}
+	return []*entry{
+		{DN: "", Attrs: map[string][]string{"objectclass": {"top"}, "subschemasubentry": {"cn=Subschema"}}},
+		{DN: "cn=Subschema", Attrs: map[string][]string{"objectclass": {"top", "subschema"}, "attributetypes": defs}},
+	}
 }
 
 func (d *fakeDir) URL() string { return "ldap://" + d.addr }

@@ -115,8 +115,12 @@ func (d *dirConn) search(ctx context.Context, base, filter string, attrs []strin
 // lookup reads one entry by DN (base scope); ok is false when it does not
 // exist.
 func (d *dirConn) lookup(dn string, attrs []string) (*ldap.Entry, bool, error) {
+	return d.lookupFilter(dn, "(objectClass=*)", attrs)
+}
+
+func (d *dirConn) lookupFilter(dn, filter string, attrs []string) (*ldap.Entry, bool, error) {
 	req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(d.timeout/time.Second),
-		false, "(objectClass=*)", attrs, nil)
+		false, filter, attrs, nil)
 	res, err := d.c.Search(req)
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 		return nil, false, nil
@@ -178,4 +182,75 @@ func (d *dirConn) rangedValues(e *ldap.Entry, attr string) ([]string, error) {
 		cur = ne
 	}
 	return nil, fmt.Errorf("%s: too many ranges", e.DN)
+}
+
+// CheckAttributes connects to src as a run would and reports the names
+// among attrs that the directory's schema (the attributeTypes of the
+// subschema entry named by the root DSE) does not define. Names compare
+// case-insensitively.
+func CheckAttributes(ctx context.Context, src school.DirectorySource, password string, timeout time.Duration, attrs ...string) ([]string, error) {
+	conn, err := dial(ctx, src, password, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	root, ok, err := conn.lookup("", []string{"subschemaSubentry"})
+	if err != nil {
+		return nil, err
+	}
+	sub := ""
+	if ok {
+		sub = root.GetAttributeValue("subschemaSubentry")
+	}
+	if sub == "" {
+		return nil, errors.New("the directory names no schema entry (subschemaSubentry)")
+	}
+	e, ok, err := conn.lookupFilter(sub, "(objectClass=subschema)", []string{"attributeTypes"})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("schema entry %s not readable", sub)
+	}
+	known := map[string]bool{}
+	for _, def := range e.GetEqualFoldAttributeValues("attributeTypes") {
+		for _, n := range schemaNames(def) {
+			known[strings.ToLower(n)] = true
+		}
+	}
+	if len(known) == 0 {
+		return nil, fmt.Errorf("schema entry %s lists no attribute types (no right to read it?)", sub)
+	}
+	var missing []string
+	for _, a := range attrs {
+		if a != "" && !known[strings.ToLower(a)] {
+			missing = append(missing, a)
+		}
+	}
+	return missing, nil
+}
+
+// schemaNames returns the NAME values of an RFC 4512 attribute type
+// description: NAME 'a' or NAME ( 'a' 'b' ).
+func schemaNames(def string) []string {
+	i := strings.Index(def, " NAME ")
+	if i < 0 {
+		return nil
+	}
+	rest := strings.TrimSpace(def[i+len(" NAME "):])
+	end := len(rest)
+	if strings.HasPrefix(rest, "(") {
+		if j := strings.Index(rest, ")"); j >= 0 {
+			end = j
+		}
+	} else if j := strings.Index(rest[min(1, len(rest)):], "'"); j >= 0 {
+		end = j + 2
+	}
+	var out []string
+	for _, part := range strings.Split(rest[:end], "'") {
+		if p := strings.TrimSpace(part); p != "" && p != "(" && p != ")" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

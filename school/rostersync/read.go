@@ -22,6 +22,7 @@ type dirGuardian struct {
 
 type dirPupil struct {
 	ext, dn, given, family string
+	uid                    string // login name (AttrUsername), lower case; may be empty
 	birth                  time.Time
 	guardianDNs            []string // normalized
 	memberOf               []string // normalized
@@ -126,8 +127,8 @@ func (r *reader) dns(e *ldap.Entry, key string) []string {
 
 // warn records a sync warning about the entry dn (made valid UTF-8: the
 // warning is stored and shown).
-func (r *reader) warn(dn, msg string) {
-	r.run.AddWarning(strings.ToValidUTF8(dn, "\uFFFD"), strings.ToValidUTF8(msg, "\uFFFD"))
+func (r *reader) warn(kind, dn, msg string) {
+	r.run.AddWarning(kind, strings.ToValidUTF8(dn, "\uFFFD"), strings.ToValidUTF8(msg, "\uFFFD"))
 }
 
 // badText returns the first of the mapped attributes (keys), or "DN",
@@ -178,21 +179,21 @@ func (r *reader) readClasses(ctx context.Context) error {
 		s.classEntries++
 		id, err := r.entryID(e)
 		if err != nil {
-			r.warn(e.DN, "class skipped: "+err.Error())
+			r.warn(school.WarnSkipped, e.DN, "class skipped: "+err.Error())
 			return nil
 		}
 		if prev, dup := seen[id]; dup {
-			r.warn(e.DN, "class skipped: duplicate external id (also "+prev+")")
+			r.warn(school.WarnDuplicateID, e.DN, "class skipped: duplicate external id (also "+prev+")")
 			return nil
 		}
 		seen[id] = e.DN
 		if bad := r.badText(e, AttrClassName); bad != "" {
-			r.warn(e.DN, "class skipped: "+bad+" is not valid UTF-8 text")
+			r.warn(school.WarnSkipped, e.DN, "class skipped: "+bad+" is not valid UTF-8 text")
 			return nil
 		}
 		name := r.one(e, AttrClassName)
 		if name == "" {
-			r.warn(e.DN, "class skipped: no name")
+			r.warn(school.WarnSkipped, e.DN, "class skipped: no name")
 			return nil
 		}
 		members, err := r.conn.rangedValues(e, r.am.get(AttrMember))
@@ -219,11 +220,11 @@ func (r *reader) guardianAttrs() []string {
 func (r *reader) guardian(e *ldap.Entry) (dirGuardian, bool) {
 	id, err := r.entryID(e)
 	if err != nil {
-		r.warn(e.DN, "guardian skipped: "+err.Error())
+		r.warn(school.WarnSkipped, e.DN, "guardian skipped: "+err.Error())
 		return dirGuardian{}, false
 	}
 	if bad := r.badText(e, AttrDisplayName, AttrGivenName, AttrFamilyName, AttrEmail); bad != "" {
-		r.warn(e.DN, "guardian skipped: "+bad+" is not valid UTF-8 text")
+		r.warn(school.WarnSkipped, e.DN, "guardian skipped: "+bad+" is not valid UTF-8 text")
 		return dirGuardian{}, false
 	}
 	g := dirGuardian{ext: id, dn: e.DN, name: r.one(e, AttrDisplayName), email: r.one(e, AttrEmail)}
@@ -231,9 +232,9 @@ func (r *reader) guardian(e *ldap.Entry) (dirGuardian, bool) {
 		g.name = strings.TrimSpace(r.one(e, AttrGivenName) + " " + r.one(e, AttrFamilyName))
 	}
 	if g.email == "" {
-		r.warn(e.DN, "guardian has no e-mail address: consent cannot be asked")
+		r.warn(school.WarnNoEmail, e.DN, "guardian has no e-mail address: consent cannot be asked")
 	} else if err := school.ValidEmail(g.email); err != nil {
-		r.warn(e.DN, "guardian skipped: invalid e-mail address")
+		r.warn(school.WarnSkipped, e.DN, "guardian skipped: invalid e-mail address")
 		return dirGuardian{}, false
 	}
 	return g, true
@@ -253,7 +254,7 @@ func (r *reader) readGuardians(ctx context.Context, extra string) error {
 			return nil
 		}
 		if seen[g.ext] {
-			r.warn(e.DN, "guardian skipped: duplicate external id")
+			r.warn(school.WarnDuplicateID, e.DN, "guardian skipped: duplicate external id")
 			return nil
 		}
 		seen[g.ext] = true
@@ -275,17 +276,17 @@ func (r *reader) readStaff(ctx context.Context, extra string) error {
 		s.staffEntries++
 		id, err := r.entryID(e)
 		if err != nil {
-			r.warn(e.DN, "staff skipped: "+err.Error())
+			r.warn(school.WarnSkipped, e.DN, "staff skipped: "+err.Error())
 			return nil
 		}
 		if s.seenStaff[id] {
 			dup[id] = true
-			r.warn(e.DN, "staff skipped: duplicate external id")
+			r.warn(school.WarnDuplicateID, e.DN, "staff skipped: duplicate external id")
 			return nil
 		}
 		s.seenStaff[id] = true
 		if bad := r.badText(e, AttrUsername, AttrDisplayName, AttrGivenName, AttrFamilyName, AttrEmail, AttrRole); bad != "" {
-			r.warn(e.DN, "staff skipped: "+bad+" is not valid UTF-8 text")
+			r.warn(school.WarnSkipped, e.DN, "staff skipped: "+bad+" is not valid UTF-8 text")
 			return nil
 		}
 		st := dirStaff{ext: id, dn: e.DN, username: strings.ToLower(r.one(e, AttrUsername)), name: r.one(e, AttrDisplayName),
@@ -298,14 +299,14 @@ func (r *reader) readStaff(ctx context.Context, extra string) error {
 			st.role = school.RoleSchoolAdmin
 		}
 		if st.username == "" || strings.ContainsAny(st.username, " \t\r\n") {
-			r.warn(e.DN, "staff skipped: missing or invalid "+r.am.get(AttrUsername))
+			r.warn(school.WarnSkipped, e.DN, "staff skipped: missing or invalid "+r.am.get(AttrUsername))
 			return nil
 		}
 		if !strings.Contains(st.username, "@") {
 			st.username += "@" + r.schoolDomain()
 		}
 		if st.email != "" && school.ValidEmail(st.email) != nil {
-			r.warn(e.DN, "staff skipped: invalid e-mail address")
+			r.warn(school.WarnSkipped, e.DN, "staff skipped: invalid e-mail address")
 			return nil
 		}
 		s.staff = append(s.staff, st)
@@ -318,7 +319,7 @@ func (r *reader) readStaff(ctx context.Context, extra string) error {
 		kept := s.staff[:0]
 		for _, st := range s.staff {
 			if dup[st.ext] {
-				r.warn(st.dn, "staff skipped: duplicate external id")
+				r.warn(school.WarnDuplicateID, st.dn, "staff skipped: duplicate external id")
 				continue
 			}
 			kept = append(kept, st)
@@ -334,35 +335,37 @@ func (r *reader) readPupils(ctx context.Context, extra string) error {
 	s := r.snap
 	s.seenPupils = map[string]bool{}
 	dup := map[string]bool{}
-	attrs := r.am.names(AttrID, AttrGivenName, AttrFamilyName, AttrBirthDate, AttrGuardians, AttrMemberOf)
+	attrs := r.am.names(AttrID, AttrGivenName, AttrFamilyName, AttrBirthDate, AttrGuardians, AttrMemberOf, AttrUsername)
 	err := r.conn.search(ctx, r.src.PupilBase, and(filterOr(r.src.PupilFilter, r.am.PersonFilter), extra), attrs, r.stats("pupils"), func(e *ldap.Entry) error {
 		s.pupilEntries++
 		id, err := r.entryID(e)
 		if err != nil {
-			r.warn(e.DN, "pupil skipped: "+err.Error())
+			r.warn(school.WarnSkipped, e.DN, "pupil skipped: "+err.Error())
 			return nil
 		}
 		if s.seenPupils[id] {
 			dup[id] = true
-			r.warn(e.DN, "pupil skipped: duplicate external id")
+			r.warn(school.WarnDuplicateID, e.DN, "pupil skipped: duplicate external id")
 			return nil
 		}
 		s.seenPupils[id] = true
-		if bad := r.badText(e, AttrGivenName, AttrFamilyName, AttrBirthDate); bad != "" {
-			r.warn(e.DN, "pupil skipped: "+bad+" is not valid UTF-8 text")
+		if bad := r.badText(e, AttrGivenName, AttrFamilyName, AttrBirthDate, AttrUsername); bad != "" {
+			r.warn(school.WarnSkipped, e.DN, "pupil skipped: "+bad+" is not valid UTF-8 text")
 			return nil
 		}
-		p := dirPupil{ext: id, dn: e.DN, given: r.one(e, AttrGivenName), family: r.one(e, AttrFamilyName),
+		p := dirPupil{ext: id, dn: e.DN, given: r.one(e, AttrGivenName), family: r.one(e, AttrFamilyName), uid: strings.ToLower(r.one(e, AttrUsername)),
 			guardianDNs: r.dns(e, AttrGuardians), memberOf: r.dns(e, AttrMemberOf)}
 		if p.given == "" {
-			r.warn(e.DN, "pupil skipped: no "+r.am.get(AttrGivenName))
+			r.warn(school.WarnSkipped, e.DN, "pupil skipped: no "+r.am.get(AttrGivenName))
 			return nil
 		}
 		if b := r.one(e, AttrBirthDate); b == "" {
-			r.warn(e.DN, "pupil has no date of birth: enrolment cannot start")
+			r.warn(school.WarnNoBirthDate, e.DN, "pupil has no date of birth: enrolment cannot start")
 		} else if p.birth, err = parseBirthDate(b, r.now); err != nil {
-			r.warn(e.DN, "pupil skipped: "+err.Error())
-			return nil
+			// Imported like a pupil without one: dropping the pupil would
+			// quarantine them over a typo.
+			r.warn(school.WarnBadBirthDate, e.DN, err.Error()+": imported without a date of birth; enrolment cannot start")
+			p.birth = time.Time{}
 		}
 		s.pupils = append(s.pupils, p)
 		return nil
@@ -374,7 +377,7 @@ func (r *reader) readPupils(ctx context.Context, extra string) error {
 		kept := s.pupils[:0]
 		for _, p := range s.pupils {
 			if dup[p.ext] {
-				r.warn(p.dn, "pupil skipped: duplicate external id")
+				r.warn(school.WarnDuplicateID, p.dn, "pupil skipped: duplicate external id")
 				continue
 			}
 			kept = append(kept, p)

@@ -49,36 +49,42 @@ func writeLDIF(t testing.TB, path string, r roster) {
 	for _, ou := range []string{"pupils", "guardians", "classes", "staff"} {
 		fmt.Fprintf(w, "dn: ou=%s,%s\nobjectClass: organizationalUnit\nou: %s\n\n", ou, base, ou)
 	}
-	skip := map[string]bool{"entryuuid": true, "modifytimestamp": true, "whenchanged": true, "objectguid": true,
-		"userprincipalname": true, "objectcategory": true, "objectclass": true}
 	for _, e := range r.entries(time.Now()) {
-		fmt.Fprintf(w, "dn: %s\n", e.DN)
-		// Old timestamps, so that incremental runs see only what a test changes.
-		old := time.Now().Add(-48 * time.Hour).UTC().Format("20060102150405Z")
-		fmt.Fprintf(w, "createTimestamp: %s\nmodifyTimestamp: %s\n", old, old)
-		for _, oc := range e.get("objectClass") {
-			fmt.Fprintf(w, "objectClass: %s\n", oc)
-		}
-		if strings.HasPrefix(e.DN, "uid=p") {
-			fmt.Fprintf(w, "objectClass: schacPersonalCharacteristics\ncn: %s %s\n", e.get("givenName")[0], e.get("sn")[0])
-		}
-		keys := make([]string, 0, len(e.Attrs))
-		for k := range e.Attrs {
-			if !skip[k] {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			for _, v := range e.Attrs[k] {
-				fmt.Fprintf(w, "%s: %s\n", k, v)
-			}
-		}
-		fmt.Fprintln(w)
+		writeEntry(w, e)
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+var ldifSkip = map[string]bool{"entryuuid": true, "modifytimestamp": true, "whenchanged": true, "objectguid": true,
+	"userprincipalname": true, "objectcategory": true, "objectclass": true}
+
+// writeEntry writes e as LDIF for slapadd (which makes entryUUIDs).
+func writeEntry(w *bufio.Writer, e *entry) {
+	fmt.Fprintf(w, "dn: %s\n", e.DN)
+	// Old timestamps, so that incremental runs see only what a test changes.
+	old := time.Now().Add(-48 * time.Hour).UTC().Format("20060102150405Z")
+	fmt.Fprintf(w, "createTimestamp: %s\nmodifyTimestamp: %s\n", old, old)
+	for _, oc := range e.get("objectClass") {
+		fmt.Fprintf(w, "objectClass: %s\n", oc)
+	}
+	if strings.HasPrefix(e.DN, "uid=p") {
+		fmt.Fprintf(w, "objectClass: schacPersonalCharacteristics\ncn: %s %s\n", e.get("givenName")[0], e.get("sn")[0])
+	}
+	keys := make([]string, 0, len(e.Attrs))
+	for k := range e.Attrs {
+		if !ldifSkip[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range e.Attrs[k] {
+			fmt.Fprintf(w, "%s: %s\n", k, v)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // testCA makes a CA and a server certificate for 127.0.0.1 and localhost,
@@ -123,6 +129,12 @@ func freePort(t testing.TB) int {
 // starts slapd on a random loopback port, with StartTLS under a test CA.
 // It skips when slapd is not installed.
 func startSlapd(t testing.TB, r roster) *slapd {
+	return startSlapdWith(t, func(path string) { writeLDIF(t, path, r) }, 0, fmt.Sprintf("%d pupils", r.pupils))
+}
+
+// startSlapdWith is startSlapd with the LDIF written by write, on port
+// (a free one when 0).
+func startSlapdWith(t testing.TB, write func(path string), port int, what string) *slapd {
 	if _, err := os.Stat(slapdBin); err != nil {
 		testenv.Unavailable(t, "slapd", slapdBin+" not found: install the Debian packages slapd and ldap-utils")
 	}
@@ -155,18 +167,21 @@ rootpw %s
 directory %s/db
 index objectClass,entryUUID eq
 index modifyTimestamp eq
+index departmentNumber eq
 limits dn.exact="%s" size=unlimited size.pr=unlimited
 `, schema, modules, dir, dir, dir, dir, base, s.rootDN, s.rootPW, dir, s.rootDN)
 	confPath := filepath.Join(dir, "slapd.conf")
 	os.WriteFile(confPath, []byte(conf), 0o600)
 	ldif := filepath.Join(dir, "roster.ldif")
-	writeLDIF(t, ldif, r)
+	write(ldif)
 	start := time.Now()
 	if out, err := exec.Command("/usr/sbin/slapadd", "-q", "-f", confPath, "-l", ldif).CombinedOutput(); err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	t.Logf("slapadd of %d pupils: %s", r.pupils, time.Since(start).Round(time.Millisecond))
-	port := freePort(t)
+	t.Logf("slapadd of %s: %s", what, time.Since(start).Round(time.Millisecond))
+	if port == 0 {
+		port = freePort(t)
+	}
 	s.url = "ldap://127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(slapdBin, "-d", "0", "-f", confPath, "-h", s.url+"/")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -301,6 +316,17 @@ func TestSlapd(t *testing.T) {
 		counts(t, res, map[string]int{"pupil.update": 1})
 		if res.Run.Entries >= total/2 {
 			t.Fatalf("incremental run read %d entries", res.Run.Entries)
+		}
+	})
+
+	t.Run("schema", func(t *testing.T) {
+		src, err := e.st.GetDirectorySource(e.ctx, e.sch.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing, err := rostersync.CheckAttributes(e.ctx, src, s.rootPW, 10*time.Second, "schacDateOfBirth", "extensionAttribute1", "givenname")
+		if err != nil || len(missing) != 1 || missing[0] != "extensionAttribute1" {
+			t.Fatalf("CheckAttributes = %v, %v", missing, err)
 		}
 	})
 

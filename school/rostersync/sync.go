@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -20,9 +22,10 @@ var (
 	// ErrBusy means another run of the same school holds the lock.
 	ErrBusy = errors.New("rostersync: a sync of this school is already running")
 	// ErrThreshold means the run would quarantine more pupils (or disable
-	// more staff) than the source's deletion threshold allows; nothing was
-	// applied. Run again with Force to apply anyway.
-	ErrThreshold = errors.New("rostersync: deletion threshold exceeded")
+	// more staff, or change one field of more pupils) than the source's
+	// threshold allows; nothing was applied. Run again with Force to apply
+	// anyway.
+	ErrThreshold = errors.New("rostersync: threshold exceeded")
 	// ErrEmptyDirectory means a full search found no pupils (or no staff)
 	// while the store has active ones; nothing was applied, even if forced.
 	ErrEmptyDirectory = errors.New("rostersync: the directory returned no entries")
@@ -47,8 +50,9 @@ type Options struct {
 	Owner string
 	// Timeout bounds each LDAP request; 2 minutes when zero.
 	Timeout time.Duration
-	// LockTTL is the run lock's lease, renewed while the run lasts; 5
-	// minutes when zero.
+	// LockTTL is the run lock's lease, renewed every LockTTL/3 while the
+	// run lasts, so that a killed run blocks its school for at most this
+	// long; school.DefaultLeaseTTL (20 s) when zero.
 	LockTTL time.Duration
 }
 
@@ -74,7 +78,7 @@ func New(opt Options) *Syncer {
 		opt.Timeout = 2 * time.Minute
 	}
 	if opt.LockTTL == 0 {
-		opt.LockTTL = 5 * time.Minute
+		opt.LockTTL = school.DefaultLeaseTTL
 	}
 	return &Syncer{opt: opt}
 }
@@ -89,6 +93,35 @@ type RunOptions struct {
 	PupilID string
 	// Progress, when set, is called after every page read.
 	Progress func(Progress)
+	// Peers, when set, is shared by the runs of many schools (sync --all,
+	// one scheduler pass) to warn of a pupil (the same uid or external id)
+	// found in two schools.
+	Peers *Peers
+}
+
+// Peers remembers which school each pupil uid and external id was read
+// in, across the runs of one pass over many schools. It is safe for
+// concurrent use. The school that reads a pupil second gets the warning.
+type Peers struct {
+	mu   sync.Mutex
+	seen map[string]peer
+}
+
+type peer struct{ school, dn string }
+
+// NewPeers returns an empty Peers.
+func NewPeers() *Peers { return &Peers{seen: map[string]peer{}} }
+
+// claim records key for school; when another school has it, it returns
+// that school and DN.
+func (ps *Peers) claim(key, schoolCode, dn string) (peer, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if o, ok := ps.seen[key]; ok {
+		return o, o.school != schoolCode
+	}
+	ps.seen[key] = peer{school: schoolCode, dn: dn}
+	return peer{}, false
 }
 
 // Progress reports a running sync.
@@ -116,42 +149,59 @@ type Result struct {
 
 func lockName(schoolID string) string { return "rostersync:" + schoolID }
 
+// lock takes the school's run lock (renewed while held) and marks the
+// runs a dead holder left "running" as interrupted: holding the lock, no
+// other run of the school can be alive.
+func (s *Syncer) lock(ctx context.Context, schoolID string) (release func(), err error) {
+	// Each holding gets its own owner name: two runs of one school in one
+	// process (console and scheduler) must exclude each other too.
+	owner := s.opt.Owner + "/" + school.NewID()[:8]
+	release, err = school.HoldLock(ctx, s.opt.Store, lockName(schoolID), owner, s.opt.LockTTL, func(err error) {
+		s.opt.Log.Warn("rostersync: renewing run lock", "school", schoolID, "err", err)
+	})
+	if errors.Is(err, school.ErrLocked) {
+		return nil, ErrBusy
+	}
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.opt.Store.InterruptSyncRuns(ctx, schoolID, s.opt.Now())
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if n > 0 {
+		s.opt.Log.Warn("rostersync: marked runs of a stopped process as interrupted", "school", schoolID, "runs", n)
+	}
+	return release, nil
+}
+
+// Reap marks the school's runs left "running" by a process that died as
+// interrupted, when no live run holds the school's lock (else it does
+// nothing).
+func (s *Syncer) Reap(ctx context.Context, schoolID string) error {
+	release, err := s.lock(ctx, schoolID)
+	if errors.Is(err, ErrBusy) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	release()
+	return nil
+}
+
 // Run syncs one school. It records the run (also a dry run) and returns
 // its record and changes. On any directory error, threshold breach or
 // empty result nothing is applied and the error is returned along with the
 // record.
 func (s *Syncer) Run(ctx context.Context, schoolID string, ro RunOptions) (Result, error) {
 	st := s.opt.Store
-	if err := st.TryLock(ctx, lockName(schoolID), s.opt.Owner, s.opt.LockTTL); err != nil {
-		if errors.Is(err, school.ErrLocked) {
-			return Result{}, ErrBusy
-		}
+	release, err := s.lock(ctx, schoolID)
+	if err != nil {
 		return Result{}, err
 	}
-	lockCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		t := time.NewTicker(s.opt.LockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-lockCtx.Done():
-				return
-			case <-t.C:
-				if err := st.TryLock(lockCtx, lockName(schoolID), s.opt.Owner, s.opt.LockTTL); err != nil && lockCtx.Err() == nil {
-					s.opt.Log.Warn("rostersync: renewing run lock", "school", schoolID, "err", err)
-				}
-			}
-		}
-	}()
-	defer func() {
-		stopRenew()
-		<-renewed
-		if err := st.Unlock(context.WithoutCancel(ctx), lockName(schoolID), s.opt.Owner); err != nil {
-			s.opt.Log.Warn("rostersync: releasing run lock", "school", schoolID, "err", err)
-		}
-	}()
+	defer release()
 
 	sch, err := st.GetSchool(ctx, schoolID)
 	if err != nil {
@@ -232,6 +282,7 @@ func (s *Syncer) run(ctx context.Context, sch school.School, src school.Director
 	if err != nil {
 		return Result{}, err
 	}
+	src = forSchool(src, am, sch.Code)
 	var password string
 	if len(src.BindPassword) > 0 {
 		if s.opt.Sealer == nil {
@@ -317,6 +368,39 @@ func (s *Syncer) run(ctx context.Context, sch school.School, src school.Director
 	return res, nil
 }
 
+// forSchool narrows a source that serves many schools to one: the
+// placeholder in base DNs becomes the school's code, and with a school
+// attribute every filter gains (attr=code).
+func forSchool(src school.DirectorySource, am attrMap, code string) school.DirectorySource {
+	esc := escapeDNValue(code)
+	for _, b := range []*string{&src.PupilBase, &src.StaffBase, &src.ClassBase, &src.GuardianBase} {
+		*b = strings.ReplaceAll(*b, school.SchoolPlaceholder, esc)
+	}
+	if src.SchoolAttr != "" {
+		clause := "(" + src.SchoolAttr + "=" + ldapEscape(code) + ")"
+		src.PupilFilter = and(filterOr(src.PupilFilter, am.PersonFilter), clause)
+		src.StaffFilter = and(filterOr(src.StaffFilter, am.PersonFilter), clause)
+		src.GuardianFilter = and(filterOr(src.GuardianFilter, am.PersonFilter), clause)
+		src.ClassFilter = and(filterOr(src.ClassFilter, am.GroupFilter), clause)
+	}
+	return src
+}
+
+// escapeDNValue escapes v for use as an attribute value in a DN (RFC 4514).
+func escapeDNValue(v string) string {
+	var b strings.Builder
+	for i, c := range v {
+		switch {
+		case strings.ContainsRune(`,+"\<>;=`, c),
+			(c == '#' || c == ' ') && i == 0,
+			c == ' ' && i == len(v)-1:
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
 // ldapEscape escapes a value for a filter assertion (RFC 4515).
 func ldapEscape(v string) string { return ldap.EscapeFilter(v) }
 
@@ -345,6 +429,10 @@ type plan struct {
 	staffEntries                     int
 	staffSearched                    bool
 	changes                          []Change
+	// fieldChanges counts active pupils whose field would change or be
+	// cleared, by field ("birthDate", "name", "class" for a pupil left in
+	// no class), for the field-change safety.
+	fieldChanges map[string]int
 }
 
 type pupilPlan struct {
@@ -366,11 +454,24 @@ func (p *plan) add(action, ext, id, dn string, fields ...string) {
 	p.changes = append(p.changes, Change{Action: action, ExternalID: ext, ID: id, DN: dn, Fields: fields})
 }
 
+// minFieldChanges is the number of pupils whose field may change in one
+// run whatever the share: a small school's few renames never stop a run.
+const minFieldChanges = 10
+
+var fieldNames = map[string]string{"birthDate": "date of birth", "name": "name", "class": "class (left in none)"}
+
 // check applies the deprovisioning safeties.
 func (p *plan) check(src school.DirectorySource, mode school.SyncMode, force bool) error {
 	// Classes are read in full by every run.
 	if p.classSearched && p.classEntries == 0 && p.storedClasses > 0 {
 		return fmt.Errorf("%w: the class search found nothing while %d classes are stored; nothing was applied", ErrEmptyDirectory, p.storedClasses)
+	}
+	// Field changes are bounded in every mode.
+	for _, f := range []string{"birthDate", "name", "class"} {
+		if n := p.fieldChanges[f]; !force && n > minFieldChanges && n*100 > p.activePupils*src.MaxDeletePercent {
+			return fmt.Errorf("%w: %d of %d active pupils would have their %s changed or cleared (limit %d %%); nothing was applied",
+				ErrThreshold, n, p.activePupils, fieldNames[f], src.MaxDeletePercent)
+		}
 	}
 	if mode != school.SyncFull {
 		return nil
@@ -403,7 +504,7 @@ func (p *plan) check(src school.DirectorySource, mode school.SyncMode, force boo
 
 func (s *Syncer) plan(ctx context.Context, sch school.School, src school.DirectorySource, snap *snapshot, run *school.SyncRun, ro RunOptions) (*plan, error) {
 	st := s.opt.Store
-	p := &plan{renames: map[string]string{}, guardianUpd: map[string]school.Guardian{},
+	p := &plan{renames: map[string]string{}, guardianUpd: map[string]school.Guardian{}, fieldChanges: map[string]int{},
 		pupilEntries: snap.pupilEntries, staffEntries: snap.staffEntries, staffSearched: src.StaffBase != "" && ro.PupilID == "",
 		guardianEntries: snap.guardianEntries, guardianSearched: src.GuardianBase != "" && ro.PupilID == "",
 		classEntries: snap.classEntries, classSearched: src.ClassBase != ""}
@@ -520,7 +621,7 @@ func (s *Syncer) plan(ctx context.Context, sch school.School, src school.Directo
 		for _, gdn := range dp.guardianDNs {
 			ext, ok := snap.guardianByDN[gdn]
 			if !ok {
-				run.AddWarning(dp.dn, "guardian link to an entry that is not a valid guardian: "+gdn)
+				run.AddWarning(school.WarnBadGuardianLink, dp.dn, "guardian link to an entry that is not a valid guardian: "+gdn)
 				continue
 			}
 			wantGuardians = append(wantGuardians, guardianKey[ext])
@@ -528,10 +629,26 @@ func (s *Syncer) plan(ctx context.Context, sch school.School, src school.Directo
 		sort.Strings(wantGuardians)
 		wantGuardians = slices.Compact(wantGuardians)
 		if len(wantGuardians) == 0 {
-			run.AddWarning(dp.dn, "pupil has no guardian: consent cannot be asked")
+			run.AddWarning(school.WarnNoGuardian, dp.dn, "pupil has no guardian: consent cannot be asked")
+		}
+		if ro.Peers != nil {
+			keys := []string{"id:" + dp.ext}
+			if dp.uid != "" {
+				keys = append(keys, "uid:"+dp.uid)
+			}
+			for _, k := range keys {
+				if o, dup := ro.Peers.claim(k, sch.Code, dp.dn); dup {
+					what, _, _ := strings.Cut(k, ":")
+					run.AddWarning(school.WarnDuplicateUID, dp.dn, fmt.Sprintf("the same %s is a pupil of school %s too (%s)", what, o.school, o.dn))
+					break
+				}
+			}
 		}
 		old, ok := byExt[dp.ext]
 		if !ok {
+			if len(wantClasses) == 0 && src.ClassBase != "" {
+				run.AddWarning(school.WarnNoClass, dp.dn, "pupil is in no class: no teacher can start their enrolment")
+			}
 			p.newPupils = append(p.newPupils, pupilPlan{
 				p:       school.Pupil{SchoolID: sch.ID, ExternalID: dp.ext, GivenName: dp.given, FamilyName: dp.family, BirthDate: dp.birth},
 				classes: wantClasses, guardian: wantGuardians,
@@ -552,6 +669,9 @@ func (s *Syncer) plan(ctx context.Context, sch school.School, src school.Directo
 		}
 		sort.Strings(wantClasses)
 		sort.Strings(wantGuardians)
+		if len(wantClasses) == 0 && src.ClassBase != "" {
+			run.AddWarning(school.WarnNoClass, dp.dn, "pupil is in no class: no teacher can start their enrolment")
+		}
 		var fields []string
 		if old.GivenName != dp.given || old.FamilyName != dp.family {
 			fields = append(fields, "name")
@@ -560,6 +680,14 @@ func (s *Syncer) plan(ctx context.Context, sch school.School, src school.Directo
 			fields = append(fields, "birthDate")
 		}
 		classesChanged := !sameSet(old.ClassIDs, wantClasses)
+		if old.Status == school.PupilActive {
+			for _, f := range fields {
+				p.fieldChanges[f]++
+			}
+			if len(old.ClassIDs) > 0 && len(wantClasses) == 0 {
+				p.fieldChanges["class"]++
+			}
+		}
 		guardiansChanged := !sameSet(old.GuardianIDs, wantGuardians)
 		restore := old.Status != school.PupilActive
 		if len(fields) == 0 && !classesChanged && !guardiansChanged && !restore {
@@ -570,7 +698,7 @@ func (s *Syncer) plan(ctx context.Context, sch school.School, src school.Directo
 		p.pupilUpd = append(p.pupilUpd, pupilPlan{id: old.ID, p: np, classes: wantClasses, guardian: wantGuardians, restore: restore})
 		if restore {
 			if old.Status == school.PupilRemoved {
-				run.AddWarning(dp.dn, "pupil reappeared after the grace period ended; restored")
+				run.AddWarning(school.WarnRestored, dp.dn, "pupil reappeared after the grace period ended; restored")
 			}
 			p.add("pupil.restore", dp.ext, old.ID, dp.dn)
 		}
@@ -582,6 +710,21 @@ func (s *Syncer) plan(ctx context.Context, sch school.School, src school.Directo
 		}
 		if guardiansChanged {
 			p.add("pupil.guardians", dp.ext, old.ID, dp.dn)
+		}
+	}
+	if full && ro.PupilID == "" && src.GuardianBase != "" {
+		linked := map[string]bool{}
+		for _, dp := range snap.pupils {
+			for _, gdn := range dp.guardianDNs {
+				if ext, ok := snap.guardianByDN[gdn]; ok {
+					linked[ext] = true
+				}
+			}
+		}
+		for _, dg := range snap.guardians {
+			if !linked[dg.ext] {
+				run.AddWarning(school.WarnOrphanGuardian, dg.dn, "guardian of no pupil: no pupil entry points to this guardian")
+			}
 		}
 	}
 	if full {
@@ -802,7 +945,7 @@ func (s *Syncer) apply(ctx context.Context, q school.Queries, sch school.School,
 	}
 	for _, ns := range p.newStaff {
 		if other, err := q.StaffByUsername(ctx, ns.s.Username); err == nil {
-			run.AddWarning("", fmt.Sprintf("staff username %q is taken by account %s; not created", ns.s.Username, other.ID))
+			run.AddWarning(school.WarnStaffUsername, "", fmt.Sprintf("staff username %q is taken by account %s; not created", ns.s.Username, other.ID))
 			continue
 		} else if !errors.Is(err, school.ErrNotFound) {
 			return err
@@ -816,7 +959,7 @@ func (s *Syncer) apply(ctx context.Context, q school.Queries, sch school.School,
 	}
 	for _, up := range p.staffUpd {
 		if other, err := q.StaffByUsername(ctx, up.s.Username); err == nil && other.ID != up.id {
-			run.AddWarning("", fmt.Sprintf("staff username %q is taken by account %s; not updated", up.s.Username, other.ID))
+			run.AddWarning(school.WarnStaffUsername, "", fmt.Sprintf("staff username %q is taken by account %s; not updated", up.s.Username, other.ID))
 			continue
 		}
 		if _, err := q.UpdateStaff(ctx, up.id, func(old school.Staff) (school.Staff, error) {

@@ -341,7 +341,12 @@ func TestBadEntriesAreSkippedWithWarnings(t *testing.T) {
 	delete(noBirth.Attrs, "schacdateofbirth")
 	e.dir.add(dup, bad, noBirth)
 	res := e.mustRun(rostersync.RunOptions{})
-	counts(t, res, map[string]int{"pupil.create": 1})
+	// The invalid date of birth is treated like a missing one: pupil 1
+	// stays, without a date of birth.
+	counts(t, res, map[string]int{"pupil.create": 1, "pupil.update": 1})
+	if p := e.pupil(1); !p.BirthDate.IsZero() {
+		t.Errorf("pupil 1 kept birth date %s from before the invalid value", p.BirthDate)
+	}
 	want := map[string]string{
 		pupilDN(1):    "date of birth",
 		pupilDN(2):    "no givenName",

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -96,13 +97,16 @@ func (s *Store) ListEnrolments(ctx context.Context, schoolID string) ([]school.E
 	return out, s.fail("list enrolments", err)
 }
 
-const consentCols = `id, pupil_id, guardian_id, platform_id, decision, decided_at, withdrawn_at, verified_subject`
+const consentCols = `id, pupil_id, guardian_id, platform_id, decision, attributes, refused, decided_at, withdrawn_at, verified_subject`
 
 func scanConsent(r Rows) (school.Consent, error) {
 	var c school.Consent
 	var guardian, platform *string
+	var attrs, refused string
 	var decided, withdrawn int64
-	err := r.Scan(&c.ID, &c.PupilID, &guardian, &platform, &c.Decision, &decided, &withdrawn, &c.VerifiedSubject)
+	if err := r.Scan(&c.ID, &c.PupilID, &guardian, &platform, &c.Decision, &attrs, &refused, &decided, &withdrawn, &c.VerifiedSubject); err != nil {
+		return c, err
+	}
 	if guardian != nil {
 		c.GuardianID = *guardian
 	}
@@ -110,7 +114,31 @@ func scanConsent(r Rows) (school.Consent, error) {
 		c.PlatformID = *platform
 	}
 	c.DecidedAt, c.WithdrawnAt = fromMicros(decided), fromMicros(withdrawn)
-	return c, err
+	return c, decodeConsentAttrs(&c, attrs, refused)
+}
+
+// decodeConsentAttrs reads the stored JSON of a consent's attributes and
+// refusals.
+func decodeConsentAttrs(c *school.Consent, attrs, refused string) error {
+	if attrs != "" {
+		if err := json.Unmarshal([]byte(attrs), &c.Attributes); err != nil {
+			return fmt.Errorf("consent %s: stored attributes: %w", c.ID, err)
+		}
+	}
+	if refused != "" {
+		if err := json.Unmarshal([]byte(refused), &c.Refused); err != nil {
+			return fmt.Errorf("consent %s: stored refusals: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+func jsonText[T any](v []T) (string, error) {
+	if v == nil {
+		v = []T{}
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
 }
 
 // SetConsent implements school.ConsentFlowStore.
@@ -127,13 +155,33 @@ func (s *Store) SetConsent(ctx context.Context, c school.Consent) (school.Consen
 	if c.Decision == school.DecisionWithdrawn {
 		c.WithdrawnAt = c.DecidedAt
 	}
+	for _, a := range c.Attributes {
+		if a.Name == "" {
+			return c, fmt.Errorf("%w: a consented attribute needs a name", school.ErrInvalid)
+		}
+	}
 	err := s.tx(ctx, "set consent", func(t *Store) error {
+		if c.Attributes == nil && c.Decision == school.DecisionGranted {
+			pf, err := scanPlatformRow(t.q.QueryRow(ctx, `SELECT `+platformCols+` FROM platforms WHERE id = $1`, c.PlatformID))
+			if err != nil {
+				return one(err, "platform")
+			}
+			c.Attributes = pf.Attributes
+		}
+		attrs, err := jsonText(c.Attributes)
+		if err != nil {
+			return err
+		}
+		refused, err := jsonText(c.Refused)
+		if err != nil {
+			return err
+		}
 		if _, err := t.q.Exec(ctx, `DELETE FROM consents WHERE pupil_id = $1 AND guardian_id = $2 AND platform_id = $3`,
 			c.PupilID, c.GuardianID, c.PlatformID); err != nil {
 			return err
 		}
-		_, err := t.q.Exec(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			c.ID, c.PupilID, c.GuardianID, c.PlatformID, c.Decision, micros(c.DecidedAt), micros(c.WithdrawnAt), c.VerifiedSubject)
+		_, err = t.q.Exec(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			c.ID, c.PupilID, c.GuardianID, c.PlatformID, c.Decision, attrs, refused, micros(c.DecidedAt), micros(c.WithdrawnAt), c.VerifiedSubject)
 		return err
 	})
 	return c, err
@@ -156,64 +204,122 @@ func (s *Store) ClearConsents(ctx context.Context, pupilID string) (int, error) 
 	return int(n), err
 }
 
-// consentState loads, in one query, what the consent rules need about a
-// pupil: the flow's rule, the guardians on record and their decisions. ok
-// is false when there is no active pupil with a flow that allows
-// anything. Decisions of guardians no longer on record are not read
-// (school.ConsentCovers ignores them).
-func (s *Store) consentState(ctx context.Context, pupilID string) (rule school.ConsentRule, guardians []string, consents []school.Consent, ok bool, err error) {
-	rows, err := s.q.Query(ctx, `SELECT p.status, e.state, e.consent_rule, COALESCE(g.guardian_id, ''),
-			COALESCE(c.id, ''), COALESCE(c.platform_id, ''), COALESCE(c.decision, ''), COALESCE(c.withdrawn_at, 0)
-		FROM pupils p JOIN enrolments e ON e.pupil_id = p.id
+// ConsentState implements school.ConsentFlowStore: one query reads the
+// pupil, the flow, the guardians on record with their decisions and the
+// school's activation of platformID. Decisions of guardians no longer on
+// record are not read (school.ConsentCovers ignores them).
+func (s *Store) ConsentState(ctx context.Context, pupilID, platformID string) (school.ConsentState, error) {
+	st, err := s.consentState(ctx, pupilID, platformID)
+	return st, s.fail("consent state", err)
+}
+
+func (s *Store) consentState(ctx context.Context, pupilID, platformID string) (school.ConsentState, error) {
+	st := school.ConsentState{PupilID: pupilID}
+	rows, err := s.q.Query(ctx, `SELECT p.school_id, p.status, COALESCE(e.state, ''), COALESCE(e.consent_rule, ''),
+			(SELECT COUNT(*) FROM platform_activations a WHERE a.school_id = p.school_id AND a.platform_id = $2),
+			COALESCE(g.guardian_id, ''), COALESCE(c.id, ''), COALESCE(c.platform_id, ''), COALESCE(c.decision, ''),
+			COALESCE(c.attributes, ''), COALESCE(c.refused, ''), COALESCE(c.withdrawn_at, 0)
+		FROM pupils p LEFT JOIN enrolments e ON e.pupil_id = p.id
 		LEFT JOIN pupil_guardians g ON g.pupil_id = p.id
 		LEFT JOIN consents c ON c.pupil_id = p.id AND c.guardian_id = g.guardian_id
-		WHERE p.id = $1`, pupilID)
+		WHERE p.id = $1`, pupilID, platformID)
 	if err != nil {
-		return "", nil, nil, false, err
+		return st, err
 	}
 	defer rows.Close()
 	found := false
-	var status, state string
 	for rows.Next() {
-		var guardian, id, platform, decision string
-		var withdrawn int64
-		if err := rows.Scan(&status, &state, &rule, &guardian, &id, &platform, &decision, &withdrawn); err != nil {
-			return "", nil, nil, false, err
+		var status, state, rule, guardian, id, platform, decision, attrs, refused string
+		var activated, withdrawn int64
+		if err := rows.Scan(&st.SchoolID, &status, &state, &rule, &activated, &guardian, &id, &platform, &decision, &attrs, &refused, &withdrawn); err != nil {
+			return st, err
 		}
 		found = true
-		if guardian != "" && !slices.Contains(guardians, guardian) {
-			guardians = append(guardians, guardian)
+		st.PupilStatus, st.Enrolment, st.Rule, st.Activated = school.PupilStatus(status), school.EnrolmentState(state), school.ConsentRule(rule), activated > 0
+		if guardian != "" && !slices.Contains(st.Guardians, guardian) {
+			st.Guardians = append(st.Guardians, guardian)
 		}
 		if id != "" {
-			consents = append(consents, school.Consent{ID: id, PupilID: pupilID, GuardianID: guardian, PlatformID: platform,
-				Decision: decision, WithdrawnAt: fromMicros(withdrawn)})
+			c := school.Consent{ID: id, PupilID: pupilID, GuardianID: guardian, PlatformID: platform,
+				Decision: decision, WithdrawnAt: fromMicros(withdrawn)}
+			if err := decodeConsentAttrs(&c, attrs, refused); err != nil {
+				return st, err
+			}
+			st.Consents = append(st.Consents, c)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return "", nil, nil, false, err
+		return st, err
 	}
-	if !found || school.PupilStatus(status) != school.PupilActive || !school.EnrolmentState(state).Allows() {
-		return rule, nil, nil, false, nil
+	if !found {
+		return st, fmt.Errorf("pupil: %w", school.ErrNotFound)
 	}
-	return rule, guardians, consents, true, nil
+	return st, nil
 }
 
 // EnrolmentAllowed implements school.ConsentStore: the pupil is active and
 // the enrolment flow is consented, code_issued or enrolled (which it only
 // reaches while a consent under the flow's rule covers some platform).
 func (s *Store) EnrolmentAllowed(ctx context.Context, pupilID string) (bool, error) {
-	_, _, _, ok, err := s.consentState(ctx, pupilID)
-	return ok, s.fail("enrolment allowed", err)
+	st, err := s.consentState(ctx, pupilID, "")
+	if errors.Is(err, school.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && st.EnrolmentAllows(), s.fail("enrolment allowed", err)
 }
 
-// ReleaseAllowed implements school.ConsentStore: enrolment is allowed and
-// the flow's consent rule covers the platform (school.ConsentCovers).
+// ReleaseAllowed implements school.ConsentStore: enrolment is allowed, the
+// pupil's school activated the platform and the flow's consent rule
+// covers it (school.ConsentState.CoversPlatform).
 func (s *Store) ReleaseAllowed(ctx context.Context, pupilID, platformID string) (bool, error) {
-	rule, guardians, consents, ok, err := s.consentState(ctx, pupilID)
-	if err != nil || !ok {
-		return false, s.fail("release allowed", err)
+	st, err := s.consentState(ctx, pupilID, platformID)
+	if errors.Is(err, school.ErrNotFound) {
+		return false, nil
 	}
-	return school.ConsentCovers(rule, guardians, consents, platformID), nil
+	return err == nil && st.CoversPlatform(platformID), s.fail("release allowed", err)
+}
+
+// SetPlatformActivation implements school.ConsentFlowStore.
+func (s *Store) SetPlatformActivation(ctx context.Context, a school.PlatformActivation, active bool) (bool, error) {
+	if a.SchoolID == "" || a.PlatformID == "" {
+		return false, fmt.Errorf("%w: an activation needs a school and a platform", school.ErrInvalid)
+	}
+	var changed bool
+	err := s.tx(ctx, "set platform activation", func(t *Store) error {
+		var n int64
+		if err := t.q.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM schools WHERE id = $1) + (SELECT COUNT(*) FROM platforms WHERE id = $2)`,
+			a.SchoolID, a.PlatformID).Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("school or platform: %w", school.ErrNotFound)
+		}
+		var err error
+		if active {
+			n, err = t.q.Exec(ctx, `INSERT INTO platform_activations (school_id, platform_id, activated_by, activated_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+				a.SchoolID, a.PlatformID, a.ActivatedBy, micros(t.now()))
+		} else {
+			n, err = t.q.Exec(ctx, `DELETE FROM platform_activations WHERE school_id = $1 AND platform_id = $2`, a.SchoolID, a.PlatformID)
+		}
+		changed = n > 0
+		return err
+	})
+	return changed, err
+}
+
+func scanActivation(r Rows) (school.PlatformActivation, error) {
+	var a school.PlatformActivation
+	var at int64
+	err := r.Scan(&a.SchoolID, &a.PlatformID, &a.ActivatedBy, &at)
+	a.ActivatedAt = fromMicros(at)
+	return a, err
+}
+
+// ListPlatformActivations implements school.ConsentFlowStore.
+func (s *Store) ListPlatformActivations(ctx context.Context, schoolID string) ([]school.PlatformActivation, error) {
+	out, err := collect(ctx, s.q, scanActivation, `SELECT school_id, platform_id, activated_by, activated_at FROM platform_activations
+		WHERE ($1 = '' OR school_id = $1) ORDER BY school_id, platform_id`, schoolID)
+	return out, s.fail("list platform activations", err)
 }
 
 // GuardiansByEmail implements school.ConsentFlowStore.

@@ -19,7 +19,9 @@ func grantConsent(t *testing.T, st school.Queries, pupilID, guardianID string, p
 	t.Helper()
 	ctx := context.Background()
 	must(st.PutEnrolment(ctx, school.Enrolment{PupilID: pupilID, State: school.EnrolmentConsented, Rule: school.ConsentAny, StartedBy: "test"}))
+	p := must(st.GetPupil(ctx, pupilID))
 	for _, pf := range platformIDs {
+		must(st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: p.SchoolID, PlatformID: pf, ActivatedBy: "test"}, true))
 		must(st.SetConsent(ctx, school.Consent{PupilID: pupilID, GuardianID: guardianID, PlatformID: pf, Decision: school.DecisionGranted}))
 	}
 }
@@ -29,6 +31,9 @@ func testConsent(t *testing.T, h Harness) {
 	st := h.Store
 	s := NewSeed(t, st)
 	other := must(st.CreatePlatform(ctx, school.Platform{Name: "Other", Protocol: school.ProtocolOIDC, ClientID: "other"}))
+	for _, pf := range []string{s.Platform.ID, other.ID} {
+		must(st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: s.School.ID, PlatformID: pf, ActivatedBy: "test"}, true))
+	}
 	g2 := must(st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, Name: "Far Hansen", Email: "Far@Example.dk"}))
 	must(st.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) {
 		p.GuardianIDs = append(p.GuardianIDs, g2.ID)

@@ -56,7 +56,7 @@ func NewSeed(t *testing.T, st school.Store) Seed {
 	}))
 	s.Platform = must(st.CreatePlatform(ctx, school.Platform{
 		Name: "MatematikFessor", Protocol: school.ProtocolOIDC, ClientID: "mf",
-		Attributes: []school.AttributeGrant{{Name: "given_name", Justification: "Shown to the teacher"}},
+		Attributes: []school.AttributeGrant{{Name: "given_name", JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"}},
 	}))
 	return s
 }
@@ -400,7 +400,7 @@ func testPlatforms(t *testing.T, h Harness) {
 	}
 	h.Clock.Advance(time.Minute)
 	up := must(st.UpdatePlatform(ctx, saml.ID, func(p school.Platform) (school.Platform, error) {
-		p.Attributes = append(p.Attributes, school.AttributeGrant{Name: "groups", Justification: "Class rooms"})
+		p.Attributes = append(p.Attributes, school.AttributeGrant{Name: "groups", JustificationDA: "Class rooms", JustificationEN: "Class rooms"})
 		return p, nil
 	}))
 	got = must(st.GetPlatform(ctx, saml.ID))

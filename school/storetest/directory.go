@@ -23,7 +23,7 @@ func testDirectory(t *testing.T, h Harness) {
 			BindPassword: []byte{1, 2, 3}, PupilBase: "ou=pupils,dc=s1", PupilFilter: "(objectClass=elevidPupil)",
 			StaffBase: "ou=staff,dc=s1", ClassBase: "ou=classes,dc=s1", GuardianBase: "ou=guardians,dc=s1",
 			Preset: school.PresetOpenLDAP, Attributes: map[string]string{"birthDate": "schacDateOfBirth"},
-			Interval: time.Hour, FullInterval: 24 * time.Hour,
+			Interval: time.Hour, FullInterval: 24 * time.Hour, SchoolAttr: "departmentNumber",
 		}.WithDefaults()
 		put := must(st.PutDirectorySource(ctx, src))
 		got := must(st.GetDirectorySource(ctx, seed.School.ID))
@@ -70,7 +70,8 @@ func testDirectory(t *testing.T, h Harness) {
 		r.Status = school.SyncSucceeded
 		r.Counts = map[string]int{"pupil.create": 3}
 		r.Entries, r.Pages = 10, 2
-		r.AddWarning("uid=x,ou=pupils,dc=s1", "missing date of birth")
+		r.AddWarning(school.WarnNoBirthDate, "uid=x,ou=pupils,dc=s1", "missing date of birth")
+		r.AddWarning(school.WarnNoClass, "uid=y,ou=pupils,dc=s1", "in no class")
 		r = must(st.FinishSyncRun(ctx, r))
 		got := must(st.GetSyncRun(ctx, r.ID))
 		if !reflect.DeepEqual(got, r) || !got.EndedAt.Equal(h.Clock.Now()) {
@@ -92,6 +93,32 @@ func testDirectory(t *testing.T, h Harness) {
 		}
 		_, err = st.GetSyncRun(ctx, "nope")
 		wantErr(t, err, school.ErrNotFound)
+		if got.WarningCounts[school.WarnNoClass] != 1 || got.Warnings[1].Kind != school.WarnNoClass {
+			t.Fatalf("warning kinds not kept: %+v %+v", got.WarningCounts, got.Warnings)
+		}
+
+		// A run left "running" by a dead process is marked interrupted,
+		// in its school only; finished runs stay as they are.
+		h.Clock.Advance(time.Minute)
+		at := h.Clock.Now()
+		n := must(st.InterruptSyncRuns(ctx, seed.School.ID, at))
+		if n != 1 {
+			t.Fatalf("InterruptSyncRuns marked %d runs, want 1 (r2)", n)
+		}
+		g2 := must(st.GetSyncRun(ctx, r2.ID))
+		if g2.Status != school.SyncInterrupted || !g2.EndedAt.Equal(at) || g2.Error == "" {
+			t.Fatalf("interrupted run = %+v", g2)
+		}
+		if g := must(st.GetSyncRun(ctx, r.ID)); g.Status != school.SyncSucceeded {
+			t.Fatalf("finished run became %s", g.Status)
+		}
+		other := must(st.ListSyncRuns(ctx, seed.OtherSchl.ID, 1))
+		if other[0].Status != school.SyncRunning {
+			t.Fatalf("other school's run became %s", other[0].Status)
+		}
+		if n := must(st.InterruptSyncRuns(ctx, seed.School.ID, at)); n != 0 {
+			t.Fatalf("second InterruptSyncRuns marked %d", n)
+		}
 	})
 
 	t.Run("Bulk", func(t *testing.T) {

@@ -97,6 +97,7 @@ var suites = []struct {
 	{"Staff", testStaff},
 	{"Platforms", testPlatforms},
 	{"Consent", testConsent},
+	{"ConsentAttributes", testConsentAttributes},
 	{"GuardianLinks", testGuardianLinks},
 	{"GuardianVerifications", testGuardianVerifications},
 	{"Outbox", testOutbox},

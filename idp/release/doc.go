@@ -1,0 +1,11 @@
+// Package release decides what a learning platform may receive about a
+// pupil, for both protocols: the platform's allowed attributes ∩ what a
+// current guardian consent covers ∩ the school's activation of the
+// platform, with pairwise identifiers by default. OpenID Connect claims and
+// SAML attributes are both built from Compute's output, so one pupil at
+// one platform gets the same values over either protocol.
+//
+// It depends on package school only (consent is read through the Store
+// into a school.ConsentState); never on parent, enrollment or the protocol
+// packages.
+package release

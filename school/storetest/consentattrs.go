@@ -1,0 +1,94 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/elevid/elevid/school"
+)
+
+// testConsentAttributes: a consent covers exactly the attributes it
+// records; a platform's later additions wait for the guardian; a refusal
+// blocks one attribute under rule any; activation is per school; the
+// consent state is one read.
+func testConsentAttributes(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	g2 := must(st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, Name: "Far"}))
+	must(st.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) {
+		p.GuardianIDs = append(p.GuardianIDs, g2.ID)
+		return p, nil
+	}))
+	must(st.PutEnrolment(ctx, school.Enrolment{PupilID: s.Pupil.ID, State: school.EnrolmentConsented, Rule: school.ConsentAny}))
+	covered := func(want ...string) {
+		t.Helper()
+		pf := must(st.GetPlatform(ctx, s.Platform.ID))
+		cs := must(st.ConsentState(ctx, s.Pupil.ID, pf.ID))
+		if got := cs.Covered(pf); !slices.Equal(got, want) {
+			t.Fatalf("covered = %v, want %v (state %+v)", got, want, cs)
+		}
+	}
+	// A grant with no attributes named records the platform's current set.
+	c := must(st.SetConsent(ctx, school.Consent{PupilID: s.Pupil.ID, GuardianID: s.Guardian.ID, PlatformID: s.Platform.ID, Decision: school.DecisionGranted}))
+	if len(c.Attributes) != 1 || c.Attributes[0].Name != "given_name" || c.Attributes[0].JustificationEN == "" {
+		t.Fatalf("recorded attributes = %+v", c.Attributes)
+	}
+	// Not activated for the school: nothing.
+	if cs := must(st.ConsentState(ctx, s.Pupil.ID, s.Platform.ID)); cs.Activated || cs.CoversPlatform(s.Platform.ID) {
+		t.Fatalf("not activated: %+v", cs)
+	}
+	covered()
+	if !must(st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: s.School.ID, PlatformID: s.Platform.ID, ActivatedBy: "t"}, true)) {
+		t.Fatal("activation changed nothing")
+	}
+	if must(st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: s.School.ID, PlatformID: s.Platform.ID, ActivatedBy: "t"}, true)) {
+		t.Fatal("second activation reported a change")
+	}
+	covered("given_name")
+	// The platform gains family_name: the old grant does not cover it.
+	must(st.UpdatePlatform(ctx, s.Platform.ID, func(p school.Platform) (school.Platform, error) {
+		p.Attributes = append(p.Attributes, school.AttributeGrant{Name: "family_name", JustificationDA: "efternavn", JustificationEN: "surname"})
+		return p, nil
+	}))
+	covered("given_name")
+	pf := must(st.GetPlatform(ctx, s.Platform.ID))
+	if pend := school.Pending(pf, must(st.ListConsents(ctx, s.Pupil.ID)), s.Guardian.ID); len(pend) != 1 || pend[0].Name != "family_name" {
+		t.Fatalf("pending = %+v", pend)
+	}
+	// The guardian approves the addition.
+	must(st.SetConsent(ctx, school.Consent{PupilID: s.Pupil.ID, GuardianID: s.Guardian.ID, PlatformID: pf.ID, Decision: school.DecisionGranted, Attributes: pf.Attributes}))
+	covered("given_name", "family_name")
+	// The other guardian refuses family_name only: under rule any it is
+	// blocked, given_name stands.
+	must(st.SetConsent(ctx, school.Consent{PupilID: s.Pupil.ID, GuardianID: g2.ID, PlatformID: pf.ID, Decision: school.DecisionGranted,
+		Attributes: pf.Attributes[:1], Refused: []string{"family_name"}}))
+	covered("given_name")
+	got := must(st.ListConsents(ctx, s.Pupil.ID))
+	if len(got) != 2 || !slices.Contains(got[1].Refused, "family_name") && !slices.Contains(got[0].Refused, "family_name") {
+		t.Fatalf("consents = %+v", got)
+	}
+	// Removing an attribute from the platform stops it at once.
+	must(st.UpdatePlatform(ctx, s.Platform.ID, func(p school.Platform) (school.Platform, error) {
+		p.Attributes = p.Attributes[1:]
+		return p, nil
+	}))
+	covered()
+	// Deactivation: nothing, whatever the consent.
+	if !must(st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: s.School.ID, PlatformID: s.Platform.ID}, false)) {
+		t.Fatal("deactivation changed nothing")
+	}
+	if must(st.ReleaseAllowed(ctx, s.Pupil.ID, s.Platform.ID)) {
+		t.Fatal("released to a deactivated platform")
+	}
+	if acts := must(st.ListPlatformActivations(ctx, s.School.ID)); len(acts) != 0 {
+		t.Fatalf("activations = %+v", acts)
+	}
+	if _, err := st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: s.School.ID, PlatformID: "nope"}, true); err == nil {
+		t.Fatal("activated an unknown platform")
+	}
+	// The consent state of an unknown pupil is ErrNotFound.
+	_, err := st.ConsentState(ctx, "nobody", s.Platform.ID)
+	wantErr(t, err, school.ErrNotFound)
+}
