@@ -12,6 +12,12 @@ UPDATE enrolment_codes SET expires_at = (EXTRACT(EPOCH FROM now()) * 1000000)::B
 -- Staff recovery codes likewise: the plain hashes are removed; staff get
 -- new codes by setting up their authenticator again.
 UPDATE staff_auth SET recovery = NULL;
+-- A plain ldap:// directory without StartTLS sends the bind password in
+-- clear: it now needs an explicit "insecure" mark (shown in red). Sources
+-- configured so before are marked, so that their syncs go on.
+ALTER TABLE directory_sources ADD COLUMN insecure BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE directory_sources SET insecure = TRUE WHERE url LIKE 'ldap://%' AND start_tls = FALSE;
 
 -- +goose Down
+ALTER TABLE directory_sources DROP COLUMN insecure;
 ALTER TABLE audit_log DROP COLUMN key_id;
