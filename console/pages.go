@@ -497,6 +497,18 @@ func (c *Console) resetPupil(w http.ResponseWriter, r *http.Request, p Principal
 		c.renderPupil(w, r, http.StatusBadRequest, PupilData{Frame: Frame{Me: p, School: s}, Purpose: purpose, Confirmed: confirmed, Errors: errs}, pu)
 		return
 	}
+	// A reset prints a new enrolment code: in a stolen session that is an
+	// account takeover. Like other lasting changes it needs a sign-in or
+	// re-authentication within the re-authentication window.
+	fresh, err := c.recentlyAuthenticated(ctx, p)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if !fresh {
+		c.needReauth(w, r, "/console/schools/"+s.ID+"/pupils/"+pu.ID)
+		return
+	}
 	code, exp, err := c.reset(ctx, r, p, s, pu, purpose)
 	if err == nil {
 		classID := ""
