@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,30 @@ func TestAdminExportsPupil(t *testing.T) {
 	f.must(err)
 	if len(entries) == 0 || entries[0].Action != "export" || entries[0].Purpose != "subject access request" || entries[0].StaffID != f.A.Admin.ID {
 		t.Fatalf("access log = %+v", entries)
+	}
+}
+
+// The pupil's history in the console reads as sentences, not log keys.
+func TestPupilHistoryInSentences(t *testing.T) {
+	f := newFixture(t)
+	ck := f.signIn(f.A.Teacher)
+	p := "/console/schools/" + f.A.School.ID + "/pupils/" + f.A.Pupil.ID
+	rec := f.do(req{method: "POST", path: p + "/reset", cookie: ck, form: url.Values{"purpose": {"checked_in_person"}, "confirm": {"yes"}}})
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("reset: %d", rec.Code)
+	}
+	rec = f.do(req{method: "GET", path: p, cookie: ck})
+	body := rec.Body.String()
+	i := strings.Index(body, `id="pupil-history"`)
+	if i < 0 {
+		t.Fatalf("no history on the pupil page:\n%s", body)
+	}
+	hist := body[i:]
+	hist = hist[:strings.Index(hist, "</ul>")]
+	if !strings.Contains(hist, "Elevens adgangsnøgler er nulstillet. (af lærer)") {
+		t.Fatalf("history lacks the reset as a sentence:\n%s", hist)
+	}
+	if regexp.MustCompile(`\b[a-z]+\.[a-z_]+\b`).MatchString(strings.ReplaceAll(hist, "kl.", "")) {
+		t.Fatalf("history shows a raw key:\n%s", hist)
 	}
 }

@@ -149,34 +149,107 @@ func InviteStaff(ctx context.Context, st school.Store, inv Invite) (school.Staff
 // SheetCodes issues enrolment codes for every active pupil of a class
 // who has consent and no passkey yet, as the console's "start enrolment"
 // does, and returns the cards plus the names left out and why.
-func SheetCodes(ctx context.Context, st school.Store, enr Enroller, issuer, schoolID, classID string, actor enrollment.Actor) (cards []Card, waiting, enrolled []string, err error) {
+func SheetCodes(ctx context.Context, st school.Store, enr Enroller, issuer, schoolID, classID string, actor enrollment.Actor, replace bool) (SheetResult, error) {
+	var out SheetResult
 	cl, err := st.GetClass(ctx, schoolID, classID)
 	if err != nil {
-		return nil, nil, nil, err
+		return out, err
 	}
 	c := &Console{opt: Options{Store: st}}
 	rows, err := c.pupilRows(ctx, schoolID, classID)
 	if err != nil {
-		return nil, nil, nil, err
+		return out, err
 	}
 	for _, row := range rows {
 		switch {
 		case row.Status != school.PupilActive:
 		case row.Passkeys > 0:
-			enrolled = append(enrolled, row.Name())
+			out.Enrolled = append(out.Enrolled, row.Name())
+		case row.State == StateDeclined:
+			out.Declined = append(out.Declined, row.Name())
 		case !row.Consent:
-			waiting = append(waiting, row.Name())
+			out.Waiting = append(out.Waiting, row.Name())
+		case row.PendingCode && !replace:
+			// A code handed out earlier still works: keep it.
+			out.Outstanding = append(out.Outstanding, row.Name())
 		default:
 			code, exp, err := enr.IssueCode(ctx, actor, row.ID)
 			if errors.Is(err, school.ErrInvalid) {
-				waiting = append(waiting, row.Name())
+				out.Waiting = append(out.Waiting, row.Name())
 				continue
 			}
 			if err != nil {
-				return cards, waiting, enrolled, err
+				return out, err
 			}
-			cards = append(cards, Card{Name: row.Name(), Class: cl.Name, Code: code, Expires: exp, URL: enrollment.EnrolURL(issuer, code)})
+			if row.PendingCode {
+				out.Replaced = append(out.Replaced, row.Name())
+			}
+			out.Cards = append(out.Cards, Card{Name: row.Name(), Class: cl.Name, Code: code, Expires: exp, URL: enrollment.EnrolURL(issuer, code)})
 		}
 	}
-	return cards, waiting, enrolled, nil
+	return out, nil
+}
+
+// SheetResult is what printing a class sheet found and issued.
+type SheetResult struct {
+	Cards    []Card
+	Waiting  []string // no consent yet: no code
+	Declined []string // a guardian said no: no code (the "no" stands)
+	Enrolled []string // a passkey already: no code
+	// Outstanding pupils have an unused code from an earlier sheet, which
+	// stays valid (no new card); Replaced pupils had one and got a new
+	// card because the teacher chose to replace codes (the old one no
+	// longer works).
+	Outstanding []string
+	Replaced    []string
+}
+
+// ResetStaff resets a staff member's credentials after a lost device or
+// password, in one transaction: a new one-time password (returned, not
+// stored), the TOTP secret cleared (set up again at the next sign-in),
+// every staff passkey deleted (so none of them signs in any more), the
+// account unlocked and enabled, every session ended, and an audit entry
+// for actor (with actorRole). school.ErrNotFound for an unknown staff
+// member.
+func ResetStaff(ctx context.Context, st school.Store, params Argon2Params, staffID, actor string, actorRole school.Role) (string, error) {
+	if params.Memory == 0 {
+		params = DefaultArgon2
+	}
+	pw := NewPassword()
+	hash := HashPassword(pw, params)
+	err := st.InTx(ctx, func(q school.Queries) error {
+		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {
+			s.PasswordHash, s.TOTPSecret, s.Disabled = hash, nil, false
+			return s, nil
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := q.UpdateStaffAuth(ctx, staffID, func(a school.StaffAuth) (school.StaffAuth, error) {
+			a.Failures, a.LockedUntil = 0, time.Time{}
+			a.PendingTOTP, a.TOTPLastStep, a.RecoveryHashes = nil, 0, nil
+			return a, nil
+		}); err != nil {
+			return err
+		}
+		creds, err := q.ListStaffCredentials(ctx, staffID)
+		if err != nil {
+			return err
+		}
+		for _, c := range creds {
+			if err := q.DeleteStaffCredential(ctx, staffID, c.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := q.RevokeSessions(ctx, staffID, "credentials reset"); err != nil {
+			return err
+		}
+		_, err = q.AppendAudit(ctx, school.AuditEntry{SchoolID: staff.SchoolID, ActorID: actor, ActorRole: string(actorRole),
+			Action: "staff.reset", SubjectID: staffID, Detail: fmt.Sprintf(`{"passkeys_deleted":%d}`, len(creds))})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return pw, nil
 }

@@ -135,20 +135,66 @@ const (
 
 func (c *Console) clientKey(r *http.Request) string { return "staff-signin-ip:" + c.opt.ClientIP(r) }
 
+// pairKey counts the failures of one client on one username.
+func (c *Console) pairKey(r *http.Request, username string) string {
+	return "staff-signin-pair:" + c.opt.ClientIP(r) + "|" + username
+}
+
+// waitText is the "try again in …" sentence of a refused sign-in.
+func (c *Console) waitText(r *http.Request, wait time.Duration) string {
+	lang := web.Lang(r)
+	secs := int((wait + time.Second - 1) / time.Second)
+	switch {
+	case secs <= 1:
+		return c.opt.Site.T(lang, "console.login.wait_1s")
+	case secs < 120:
+		return c.opt.Site.T(lang, "console.login.wait_s", secs)
+	}
+	return c.opt.Site.T(lang, "console.login.wait_min", (secs+59)/60)
+}
+
 // check verifies password and TOTP (or recovery) code for username under
-// the per-client rate limit and per-account lockout, records the failure
-// or success, and returns the staff member on outcomeOK/outcomeNeedsTOTP.
+// the per-client rate limits and the per-account backoff, records the
+// failure or success, and returns the staff member on
+// outcomeOK/outcomeNeedsTOTP.
 // A TOTP code is single-use: its step is recorded in the same
 // transaction that accepts it.
-func (c *Console) check(ctx context.Context, r *http.Request, username, password, code, purpose string) (school.Staff, outcome, error) {
+//
+// The limits: a client (address) with MaxClientFailures failures on any
+// usernames, or MaxPairFailures on this one, within ClientWindow waits
+// for the window; the account itself backs off exponentially (LockBase
+// doubling up to LockMax) after MaxFailures consecutive failures from
+// anywhere. Attempts during a wait are neither checked nor counted, so
+// nobody can lengthen it: the right password and code work once it is
+// over. wait is how long the caller must wait on outcomeLimited.
+func (c *Console) check(ctx context.Context, r *http.Request, username, password, code, purpose string) (school.Staff, outcome, time.Duration, error) {
 	st := c.opt.Store
 	now := c.now()
-	if n, err := st.RateCount(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil {
-		return school.Staff{}, 0, err
-	} else if n >= c.opt.MaxClientFailures {
-		c.log.Warn("console: sign-in blocked for client", "attempts", n)
-		return school.Staff{}, outcomeLimited, nil
+	for _, k := range []struct {
+		key string
+		max int
+	}{{c.clientKey(r), c.opt.MaxClientFailures}, {c.pairKey(r, username), c.opt.MaxPairFailures}} {
+		if n, err := st.RateCount(ctx, k.key, c.opt.ClientWindow); err != nil {
+			return school.Staff{}, 0, 0, err
+		} else if n >= k.max {
+			c.log.Warn("console: sign-in blocked for client", "attempts", n)
+			return school.Staff{}, outcomeLimited, c.opt.ClientWindow, nil
+		}
 	}
+	staff, out, err := c.checkAccount(ctx, r, username, password, code, purpose, now)
+	var wait time.Duration
+	if out == outcomeLimited {
+		if a, aerr := st.GetStaffAuth(ctx, staff.ID); aerr == nil && staff.ID != "" {
+			wait = a.LockedUntil.Sub(now)
+		} else {
+			wait = c.opt.ClientWindow
+		}
+	}
+	return staff, out, wait, err
+}
+
+func (c *Console) checkAccount(ctx context.Context, r *http.Request, username, password, code, purpose string, now time.Time) (school.Staff, outcome, error) {
+	st := c.opt.Store
 	staff, err := st.StaffByUsername(ctx, username)
 	known := err == nil
 	if err != nil && !errors.Is(err, school.ErrNotFound) {
@@ -189,8 +235,10 @@ func (c *Console) check(ctx context.Context, r *http.Request, username, password
 		}
 	}
 	// A failure: count it against the client and the account.
-	if _, err := st.HitRate(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil {
-		return staff, 0, err
+	for _, k := range []string{c.clientKey(r), c.pairKey(r, username)} {
+		if _, err := st.HitRate(ctx, k, c.opt.ClientWindow); err != nil {
+			return staff, 0, err
+		}
 	}
 	if !known {
 		if _, err := st.HitRate(ctx, userKey, c.opt.ClientWindow); err != nil {
@@ -318,14 +366,15 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.opt.Site.Render(w, r, http.StatusUnauthorized, "console-login", data)
 		return
 	}
-	staff, out, err := c.check(ctx, r, username, r.PostFormValue("password"), r.PostFormValue("code"), "signin")
+	staff, out, wait, err := c.check(ctx, r, username, r.PostFormValue("password"), r.PostFormValue("code"), "signin")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	switch out {
 	case outcomeLimited:
-		data.Error = c.opt.Site.T(lang, "console.login.limited")
+		w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+		data.Error = c.opt.Site.T(lang, "console.login.too_many") + " " + c.waitText(r, wait)
 		c.opt.Site.Render(w, r, http.StatusTooManyRequests, "console-login", data)
 		return
 	case outcomeWrong, outcomeUnavailable:
@@ -536,7 +585,7 @@ func (c *Console) reauthPage(w http.ResponseWriter, r *http.Request, p Principal
 func (c *Console) reauth(w http.ResponseWriter, r *http.Request, p Principal) {
 	ctx := r.Context()
 	data := ReauthData{Frame: Frame{Me: p}, Return: safeReturn(r.PostFormValue("return")), Passkeys: c.PasskeysOn()}
-	_, out, err := c.check(ctx, r, p.Username, r.PostFormValue("password"), r.PostFormValue("code"), "reauth")
+	_, out, _, err := c.check(ctx, r, p.Username, r.PostFormValue("password"), r.PostFormValue("code"), "reauth")
 	if err != nil {
 		c.fail(w, r, err)
 		return

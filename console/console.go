@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"
 	"github.com/elevid/elevid/web"
 )
@@ -97,20 +97,28 @@ type Options struct {
 	// Passkey is the WebAuthn relying party of the instance (the pupils'
 	// one); staff passkeys are offered when its RPID is set.
 	Passkey passkey.Config
+	// Access ends a pupil's access to the platforms on a passkey reset made
+	// without a Resetter. cmd/elevid passes the one service; nil means a
+	// service of its own (tests).
+	Access *access.Service
 	// Argon2 are the cost parameters of new password hashes (DefaultArgon2).
 	Argon2 Argon2Params
-	// MaxFailures (5) consecutive failed sign-ins lock an account for
-	// LockBase (1m), doubling with each further failure up to LockMax (1h).
+	// After MaxFailures (5) consecutive failed sign-ins an account backs
+	// off: the next attempt is considered after LockBase (1s), doubling
+	// with each further failure up to LockMax (1m). Short, so that nobody
+	// elsewhere can keep a teacher out; the per-client limits stop guessing.
 	MaxFailures int
 	LockBase    time.Duration
 	LockMax     time.Duration
-	// MaxClientFailures (20) failed sign-ins from one client within
+	// MaxClientFailures (50) failed sign-ins from one client on any
+	// usernames, or MaxPairFailures (10) on one username, within
 	// ClientWindow (15m) block that client for the rest of the window.
 	MaxClientFailures int
+	MaxPairFailures   int
 	ClientWindow      time.Duration
 	// SheetTTL (2h) is how long a printed sheet can be reopened.
 	SheetTTL time.Duration
-	// ClientIP names the client; the host of RemoteAddr when nil.
+	// ClientIP names the client; web.ClientIP when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -145,27 +153,33 @@ func New(opt Options) (*Console, error) {
 	def(&opt.IdleTimeout, 30*time.Minute)
 	def(&opt.Lifetime, 8*time.Hour)
 	def(&opt.ReauthWindow, 5*time.Minute)
-	def(&opt.LockBase, time.Minute)
-	def(&opt.LockMax, time.Hour)
+	def(&opt.LockBase, time.Second)
+	def(&opt.LockMax, time.Minute)
 	def(&opt.ClientWindow, 15*time.Minute)
 	def(&opt.SheetTTL, 2*time.Hour)
 	if opt.MaxFailures <= 0 {
 		opt.MaxFailures = 5
 	}
 	if opt.MaxClientFailures <= 0 {
-		opt.MaxClientFailures = 20
+		opt.MaxClientFailures = 50
+	}
+	if opt.MaxPairFailures <= 0 {
+		opt.MaxPairFailures = 10
 	}
 	if opt.Argon2.Memory == 0 {
 		opt.Argon2 = DefaultArgon2
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = remoteHost
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
 	}
 	c := &Console{opt: opt, log: opt.Logger, cookie: "elevid_staff"}
 	if strings.HasPrefix(opt.Issuer, "https://") {
@@ -182,14 +196,6 @@ func New(opt Options) (*Console, error) {
 		c.opt.Passkey.RegistrationTimeout = wa.Config.Timeouts.Registration.Timeout
 	}
 	return c, nil
-}
-
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (c *Console) now() time.Time { return c.opt.Now() }
@@ -227,6 +233,7 @@ func (c *Console) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/schools/{school}/staff", c.staff(c.staffPage))
 	mux.HandleFunc("POST /console/schools/{school}/staff", c.staff(c.staffInvite))
 	mux.HandleFunc("POST /console/schools/{school}/staff/{staff}/disable", c.staff(c.staffDisable))
+	mux.HandleFunc("POST /console/schools/{school}/staff/{staff}/reset", c.staff(c.staffReset))
 	mux.HandleFunc("GET /console/schools/{school}/audit", c.staff(c.auditPage))
 	mux.HandleFunc("POST /console/schools/{school}/platforms/{platform}", c.staff(c.schoolPlatformSave))
 

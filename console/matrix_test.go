@@ -57,6 +57,7 @@ var schoolRoutes = []route{
 	{"staff", "GET", sp("/console/schools/{S}/staff"), nil},
 	{"staff-invite", "POST", sp("/console/schools/{S}/staff"), formOf("username", "new-person", "name", "New Person", "role", "teacher")},
 	{"staff-disable", "POST", sp("/console/schools/{S}/staff/{ST}/disable"), formOf()},
+	{"staff-reset", "POST", sp("/console/schools/{S}/staff/{ST}/reset"), formOf()},
 	{"audit", "GET", sp("/console/schools/{S}/audit"), nil},
 }
 
@@ -103,6 +104,7 @@ func TestRoleMatrix(t *testing.T) {
 		"staff":          {403, 200, 200},
 		"staff-invite":   {403, 200, 400}, // the operator's invite finds the username taken
 		"staff-disable":  {403, 303, 303},
+		"staff-reset":    {403, 200, 200},
 		"audit":          {403, 200, 200},
 		"schools":        {403, 403, 200},
 		"school-create":  {403, 403, 303},

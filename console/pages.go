@@ -16,6 +16,7 @@ import (
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
 
@@ -165,7 +166,21 @@ type PupilRow struct {
 	Consent     bool // a guardian's consent allows enrolment
 	Passkeys    int  // active passkeys
 	PendingCode bool // an unused enrolment code is out
+	// State is where the pupil's enrolment stands, for the teacher: one
+	// of the State… constants.
+	State string
 }
+
+// Enrolment standings in the class view.
+const (
+	StateNotStarted = "not_started"
+	StateAwaiting   = "awaiting"  // waiting for a guardian's answer
+	StateDeclined   = "declined"  // a guardian said no; it stands until they change it
+	StateWithdrawn  = "withdrawn" // consent was withdrawn
+	StateExpired    = "expired"   // nobody answered in time
+	StateConsented  = "consented" // consent in place, no passkey yet
+	StateEnrolled   = "enrolled"  // has a passkey
+)
 
 // ClassData is the data of the console-class page.
 type ClassData struct {
@@ -217,6 +232,26 @@ func (c *Console) pupilRows(ctx context.Context, schoolID, classID string) ([]Pu
 			return nil, err
 		}
 		row.Passkeys = len(creds)
+		row.State = StateNotStarted
+		if e, err := c.opt.Store.GetEnrolment(ctx, pu.ID); err == nil {
+			switch e.State {
+			case school.EnrolmentRequested, school.EnrolmentAwaitingConsent:
+				row.State = StateAwaiting
+			case school.EnrolmentDenied:
+				row.State = StateDeclined
+			case school.EnrolmentWithdrawn:
+				row.State = StateWithdrawn
+			case school.EnrolmentExpired:
+				row.State = StateExpired
+			default:
+				row.State = StateConsented
+			}
+		} else if !errors.Is(err, school.ErrNotFound) {
+			return nil, err
+		}
+		if row.Consent && row.Passkeys > 0 {
+			row.State = StateEnrolled
+		}
 		if row.PendingCode, err = c.opt.Store.PendingEnrolmentCode(ctx, pu.ID); err != nil {
 			return nil, err
 		}
@@ -237,12 +272,15 @@ type Card struct {
 
 // sheetContent is what a sheet holds, sealed in the store.
 type sheetContent struct {
-	School   string
-	Class    string
-	Cards    []Card
-	Waiting  []string // pupils without consent: no code
-	Enrolled []string // pupils with a passkey already: no code
-	Started  int      // enrolment flows started now (consent requested or granted)
+	School      string
+	Class       string
+	Cards       []Card
+	Waiting     []string // pupils without consent: no code
+	Declined    []string // a guardian said no: no code
+	Enrolled    []string // pupils with a passkey already: no code
+	Outstanding []string // an earlier code still works: no new card
+	Replaced    []string // an earlier code was replaced by the new card
+	Started     int      // enrolment flows started now (consent requested or granted)
 }
 
 // SheetData is the data of the console-sheet page.
@@ -292,18 +330,21 @@ func (c *Console) enrolClass(w http.ResponseWriter, r *http.Request, p Principal
 			}
 		}
 	}
-	content.Cards, content.Waiting, content.Enrolled, err = SheetCodes(ctx, c.opt.Store, c.opt.Enroller, c.opt.Issuer, s.ID, cl.ID, c.actor(r, p))
+	res, err := SheetCodes(ctx, c.opt.Store, c.opt.Enroller, c.opt.Issuer, s.ID, cl.ID, c.actor(r, p), r.PostFormValue("replace") == "1")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
+	content.Cards, content.Waiting, content.Declined, content.Enrolled = res.Cards, res.Waiting, res.Declined, res.Enrolled
+	content.Outstanding, content.Replaced = res.Outstanding, res.Replaced
 	id, err := c.saveSheet(ctx, s.ID, cl.ID, p, content)
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	if err := c.audit(ctx, nil, r, p, s.ID, "enrolment.class_start", cl.ID,
-		fmt.Sprintf(`{"codes":%d,"waiting_consent":%d,"enrolled":%d,"consent_started":%d,"sheet":%q}`, len(content.Cards), len(content.Waiting), len(content.Enrolled), content.Started, id)); err != nil {
+		fmt.Sprintf(`{"codes":%d,"waiting_consent":%d,"declined":%d,"enrolled":%d,"kept_codes":%d,"replaced_codes":%d,"consent_started":%d,"sheet":%q}`,
+			len(content.Cards), len(content.Waiting), len(content.Declined), len(content.Enrolled), len(content.Outstanding), len(content.Replaced), content.Started, id)); err != nil {
 		c.fail(w, r, err)
 		return
 	}
@@ -571,7 +612,7 @@ func (c *Console) reset(ctx context.Context, r *http.Request, p Principal, s sch
 				return err
 			}
 		}
-		if _, err := q.RevokeSessions(ctx, pu.ID, "passkey reset"); err != nil {
+		if _, err := c.opt.Access.End(ctx, q, access.Pupil(pu.ID), "passkey reset"); err != nil {
 			return err
 		}
 		return c.audit(ctx, q, r, p, s.ID, "passkey.reset", pu.ID, fmt.Sprintf(`{"purpose":%q,"revoked":%d}`, purpose, len(creds)))
@@ -594,6 +635,7 @@ type StaffData struct {
 	Form     StaffForm
 	Errors   map[string]string
 	Invited  string // username of a just-invited member
+	Reset    string // username of a member whose credentials were just reset
 	Password string // their one-time password, shown once
 }
 
@@ -771,6 +813,43 @@ func (c *Console) staffDisable(w http.ResponseWriter, r *http.Request, p Princip
 		return
 	}
 	http.Redirect(w, r, "/console/schools/"+s.ID+"/staff", http.StatusSeeOther)
+}
+
+// staffReset resets a staff member's credentials (ResetStaff): a new
+// one-time password, shown once; passkeys deleted; sessions ended.
+func (c *Console) staffReset(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	st, err := c.opt.Store.GetStaff(ctx, r.PathValue("staff"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if st.SchoolID == "" || st.SchoolID != r.PathValue("school") {
+		c.fail(w, r, ErrHidden)
+		return
+	}
+	s, err := c.schoolFor(r, p, ManageStaff)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if st.ID == p.StaffID {
+		c.opt.Site.Error(w, r, http.StatusBadRequest, "console.staff.not_self")
+		return
+	}
+	pw, err := ResetStaff(ctx, c.opt.Store, c.opt.Argon2, st.ID, p.StaffID, p.Role)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	data, err := c.staffData(ctx, p, s)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	data.Reset, data.Password = st.Username, pw
+	noStore(w)
+	c.opt.Site.Render(w, r, http.StatusOK, "console-staff", data)
 }
 
 // AuditData is the data of the console-audit page.

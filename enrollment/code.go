@@ -69,6 +69,19 @@ func Format(norm string) string {
 	return norm[:4] + "-" + norm[4:8] + "-" + norm[8:]
 }
 
+// LocatorLength is how many leading characters of a code locate it.
+const LocatorLength = 4
+
+// Locator returns the leading characters of a normalized code, stored in
+// clear so that a wrong attempt can be counted against the code (and the
+// class) it aims at. The other 8 characters (40 bits) stay secret.
+func Locator(norm string) string {
+	if len(norm) < LocatorLength {
+		return ""
+	}
+	return norm[:LocatorLength]
+}
+
 // CodePurpose names the key (derived from secrets.encryption_keys) that
 // keys the stored form of enrolment codes.
 const CodePurpose = "enrolment-code"
@@ -106,7 +119,7 @@ func (e *Enroller) Issue(ctx context.Context, pupilID, actor string) (string, ti
 	err := e.opt.Store.InTx(ctx, func(q school.Queries) error {
 		var err error
 		out, err = q.CreateEnrolmentCode(ctx, school.EnrolmentCode{
-			Hash: Hash(e.opt.Sealer, norm), PupilID: pupilID, CreatedBy: actor, ExpiresAt: e.now().Add(e.opt.CodeTTL),
+			Hash: Hash(e.opt.Sealer, norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: actor, ExpiresAt: e.now().Add(e.opt.CodeTTL),
 		})
 		if err != nil {
 			return err

@@ -181,17 +181,15 @@ func TestCookie(t *testing.T) {
 	if s, ok := e.login.Current(req); !ok || s.SubjectID != e.pupil.ID {
 		t.Fatal("genuine cookie refused")
 	}
-	// The SAML adapter sees the same session and can end it.
+	// The SAML adapter sees the same session, named so that the access
+	// service can end it (school.SAMLSessionID).
 	saml := e.login.SAMLSessions()
 	ss, ok := saml.Current(req)
 	if !ok || ss.PupilID != e.pupil.ID || ss.AuthTime.IsZero() {
 		t.Fatalf("SAML session = %+v %v", ss, ok)
 	}
-	if err := saml.RevokeSession(context.Background(), ss.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := e.login.Current(req); ok {
-		t.Fatal("session alive after SAML single logout")
+	if ref := school.SAMLSessionRef(ss.ID, ss.PupilID); ref == "" || ss.ID != school.SAMLSessionID(e.pupil.ID, ref) {
+		t.Fatalf("SAML session id %q names no login session", ss.ID)
 	}
 }
 
@@ -314,13 +312,12 @@ func TestBadCodes(t *testing.T) {
 	if status != 400 || !strings.Contains(res["error"].(string), "already been used") {
 		t.Fatalf("used code at begin = %d %v", status, res)
 	}
-	// Expired (a new pupil, since the rate limit is per client and counts
-	// every failure: 3 so far).
+	// Expired.
 	p2 := e.newPupil("Bo", true)
 	code2 := e.issue(p2)
 	e.clock.Advance(7*24*time.Hour + time.Minute)
 	status, body, _ = e.browser("da").form("/enrol", url.Values{"code": {code2}})
-	if status != 400 || !strings.Contains(body, "Koden er udløbet") {
+	if status != 400 || !strings.Contains(body, "Koden virker ikke længere") {
 		t.Fatalf("expired code = %d %s", status, body)
 	}
 	// No consent: no code at all.
@@ -338,30 +335,6 @@ func TestBadCodes(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "enrol: code refused") {
 		t.Fatal("refusals are not logged")
-	}
-}
-
-func TestCodeRateLimit(t *testing.T) {
-	e := newEnv(t, onSQLite)
-	code := e.issue(e.pupil)
-	b := e.browser("en")
-	for i := range 5 {
-		if status, _, _ := b.form("/enrol", url.Values{"code": {"WRNG-WRNG-WRN" + string(enrollment.Alphabet[i])}}); status != 400 {
-			t.Fatalf("wrong code %d = %d", i, status)
-		}
-	}
-	// Blocked now, even for the right code, on both endpoints.
-	status, body, _ := b.form("/enrol", url.Values{"code": {code}})
-	if status != http.StatusTooManyRequests || !strings.Contains(body, "Too many wrong codes") {
-		t.Fatalf("6th attempt = %d %s", status, body)
-	}
-	if status, _ := b.json("/enrol/begin", map[string]string{"code": code}); status != http.StatusTooManyRequests {
-		t.Fatalf("begin while blocked = %d", status)
-	}
-	// The block ends with the window.
-	e.clock.Advance(16 * time.Minute)
-	if status, body, _ := b.form("/enrol", url.Values{"code": {code}}); status != 200 {
-		t.Fatalf("after the window = %d %s", status, body)
 	}
 }
 
@@ -669,7 +642,7 @@ func TestCounterRegression(t *testing.T) {
 		t.Fatalf("no audit entry: %+v", entries)
 	}
 	_, body := b.get("/me")
-	contains(t, body, "opførte sig mistænkeligt")
+	contains(t, body, "den kan være kopieret")
 }
 
 func TestSessionTimeouts(t *testing.T) {

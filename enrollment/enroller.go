@@ -2,11 +2,11 @@ package enrollment
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -29,13 +29,20 @@ type Options struct {
 	Passkey passkey.Config
 	// CodeTTL is how long an enrolment code is valid; 7 days when zero.
 	CodeTTL time.Duration
-	// MaxWrongCodes failed code attempts per client within WrongCodeWindow
-	// block the code endpoints for the rest of the window (5 and 15
-	// minutes when zero).
-	MaxWrongCodes   int
-	WrongCodeWindow time.Duration
-	// ClientIP names the client for rate limits; the host of RemoteAddr
-	// when nil (set it when ElevID runs behind a trusted proxy).
+	// Wrong codes are counted within WrongCodeWindow (15 minutes) per
+	// client address (MaxWrongCodes, 100: a class of 30 behind one school
+	// address never gets there by typos), per code aimed at (MaxWrongPerCode,
+	// 10) and per class of that code's pupil (MaxWrongPerClass, 60: the
+	// codes printed together on one class sheet). Past a limit the client,
+	// the code or the class's codes are refused for the rest of the window.
+	// Used, expired and replaced codes are real codes, not guesses: they
+	// count against nothing.
+	MaxWrongCodes    int
+	MaxWrongPerCode  int
+	MaxWrongPerClass int
+	WrongCodeWindow  time.Duration
+	// ClientIP names the client for rate limits; web.ClientIP (the one
+	// place that knows the trusted proxies) when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -60,13 +67,19 @@ func New(opt Options) (*Enroller, error) {
 		opt.CodeTTL = 7 * 24 * time.Hour
 	}
 	if opt.MaxWrongCodes <= 0 {
-		opt.MaxWrongCodes = 5
+		opt.MaxWrongCodes = 100
+	}
+	if opt.MaxWrongPerCode <= 0 {
+		opt.MaxWrongPerCode = 10
+	}
+	if opt.MaxWrongPerClass <= 0 {
+		opt.MaxWrongPerClass = 60
 	}
 	if opt.WrongCodeWindow <= 0 {
 		opt.WrongCodeWindow = 15 * time.Minute
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = RemoteHost
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -82,15 +95,6 @@ func New(opt Options) (*Enroller, error) {
 		return nil, err
 	}
 	return &Enroller{opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now}, log: opt.Logger}, nil
-}
-
-// RemoteHost returns the host part of r.RemoteAddr.
-func RemoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (e *Enroller) now() time.Time { return e.opt.Now() }
@@ -152,45 +156,79 @@ type checked struct {
 	school school.School
 }
 
-// check validates a typed code under the per-client rate limit. A failed
-// attempt counts against the client.
+// check validates a typed code under the rate limits (see Options): a
+// wrong code counts against the client and against every live code (and
+// its classes) whose locator it starts with.
 func (e *Enroller) check(ctx context.Context, r *http.Request, raw string) (checked, error) {
 	var c checked
-	key := "enrol-code:" + e.opt.ClientIP(r)
-	n, err := e.opt.Store.RateCount(ctx, key, e.opt.WrongCodeWindow)
-	if err != nil {
-		return c, err
-	}
-	if n >= e.opt.MaxWrongCodes {
-		e.log.Warn("enrol: code attempts blocked by rate limit", "attempts", n)
+	st := e.opt.Store
+	win := e.opt.WrongCodeWindow
+	limited := func(what string, n int) (checked, error) {
+		e.log.Warn("enrol: code attempts blocked by rate limit", "limit", what, "attempts", n)
 		return c, &codeProblem{http.StatusTooManyRequests, "enrol.err.rate"}
 	}
-	fail := func(key2 string, reason string) (checked, error) {
-		if _, err := e.opt.Store.HitRate(ctx, key, e.opt.WrongCodeWindow); err != nil {
-			return c, err
-		}
-		e.log.Info("enrol: code refused", "reason", reason)
-		return c, &codeProblem{http.StatusBadRequest, key2}
+	clientKey := "enrol-code:" + e.opt.ClientIP(r)
+	if n, err := st.RateCount(ctx, clientKey, win); err != nil {
+		return c, err
+	} else if n >= e.opt.MaxWrongCodes {
+		return limited("client", n)
 	}
 	norm, ok := Normalize(raw)
+	var keys []rateKey // what a wrong attempt counts against
+	keys = append(keys, rateKey{clientKey, e.opt.MaxWrongCodes})
+	if ok {
+		live, err := st.LiveEnrolmentCodes(ctx, Locator(norm))
+		if err != nil {
+			return c, err
+		}
+		for _, lc := range live {
+			keys = append(keys, rateKey{"enrol-code-target:" + hex.EncodeToString(lc.Hash[:12]), e.opt.MaxWrongPerCode})
+			p, err := st.GetPupil(ctx, lc.PupilID)
+			if err != nil && !errors.Is(err, school.ErrNotFound) {
+				return c, err
+			}
+			for _, cl := range p.ClassIDs {
+				keys = append(keys, rateKey{"enrol-code-class:" + cl, e.opt.MaxWrongPerClass})
+			}
+		}
+		for _, k := range keys[1:] {
+			if n, err := st.RateCount(ctx, k.key, win); err != nil {
+				return c, err
+			} else if n >= k.max {
+				return limited(strings.SplitN(k.key, ":", 2)[0], n)
+			}
+		}
+	}
+	fail := func(textKey, reason string) (checked, error) {
+		for _, k := range keys {
+			if _, err := st.HitRate(ctx, k.key, win); err != nil {
+				return c, err
+			}
+		}
+		e.log.Info("enrol: code refused", "reason", reason, "counted", len(keys))
+		return c, &codeProblem{http.StatusBadRequest, textKey}
+	}
 	if !ok {
 		return fail("enrol.err.wrong", "malformed")
 	}
-	c.code, err = codeByHash(ctx, e.opt.Store, e.opt.Sealer, norm)
+	var err error
+	c.code, err = codeByHash(ctx, st, e.opt.Sealer, norm)
 	switch {
 	case errors.Is(err, school.ErrNotFound):
 		return fail("enrol.err.wrong", "unknown")
-	case errors.Is(err, school.ErrUsed):
-		return fail("enrol.err.used", "used")
-	case errors.Is(err, school.ErrExpired):
-		return fail("enrol.err.expired", "expired")
+	case errors.Is(err, school.ErrUsed): // a real code, not a guess: not counted
+		e.log.Info("enrol: code refused", "reason", "used")
+		return c, &codeProblem{http.StatusBadRequest, "enrol.err.used"}
+	case errors.Is(err, school.ErrExpired): // expired or replaced by a newer card
+		e.log.Info("enrol: code refused", "reason", "expired")
+		return c, &codeProblem{http.StatusBadRequest, "enrol.err.expired"}
 	case err != nil:
 		return c, err
 	}
-	if c.pupil, err = e.opt.Store.GetPupil(ctx, c.code.PupilID); err != nil {
+	if c.pupil, err = st.GetPupil(ctx, c.code.PupilID); err != nil {
 		return c, err
 	}
-	allowed, err := e.opt.Store.EnrolmentAllowed(ctx, c.pupil.ID)
+	allowed, err := st.EnrolmentAllowed(ctx, c.pupil.ID)
 	if err != nil {
 		return c, err
 	}
@@ -198,10 +236,16 @@ func (e *Enroller) check(ctx context.Context, r *http.Request, raw string) (chec
 		e.log.Info("enrol: code of a pupil who may not enrol", "pupil", c.pupil.ID, "status", c.pupil.Status, "allowed", allowed)
 		return c, &codeProblem{http.StatusForbidden, "enrol.err.not_allowed"}
 	}
-	if c.school, err = e.opt.Store.GetSchool(ctx, c.pupil.SchoolID); err != nil {
+	if c.school, err = st.GetSchool(ctx, c.pupil.SchoolID); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// rateKey is a rate counter and its limit.
+type rateKey struct {
+	key string
+	max int
 }
 
 func (e *Enroller) confirm(w http.ResponseWriter, r *http.Request) {

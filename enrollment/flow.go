@@ -330,7 +330,7 @@ func (f *Flows) current(ctx context.Context, q school.Queries, pupilID string, n
 
 // Settle applies lazy transitions to e inside q's transaction: expiry of a
 // waiting flow, and enrolled once a code_issued pupil holds an active
-// passkey.
+// passkey (whether or not another code is still out).
 func Settle(ctx context.Context, q school.Queries, e school.Enrolment, now time.Time) (school.Enrolment, error) {
 	switch {
 	case (e.State == school.EnrolmentAwaitingConsent || e.State == school.EnrolmentRequested) && !e.Valid(now):
@@ -340,11 +340,9 @@ func Settle(ctx context.Context, q school.Queries, e school.Enrolment, now time.
 		if err != nil {
 			return e, err
 		}
-		pending, err := q.PendingEnrolmentCode(ctx, e.PupilID)
-		if err != nil {
-			return e, err
-		}
-		if len(creds) > 0 && !pending {
+		// A pupil with a passkey is enrolled, even while a code from a
+		// re-printed sheet is still out.
+		if len(creds) > 0 {
 			return Move(ctx, q, System, e.PupilID, school.EnrolmentEnrolled, now)
 		}
 	}
@@ -418,7 +416,7 @@ func (f *Flows) IssueCodeTx(ctx context.Context, q school.Queries, a Actor, pupi
 	}
 	code := NewCode()
 	norm, _ := Normalize(code)
-	c, err := q.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: Hash(f.opt.Sealer, norm), PupilID: pupilID, CreatedBy: a.ID, ExpiresAt: now.Add(f.opt.CodeTTL)})
+	c, err := q.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: Hash(f.opt.Sealer, norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: a.ID, ExpiresAt: now.Add(f.opt.CodeTTL)})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -442,7 +440,8 @@ func (f *Flows) MarkEnrolled(ctx context.Context, pupilID string) error {
 // inside q's transaction, after a decision was recorded: a waiting flow
 // becomes consented once some platform is covered, or denied once no
 // platform can be; a consented (or later) flow becomes withdrawn when no
-// platform is covered any more. It returns the flow afterwards.
+// platform is covered any more. Only the platforms the pupil's school has
+// activated count. It returns the flow afterwards.
 func Reevaluate(ctx context.Context, q school.Queries, a Actor, pupilID string, now time.Time) (school.Enrolment, error) {
 	e, err := q.GetEnrolment(ctx, pupilID)
 	if err != nil {
@@ -459,12 +458,19 @@ func Reevaluate(ctx context.Context, q school.Queries, a Actor, pupilID string, 
 	if err != nil {
 		return e, err
 	}
+	acts, err := q.ListPlatformActivations(ctx, p.SchoolID)
+	if err != nil {
+		return e, err
+	}
 	consents, err := q.ListConsents(ctx, pupilID)
 	if err != nil {
 		return e, err
 	}
 	covered, open := false, false
 	for _, pf := range platforms {
+		if !slices.ContainsFunc(acts, func(a school.PlatformActivation) bool { return a.PlatformID == pf.ID }) {
+			continue // guardians are not asked about it; it decides nothing
+		}
 		if school.ConsentCovers(e.Rule, p.GuardianIDs, consents, pf.ID) {
 			covered = true
 		} else if !blocked(p.GuardianIDs, consents, pf.ID) && undecided(p.GuardianIDs, consents, pf.ID) {

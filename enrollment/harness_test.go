@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,6 +89,8 @@ type env struct {
 	logs   *logBuffer
 	srv    *httptest.Server
 	origin string // http://localhost:PORT
+	// enrMux is the handler without the trusted proxy in front.
+	enrMux func() http.Handler
 	enr    *enrollment.Enroller
 	login  *idp.Login
 	school school.School
@@ -160,8 +163,13 @@ func newEnv(t testing.TB, kind storeKind) *env {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	site := web.NewTestSite(t)
 	mux := http.NewServeMux()
+	e.enrMux = func() http.Handler { return site.CrossOrigin(mux) }
 	// The listener must exist before the handlers, to know the origin.
-	e.srv = httptest.NewUnstartedServer(site.CrossOrigin(mux))
+	// The test server is the school's reverse proxy: every connection
+	// comes from 127.0.0.1, a trusted proxy, and a browser's address is
+	// the X-Forwarded-For it sends (see browser.ip).
+	loopback, _ := web.ParseProxy("127.0.0.1")
+	e.srv = httptest.NewUnstartedServer(web.ClientIPs{Trusted: []netip.Prefix{loopback}}.Handler(site.CrossOrigin(mux)))
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	_, port, _ := strings.Cut(strings.TrimPrefix(e.srv.URL, "http://"), ":")
@@ -226,6 +234,7 @@ type browser struct {
 	e    *env
 	c    *http.Client
 	lang string
+	ip   string // the client address the proxy forwards, when set
 }
 
 func (e *env) browser(lang string) *browser {
@@ -243,6 +252,9 @@ func (b *browser) do(method, path, ctype string, body io.Reader) (int, string, h
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("Accept-Language", b.lang)
+	if b.ip != "" {
+		req.Header.Set("X-Forwarded-For", b.ip)
+	}
 	res, err := b.c.Do(req)
 	if err != nil {
 		b.e.t.Fatal(err)

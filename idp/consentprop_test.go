@@ -2,7 +2,6 @@ package idp
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -18,12 +17,7 @@ import (
 	"github.com/elevid/elevid/school/sqlstore"
 )
 
-var (
-	consentPropN    = flag.Int("consentprop.n", 200, "sequences per store in TestConsentProperty")
-	consentPropSeed = flag.Uint64("consentprop.seed", 13, "seed of TestConsentProperty")
-)
-
-// TestConsentProperty drives random sequences of consent events (grant,
+// TestReleaseBuildersProperty drives random sequences of consent events (grant,
 // deny and withdraw per platform, refuse one attribute, platform gains or
 // loses an attribute, the school activates or deactivates a platform) and
 // sign-ins, on both stores, and after every step checks the invariants:
@@ -36,12 +30,20 @@ var (
 // It works at the store and release-function level, not over HTTP; the
 // end-access work extends step with ending events and invariants with
 // token and logout checks.
-func TestConsentProperty(t *testing.T) {
+//
+// TestConsentProperty (package idp_test) drives the same kind of
+// sequences with real sign-ins over HTTP; this one reaches many more
+// sequences at the level of the release builders.
+func TestReleaseBuildersProperty(t *testing.T) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
 			st := openPropStore(t, kind)
-			rng := rand.New(rand.NewPCG(*consentPropSeed, 0))
-			for i := range *consentPropN {
+			rng := rand.New(rand.NewPCG(13, 0))
+			n := 300
+			if kind == "postgres" {
+				n = 60
+			}
+			for i := range n {
 				runConsentSequence(t, st, rng, i)
 			}
 		})
@@ -301,6 +303,11 @@ func (w *propWorld) invariants(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ConsentModelCovered is modelCovered for the tests of package idp_test.
+func ConsentModelCovered(rule school.ConsentRule, guardians []string, consents []school.Consent, pf school.Platform, activated bool) []string {
+	return modelCovered(rule, guardians, consents, pf, activated)
 }
 
 // modelCovered is the specification, written apart from package school:

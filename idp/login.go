@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
 
@@ -37,15 +37,21 @@ type LoginOptions struct {
 	// zero); SessionLifetime ends it regardless (8 hours when zero).
 	IdleTimeout     time.Duration
 	SessionLifetime time.Duration
-	// ClientIP names the client in audit entries; the host of RemoteAddr
-	// when nil.
+	// ClientIP names the client in audit entries and rate limits;
+	// web.ClientIP when nil.
 	ClientIP func(*http.Request) string
-	Now      func() time.Time
-	Logger   *slog.Logger
-	// SessionEnded, when set, is told (after the commit) of every session
-	// ended here (logout, sign-out from /me), so that the platforms the
-	// session logged in to get a back-channel logout.
-	SessionEnded func(ctx context.Context, ref string) error
+	// MaxBegins login ceremonies (each a row in the store until it
+	// expires) may one client start within BeginWindow: 600 per 15
+	// minutes when zero, far above a class behind one address.
+	MaxBegins   int
+	BeginWindow time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// Access ends the sessions ended here (logout, sign-out from /me, a
+	// removed passkey), so that every platform the session signed in to,
+	// over OIDC or SAML, gets a logout notice. cmd/elevid passes the one
+	// service; nil means a service of the login's own (tests).
+	Access *access.Service
 }
 
 // Login serves the pupils' username-less passkey login at /login, logout,
@@ -73,6 +79,12 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 			return nil, fmt.Errorf("idp: session key %d has %d bytes, want %d", i, len(k), want)
 		}
 	}
+	if opt.MaxBegins <= 0 {
+		opt.MaxBegins = 600
+	}
+	if opt.BeginWindow <= 0 {
+		opt.BeginWindow = 15 * time.Minute
+	}
 	if opt.IdleTimeout <= 0 {
 		opt.IdleTimeout = time.Hour
 	}
@@ -80,13 +92,16 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 		opt.SessionLifetime = 8 * time.Hour
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = remoteHost
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
 	}
 	if opt.Passkey.LoginTimeout <= 0 {
 		opt.Passkey.LoginTimeout = 5 * time.Minute
@@ -112,14 +127,6 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 	}, nil
 }
 
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // Mount registers the login routes on mux:
 //
 //	GET  /login         login page (?return_to=/path, ?force=1 to log in again)
@@ -135,23 +142,11 @@ func (l *Login) Mount(mux *http.ServeMux) {
 	l.mountMe(mux)
 }
 
-// SetSessionEnded sets the SessionEnded hook after construction (the OIDC
-// provider that wants it is built on the login). Call it before serving.
-func (l *Login) SetSessionEnded(fn func(ctx context.Context, ref string) error) {
-	l.opt.SessionEnded = fn
-}
-
-// ended tells the SessionEnded hook that the session ref ended; a failure
-// is logged, never shown: the session is over either way.
-func (l *Login) ended(ctx context.Context, refs ...string) {
-	if l.opt.SessionEnded == nil {
-		return
-	}
-	for _, ref := range refs {
-		if err := l.opt.SessionEnded(context.WithoutCancel(ctx), ref); err != nil {
-			l.log.Warn("telling platforms of an ended session failed", "session", ref, "err", err)
-		}
-	}
+// endSession ends one of the pupil's login sessions through the access
+// service, inside q's transaction.
+func (l *Login) endSession(ctx context.Context, q school.Queries, pupilID, ref, reason string) (bool, error) {
+	e, err := l.opt.Access.End(ctx, q, access.Session(pupilID, ref), reason)
+	return e.Sessions > 0, err
 }
 
 // LoginURL is the login page that sends the browser on to returnTo (a
@@ -264,6 +259,15 @@ func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&body); err != nil {
 		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	if n, err := l.opt.Store.HitRate(r.Context(), "login-begin:"+l.opt.ClientIP(r), l.opt.BeginWindow); err != nil {
+		l.serverError(w, r, err)
+		return
+	} else if n > l.opt.MaxBegins {
+		l.log.Warn("login: begin refused by rate limit", "count", n)
+		w.Header().Set("Retry-After", fmt.Sprint(int(l.opt.BeginWindow.Seconds())))
+		l.jsonError(w, r, http.StatusTooManyRequests, "error.rate_limited")
 		return
 	}
 	mediation := protocol.MediationDefault
@@ -431,11 +435,14 @@ func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupi
 
 func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
 	if s, ok := l.Current(r); ok {
-		if err := l.opt.Store.RevokeSession(r.Context(), s.SubjectID, s.Ref, "logout"); err != nil && !errors.Is(err, school.ErrNotFound) {
+		err := l.opt.Store.InTx(r.Context(), func(q school.Queries) error {
+			_, err := l.endSession(r.Context(), q, s.SubjectID, s.Ref, "logout")
+			return err
+		})
+		if err != nil {
 			l.opt.Site.ServerError(w, r, err)
 			return
 		}
-		l.ended(r.Context(), s.Ref)
 	}
 	l.clearCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)

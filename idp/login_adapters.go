@@ -1,21 +1,16 @@
 package idp
 
 import (
-	"context"
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/elevid/elevid/school"
 )
 
 // SAMLSessions returns the passkey login as the SAML IdP's session source
-// and revoker. The SAMLPupilSession ID is "pupilID:ref", so single logout
-// can end exactly that session.
-func (l *Login) SAMLSessions() interface {
-	SAMLSessionSource
-	SAMLSessionRevoker
-} {
+// (Current and LoginURL). The session's ID is school.SAMLSessionID of the
+// pupil and the login session's Ref, which the access service uses to end
+// the SP sessions of one login session.
+func (l *Login) SAMLSessions() SAMLSessionSource {
 	return samlSessions{l}
 }
 
@@ -26,19 +21,7 @@ func (s samlSessions) Current(r *http.Request) (SAMLPupilSession, bool) {
 	if !ok {
 		return SAMLPupilSession{}, false
 	}
-	return SAMLPupilSession{ID: ss.SubjectID + ":" + ss.Ref, PupilID: ss.SubjectID, AuthTime: ss.AuthTime}, true
+	return SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime}, true
 }
 
 func (s samlSessions) LoginURL(returnTo string) string { return LoginURL(returnTo) }
-
-func (s samlSessions) RevokeSession(ctx context.Context, sessionID string) error {
-	pupilID, ref, ok := strings.Cut(sessionID, ":")
-	if !ok {
-		return school.ErrNotFound
-	}
-	err := s.l.opt.Store.RevokeSession(ctx, pupilID, ref, "saml single logout")
-	if errors.Is(err, school.ErrNotFound) {
-		return nil // already ended
-	}
-	return err
-}

@@ -279,7 +279,7 @@ func (l *Login) removePasskey(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, ss := range sessions {
 			if bytes.Equal(ss.CredentialID, c.ID) {
-				if err := q.RevokeSession(ctx, p.ID, ss.Ref, "passkey removed"); err != nil {
+				if _, err := l.endSession(ctx, q, p.ID, ss.Ref, "passkey removed"); err != nil {
 					return err
 				}
 				endsOwn = endsOwn || ss.Ref == s.Ref
@@ -313,18 +313,22 @@ func (l *Login) revokeSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("ref")
-	err := l.opt.Store.RevokeSession(r.Context(), p.ID, ref, "signed out from /me")
-	if err != nil && !errors.Is(err, school.ErrNotFound) {
+	ended := false
+	err := l.opt.Store.InTx(r.Context(), func(q school.Queries) error {
+		var err error
+		ended, err = l.endSession(r.Context(), q, p.ID, ref, "signed out from /me")
+		return err
+	})
+	if err != nil {
 		l.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if err != nil {
+	if !ended {
 		// Not one of this pupil's active sessions (another pupil's ref, or
 		// already ended): nothing changed, and the page says so.
 		http.Redirect(w, r, "/me?err=session", http.StatusSeeOther)
 		return
 	}
-	l.ended(r.Context(), ref)
 	if ref == s.Ref {
 		l.clearCookie(w, r)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -339,19 +343,16 @@ func (l *Login) revokeOthers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var ended []string
 	err := l.opt.Store.InTx(ctx, func(q school.Queries) error {
-		ended = ended[:0]
 		sessions, err := q.ListSessions(ctx, p.ID)
 		if err != nil {
 			return err
 		}
 		for _, ss := range sessions {
 			if ss.Ref != s.Ref && ss.RevokedAt.IsZero() {
-				if err := q.RevokeSession(ctx, p.ID, ss.Ref, "signed out elsewhere"); err != nil {
+				if _, err := l.endSession(ctx, q, p.ID, ss.Ref, "signed out elsewhere"); err != nil {
 					return err
 				}
-				ended = append(ended, ss.Ref)
 			}
 		}
 		return nil
@@ -360,6 +361,5 @@ func (l *Login) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		l.opt.Site.ServerError(w, r, err)
 		return
 	}
-	l.ended(ctx, ended...)
 	http.Redirect(w, r, "/me?msg=signed_out_others", http.StatusSeeOther)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
 
@@ -59,8 +60,13 @@ type OIDCOptions struct {
 	// HTTPClient sends back-channel logout tokens; a client with a
 	// 5-second timeout when nil.
 	HTTPClient *http.Client
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Access ends access (RP-initiated logout ends the login session
+	// through it) and wakes the logout queue worker (RunLogoutQueue)
+	// when notices were queued. cmd/elevid passes the one service; nil
+	// means a service of the provider's own (tests).
+	Access *access.Service
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // OIDC is ElevID's OpenID Connect provider for learning platforms, built on
@@ -73,6 +79,7 @@ type OIDC struct {
 	keys     *OIDCKeys
 	crypto   *tokenCrypto
 	clients  *clientCache
+	wake     <-chan struct{} // logout notices were queued
 	log      *slog.Logger
 }
 
@@ -130,7 +137,10 @@ func NewOIDC(ctx context.Context, opt OIDCOptions) (*OIDC, error) {
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: 5 * time.Second}
 	}
-	p := &OIDC{opt: opt, log: opt.Logger.With("component", "oidc")}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
+	}
+	p := &OIDC{opt: opt, log: opt.Logger.With("component", "oidc"), wake: opt.Access.Subscribe()}
 	p.keys = NewOIDCKeys(opt.Store, opt.Sealer, opt.Now, opt.Keys)
 	p.crypto = newTokenCrypto(opt.PairwiseSecret)
 	p.clients = newClientCache(opt.Now)

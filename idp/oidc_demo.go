@@ -45,6 +45,7 @@ func RegisterDemoPlatform(ctx context.Context, st school.Store, issuer string, i
 	spec := OIDCPlatformSpec{
 		Name: "Demo-læringsplatform", ClientID: DemoClientID,
 		RedirectURIs: []string{issuer + demoPath + "/callback"}, PostLogoutRedirectURIs: []string{issuer + demoPath},
+		BackchannelLogoutURI: issuer + demoPath + "/backchannel-logout",
 		Attributes: []school.AttributeGrant{
 			{Name: ClaimName, JustificationDA: "Viser elevens navn på demo-siden", JustificationEN: "Shows the pupil's name on the demo page"},
 			{Name: ClaimGivenName, JustificationDA: "Hilser på eleven", JustificationEN: "Greets the pupil"},
@@ -85,7 +86,14 @@ func RegisterDemoPlatform(ctx context.Context, st school.Store, issuer string, i
 // DemoPlatform is a tiny learning platform built into ElevID for demo
 // mode: it logs in through ElevID's OpenID provider exactly like an
 // external platform would (discovery, code flow with PKCE, ID token
-// verification, userinfo) and shows the claims it received.
+// verification, userinfo) and shows the claims it received. It takes
+// back-channel logout tokens (validated like a careful platform would:
+// signature, issuer, audience, expiry, typ, events, no nonce, jti used
+// once) and shows "signed out by ElevID" on the next page load; its own
+// "sign out" button ends its session and ElevID's (RP-initiated logout).
+//
+// Like an external platform it keeps its sessions itself: the ended ones
+// in memory, so the demo assumes one node (demo mode runs on one).
 type DemoPlatform struct {
 	issuer string
 	site   *web.Site
@@ -93,10 +101,18 @@ type DemoPlatform struct {
 	crypto *tokenCrypto
 	client *http.Client
 	log    *slog.Logger
+	now    func() time.Time
 
 	mu       sync.Mutex
 	provider *gooidc.Provider
+	ended    map[string]time.Time // "sid:…" and "sub:…" ended by a logout token, at
+	jtis     map[string]time.Time // logout token ids seen, until they expire
 }
+
+// DemoBypassPatterns are the demo platform's routes that take cross-site
+// POSTs (ElevID's back-channel logout): exempt from cross-origin
+// protection.
+var DemoBypassPatterns = []string{"POST " + demoPath + "/backchannel-logout"}
 
 // NewDemoPlatform returns the demo platform for issuer; instanceSecret is
 // the pairwise secret given to NewOIDC. client reaches the issuer (nil:
@@ -113,18 +129,22 @@ func NewDemoPlatform(issuer string, instanceSecret []byte, site *web.Site, clien
 	m.Write([]byte("elevid demo platform cookie key"))
 	return &DemoPlatform{
 		issuer: issuer, site: site, client: client, log: log.With("component", "demo-platform"),
-		crypto: newTokenCrypto(m.Sum(nil)),
+		crypto: newTokenCrypto(m.Sum(nil)), now: time.Now,
+		ended: map[string]time.Time{}, jtis: map[string]time.Time{},
 		cfg: oauth2.Config{ClientID: DemoClientID, ClientSecret: demoSecret(instanceSecret), RedirectURL: issuer + demoPath + "/callback",
 			Scopes: []string{gooidc.ScopeOpenID, "profile", "groups", "eduperson", "school"}},
 	}
 }
 
-// Mount registers GET /demo/platform, /demo/platform/login and
-// /demo/platform/callback.
+// Mount registers GET /demo/platform, /demo/platform/login,
+// /demo/platform/callback, POST /demo/platform/logout and POST
+// /demo/platform/backchannel-logout.
 func (d *DemoPlatform) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+demoPath, d.index)
 	mux.HandleFunc("GET "+demoPath+"/login", d.login)
 	mux.HandleFunc("GET "+demoPath+"/callback", d.callback)
+	mux.HandleFunc("POST "+demoPath+"/logout", d.logout)
+	mux.HandleFunc("POST "+demoPath+"/backchannel-logout", d.backchannelLogout)
 }
 
 func (d *DemoPlatform) discover(ctx context.Context) (*gooidc.Provider, error) {
@@ -148,6 +168,9 @@ type demoState struct {
 	Nonce    string     `json:"n,omitempty"`
 	Verifier string     `json:"v,omitempty"`
 	IDToken  string     `json:"t,omitempty"`
+	Sid      string     `json:"i,omitempty"` // ElevID's session id for this platform
+	Sub      string     `json:"b,omitempty"`
+	At       int64      `json:"a,omitempty"` // sign-in time (Unix)
 	Claims   [][]string `json:"c,omitempty"`
 	UserInfo [][]string `json:"u,omitempty"`
 }
@@ -180,21 +203,148 @@ func (d *DemoPlatform) state(r *http.Request) demoState {
 
 // DemoPageData is the data of the demo platform's page.
 type DemoPageData struct {
-	Claims    [][]string
-	UserInfo  [][]string
-	LogoutURL string
-	Error     string
+	Claims   [][]string
+	UserInfo [][]string
+	Error    string
+	// SignedOutByElevID is set on the first page load after ElevID ended
+	// the session by back-channel logout (e.g. consent withdrawn).
+	SignedOutByElevID bool
+	SignedOut         bool // the pupil signed out here
 }
 
 func (d *DemoPlatform) index(w http.ResponseWriter, r *http.Request) {
 	s := d.state(r)
-	data := DemoPageData{Claims: s.Claims, UserInfo: s.UserInfo, Error: r.URL.Query().Get("error")}
-	if s.IDToken != "" {
-		data.LogoutURL = d.issuer + oidcEndSessionPath + "?" + url.Values{"id_token_hint": {s.IDToken}, "client_id": {DemoClientID},
-			"post_logout_redirect_uri": {d.issuer + demoPath}}.Encode()
+	data := DemoPageData{Claims: s.Claims, UserInfo: s.UserInfo, Error: r.URL.Query().Get("error"), SignedOut: r.URL.Query().Has("signed_out")}
+	if s.IDToken != "" && d.endedByElevID(s) {
+		d.setState(w, demoState{})
+		data = DemoPageData{SignedOutByElevID: true}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	d.site.Render(w, r, http.StatusOK, "oidc-demo", data)
+}
+
+// endedByElevID reports whether a logout token ended the session s: one
+// naming its sid, or its sub without a sid, sent after it signed in.
+func (d *DemoPlatform) endedByElevID(s demoState) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s.Sid != "" {
+		if _, ok := d.ended["sid:"+s.Sid]; ok {
+			return true
+		}
+	}
+	at, ok := d.ended["sub:"+s.Sub]
+	return ok && s.Sub != "" && !at.Before(time.Unix(s.At, 0))
+}
+
+// logout is the platform's own "sign out": it forgets its session and
+// sends the browser to ElevID's end-session endpoint (RP-initiated
+// logout), which ends the ElevID session and comes back here.
+func (d *DemoPlatform) logout(w http.ResponseWriter, r *http.Request) {
+	s := d.state(r)
+	d.setState(w, demoState{})
+	if s.IDToken == "" {
+		http.Redirect(w, r, demoPath+"?signed_out=1", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, d.issuer+oidcEndSessionPath+"?"+url.Values{"id_token_hint": {s.IDToken}, "client_id": {DemoClientID},
+		"post_logout_redirect_uri": {d.issuer + demoPath}}.Encode(), http.StatusSeeOther)
+}
+
+// backchannelLogout takes a logout token (OIDC Back-Channel Logout 1.0
+// §2.6): a JWT signed by ElevID (keys from discovery) for this client,
+// unexpired, typ logout+jwt, with the back-channel event, a sid or sub,
+// a jti not seen before, and no nonce. A valid one ends the sessions it
+// names; anything else is answered 400.
+func (d *DemoPlatform) backchannelLogout(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	ctx := gooidc.ClientContext(r.Context(), d.client)
+	raw := r.PostFormValue("logout_token")
+	claims, err := d.verifyLogoutToken(ctx, raw)
+	if err != nil {
+		d.log.Warn("logout token refused", "err", err)
+		http.Error(w, "invalid logout token", http.StatusBadRequest)
+		return
+	}
+	now := d.now()
+	d.mu.Lock()
+	for k, t := range d.jtis {
+		if now.After(t) {
+			delete(d.jtis, k)
+		}
+	}
+	if _, seen := d.jtis[claims.JTI]; seen {
+		d.mu.Unlock()
+		http.Error(w, "logout token replayed", http.StatusBadRequest)
+		return
+	}
+	d.jtis[claims.JTI] = time.Unix(claims.Exp, 0).Add(time.Minute)
+	for k, t := range d.ended {
+		if now.Sub(t) > 24*time.Hour {
+			delete(d.ended, k)
+		}
+	}
+	if claims.Sid != "" {
+		d.ended["sid:"+claims.Sid] = now
+	} else {
+		d.ended["sub:"+claims.Sub] = now
+	}
+	d.mu.Unlock()
+	d.log.Info("signed out by ElevID (back-channel logout)")
+	w.WriteHeader(http.StatusOK)
+}
+
+type logoutClaims struct {
+	Sub    string                     `json:"sub"`
+	Sid    string                     `json:"sid"`
+	JTI    string                     `json:"jti"`
+	Exp    int64                      `json:"exp"`
+	Nonce  *string                    `json:"nonce"`
+	Events map[string]json.RawMessage `json:"events"`
+}
+
+func (d *DemoPlatform) verifyLogoutToken(ctx context.Context, raw string) (logoutClaims, error) {
+	var c logoutClaims
+	if raw == "" {
+		return c, errors.New("no logout_token")
+	}
+	head, _, ok := strings.Cut(raw, ".")
+	if !ok {
+		return c, errors.New("not a JWS")
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return c, err
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	if err := json.Unmarshal(hb, &h); err != nil || !strings.EqualFold(strings.TrimPrefix(strings.ToLower(h.Typ), "application/"), "logout+jwt") {
+		return c, fmt.Errorf("typ %q", h.Typ)
+	}
+	p, err := d.discover(ctx)
+	if err != nil {
+		return c, err
+	}
+	// Signature (ElevID's published keys), issuer, audience and expiry.
+	tok, err := p.Verifier(&gooidc.Config{ClientID: DemoClientID, Now: d.now}).Verify(ctx, raw)
+	if err != nil {
+		return c, err
+	}
+	if err := tok.Claims(&c); err != nil {
+		return c, err
+	}
+	switch {
+	case c.Nonce != nil:
+		return c, errors.New("a logout token has no nonce")
+	case c.Events == nil || c.Events[backchannelEvent] == nil:
+		return c, errors.New("no back-channel logout event")
+	case c.Sid == "" && c.Sub == "":
+		return c, errors.New("neither sid nor sub")
+	case c.JTI == "":
+		return c, errors.New("no jti")
+	}
+	return c, nil
 }
 
 func (d *DemoPlatform) login(w http.ResponseWriter, r *http.Request) {
@@ -248,7 +398,8 @@ func (d *DemoPlatform) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	var claims map[string]any
 	_ = idt.Claims(&claims)
-	out := demoState{IDToken: raw, Claims: flatten(claims)}
+	sid, _ := claims["sid"].(string)
+	out := demoState{IDToken: raw, Claims: flatten(claims), Sid: sid, Sub: idt.Subject, At: d.now().Unix()}
 	if ui, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
 		var m map[string]any
 		_ = ui.Claims(&m)

@@ -27,6 +27,7 @@ import (
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
@@ -62,6 +63,7 @@ type oidcEnv struct {
 	clock    *oidcClock
 	srv      *httptest.Server
 	oidc     *idp.OIDC
+	access   *access.Service
 	login    *idp.Login
 	school   school.School
 	class    school.Class
@@ -175,8 +177,9 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 		t.Fatal(err)
 	}
 	site := web.NewTestSite(t)
+	e.access = access.New(access.Options{Now: e.clock.Now, Logger: oidcLogger()})
 	e.login, err = idp.NewLogin(idp.LoginOptions{
-		Store: e.st, Site: site, Issuer: e.srv.URL, Now: e.clock.Now, Logger: oidcLogger(),
+		Store: e.st, Site: site, Issuer: e.srv.URL, Now: e.clock.Now, Logger: oidcLogger(), Access: e.access,
 		Passkey:     passkey.Config{RPID: "localhost", Origins: []string{origin}},
 		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)},
 	})
@@ -185,7 +188,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	}
 	e.oidc, err = idp.NewOIDC(ctx, idp.OIDCOptions{
 		Issuer: e.srv.URL, Store: e.st, Sealer: sealer, PairwiseSecret: e.secret, Site: site,
-		Sessions: e.login, Now: e.clock.Now, Logger: oidcLogger(), Keys: keys,
+		Sessions: e.login, Now: e.clock.Now, Logger: oidcLogger(), Keys: keys, Access: e.access,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +197,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	e.login.Mount(mux)
 	e.oidc.Mount(mux)
 	idp.NewDemoPlatform(e.srv.URL, e.secret, site, nil, oidcLogger()).Mount(mux)
-	handler = site.CrossOrigin(mux, idp.OIDCBypassPatterns...)
+	handler = site.CrossOrigin(mux, append(idp.OIDCBypassPatterns, idp.DemoBypassPatterns...)...)
 
 	// The pupil's passkey, registered straight in the store.
 	handle, err := e.st.PupilHandle(ctx, e.pupil.ID)

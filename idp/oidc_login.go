@@ -66,6 +66,9 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs, err := p.opt.Store.ConsentState(ctx, sess.SubjectID, ar.client.pf.ID)
+	if errors.Is(err, school.ErrNotFound) {
+		err, cs = nil, school.ConsentState{} // the pupil is gone: refused below
+	}
 	if err != nil {
 		p.opt.Site.ServerError(w, r, err)
 		return

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -28,81 +27,6 @@ func (p *OIDC) sid(sessionRef, clientID string) string {
 	return Pairwise(p.opt.PairwiseSecret, "sid:"+sessionRef, clientID)[:32]
 }
 
-// LogoutPupil ends a pupil's grants at one platform, or at every platform
-// when platformID is empty (consent withdrawn, pupil quarantined): their
-// tokens are revoked and each platform that held an active token and
-// registered a back-channel logout URI is sent a logout token. Delivery
-// is attempted three times per platform at once; a platform that could
-// not be reached gets the logout later from the queue (RunLogoutQueue),
-// and the returned error names it (the tokens are revoked anyway).
-func (p *OIDC) LogoutPupil(ctx context.Context, pupilID, platformID string) error {
-	if pupilID == "" {
-		return fmt.Errorf("%w: no pupil", school.ErrInvalid)
-	}
-	return p.logout(ctx, school.OIDCTokenFilter{PupilID: pupilID, PlatformID: platformID}, "")
-}
-
-// SessionEnded ends the grants made within one login session (logout,
-// session revoked, expired) and tells the platforms involved; sessionRef
-// is school.Session.Ref.
-func (p *OIDC) SessionEnded(ctx context.Context, sessionRef string) error {
-	if sessionRef == "" {
-		return nil
-	}
-	return p.logout(ctx, school.OIDCTokenFilter{SessionRef: sessionRef}, "")
-}
-
-// logout revokes the tokens f selects and notifies each platform but
-// skipPlatform (the one that asked to log out).
-func (p *OIDC) logout(ctx context.Context, f school.OIDCTokenFilter, skipPlatform string) error {
-	toks, err := p.opt.Store.ListOIDCTokens(ctx, f)
-	if err != nil {
-		return err
-	}
-	if _, err := p.opt.Store.RevokeOIDCTokens(ctx, f); err != nil {
-		return err
-	}
-	type target struct{ platformID, subject, sessionRef string }
-	seen := map[target]bool{}
-	for _, t := range toks {
-		if t.PlatformID != skipPlatform {
-			seen[target{t.PlatformID, t.Subject, t.SessionRef}] = true
-		}
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for tg := range seen {
-		c, err := p.storage.clientByPlatform(context.WithoutCancel(ctx), tg.platformID)
-		if err != nil || c.s.BackchannelLogoutURI == "" {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sid := p.sid(tg.sessionRef, c.GetID())
-			err := p.sendLogout(ctx, c, tg.subject, sid)
-			if err == nil {
-				return
-			}
-			// A refused token is not worth another try; anything else is
-			// retried from the queue.
-			if !errors.Is(err, errLogoutRefused) {
-				if qerr := p.queueLogout(context.WithoutCancel(ctx), c, tg.subject, sid, err); qerr != nil {
-					err = errors.Join(err, qerr)
-				}
-			}
-			mu.Lock()
-			errs = append(errs, fmt.Errorf("platform %s: %w", c.GetID(), err))
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // Retries of back-channel logouts from the queue.
 const (
 	logoutQueueTTL = 24 * time.Hour // a notice is given up after this long
@@ -110,24 +34,15 @@ const (
 	logoutPoll     = 15 * time.Second
 )
 
-// queueLogout keeps a logout the platform did not take, for RunLogoutQueue
-// to retry.
-func (p *OIDC) queueLogout(ctx context.Context, c *oidcClient, subject, sid string, cause error) error {
-	now := p.opt.Now()
-	n, err := p.opt.Store.QueueLogout(ctx, school.LogoutNotice{PlatformID: c.pf.ID, Subject: subject, Sid: sid,
-		NextAt: now.Add(school.RetryDelay(1)), ExpiresAt: now.Add(logoutQueueTTL)})
-	if err != nil {
-		p.log.Error("back-channel logout lost: queueing it failed", "client_id", c.GetID(), "err", err)
-		return err
-	}
-	p.log.Warn("back-channel logout queued for retry", "client_id", c.GetID(), "notice", n.ID, "cause", cause)
-	return nil
-}
-
-// RunLogoutQueue retries queued back-channel logouts until ctx ends: every
-// node runs it, and leases keep two nodes from sending one notice. Each
-// attempt signs a fresh logout token; failed ones are retried after 30 s,
-// 1, 2, 4 … minutes (at most an hour apart) for a day.
+// RunLogoutQueue delivers the OIDC logout notices of the durable queue
+// (school.LogoutNotice, queued by package access in the transaction that
+// ended the access) until ctx ends: at once when this node queued some
+// (woken through the access service), and every 15 s for those of other
+// nodes and retries. Every node runs it; leases keep two nodes from
+// sending one notice. Each attempt signs a fresh logout token; failed
+// ones are retried after 30 s, 1, 2, 4 … minutes (at most an hour apart)
+// for a day; a platform that answers 400 or has no back-channel logout
+// URI is not asked again (the notice stays visible until it expires).
 func (p *OIDC) RunLogoutQueue(ctx context.Context, owner string) {
 	t := time.NewTicker(logoutPoll)
 	defer t.Stop()
@@ -139,6 +54,7 @@ func (p *OIDC) RunLogoutQueue(ctx context.Context, owner string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-p.wake:
 		}
 	}
 }
@@ -147,7 +63,7 @@ func (p *OIDC) RunLogoutQueue(ctx context.Context, owner string) {
 // each once; it returns how many were delivered and how many failed.
 func (p *OIDC) DeliverQueuedLogouts(ctx context.Context, owner string) (delivered, failed int, err error) {
 	for {
-		batch, err := p.opt.Store.ClaimLogouts(ctx, owner, logoutLease, 10)
+		batch, err := p.opt.Store.ClaimLogouts(ctx, owner, school.ProtocolOIDC, logoutLease, 10)
 		if err != nil || len(batch) == 0 {
 			return delivered, failed, err
 		}
@@ -168,7 +84,11 @@ func (p *OIDC) deliverQueued(ctx context.Context, owner string, n school.LogoutN
 		err = fmt.Errorf("%w: it no longer has a back-channel logout URI", errLogoutRefused)
 	}
 	if err == nil {
-		err = p.postLogout(ctx, c, n.Subject, n.Sid)
+		sid := n.Sid
+		if sid == "" {
+			sid = p.sid(n.SessionRef, c.GetID())
+		}
+		err = p.postLogout(ctx, c, n.Subject, sid)
 	}
 	if err == nil {
 		if err := p.opt.Store.LogoutDelivered(context.WithoutCancel(ctx), n.ID, owner); err != nil {
@@ -187,28 +107,6 @@ func (p *OIDC) deliverQueued(ctx context.Context, owner string, n school.LogoutN
 	}
 	log.Warn("queued back-channel logout failed", "err", err, "next_attempt", next, "gives_up_at", n.ExpiresAt)
 	return false
-}
-
-// sendLogout posts a signed logout token to the platform's back-channel
-// logout URI, retrying twice unless the platform refused the token.
-func (p *OIDC) sendLogout(ctx context.Context, c *oidcClient, subject, sid string) error {
-	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			select {
-			case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if err = p.postLogout(ctx, c, subject, sid); err == nil || errors.Is(err, errLogoutRefused) {
-			break
-		}
-	}
-	if err != nil {
-		p.log.Warn("back-channel logout failed", "client_id", c.GetID(), "err", err)
-	}
-	return err
 }
 
 // errLogoutRefused means the platform answered 400 to a logout token:

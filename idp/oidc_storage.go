@@ -15,6 +15,7 @@ import (
 
 	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
 
 // Lifetimes of the authorization steps.
@@ -445,8 +446,9 @@ func (s *oidcStorage) TerminateSession(ctx context.Context, sub, clientID string
 
 // TerminateSessionFromRequest implements op.CanTerminateSessionFromRequest
 // (RP-initiated logout): the pupil named by the id_token_hint loses the
-// platform's tokens and the login session the tokens came from, and the
-// other platforms of that session get back-channel logout tokens.
+// platform's tokens and, through the access service, the login session
+// the tokens came from; the other platforms of that session (OIDC and
+// SAML) get logout notices.
 func (s *oidcStorage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
 	redirect := req.RedirectURI
 	if req.UserID == "" || req.ClientID == "" {
@@ -474,15 +476,18 @@ func (s *oidcStorage) TerminateSessionFromRequest(ctx context.Context, req *op.E
 	}
 	for k := range sessions {
 		pupilID, ref := k[0], k[1]
-		if ref != "" {
-			if err := s.p.opt.Store.RevokeSession(ctx, pupilID, ref, "rp-logout"); err != nil && !errors.Is(err, school.ErrNotFound) {
-				return "", err
+		err := s.p.opt.Store.InTx(ctx, func(q school.Queries) error {
+			if ref != "" {
+				sc := access.Session(pupilID, ref)
+				sc.Initiator = c.pf.ID
+				if _, err := s.p.opt.Access.End(ctx, q, sc, "rp-logout"); err != nil {
+					return err
+				}
 			}
-			if err := s.p.logout(ctx, school.OIDCTokenFilter{SessionRef: ref}, c.pf.ID); err != nil {
-				s.p.log.Warn("back-channel logout after RP logout incomplete", "err", err)
-			}
-		}
-		if _, err := s.p.opt.Store.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: pupilID, PlatformID: c.pf.ID}); err != nil {
+			_, err := q.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: pupilID, PlatformID: c.pf.ID})
+			return err
+		})
+		if err != nil {
 			return "", err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
 
 type idClaims struct {
@@ -173,6 +174,9 @@ func testOIDCFullFlow(t *testing.T, pg bool) {
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/oidc/logged-out" {
 		t.Fatalf("end_session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d != 1 || f != 0 || err != nil {
+		t.Fatalf("queued logouts after end_session: %d delivered, %d failed, %v", d, f, err)
+	}
 	logouts := other.receivedLogouts()
 	if len(logouts) != 1 {
 		t.Fatalf("other platform received %d logout tokens", len(logouts))
@@ -271,14 +275,17 @@ func TestOIDCConsentAndPolicy(t *testing.T) {
 		t.Fatalf("claims = %v", c)
 	}
 
-	// Consent withdrawn: userinfo refuses; LogoutPupil revokes and tells
-	// the platform.
+	// Consent withdrawn: userinfo refuses; ending the access revokes and
+	// the queue worker tells the platform.
 	e.withdrawConsent()
 	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
 		t.Fatal("userinfo answered after consent was withdrawn")
 	}
-	if err := e.oidc.LogoutPupil(ctx, e.pupil.ID, ""); err != nil {
+	if _, err := e.access.EndIn(ctx, e.st, access.Pupil(e.pupil.ID), "consent withdrawn"); err != nil {
 		t.Fatal(err)
+	}
+	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d != 1 || f != 0 || err != nil {
+		t.Fatalf("delivered %d, failed %d: %v", d, f, err)
 	}
 	if got := rp.receivedLogouts(); len(got) != 1 {
 		t.Fatalf("logout tokens = %d", len(got))
@@ -286,11 +293,13 @@ func TestOIDCConsentAndPolicy(t *testing.T) {
 	checkLogoutToken(t, ctx, rp, rp.receivedLogouts()[0], idt.Subject)
 	toks, _ := e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})
 	if len(toks) != 0 {
-		t.Fatalf("tokens survive LogoutPupil: %d", len(toks))
+		t.Fatalf("tokens survive the end of access: %d", len(toks))
 	}
 
-	// A quarantined pupil is not released either (ReleaseAllowed).
+	// A quarantined pupil is not released either (ReleaseAllowed), even
+	// with a login session (the withdrawal above ended the earlier one).
 	e.grantConsent(rp.platform.ID)
+	e.signIn(t, b, rp)
 	if _, err := e.st.UpdatePupil(ctx, e.pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilQuarantined; return p, nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -688,26 +697,25 @@ func TestOIDCBackchannelLogoutQueued(t *testing.T) {
 	}
 
 	setUp(false)
-	if err := e.oidc.LogoutPupil(ctx, e.pupil.ID, ""); err == nil || !strings.Contains(err.Error(), "flakyplatform") {
-		t.Fatalf("LogoutPupil with the platform down: %v", err)
+	if _, err := e.access.EndIn(ctx, e.st, access.Pupil(e.pupil.ID), "quarantined"); err != nil {
+		t.Fatal(err)
 	}
 	if toks, _ := e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID}); len(toks) != 0 {
 		t.Fatalf("tokens survive while the platform is down: %d", len(toks))
 	}
 	q := queued()
-	if len(q) != 1 || q[0].PlatformID != rp.platform.ID || q[0].Subject != idt.Subject || q[0].Sid == "" {
+	if len(q) != 1 || q[0].PlatformID != rp.platform.ID || q[0].Subject != idt.Subject || q[0].SessionRef == "" || q[0].Protocol != school.ProtocolOIDC {
 		t.Fatalf("queued = %+v", q)
 	}
-	// Not due yet; then due, but the platform is still down.
-	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d+f != 0 || err != nil {
-		t.Fatalf("before the first retry: %d delivered, %d failed, %v", d, f, err)
-	}
-	e.clock.Advance(31 * time.Second)
+	// Due at once, but the platform is down; then not due until the retry.
 	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d != 0 || f != 1 || err != nil {
 		t.Fatalf("platform down: %d delivered, %d failed, %v", d, f, err)
 	}
 	if q := queued(); len(q) != 1 || q[0].Attempts != 1 || q[0].LastError != "status 503" {
-		t.Fatalf("after a failed retry: %+v", q)
+		t.Fatalf("after a failed attempt: %+v", q)
+	}
+	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d+f != 0 || err != nil {
+		t.Fatalf("before the retry: %d delivered, %d failed, %v", d, f, err)
 	}
 	// The platform is back: the next retry (30 s later) delivers a valid
 	// logout token, once.
@@ -729,16 +737,21 @@ func TestOIDCBackchannelLogoutQueued(t *testing.T) {
 		t.Fatal("a delivered logout was sent again")
 	}
 
-	// A platform that answers 400 refused the token: no queue, no retry.
+	// A platform that answers 400 refused the token: no retry (the notice
+	// stays visible until it expires).
 	e.grantConsent(rp.platform.ID)
 	e.signIn(t, b, rp)
 	rp.mu.Lock()
 	rp.logoutOK, rp.failStatus = false, http.StatusBadRequest
 	rp.mu.Unlock()
-	if err := e.oidc.LogoutPupil(ctx, e.pupil.ID, ""); err == nil {
-		t.Fatal("a refused logout token reported as delivered")
+	if _, err := e.access.EndIn(ctx, e.st, access.Pupil(e.pupil.ID), "quarantined"); err != nil {
+		t.Fatal(err)
 	}
-	if q := queued(); len(q) != 0 {
-		t.Fatalf("a refused logout was queued: %+v", q)
+	if d, f, err := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d != 0 || f != 1 || err != nil {
+		t.Fatalf("refused: %d delivered, %d failed, %v", d, f, err)
+	}
+	e.clock.Advance(2 * time.Hour)
+	if d, f, _ := e.oidc.DeliverQueuedLogouts(ctx, "node-a"); d+f != 0 {
+		t.Fatal("a refused logout token was sent again")
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
 
@@ -45,11 +46,6 @@ type SAMLSessionSource interface {
 	LoginURL(returnTo string) string
 }
 
-// SAMLSessionRevoker ends a login session server-side (single logout).
-type SAMLSessionRevoker interface {
-	RevokeSession(ctx context.Context, sessionID string) error
-}
-
 // SAMLReleaseLogger records what a platform received about a pupil. Its
 // method set is the release log's, so any release log implementation fits.
 type SAMLReleaseLogger interface {
@@ -64,8 +60,14 @@ type SAMLOptions struct {
 	Store    school.Store
 	Site     *web.Site
 	Sessions SAMLSessionSource
-	// Revoker, when set, ends login sessions on single logout.
-	Revoker        SAMLSessionRevoker
+	// Access ends login sessions on single logout (and with them every
+	// platform's, through logout notices) and wakes the SOAP logout
+	// queue worker (RunLogoutQueue). cmd/elevid passes the one service;
+	// nil means a service of the IdP's own (tests).
+	Access *access.Service
+	// HTTPClient sends SOAP LogoutRequests; a client with a 5-second
+	// timeout when nil.
+	HTTPClient     *http.Client
 	Keys           SAMLKeys
 	PairwiseSecret []byte
 	Releases       SAMLReleaseLogger
@@ -102,6 +104,7 @@ type SAML struct {
 	ssoURL      url.URL
 	sloURL      url.URL
 	formTmpl    *template.Template
+	wake        <-chan struct{} // logout notices were queued
 }
 
 // NewSAML returns the SAML IdP; it checks that every dependency is there.
@@ -137,7 +140,16 @@ func NewSAML(opt SAMLOptions) (*SAML, error) {
 	if opt.MaxMessageBytes == 0 {
 		opt.MaxMessageBytes = 64 << 10
 	}
-	s := &SAML{opt: opt, log: opt.Logger}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.HTTPClient == nil {
+		opt.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
+	}
+	s := &SAML{opt: opt, log: opt.Logger, wake: opt.Access.Subscribe()}
 	at := func(p string) url.URL { u := *base; u.Path = base.Path + p; return u }
 	s.metadataURL, s.ssoURL, s.sloURL = at("/saml/metadata"), at("/saml/sso"), at("/saml/slo")
 	s.entityID = s.metadataURL.String()
@@ -312,7 +324,7 @@ func (s *SAML) limitMessage(w http.ResponseWriter, r *http.Request) bool {
 // reject logs a refused message with the SP's entity id (as claimed) and
 // shows an error page. It never answers to a URL from the message.
 func (s *SAML) reject(w http.ResponseWriter, r *http.Request, status int, key, sp string, err error) {
-	s.log.Warn("saml: request refused", "reason", key, "sp", sp, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	s.log.Warn("saml: request refused", "reason", key, "sp", sp, "path", r.URL.Path, "remote", web.ClientIP(r), "err", err)
 	s.opt.Site.Error(w, r, status, key)
 }
 

@@ -35,12 +35,10 @@ import (
 	"github.com/elevid/elevid/web"
 )
 
-// testSessions is a SAMLSessionSource for tests: a cookie "sid" names a
-// session created by login.
+// testSessions is a SAMLSessionSource for tests: a cookie "sid" holds
+// the id of a pupil session in the store, created by login.
 type testSessions struct {
-	mu      sync.Mutex
-	m       map[string]idp.SAMLPupilSession
-	revoked []string
+	st school.Store
 }
 
 func (s *testSessions) Current(r *http.Request) (idp.SAMLPupilSession, bool) {
@@ -48,30 +46,29 @@ func (s *testSessions) Current(r *http.Request) (idp.SAMLPupilSession, bool) {
 	if err != nil {
 		return idp.SAMLPupilSession{}, false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[c.Value]
-	return v, ok
+	ss, err := s.st.TouchSession(r.Context(), c.Value)
+	if err != nil {
+		return idp.SAMLPupilSession{}, false
+	}
+	return idp.SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime}, true
 }
 
 func (s *testSessions) LoginURL(returnTo string) string {
 	return "/login?return=" + url.QueryEscape(returnTo)
 }
 
-func (s *testSessions) RevokeSession(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, id)
-	s.revoked = append(s.revoked, id)
-	return nil
+// ended reports whether the session behind cookie value id has ended.
+func (s *testSessions) ended(id string) bool {
+	_, err := s.st.TouchSession(context.Background(), id)
+	return err != nil
 }
 
 func (s *testSessions) login(pupilID string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := school.NewID()
-	s.m[id] = idp.SAMLPupilSession{ID: id, PupilID: pupilID, AuthTime: time.Now()}
-	return id
+	ss, err := s.st.CreateSession(context.Background(), school.Session{Kind: school.SessionPupil, SubjectID: pupilID, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		panic(err)
+	}
+	return ss.ID
 }
 
 // recordingReleases wraps the audit release log and remembers releases.
@@ -90,7 +87,7 @@ func (r *recordingReleases) Record(ctx context.Context, pupilID, platformID stri
 
 type harness struct {
 	t        *testing.T
-	st       *sqlite.Store
+	st       school.Store
 	srv      *httptest.Server
 	saml     *idp.SAML
 	keys     *idp.StoreSAMLKeys
@@ -112,23 +109,32 @@ func newHarness(t testing.TB) *harness {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	sch, err := st.CreateSchool(ctx, school.School{Code: "demo", Name: "Demo Skole", Domain: "demo.elevid.dk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	class, err := st.CreateClass(ctx, school.Class{SchoolID: sch.ID, Name: "7A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pupil, err := st.CreatePupil(ctx, school.Pupil{SchoolID: sch.ID, GivenName: "Ida", FamilyName: "Hansen", ClassIDs: []string{class.ID}, Status: school.PupilActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHarnessOn(t, st, sch, pupil)
+}
+
+// newHarnessOn serves the SAML IdP on st for a pupil that exists there
+// (the OIDC harness's, in tests that sign in over both protocols).
+func newHarnessOn(t testing.TB, st school.Store, sch school.School, pupil school.Pupil) *harness {
+	ctx := context.Background()
 	sealer, err := school.NewSealer(bytes.Repeat([]byte("k"), 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{st: st, sessions: &testSessions{m: map[string]idp.SAMLPupilSession{}}}
+	h := &harness{st: st, sessions: &testSessions{st: st}, school: sch, pupil: pupil}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
-	}
-	if h.school, err = st.CreateSchool(ctx, school.School{Code: "demo", Name: "Demo Skole", Domain: "demo.elevid.dk"}); err != nil {
-		t.Fatal(err)
-	}
-	class, err := st.CreateClass(ctx, school.Class{SchoolID: h.school.ID, Name: "7A"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.pupil, err = st.CreatePupil(ctx, school.Pupil{SchoolID: h.school.ID, GivenName: "Ida", FamilyName: "Hansen", ClassIDs: []string{class.ID}, Status: school.PupilActive}); err != nil {
-		t.Fatal(err)
 	}
 	h.keys = &idp.StoreSAMLKeys{Store: st, Sealer: sealer}
 	h.secret, err = idp.PairwiseSecret(ctx, st)
@@ -140,7 +146,7 @@ func newHarness(t testing.TB) *harness {
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(h.srv.Close)
 	h.saml, err = idp.NewSAML(idp.SAMLOptions{
-		BaseURL: h.srv.URL, Store: st, Site: web.NewTestSite(t), Sessions: h.sessions, Revoker: h.sessions,
+		BaseURL: h.srv.URL, Store: st, Site: web.NewTestSite(t), Sessions: h.sessions,
 		Keys: h.keys, PairwiseSecret: h.secret, Releases: h.releases, Logger: testLogger(),
 	})
 	if err != nil {
@@ -237,6 +243,7 @@ type spOptions struct {
 	attrs    []string
 	noSign   bool // the SP does not sign its AuthnRequests
 	consent  bool
+	soapSLO  string // a SOAP single logout service to publish
 }
 
 // testSP is a crewjam ServiceProvider registered with the harness's IdP.
@@ -280,7 +287,12 @@ func (h *harness) newSP(t testing.TB, o spOptions) *testSP {
 	if !o.noSign {
 		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
 	}
-	mdXML, err := xml.MarshalIndent(sp.Metadata(), "", " ")
+	meta := sp.Metadata()
+	if o.soapSLO != "" {
+		meta.SPSSODescriptors[0].SingleLogoutServices = append(meta.SPSSODescriptors[0].SingleLogoutServices,
+			saml.Endpoint{Binding: saml.SOAPBinding, Location: o.soapSLO})
+	}
+	mdXML, err := xml.MarshalIndent(meta, "", " ")
 	if err != nil {
 		t.Fatal(err)
 	}

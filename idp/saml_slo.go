@@ -23,6 +23,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
 
 // samlLogoutTarget is one SP session to end in an IdP-initiated logout.
@@ -50,9 +51,11 @@ type samlLogoutData struct {
 }
 
 // serveLogout is IdP-initiated single logout (a same-site form on the
-// pupil's page): it ends the login session and sends a signed
-// LogoutRequest to each platform that received an assertion in it and
-// publishes a single logout service, one after another.
+// pupil's page): it ends the login session through the access service,
+// which queues a logout notice for every platform of the session (SAML
+// SPs with a SOAP single logout service get it over the back channel),
+// and then walks the browser through the SPs that have only a
+// front-channel single logout service, one after another.
 func (s *SAML) serveLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sess, ok := s.opt.Sessions.Current(r)
@@ -65,15 +68,18 @@ func (s *SAML) serveLogout(w http.ResponseWriter, r *http.Request) {
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if err := s.opt.Store.DeleteSAMLParticipants(ctx, sess.ID); err != nil {
-		s.opt.Site.ServerError(w, r, err)
+	ref := school.SAMLSessionRef(sess.ID, sess.PupilID)
+	if ref == "" {
+		s.opt.Site.ServerError(w, r, fmt.Errorf("saml: session id %q names no login session", sess.ID))
 		return
 	}
-	if s.opt.Revoker != nil {
-		if err := s.opt.Revoker.RevokeSession(ctx, sess.ID); err != nil {
-			s.opt.Site.ServerError(w, r, err)
-			return
-		}
+	err = s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		_, err := s.opt.Access.End(ctx, q, access.Session(sess.PupilID, ref), "saml single logout")
+		return err
+	})
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
 	}
 	var fl samlLogoutFlow
 	seen := map[string]bool{}
@@ -82,9 +88,15 @@ func (s *SAML) serveLogout(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		seen[p.PlatformID+"\x00"+p.NameID] = true
+		if sp, err := s.spByID(ctx, p.PlatformID); err == nil {
+			if _, err := soapSLOEndpoint(sp); err == nil {
+				fl.Done = append(fl.Done, sp.Platform.Name) // told over the back channel
+				continue
+			}
+		}
 		fl.Remaining = append(fl.Remaining, samlLogoutTarget{PlatformID: p.PlatformID, NameID: p.NameID, NameIDFormat: p.NameIDFormat, SessionIndex: p.SessionIndex})
 	}
-	s.log.Info("saml: idp-initiated logout", "session_participants", len(fl.Remaining))
+	s.log.Info("saml: idp-initiated logout", "session_participants", len(parts), "front_channel", len(fl.Remaining))
 	s.nextLogout(w, r, fl)
 }
 
@@ -264,29 +276,34 @@ func (s *SAML) serveSLO(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// endSPSessions ends the login sessions in which sp was given nameID (and
-// sessionIndex, when the request names one).
+// endSPSessions ends, through the access service, the login sessions in
+// which sp was given nameID (and sessionIndex, when the request names
+// one): the other platforms of those sessions get logout notices, sp
+// itself does not (it asked).
 func (s *SAML) endSPSessions(ctx context.Context, sp samlSP, nameID string, idx *saml.SessionIndex) error {
 	parts, err := s.opt.Store.SAMLParticipantsByNameID(ctx, sp.Platform.ID, nameID)
 	if err != nil {
 		return err
 	}
-	done := map[string]bool{}
-	for _, p := range parts {
-		if (idx != nil && idx.Value != "" && idx.Value != p.SessionIndex) || done[p.SessionID] {
-			continue
-		}
-		done[p.SessionID] = true
-		if s.opt.Revoker != nil {
-			if err := s.opt.Revoker.RevokeSession(ctx, p.SessionID); err != nil && !errors.Is(err, school.ErrNotFound) {
+	return s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		done := map[string]bool{}
+		for _, p := range parts {
+			if (idx != nil && idx.Value != "" && idx.Value != p.SessionIndex) || done[p.SessionID] {
+				continue
+			}
+			done[p.SessionID] = true
+			ref := school.SAMLSessionRef(p.SessionID, p.PupilID)
+			if ref == "" {
+				continue // not a login session's (never recorded so)
+			}
+			sc := access.Session(p.PupilID, ref)
+			sc.Initiator = sp.Platform.ID
+			if _, err := s.opt.Access.End(ctx, q, sc, "saml single logout"); err != nil {
 				return err
 			}
 		}
-		if err := s.opt.Store.DeleteSAMLParticipants(ctx, p.SessionID); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // serveLogoutResponse continues an IdP-initiated logout. The response only

@@ -71,10 +71,17 @@ func TestChromiumConsentPage(t *testing.T) {
 		Protocol: school.ProtocolOIDC, Via: "id_token", Claims: []string{"sub", "given_name"}}))
 	step("open the guardian page", chromedp.Click(chromedp.CSS("#to-guardian")), chromedp.WaitVisible(chromedp.CSS("#releases-"+e.pupil.ID+" .release")))
 	log := text(`document.querySelector('#releases-` + e.pupil.ID + `').innerText`)
-	if !strings.Contains(log, "MatematikFessor") || !strings.Contains(log, "given_name") {
+	if !strings.Contains(log, "MatematikFessor") || !(strings.Contains(log, "fornavn") || strings.Contains(log, "first name")) || strings.Contains(log, "given_name") {
 		t.Fatalf("release log:\n%s", log)
 	}
-	step("withdraw", chromedp.Click(chromedp.CSS("#withdraw-all-"+e.pupil.ID)), chromedp.WaitVisible(chromedp.CSS("#guardian-message")))
+	step("withdraw", chromedp.Click(chromedp.CSS("#withdraw-all-"+e.pupil.ID)), chromedp.WaitVisible(chromedp.CSS("#withdraw-confirm")))
+	if q := text(`document.querySelector('#withdraw-confirm').innerText`); !strings.Contains(q, "MatematikFessor") {
+		t.Fatalf("the confirmation does not name the platform:\n%s", q)
+	}
+	if !must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
+		t.Fatal("the question alone withdrew the consent")
+	}
+	step("confirm the withdrawal", chromedp.Click(chromedp.CSS("#withdraw-yes")), chromedp.WaitVisible(chromedp.CSS("#guardian-message")))
 	if must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
 		t.Fatal("withdrawal in the browser left releases allowed")
 	}

@@ -4,6 +4,9 @@
 // withdraws; and the guardian's view of what was released about their
 // child. When configured, guardians verify their identity at an external
 // OpenID provider (e.g. a national eID broker) from the consent page, and
-// the consent records the verified identity (verify.go). It reads and writes through school.Store and may import idp's
-// exported logout hooks, never the other way round.
+// the consent records the verified identity (verify.go). It reads and
+// writes through school.Store; what a withdrawal ends (sessions, tokens,
+// platforms' sessions, with logout notices) it ends through the access
+// service (school/access) in the same transaction. It never imports idp,
+// nor idp it.
 package parent

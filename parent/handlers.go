@@ -190,6 +190,21 @@ func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.opt.Site.Error(w, r, http.StatusBadRequest, "error.bad_request")
 		return
 	}
+	// Nothing is pre-chosen: the browser asks for a yes or a no for every
+	// platform shown (required radios); a "save my choices" without any
+	// answer is refused here and saves nothing.
+	if action == "choose" {
+		answered := false
+		for _, pf := range platforms {
+			if v := r.PostForm.Get("p_" + pf.ID); v == "grant" || v == "deny" {
+				answered = true
+			}
+		}
+		if !answered {
+			s.opt.Site.Error(w, r, http.StatusBadRequest, "parent.err.choose_each")
+			return
+		}
+	}
 	token := r.PathValue("token")
 	if !plausibleToken(token) {
 		s.linkProblem(w, r, ErrLinkInvalid)
@@ -428,6 +443,10 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pupilID, platformID := r.PostFormValue("pupil"), r.PostFormValue("platform")
+	if r.PostFormValue("confirm") != "yes" {
+		s.confirmWithdraw(w, r, g.ID, pupilID, platformID)
+		return
+	}
 	if platformID == "all" {
 		platformID = ""
 	}
@@ -440,6 +459,47 @@ func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Redirect(w, r, "/guardian?msg=withdrawn", http.StatusSeeOther)
 	}
+}
+
+// WithdrawData is the data of the parent-withdraw page: the question
+// before a withdrawal, naming the child, the platforms and what stops.
+type WithdrawData struct {
+	PupilID   string
+	GivenName string
+	Platform  string   // the form's platform value (an id or "all")
+	Names     []string // the platforms that stop
+}
+
+// confirmWithdraw asks the guardian to confirm a withdrawal (no
+// JavaScript: a page with a form that repeats the request with
+// confirm=yes).
+func (s *Service) confirmWithdraw(w http.ResponseWriter, r *http.Request, guardianID, pupilID, platformID string) {
+	ctx := r.Context()
+	ids, err := s.opt.Store.PupilsOfGuardian(ctx, guardianID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if !slices.Contains(ids, pupilID) {
+		http.Redirect(w, r, "/guardian?msg=nothing", http.StatusSeeOther)
+		return
+	}
+	c, err := s.child(ctx, pupilID, guardianID)
+	if err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	d := WithdrawData{PupilID: pupilID, GivenName: c.GivenName, Platform: platformID}
+	for _, pf := range c.Platforms {
+		if pf.Decision == string(school.DecisionGranted) && (platformID == "all" || pf.ID == platformID) {
+			d.Names = append(d.Names, pf.Name)
+		}
+	}
+	if len(d.Names) == 0 {
+		http.Redirect(w, r, "/guardian?msg=nothing", http.StatusSeeOther)
+		return
+	}
+	s.opt.Site.Render(w, r, http.StatusOK, "parent-withdraw", d)
 }
 
 func (s *Service) logoutGuardian(w http.ResponseWriter, r *http.Request) {

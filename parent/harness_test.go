@@ -130,27 +130,17 @@ type env struct {
 	pupil    school.Pupil
 	teacher  school.Staff
 	pf, pf2  school.Platform
-	logouts  *recordedLogouts
 }
 
-// recordedLogouts stands in for the platforms' logout hooks where the
-// test has no OIDC provider; it records the calls parent makes.
-type recordedLogouts struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (l *recordedLogouts) LogoutPupil(_ context.Context, pupilID, platformID string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.calls = append(l.calls, pupilID+"/"+platformID)
-	return nil
-}
-
-func (l *recordedLogouts) got() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.calls...)
+// logouts returns the logout notices queued, as "pupil-subject/platform"
+// (the access service queues them in the transaction of the change).
+func (e *env) logouts() []string {
+	e.t.Helper()
+	var out []string
+	for _, n := range must[[]school.LogoutNotice](e.t)(e.st.ListLogouts(e.ctx)) {
+		out = append(out, n.Subject+"/"+n.PlatformID)
+	}
+	return out
 }
 
 func must[T any](t testing.TB) func(T, error) T {
@@ -169,7 +159,7 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, ctx: ctx, clock: &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, logouts: &recordedLogouts{}}
+	e := &env{t: t, ctx: ctx, clock: &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}}
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "elevid.db"), sqlstore.Options{Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -199,8 +189,7 @@ func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
 	t.Cleanup(e.srv.Close)
 	e.sender = parent.NewSender(parent.SenderOptions{Store: st, Sealer: testSealer, SMTP: parent.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
 		Now: e.clock.Now, Logger: quiet, Backoff: func(int) time.Duration { return time.Minute }})
-	opt := parent.Options{Store: st, Site: web.NewTestSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet,
-		Logouts: []parent.PlatformLogout{e.logouts}}
+	opt := parent.Options{Store: st, Site: web.NewTestSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
 	if adjust != nil {
 		adjust(&opt)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
 )
 
 //go:embed mail/*.tmpl
@@ -47,6 +48,8 @@ var mailSubjects = map[string]string{
 
 // mailData is what the mail templates get.
 type mailData struct {
+	// Site formats the dates (in the configured time zone).
+	Site       *web.Site
 	SchoolName string
 	GivenName  string
 	// PlatformName names the platform of an addition request.
@@ -55,11 +58,11 @@ type mailData struct {
 	Expires      time.Time
 }
 
-// DateDA formats t as a Danish date.
-func (d mailData) DateDA() string { return d.Expires.Format("02-01-2006 15:04 MST") }
+// DateDA formats the expiry as a Danish date and time.
+func (d mailData) DateDA() string { return d.Site.FormatTime("da", d.Expires) }
 
-// DateEN formats t as an English date.
-func (d mailData) DateEN() string { return d.Expires.Format("2 January 2006 15:04 MST") }
+// DateEN formats the expiry as an English date and time.
+func (d mailData) DateEN() string { return d.Site.FormatTime("en", d.Expires) }
 
 // renderMail renders a mail of kind for to (validated) into an outbox
 // record.

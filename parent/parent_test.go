@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,11 +93,22 @@ func TestConsentByMailEndToEnd(t *testing.T) {
 
 	// The guardian's page (the consent left a session): consents and the release log.
 	status, body = get(t, c, e.srv.URL+"/guardian")
-	if status != http.StatusOK || !strings.Contains(body, "child-"+e.pupil.ID) || !strings.Contains(body, `class="release"`) || !strings.Contains(body, "sub, given_name") {
+	if status != http.StatusOK || !strings.Contains(body, "child-"+e.pupil.ID) || !strings.Contains(body, `class="release"`) ||
+		!strings.Contains(body, "et id, som kun denne platform får, fornavn") || !strings.Contains(body, "Får nu: fornavn") || strings.Contains(body, "given_name") {
 		t.Fatalf("guardian page %d:\n%s", status, body)
 	}
-	// Withdraw: sessions and refresh tokens end, the platform is told.
-	status, _ = post(t, c, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": e.pf.ID})
+	// Withdraw asks first, naming the platform and what stops; nothing
+	// changes until the guardian confirms.
+	status, body = post(t, c, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": e.pf.ID})
+	if status != http.StatusOK || !strings.Contains(body, `id="withdraw-confirm"`) || !strings.Contains(body, e.pf.Name) ||
+		!strings.Contains(body, `name="confirm" value="yes"`) || !strings.Contains(body, "logget ud af "+e.pf.Name) {
+		t.Fatalf("withdraw confirmation: %d\n%s", status, body)
+	}
+	if _, err := e.st.TouchSession(ctx, sess.ID); err != nil {
+		t.Fatal("the question alone withdrew the consent")
+	}
+	// Confirmed: sessions and refresh tokens end, the platform is told.
+	status, _ = post(t, c, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": e.pf.ID, "confirm": "yes"})
 	if status != http.StatusOK {
 		t.Fatalf("withdraw: %d", status)
 	}
@@ -105,7 +118,7 @@ func TestConsentByMailEndToEnd(t *testing.T) {
 	if toks := must[[]school.OIDCToken](t)(e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})); len(toks) != 0 {
 		t.Fatalf("%d tokens survived the withdrawal", len(toks))
 	}
-	if got := e.logouts.got(); len(got) != 1 || got[0] != e.pupil.ID+"/"+e.pf.ID {
+	if got := e.logouts(); len(got) != 1 || got[0] != "sub-ida/"+e.pf.ID {
 		t.Fatalf("platform logouts = %v", got)
 	}
 	if must[bool](t)(e.st.ReleaseAllowed(ctx, e.pupil.ID, e.pf.ID)) || must[bool](t)(e.st.EnrolmentAllowed(ctx, e.pupil.ID)) {
@@ -257,7 +270,10 @@ func TestGuardianNotLinkedCannotSeeOrAct(t *testing.T) {
 	if !strings.Contains(body, "Bo") || strings.Contains(body, e.pupil.ID) || strings.Contains(body, "Ida") {
 		t.Fatalf("stranger's page shows the wrong children:\n%s", body)
 	}
-	post(t, sc, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": "all"})
+	if _, body := post(t, sc, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": "all"}); strings.Contains(body, "Ida") {
+		t.Fatal("a stranger was asked to confirm withdrawing for Ida")
+	}
+	post(t, sc, e.srv.URL+"/guardian/withdraw", map[string]string{"pupil": e.pupil.ID, "platform": "all", "confirm": "yes"})
 	if !must[bool](t)(e.st.ReleaseAllowed(ctx, e.pupil.ID, e.pf.ID)) {
 		t.Fatal("a guardian not linked to the pupil withdrew consent")
 	}
@@ -385,12 +401,22 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, e.pupil.ID, false)); len(creds) != 1 {
 		t.Fatal("a refused reset revoked passkeys")
 	}
+	// The lost device holds a refresh token of the platform.
+	sess := must[school.Session](t)(e.st.CreateSession(ctx, school.Session{Kind: school.SessionPupil, SubjectID: e.pupil.ID, SchoolID: e.school.ID, ExpiresAt: e.clock.Now().Add(time.Hour)}))
+	must[school.OIDCToken](t)(e.st.CreateOIDCToken(ctx, school.OIDCToken{Kind: school.TokenRefresh, Hash: []byte("rt-lost-device-0123"), PlatformID: e.pf.ID,
+		PupilID: e.pupil.ID, Subject: "sub-ida", SessionRef: sess.Ref, ExpiresAt: e.clock.Now().Add(30 * 24 * time.Hour)}))
 	code, exp, err := e.svc.ResetPasskeys(ctx, e.actor(), e.pupil.ID, true)
 	if err != nil || code == "" || !exp.After(e.clock.Now()) {
 		t.Fatalf("reset: %q %v %v", code, exp, err)
 	}
 	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, e.pupil.ID, false)); len(creds) != 0 {
 		t.Fatal("passkeys survived the reset")
+	}
+	if toks := must[[]school.OIDCToken](t)(e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})); len(toks) != 0 {
+		t.Fatalf("%d platform tokens survived the passkey reset", len(toks))
+	}
+	if got := e.logouts(); len(got) != 1 || got[0] != "sub-ida/"+e.pf.ID {
+		t.Fatalf("logout notices after the reset = %v", got)
 	}
 	if sent, _, _ := e.sender.RunOnce(ctx); sent != 1 {
 		t.Fatalf("reset notices sent: %d", sent)
@@ -401,5 +427,83 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	}
 	if st := must[school.Enrolment](t)(e.flows.Get(ctx, e.pupil.ID)).State; st != school.EnrolmentCodeIssued {
 		t.Fatalf("state after reset %s", st)
+	}
+}
+
+func TestConsentNothingPreChosen(t *testing.T) {
+	e := newEnv(t)
+	link := e.start()
+	c := e.client()
+	_, page := get(t, c, link)
+	if strings.Contains(page, "checked") {
+		t.Fatal("the consent page pre-chooses an answer")
+	}
+	no, yes := strings.Index(page, `id="deny-all"`), strings.Index(page, `id="grant-all"`)
+	if no < 0 || yes < 0 || no > yes || !strings.Contains(page, `class="outline" formnovalidate>`) {
+		t.Fatal("'No to all' should come first, outlined, and 'Yes to all' be the primary button")
+	}
+	// "Save my choices" without an answer for a platform saves nothing.
+	status, body := post(t, c, link, map[string]string{"action": "choose"})
+	if status != http.StatusBadRequest || !strings.Contains(body, "Vælg ja eller nej ved hver platform") {
+		t.Fatalf("choose without answers: %d\n%s", status, body)
+	}
+	if must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
+		t.Fatal("an unanswered platform was granted")
+	}
+	answers := map[string]string{"action": "choose"}
+	for _, m := range regexp.MustCompile(`name="(p_[^"]+)"`).FindAllStringSubmatch(page, -1) {
+		answers[m[1]] = "deny"
+	}
+	answers["p_"+e.pf.ID] = "grant"
+	if status, _ := post(t, c, link, answers); status != http.StatusOK {
+		t.Fatalf("choose with answers: %d", status)
+	}
+	if !must[bool](t)(e.st.ReleaseAllowed(e.ctx, e.pupil.ID, e.pf.ID)) {
+		t.Fatal("the chosen yes was not saved")
+	}
+}
+
+// TestDeactivationAndAttributeRemovalEndAccess: a school deactivating a
+// platform, and a platform losing an attribute, end the platform's
+// access to the school's pupils through the access service in the same
+// transaction: its tokens and SAML sessions end and a logout notice is
+// queued; the pupils stay signed in to ElevID.
+func TestDeactivationAndAttributeRemovalEndAccess(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx
+	sess := must[school.Session](t)(e.st.CreateSession(ctx, school.Session{Kind: school.SessionPupil, SubjectID: e.pupil.ID, SchoolID: e.school.ID, ExpiresAt: e.clock.Now().Add(time.Hour)}))
+	token := func(hash string) {
+		must[school.OIDCToken](t)(e.st.CreateOIDCToken(ctx, school.OIDCToken{Kind: school.TokenRefresh, Hash: []byte(hash), PlatformID: e.pf.ID,
+			PupilID: e.pupil.ID, Subject: "sub-ida", SessionRef: sess.Ref, ExpiresAt: e.clock.Now().Add(24 * time.Hour)}))
+	}
+	token("rt-before-deactivation-0123")
+	must[school.SAMLParticipant](t)(e.st.AddSAMLParticipant(ctx, school.SAMLParticipant{SessionID: school.SAMLSessionID(e.pupil.ID, sess.Ref),
+		PupilID: e.pupil.ID, PlatformID: e.pf2.ID, NameID: "name-ida", NameIDFormat: "persistent", SessionIndex: "idx", ExpiresAt: e.clock.Now().Add(time.Hour)}))
+
+	admin := enrollment.Actor{ID: "admin", Role: school.RoleSchoolAdmin, SchoolID: e.school.ID}
+	if changed, err := e.svc.SetPlatformActivation(ctx, admin, e.school.ID, e.pf.ID, false); err != nil || !changed {
+		t.Fatalf("deactivate: %v %v", changed, err)
+	}
+	if toks := must[[]school.OIDCToken](t)(e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})); len(toks) != 0 {
+		t.Fatalf("%d tokens survive the deactivation", len(toks))
+	}
+	if got := e.logouts(); len(got) != 1 || got[0] != "sub-ida/"+e.pf.ID {
+		t.Fatalf("notices after the deactivation = %v", got)
+	}
+	if _, err := e.st.TouchSession(ctx, sess.ID); err != nil {
+		t.Fatalf("the deactivation signed the pupil out of ElevID: %v", err)
+	}
+
+	// The SAML platform loses an attribute: its session with the pupil ends.
+	old := must[school.Platform](t)(e.st.GetPlatform(ctx, e.pf2.ID))
+	old.Attributes = []school.AttributeGrant{{Name: "givenName", JustificationDA: "ordbogen hilser", JustificationEN: "the dictionary greets"}}
+	nw := old
+	nw.Attributes = nil
+	if err := e.st.InTx(ctx, func(q school.Queries) error { return e.svc.PlatformChanged(ctx, q, old, nw) }); err != nil {
+		t.Fatal(err)
+	}
+	got := e.logouts()
+	if len(got) != 2 || !slices.Contains(got, "name-ida/"+e.pf2.ID) {
+		t.Fatalf("notices after the attribute removal = %v", got)
 	}
 }

@@ -7,20 +7,19 @@ import (
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
 
 // SetPlatformActivation activates or deactivates a platform for a school
 // on behalf of a (to be authorised by the caller), recorded in the
 // school's audit chain, and reports whether anything changed.
 // Deactivation ends the platform's access to the school's pupils like a
-// withdrawal (endPlatformForSchool). school.ErrNotFound for an unknown
-// school or platform.
+// withdrawal, in the same transaction (endPlatformForSchool).
+// school.ErrNotFound for an unknown school or platform.
 func (s *Service) SetPlatformActivation(ctx context.Context, a enrollment.Actor, schoolID, platformID string, active bool) (bool, error) {
 	var changed bool
-	var pupils []string
 	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {
 		var err error
-		pupils = nil
 		changed, err = q.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: schoolID, PlatformID: platformID, ActivatedBy: a.ID}, active)
 		if err != nil || !changed {
 			return err
@@ -28,12 +27,8 @@ func (s *Service) SetPlatformActivation(ctx context.Context, a enrollment.Actor,
 		action := "platform.activate"
 		if !active {
 			action = "platform.deactivate"
-			list, err := q.ListPupils(ctx, school.PupilFilter{SchoolID: schoolID})
-			if err != nil {
+			if err := s.endPlatformForSchool(ctx, q, schoolID, platformID, "platform deactivated for the school"); err != nil {
 				return err
-			}
-			for _, p := range list {
-				pupils = append(pupils, p.ID)
 			}
 		}
 		_, err = q.AppendAudit(ctx, school.AuditEntry{SchoolID: schoolID, Time: s.now(), ActorID: a.ID, ActorRole: string(a.Role),
@@ -43,22 +38,18 @@ func (s *Service) SetPlatformActivation(ctx context.Context, a enrollment.Actor,
 	if err != nil {
 		return false, err
 	}
-	if changed && !active {
-		s.endPlatformForSchool(ctx, pupils, platformID)
-	}
 	return changed, nil
 }
 
-// endPlatformForSchool ends a platform's access to the pupils of a school
-// that deactivated it, by the path a withdrawal takes (logout): the
-// platform logout hooks (back-channel logout), then the revocation of the
-// pupils' tokens for the platform. New sign-ins are refused already (the
-// activation is gone). The single end-of-access service is to take this
-// over.
-func (s *Service) endPlatformForSchool(ctx context.Context, pupilIDs []string, platformID string) {
-	for _, id := range pupilIDs {
-		s.logout(ctx, Outcome{PupilID: id, Lost: []string{platformID}})
-	}
+// endPlatformForSchool ends a platform's access to every pupil of a
+// school, through the access service inside q's transaction: the pupils'
+// tokens and SAML sessions at the platform end and a logout notice is
+// queued for every session it held (the pupils stay signed in to ElevID
+// and to other platforms). New sign-ins are refused already when the
+// activation is gone.
+func (s *Service) endPlatformForSchool(ctx context.Context, q school.Queries, schoolID, platformID, reason string) error {
+	_, err := s.opt.Access.End(ctx, q, access.SchoolPlatform(schoolID, platformID), reason)
+	return err
 }
 
 // PlatformChanged is called in the transaction that stored a changed
@@ -66,21 +57,41 @@ func (s *Service) endPlatformForSchool(ctx context.Context, pupilIDs []string, p
 // every guardian whose standing grant does not decide them gets a request
 // (a consent link by mail) that shows just the additions; until the
 // guardian approves, the grant covers the old set only. A removed
-// attribute needs nothing here: release is the registration ∩ consent,
-// so it stops at once.
+// attribute stops at once (release is the registration ∩ consent), and
+// the platform's sessions with the pupils of every school that uses it
+// end through the access service (with logout notices), so that it
+// cannot keep what it received under the wider set.
 func (s *Service) PlatformChanged(ctx context.Context, q school.Queries, old, nw school.Platform) error {
-	var added bool
+	var added, removed bool
 	for _, a := range nw.Attributes {
 		if !old.Allows(a.Name) {
 			added = true
 		}
 	}
-	if !added {
+	for _, a := range old.Attributes {
+		if !nw.Allows(a.Name) {
+			removed = true
+		}
+	}
+	if !added && !removed {
 		return nil
 	}
 	acts, err := q.ListPlatformActivations(ctx, "")
 	if err != nil {
 		return err
+	}
+	if removed {
+		for _, act := range acts {
+			if act.PlatformID != nw.ID {
+				continue
+			}
+			if err := s.endPlatformForSchool(ctx, q, act.SchoolID, nw.ID, "platform lost an attribute"); err != nil {
+				return err
+			}
+		}
+	}
+	if !added {
+		return nil
 	}
 	sent := false
 	for _, act := range acts {
@@ -134,7 +145,7 @@ func (s *Service) requestAddition(ctx context.Context, q school.Queries, sch sch
 		PupilID: p.ID, SchoolID: p.SchoolID, ExpiresAt: exp}); err != nil {
 		return err
 	}
-	m, err := renderMail(KindConsentAddition, p.SchoolID, g.Email, mailData{SchoolName: sch.Name, GivenName: p.GivenName,
+	m, err := renderMail(KindConsentAddition, p.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, GivenName: p.GivenName,
 		PlatformName: pf.Name, Link: s.opt.BaseURL + "/consent/" + token, Expires: exp})
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,15 +14,9 @@ import (
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
-
-// PlatformLogout ends a pupil's sessions at one platform, e.g. by OpenID
-// Connect back-channel logout or SAML single logout. Package idp provides
-// them; parent only calls them.
-type PlatformLogout interface {
-	LogoutPupil(ctx context.Context, pupilID, platformID string) error
-}
 
 // PupilSessions tells who is signed in as a pupil (idp.Login implements it).
 type PupilSessions interface {
@@ -51,8 +44,10 @@ type Options struct {
 	SessionTTL time.Duration
 	// Secure marks the guardian cookie Secure (https instances).
 	Secure bool
-	// Logouts end pupils' platform sessions on withdrawal.
-	Logouts []PlatformLogout
+	// Access ends a pupil's access to the platforms that lose consent (and
+	// on a passkey reset), in the transaction of the change. cmd/elevid
+	// passes the one service; nil means a service of its own (tests).
+	Access *access.Service
 	// Pupils, when set, enables /me/consents.
 	Pupils PupilSessions
 	// Sender, when set, is woken after mail is enqueued.
@@ -60,7 +55,7 @@ type Options struct {
 	// Verification, when set, offers (or requires) upstream verification
 	// of guardians on the consent page.
 	Verification *Verification
-	// ClientIP names the client for rate limits; RemoteAddr's host when nil.
+	// ClientIP names the client for rate limits; web.ClientIP when nil.
 	ClientIP func(*http.Request) string
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -94,19 +89,16 @@ func New(opt Options) (*Service, error) {
 		opt.SessionTTL = time.Hour
 	}
 	if opt.ClientIP == nil {
-		opt.ClientIP = func(r *http.Request) string {
-			h, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				return r.RemoteAddr
-			}
-			return h
-		}
+		opt.ClientIP = web.ClientIP
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
 	}
 	s := &Service{opt: opt, log: opt.Logger}
 	if v := opt.Verification; v != nil {
@@ -121,9 +113,6 @@ func New(opt Options) (*Service, error) {
 // SetFlows gives the service the enrolment flows (built with the service
 // as their ConsentRequester), which passkey resets use.
 func (s *Service) SetFlows(f *enrollment.Flows) { s.flows = f }
-
-// AddLogout adds a platform logout hook (call before serving).
-func (s *Service) AddLogout(l PlatformLogout) { s.opt.Logouts = append(s.opt.Logouts, l) }
 
 func (s *Service) now() time.Time { return s.opt.Now() }
 
@@ -161,7 +150,7 @@ func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enroll
 		}); err != nil {
 			return err
 		}
-		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{
+		m, err := renderMail(KindConsentRequest, r.Pupil.SchoolID, g.Email, mailData{Site: s.opt.Site,
 			SchoolName: r.School.Name, GivenName: r.Pupil.GivenName, Link: s.opt.BaseURL + "/consent/" + token, Expires: r.ExpiresAt,
 		})
 		if err != nil {
@@ -375,7 +364,6 @@ func (s *Service) Decide(ctx context.Context, token string, decisions []Decision
 	if err != nil {
 		return Outcome{}, err
 	}
-	s.logout(ctx, out)
 	return out, nil
 }
 
@@ -417,7 +405,8 @@ func activePlatforms(ctx context.Context, q school.Queries, schoolID string) ([]
 // the pupil's current decisions: the platforms the pupil's school has
 // activated, except those the guardian's standing grant already decides
 // in full. For a grant that does not decide attributes the platform
-// gained since, only those additions are asked (Addition set). A denial
+// gained since, only those additions are asked (Addition set), and while
+// any addition waits the link asks about nothing else. A denial
 // or withdrawal is asked again with its current decision shown: it stands
 // until the guardian changes it.
 func askFor(ctx context.Context, q school.Queries, schoolID, pupilID, guardianID string) ([]PlatformView, []school.Consent, error) {
@@ -429,17 +418,21 @@ func askFor(ctx context.Context, q school.Queries, schoolID, pupilID, guardianID
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []PlatformView
+	var out, additions []PlatformView
 	for _, pf := range platforms {
 		mine := guardianConsent(consents, guardianID, pf.ID)
 		if mine.Granted() {
 			if pend := school.Pending(pf, consents, guardianID); len(pend) > 0 {
-				out = append(out, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pend, Addition: true,
+				additions = append(additions, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pend, Addition: true,
 					Decision: mine.Decision, DecidedAt: mine.DecidedAt, Kept: keptGrants(pf, mine)})
 			}
 			continue
 		}
 		out = append(out, PlatformView{ID: pf.ID, Name: pf.Name, Attributes: pf.Attributes, Decision: mine.Decision, DecidedAt: mine.DecidedAt})
+	}
+	if len(additions) > 0 {
+		// A request about additions shows just what changed.
+		return additions, consents, nil
 	}
 	return out, consents, nil
 }
@@ -456,10 +449,10 @@ func keptGrants(pf school.Platform, c school.Consent) []school.AttributeGrant {
 }
 
 // revokeLost finds the platforms that were covered before and are not
-// now, and revokes the pupil's sessions inside q's transaction when there
-// are any. Their tokens are revoked after the commit by logout (the
-// platform logout hooks must still see them to know whom to notify; no
-// token can be refreshed meanwhile, as refresh checks ReleaseAllowed).
+// now, and ends the pupil's access to each through the access service
+// inside q's transaction: sessions and tokens are revoked and a logout
+// notice is queued for every platform session, committed with the
+// decision.
 func (s *Service) revokeLost(ctx context.Context, q school.Queries, p school.Pupil, platforms []school.Platform, before map[string]bool) ([]string, error) {
 	after, err := covered(ctx, q, p.ID, platforms)
 	if err != nil {
@@ -471,30 +464,36 @@ func (s *Service) revokeLost(ctx context.Context, q school.Queries, p school.Pup
 			lost = append(lost, pf.ID)
 		}
 	}
-	if len(lost) > 0 {
-		if _, err := q.RevokeSessions(ctx, p.ID, "consent withdrawn"); err != nil {
-			return nil, err
-		}
+	if err := s.endAccess(ctx, q, p.ID, lost); err != nil || len(lost) == 0 {
+		return lost, err
 	}
-	return lost, nil
+	return lost, s.endIfNoConsentLeft(ctx, q, p.ID, false)
 }
 
-// logout tells the platforms that lost a pupil to end its sessions there
-// (back-channel logout through the hooks) and then revokes whatever
-// tokens remain; a failed notification is logged, the revocation stands
-// regardless.
-func (s *Service) logout(ctx context.Context, o Outcome) {
-	ctx = context.WithoutCancel(ctx)
-	for _, pf := range o.Lost {
-		for _, l := range s.opt.Logouts {
-			if err := l.LogoutPupil(ctx, o.PupilID, pf); err != nil {
-				s.log.Warn("parent: platform logout failed", "pupil", o.PupilID, "platform", pf, "err", err)
-			}
-		}
-		if _, err := s.opt.Store.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: o.PupilID, PlatformID: pf}); err != nil {
-			s.log.Error("parent: token revocation failed", "pupil", o.PupilID, "platform", pf, "err", err)
+// endIfNoConsentLeft ends, inside q's transaction, the pupil's ElevID
+// sessions and every platform session when every consent was withdrawn
+// (all) or no consent is left that allows enrolment: the pupil has
+// nothing to be signed in for.
+func (s *Service) endIfNoConsentLeft(ctx context.Context, q school.Queries, pupilID string, all bool) error {
+	if !all {
+		allowed, err := q.EnrolmentAllowed(ctx, pupilID)
+		if err != nil || allowed {
+			return err
 		}
 	}
+	_, err := s.opt.Access.End(ctx, q, access.Pupil(pupilID), "consent withdrawn")
+	return err
+}
+
+// endAccess ends the pupil's access to each of platforms, inside q's
+// transaction.
+func (s *Service) endAccess(ctx context.Context, q school.Queries, pupilID string, platforms []string) error {
+	for _, pf := range platforms {
+		if _, err := s.opt.Access.End(ctx, q, access.PupilPlatform(pupilID, pf), "consent withdrawn"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func jsonList(ids []string) string {
@@ -506,8 +505,11 @@ func jsonList(ids []string) string {
 
 // Withdraw withdraws a guardian's consent for a pupil: for one platform,
 // or for every platform when platformID is empty. It takes effect at
-// once: the pupil's sessions and the affected platforms' tokens are
-// revoked and the platforms are told to log the pupil out. school.ErrNotFound
+// once, in the same transaction: the affected platforms' tokens and SAML
+// sessions are revoked (and, when no consent is left, the pupil's ElevID
+// sessions), and a logout notice is queued for every platform
+// session (OIDC back-channel logout, SAML SOAP single logout), which the
+// queue workers deliver. school.ErrNotFound
 // when the guardian is not on record for the pupil.
 func (s *Service) Withdraw(ctx context.Context, guardianID, pupilID, platformID, remote string) (Outcome, error) {
 	var out Outcome
@@ -562,20 +564,21 @@ func (s *Service) Withdraw(ctx context.Context, guardianID, pupilID, platformID,
 		}
 		// The withdrawn platforms lose their grants even if they were not
 		// covered a moment ago (e.g. a quarantined pupil).
+		var extra []string
 		for _, pf := range withdrawn {
 			if !slices.Contains(out.Lost, pf) {
 				out.Lost = append(out.Lost, pf)
+				extra = append(extra, pf)
 			}
 		}
-		if _, err := q.RevokeSessions(ctx, p.ID, "consent withdrawn"); err != nil {
+		if err := s.endAccess(ctx, q, p.ID, extra); err != nil {
 			return err
 		}
-		return nil
+		return s.endIfNoConsentLeft(ctx, q, p.ID, platformID == "")
 	})
 	if err != nil {
 		return Outcome{}, err
 	}
-	s.logout(ctx, out)
 	return out, nil
 }
 
@@ -603,7 +606,7 @@ func (s *Service) RequestGuardianLink(ctx context.Context, email string) error {
 			if _, err := q.CreateGuardianLink(ctx, school.GuardianLink{Hash: school.LinkHash(token), Kind: school.LinkGuardian, GuardianID: g.ID, SchoolID: g.SchoolID, ExpiresAt: exp}); err != nil {
 				return err
 			}
-			m, err := renderMail(KindGuardianLink, g.SchoolID, g.Email, mailData{SchoolName: sch.Name, Link: s.opt.BaseURL + "/guardian/login/" + token, Expires: exp})
+			m, err := renderMail(KindGuardianLink, g.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, Link: s.opt.BaseURL + "/guardian/login/" + token, Expires: exp})
 			if err != nil {
 				return err
 			}
@@ -647,7 +650,9 @@ var ErrNotVerified = errors.New("parent: the pupil must be checked in person bef
 // ResetPasskeys is the teacher-verified passkey reset: after checking the
 // pupil in person (verifiedInPerson), it revokes all the pupil's
 // passkeys and sessions, issues a new enrolment code (returned, not
-// stored), and tells the guardians by e-mail, all in one transaction.
+// stored), and tells the guardians by e-mail, all in one transaction. The
+// pupil's access to every platform ends with it (sessions, OIDC access and
+// refresh tokens, SAML sessions; logout notices queued).
 // enrollment.ErrForbidden for an actor outside the pupil's school or
 // classes; school.ErrInvalid when the pupil's consent is not in place.
 func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID string, verifiedInPerson bool) (string, time.Time, error) {
@@ -682,7 +687,9 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID
 		if code, exp, err = s.flows.IssueCodeTx(ctx, q, a, p.ID); err != nil {
 			return err
 		}
-		if _, err := q.RevokeSessions(ctx, p.ID, "passkey reset"); err != nil {
+		// A reset after a lost device ends every platform's access too:
+		// refresh tokens issued to the lost device must not survive it.
+		if _, err := s.opt.Access.End(ctx, q, access.Pupil(p.ID), "passkey reset"); err != nil {
 			return err
 		}
 		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: p.SchoolID, Time: now, ActorID: a.ID, ActorRole: string(a.Role),
@@ -701,7 +708,7 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID
 			if g.Email == "" || school.ValidEmail(g.Email) != nil {
 				continue
 			}
-			m, err := renderMail(KindPasskeyReset, p.SchoolID, g.Email, mailData{SchoolName: sch.Name, GivenName: p.GivenName, Link: s.opt.BaseURL + "/guardian"})
+			m, err := renderMail(KindPasskeyReset, p.SchoolID, g.Email, mailData{Site: s.opt.Site, SchoolName: sch.Name, GivenName: p.GivenName, Link: s.opt.BaseURL + "/guardian"})
 			if err != nil {
 				return err
 			}

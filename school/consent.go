@@ -216,8 +216,14 @@ type ConsentState struct {
 	// Activated reports whether the pupil's school has activated the
 	// platform.
 	Activated bool
-	Guardians []string  // guardians on record
-	Consents  []Consent // decisions of guardians on record (every platform)
+	// Attributes are the platform's registered attributes as stored now
+	// (read in the same query, so a cached registration never releases
+	// an attribute removed since); PlatformFound is false for an unknown
+	// platform.
+	Attributes    []AttributeGrant
+	PlatformFound bool
+	Guardians     []string  // guardians on record
+	Consents      []Consent // decisions of guardians on record (every platform)
 }
 
 // EnrolmentAllows reports whether the pupil is active and the flow allows
@@ -235,10 +241,15 @@ func (s ConsentState) CoversPlatform(platformID string) bool {
 
 // Covered returns the names of pf's allowed attributes that a current
 // consent covers, in registration order: pf.Attributes ∩ consent ∩
-// activation. Empty when the platform is not covered at all.
+// activation. The registration read with the state (Attributes) is used
+// when there is one, whatever pf holds. Empty when the platform is not
+// covered at all.
 func (s ConsentState) Covered(pf Platform) []string {
 	if !s.CoversPlatform(pf.ID) {
 		return nil
+	}
+	if s.PlatformFound {
+		pf.Attributes = s.Attributes
 	}
 	var out []string
 	for _, a := range pf.Attributes {
@@ -349,6 +360,9 @@ type MailFilter struct {
 	SchoolID string // optional
 	Status   string // optional
 	Limit    int    // 0 means 100
+	// Bodies asks for the text and HTML bodies too (the demo's outbox
+	// view); without it they are left empty.
+	Bodies bool
 }
 
 // ConsentFlowStore keeps enrolment flows, consent decisions, guardians'
@@ -430,7 +444,8 @@ type ConsentFlowStore interface {
 	MailFailed(ctx context.Context, id, owner, reason string, retryAt time.Time) error
 	// RetryMail makes a failed message pending again, due now.
 	RetryMail(ctx context.Context, id string) error
-	// ListMail lists outbox messages (bodies omitted), newest first.
+	// ListMail lists outbox messages, newest first; bodies only when
+	// f.Bodies (a sent message's bodies are gone).
 	ListMail(ctx context.Context, f MailFilter) ([]Mail, error)
 	// GetMail returns one outbox message with its bodies as stored (sealed
 	// by package parent while pending, empty once sent); ErrNotFound when

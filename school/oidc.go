@@ -98,6 +98,8 @@ type OIDCTokenFilter struct {
 	AuthRequestID string
 	FamilyID      string
 	Subject       string
+	// SchoolID selects the tokens of every pupil of one school.
+	SchoolID string
 	// Inactive includes revoked, rotated and expired tokens in
 	// ListOIDCTokens (not yet pruned).
 	Inactive bool
@@ -174,13 +176,16 @@ type OIDCStore interface {
 	ListReleases(ctx context.Context, pupilID string) ([]Release, error)
 
 	// QueueLogout stores a back-channel logout to deliver later (PlatformID,
-	// Subject and ExpiresAt required) with a new ID and CreatedAt; NextAt
-	// defaults to now.
+	// Subject and ExpiresAt required; Protocol defaults to ProtocolOIDC)
+	// with a new ID and CreatedAt; NextAt defaults to now. It joins an
+	// enclosing transaction, so a notice is queued with the change that
+	// ends the access or not at all.
 	QueueLogout(ctx context.Context, n LogoutNotice) (LogoutNotice, error)
 	// ClaimLogouts leases to owner, until now+lease, up to limit notices
-	// that are due, unexpired and not leased by another owner, and counts
-	// the attempt. Concurrent claimers never get the same notice.
-	ClaimLogouts(ctx context.Context, owner string, lease time.Duration, limit int) ([]LogoutNotice, error)
+	// of one protocol that are due, unexpired and not leased by another
+	// owner, and counts the attempt. Concurrent claimers never get the
+	// same notice.
+	ClaimLogouts(ctx context.Context, owner string, protocol Protocol, lease time.Duration, limit int) ([]LogoutNotice, error)
 	// LogoutDelivered removes a notice owner holds; ErrLocked when owner
 	// does not hold its lease (any more).
 	LogoutDelivered(ctx context.Context, id, owner string) error
@@ -196,17 +201,24 @@ type OIDCStore interface {
 	PruneOIDC(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
-// LogoutNotice is a back-channel logout a platform has not taken yet: the
-// logout token is signed afresh at each attempt, for Subject (the sub the
-// platform knows) and Sid (the platform's session id, may be empty).
+// LogoutNotice is a back-channel logout a platform has not taken yet. The
+// message is signed afresh at each attempt. Over OIDC it is a logout
+// token for Subject (the sub the platform knows) and the platform's
+// session id: Sid when set, else derived from SessionRef by package idp.
+// Over SAML it is a LogoutRequest for the NameID Subject (of
+// NameIDFormat) and SessionIndex, sent over the SOAP binding.
 type LogoutNotice struct {
-	ID         string
-	PlatformID string
-	Subject    string
-	Sid        string
-	CreatedAt  time.Time
-	NextAt     time.Time // due from then on
-	ExpiresAt  time.Time // given up then
-	Attempts   int
-	LastError  string
+	ID           string
+	PlatformID   string
+	Protocol     Protocol // ProtocolOIDC or ProtocolSAML
+	Subject      string
+	Sid          string
+	SessionRef   string // the pupil's login session, when known
+	NameIDFormat string // SAML only
+	SessionIndex string // SAML only
+	CreatedAt    time.Time
+	NextAt       time.Time // due from then on
+	ExpiresAt    time.Time // given up then
+	Attempts     int
+	LastError    string
 }

@@ -68,6 +68,10 @@ type EnrolmentCode struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until a registration consumed it
+	// Locator is the code's first characters (enrollment.LocatorLength),
+	// stored in clear: a wrong attempt that starts like a live code counts
+	// against that code and its class. Empty for codes issued before it.
+	Locator string
 }
 
 // Valid reports whether the code may still be used at now.
@@ -192,7 +196,7 @@ type CeremonyStore interface {
 type EnrolmentCodeStore interface {
 	// CreateEnrolmentCode stores c for an active pupil whose enrolment is
 	// allowed (EnrolmentAllowed); earlier unused codes of the pupil stop
-	// working. ErrNotFound for an unknown pupil, ErrInvalid when the pupil
+	// working (they read as expired). ErrNotFound for an unknown pupil, ErrInvalid when the pupil
 	// is not active or enrolment is not allowed, ErrConflict for a hash in
 	// use.
 	CreateEnrolmentCode(ctx context.Context, c EnrolmentCode) (EnrolmentCode, error)
@@ -203,6 +207,9 @@ type EnrolmentCodeStore interface {
 	// calls exactly one succeeds, the others get ErrUsed. Errors as
 	// EnrolmentCodeByHash.
 	ConsumeEnrolmentCode(ctx context.Context, hash []byte) (EnrolmentCode, error)
+	// LiveEnrolmentCodes returns the unused, unexpired codes with that
+	// locator (none for an empty one).
+	LiveEnrolmentCodes(ctx context.Context, locator string) ([]EnrolmentCode, error)
 	// PendingEnrolmentCode reports whether the pupil holds an unused,
 	// unexpired code (a teacher reset or enrolment in progress).
 	PendingEnrolmentCode(ctx context.Context, pupilID string) (bool, error)
@@ -223,6 +230,10 @@ type SessionStore interface {
 	// RevokeSession ends one session of the subject, named by Ref;
 	// ErrNotFound when the subject has no such active session.
 	RevokeSession(ctx context.Context, subjectID, ref, reason string) error
+	// ExpiredPupilSessions returns up to limit pupil sessions that are
+	// past their absolute or idle timeout at now and were never revoked:
+	// sessions that ended by time without the platforms being told.
+	ExpiredPupilSessions(ctx context.Context, now time.Time, limit int) ([]Session, error)
 	// RevokeSessions ends every active session of the subject (logout
 	// everywhere, a revoked passkey or consent, quarantine) and returns
 	// how many it ended. It joins an enclosing transaction.
@@ -250,6 +261,9 @@ type AuthnStore interface {
 	RateStore
 	// PurgeAuthnState deletes ceremonies, enrolment codes, sessions and
 	// rate counters that ended before cutoff, and returns how many rows
-	// went. Run it now and then (e.g. hourly, cutoff a day ago).
+	// went. Run it now and then (e.g. hourly, cutoff a day ago). A pupil
+	// session that expired without being revoked is kept for a day after
+	// cutoff, so that the session expiry job can still tell its platforms
+	// (see ExpiredPupilSessions).
 	PurgeAuthnState(ctx context.Context, cutoff time.Time) (int64, error)
 }

@@ -2,6 +2,7 @@ package school
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,29 @@ type SAMLKey struct {
 	CertDER   []byte
 	CreatedAt time.Time
 	RetiredAt time.Time // zero while the key is published
+}
+
+// SAMLSessionID is the SessionID of SAML participants for a pupil's login
+// session (school.Session.Ref).
+func SAMLSessionID(pupilID, sessionRef string) string { return pupilID + ":" + sessionRef }
+
+// SAMLSessionRef returns the login session ref of a participant's
+// SessionID made by SAMLSessionID for pupilID, or "" when it was not.
+func SAMLSessionRef(sessionID, pupilID string) string {
+	ref, ok := strings.CutPrefix(sessionID, pupilID+":")
+	if !ok {
+		return ""
+	}
+	return ref
+}
+
+// SAMLParticipantFilter selects participants; the set fields are ANDed
+// and at least one of SessionID, PupilID and SchoolID must be set.
+type SAMLParticipantFilter struct {
+	SessionID  string
+	PupilID    string
+	PlatformID string
+	SchoolID   string // every pupil of one school
 }
 
 // SAMLParticipant records that an assertion was issued to a platform within
@@ -78,6 +102,11 @@ type SAMLStore interface {
 	SAMLParticipantsByNameID(ctx context.Context, platformID, nameID string) ([]SAMLParticipant, error)
 	// DeleteSAMLParticipants forgets every participant of a login session.
 	DeleteSAMLParticipants(ctx context.Context, sessionID string) error
+	// TakeSAMLParticipants deletes the unexpired participants f selects
+	// and returns them, oldest first (the SPs whose sessions end);
+	// ErrInvalid for a filter without a session, pupil or school. It
+	// joins an enclosing transaction.
+	TakeSAMLParticipants(ctx context.Context, f SAMLParticipantFilter) ([]SAMLParticipant, error)
 
 	// PruneSAML deletes expired message ids, flows and participants and
 	// returns how many rows went.

@@ -28,7 +28,7 @@ type Queries interface {
 	// AfterCommit runs fn once the current transaction has committed (at
 	// once outside a transaction); a rolled-back or retried attempt drops
 	// it. Use it for effects outside the store that must follow a change,
-	// such as telling platforms that a pupil's session ended.
+	// such as waking the logout queue workers after notices were queued.
 	AfterCommit(fn func(ctx context.Context))
 	SchoolStore
 	ClassStore

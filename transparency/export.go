@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/web"
 )
 
 // ExportFormat names the version of the export document.
@@ -83,6 +84,27 @@ type ExportConsent struct {
 	DecidedAt       time.Time  `json:"decided_at"`
 	WithdrawnAt     *time.Time `json:"withdrawn_at,omitempty"`
 	VerifiedSubject string     `json:"verified_identity,omitempty"`
+	// Attributes are the attributes the decision is about (for a grant:
+	// exactly what it covers), in plain words, with the justification
+	// the guardian was shown; Refused are attributes the guardian said no
+	// to while the rest of the grant stands.
+	Attributes []ExportAttribute `json:"attributes"`
+	Refused    []ExportAttribute `json:"refused,omitempty"`
+}
+
+// ExportAttribute is one attribute of a consent.
+type ExportAttribute struct {
+	Name            string `json:"name"`
+	LabelDA         string `json:"label_da"`
+	LabelEN         string `json:"label_en"`
+	JustificationDA string `json:"justification_da,omitempty"`
+	JustificationEN string `json:"justification_en,omitempty"`
+	Shared          bool   `json:"shared,omitempty"`
+}
+
+func exportAttribute(g school.AttributeGrant) ExportAttribute {
+	return ExportAttribute{Name: g.Name, LabelDA: web.AttrLabel("da", g.Name, g.Shared), LabelEN: web.AttrLabel("en", g.Name, g.Shared),
+		JustificationDA: g.JustificationDA, JustificationEN: g.JustificationEN, Shared: g.Shared}
 }
 
 // ExportPasskey describes a passkey without any key material.
@@ -201,8 +223,15 @@ func BuildExport(ctx context.Context, st school.Queries, pupilID string, now tim
 		if c.PlatformID == "" {
 			name = "*"
 		}
-		x.Consents = append(x.Consents, ExportConsent{GuardianID: c.GuardianID, Platform: name, Decision: c.Decision,
-			DecidedAt: c.DecidedAt, WithdrawnAt: opt(c.WithdrawnAt), VerifiedSubject: c.VerifiedSubject})
+		ec := ExportConsent{GuardianID: c.GuardianID, Platform: name, Decision: c.Decision,
+			DecidedAt: c.DecidedAt, WithdrawnAt: opt(c.WithdrawnAt), VerifiedSubject: c.VerifiedSubject, Attributes: []ExportAttribute{}}
+		for _, a := range c.Attributes {
+			ec.Attributes = append(ec.Attributes, exportAttribute(a))
+		}
+		for _, r := range c.Refused {
+			ec.Refused = append(ec.Refused, exportAttribute(school.AttributeGrant{Name: r}))
+		}
+		x.Consents = append(x.Consents, ec)
 	}
 	creds, err := st.ListCredentials(ctx, p.ID, true)
 	if err != nil {

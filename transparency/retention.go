@@ -7,19 +7,18 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
-
-// Purger is the part of the store the retention job uses.
-type Purger interface {
-	school.RetentionStore
-	school.LockStore
-}
 
 // Job deletes what is due under Retention. Only one node runs it at a
 // time (a lease in the store); each batch commits on its own, so a job
-// stopped half way resumes where it was on its next run.
+// stopped half way resumes where it was on its next run. Before a pupil
+// is erased, the pupil's access ends through Access (nothing should be
+// left after the quarantine, but a platform that still holds a session
+// is told).
 type Job struct {
-	Store     Purger
+	Store     school.Store
+	Access    *access.Service // nil: a service of the job's own
 	Retention Retention
 	Now       func() time.Time
 	Log       *slog.Logger
@@ -48,6 +47,9 @@ func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
 		school.PurgeAccess:        now.Add(-j.Retention.AccessLog),
 		school.PurgeExpired:       now.Add(-j.Retention.ExpiredFlows),
 	}
+	if err := j.endErased(ctx, cutoff[school.PurgeRemovedPupils]); err != nil {
+		return nil, err
+	}
 	counts := map[school.PurgeKind]int64{}
 	for _, kind := range school.PurgeKinds {
 		for {
@@ -63,6 +65,35 @@ func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
 		}
 	}
 	return counts, nil
+}
+
+// endErased ends the access of every pupil whose erasure is due (status
+// removed before cutoff), each in a transaction of its own, before the
+// purge deletes them.
+func (j *Job) endErased(ctx context.Context, cutoff time.Time) error {
+	svc := j.Access
+	if svc == nil {
+		svc = access.New(access.Options{Now: j.Now, Logger: j.Log})
+	}
+	schools, err := j.Store.ListSchools(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sch := range schools {
+		pupils, err := j.Store.ListPupils(ctx, school.PupilFilter{SchoolID: sch.ID, Status: school.PupilRemoved})
+		if err != nil {
+			return err
+		}
+		for _, p := range pupils {
+			if !p.UpdatedAt.Before(cutoff) {
+				continue
+			}
+			if _, err := svc.EndIn(ctx, j.Store, access.Pupil(p.ID), "erased"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Run runs the job every interval until ctx ends.

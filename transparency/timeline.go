@@ -3,7 +3,6 @@ package transparency
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -111,20 +110,6 @@ func joinAnd(site *web.Site, lang string, s []string) string {
 	return strings.Join(s[:len(s)-1], ", ") + " " + site.T(lang, "timeline.and") + " " + s[len(s)-1]
 }
 
-var monthsDA = []string{"januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september", "oktober", "november", "december"}
-
-// FormatTime writes t as "3. marts 2026 10:14" (da) or "3 March 2026 10:14"
-// (en), in Danish time.
-func FormatTime(lang string, t time.Time) string {
-	if loc, err := time.LoadLocation("Europe/Copenhagen"); err == nil {
-		t = t.In(loc)
-	}
-	if lang == "da" {
-		return fmt.Sprintf("%d. %s %d %s", t.Day(), monthsDA[t.Month()-1], t.Year(), t.Format("15:04"))
-	}
-	return t.Format("2 January 2006 15:04")
-}
-
 // Authorizer decides who may see a pupil's timeline and export: the pupil
 // (signed in) and the pupil's guardians (magic-link session). It returns a
 // short description of the viewer for the log.
@@ -168,7 +153,7 @@ func (h *Rights) authorize(w http.ResponseWriter, r *http.Request) (school.Pupil
 	id := r.PathValue("pupil")
 	viewer, ok := h.Auth.MayView(r, id)
 	if !ok {
-		h.Log.Warn("data-rights request for a pupil the viewer may not see", "pupil", id, "viewer", viewer, "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.Log.Warn("data-rights request for a pupil the viewer may not see", "pupil", id, "viewer", viewer, "path", r.URL.Path, "remote", web.ClientIP(r))
 		h.Site.NotFound(w, r)
 		return school.Pupil{}, false
 	}
@@ -193,7 +178,7 @@ func (h *Rights) timeline(w http.ResponseWriter, r *http.Request) {
 	}
 	page := TimelinePage{PupilID: p.ID, Name: p.GivenName}
 	for _, e := range events {
-		page.Events = append(page.Events, TimelineRow{When: FormatTime(lang, e.Time), Kind: e.Kind, Text: e.Text})
+		page.Events = append(page.Events, TimelineRow{When: h.Site.FormatTime(lang, e.Time), Kind: e.Kind, Text: e.Text})
 	}
 	h.Site.Render(w, r, http.StatusOK, "timeline", page)
 }

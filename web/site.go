@@ -15,7 +15,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+	_ "time/tzdata" // the time zone works without the system's zoneinfo
 )
 
 //go:embed templates static texts
@@ -31,6 +34,8 @@ type Options struct {
 	Demo bool
 	// Product is shown in titles; "ElevID" when empty.
 	Product string
+	// TimeZone is where times are shown (Europe/Copenhagen when nil).
+	TimeZone *time.Location
 }
 
 // Site renders pages. It is built once at start-up; a template or text
@@ -40,6 +45,7 @@ type Site struct {
 	log   *slog.Logger
 	pages map[string]*template.Template
 	texts map[string]map[string]string // key → lang → text
+	loc   *time.Location
 }
 
 // New parses every template and loads every text.
@@ -50,8 +56,13 @@ func New(opt Options) (*Site, error) {
 	if opt.Product == "" {
 		opt.Product = "ElevID"
 	}
-	s := &Site{opt: opt, log: opt.Logger, pages: map[string]*template.Template{}}
+	s := &Site{opt: opt, log: opt.Logger, pages: map[string]*template.Template{}, loc: opt.TimeZone}
 	var err error
+	if s.loc == nil {
+		if s.loc, err = time.LoadLocation(DefaultTimeZone); err != nil {
+			return nil, fmt.Errorf("web: time zone: %w", err)
+		}
+	}
 	if s.texts, err = loadTexts(assets); err != nil {
 		return nil, err
 	}
@@ -153,15 +164,35 @@ func (s *Site) T(lang, key string, args ...any) string {
 // attr.NAME, or attr.shared.NAME for the shared form of an identifier);
 // an attribute without a text is shown by its technical name.
 func (s *Site) AttrName(lang, name string, shared bool) string {
+	return attrName(s.texts, lang, name, shared)
+}
+
+func attrName(texts map[string]map[string]string, lang, name string, shared bool) string {
+	keys := []string{"attr." + name}
 	if shared {
-		if key := "attr.shared." + name; s.HasText(key) {
-			return s.T(lang, key)
+		keys = append([]string{"attr.shared." + name}, keys...)
+	}
+	for _, k := range keys {
+		if v, ok := texts[k]; ok {
+			if t, ok := v[lang]; ok {
+				return t
+			}
+			return v[Languages[0]]
 		}
 	}
-	if key := "attr." + name; s.HasText(key) {
-		return s.T(lang, key)
-	}
 	return name
+}
+
+var embeddedTexts = sync.OnceValues(func() (map[string]map[string]string, error) { return loadTexts(assets) })
+
+// AttrLabel is Site.AttrName without a Site, from the embedded texts (for
+// documents such as the data export).
+func AttrLabel(lang, name string, shared bool) string {
+	texts, err := embeddedTexts()
+	if err != nil {
+		return name
+	}
+	return attrName(texts, lang, name, shared)
 }
 
 // HasText reports whether key is a defined text.
@@ -210,6 +241,18 @@ func (p Page) T(key string, args ...any) string { return p.site.T(p.Lang, key, a
 // Attr returns an attribute's name in plain words in the page's language
 // (Site.AttrName).
 func (p Page) Attr(name string, shared bool) string { return p.site.AttrName(p.Lang, name, shared) }
+
+// AttrList returns the plain-word names of attributes (as a release log
+// entry lists them), each once, joined with commas.
+func (p Page) AttrList(names []string) string {
+	var out []string
+	for _, n := range names {
+		if h := p.site.AttrName(p.Lang, n, false); !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return strings.Join(out, ", ")
+}
 
 // Render renders page with data and status. The page is rendered to a
 // buffer first, so a failing template yields a clean 500, not half a page.

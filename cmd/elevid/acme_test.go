@@ -88,7 +88,7 @@ func TestACMEWithPebble(t *testing.T) {
 			serveLog, _ := startServe(t, fmt.Sprintf(`listen: 127.0.0.1:%d
 issuer: %s
 database: %s
-log: {level: warn}
+log: {level: info}
 secrets: {session_keys: [%s], encryption_keys: [%s], pairwise_secret: %s}
 server:
   http_redirect_listen: 127.0.0.1:%d
@@ -118,7 +118,17 @@ server:
 			roots := x509.NewCertPool()
 			roots.AddCert(root)
 
-			// The first handshake for the host obtains the certificate.
+			// serve obtains the certificate at start, before any client asks.
+			waitFor(t, 60*time.Second, func() error {
+				if _, err := os.Stat(filepath.Join(dir, "acme", host)); err != nil {
+					return fmt.Errorf("%w\nElevID:\n%s", err, serveLog.String())
+				}
+				return nil
+			}, &pebbleLog)
+			if n := strings.Count(pebbleLog.String(), "POST /finalize-order/"); n != 1 {
+				t.Errorf("%d orders finalized, want 1", n)
+			}
+
 			client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 				TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: host}, ForceAttemptHTTP2: true}}
 			resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", elevidHTTPS))

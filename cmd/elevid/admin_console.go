@@ -21,7 +21,7 @@ const adminConsoleUsage = `Staff and enrolment (console):
   create-operator --username U --name N [--password-file F]
   staff list   --school CODE|instance
   staff invite --school CODE --username U --name N --role teacher|school_admin [--email E] [--class NAME]…
-  staff reset  --username U        new one-time password; TOTP is set up again at the next sign-in
+  staff reset  --username U        new one-time password, passkeys deleted, sessions ended; TOTP is set up again at the next sign-in
   staff disable --username U
   enrolment sheet --school CODE --class NAME   issue codes for the class (pupils with consent) and print them
 `
@@ -132,22 +132,11 @@ func adminStaff(ctx context.Context, a *app, out io.Writer, args []string) error
 			}
 			return err
 		}
-		pw := console.NewPassword()
-		if err := console.SetCredentials(ctx, a.store, a.sealer, console.DefaultArgon2, st.ID, "cli", &console.Credentials{Password: pw}); err != nil {
-			return err
-		}
-		// Clearing the TOTP secret makes the next sign-in set it up again.
-		err = a.store.InTx(ctx, func(q school.Queries) error {
-			if _, err := q.UpdateStaff(ctx, st.ID, func(s school.Staff) (school.Staff, error) { s.TOTPSecret = nil; s.Disabled = false; return s, nil }); err != nil {
-				return err
-			}
-			_, err := q.RevokeSessions(ctx, st.ID, "credentials reset")
-			return err
-		})
+		pw, err := console.ResetStaff(ctx, a.store, console.DefaultArgon2, st.ID, "cli", school.RoleOperator)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "reset %s: one-time password %s; TOTP is set up again at the next sign-in\n", st.Username, pw)
+		fmt.Fprintf(out, "reset %s: one-time password %s; passkeys deleted; TOTP is set up again at the next sign-in\n", st.Username, pw)
 		return nil
 	}
 	return fmt.Errorf("unknown staff command %q", args[0])
@@ -184,11 +173,12 @@ func classIDs(ctx context.Context, a *app, schoolID string, names []string) ([]s
 
 func adminEnrolment(ctx context.Context, a *app, out io.Writer, args []string) error {
 	if len(args) == 0 || args[0] != "sheet" {
-		return errors.New("usage: elevid admin enrolment sheet --school CODE --class NAME")
+		return errors.New("usage: elevid admin enrolment sheet --school CODE --class NAME [--replace]")
 	}
 	fs := flag.NewFlagSet("enrolment sheet", flag.ContinueOnError)
 	code := fs.String("school", "", "school code")
 	class := fs.String("class", "", "class name")
+	replace := fs.Bool("replace", false, "replace codes handed out earlier (they stop working); by default they stay valid and get no new card")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -204,11 +194,12 @@ func adminEnrolment(ctx context.Context, a *app, out io.Writer, args []string) e
 	if err != nil {
 		return err
 	}
-	cards, waiting, enrolled, err := console.SheetCodes(ctx, a.store, flows, a.cfg.Issuer, s.ID, ids[0],
-		enrollment.Actor{ID: "cli", Role: school.RoleOperator})
+	res, err := console.SheetCodes(ctx, a.store, flows, a.cfg.Issuer, s.ID, ids[0],
+		enrollment.Actor{ID: "cli", Role: school.RoleOperator}, *replace)
 	if err != nil {
 		return err
 	}
+	cards, waiting, enrolled := res.Cards, res.Waiting, res.Enrolled
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PUPIL\tCLASS\tCODE\tEXPIRES\tURL")
 	for _, c := range cards {
@@ -222,6 +213,15 @@ func adminEnrolment(ctx context.Context, a *app, out io.Writer, args []string) e
 	}
 	if len(enrolled) > 0 {
 		fmt.Fprintf(out, "already have a passkey: %s\n", strings.Join(enrolled, ", "))
+	}
+	if len(res.Declined) > 0 {
+		fmt.Fprintf(out, "a guardian said no (no code): %s\n", strings.Join(res.Declined, ", "))
+	}
+	if len(res.Outstanding) > 0 {
+		fmt.Fprintf(out, "codes handed out earlier still work (no new code; --replace replaces them): %s\n", strings.Join(res.Outstanding, ", "))
+	}
+	if len(res.Replaced) > 0 {
+		fmt.Fprintf(out, "new codes replace the ones handed out earlier (those no longer work): %s\n", strings.Join(res.Replaced, ", "))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/elevid/elevid/web"
 )
 
 // Config is ElevID's configuration: one YAML file, decoded strictly, with
@@ -151,6 +154,33 @@ type ServerConfig struct {
 	// HTTPRedirectListen (e.g. "0.0.0.0:80"), with TLS, redirects http to the
 	// issuer and answers ACME HTTP-01 challenges.
 	HTTPRedirectListen string `yaml:"http_redirect_listen"`
+	// TimeZone is where pages show times (an IANA name); default
+	// Europe/Copenhagen.
+	TimeZone string `yaml:"time_zone"`
+	// TrustedProxies are the reverse proxies (CIDRs or addresses) whose
+	// X-Forwarded-For / Forwarded headers name the client; empty: none,
+	// the connection's address is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Location is the configured time zone (valid after Validate).
+func (c Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Server.TimeZone)
+	if err != nil || c.Server.TimeZone == "" {
+		loc, _ = time.LoadLocation(web.DefaultTimeZone)
+	}
+	return loc
+}
+
+// Proxies are the trusted proxies as prefixes (valid after Validate).
+func (c Config) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.Server.TrustedProxies {
+		if p, err := web.ParseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Duration is a time.Duration written as "90s", "2h" or "7d" in YAML.
@@ -211,6 +241,7 @@ func DefaultConfig() Config {
 			ReadTimeout: Duration(15 * time.Second), WriteTimeout: Duration(30 * time.Second),
 			IdleTimeout: Duration(2 * time.Minute), MaxBodyBytes: 1 << 20,
 			MetricsListen: "127.0.0.1:9090",
+			TimeZone:      web.DefaultTimeZone,
 		},
 	}
 }
@@ -426,6 +457,14 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 4096 || c.Server.MaxBodyBytes > 64<<20 {
 		add("server.max_body_bytes", "must be between 4096 and 67108864")
+	}
+	if _, err := time.LoadLocation(c.Server.TimeZone); err != nil || c.Server.TimeZone == "" {
+		add("server.time_zone", "%q is not a time zone name (such as Europe/Copenhagen)", c.Server.TimeZone)
+	}
+	for _, p := range c.Server.TrustedProxies {
+		if _, err := web.ParseProxy(p); err != nil {
+			add("server.trusted_proxies", "%q is not a CIDR or an IP address", p)
+		}
 	}
 	if gv := c.GuardianVerification; gv.Issuer != "" {
 		if gu, err := url.Parse(gv.Issuer); err != nil || gu.Host == "" || gu.RawQuery != "" || gu.Fragment != "" ||

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/parent"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -87,16 +91,75 @@ Mail the demo would send (no SMTP set): %s/demo/mail
 	return nil
 }
 
-// demoMail lists the mail in the outbox, so that a newcomer without an
-// SMTP server can open the consent links the guardians would get. It is
-// mounted only in demo mode.
+// demoMail lists the mail in the outbox, newest first and in full, so
+// that a newcomer without an SMTP server can open the consent links the
+// guardians would get. It is mounted only in demo mode (which an https
+// instance refuses).
 func demoMail(a *app, site *web.Site) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		mails, err := a.store.ListMail(r.Context(), school.MailFilter{Limit: 50})
+		mails, err := a.store.ListMail(r.Context(), school.MailFilter{Limit: 50, Bodies: true})
 		if err != nil {
 			site.ServerError(w, r, err)
 			return
 		}
-		site.Render(w, r, http.StatusOK, "demo-mail", mails)
+		views := make([]demoMailView, len(mails))
+		for i, m := range mails {
+			// Pending bodies are sealed (issue 15): open them for the page.
+			if m, err = parent.OpenMail(a.sealer, m); err != nil {
+				site.ServerError(w, r, err)
+				return
+			}
+			views[i] = demoMailView{Mail: m, Body: linkify(m.Text)}
+		}
+		site.Render(w, r, http.StatusOK, "demo-mail", views)
 	}
+}
+
+// demoMailHTML shows the HTML body of one mail of the outbox as the
+// guardian's mail program would (without its styles: the page's CSP
+// allows none inline).
+func demoMailHTML(a *app, site *web.Site) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		mails, err := a.store.ListMail(r.Context(), school.MailFilter{Limit: 50, Bodies: true})
+		if err != nil {
+			site.ServerError(w, r, err)
+			return
+		}
+		for _, m := range mails {
+			if m.ID == r.PathValue("id") && m.HTML != "" {
+				if m, err = parent.OpenMail(a.sealer, m); err != nil {
+					site.ServerError(w, r, err)
+					return
+				}
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				_, _ = io.WriteString(w, m.HTML)
+				return
+			}
+		}
+		site.NotFound(w, r)
+	}
+}
+
+// demoMailView is one mail on the demo's outbox page: Body is its text
+// with the links made clickable.
+type demoMailView struct {
+	school.Mail
+	Body template.HTML
+}
+
+var linkPattern = regexp.MustCompile(`https?://[^\s<>"]+`)
+
+// linkify escapes text and turns every http(s) URL in it into a link.
+func linkify(text string) template.HTML {
+	var b strings.Builder
+	last := 0
+	for _, m := range linkPattern.FindAllStringIndex(text, -1) {
+		b.WriteString(template.HTMLEscapeString(text[last:m[0]]))
+		u := strings.TrimRight(text[m[0]:m[1]], ".,;:)")
+		esc := template.HTMLEscapeString(u)
+		b.WriteString(`<a href="` + esc + `">` + esc + `</a>`)
+		last = m[0] + len(u)
+	}
+	b.WriteString(template.HTMLEscapeString(text[last:]))
+	return template.HTML(b.String())
 }

@@ -215,9 +215,11 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		t.Fatalf("guardian sign-in: %d %v", status, hdr)
 	}
 	status, page, _ = guardianBrowser.get("/guardian")
-	releaseRow := regexp.MustCompile(`<tr class="release"><td>[^<]+</td><td>Matematikportalen</td><td>([^<]*)</td></tr>`)
+	releaseRow := regexp.MustCompile(`<tr class="release"><td[^>]*>[^<]+</td><td[^>]*>Matematikportalen</td><td[^>]*>([^<]*)</td></tr>`)
 	rm := releaseRow.FindStringSubmatch(page)
-	if status != 200 || rm == nil || !strings.Contains(rm[1], "given_name") || !strings.Contains(rm[1], "groups") ||
+	// In plain words (the page's language): first name, class.
+	if status != 200 || rm == nil || !regexp.MustCompile(`fornavn|first name`).MatchString(rm[1]) || !regexp.MustCompile(`klasse|class`).MatchString(rm[1]) ||
+		strings.Contains(rm[1], "given_name") ||
 		!strings.Contains(page, `id="consent-`+pupil.ID+`-`+math.ID+`"`) {
 		t.Fatalf("guardian's page lacks the release to Matematikportalen or its consent: %d\n%s", status, page)
 	}
@@ -231,7 +233,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		return n
 	}
 	mathReleases := releasesTo(math.ID)
-	if status, _, hdr := guardianBrowser.postForm("/guardian/withdraw", url.Values{"pupil": {pupil.ID}, "platform": {math.ID}}); status != http.StatusSeeOther || hdr.Get("Location") != "/guardian?msg=withdrawn" {
+	if status, _, hdr := guardianBrowser.postForm("/guardian/withdraw", url.Values{"pupil": {pupil.ID}, "platform": {math.ID}, "confirm": {"yes"}}); status != http.StatusSeeOther || hdr.Get("Location") != "/guardian?msg=withdrawn" {
 		t.Fatalf("withdraw: %d %v", status, hdr)
 	}
 
@@ -344,14 +346,18 @@ type e2e struct {
 	sink *mailSink
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t *testing.T) *e2e { t.Helper(); return newE2EMode(t, false) }
+
+// newE2EMode is newE2E, in demo mode (seeded demo school, demo platform)
+// when demo is set.
+func newE2EMode(t *testing.T, demo bool) *e2e {
 	t.Helper()
-	return newE2EOn(t, filepath.Join(t.TempDir(), "elevid.db"))
+	return newE2EOn(t, filepath.Join(t.TempDir(), "elevid.db"), demo)
 }
 
-// newE2EOn is newE2E on the given database (a SQLite file or a
+// newE2EOn is newE2EMode on the given database (a SQLite file or a
 // PostgreSQL DSN).
-func newE2EOn(t *testing.T, database string) *e2e {
+func newE2EOn(t *testing.T, database string, demo bool) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	e := &e2e{t: t, sink: startMailSink(t)}
@@ -382,7 +388,12 @@ func newE2EOn(t *testing.T, database string) *e2e {
 	if err := e.a.loadSecrets(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h, w, err := newHandler(ctx, e.a, false)
+	if demo {
+		if err := seedDemo(ctx, e.a, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, w, err := newHandler(ctx, e.a, demo)
 	if err != nil {
 		t.Fatal(err)
 	}

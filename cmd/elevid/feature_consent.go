@@ -8,8 +8,8 @@ import (
 // mountConsent builds the enrolment flows and the guardian's side: the
 // consent and guardian pages, the pupil's /me/consents (once the pupil
 // login is wired), and the outbox sender as a background job. It sets
-// w.flows and w.consent for the staff console, and later features add
-// their platform logout hooks with w.consent.AddLogout.
+// w.flows and w.consent for the staff console. Withdrawals and passkey
+// resets end access through w.access.
 func mountConsent(w *wiring) error {
 	cfg := w.app.cfg
 	sender := parent.NewSender(parent.SenderOptions{
@@ -25,7 +25,7 @@ func mountConsent(w *wiring) error {
 	svc, err := parent.New(parent.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, BaseURL: cfg.Issuer, Logger: w.app.log,
 		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), Sender: sender,
-		Verification: verification,
+		Verification: verification, Access: w.access,
 	})
 	if err != nil {
 		return err

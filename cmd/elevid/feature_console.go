@@ -22,7 +22,7 @@ func mountConsole(w *wiring) error {
 	opt := console.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, Issuer: cfg.Issuer, Logger: w.app.log,
 		IdleTimeout: cfg.Sessions.StaffIdle.D(), Lifetime: cfg.Sessions.StaffAbsolute.D(),
-		Syncer: w.syncer, Passkey: cfg.passkeyConfig(),
+		Syncer: w.syncer, Passkey: cfg.passkeyConfig(), Access: w.access,
 	}
 	if w.flows != nil {
 		opt.Enroller, opt.Starter = w.flows, w.flows
@@ -59,6 +59,24 @@ const (
 	demoTeacherPassword = "laerer-demo-2026"
 	demoTeacherTOTP     = "ELEVIDDEMOLAERERZQ7XK4PAMBSWY3DP" // base32, 20 bytes
 )
+
+// refuseDemoTeacher fails when the demo teacher still signs in with the
+// password the demo publishes: a database that once ran --demo must not
+// serve an https (public) instance with it.
+func refuseDemoTeacher(ctx context.Context, a *app) error {
+	st, err := a.store.StaffByUsername(ctx, "laerer")
+	if errors.Is(err, school.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.PasswordHash != "" && !st.Disabled && console.VerifyPassword(st.PasswordHash, demoTeacherPassword) {
+		return fmt.Errorf("the staff account %q signs in with the demo's published password: this database was used with --demo; "+
+			"change the password or disable the account (elevid admin staff …) before serving on an https issuer", st.Username)
+	}
+	return nil
+}
 
 // demoConsole gives the demo teacher a password and TOTP secret, records
 // for two of the demo pupils a guardian's consent to the demo platform

@@ -8,28 +8,25 @@ import (
 )
 
 // mountOIDC mounts the OpenID Connect provider (discovery, JWKS, /oidc/*)
-// on the pupil login, tells it of ended sessions and withdrawn consents,
-// runs the retries of back-channel logouts in the background, and in demo
-// mode the built-in example platform.
+// on the pupil login, runs the delivery of queued back-channel logouts in
+// the background, and in demo mode the built-in example platform.
 func mountOIDC(w *wiring) error {
 	a := w.app
 	op, err := idp.NewOIDC(w.ctx, idp.OIDCOptions{Issuer: a.cfg.Issuer, Store: a.store, Sealer: a.sealer,
-		PairwiseSecret: a.pairwise, Site: w.site, Sessions: w.login, Logger: a.log})
+		PairwiseSecret: a.pairwise, Site: w.site, Sessions: w.login, Access: w.access, Logger: a.log})
 	if err != nil {
 		return err
 	}
 	op.Mount(w.mux)
 	w.bypass = append(w.bypass, idp.OIDCBypassPatterns...)
-	w.login.SetSessionEnded(op.SessionEnded)
-	if w.consent != nil {
-		w.consent.AddLogout(op)
-	}
 	w.oidc = op
 	owner := school.NewID() // this node, for the leases of the logout queue
 	w.background = append(w.background, func(ctx context.Context) { op.RunLogoutQueue(ctx, owner) })
 	if w.demo {
 		idp.NewDemoPlatform(a.cfg.Issuer, a.pairwise, w.site, nil, a.log).Mount(w.mux)
+		w.bypass = append(w.bypass, idp.DemoBypassPatterns...)
 		w.mux.HandleFunc("GET /demo/mail", demoMail(a, w.site))
+		w.mux.HandleFunc("GET /demo/mail/{id}", demoMailHTML(a, w.site))
 	}
 	return nil
 }

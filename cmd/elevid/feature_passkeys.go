@@ -38,7 +38,7 @@ func mountPasskeys(w *wiring) error {
 	}
 	login, err := idp.NewLogin(idp.LoginOptions{Store: w.app.store, Site: w.site, Passkey: cfg.passkeyConfig(), Issuer: cfg.Issuer,
 		SessionKeys: cookieKeys(w.app.sessionKeys), IdleTimeout: cfg.Sessions.PupilIdle.D(), SessionLifetime: cfg.Sessions.PupilAbsolute.D(),
-		Logger: w.app.log})
+		Access: w.access, Logger: w.app.log})
 	if err != nil {
 		return err
 	}

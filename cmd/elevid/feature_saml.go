@@ -1,18 +1,22 @@
 package main
 
 import (
+	"context"
+
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
 )
 
 // mountSAML mounts the SAML 2.0 identity provider (/saml/metadata,
 // /saml/sso, /saml/slo, /saml/logout …) on the pupil login. The SP's
 // cross-site POSTs to /saml/sso and /saml/slo carry their own signatures
 // or are single-use requests parked server-side, so they bypass the
-// cross-origin protection; /saml/logout does not.
+// cross-origin protection; /saml/logout does not. Queued SAML logout
+// notices go out over SOAP from a background worker.
 func mountSAML(w *wiring) error {
 	ss := w.login.SAMLSessions()
 	s, err := idp.NewSAML(idp.SAMLOptions{
-		BaseURL: w.app.cfg.Issuer, Store: w.app.store, Site: w.site, Sessions: ss, Revoker: ss,
+		BaseURL: w.app.cfg.Issuer, Store: w.app.store, Site: w.site, Sessions: ss, Access: w.access,
 		Keys:           &idp.StoreSAMLKeys{Store: w.app.store, Sealer: w.app.sealer},
 		PairwiseSecret: w.app.pairwise,
 		Releases:       idp.SAMLReleaseLog{Store: w.app.store},
@@ -23,5 +27,7 @@ func mountSAML(w *wiring) error {
 	}
 	s.Mount(w.mux)
 	w.bypass = append(w.bypass, "POST /saml/sso", "POST /saml/slo")
+	owner := school.NewID() // this node, for the leases of the logout queue
+	w.background = append(w.background, func(ctx context.Context) { s.RunLogoutQueue(ctx, owner) })
 	return nil
 }

@@ -31,7 +31,7 @@ func mountTransparency(w *wiring) error {
 		Grace:      30 * 24 * time.Hour,
 	}
 	p.Mount(w.mux)
-	job := &transparency.Job{Store: w.app.store, Retention: w.app.cfg.retention(), Now: time.Now, Log: w.app.log, Owner: school.NewID()}
+	job := &transparency.Job{Store: w.app.store, Retention: w.app.cfg.retention(), Now: time.Now, Log: w.app.log, Owner: school.NewID(), Access: w.access}
 	interval := w.app.cfg.Retention.Interval.D()
 	w.background = append(w.background, func(ctx context.Context) { job.Run(ctx, interval) })
 	return nil

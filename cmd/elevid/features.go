@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/parent"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"
 	"github.com/elevid/elevid/web"
 )
@@ -26,12 +29,15 @@ type wiring struct {
 	// background collects long-running jobs (mail sender, sync scheduler,
 	// retention) that serve starts and stops with the server.
 	background []func(ctx context.Context)
-	enroller   *enrollment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
-	login      *idp.Login           // pupil passkey login and sessions (feature_passkeys.go)
-	oidc       *idp.OIDC            // the OpenID provider (feature_oidc.go)
-	syncer     *rostersync.Syncer   // roster sync from LDAP (sync.go)
-	flows      *enrollment.Flows    // enrolment flows (feature_consent.go)
-	consent    *parent.Service      // guardian consent, passkey reset (feature_consent.go)
+	// access ends access to platforms; built once, before any feature,
+	// and given to every constructor that ends access.
+	access   *access.Service
+	enroller *enrollment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
+	login    *idp.Login           // pupil passkey login and sessions (feature_passkeys.go)
+	oidc     *idp.OIDC            // the OpenID provider (feature_oidc.go)
+	syncer   *rostersync.Syncer   // roster sync from LDAP (sync.go)
+	flows    *enrollment.Flows    // enrolment flows (feature_consent.go)
+	consent  *parent.Service      // guardian consent, passkey reset (feature_consent.go)
 }
 
 // features mounts the capability packages, in dependency order. Each
@@ -50,7 +56,12 @@ var features = []func(w *wiring) error{
 // mountFeatures mounts every feature on mux and returns the cross-origin
 // bypass patterns and the background jobs.
 func mountFeatures(ctx context.Context, a *app, site *web.Site, mux *http.ServeMux, demo bool) (*wiring, error) {
-	w := &wiring{ctx: ctx, app: a, site: site, mux: mux, demo: demo}
+	w := &wiring{ctx: ctx, app: a, site: site, mux: mux, demo: demo,
+		access: access.New(access.Options{Logger: a.log})}
+	// Pupil sessions that end by time are ended through the service too,
+	// so that their platforms get logout notices (one node at a time).
+	owner := school.NewID()
+	w.background = append(w.background, func(ctx context.Context) { w.access.RunExpiry(ctx, a.store, owner, time.Minute) })
 	for _, f := range features {
 		if err := f(w); err != nil {
 			return nil, err

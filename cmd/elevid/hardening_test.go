@@ -52,7 +52,7 @@ func TestInvalidUTF8(t *testing.T) {
 		t.Run(db, func(t *testing.T) {
 			var e *e2e
 			if db == "postgres" {
-				e = newE2EOn(t, freshPostgres(t))
+				e = newE2EOn(t, freshPostgres(t), false)
 			} else {
 				e = newE2E(t)
 			}

@@ -21,6 +21,9 @@ import (
 // serve migrates the database, builds the handler and serves until ctx
 // ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout io.Writer) error {
+	if demo && cfg.Secure() {
+		return fmt.Errorf("--demo is for trying ElevID on your own machine: it publishes a teacher's password and shows every school's mail without sign-in, so it will not run with an https issuer (%s); start without --demo", cfg.Issuer)
+	}
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -37,6 +40,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	if demo {
 		if err := seedDemo(ctx, a, stdout); err != nil {
 			return fmt.Errorf("demo: %w", err)
+		}
+	} else if cfg.Secure() {
+		if err := refuseDemoTeacher(ctx, a); err != nil {
+			return err
 		}
 	}
 	h, wired, err := newHandler(ctx, a, demo)
@@ -109,7 +116,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 // newHandler builds the whole HTTP handler: routes of every package
 // wrapped in the shared middleware.
 func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, error) {
-	site, err := web.New(web.Options{Logger: a.log, Demo: demo})
+	site, err := web.New(web.Options{Logger: a.log, Demo: demo, TimeZone: a.cfg.Location()})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,6 +164,7 @@ func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, 
 	h = site.Recover(h)
 	h = web.SecurityHeaders(a.cfg.Secure(), h)
 	h = a.metrics.Observe(a.log, h)
+	h = web.ClientIPs{Trusted: a.cfg.Proxies()}.Handler(h) // outermost: Observe reads the route the mux sets on its request
 	return h, wired, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elevid/elevid/school"
 )
@@ -299,5 +300,89 @@ func TestPrivacyNotice(t *testing.T) {
 	}
 	if _, body := get(t, srv.URL+"/privacy", map[string]string{"Accept-Language": "en"}); !strings.Contains(body, "Log of staff access: 730 days.") {
 		t.Error("English privacy notice missing")
+	}
+}
+
+func TestDemoMailShowsWholeMailWithLinks(t *testing.T) {
+	srv, a := newTestServer(t, true)
+	ctx := context.Background()
+	s, err := a.store.SchoolByCode(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []school.Mail{
+		{SchoolID: s.ID, Kind: "consent_request", To: "old@example.dk", Subject: "Første", Text: "Gammel mail", HTML: "<p>gammel</p>"},
+		{SchoolID: s.ID, Kind: "consent_request", To: "sofie.jensen@example.dk", Subject: "Samtykke til Freja",
+			Text: "Åbn linket: http://localhost:8080/consent/abc?x=1&y=<2>.\nHilsen", HTML: "<p>Hej <a href=\"http://localhost:8080/consent/abc\">link</a></p>"},
+	} {
+		if _, err := a.store.EnqueueMail(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	_, body := get(t, srv.URL+"/demo/mail", nil)
+	if !strings.Contains(body, `<a href="http://localhost:8080/consent/abc?x=1&amp;y=">http://localhost:8080/consent/abc?x=1&amp;y=</a>&lt;2&gt;.`) {
+		t.Fatalf("the consent link is not a working link:\n%s", body)
+	}
+	if strings.Index(body, "Samtykke til Freja") > strings.Index(body, "Første") {
+		t.Fatal("mail is not newest first")
+	}
+	if strings.Contains(body, "indholdet er slettet") {
+		t.Fatal("pending mail shown as deleted")
+	}
+	mails, _ := a.store.ListMail(ctx, school.MailFilter{})
+	resp, html := get(t, srv.URL+"/demo/mail/"+mails[0].ID, nil)
+	if resp.StatusCode != 200 || !strings.Contains(html, `<a href="http://localhost:8080/consent/abc">link</a>`) {
+		t.Fatalf("HTML body = %d %q", resp.StatusCode, html)
+	}
+	plain, _ := newTestServer(t, false)
+	if resp, _ := get(t, plain.URL+"/demo/mail", nil); resp.StatusCode != 404 {
+		t.Fatalf("/demo/mail outside demo mode = %d", resp.StatusCode)
+	}
+}
+
+func TestDemoRefusesHTTPS(t *testing.T) {
+	cfg, err := LoadConfig("", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = filepath.Join(t.TempDir(), "elevid.db")
+	cfg.Issuer = "https://id.example.dk"
+	err = serve(context.Background(), cfg, slog.New(slog.DiscardHandler), true, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "https") || !strings.Contains(err.Error(), "--demo") {
+		t.Fatalf("serve --demo on https = %v", err)
+	}
+	// A database once seeded by --demo keeps the published teacher
+	// password: an https instance refuses it.
+	_, a := newTestServer(t, true)
+	if err := refuseDemoTeacher(context.Background(), a); err == nil || !strings.Contains(err.Error(), "laerer") {
+		t.Fatalf("refuseDemoTeacher on a demo database = %v", err)
+	}
+	_, empty := newTestServer(t, false)
+	if err := refuseDemoTeacher(context.Background(), empty); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerTimeZoneAndProxiesConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	p := writeConfig(t, "server:\n  time_zone: Mars/Olympus\n  trusted_proxies: [10.0.0.0/8, nope, 192.0.2.1]\n")
+	err := run(context.Background(), []string{"serve", "--config", p}, &out, &errb, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "server.time_zone:") || !strings.Contains(err.Error(), `server.trusted_proxies: "nope"`) {
+		t.Fatalf("serve with bad server config = %v", err)
+	}
+	cfg, err := LoadConfig(writeConfig(t, "server:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1]\n  time_zone: Europe/London\n"), noEnv)
+	if err != nil || cfg.Validate() != nil {
+		t.Fatalf("good config: %v / %v", err, cfg.Validate())
+	}
+	if got := cfg.Proxies(); len(got) != 2 || got[1].String() != "192.0.2.1/32" {
+		t.Fatalf("Proxies = %v", got)
+	}
+	if cfg.Location().String() != "Europe/London" {
+		t.Fatalf("Location = %v", cfg.Location())
+	}
+	def, _ := LoadConfig("", noEnv)
+	if def.Location().String() != "Europe/Copenhagen" {
+		t.Fatalf("default Location = %v", def.Location())
 	}
 }

@@ -6,29 +6,20 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"
 )
 
 // syncOptions are the roster sync's options with the effects of a
-// quarantine: the pupil's sessions end in the applying transaction, and
-// once it has committed the platforms get a back-channel logout and the
-// pupil's tokens are revoked.
+// quarantine: the pupil's access ends through the access service in the
+// applying transaction (sessions and tokens revoked, logout notices
+// queued for every platform that held a session).
 func syncOptions(w *wiring) rostersync.Options {
 	a := w.app
 	return rostersync.Options{Store: a.store, Sealer: a.sealer, Log: a.log,
 		OnQuarantine: func(ctx context.Context, q school.Queries, pupilID string) error {
-			if _, err := q.RevokeSessions(ctx, pupilID, "quarantined: gone from the school's directory"); err != nil {
-				return err
-			}
-			q.AfterCommit(func(ctx context.Context) {
-				if w.oidc == nil {
-					return
-				}
-				if err := w.oidc.LogoutPupil(ctx, pupilID, ""); err != nil {
-					a.log.Warn("sync: back-channel logout of a quarantined pupil failed", "pupil", pupilID, "err", err)
-				}
-			})
-			return nil
+			_, err := w.access.End(ctx, q, access.Pupil(pupilID), "quarantined: gone from the school's directory")
+			return err
 		}}
 }
 

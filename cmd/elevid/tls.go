@@ -190,6 +190,7 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 type tlsServing struct {
 	config   *tls.Config
 	redirect http.Handler
+	warm     func() // obtains the ACME certificate at start; nil for files
 }
 
 // newTLSServing builds the TLS side of serve from cfg; nil when
@@ -220,6 +221,19 @@ func newTLSServing(cfg Config, log *slog.Logger) (*tlsServing, error) {
 		}
 		s.config.NextProtos = append(s.config.NextProtos, acme.ALPNProto) // TLS-ALPN-01
 		s.redirect = m.HTTPHandler(redirect)                              // HTTP-01, else the redirect
+		s.warm = func() {
+			// As a client offering ECDSA would ask, so the first real
+			// connection finds the certificate ready (and an operator sees
+			// a CA's refusal in the log at start, not at a pupil's login).
+			c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: issuerHost,
+				SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256},
+				CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}})
+			if err != nil {
+				log.Error("could not obtain a TLS certificate over ACME; trying again at the next connection", "host", issuerHost, "err", err)
+				return
+			}
+			log.Info("TLS certificate ready", "host", issuerHost, "not_after", c.Leaf.NotAfter)
+		}
 		log.Info("TLS certificates from ACME", "directory", m.Client.DirectoryURL, "hosts", a.Hosts, "cache", a.CacheDir)
 		return s, nil
 	}
@@ -397,6 +411,9 @@ func serveTLS(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener
 			defer cancel()
 			_ = shutdown(sctx)
 		}
+	}
+	if ts.warm != nil {
+		go ts.warm()
 	}
 	return tls.NewListener(ln, ts.config), stop, nil
 }

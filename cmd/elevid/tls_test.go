@@ -134,6 +134,11 @@ func TestTLSConfigValidation(t *testing.T) {
 		})
 	}
 
+	// Decoded strictly: a misspelt key is an error, not a silent default.
+	if _, err := LoadConfig(writeConfig(t, "server: {tls: {acme: {host: [id.example.dk]}}}"), noEnv); err == nil || !strings.Contains(err.Error(), "field host not found") {
+		t.Errorf("unknown key under server.tls.acme: %v", err)
+	}
+
 	// Valid: files naming the issuer's host; acme with the issuer's host.
 	newTestCert(t, 2, "id.example.dk").install(t, certFile, keyFile, time.Now())
 	for _, y := range []string{

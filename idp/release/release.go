@@ -141,6 +141,10 @@ func Compute(in Input) (Release, error) {
 	if pf.SubjectType == school.SubjectPublic {
 		r.Subject = in.Profile.Pupil.ID
 	}
+	if st.PlatformFound {
+		// The registration as stored now, not a cached copy.
+		pf.Attributes = st.Attributes
+	}
 	for _, name := range st.Covered(pf) {
 		g, _ := pf.Grant(name)
 		canon := Canonical(name)

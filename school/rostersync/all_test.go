@@ -90,6 +90,20 @@ func TestSyncAllSchools(t *testing.T) {
 			if !strings.Contains(out.String(), "3 schools") {
 				t.Fatalf("source set said %q", out.String())
 			}
+			// A dry run of all schools writes no pupil.
+			out.Reset()
+			if err := rostersync.Command(ctx, opt, &out, []string{"--all", "--dry-run"}); err != nil {
+				t.Fatalf("sync --all --dry-run: %v\n%s", err, out.String())
+			}
+			for _, code := range codes {
+				sch, _ := st.SchoolByCode(ctx, code)
+				if n, _ := st.ListPupils(ctx, school.PupilFilter{SchoolID: sch.ID}); len(n) != 0 {
+					t.Fatalf("dry run stored %d pupils in %s", len(n), code)
+				}
+			}
+			if strings.Count(out.String(), "create 60") != 3 {
+				t.Fatalf("dry run did not show the creations:\n%s", out.String())
+			}
 			out.Reset()
 			if err := rostersync.Command(ctx, opt, &out, []string{"--all", "--concurrency", "2"}); err != nil {
 				t.Fatalf("sync --all: %v\n%s", err, out.String())

@@ -125,7 +125,11 @@ func ValidateSource(src school.DirectorySource) error {
 			probs = append(probs, err.Error())
 		}
 	}
-	for _, b := range []string{src.PupilBase, src.StaffBase, src.ClassBase, src.GuardianBase, src.BindDN} {
+	binds := []string{src.BindDN}
+	if src.Preset == school.PresetAD && (strings.Contains(src.BindDN, "@") || strings.Contains(src.BindDN, `\`)) && !strings.Contains(src.BindDN, "=") {
+		binds = nil // Active Directory also binds as user@domain or DOMAIN\user
+	}
+	for _, b := range append([]string{src.PupilBase, src.StaffBase, src.ClassBase, src.GuardianBase}, binds...) {
 		if b == "" {
 			continue
 		}

@@ -42,7 +42,7 @@ func Command(ctx context.Context, opt Options, out io.Writer, args []string) err
 			}
 			return fmt.Errorf("sync source: want set or show\n%s", usage)
 		case "runs":
-			return runsCmd(ctx, st, out, args[1:])
+			return runsCmd(ctx, opt, out, args[1:])
 		case "help", "-h", "--help":
 			fmt.Fprint(out, usage)
 			return nil
@@ -324,7 +324,8 @@ func printChanges(out io.Writer, cs []Change, limit int) {
 	}
 }
 
-func runsCmd(ctx context.Context, st school.Store, out io.Writer, args []string) error {
+func runsCmd(ctx context.Context, opt Options, out io.Writer, args []string) error {
+	st := opt.Store
 	fs := flag.NewFlagSet("sync runs", flag.ContinueOnError)
 	fs.SetOutput(out)
 	code := fs.String("school", "", "school code")
@@ -335,6 +336,11 @@ func runsCmd(ctx context.Context, st school.Store, out io.Writer, args []string)
 	}
 	sch, err := schoolByCode(ctx, st, *code)
 	if err != nil {
+		return err
+	}
+	// A run left "running" by a killed process reads "interrupted" here
+	// already, not only after the next run.
+	if err := New(opt).Reap(ctx, sch.ID); err != nil {
 		return err
 	}
 	if *id != "" {

@@ -37,7 +37,8 @@
 // # Deprovisioning safeties
 //
 //   - Pupils gone from the directory are quarantined (Options.OnQuarantine
-//     runs in the transaction to revoke sessions) and only marked removed
+//     runs in the transaction; cmd/elevid ends the pupil's access there
+//     through school/access) and only marked removed
 //     after the source's grace period; reappearing restores them.
 //   - A run that would quarantine more than MaxDeletePercent % of the
 //     active pupils or more than MaxDeletions stops before applying

@@ -163,8 +163,9 @@ func TestSambaAD(t *testing.T) {
 		t.Fatalf("external id %q is not an objectGUID: %v", p5.ExternalID, err)
 	}
 
-	// Update, over StartTLS this time.
-	if err := setSource("--url", strings.Replace(strings.Replace(d.url, "ldaps://", "ldap://", 1), ":636", ":389", 1), "--start-tls"); err != nil {
+	// Update, over StartTLS this time, bound as user@domain (AD's UPN).
+	upn := "Administrator@" + strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(d.base, "DC=", ""), ",", "."))
+	if err := setSource("--url", strings.Replace(strings.Replace(d.url, "ldaps://", "ldap://", 1), ":636", ":389", 1), "--start-tls", "--bind-dn", upn); err != nil {
 		t.Fatal(err)
 	}
 	m := ldap.NewModifyRequest(pupil(5), nil)

@@ -43,8 +43,9 @@ type Options struct {
 	Log    *slog.Logger   // slog.Default when nil
 	Now    func() time.Time
 	// OnQuarantine is called inside the applying transaction for each pupil
-	// put into quarantine (revoke sessions, stop releases …); an error
-	// aborts the whole run.
+	// put into quarantine, to end the pupil's access (cmd/elevid calls the
+	// access service: sessions, tokens, logout notices); an error aborts
+	// the whole run.
 	OnQuarantine func(ctx context.Context, q school.Queries, pupilID string) error
 	// Owner names this node in the run lock; random when empty.
 	Owner string

@@ -78,3 +78,23 @@ func TestSourceSetChecksBirthDateAttribute(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Active Directory sources may bind as user@domain or DOMAIN\user; other
+// bind names must be DNs.
+func TestADBindNames(t *testing.T) {
+	for _, tc := range []struct {
+		preset, bind string
+		ok           bool
+	}{
+		{school.PresetAD, "svc-elevid@kommune.dk", true},
+		{school.PresetAD, `KOMMUNE\svc-elevid`, true},
+		{school.PresetAD, "CN=svc,CN=Users,DC=kommune,DC=dk", true},
+		{school.PresetOpenLDAP, "svc-elevid@kommune.dk", false},
+		{school.PresetAD, "not a dn", false},
+	} {
+		src := school.DirectorySource{SchoolID: "s", URL: "ldaps://dc.kommune.dk", PupilBase: "OU=Elever,DC=kommune,DC=dk", Preset: tc.preset, BindDN: tc.bind}
+		if err := rostersync.ValidateSource(src); (err == nil) != tc.ok {
+			t.Errorf("%s bind %q: %v", tc.preset, tc.bind, err)
+		}
+	}
+}

@@ -217,6 +217,7 @@ func (s *Store) consentState(ctx context.Context, pupilID, platformID string) (s
 	st := school.ConsentState{PupilID: pupilID}
 	rows, err := s.q.Query(ctx, `SELECT p.school_id, p.status, COALESCE(e.state, ''), COALESCE(e.consent_rule, ''),
 			(SELECT COUNT(*) FROM platform_activations a WHERE a.school_id = p.school_id AND a.platform_id = $2),
+			COALESCE((SELECT pf.attributes FROM platforms pf WHERE pf.id = $2), ''),
 			COALESCE(g.guardian_id, ''), COALESCE(c.id, ''), COALESCE(c.platform_id, ''), COALESCE(c.decision, ''),
 			COALESCE(c.attributes, ''), COALESCE(c.refused, ''), COALESCE(c.withdrawn_at, 0)
 		FROM pupils p LEFT JOIN enrolments e ON e.pupil_id = p.id
@@ -229,10 +230,16 @@ func (s *Store) consentState(ctx context.Context, pupilID, platformID string) (s
 	defer rows.Close()
 	found := false
 	for rows.Next() {
-		var status, state, rule, guardian, id, platform, decision, attrs, refused string
+		var status, state, rule, pfAttrs, guardian, id, platform, decision, attrs, refused string
 		var activated, withdrawn int64
-		if err := rows.Scan(&st.SchoolID, &status, &state, &rule, &activated, &guardian, &id, &platform, &decision, &attrs, &refused, &withdrawn); err != nil {
+		if err := rows.Scan(&st.SchoolID, &status, &state, &rule, &activated, &pfAttrs, &guardian, &id, &platform, &decision, &attrs, &refused, &withdrawn); err != nil {
 			return st, err
+		}
+		if !found && pfAttrs != "" {
+			st.PlatformFound = true
+			if err := json.Unmarshal([]byte(pfAttrs), &st.Attributes); err != nil {
+				return st, fmt.Errorf("platform %s: stored attributes: %w", platformID, err)
+			}
 		}
 		found = true
 		st.PupilStatus, st.Enrolment, st.Rule, st.Activated = school.PupilStatus(status), school.EnrolmentState(state), school.ConsentRule(rule), activated > 0
@@ -446,7 +453,7 @@ func (s *Store) EnqueueMail(ctx context.Context, m school.Mail) (school.Mail, er
 
 // ClaimMail implements school.ConsentFlowStore.
 func (s *Store) ClaimMail(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.Mail, error) {
-	return claim(ctx, s, "claim mail", "outbox", "status = 'pending' AND next_at <= $1", mailCols, scanMail, owner, lease, limit)
+	return claim(ctx, s, "claim mail", "outbox", "", "status = 'pending' AND next_at <= $1", mailCols, scanMail, owner, lease, limit)
 }
 
 // MailSent implements school.ConsentFlowStore.
@@ -497,7 +504,11 @@ func (s *Store) ListMail(ctx context.Context, f school.MailFilter) ([]school.Mai
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	q := `SELECT id, school_id, kind, recipient, subject, '', '', status, attempts, last_error, created_at, next_at, sent_at FROM outbox WHERE ($1 = '' OR school_id = $1) AND ($2 = '' OR status = $2) ORDER BY created_at DESC, id LIMIT ` + fmt.Sprint(f.Limit)
+	cols := `id, school_id, kind, recipient, subject, '', '', status, attempts, last_error, created_at, next_at, sent_at`
+	if f.Bodies {
+		cols = mailCols // scanMail is the one place bodies are read
+	}
+	q := `SELECT ` + cols + ` FROM outbox WHERE ($1 = '' OR school_id = $1) AND ($2 = '' OR status = $2) ORDER BY created_at DESC, id LIMIT ` + fmt.Sprint(f.Limit)
 	out, err := collect(ctx, s.q, scanMail, q, f.SchoolID, f.Status)
 	return out, s.fail("list mail", err)
 }

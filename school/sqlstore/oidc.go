@@ -263,6 +263,10 @@ func tokenWhere(f school.OIDCTokenFilter, first int) (string, []any, error) {
 	add("auth_request_id", f.AuthRequestID)
 	add("family_id", f.FamilyID)
 	add("subject", f.Subject)
+	if f.SchoolID != "" {
+		args = append(args, f.SchoolID)
+		conds = append(conds, fmt.Sprintf("pupil_id IN (SELECT id FROM pupils WHERE school_id = $%d)", first+len(args)-1))
+	}
 	if len(conds) == 0 {
 		return "", nil, fmt.Errorf("%w: empty token filter", school.ErrInvalid)
 	}

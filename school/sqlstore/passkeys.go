@@ -197,12 +197,12 @@ func (s *Store) ConsumeCeremony(ctx context.Context, id string) (school.Ceremony
 	return c, nil
 }
 
-const codeCols = `hash, pupil_id, school_id, created_by, created_at, expires_at, used_at`
+const codeCols = `hash, pupil_id, school_id, created_by, created_at, expires_at, used_at, locator`
 
 func scanCodeRow(r Row) (school.EnrolmentCode, error) {
 	var c school.EnrolmentCode
 	var created, expires, used int64
-	err := r.Scan(&c.Hash, &c.PupilID, &c.SchoolID, &c.CreatedBy, &created, &expires, &used)
+	err := r.Scan(&c.Hash, &c.PupilID, &c.SchoolID, &c.CreatedBy, &created, &expires, &used, &c.Locator)
 	c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMicros(created), fromMicros(expires), fromMicros(used)
 	return c, err
 }
@@ -232,12 +232,14 @@ func (s *Store) CreateEnrolmentCode(ctx context.Context, c school.EnrolmentCode)
 			return fmt.Errorf("%w: enrolment of the pupil is not allowed (no consent)", school.ErrInvalid)
 		}
 		c.SchoolID = p.SchoolID
-		// A new code supersedes the pupil's unused ones.
-		if _, err := t.q.Exec(ctx, `DELETE FROM enrolment_codes WHERE pupil_id = $1 AND used_at = 0`, p.ID); err != nil {
+		// A new code supersedes the pupil's unused ones: they expire now
+		// (so that a pupil typing the old card is told so, and is not
+		// counted as a guesser).
+		if _, err := t.q.Exec(ctx, `UPDATE enrolment_codes SET expires_at = $2 WHERE pupil_id = $1 AND used_at = 0 AND expires_at > $2`, p.ID, micros(c.CreatedAt)); err != nil {
 			return err
 		}
-		_, err = t.q.Exec(ctx, `INSERT INTO enrolment_codes (`+codeCols+`) VALUES ($1, $2, $3, $4, $5, $6, 0)`,
-			c.Hash, c.PupilID, c.SchoolID, c.CreatedBy, micros(c.CreatedAt), micros(c.ExpiresAt))
+		_, err = t.q.Exec(ctx, `INSERT INTO enrolment_codes (`+codeCols+`) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)`,
+			c.Hash, c.PupilID, c.SchoolID, c.CreatedBy, micros(c.CreatedAt), micros(c.ExpiresAt), c.Locator)
 		return err
 	})
 	return c, err
@@ -283,6 +285,18 @@ func (s *Store) ConsumeEnrolmentCode(ctx context.Context, hash []byte) (school.E
 	}
 	return c, nil
 }
+
+// LiveEnrolmentCodes implements school.EnrolmentCodeStore.
+func (s *Store) LiveEnrolmentCodes(ctx context.Context, locator string) ([]school.EnrolmentCode, error) {
+	if locator == "" {
+		return nil, nil
+	}
+	out, err := collect(ctx, s.q, scanCode, `SELECT `+codeCols+` FROM enrolment_codes WHERE locator = $1 AND used_at = 0 AND expires_at > $2 ORDER BY created_at`,
+		locator, micros(s.now()))
+	return out, s.fail("live enrolment codes", err)
+}
+
+func scanCode(r Rows) (school.EnrolmentCode, error) { return scanCodeRow(r) }
 
 // PendingEnrolmentCode implements school.EnrolmentCodeStore.
 func (s *Store) PendingEnrolmentCode(ctx context.Context, pupilID string) (bool, error) {
@@ -395,6 +409,18 @@ func (s *Store) RevokeSessions(ctx context.Context, subjectID, reason string) (i
 	return int(n), s.fail("revoke sessions", err)
 }
 
+// ExpiredPupilSessions implements school.SessionStore.
+func (s *Store) ExpiredPupilSessions(ctx context.Context, now time.Time, limit int) ([]school.Session, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	n := micros(now)
+	out, err := collect(ctx, s.q, scanSession, `SELECT `+sessionCols+` FROM sessions
+		WHERE revoked_at = 0 AND kind = 'pupil' AND (expires_at <= $1 OR (idle_timeout > 0 AND last_seen_at + idle_timeout <= $1))
+		ORDER BY expires_at, id_hash LIMIT `+fmt.Sprint(limit), n)
+	return out, s.fail("expired pupil sessions", err)
+}
+
 // HitRate implements school.RateStore.
 func (s *Store) HitRate(ctx context.Context, key string, window time.Duration) (int, error) {
 	now := s.now()
@@ -428,7 +454,7 @@ func (s *Store) PurgeAuthnState(ctx context.Context, cutoff time.Time) (int64, e
 		for _, q := range []string{
 			`DELETE FROM webauthn_ceremonies WHERE expires_at < $1`,
 			`DELETE FROM enrolment_codes WHERE expires_at < $1`,
-			`DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at <> 0 AND revoked_at < $1)`,
+			`DELETE FROM sessions WHERE (revoked_at <> 0 AND revoked_at < $1) OR (expires_at < $1 AND (kind <> 'pupil' OR expires_at < $1 - 86400000000))`,
 			`DELETE FROM rate_counters WHERE window_end < $1`,
 		} {
 			n, err := t.q.Exec(ctx, q, c)

@@ -43,9 +43,11 @@ func (s *Store) lease(ctx context.Context, table, due string, now, until time.Ti
 }
 
 // claim leases to owner, in one transaction, up to limit (10 when not
-// positive) rows of a queue table that due selects (see lease) and returns
-// them, scanned from cols by scan.
-func claim[T any](ctx context.Context, s *Store, op, table, due, cols string, scan func(Rows) (T, error), owner string, lease time.Duration, limit int) ([]T, error) {
+// positive) rows of a queue table that kind and due select (see lease)
+// and returns them, scanned from cols by scan. kind is a constant
+// condition without parameters ("" for none) that also narrows the
+// read-back, so one owner's claims of different kinds stay apart.
+func claim[T any](ctx context.Context, s *Store, op, table, kind, due, cols string, scan func(Rows) (T, error), owner string, lease time.Duration, limit int) ([]T, error) {
 	if owner == "" || lease <= 0 {
 		return nil, fmt.Errorf("%w: claim needs an owner and a lease", school.ErrInvalid)
 	}
@@ -56,23 +58,30 @@ func claim[T any](ctx context.Context, s *Store, op, table, due, cols string, sc
 	err := s.tx(ctx, op, func(t *Store) error {
 		now := t.now()
 		until := now.Add(lease)
+		back := ""
+		if kind != "" {
+			due = kind + " AND " + due
+			back = " AND " + kind
+		}
 		if err := t.lease(ctx, table, due, now, until, owner, limit); err != nil {
 			return err
 		}
 		var err error
-		out, err = collect(ctx, t.q, scan, `SELECT `+cols+` FROM `+table+` WHERE lease_owner = $1 AND lease_until = $2 ORDER BY next_at, id`, owner, micros(until))
+		out, err = collect(ctx, t.q, scan, `SELECT `+cols+` FROM `+table+` WHERE lease_owner = $1 AND lease_until = $2`+back+` ORDER BY next_at, id`, owner, micros(until))
 		return err
 	})
 	return out, err
 }
 
-const logoutCols = `id, platform_id, subject, sid, created_at, next_at, expires_at, attempts, last_error`
+const logoutCols = `id, platform_id, protocol, subject, sid, session_ref, name_id_format, session_index, created_at, next_at, expires_at, attempts, last_error`
 
 func scanLogout(r Rows) (school.LogoutNotice, error) {
 	var n school.LogoutNotice
+	var protocol string
 	var created, next, expires int64
 	var attempts int64
-	err := r.Scan(&n.ID, &n.PlatformID, &n.Subject, &n.Sid, &created, &next, &expires, &attempts, &n.LastError)
+	err := r.Scan(&n.ID, &n.PlatformID, &protocol, &n.Subject, &n.Sid, &n.SessionRef, &n.NameIDFormat, &n.SessionIndex, &created, &next, &expires, &attempts, &n.LastError)
+	n.Protocol = school.Protocol(protocol)
 	n.CreatedAt, n.NextAt, n.ExpiresAt, n.Attempts = fromMicros(created), fromMicros(next), fromMicros(expires), int(attempts)
 	return n, err
 }
@@ -82,18 +91,29 @@ func (s *Store) QueueLogout(ctx context.Context, n school.LogoutNotice) (school.
 	if n.PlatformID == "" || n.Subject == "" || n.ExpiresAt.IsZero() {
 		return n, fmt.Errorf("%w: a logout notice needs a platform, a subject and an expiry", school.ErrInvalid)
 	}
+	if n.Protocol == "" {
+		n.Protocol = school.ProtocolOIDC
+	}
+	if n.Protocol != school.ProtocolOIDC && n.Protocol != school.ProtocolSAML {
+		return n, fmt.Errorf("%w: logout notice protocol %q", school.ErrInvalid, n.Protocol)
+	}
 	n.ID, n.CreatedAt, n.Attempts, n.LastError = school.NewID(), s.now(), 0, ""
 	if n.NextAt.IsZero() {
 		n.NextAt = n.CreatedAt
 	}
-	_, err := s.q.Exec(ctx, `INSERT INTO logout_notices (`+logoutCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '')`,
-		n.ID, n.PlatformID, n.Subject, n.Sid, micros(n.CreatedAt), micros(n.NextAt), micros(n.ExpiresAt))
+	_, err := s.q.Exec(ctx, `INSERT INTO logout_notices (`+logoutCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, '')`,
+		n.ID, n.PlatformID, string(n.Protocol), n.Subject, n.Sid, n.SessionRef, n.NameIDFormat, n.SessionIndex,
+		micros(n.CreatedAt), micros(n.NextAt), micros(n.ExpiresAt))
 	return n, s.fail("queue logout", err)
 }
 
 // ClaimLogouts implements school.OIDCStore.
-func (s *Store) ClaimLogouts(ctx context.Context, owner string, lease time.Duration, limit int) ([]school.LogoutNotice, error) {
-	return claim(ctx, s, "claim logouts", "logout_notices", "next_at <= $1 AND expires_at > $1", logoutCols, scanLogout, owner, lease, limit)
+func (s *Store) ClaimLogouts(ctx context.Context, owner string, protocol school.Protocol, lease time.Duration, limit int) ([]school.LogoutNotice, error) {
+	if protocol != school.ProtocolOIDC && protocol != school.ProtocolSAML {
+		return nil, fmt.Errorf("%w: logout notice protocol %q", school.ErrInvalid, protocol)
+	}
+	// The protocol is one of two constants, so it is safe in the SQL.
+	return claim(ctx, s, "claim logouts", "logout_notices", "protocol = '"+string(protocol)+"'", "next_at <= $1 AND expires_at > $1", logoutCols, scanLogout, owner, lease, limit)
 }
 
 // LogoutDelivered implements school.OIDCStore.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/elevid/elevid/school"
@@ -177,6 +178,38 @@ func (s *Store) DeleteSAMLParticipants(ctx context.Context, sessionID string) er
 		_, err := t.q.Exec(ctx, `DELETE FROM saml_participants WHERE session_id = $1`, sessionID)
 		return err
 	})
+}
+
+// TakeSAMLParticipants implements school.SAMLStore.
+func (s *Store) TakeSAMLParticipants(ctx context.Context, f school.SAMLParticipantFilter) ([]school.SAMLParticipant, error) {
+	if f.SessionID == "" && f.PupilID == "" && f.SchoolID == "" {
+		return nil, fmt.Errorf("%w: a participant filter needs a session, a pupil or a school", school.ErrInvalid)
+	}
+	var conds []string
+	args := []any{micros(s.now())}
+	add := func(cond, v string) {
+		if v != "" {
+			args = append(args, v)
+			conds = append(conds, fmt.Sprintf(cond, len(args)))
+		}
+	}
+	add("session_id = $%d", f.SessionID)
+	add("pupil_id = $%d", f.PupilID)
+	add("platform_id = $%d", f.PlatformID)
+	add("pupil_id IN (SELECT id FROM pupils WHERE school_id = $%d)", f.SchoolID)
+	where := strings.Join(conds, " AND ")
+	var out []school.SAMLParticipant
+	err := s.tx(ctx, "take saml participants", func(t *Store) error {
+		var err error
+		out, err = collect(ctx, t.q, scanSAMLParticipant, `SELECT `+samlParticipantCols+` FROM saml_participants
+			WHERE expires_at > $1 AND `+where+` ORDER BY created_at, id`, args...)
+		if err != nil {
+			return err
+		}
+		_, err = t.q.Exec(ctx, `DELETE FROM saml_participants WHERE `+where+` AND expires_at > $1`, args...)
+		return err
+	})
+	return out, s.fail("take saml participants", err)
 }
 
 // PruneSAML implements school.SAMLStore.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,6 +247,19 @@ func testOutbox(t *testing.T, h Harness) {
 	}
 	if l := must(st.ListMail(ctx, school.MailFilter{SchoolID: s.School.ID})); len(l) != n || l[0].Text != "" {
 		t.Fatalf("ListMail = %d (bodies %q)", len(l), l[0].Text)
+	}
+	// With Bodies (the demo's outbox view) the pending mail comes whole.
+	if l := must(st.ListMail(ctx, school.MailFilter{SchoolID: s.School.ID, Bodies: true})); len(l) != n {
+		t.Fatalf("ListMail with bodies = %d", len(l))
+	} else {
+		for i, m := range l {
+			if !strings.HasPrefix(m.Text, "link ") || m.HTML != "<p>x</p>" {
+				t.Fatalf("ListMail with bodies: mail %d = %q / %q", i, m.Text, m.HTML)
+			}
+			if i > 0 && m.CreatedAt.After(l[i-1].CreatedAt) {
+				t.Fatalf("ListMail with bodies: not newest first at %d", i)
+			}
+		}
 	}
 
 	// Concurrent claimers on "several nodes" never share a message.

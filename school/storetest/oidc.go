@@ -314,7 +314,7 @@ func testLogoutQueue(t *testing.T, h Harness) {
 	}
 	_, err := st.QueueLogout(ctx, school.LogoutNotice{PlatformID: "nope", Subject: "sub", ExpiresAt: h.Clock.Now().Add(time.Hour)})
 	wantErr(t, err, school.ErrInvalid)
-	_, err = st.ClaimLogouts(ctx, "", time.Minute, 5)
+	_, err = st.ClaimLogouts(ctx, "", school.ProtocolOIDC, time.Minute, 5)
 	wantErr(t, err, school.ErrInvalid)
 
 	const n = 12
@@ -339,13 +339,15 @@ func testLogoutQueue(t *testing.T, h Harness) {
 
 	// Concurrent claimers on "several nodes" never share a notice, and
 	// the one not yet due stays.
-	seen := claimOnNodes(t, func(owner string) ([]school.LogoutNotice, error) { return st.ClaimLogouts(ctx, owner, time.Minute, 5) },
+	seen := claimOnNodes(t, func(owner string) ([]school.LogoutNotice, error) {
+		return st.ClaimLogouts(ctx, owner, school.ProtocolOIDC, time.Minute, 5)
+	},
 		func(x school.LogoutNotice) string { return x.ID },
 		func(x school.LogoutNotice) bool { return x.Attempts == 1 && x.ID != later.ID })
 	if len(seen) != n {
 		t.Fatalf("claimed %d of %d", len(seen), n)
 	}
-	if ns := must(st.ClaimLogouts(ctx, "node-z", time.Minute, 50)); len(ns) != 0 {
+	if ns := must(st.ClaimLogouts(ctx, "node-z", school.ProtocolOIDC, time.Minute, 50)); len(ns) != 0 {
 		t.Fatalf("leased notices claimed again: %d", len(ns))
 	}
 	var ids []string
@@ -364,23 +366,23 @@ func testLogoutQueue(t *testing.T, h Harness) {
 	if err := st.LogoutFailed(ctx, ids[1], seen[ids[1]], "status 503", h.Clock.Now().Add(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if ns := must(st.ClaimLogouts(ctx, "node-z", time.Minute, 50)); len(ns) != 0 {
+	if ns := must(st.ClaimLogouts(ctx, "node-z", school.ProtocolOIDC, time.Minute, 50)); len(ns) != 0 {
 		t.Fatalf("a failed notice came back before its retry time: %d", len(ns))
 	}
 	h.Clock.Advance(31 * time.Second)
-	ns := must(st.ClaimLogouts(ctx, "node-z", time.Minute, 50))
+	ns := must(st.ClaimLogouts(ctx, "node-z", school.ProtocolOIDC, time.Minute, 50))
 	if len(ns) != 1 || ns[0].ID != ids[1] || ns[0].Attempts != 2 || ns[0].LastError != "status 503" {
 		t.Fatalf("retry claim = %+v", ns)
 	}
 	// A lease that ran out goes to another node.
 	h.Clock.Advance(2 * time.Minute)
-	if ns := must(st.ClaimLogouts(ctx, "node-y", time.Minute, 50)); len(ns) != n-1 {
+	if ns := must(st.ClaimLogouts(ctx, "node-y", school.ProtocolOIDC, time.Minute, 50)); len(ns) != n-1 {
 		t.Fatalf("after the leases ran out: %d claimed, want %d", len(ns), n-1)
 	}
 	wantErr(t, st.LogoutDelivered(ctx, ids[1], "node-z"), school.ErrLocked)
 	// Expired notices are never claimed and are pruned.
 	h.Clock.Advance(25 * time.Hour)
-	if ns := must(st.ClaimLogouts(ctx, "node-x", time.Minute, 50)); len(ns) != 0 {
+	if ns := must(st.ClaimLogouts(ctx, "node-x", school.ProtocolOIDC, time.Minute, 50)); len(ns) != 0 {
 		t.Fatalf("expired notices claimed: %d", len(ns))
 	}
 	if got := must(st.PruneOIDC(ctx, h.Clock.Now())); got != n {

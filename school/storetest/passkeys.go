@@ -237,7 +237,7 @@ func testEnrolmentCodes(t *testing.T, h Harness) {
 	s := authnSeed(t, st)
 	week := h.Clock.Now().Add(7 * 24 * time.Hour)
 	code := func(name string) school.EnrolmentCode {
-		return school.EnrolmentCode{Hash: codeHash(name), PupilID: s.Pupil.ID, CreatedBy: "staff-1", ExpiresAt: week}
+		return school.EnrolmentCode{Hash: codeHash(name), PupilID: s.Pupil.ID, CreatedBy: "staff-1", ExpiresAt: week, Locator: "LOC1"}
 	}
 
 	// Without consent no code is issued: the consent placeholder decides.
@@ -262,10 +262,17 @@ func testEnrolmentCodes(t *testing.T, h Harness) {
 	_, err = st.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: []byte("short"), PupilID: s.Pupil.ID, ExpiresAt: week})
 	wantErr(t, err, school.ErrInvalid)
 
-	// A new code supersedes the old one.
+	// A new code supersedes the old one: the old one reads as expired.
 	must(st.CreateEnrolmentCode(ctx, code("b")))
 	_, err = st.EnrolmentCodeByHash(ctx, codeHash("a"))
-	wantErr(t, err, school.ErrNotFound)
+	wantErr(t, err, school.ErrExpired)
+	// Only the live code answers to the locator.
+	if live := must(st.LiveEnrolmentCodes(ctx, "LOC1")); len(live) != 1 || string(live[0].Hash) != string(codeHash("b")) || live[0].Locator != "LOC1" {
+		t.Fatalf("LiveEnrolmentCodes = %+v", live)
+	}
+	if live := must(st.LiveEnrolmentCodes(ctx, "")); len(live) != 0 {
+		t.Fatalf("LiveEnrolmentCodes(\"\") = %d", len(live))
+	}
 
 	// Concurrent consumption: exactly one wins, then it is used.
 	wins := race(8, func() error { _, err := st.ConsumeEnrolmentCode(ctx, codeHash("b")); return err })
@@ -276,6 +283,9 @@ func testEnrolmentCodes(t *testing.T, h Harness) {
 	wantErr(t, err, school.ErrUsed)
 	_, err = st.EnrolmentCodeByHash(ctx, codeHash("b"))
 	wantErr(t, err, school.ErrUsed)
+	if live := must(st.LiveEnrolmentCodes(ctx, "LOC1")); len(live) != 0 {
+		t.Fatalf("a used code is live: %+v", live)
+	}
 	_, err = st.ConsumeEnrolmentCode(ctx, codeHash("zz"))
 	wantErr(t, err, school.ErrNotFound)
 	if must(st.PendingEnrolmentCode(ctx, s.Pupil.ID)) {

@@ -108,6 +108,7 @@ var suites = []struct {
 	{"SAML", testSAML},
 	{"OIDC", testOIDC},
 	{"LogoutQueue", testLogoutQueue},
+	{"EndAccess", testEndAccess},
 	{"Transactions", testTransactions},
 	{"Access", testAccess},
 	{"Retention", testRetention},

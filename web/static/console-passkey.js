@@ -9,9 +9,11 @@
   function setup(form) {
     var status = document.getElementById("passkey-status");
     var error = document.getElementById("passkey-error");
-    var d = form.dataset, busy = false, register = d.consolePasskey === "register";
+    var d = form.dataset, busy = false, register = d.consolePasskey === "register", wait = W.waiter(form), cancelled = false;
     function fail(err) {
       busy = false;
+      wait.stop();
+      if (cancelled) return;
       if (status) status.textContent = "";
       if (!error) return;
       var msg = d.msgFailed || "Error";
@@ -26,14 +28,17 @@
       if (busy) return;
       if (!(window.PublicKeyCredential && navigator.credentials)) { fail({ server: true, message: d.msgUnsupported }); return; }
       busy = true;
+      cancelled = false;
       if (status) status.textContent = d.msgWorking || "";
       if (error) error.hidden = true;
+      // Cancel returns to the start: no status, no error.
+      var signal = wait.start(function () { cancelled = true; busy = false; if (status) status.textContent = ""; });
       var label = form.querySelector("[name=label]"), ceremony;
       post(d.begin, {}).then(function (begun) {
         ceremony = begun.ceremony;
         return register
-          ? navigator.credentials.create({ publicKey: creationOptions(begun.options) })
-          : navigator.credentials.get({ publicKey: requestOptions(begun.options) });
+          ? navigator.credentials.create({ publicKey: creationOptions(begun.options), signal: signal })
+          : navigator.credentials.get({ publicKey: requestOptions(begun.options), signal: signal });
       }).then(function (cred) {
         return post(d.finish, {
           ceremony: ceremony, credential: credentialJSON(cred),

@@ -61,5 +61,37 @@ window.ElevIDWebAuthn = (function () {
       });
     });
   }
-  return { creationOptions: creationOptions, requestOptions: requestOptions, credentialJSON: credentialJSON, post: post };
+  // waiter shows, while a passkey ceremony waits for the device, a
+  // cancel button (#passkey-cancel) at once and a hint (#passkey-hint)
+  // after form.dataset.hintAfter ms (8 s). start returns the signal to
+  // pass to navigator.credentials; cancel aborts it and calls onCancel.
+  function waiter(form) {
+    var hint = document.getElementById("passkey-hint");
+    var cancel = document.getElementById("passkey-cancel");
+    var after = parseInt(form.dataset.hintAfter || "8000", 10), timer = null, ctl = null, onCancel = null;
+    function stop() {
+      clearTimeout(timer);
+      timer = null; ctl = null; onCancel = null;
+      if (hint) hint.hidden = true;
+      if (cancel) cancel.hidden = true;
+    }
+    if (cancel) cancel.addEventListener("click", function () {
+      var c = ctl, f = onCancel;
+      stop();
+      if (c) c.abort();
+      if (f) f();
+    });
+    return {
+      start: function (cancelled) {
+        stop();
+        ctl = new AbortController();
+        onCancel = cancelled;
+        if (cancel) cancel.hidden = false;
+        timer = setTimeout(function () { if (hint) hint.hidden = false; }, after);
+        return ctl.signal;
+      },
+      stop: stop
+    };
+  }
+  return { creationOptions: creationOptions, requestOptions: requestOptions, credentialJSON: credentialJSON, post: post, waiter: waiter };
 })();
