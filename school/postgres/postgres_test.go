@@ -32,7 +32,8 @@ func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
 		_, _ = admin.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
 		admin.Close(context.Background())
 	})
-	st, err := postgres.Open(ctx, withSearchPath(t, dsn, schema), sqlstore.Options{Now: clock.Now})
+	keys := storetest.NewAuditKeyring()
+	st, err := postgres.Open(ctx, withSearchPath(t, dsn, schema), sqlstore.Options{Now: clock.Now, AuditKeys: keys.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +42,9 @@ func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
 		t.Fatal(err)
 	}
 	return storetest.Harness{
-		Store: st,
-		Clock: clock,
+		Store:     st,
+		Clock:     clock,
+		AuditKeys: keys,
 		Exec: func(ctx context.Context, q string, args ...any) error {
 			_, err := st.Pool().Exec(ctx, q, args...)
 			return err
