@@ -208,7 +208,7 @@ func TestLoginBeginLimitedPerClient(t *testing.T) {
 	}
 	b := e.browser("en")
 	b.ip = "203.0.113.7"
-	for i := range 600 {
+	for i := range 3000 {
 		if status, res := b.json("/login/begin", map[string]string{"mediation": "conditional"}); status != 200 {
 			t.Fatalf("begin %d = %d %v", i, status, res)
 		}

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crewjam/saml"
 	"golang.org/x/oauth2"
 
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
 
 var (
@@ -44,9 +47,15 @@ var samlCanonical = map[string]string{
 // platform the model gives nothing is refused. -consentprop.n sets the
 // number of sequences, -consentprop.seed the seed.
 //
-// To add an event (the ending events: quarantine, passkey reset, logout,
-// expiry), add a stepKind, its case in propWorld.apply, and its checks in
-// propWorld.invariants.
+// The events that end access — withdrawal, a lost attribute and
+// deactivation (through the access service, as the consent service does),
+// quarantine and restore, passkey reset, logout and session expiry — are
+// checked too: afterwards none of the pupil's tokens and SP sessions in
+// the event's scope works, and a logout notice was queued for every
+// platform session (OIDC and SAML alike) that was alive in scope before.
+// A quarantined pupil cannot sign in with a passkey, so OIDC sign-ins
+// are skipped while quarantined; SAML sign-ins with a still-open session
+// must be refused.
 func TestConsentProperty(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		name := map[bool]string{false: "sqlite", true: "postgres"}[pg]
@@ -56,6 +65,7 @@ func TestConsentProperty(t *testing.T) {
 			for i := range *consentPropN {
 				w.sequence(t, rng, i)
 			}
+			t.Logf("%d ending events ended %d platform sessions (%d over SAML)", w.endings, w.endedSessions, w.endedSAML)
 		})
 	}
 }
@@ -74,10 +84,16 @@ const (
 	stepDeactivate
 	stepSignInOIDC
 	stepSignInSAML
+	stepQuarantine
+	stepRestore
+	stepPasskeyReset
+	stepLogout
+	stepExpire
 	stepKinds
 )
 
-var stepNames = []string{"grant", "deny", "withdraw", "refuse", "gain", "lose", "activate", "deactivate", "oidc", "saml"}
+var stepNames = []string{"grant", "deny", "withdraw", "refuse", "gain", "lose", "activate", "deactivate", "oidc", "saml",
+	"quarantine", "restore", "passkey-reset", "logout", "expire"}
 
 // step is one event of a sequence.
 type step struct {
@@ -104,7 +120,26 @@ type propWorld struct {
 	rule      school.ConsentRule
 	// last is what the last sign-in at each platform released (claim
 	// names), or nil when it was refused.
-	last [2][]string
+	last        [2][]string
+	quarantined bool
+	// ended is what the last ending event must have ended (nil when the
+	// step ended nothing): the platform sessions alive in its scope before
+	// it, and the notices it queued.
+	ended *endCheck
+	// counts for the log
+	endings, endedSessions, endedSAML int
+}
+
+// platformSession is one platform's session with the pupil: OIDC tokens
+// of one login session, or a SAML SP session.
+type platformSession struct {
+	platform, subject, sessionRef string
+}
+
+type endCheck struct {
+	inScope func(platformSession) bool
+	before  []platformSession // alive, in scope, before the event
+	queued  []school.LogoutNotice
 }
 
 func newPropWorld(t *testing.T, pg bool) *propWorld {
@@ -148,6 +183,10 @@ func (w *propWorld) sequence(t *testing.T, rng *rand.Rand, n int) {
 	if _, err := st.ClearConsents(ctx, w.e.pupil.ID); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.UpdatePupil(ctx, w.e.pupil.ID, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilActive; return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+	w.quarantined = false
 	w.rule = []school.ConsentRule{school.ConsentAny, school.ConsentAll}[rng.IntN(2)]
 	if _, err := st.PutEnrolment(ctx, school.Enrolment{PupilID: w.e.pupil.ID, State: school.EnrolmentEnrolled, Rule: w.rule}); err != nil {
 		t.Fatal(err)
@@ -168,8 +207,22 @@ func (w *propWorld) sequence(t *testing.T, rng *rand.Rand, n int) {
 		}
 	}
 	var trail []step
+	if rng.IntN(2) == 0 { // both guardians start with a yes to both platforms
+		for g := range 2 {
+			for p := range 2 {
+				s := step{kind: stepGrant, guardian: g, platform: p}
+				trail = append(trail, s)
+				if err := w.apply(t, s); err != nil {
+					t.Fatalf("sequence %d: %v", n, err)
+				}
+			}
+		}
+	}
 	for range 6 + rng.IntN(10) {
 		s := step{kind: stepKind(rng.IntN(int(stepKinds))), guardian: rng.IntN(2), platform: rng.IntN(2), attr: propAttrs[rng.IntN(len(propAttrs))]}
+		if rng.IntN(3) == 0 { // sign-ins make the platform sessions the ending events end
+			s.kind = stepSignInOIDC + stepKind(rng.IntN(2))
+		}
 		trail = append(trail, s)
 		if err := w.apply(t, s); err != nil {
 			t.Fatalf("sequence %d (rule %s), steps %v: %v", n, w.rule, trail, err)
@@ -205,6 +258,10 @@ func (w *propWorld) apply(t *testing.T, s step) error {
 		_, err := st.SetConsent(ctx, c)
 		return err
 	}
+	w.ended = nil
+	pupil := w.e.pupil.ID
+	onPlatform := func(ps platformSession) bool { return ps.platform == pf.ID }
+	everything := func(platformSession) bool { return true }
 	switch s.kind {
 	case stepGrant:
 		return set(school.Consent{Decision: school.DecisionGranted, Attributes: pf.Attributes})
@@ -214,14 +271,69 @@ func (w *propWorld) apply(t *testing.T, s step) error {
 		if !mine.Granted() {
 			return nil
 		}
-		return set(school.Consent{Decision: school.DecisionWithdrawn, Attributes: mine.Attributes})
+		return w.end(onPlatform, func(q school.Queries) error {
+			if _, err := q.SetConsent(ctx, school.Consent{PupilID: pupil, GuardianID: g, PlatformID: pf.ID, Decision: school.DecisionWithdrawn, Attributes: mine.Attributes}); err != nil {
+				return err
+			}
+			_, err := w.e.access.End(ctx, q, access.PupilPlatform(pupil, pf.ID), "consent withdrawn")
+			return err
+		})
+	case stepQuarantine, stepPasskeyReset:
+		return w.end(everything, func(q school.Queries) error {
+			if s.kind == stepQuarantine {
+				if _, err := q.UpdatePupil(ctx, pupil, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilQuarantined; return p, nil }); err != nil {
+					return err
+				}
+				w.quarantined = true
+			}
+			_, err := w.e.access.End(ctx, q, access.Pupil(pupil), stepNames[s.kind])
+			return err
+		})
+	case stepRestore:
+		w.quarantined = false
+		_, err := st.UpdatePupil(ctx, pupil, func(p school.Pupil) (school.Pupil, error) { p.Status = school.PupilActive; return p, nil })
+		return err
+	case stepLogout: // the SAML harness's login session signs out
+		ref := school.SessionRef(w.sid)
+		return w.end(func(ps platformSession) bool { return ps.sessionRef == ref }, func(q school.Queries) error {
+			_, err := w.e.access.End(ctx, q, access.Session(pupil, ref), "logout")
+			return err
+		})
+	case stepExpire: // the pupil's open sessions reach their absolute timeout
+		// (set in the database: the SAML harness runs on the real clock,
+		// so the store's clock is not moved)
+		w.e.exec(`UPDATE sessions SET expires_at = $1 WHERE subject_id = $2 AND revoked_at = 0`,
+			w.e.clock.Now().Add(-time.Second).UnixMicro(), pupil)
+		sessions, err := st.ExpiredPupilSessions(ctx, w.e.clock.Now(), 1000)
+		if err != nil {
+			return err
+		}
+		expired := map[string]bool{}
+		for _, ss := range sessions {
+			expired[ss.Ref] = true
+		}
+		return w.endDirect(func(ps platformSession) bool { return expired[ps.sessionRef] }, func() error {
+			_, err := w.e.access.EndExpired(ctx, st, "prop")
+			return err
+		})
 	case stepRefuse:
 		if !mine.Granted() {
 			return nil
 		}
 		kept := slices.DeleteFunc(slices.Clone(mine.Attributes), func(a school.AttributeGrant) bool { return a.Name == s.attr })
 		return set(school.Consent{Decision: school.DecisionGranted, Attributes: kept, Refused: append(slices.Clone(mine.Refused), s.attr)})
-	case stepGain, stepLose:
+	case stepLose: // as the consent service's PlatformChanged: the platform's sessions end
+		return w.end(onPlatform, func(q school.Queries) error {
+			if _, err := q.UpdatePlatform(ctx, pf.ID, func(p school.Platform) (school.Platform, error) {
+				p.Attributes = slices.DeleteFunc(p.Attributes, func(a school.AttributeGrant) bool { return a.Name == s.attr })
+				return p, nil
+			}); err != nil {
+				return err
+			}
+			_, err := w.e.access.End(ctx, q, access.SchoolPlatform(w.e.school.ID, pf.ID), "platform lost an attribute")
+			return err
+		})
+	case stepGain:
 		_, err := st.UpdatePlatform(ctx, pf.ID, func(p school.Platform) (school.Platform, error) {
 			has := p.Allows(s.attr)
 			if s.kind == stepGain && !has {
@@ -233,15 +345,128 @@ func (w *propWorld) apply(t *testing.T, s step) error {
 			return p, nil
 		})
 		return err
-	case stepActivate, stepDeactivate:
-		_, err := st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: w.e.school.ID, PlatformID: pf.ID, ActivatedBy: "prop"}, s.kind == stepActivate)
+	case stepActivate:
+		_, err := st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: w.e.school.ID, PlatformID: pf.ID, ActivatedBy: "prop"}, true)
 		return err
+	case stepDeactivate: // as the consent service: deactivation ends access
+		return w.end(onPlatform, func(q school.Queries) error {
+			if _, err := q.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: w.e.school.ID, PlatformID: pf.ID, ActivatedBy: "prop"}, false); err != nil {
+				return err
+			}
+			_, err := w.e.access.End(ctx, q, access.SchoolPlatform(w.e.school.ID, pf.ID), "deactivated")
+			return err
+		})
 	case stepSignInOIDC:
+		if w.quarantined {
+			return nil // the passkey login refuses a quarantined pupil
+		}
 		w.last[0], err = w.signInOIDC(t)
 		return err
 	case stepSignInSAML:
+		if _, err := st.TouchSession(ctx, w.sid); err != nil {
+			w.sid = w.h.sessions.login(pupil) // signed in again (the harness's login)
+		}
 		w.last[1], err = w.signInSAML(t)
 		return err
+	}
+	return nil
+}
+
+// end runs fn (which ends access) in one transaction and records what it
+// must have ended: the platform sessions inScope alive before it.
+func (w *propWorld) end(inScope func(platformSession) bool, fn func(q school.Queries) error) error {
+	return w.endDirect(inScope, func() error { return w.e.st.InTx(context.Background(), fn) })
+}
+
+func (w *propWorld) endDirect(inScope func(platformSession) bool, run func() error) error {
+	ctx := context.Background()
+	before, err := w.platformSessions(ctx)
+	if err != nil {
+		return err
+	}
+	queued, err := w.e.st.ListLogouts(ctx)
+	if err != nil {
+		return err
+	}
+	if err := run(); err != nil {
+		return err
+	}
+	c := &endCheck{inScope: inScope}
+	for _, ps := range before {
+		if inScope(ps) {
+			c.before = append(c.before, ps)
+		}
+	}
+	old := map[string]bool{}
+	for _, n := range queued {
+		old[n.ID] = true
+	}
+	all, err := w.e.st.ListLogouts(ctx)
+	for _, n := range all {
+		if !old[n.ID] {
+			c.queued = append(c.queued, n)
+		}
+	}
+	w.ended = c
+	return err
+}
+
+// platformSessions lists the pupil's alive platform sessions: active OIDC
+// tokens by platform, subject and login session, and the SAML SP's
+// sessions for the pupil's NameID.
+func (w *propWorld) platformSessions(ctx context.Context) ([]platformSession, error) {
+	var out []platformSession
+	toks, err := w.e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: w.e.pupil.ID})
+	if err != nil {
+		return nil, err
+	}
+	for _, tk := range toks {
+		ps := platformSession{tk.PlatformID, tk.Subject, tk.SessionRef}
+		if !slices.Contains(out, ps) {
+			out = append(out, ps)
+		}
+	}
+	nameID := idp.Pairwise(w.h.secret, w.e.pupil.ID, w.sp.EntityID)
+	parts, err := w.e.st.SAMLParticipantsByNameID(ctx, w.sp.platform.ID, nameID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		ps := platformSession{p.PlatformID, p.NameID, school.SAMLSessionRef(p.SessionID, p.PupilID)}
+		if !slices.Contains(out, ps) {
+			out = append(out, ps)
+		}
+	}
+	return out, nil
+}
+
+// endInvariants checks the last ending event: nothing in its scope is
+// alive, and each platform session alive in scope before has its notice.
+func (w *propWorld) endInvariants(s step) error {
+	c := w.ended
+	if c == nil {
+		return nil
+	}
+	after, err := w.platformSessions(context.Background())
+	if err != nil {
+		return err
+	}
+	for _, ps := range after {
+		if c.inScope(ps) {
+			return fmt.Errorf("%s: platform session %+v still alive", stepNames[s.kind], ps)
+		}
+	}
+	w.endings++
+	w.endedSessions += len(c.before)
+	for _, ps := range c.before {
+		if ps.platform == w.sp.platform.ID {
+			w.endedSAML++
+		}
+		if !slices.ContainsFunc(c.queued, func(n school.LogoutNotice) bool {
+			return n.PlatformID == ps.platform && n.Subject == ps.subject && n.SessionRef == ps.sessionRef
+		}) {
+			return fmt.Errorf("%s: no logout notice for the platform session %+v (queued %+v)", stepNames[s.kind], ps, c.queued)
+		}
 	}
 	return nil
 }
@@ -315,11 +540,17 @@ func (w *propWorld) signInSAML(t *testing.T) ([]string, error) {
 	}
 	resp = w.h.get(t, resp.Header.Get("Location"), w.sid)
 	body := readAll(t, resp)
-	if resp.StatusCode == http.StatusForbidden {
+	if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/saml/refused?") {
+		// Refused: the pupil sees why, with a signed refusal for the SP.
+		resp = w.h.get(t, loc, w.sid)
+		body = readAll(t, resp)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "saml-refused-form") {
+			return nil, fmt.Errorf("saml refusal page: %d", resp.StatusCode)
+		}
 		return nil, nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("saml resume: %d", resp.StatusCode)
+		return nil, fmt.Errorf("saml resume: %d %s", resp.StatusCode, regexp.MustCompile(`(?s)<main.*</main>`).FindString(body))
 	}
 	action, form := postedForm(t, body)
 	a, err := w.sp.acs(t, action, form, authn.ID)
@@ -345,7 +576,10 @@ func (w *propWorld) signInSAML(t *testing.T) ([]string, error) {
 // for the platform and school according to the model, and nothing when
 // the model gives nothing.
 func (w *propWorld) invariants(s step) error {
-	if s.kind != stepSignInOIDC && s.kind != stepSignInSAML {
+	if err := w.endInvariants(s); err != nil {
+		return err
+	}
+	if s.kind != stepSignInOIDC && s.kind != stepSignInSAML || (s.kind == stepSignInOIDC && w.quarantined) {
 		return nil
 	}
 	ctx := context.Background()
@@ -367,6 +601,9 @@ func (w *propWorld) invariants(s step) error {
 	}
 	activated := slices.ContainsFunc(acts, func(a school.PlatformActivation) bool { return a.PlatformID == pf.ID })
 	want := idp.ConsentModelCovered(w.rule, w.guardians, consents, pf, activated)
+	if w.quarantined {
+		want = nil // a quarantined pupil's releases stop
+	}
 	got := w.last[i]
 	switch {
 	case want == nil && got != nil:

@@ -41,8 +41,9 @@ type LoginOptions struct {
 	// web.ClientIP when nil.
 	ClientIP func(*http.Request) string
 	// MaxBegins login ceremonies (each a row in the store until it
-	// expires) may one client start within BeginWindow: 600 per 15
-	// minutes when zero, far above a class behind one address.
+	// expires) may one client address start within BeginWindow: 3000 per
+	// 15 minutes when zero, so that a whole school behind one address
+	// signing in at the start of the day stays under it.
 	MaxBegins   int
 	BeginWindow time.Duration
 	Now         func() time.Time
@@ -80,7 +81,7 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 		}
 	}
 	if opt.MaxBegins <= 0 {
-		opt.MaxBegins = 600
+		opt.MaxBegins = 3000
 	}
 	if opt.BeginWindow <= 0 {
 		opt.BeginWindow = 15 * time.Minute

@@ -21,7 +21,7 @@ func (s samlSessions) Current(r *http.Request) (SAMLPupilSession, bool) {
 	if !ok {
 		return SAMLPupilSession{}, false
 	}
-	return SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime}, true
+	return SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime, UserVerified: ss.UserVerified}, true
 }
 
 func (s samlSessions) LoginURL(returnTo string) string { return LoginURL(returnTo) }

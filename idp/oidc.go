@@ -268,7 +268,7 @@ func (p *OIDC) discovery(w http.ResponseWriter, r *http.Request) {
 	d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 	d.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
 	d.RequestObjectSigningAlgValuesSupported = nil
-	d.ACRValuesSupported = []string{ACRPasskeyUV, ACRPasskey}
+	d.ACRValuesSupported = ACRValuesSupported()
 	d.UILocalesSupported = nil
 	d.DeviceAuthorizationEndpoint = ""
 	d.ClaimsParameterSupported = false

@@ -78,9 +78,14 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		fail(oidc.ErrAccessDenied().WithDescription("%s", refusalText(err)))
 		return
 	}
-	acr := ACRPasskey
-	if sess.UserVerified {
-		acr = ACRPasskeyUV
+	// acr_values (voluntary in OIDC) are honoured like SAML's minimum
+	// comparison: a login that meets none of them is refused rather
+	// than reported weaker than asked.
+	acr, ok := MeetAuthnContext(ar.params.ACRValues, "minimum", ACRFor(sess.UserVerified))
+	if !ok {
+		p.log.Info("login refused: acr_values not met", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "acr_values", ar.params.ACRValues)
+		fail(oidc.ErrAccessDenied().WithDescription("unmet_authentication_requirements: the requested acr_values cannot be met"))
+		return
 	}
 	c := &school.OIDCAuthCompletion{PupilID: sess.SubjectID, SessionRef: sess.Ref, AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr}
 	stateFrom(ctx).completion = c

@@ -225,6 +225,9 @@ func PlatformCommand(ctx context.Context, st school.Store, out io.Writer, args [
 				fmt.Fprintf(out, "settings %s\n", b)
 			}
 		}
+		if p.Protocol == school.ProtocolSAML {
+			return showSAMLPlatform(out, p)
+		}
 		return nil
 	case "logouts":
 		return listQueuedLogouts(ctx, st, out)

@@ -48,6 +48,7 @@ type authParams struct {
 	Prompt       []string          `json:"prompt,omitempty"`
 	MaxAge       *uint             `json:"max_age,omitempty"`
 	Hint         string            `json:"id_token_hint_sub,omitempty"`
+	ACRValues    []string          `json:"acr_values,omitempty"`
 }
 
 // authRequest implements op.AuthRequest over a stored request.
@@ -195,6 +196,7 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 		ClientID: req.ClientID, RedirectURI: req.RedirectURI, Scopes: scopes, State: req.State, Nonce: req.Nonce,
 		ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, Challenge: req.CodeChallenge,
 		Method: string(req.CodeChallengeMethod), Prompt: req.Prompt, MaxAge: req.MaxAge, Hint: hintSub,
+		ACRValues: req.ACRValues,
 	}
 	b, err := json.Marshal(params)
 	if err != nil {

@@ -102,7 +102,7 @@ func testOIDCFullFlow(t *testing.T, pg bool) {
 	}
 	wantSub := idp.Pairwise(e.secret, e.pupil.ID, "127.0.0.1")
 	if c.Sub != wantSub || c.Nonce != res.nonce || c.GivenName != "Ida" || c.FamilyName != "Hansen" || c.Name != "Ida Hansen" ||
-		!slices.Equal(c.Groups, []string{"7A"}) || c.EPPN != wantSub+"@demo.elevid.dk" || c.ACR != idp.ACRPasskeyUV ||
+		!slices.Equal(c.Groups, []string{"7A"}) || c.EPPN != wantSub+"@demo.elevid.dk" || c.ACR != idp.ACRREFEDSMFA ||
 		!slices.Contains(c.AMR, "hwk") || c.SID == "" || c.AuthTime == 0 {
 		t.Fatalf("ID token claims = %+v (want sub %s)", c, wantSub)
 	}

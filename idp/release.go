@@ -27,7 +27,9 @@ const (
 // registration may ask for (release.SharedCapable).
 func SharedCapable(name string) bool { return release.SharedCapable(name) }
 
-// ACR values: how the pupil authenticated.
+// ElevID's own acr values before issue 16, still understood in
+// acr_values and RequestedAuthnContext; ElevID now asserts the REFEDS
+// values (ACRFor).
 const (
 	ACRPasskeyUV = "urn:elevid:acr:passkey-uv" // a passkey with user verification
 	ACRPasskey   = "urn:elevid:acr:passkey"    // a passkey, user presence only

@@ -33,6 +33,9 @@ type SAMLPupilSession struct {
 	ID       string // the login session's id (for single logout)
 	PupilID  string
 	AuthTime time.Time // when the pupil authenticated
+	// UserVerified says the passkey verified the pupil (PIN or
+	// biometric): the login is multi-factor (REFEDS MFA).
+	UserVerified bool
 }
 
 // SAMLSessionSource tells the SAML IdP who is logged in. The passkey login
@@ -168,6 +171,7 @@ func (s *SAML) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /saml/sso", s.serveSSO)
 	mux.HandleFunc("POST /saml/sso", s.serveSSO)
 	mux.HandleFunc("GET /saml/resume", s.serveResume)
+	mux.HandleFunc("GET /saml/refused", s.serveRefused)
 	mux.HandleFunc("GET /saml/idp-initiated", s.serveIdPInitiated)
 	mux.HandleFunc("GET /saml/slo", s.serveSLO)
 	mux.HandleFunc("POST /saml/slo", s.serveSLO)
@@ -301,6 +305,21 @@ type samlSSOFlow struct {
 	ForceAuthn   bool      `json:"force_authn,omitempty"`
 	IsPassive    bool      `json:"is_passive,omitempty"`
 	IssueInstant time.Time `json:"issue_instant"`
+	// AuthnContext and Comparison are the RequestedAuthnContext's class
+	// refs and comparison; DeclRef says it asked for an
+	// AuthnContextDeclRef, which ElevID never meets.
+	AuthnContext []string `json:"authn_context,omitempty"`
+	Comparison   string   `json:"comparison,omitempty"`
+	DeclRef      bool     `json:"decl_ref,omitempty"`
+}
+
+// authnContext decides the AuthnContextClassRef to assert for a login
+// that reached reached; false when the request cannot be met.
+func (fl samlSSOFlow) authnContext(reached string) (string, bool) {
+	if fl.DeclRef {
+		return "", false
+	}
+	return MeetAuthnContext(fl.AuthnContext, fl.Comparison, reached)
 }
 
 // limitMessage bounds the size of an incoming SAML message; it reports
@@ -413,6 +432,11 @@ func (s *SAML) serveSSO(w http.ResponseWriter, r *http.Request) {
 	if p := req.Request.NameIDPolicy; p != nil && p.Format != nil {
 		fl.NameIDFormat = *p.Format
 	}
+	if rac := req.Request.RequestedAuthnContext; rac != nil {
+		fl.AuthnContext, fl.Comparison = rac.ClassRefs(), rac.Comparison
+		// crewjam does not parse AuthnContextDeclRef.
+		fl.DeclRef = bytes.Contains(req.RequestBuffer, []byte("AuthnContextDeclRef"))
+	}
 	token, err := s.storeFlow(ctx, "sso", "", fl)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
@@ -502,6 +526,16 @@ func (s *SAML) serveResume(w http.ResponseWriter, r *http.Request) {
 		s.flowError(w, r, err)
 		return
 	}
+	// A request no login can meet is refused before asking for one.
+	if _, can := fl.authnContext(ACRREFEDSMFA); !can {
+		if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
+			s.flowError(w, r, err)
+			return
+		}
+		s.refuse(w, r, sp, fl, samlRefusal{Key: "saml.refused.authn_context", Code: saml.StatusRequester, Sub: samlStatusNoAuthnContext,
+			Why: fmt.Sprintf("requested authn context %v (%s) cannot be met", fl.AuthnContext, fl.Comparison)})
+		return
+	}
 	sess, ok := s.opt.Sessions.Current(r)
 	if ok && fl.ForceAuthn && sess.AuthTime.Before(f.CreatedAt) {
 		ok = false
@@ -512,7 +546,7 @@ func (s *SAML) serveResume(w http.ResponseWriter, r *http.Request) {
 				s.flowError(w, r, err)
 				return
 			}
-			s.sendStatus(w, r, sp, fl, saml.StatusResponder, "urn:oasis:names:tc:SAML:2.0:status:NoPassive")
+			s.sendStatus(w, r, sp, fl, saml.StatusResponder, samlStatusNoPassive)
 			return
 		}
 		noStore(w)
@@ -592,28 +626,46 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 		return
 	}
 	pupil := profile.Pupil
+	var refusal *samlRefusal
+	var rel release.Release
 	if pupil.Status != school.PupilActive {
-		s.reject(w, r, http.StatusForbidden, "saml.error.inactive", entity, fmt.Errorf("pupil %s is %s", pupil.ID, pupil.Status))
-		return
+		refusal = refusalFor(fmt.Errorf("pupil %s is %s: %w", pupil.ID, pupil.Status, release.ErrQuarantined))
+	} else {
+		cs, err := s.opt.Store.ConsentState(ctx, pupil.ID, sp.Platform.ID)
+		if err != nil {
+			s.opt.Site.ServerError(w, r, err)
+			return
+		}
+		rel, err = release.Compute(release.Input{Profile: profile, Platform: sp.Platform, State: cs, PairwiseSecret: s.opt.PairwiseSecret, Sector: entity})
+		if release.Refused(err) {
+			refusal = refusalFor(fmt.Errorf("pupil %s, platform %s: %w", pupil.ID, sp.Platform.ID, err))
+		} else if err != nil {
+			s.opt.Site.ServerError(w, r, err)
+			return
+		}
 	}
-	cs, err := s.opt.Store.ConsentState(ctx, pupil.ID, sp.Platform.ID)
-	if err != nil {
-		s.opt.Site.ServerError(w, r, err)
-		return
+	var classRef string
+	if refusal == nil {
+		var ok bool
+		classRef, ok = fl.authnContext(ACRFor(sess.UserVerified))
+		if !ok {
+			refusal = &samlRefusal{Key: "saml.refused.authn_context", Code: saml.StatusRequester, Sub: samlStatusNoAuthnContext,
+				Why: fmt.Sprintf("requested authn context %v (%s) not met by %s", fl.AuthnContext, fl.Comparison, ACRFor(sess.UserVerified))}
+		}
 	}
-	rel, err := release.Compute(release.Input{Profile: profile, Platform: sp.Platform, State: cs, PairwiseSecret: s.opt.PairwiseSecret, Sector: entity})
-	switch {
-	case errors.Is(err, release.ErrNotActivated):
-		s.reject(w, r, http.StatusForbidden, "saml.error.not_activated", entity, fmt.Errorf("pupil %s: %w (platform %s)", pupil.ID, err, sp.Platform.ID))
-		return
-	case errors.Is(err, release.ErrQuarantined):
-		s.reject(w, r, http.StatusForbidden, "saml.error.inactive", entity, fmt.Errorf("pupil %s: %w", pupil.ID, err))
-		return
-	case release.Refused(err):
-		s.reject(w, r, http.StatusForbidden, "saml.error.no_consent", entity, fmt.Errorf("pupil %s: %w (platform %s)", pupil.ID, err, sp.Platform.ID))
-		return
-	case err != nil:
-		s.opt.Site.ServerError(w, r, err)
+	if refusal != nil {
+		switch {
+		case fl.RequestID == "":
+			// IdP-initiated: no platform is waiting for an answer.
+			s.reject(w, r, http.StatusForbidden, refusal.Key, entity, errors.New(refusal.Why))
+		case fl.IsPassive:
+			// A passive request must not stop at a page: the status goes
+			// back at once.
+			s.log.Info("saml: passive request refused", "sp", entity, "why", refusal.Why)
+			s.sendStatus(w, r, sp, fl, refusal.Code, refusal.Sub)
+		default:
+			s.refuse(w, r, sp, fl, *refusal)
+		}
 		return
 	}
 	pairwise := rel.Pairwise
@@ -638,7 +690,7 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 	sessionIndex := randomID()
 	resp, err := s.buildResponse(pair, responseInput{
 		Now: now, SP: sp, ACS: fl.ACSURL, InResponseTo: fl.RequestID, NameID: nameID,
-		SessionIndex: sessionIndex, AuthTime: sess.AuthTime, Attributes: attrs,
+		SessionIndex: sessionIndex, AuthTime: sess.AuthTime, AuthnContext: classRef, Attributes: attrs,
 	})
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
@@ -656,7 +708,8 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	s.log.Info("saml: assertion issued", "sp", entity, "platform", sp.Platform.ID, "pupil", pupil.ID, "attributes", len(names), "in_response_to", fl.RequestID)
+	s.log.Info("saml: assertion issued", "sp", entity, "platform", sp.Platform.ID, "pupil", pupil.ID, "attributes", len(names),
+		"in_response_to", fl.RequestID, "authn_context", classRef)
 	s.postForm(w, r, fl.ACSURL, "SAMLResponse", resp, fl.RelayState)
 }
 

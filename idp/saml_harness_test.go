@@ -50,7 +50,7 @@ func (s *testSessions) Current(r *http.Request) (idp.SAMLPupilSession, bool) {
 	if err != nil {
 		return idp.SAMLPupilSession{}, false
 	}
-	return idp.SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime}, true
+	return idp.SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime, UserVerified: ss.UserVerified}, true
 }
 
 func (s *testSessions) LoginURL(returnTo string) string {
@@ -64,7 +64,14 @@ func (s *testSessions) ended(id string) bool {
 }
 
 func (s *testSessions) login(pupilID string) string {
-	ss, err := s.st.CreateSession(context.Background(), school.Session{Kind: school.SessionPupil, SubjectID: pupilID, ExpiresAt: time.Now().Add(time.Hour)})
+	return s.loginWith(pupilID, true)
+}
+
+// loginWith creates a pupil session whose passkey did or did not verify
+// the pupil.
+func (s *testSessions) loginWith(pupilID string, userVerified bool) string {
+	ss, err := s.st.CreateSession(context.Background(), school.Session{Kind: school.SessionPupil, SubjectID: pupilID, ExpiresAt: time.Now().Add(time.Hour),
+		AuthTime: time.Now(), UserVerified: userVerified})
 	if err != nil {
 		panic(err)
 	}

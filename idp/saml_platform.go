@@ -47,6 +47,11 @@ type SAMLSettings struct {
 	// EncryptionCert is the SP's encryption certificate (base64 DER), if
 	// its metadata has one.
 	EncryptionCert string `json:"encryption_cert,omitempty"`
+	// DataEncryption and KeyTransport, when set, override the algorithms
+	// chosen from the SP's metadata (ChooseSAMLEncryption): XML
+	// Encryption algorithm URIs.
+	DataEncryption string `json:"data_encryption,omitempty"`
+	KeyTransport   string `json:"key_transport,omitempty"`
 	// WantSignedRequests requires signed AuthnRequests even when the
 	// metadata does not say AuthnRequestsSigned="true".
 	WantSignedRequests bool `json:"want_signed_requests,omitempty"`
@@ -72,6 +77,12 @@ func ParseSAMLSettings(b []byte) (SAMLSettings, error) {
 	}
 	if s.NameIDFormat != "persistent" && s.NameIDFormat != "transient" {
 		return s, fmt.Errorf("%w: saml settings: name id format %q", school.ErrInvalid, s.NameIDFormat)
+	}
+	if _, ok := SAMLDataEncryptionURI(s.DataEncryption); s.DataEncryption != "" && !ok {
+		return s, fmt.Errorf("%w: saml settings: content encryption %q", school.ErrInvalid, s.DataEncryption)
+	}
+	if _, ok := SAMLKeyTransportURI(s.KeyTransport); s.KeyTransport != "" && !ok {
+		return s, fmt.Errorf("%w: saml settings: key transport %q", school.ErrInvalid, s.KeyTransport)
 	}
 	return s, nil
 }
@@ -155,6 +166,11 @@ var SAMLAttributeNames = []string{
 //	         --attr givenName="Shown to the teacher" [--attr …]
 //	         [--nameid persistent|transient] [--no-sign-response | --no-sign-assertion]
 //	         [--no-encrypt] [--want-signed-requests]
+//	         [--data-encryption aes256-cbc|aes128-cbc|aes128-gcm|aes256-gcm]
+//	         [--key-transport rsa-oaep-mgf1p|rsa-oaep]
+//
+// Without --data-encryption and --key-transport the algorithms follow the
+// SP's metadata (ChooseSAMLEncryption).
 //
 // It prints the new platform's id, entity id and endpoints to out.
 func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, args []string) error {
@@ -168,6 +184,8 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 	noSignAssert := fs.Bool("no-sign-assertion", false, "sign only the response")
 	noEncrypt := fs.Bool("no-encrypt", false, "never encrypt assertions, even when the SP publishes an encryption key")
 	wantSigned := fs.Bool("want-signed-requests", false, "require signed AuthnRequests")
+	dataEnc := fs.String("data-encryption", "", "content encryption of assertions: aes256-cbc, aes128-cbc, aes128-gcm or aes256-gcm (default: from the SP's metadata, else aes256-cbc)")
+	keyTransport := fs.String("key-transport", "", "key transport: rsa-oaep-mgf1p or rsa-oaep, always with SHA-1 (default: from the SP's metadata, else rsa-oaep-mgf1p)")
 	var flags attrFlagSet
 	flags.register(fs, strings.Join(SAMLAttributeNames, ", "))
 	if err := fs.Parse(args); err != nil {
@@ -188,6 +206,14 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 		if !validSAMLAttribute(a.Name) {
 			problems = append(problems, fmt.Sprintf("--attr %s: unknown attribute (known: %s)", a.Name, strings.Join(SAMLAttributeNames, ", ")))
 		}
+	}
+	dataURI, ok := SAMLDataEncryptionURI(*dataEnc)
+	if *dataEnc != "" && !ok {
+		problems = append(problems, fmt.Sprintf("--data-encryption %s: want aes256-cbc, aes128-cbc, aes128-gcm or aes256-gcm", *dataEnc))
+	}
+	keyURI, ok := SAMLKeyTransportURI(*keyTransport)
+	if *keyTransport != "" && !ok {
+		problems = append(problems, fmt.Sprintf("--key-transport %s: want rsa-oaep-mgf1p or rsa-oaep", *keyTransport))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("add-saml: %s", strings.Join(problems, "; "))
@@ -210,6 +236,7 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 	set.SignResponse, set.SignAssertion = !*noSignResp, !*noSignAssert
 	set.Encrypt = set.Encrypt && !*noEncrypt
 	set.WantSignedRequests = set.WantSignedRequests || *wantSigned
+	set.DataEncryption, set.KeyTransport = dataURI, keyURI
 	raw, err := json.Marshal(set)
 	if err != nil {
 		return err
@@ -224,14 +251,46 @@ func SAMLPlatformCommand(ctx context.Context, st school.Store, out io.Writer, ar
 	if err != nil {
 		return fmt.Errorf("add-saml: %w", err)
 	}
-	fmt.Fprintf(out, "platform %s\nentity id %s\nname id %s, sign response %t, sign assertion %t, encrypt %t, signed requests %t\n",
-		p.ID, p.ClientID, set.NameIDFormat, set.SignResponse, set.SignAssertion, set.Encrypt, set.WantSignedRequests)
+	fmt.Fprintf(out, "platform %s\nentity id %s\n", p.ID, p.ClientID)
+	printSAMLSettings(out, set, ed)
+	return nil
+}
+
+// printSAMLSettings prints what ElevID does for a SAML platform: NameID,
+// signing, encryption (with the algorithms it chose) and the endpoints
+// it uses.
+func printSAMLSettings(out io.Writer, set SAMLSettings, ed *saml.EntityDescriptor) {
+	fmt.Fprintf(out, "name id %s, sign response %t, sign assertion %t, encrypt %t, signed requests %t\n",
+		set.NameIDFormat, set.SignResponse, set.SignAssertion, set.Encrypt, set.WantSignedRequests)
+	if set.Encrypt {
+		fmt.Fprintf(out, "encryption %s\n", ChooseSAMLEncryption(set, ed))
+	}
+	// Only the endpoints ElevID uses: it answers on HTTP-POST ACSs only
+	// (a PAOS or Artifact ACS in the metadata is never used).
 	for _, e := range set.ACS {
-		fmt.Fprintf(out, "acs %s %s\n", e.Binding, e.Location)
+		if e.Binding == saml.HTTPPostBinding && e.Location != "" {
+			fmt.Fprintf(out, "acs %s %s\n", e.Binding, e.Location)
+		}
 	}
 	for _, e := range set.SLO {
-		fmt.Fprintf(out, "slo %s %s\n", e.Binding, e.Location)
+		if samlSLOBindings[e.Binding] && e.Location != "" {
+			fmt.Fprintf(out, "slo %s %s\n", e.Binding, e.Location)
+		}
 	}
+}
+
+// showSAMLPlatform prints a registered SAML platform's settings for
+// `platform show`.
+func showSAMLPlatform(out io.Writer, p school.Platform) error {
+	set, err := ParseSAMLSettings(p.Settings)
+	if err != nil {
+		return err
+	}
+	ed, _, err := ParseSPMetadata([]byte(set.MetadataXML))
+	if err != nil {
+		return err
+	}
+	printSAMLSettings(out, set, ed)
 	return nil
 }
 
@@ -372,3 +431,7 @@ func parseEntityDescriptor(b []byte) (*saml.EntityDescriptor, error) {
 	}
 	return found, nil
 }
+
+// samlSLOBindings are the single logout bindings ElevID sends on (SOAP:
+// the back-channel logout when access ends).
+var samlSLOBindings = map[string]bool{saml.HTTPRedirectBinding: true, saml.HTTPPostBinding: true, saml.SOAPBinding: true}

@@ -2,8 +2,6 @@ package idp
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
-	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/elevid/elevid/idp/release"
@@ -21,7 +18,7 @@ const (
 	attrURI         = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 	entityFormat    = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 	bearerMethod    = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-	authnContextRef = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+	authnContextRef = ACUnspecified
 )
 
 // samlAttrDef names one releasable attribute.
@@ -82,6 +79,7 @@ type responseInput struct {
 	NameID       saml.NameID
 	SessionIndex string
 	AuthTime     time.Time
+	AuthnContext string // AuthnContextClassRef; unspecified when empty
 	Attributes   []saml.Attribute
 }
 
@@ -133,6 +131,9 @@ func (s *SAML) buildResponse(pair SAMLKeyPair, in responseInput) ([]byte, error)
 			AuthnInstant: in.AuthTime.UTC(), SessionIndex: in.SessionIndex,
 			AuthnContext: saml.AuthnContext{AuthnContextClassRef: &saml.AuthnContextClassRef{Value: authnContextRef}},
 		}},
+	}
+	if in.AuthnContext != "" {
+		assertion.AuthnStatements[0].AuthnContext.AuthnContextClassRef.Value = in.AuthnContext
 	}
 	if len(in.Attributes) > 0 {
 		assertion.AttributeStatements = []saml.AttributeStatement{{Attributes: in.Attributes}}
@@ -191,57 +192,12 @@ func (s *SAML) buildStatusResponse(pair SAMLKeyPair, now time.Time, acs, inRespo
 	if err != nil {
 		return nil, err
 	}
+	// The schema puts Signature right after Issuer (Lasso, behind
+	// mod_auth_mellon, refuses it anywhere else): SignEnveloped appends it.
+	resp.Signature = signed.ChildElements()[len(signed.ChildElements())-1]
 	doc := etree.NewDocument()
-	doc.SetRoot(signed)
+	doc.SetRoot(resp.Element())
 	return doc.WriteToBytes()
-}
-
-// encryptAssertion wraps a (signed) assertion in an EncryptedAssertion for
-// the SP's encryption certificate: RSA-OAEP key transport and AES-GCM,
-// unless the SP's metadata lists only CBC ciphers.
-func encryptAssertion(el *etree.Element, sp samlSP) (*etree.Element, error) {
-	der, err := base64.StdEncoding.DecodeString(sp.Settings.EncryptionCert)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("sp encryption certificate: %w", err)
-	}
-	enc := xmlenc.OAEP()
-	enc.BlockCipher = xmlenc.AES256GCM
-	listed := map[string]bool{}
-	for _, d := range sp.Metadata.SPSSODescriptors {
-		for _, kd := range d.KeyDescriptors {
-			for _, m := range kd.EncryptionMethods {
-				listed[m.Algorithm] = true
-			}
-		}
-	}
-	switch {
-	case len(listed) == 0, listed[xmlenc.AES256GCM.Algorithm()]:
-	case listed[xmlenc.AES128GCM.Algorithm()]:
-		enc.BlockCipher = xmlenc.AES128GCM
-	case listed[xmlenc.AES256CBC.Algorithm()]:
-		enc.BlockCipher = xmlenc.AES256CBC
-	case listed[xmlenc.AES128CBC.Algorithm()]:
-		enc.BlockCipher = xmlenc.AES128CBC
-	}
-	doc := etree.NewDocument()
-	doc.SetRoot(el.Copy())
-	buf, err := doc.WriteToBytes()
-	if err != nil {
-		return nil, err
-	}
-	data, err := enc.Encrypt(cert, buf, nil)
-	if err != nil {
-		return nil, fmt.Errorf("encrypt assertion: %w", err)
-	}
-	data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
-	out := etree.NewElement("saml:EncryptedAssertion")
-	out.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
-	out.AddChild(data)
-	return out, nil
 }
 
 var errNoSLO = errors.New("no single logout endpoint")

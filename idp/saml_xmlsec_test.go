@@ -3,6 +3,7 @@ package idp_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
@@ -99,5 +100,82 @@ func TestSAMLGoxmldsigVersion(t *testing.T) {
 	}
 	if maj < 1 || (maj == 1 && (minor < 6 || (minor == 6 && patch < 1))) {
 		t.Fatalf("goxmldsig %s < v1.6.1", v)
+	}
+}
+
+// TestSAMLXMLSec1Decrypts has xmlsec1 1.2.x (what mod_auth_mellon, pysaml2
+// and python3-saml decrypt with) decrypt ElevID's encrypted assertions
+// with the SP's key, for every algorithm pair ElevID can choose, and then
+// verify the decrypted assertion's signature. Before issue 16 the key
+// transport carried a SHA-256 DigestMethod, which xmlsec1 1.2.37 refuses.
+func TestSAMLXMLSec1Decrypts(t *testing.T) {
+	xmlsec, err := exec.LookPath("xmlsec1")
+	if err != nil {
+		testenv.Unavailable(t, "xmlsec1", "xmlsec1 not on PATH (Debian package xmlsec1)")
+	}
+	h := newHarness(t)
+	certs, err := h.keys.Published(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		flags     []string
+		data, key string
+	}{
+		{nil, "aes256-gcm", "rsa-oaep-mgf1p"}, // crewjam's SP metadata lists GCM first
+		{[]string{"--data-encryption", "aes256-cbc"}, "aes256-cbc", "rsa-oaep-mgf1p"},
+		{[]string{"--data-encryption", "aes128-gcm"}, "aes128-gcm", "rsa-oaep-mgf1p"},
+		{[]string{"--data-encryption", "aes128-cbc", "--key-transport", "rsa-oaep-mgf1p"}, "aes128-cbc", "rsa-oaep-mgf1p"},
+		// xmlsec1 1.2.37 does not know XML Encryption 1.1 rsa-oaep at all:
+		// it is an override for SPs that want it, never a default.
+	} {
+		name := strings.Join(append([]string{tc.data}, tc.key), "+")
+		t.Run(name, func(t *testing.T) {
+			sp := h.newSP(t, spOptions{entityID: fmt.Sprintf("https://sp%d.example/saml/metadata", i), consent: true, flags: tc.flags})
+			sid := h.sessions.login(h.pupil.ID)
+			_, form := postedForm(t, readAll(t, h.get(t, "/saml/idp-initiated?sp="+url.QueryEscape(sp.EntityID), sid)))
+			raw, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"#" + tc.data + `"`, "#" + tc.key + `"`, `xmldsig#sha1"`} {
+				if !bytes.Contains(raw, []byte(want)) {
+					t.Fatalf("response does not name %s:\n%s", want, raw)
+				}
+			}
+			if bytes.Contains(raw, []byte(">Ida<")) {
+				t.Fatal("assertion is not encrypted")
+			}
+			dir := t.TempDir()
+			respFile, keyFile, outFile, certFile := filepath.Join(dir, "r.xml"), filepath.Join(dir, "sp.key"), filepath.Join(dir, "dec.xml"), filepath.Join(dir, "idp.pem")
+			keyDER, err := x509.MarshalPKCS8PrivateKey(sp.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for f, b := range map[string][]byte{
+				respFile: raw, keyFile: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+				certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[0].Raw}),
+			} {
+				if err := os.WriteFile(f, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if out, err := exec.Command(xmlsec, "--decrypt", "--privkey-pem", keyFile, "--output", outFile, respFile).CombinedOutput(); err != nil {
+				t.Fatalf("xmlsec1 could not decrypt: %v\n%s", err, out)
+			}
+			dec, err := os.ReadFile(outFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(dec, []byte(">Ida<")) {
+				t.Fatalf("decrypted response has no given name:\n%s", dec)
+			}
+			out, err := exec.Command(xmlsec, "--verify", "--pubkey-cert-pem", certFile,
+				"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+				"--node-xpath", "//*[local-name()='Assertion']/*[local-name()='Signature']", outFile).CombinedOutput()
+			if err != nil {
+				t.Fatalf("xmlsec1 rejected the decrypted assertion's signature: %v\n%s", err, out)
+			}
+		})
 	}
 }

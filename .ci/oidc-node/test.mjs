@@ -46,7 +46,7 @@ const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
   pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
 });
 const claims = tokens.claims();
-if (!claims?.sub || claims.acr !== 'urn:elevid:acr:passkey-uv') throw new Error(`ID token claims ${JSON.stringify(claims)}`);
+if (!claims?.sub || claims.acr !== 'https://refeds.org/profile/mfa') throw new Error(`ID token claims ${JSON.stringify(claims)}`);
 const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
 if (!info.given_name || !Array.isArray(info.groups)) throw new Error(`userinfo ${JSON.stringify(info)}`);
 

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,17 +30,15 @@ import (
 // http-01: Pebble's TLS-ALPN-01 port has no listener, so that challenge
 // fails and autocert falls back to HTTP-01 on the redirect listener.
 //
-// Fixed ports 27010–27029 (this helper's range): Pebble validates on the
-// ports of its configuration.
+// Pebble validates on the ports of its configuration, so the ports are
+// chosen free before anything starts (freePorts).
 func TestACMEWithPebble(t *testing.T) {
 	pebble := testenv.Binary(t, "pebble", "pebble")
 	dns := testenv.Binary(t, "pebble", "pebble-challtestsrv")
-	for _, tc := range []struct {
-		challenge string
-		base      int
-	}{{"tls-alpn-01", 27010}, {"http-01", 27020}} {
+	for _, tc := range []struct{ challenge string }{{"tls-alpn-01"}, {"http-01"}} {
 		t.Run(tc.challenge, func(t *testing.T) {
-			p := func(i int) int { return tc.base + i }
+			ports := freePorts(t, 10)
+			p := func(i int) int { return ports[i] }
 			dir := t.TempDir()
 
 			// Pebble serves its API over https with a certificate of ours.
@@ -189,6 +188,27 @@ func startProcess(t *testing.T, out io.Writer, env []string, name string, args .
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+}
+
+// freePorts returns n distinct loopback ports that were free a moment
+// ago (the kernel's choice for port 0): unlike fixed ports, they do not
+// collide with the same test running in another checkout on this machine.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
 }
 
 func waitFor(t *testing.T, d time.Duration, ok func() error, log *syncBuffer) {

@@ -67,7 +67,7 @@ func cli(t *testing.T, cfgFile string, args ...string) (string, error) {
 func TestBackupUnderLoginLoadAndRestore(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	const port = 27040
+	port := freePorts(t, 1)[0]
 	base := fmt.Sprintf("http://localhost:%d", port)
 	live, restored := filepath.Join(dir, "live.db"), filepath.Join(dir, "restored", "elevid.db")
 	conf := func(db string) string {
@@ -343,7 +343,7 @@ func TestPostgresBackupWithPgDump(t *testing.T) {
 	suffix := strings.ToLower(school.NewID()[:10])
 	srcDSN, dstDSN := scratch("elevid_bk_src_"+suffix), scratch("elevid_bk_dst_"+suffix)
 	dir := t.TempDir()
-	const port = 27042
+	port := freePorts(t, 1)[0]
 	base := fmt.Sprintf("http://localhost:%d", port)
 	conf := func(db string) string {
 		return fmt.Sprintf("listen: 127.0.0.1:%d\nissuer: %s\ndatabase: %q\nlog: {level: warn}\n", port, base, db)

@@ -119,6 +119,14 @@ func TestChromiumWithdrawalSignsOutDemoPlatform(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#enrol-code-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#enrol-create")),
 	)
+	// The page's script (deferred) must have attached its handler before
+	// the click, or the button would submit the form without a passkey.
+	for end := time.Now().Add(10 * time.Second); !jsEval[bool](t, bctx, `document.readyState === "complete"`); {
+		if time.Now().After(end) {
+			t.Fatal("the enrolment page never finished loading")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	cdp(t, bctx, "register the passkey", chromedp.SetValue(chromedp.CSS("#label"), "Chromium"), chromedp.Click(chromedp.CSS("#enrol-create")))
 	for end := time.Now().Add(30 * time.Second); !jsEval[bool](t, bctx, `document.getElementById("enrol-done") !== null`); {
 		if time.Now().After(end) {
@@ -149,7 +157,7 @@ func TestChromiumWithdrawalSignsOutDemoPlatform(t *testing.T) {
 	if status, _, _ := g.postForm("/guardian/login/"+token, url.Values{}); status/100 != 3 {
 		t.Fatalf("guardian sign-in: %d", status)
 	}
-	if status, body, _ := g.postForm("/guardian/withdraw", url.Values{"pupil": {ida.ID}, "platform": {demo.ID}}); status != 303 {
+	if status, body, _ := g.postForm("/guardian/withdraw", url.Values{"pupil": {ida.ID}, "platform": {demo.ID}, "confirm": {"yes"}}); status != 303 {
 		t.Fatalf("withdraw: %d %s", status, body)
 	}
 

@@ -150,7 +150,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if claims["nonce"] != res.nonce || claims["sid"] == nil || claims["acr"] != idp.ACRPasskeyUV {
+	if claims["nonce"] != res.nonce || claims["sid"] == nil || claims["acr"] != idp.ACRREFEDSMFA {
 		t.Fatalf("ID token claims = %v", claims)
 	}
 	wantReleased(t, "ID token", claims, map[string]any{"given_name": "Ida", "groups": []any{"7A"}})

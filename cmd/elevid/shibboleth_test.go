@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -110,7 +109,7 @@ func TestShibbolethSOAPLogout(t *testing.T) {
 		t.Fatalf("guardian sign-in: %d", s)
 	}
 	withdrawn := time.Now()
-	if s := post("/guardian/withdraw", url.Values{"pupil": {p.ID}, "platform": {sp.ID}}); s != http.StatusSeeOther {
+	if s := post("/guardian/withdraw", url.Values{"pupil": {p.ID}, "platform": {sp.ID}, "confirm": {"yes"}}); s != http.StatusSeeOther {
 		t.Fatalf("withdraw: %d", s)
 	}
 	// The SOAP LogoutRequest goes out from the queue: the notice is gone
@@ -249,7 +248,7 @@ func (b *shibBrowser) passkeyLogin(returnTo string) string {
 	}
 	post("/login/finish", map[string]any{"ceremony": begun.Ceremony, "credential": json.RawMessage(assertion), "return_to": returnTo}, &done)
 	if !done.OK || done.Next == "" {
-		b.t.Fatal(fmt.Sprintf("login finish: %+v", done))
+		b.t.Fatalf("login finish: %+v", done)
 	}
 	return done.Next
 }

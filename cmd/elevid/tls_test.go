@@ -262,7 +262,8 @@ func (b *syncBuffer) String() string {
 // files: HTTP/2, HSTS and Secure cookies, the redirect listener, and a
 // replaced certificate reaches new connections.
 func TestServeTLSFromFiles(t *testing.T) {
-	const listen, redirect = "127.0.0.1:27030", "127.0.0.1:27031"
+	ports := freePorts(t, 2)
+	listen, redirect := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	a, b := newTestCert(t, 201, "localhost"), newTestCert(t, 202, "localhost")
@@ -277,7 +278,7 @@ func TestServeTLSFromFiles(t *testing.T) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	issuer := "https://localhost:27030"
+	issuer := fmt.Sprintf("https://localhost:%d", ports[0])
 	_, _ = startServe(t, fmt.Sprintf(`listen: %s
 issuer: %s
 database: %s
