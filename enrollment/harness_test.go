@@ -27,6 +27,7 @@ import (
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
@@ -152,7 +153,7 @@ func newEnv(t testing.TB, kind storeKind) *env {
 	e := &env{t: t, clock: &clock{}, logs: &logBuffer{}}
 	e.st, e.exec = openStore(t, kind, e.clock.Now)
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	mux := http.NewServeMux()
 	e.enrMux = func() http.Handler { return site.CrossOrigin(mux) }
 	// The listener must exist before the handlers, to know the origin.

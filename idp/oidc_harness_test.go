@@ -26,12 +26,12 @@ import (
 
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
-	"github.com/elevid/elevid/web"
 )
 
 // oidcClock is a settable clock that follows real time from a base.
@@ -176,7 +176,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	if e.secret, err = idp.PairwiseSecret(ctx, e.st); err != nil {
 		t.Fatal(err)
 	}
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	e.access = access.New(access.Options{Now: e.clock.Now, Logger: oidcLogger()})
 	e.login, err = idp.NewLogin(idp.LoginOptions{
 		Store: e.st, Site: site, Issuer: e.srv.URL, Now: e.clock.Now, Logger: oidcLogger(), Access: e.access,

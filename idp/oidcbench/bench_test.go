@@ -18,11 +18,11 @@ import (
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/oidcbench"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
-	"github.com/elevid/elevid/web"
 )
 
 // TestBenchLogin runs the load generator against an in-process ElevID
@@ -109,7 +109,7 @@ func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server
 	origin := "http://localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	log := slog.New(slog.DiscardHandler)
 	slog.SetDefault(log) // zitadel logs every refused request through slog's default
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	secret, err := idp.PairwiseSecret(ctx, st)
 	if err != nil {
 		t.Fatal(err)
