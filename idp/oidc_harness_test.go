@@ -87,28 +87,8 @@ func oidcLogger() *slog.Logger {
 func openTestStore(t testing.TB, pg bool, now func() time.Time) (school.Store, func(q string, args ...any)) {
 	ctx := context.Background()
 	if pg {
-		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
-		if dsn == "" {
-			testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES not set")
-		}
 		// A fresh schema per test keeps runs independent.
-		schema := "oidc_" + school.NewID()[:12]
-		admin, err := postgres.Open(ctx, dsn, sqlstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.Pool().Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = admin.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			admin.Close()
-		})
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		st, err := postgres.Open(ctx, dsn+sep+"search_path="+schema, sqlstore.Options{Now: now})
+		st, err := postgres.Open(ctx, testenv.PostgresSchema(t, "oidc"), sqlstore.Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
