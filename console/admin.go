@@ -40,7 +40,7 @@ func SetCredentials(ctx context.Context, st school.Store, sealer *school.Sealer,
 	var codes []string
 	var hashes [][]byte
 	if cr.TOTP != nil {
-		codes, hashes = newRecoveryCodes()
+		codes, hashes = newRecoveryCodes(sealer)
 	}
 	return st.InTx(ctx, func(q school.Queries) error {
 		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {

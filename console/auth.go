@@ -290,13 +290,10 @@ func (c *Console) useSecondFactor(ctx context.Context, staff school.Staff, code 
 			return a, nil
 		}
 		if looksLikeRecovery(code) {
-			h := recoveryHash(code)
-			for i, rh := range a.RecoveryHashes {
-				if string(rh) == string(h) {
-					a.RecoveryHashes = slices.Delete(slices.Clone(a.RecoveryHashes), i, i+1)
-					method = "recovery"
-					return a, nil
-				}
+			if i := recoveryMatch(c.opt.Sealer, a.RecoveryHashes, code); i >= 0 {
+				a.RecoveryHashes = slices.Delete(slices.Clone(a.RecoveryHashes), i, i+1)
+				method = "recovery"
+				return a, nil
 			}
 		}
 		return a, errNo
@@ -316,6 +313,43 @@ func (c *Console) recordSuccess(ctx context.Context, r *http.Request, staff scho
 		return err
 	}
 	return c.audit(ctx, nil, r, Principal{StaffID: staff.ID, Role: staff.Role}, staff.SchoolID, "staff."+purpose, staff.ID, fmt.Sprintf(`{"method":%q}`, method))
+}
+
+// changeLimited reports whether a password change must wait: the
+// client's failures or the account's lockout (as at sign-in).
+func (c *Console) changeLimited(ctx context.Context, r *http.Request, staffID string) (bool, error) {
+	if n, err := c.opt.Store.RateCount(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil || n >= c.opt.MaxClientFailures {
+		return err == nil, err
+	}
+	a, err := c.opt.Store.GetStaffAuth(ctx, staffID)
+	if err != nil {
+		return false, err
+	}
+	return c.now().Before(a.LockedUntil), nil
+}
+
+// countFailure counts a wrong password of a known staff member (not at
+// sign-in) against the client and the account, with the sign-in backoff.
+func (c *Console) countFailure(ctx context.Context, r *http.Request, staff school.Staff, purpose string) error {
+	if _, err := c.opt.Store.HitRate(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil {
+		return err
+	}
+	now := c.now()
+	var failures int
+	_, err := c.opt.Store.UpdateStaffAuth(ctx, staff.ID, func(a school.StaffAuth) (school.StaffAuth, error) {
+		a.Failures++
+		if a.Failures >= c.opt.MaxFailures {
+			d := c.opt.LockBase << min(a.Failures-c.opt.MaxFailures, 20)
+			a.LockedUntil = now.Add(min(d, c.opt.LockMax))
+		}
+		failures = a.Failures
+		return a, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.audit(ctx, nil, r, Principal{StaffID: staff.ID, Role: staff.Role}, staff.SchoolID, "staff.signin_failed", staff.ID,
+		fmt.Sprintf(`{"purpose":%q,"failures":%d}`, purpose, failures))
 }
 
 // normUsername is the canonical form of a typed username.
@@ -484,7 +518,7 @@ func (c *Console) totpConfirm(w http.ResponseWriter, r *http.Request, p Principa
 		c.opt.Site.Error(w, r, http.StatusTooManyRequests, "error.rate_limited")
 		return
 	}
-	codes, hashes := newRecoveryCodes()
+	codes, hashes := newRecoveryCodes(c.opt.Sealer)
 	errWrong := errors.New("wrong code")
 	var sealed []byte
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
@@ -662,8 +696,22 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Princ
 		c.fail(w, r, err)
 		return
 	}
-	if len(errs) == 0 && !VerifyPassword(staff.PasswordHash, r.PostFormValue("current")) {
-		_, _ = c.opt.Store.HitRate(ctx, c.clientKey(r), c.opt.ClientWindow)
+	// Guessing the current password is limited like sign-in: the client's
+	// failures and the account's backoff (shared with sign-in).
+	status := http.StatusBadRequest
+	limited, err := c.changeLimited(ctx, r, p.StaffID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if limited {
+		status = http.StatusTooManyRequests
+		errs = map[string]string{"current": c.opt.Site.T(lang, "console.account.limited")}
+	} else if len(errs) == 0 && !VerifyPassword(staff.PasswordHash, r.PostFormValue("current")) {
+		if err := c.countFailure(ctx, r, staff, "password_change"); err != nil {
+			c.fail(w, r, err)
+			return
+		}
 		errs["current"] = c.opt.Site.T(lang, "console.account.wrong_current")
 	}
 	if len(errs) > 0 {
@@ -672,15 +720,38 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Princ
 			c.fail(w, r, err)
 			return
 		}
-		c.opt.Site.Render(w, r, http.StatusBadRequest, "console-account", AccountData{Frame: Frame{Me: p}, Errors: errs, PasskeysOn: c.PasskeysOn(), Passkeys: keys})
+		c.opt.Site.Render(w, r, status, "console-account", AccountData{Frame: Frame{Me: p}, Errors: errs, PasskeysOn: c.PasskeysOn(), Passkeys: keys})
 		return
 	}
 	hash := HashPassword(nw, c.opt.Argon2)
+	ended := 0
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
+		ended = 0
 		if _, err := q.UpdateStaff(ctx, p.StaffID, func(s school.Staff) (school.Staff, error) { s.PasswordHash = hash; return s, nil }); err != nil {
 			return err
 		}
-		return c.audit(ctx, q, r, p, p.SchoolID, "staff.password_change", p.StaffID, "")
+		if _, err := q.UpdateStaffAuth(ctx, p.StaffID, func(a school.StaffAuth) (school.StaffAuth, error) {
+			a.Failures, a.LockedUntil = 0, time.Time{}
+			return a, nil
+		}); err != nil {
+			return err
+		}
+		// A new password ends every other session of this staff member
+		// (a stolen session does not outlive the change).
+		sessions, err := q.ListSessions(ctx, p.StaffID)
+		if err != nil {
+			return err
+		}
+		for _, s := range sessions {
+			if s.Ref == p.SessionRef || !s.RevokedAt.IsZero() {
+				continue
+			}
+			if err := q.RevokeSession(ctx, p.StaffID, s.Ref, "password changed"); err != nil {
+				return err
+			}
+			ended++
+		}
+		return c.audit(ctx, q, r, p, p.SchoolID, "staff.password_change", p.StaffID, fmt.Sprintf(`{"sessions_ended":%d}`, ended))
 	})
 	if err != nil {
 		c.fail(w, r, err)

@@ -1,7 +1,9 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -259,6 +261,15 @@ func TestInviteTOTPEnrolmentAndRecovery(t *testing.T) {
 	f.must(err)
 	if len(a.RecoveryHashes) != console.RecoveryCodeCount-1 {
 		t.Fatalf("%d recovery codes left", len(a.RecoveryHashes))
+	}
+	// Issue 15, item 4: the stored form is keyed. A copy of the database
+	// and the old plain hash of a code (as an offline search computes it)
+	// find nothing.
+	plain := sha256.Sum256([]byte("elevid-recovery:" + strings.ReplaceAll(codes[1][1], "-", "")))
+	for _, h := range a.RecoveryHashes {
+		if bytes.Equal(h, plain[:]) {
+			t.Fatal("a recovery code is stored as a plain SHA-256")
+		}
 	}
 }
 

@@ -57,10 +57,11 @@ type Syncer interface {
 	Run(ctx context.Context, schoolID string, ro rostersync.RunOptions) (rostersync.Result, error)
 }
 
-// ConnectionTester checks that a school's directory answers and accepts
-// the bind credentials, without reading the roster.
+// ConnectionTester checks that a directory answers and accepts the bind
+// credentials (password in clear), without reading the roster. The
+// console passes what is on the form only.
 type ConnectionTester interface {
-	TestConnection(ctx context.Context, schoolID string) error
+	TestConnection(ctx context.Context, src school.DirectorySource, password []byte) error
 }
 
 // Options are a Console's dependencies and limits. Zero limits take the

@@ -24,7 +24,7 @@ import (
 // password is never shown: an empty field keeps the stored one.
 type DirectoryForm struct {
 	URL, BindDN, Preset, CAPEM                              string
-	StartTLS                                                bool
+	StartTLS, Insecure                                      bool
 	PupilBase, PupilFilter, StaffBase, StaffFilter          string
 	ClassBase, ClassFilter, GuardianBase, GuardianFilter    string
 	PageSize, MaxDeletePercent, MaxDeletions, IntervalHours string
@@ -46,7 +46,7 @@ type DirectoryData struct {
 
 func formOf(src school.DirectorySource) DirectoryForm {
 	src = src.WithDefaults()
-	return DirectoryForm{URL: src.URL, BindDN: src.BindDN, Preset: src.Preset, CAPEM: src.CAPEM, StartTLS: src.StartTLS,
+	return DirectoryForm{URL: src.URL, BindDN: src.BindDN, Preset: src.Preset, CAPEM: src.CAPEM, StartTLS: src.StartTLS, Insecure: src.Insecure,
 		PupilBase: src.PupilBase, PupilFilter: src.PupilFilter, StaffBase: src.StaffBase, StaffFilter: src.StaffFilter,
 		ClassBase: src.ClassBase, ClassFilter: src.ClassFilter, GuardianBase: src.GuardianBase, GuardianFilter: src.GuardianFilter,
 		PageSize: strconv.Itoa(src.PageSize), MaxDeletePercent: strconv.Itoa(src.MaxDeletePercent), MaxDeletions: strconv.Itoa(src.MaxDeletions),
@@ -96,7 +96,7 @@ func (c *Console) directorySave(w http.ResponseWriter, r *http.Request, p Princi
 	}
 	lang := web.Lang(r)
 	v := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
-	f := DirectoryForm{URL: v("url"), BindDN: v("bind_dn"), Preset: v("preset"), CAPEM: v("ca_pem"), StartTLS: v("starttls") == "on",
+	f := DirectoryForm{URL: v("url"), BindDN: v("bind_dn"), Preset: v("preset"), CAPEM: v("ca_pem"), StartTLS: v("starttls") == "on", Insecure: v("insecure") == "on",
 		PupilBase: v("pupil_base"), PupilFilter: v("pupil_filter"), StaffBase: v("staff_base"), StaffFilter: v("staff_filter"),
 		ClassBase: v("class_base"), ClassFilter: v("class_filter"), GuardianBase: v("guardian_base"), GuardianFilter: v("guardian_filter"),
 		PageSize: v("page_size"), MaxDeletePercent: v("max_delete_percent"), MaxDeletions: v("max_deletions"), IntervalHours: v("interval_hours"),
@@ -105,13 +105,15 @@ func (c *Console) directorySave(w http.ResponseWriter, r *http.Request, p Princi
 	data.Errors = map[string]string{}
 	fieldErr := func(k, key string) { data.Errors[k] = c.opt.Site.T(lang, key) }
 	src := old
-	src.SchoolID, src.URL, src.BindDN, src.Preset, src.CAPEM, src.StartTLS = s.ID, f.URL, f.BindDN, f.Preset, f.CAPEM, f.StartTLS
+	src.SchoolID, src.URL, src.BindDN, src.Preset, src.CAPEM, src.StartTLS, src.Insecure = s.ID, f.URL, f.BindDN, f.Preset, f.CAPEM, f.StartTLS, f.Insecure
 	src.PupilBase, src.PupilFilter, src.StaffBase, src.StaffFilter = f.PupilBase, f.PupilFilter, f.StaffBase, f.StaffFilter
 	src.ClassBase, src.ClassFilter, src.GuardianBase, src.GuardianFilter = f.ClassBase, f.ClassFilter, f.GuardianBase, f.GuardianFilter
 	if u, err := url.Parse(f.URL); err != nil || u.Host == "" || (u.Scheme != "ldap" && u.Scheme != "ldaps") {
 		fieldErr("url", "console.dir.bad_url")
 	} else if u.Scheme == "ldaps" && f.StartTLS {
 		fieldErr("starttls", "console.dir.starttls_ldaps")
+	} else if plainLDAP(f.URL, f.StartTLS) && !f.Insecure {
+		fieldErr("url", "console.dir.plain")
 	}
 	if f.PupilBase == "" {
 		fieldErr("pupil_base", "console.dir.required")
@@ -137,6 +139,9 @@ func (c *Console) directorySave(w http.ResponseWriter, r *http.Request, p Princi
 	pw := r.PostFormValue("bind_password")
 	if pw != "" {
 		src.BindPassword = c.opt.Sealer.Seal([]byte(pw), "ldap:"+s.ID)
+	} else if len(old.BindPassword) > 0 && !sameEndpoint(old, f.URL, f.BindDN) {
+		// The stored password never goes to another host or account.
+		fieldErr("bind_password", "console.dir.password_again")
 	}
 	if len(data.Errors) == 0 {
 		if err := rostersync.ValidateSource(src); err != nil {
@@ -158,7 +163,7 @@ func (c *Console) directorySave(w http.ResponseWriter, r *http.Request, p Princi
 		if _, err := q.PutDirectorySource(ctx, src); err != nil {
 			return err
 		}
-		return c.audit(ctx, q, r, p, s.ID, "directory.update", s.ID, fmt.Sprintf(`{"password_changed":%t,"url_changed":%t}`, pw != "", old.URL != src.URL))
+		return c.audit(ctx, q, r, p, s.ID, "directory.update", s.ID, fmt.Sprintf(`{"password_changed":%t,"url_changed":%t,"insecure":%t}`, pw != "", old.URL != src.URL, src.Insecure))
 	})
 	if errors.Is(err, school.ErrInvalid) {
 		data.Problem = strings.TrimPrefix(err.Error(), school.ErrInvalid.Error()+": ")
@@ -172,6 +177,12 @@ func (c *Console) directorySave(w http.ResponseWriter, r *http.Request, p Princi
 	http.Redirect(w, r, "/console/schools/"+s.ID+"/directory?saved=1", http.StatusSeeOther)
 }
 
+// directoryTest tests a connection with what is on the form only: its
+// URL, TLS settings, bind DN and password. The stored password is used
+// only for the stored host and bind DN (an empty password field), never
+// for another. The page says "could not connect" for any failure before
+// the bind (no port or TLS detail: not a port scanner); the log has the
+// detail.
 func (c *Console) directoryTest(w http.ResponseWriter, r *http.Request, p Principal) {
 	ctx := r.Context()
 	s, err := c.schoolFor(r, p, ManageDirectory)
@@ -179,39 +190,86 @@ func (c *Console) directoryTest(w http.ResponseWriter, r *http.Request, p Princi
 		c.fail(w, r, err)
 		return
 	}
-	data, _, err := c.directoryData(ctx, p, s)
+	data, old, err := c.directoryData(ctx, p, s)
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
+	lang := web.Lang(r)
+	v := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
+	src := school.DirectorySource{SchoolID: s.ID, URL: v("url"), BindDN: v("bind_dn"), CAPEM: v("ca_pem"),
+		StartTLS: v("starttls") == "on", Insecure: v("insecure") == "on"}
+	if src.URL == "" { // the button outside the form (older pages): the stored settings
+		src.URL, src.BindDN, src.CAPEM, src.StartTLS, src.Insecure = old.URL, old.BindDN, old.CAPEM, old.StartTLS, old.Insecure
+	}
+	data.Form.URL, data.Form.BindDN, data.Form.CAPEM, data.Form.StartTLS, data.Form.Insecure = src.URL, src.BindDN, src.CAPEM, src.StartTLS, src.Insecure
+	password := []byte(r.PostFormValue("bind_password"))
+	fail := func(key string) {
+		data.Test = c.opt.Site.T(lang, key)
+		c.opt.Site.Render(w, r, http.StatusOK, "console-directory", data)
+	}
+	if u, err := url.Parse(src.URL); err != nil || u.Host == "" || (u.Scheme != "ldap" && u.Scheme != "ldaps") {
+		fail("console.dir.bad_url")
+		return
+	}
+	if plainLDAP(src.URL, src.StartTLS) && !src.Insecure {
+		fail("console.dir.plain")
+		return
+	}
+	if len(password) == 0 && src.BindDN != "" {
+		if len(old.BindPassword) == 0 || !sameEndpoint(old, src.URL, src.BindDN) {
+			fail("console.dir.password_again")
+			return
+		}
+		if password, err = c.opt.Sealer.Open(old.BindPassword, "ldap:"+s.ID); err != nil {
+			c.log.Error("console: stored bind password cannot be opened", "school", s.ID, "err", err)
+			fail("console.dir.test_no_password")
+			return
+		}
+	}
 	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if c.opt.Tester != nil {
-		err = c.opt.Tester.TestConnection(tctx, s.ID)
+		err = c.opt.Tester.TestConnection(tctx, src, password)
 	} else {
-		err = c.testConnection(tctx, s.ID)
+		err = testConnection(tctx, src, password)
 	}
-	lang := web.Lang(r)
 	if err != nil {
 		c.log.Info("console: directory connection test failed", "school", s.ID, "err", err)
-		data.Test = c.opt.Site.T(lang, "console.dir.test_failed", err.Error())
-	} else {
-		data.Test, data.TestOK = c.opt.Site.T(lang, "console.dir.test_ok"), true
+		key := "console.dir.test_connect"
+		if errors.Is(err, errBindRefused) {
+			key = "console.dir.test_bind"
+		}
+		fail(key)
+		return
 	}
+	data.Test, data.TestOK = c.opt.Site.T(lang, "console.dir.test_ok"), true
 	c.opt.Site.Render(w, r, http.StatusOK, "console-directory", data)
 }
 
-// testConnection connects to the school's directory (StartTLS when set)
-// and binds with the stored credentials. The error names the failed step,
-// never the password.
-func (c *Console) testConnection(ctx context.Context, schoolID string) error {
-	src, err := c.opt.Store.GetDirectorySource(ctx, schoolID)
-	if errors.Is(err, school.ErrNotFound) {
-		return errors.New("no directory source is configured")
-	}
-	if err != nil {
-		return err
-	}
+// plainLDAP reports whether a URL and StartTLS setting make a connection
+// without TLS.
+func plainLDAP(rawURL string, startTLS bool) bool {
+	return strings.HasPrefix(strings.ToLower(rawURL), "ldap://") && !startTLS
+}
+
+// sameEndpoint reports whether url and bindDN name the stored source's
+// host (scheme, host and port) and account: only then may the stored
+// password be kept or used.
+func sameEndpoint(old school.DirectorySource, rawURL, bindDN string) bool {
+	a, errA := url.Parse(old.URL)
+	b, errB := url.Parse(rawURL)
+	return errA == nil && errB == nil && old.URL != "" && strings.EqualFold(a.Scheme, b.Scheme) &&
+		strings.EqualFold(a.Host, b.Host) && strings.EqualFold(strings.TrimSpace(old.BindDN), strings.TrimSpace(bindDN))
+}
+
+// errBindRefused marks a test whose connection worked but whose bind was
+// refused.
+var errBindRefused = errors.New("bind refused")
+
+// testConnection connects to src's directory (StartTLS when set) and binds
+// with password. Errors carry the detail for the log only.
+func testConnection(ctx context.Context, src school.DirectorySource, password []byte) error {
 	u, err := url.Parse(src.URL)
 	if err != nil {
 		return errors.New("the URL cannot be parsed")
@@ -242,12 +300,8 @@ func (c *Console) testConnection(ctx context.Context, schoolID string) error {
 	if src.BindDN == "" {
 		return nil
 	}
-	pw, err := c.opt.Sealer.Open(src.BindPassword, "ldap:"+schoolID)
-	if err != nil {
-		return errors.New("the stored bind password cannot be opened (encryption key changed?)")
-	}
-	if err := conn.Bind(src.BindDN, string(pw)); err != nil {
-		return fmt.Errorf("bind as %s: %v", src.BindDN, err)
+	if err := conn.Bind(src.BindDN, string(password)); err != nil {
+		return fmt.Errorf("%w: bind as %s: %v", errBindRefused, src.BindDN, err)
 	}
 	return nil
 }

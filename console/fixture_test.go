@@ -104,7 +104,7 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	}
 	site := webtest.NewSite(t)
 	requests := &consentRequests{}
-	flows, err := enrollment.NewFlows(enrollment.FlowOptions{Store: st, Requester: requests, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	flows, err := enrollment.NewFlows(enrollment.FlowOptions{Store: st, Sealer: sealer, Requester: requests, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ var schoolRoutes = []route{
 	{"reset", "POST", sp("/console/schools/{S}/pupils/{P}/reset"), formOf("purpose", "checked_in_person", "confirm", "yes")},
 	{"export", "GET", sp("/console/schools/{S}/pupils/{P}/export"), nil},
 	{"directory", "GET", sp("/console/schools/{S}/directory"), nil},
-	{"directory-save", "POST", sp("/console/schools/{S}/directory"), formOf("url", "ldap://127.0.0.1:1", "preset", "openldap", "pupil_base", "ou=p,dc=x",
+	{"directory-save", "POST", sp("/console/schools/{S}/directory"), formOf("url", "ldap://127.0.0.1:1", "insecure", "on", "preset", "openldap", "pupil_base", "ou=p,dc=x",
 		"page_size", "500", "max_delete_percent", "10", "max_deletions", "500", "interval_hours", "0")},
 	{"directory-test", "POST", sp("/console/schools/{S}/directory/test"), formOf()},
 	{"sync", "GET", sp("/console/schools/{S}/sync"), nil},

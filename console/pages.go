@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/school"
@@ -537,6 +538,18 @@ func (c *Console) resetPupil(w http.ResponseWriter, r *http.Request, p Principal
 		c.renderPupil(w, r, http.StatusBadRequest, PupilData{Frame: Frame{Me: p, School: s}, Purpose: purpose, Confirmed: confirmed, Errors: errs}, pu)
 		return
 	}
+	// A reset prints a new enrolment code: in a stolen session that is an
+	// account takeover. Like other lasting changes it needs a sign-in or
+	// re-authentication within the re-authentication window.
+	fresh, err := c.recentlyAuthenticated(ctx, p)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if !fresh {
+		c.needReauth(w, r, "/console/schools/"+s.ID+"/pupils/"+pu.ID)
+		return
+	}
 	code, exp, err := c.reset(ctx, r, p, s, pu, purpose)
 	if err == nil {
 		classID := ""
@@ -742,10 +755,10 @@ func validateInvite(inv Invite) map[string]string {
 	if !usernameOK(inv.Username) {
 		errs["username"] = "console.staff.bad_username"
 	}
-	if inv.Name == "" || len(inv.Name) > 200 {
+	if inv.Name == "" || len(inv.Name) > 200 || !utf8.ValidString(inv.Name) {
 		errs["name"] = "console.staff.bad_name"
 	}
-	if inv.Email != "" && school.ValidEmail(inv.Email) != nil {
+	if inv.Email != "" && (school.ValidEmail(inv.Email) != nil || !utf8.ValidString(inv.Email)) {
 		errs["email"] = "console.staff.bad_email"
 	}
 	if inv.Role != school.RoleTeacher && inv.Role != school.RoleSchoolAdmin {

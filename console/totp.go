@@ -2,8 +2,8 @@ package console
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/elevid/elevid/school"
 )
 
 // TOTP parameters: the common authenticator-app defaults (RFC 6238,
@@ -93,8 +95,8 @@ const recoveryAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
 const RecoveryCodeCount = 10
 
 // newRecoveryCodes returns RecoveryCodeCount fresh codes (xxxxx-xxxxx,
-// about 50 bits each) and their hashes.
-func newRecoveryCodes() ([]string, [][]byte) {
+// about 50 bits each) and their stored forms (recoveryHash).
+func newRecoveryCodes(sealer *school.Sealer) ([]string, [][]byte) {
 	codes := make([]string, RecoveryCodeCount)
 	hashes := make([][]byte, RecoveryCodeCount)
 	for i := range codes {
@@ -110,17 +112,33 @@ func newRecoveryCodes() ([]string, [][]byte) {
 			b.WriteByte(recoveryAlphabet[int(v)%len(recoveryAlphabet)])
 		}
 		codes[i] = b.String()
-		hashes[i] = recoveryHash(codes[i])
+		hashes[i] = sealer.MAC(recoveryPurpose, []byte(normRecovery(codes[i])))
 	}
 	return codes, hashes
 }
 
-// recoveryHash is the stored form of a recovery code. The codes are
-// random, single-use and rate-limited, so a fast hash suffices.
-func recoveryHash(code string) []byte {
-	norm := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(code), "-", ""))
-	h := sha256.Sum256([]byte("elevid-recovery:" + norm))
-	return h[:]
+// recoveryPurpose names the key (derived from secrets.encryption_keys)
+// that keys the stored form of recovery codes: HMAC-SHA256, so that a
+// leaked database alone does not give the 50-bit codes up. Codes stored
+// before (plain SHA-256) were removed by migration 00015: those staff set
+// up their authenticator again to get new ones.
+const recoveryPurpose = "staff-recovery-code"
+
+func normRecovery(code string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(code), "-", ""))
+}
+
+// recoveryMatch returns the index in stored of code's stored form under
+// any of the sealer's keys, or -1.
+func recoveryMatch(sealer *school.Sealer, stored [][]byte, code string) int {
+	for _, h := range sealer.MACs(recoveryPurpose, []byte(normRecovery(code))) {
+		for i, rh := range stored {
+			if hmac.Equal(rh, h) {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // looksLikeRecovery reports whether code has the shape of a recovery code.

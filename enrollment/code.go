@@ -3,7 +3,6 @@ package enrollment
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -83,12 +82,30 @@ func Locator(norm string) string {
 	return norm[:LocatorLength]
 }
 
-// Hash returns the stored form of a normalized code: its SHA-256. The
-// code has 60 bits of entropy, is single-use, expires and is rate-limited,
-// so a fast hash is enough.
-func Hash(norm string) []byte {
-	h := sha256.Sum256([]byte("elevid-enrolment-code:" + norm))
-	return h[:]
+// CodePurpose names the key (derived from secrets.encryption_keys) that
+// keys the stored form of enrolment codes.
+const CodePurpose = "enrolment-code"
+
+// Hash returns the stored form of a normalized code: HMAC-SHA256 under a
+// server-side key derived from the encryption keys (school.Sealer.MAC),
+// so that a leaked database alone does not give the codes up (60 bits
+// would fall to an offline search of a plain hash).
+func Hash(s *school.Sealer, norm string) []byte {
+	return s.MAC(CodePurpose, []byte(norm))
+}
+
+// codeByHash finds the code norm under the current key and, during a key
+// rotation, under the older ones.
+func codeByHash(ctx context.Context, st school.Store, s *school.Sealer, norm string) (school.EnrolmentCode, error) {
+	var err error
+	for _, h := range s.MACs(CodePurpose, []byte(norm)) {
+		var c school.EnrolmentCode
+		c, err = st.EnrolmentCodeByHash(ctx, h)
+		if !errors.Is(err, school.ErrNotFound) {
+			return c, err
+		}
+	}
+	return school.EnrolmentCode{}, err
 }
 
 // Issue makes a new enrolment code for an active pupil whose enrolment is
@@ -102,7 +119,7 @@ func (e *Enroller) Issue(ctx context.Context, pupilID, actor string) (string, ti
 	err := e.opt.Store.InTx(ctx, func(q school.Queries) error {
 		var err error
 		out, err = q.CreateEnrolmentCode(ctx, school.EnrolmentCode{
-			Hash: Hash(norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: actor, ExpiresAt: e.now().Add(e.opt.CodeTTL),
+			Hash: Hash(e.opt.Sealer, norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: actor, ExpiresAt: e.now().Add(e.opt.CodeTTL),
 		})
 		if err != nil {
 			return err

@@ -2,10 +2,14 @@ package enrollment_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/school"
 )
 
 func TestCodes(t *testing.T) {
@@ -41,8 +45,16 @@ func TestCodes(t *testing.T) {
 			t.Errorf("Normalize(%q) = %q %v, want %q", in, got, ok, want)
 		}
 	}
-	if bytes.Equal(enrollment.Hash("ABCDEFGHJKMN"), enrollment.Hash("ABCDEFGHJKMP")) || len(enrollment.Hash("x")) != 32 {
+	if bytes.Equal(enrollment.Hash(testSealer, "ABCDEFGHJKMN"), enrollment.Hash(testSealer, "ABCDEFGHJKMP")) || len(enrollment.Hash(testSealer, "x")) != 32 {
 		t.Fatal("Hash")
+	}
+	// Keyed: another key gives another stored form, and neither is the
+	// plain SHA-256 the probe could search offline.
+	other, _ := school.NewSealer([]byte("another-key-another-key-0123456789"))
+	plain := sha256.Sum256([]byte("elevid-enrolment-code:ABCDEFGHJKMN"))
+	if bytes.Equal(enrollment.Hash(testSealer, "ABCDEFGHJKMN"), enrollment.Hash(other, "ABCDEFGHJKMN")) ||
+		bytes.Equal(enrollment.Hash(testSealer, "ABCDEFGHJKMN"), plain[:]) {
+		t.Fatal("Hash is not keyed")
 	}
 }
 
@@ -58,5 +70,48 @@ func TestQR(t *testing.T) {
 	svg, err := enrollment.QRSVG(u)
 	if err != nil || !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, `<path fill="#000" d="M`) {
 		t.Fatalf("QRSVG = %.80q, %v", svg, err)
+	}
+}
+
+// TestStoredCodeIsKeyed (issue 15, item 4): what the store keeps of a
+// code is an HMAC under a server-side key. An attacker with a copy of the
+// database who computes the old plain hash of every possible code finds
+// nothing; the code still works, also after the key is rotated (new key
+// first, old key kept).
+func TestStoredCodeIsKeyed(t *testing.T) {
+	for _, kind := range []storeKind{onSQLite, onPostgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, kind)
+			code := e.issue(e.pupil)
+			norm, _ := enrollment.Normalize(code)
+			plain := sha256.Sum256([]byte("elevid-enrolment-code:" + norm))
+			if _, err := e.st.EnrolmentCodeByHash(ctx, plain[:]); !errors.Is(err, school.ErrNotFound) {
+				t.Fatalf("the plain hash finds the code: %v", err)
+			}
+			if _, err := e.st.EnrolmentCodeByHash(ctx, enrollment.Hash(testSealer, norm)); err != nil {
+				t.Fatalf("the keyed hash: %v", err)
+			}
+			b := e.browser("en")
+			if cer, _ := b.beginEnrol(code); cer == "" {
+				t.Fatal("the code does not work")
+			}
+		})
+	}
+}
+
+func TestKeyedCodeSurvivesRotation(t *testing.T) {
+	old := testSealer
+	rotated, err := school.NewSealer([]byte("the-new-key-the-new-key-0123456789"), []byte("enrollment-test-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := enrollment.Hash(old, "ABCDEFGHJKMN")
+	found := false
+	for _, c := range rotated.MACs(enrollment.CodePurpose, []byte("ABCDEFGHJKMN")) {
+		found = found || bytes.Equal(c, h)
+	}
+	if !found || bytes.Equal(enrollment.Hash(rotated, "ABCDEFGHJKMN"), h) {
+		t.Fatal("a rotated sealer must still match codes of the old key, and key new ones with the new key")
 	}
 }

@@ -52,7 +52,7 @@ func TestEnrolLoginMe(t *testing.T) {
 		t.Fatal("the authenticator did not get the pupil's random user handle")
 	}
 	// The code is spent.
-	_, err := e.st.EnrolmentCodeByHash(context.Background(), enrollment.Hash(strings.ReplaceAll(code, "-", "")))
+	_, err := e.st.EnrolmentCodeByHash(context.Background(), enrollment.Hash(testSealer, strings.ReplaceAll(code, "-", "")))
 	if err == nil {
 		t.Fatal("code still usable after registration")
 	}

@@ -22,7 +22,9 @@ import (
 
 // Options configure an Enroller.
 type Options struct {
-	Store   school.Store
+	Store school.Store
+	// Sealer keys the stored form of enrolment codes (Hash); required.
+	Sealer  *school.Sealer
 	Site    *web.Site
 	Passkey passkey.Config
 	// CodeTTL is how long an enrolment code is valid; 7 days when zero.
@@ -58,8 +60,8 @@ type Enroller struct {
 
 // New returns an Enroller for opt.
 func New(opt Options) (*Enroller, error) {
-	if opt.Store == nil || opt.Site == nil {
-		return nil, errors.New("enrollment: a store and a site are required")
+	if opt.Store == nil || opt.Site == nil || opt.Sealer == nil {
+		return nil, errors.New("enrollment: a store, a sealer and a site are required")
 	}
 	if opt.CodeTTL <= 0 {
 		opt.CodeTTL = 7 * 24 * time.Hour
@@ -210,7 +212,7 @@ func (e *Enroller) check(ctx context.Context, r *http.Request, raw string) (chec
 		return fail("enrol.err.wrong", "malformed")
 	}
 	var err error
-	c.code, err = st.EnrolmentCodeByHash(ctx, Hash(norm))
+	c.code, err = codeByHash(ctx, st, e.opt.Sealer, norm)
 	switch {
 	case errors.Is(err, school.ErrNotFound):
 		return fail("enrol.err.wrong", "unknown")

@@ -86,7 +86,9 @@ type ConsentRequester interface {
 
 // FlowOptions configure Flows.
 type FlowOptions struct {
-	Store     school.Store
+	Store school.Store
+	// Sealer keys the stored form of enrolment codes (Hash); required.
+	Sealer    *school.Sealer
 	Policy    Policy
 	Requester ConsentRequester
 	// ConsentTTL is how long a flow waits for consent (and consent links
@@ -102,10 +104,11 @@ type FlowOptions struct {
 // lazy expiry, code issue, and re-evaluation after guardians decide.
 type Flows struct{ opt FlowOptions }
 
-// NewFlows returns Flows for opt; Store and Requester are required.
+// NewFlows returns Flows for opt; Store, Sealer and Requester are
+// required.
 func NewFlows(opt FlowOptions) (*Flows, error) {
-	if opt.Store == nil || opt.Requester == nil {
-		return nil, errors.New("enrollment: flows need a store and a consent requester")
+	if opt.Store == nil || opt.Requester == nil || opt.Sealer == nil {
+		return nil, errors.New("enrollment: flows need a store, a sealer and a consent requester")
 	}
 	if opt.Policy == (Policy{}) {
 		opt.Policy = DefaultPolicy()
@@ -413,7 +416,7 @@ func (f *Flows) IssueCodeTx(ctx context.Context, q school.Queries, a Actor, pupi
 	}
 	code := NewCode()
 	norm, _ := Normalize(code)
-	c, err := q.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: Hash(norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: a.ID, ExpiresAt: now.Add(f.opt.CodeTTL)})
+	c, err := q.CreateEnrolmentCode(ctx, school.EnrolmentCode{Hash: Hash(f.opt.Sealer, norm), Locator: Locator(norm), PupilID: pupilID, CreatedBy: a.ID, ExpiresAt: now.Add(f.opt.CodeTTL)})
 	if err != nil {
 		return "", time.Time{}, err
 	}

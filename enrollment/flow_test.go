@@ -123,7 +123,7 @@ func TestStart(t *testing.T) {
 	foreign, _ := st.CreatePupil(ctx, school.Pupil{SchoolID: other.ID, GivenName: "f", BirthDate: day(2013, 1, 1), Status: school.PupilActive})
 
 	req := &noRequests{}
-	flows, err := enrollment.NewFlows(enrollment.FlowOptions{Store: st, Requester: req, Now: clock, Logger: slog.New(slog.DiscardHandler)})
+	flows, err := enrollment.NewFlows(enrollment.FlowOptions{Store: st, Sealer: testSealer, Requester: req, Now: clock, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,6 +71,15 @@ func (l *logBuffer) String() string {
 }
 
 // env is a running ElevID with enrolment and login on a real store.
+// testSealer keys enrolment codes in the tests.
+var testSealer = func() *school.Sealer {
+	s, err := school.NewSealer([]byte("enrollment-test-key-0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
 type env struct {
 	t      testing.TB
 	st     school.Store
@@ -146,7 +155,7 @@ func newEnv(t testing.TB, kind storeKind) *env {
 	e.origin = "http://localhost:" + port
 	pk := passkey.Config{RPID: "localhost", RPName: "ElevID test", Origins: []string{e.origin}}
 	var err error
-	e.enr, err = enrollment.New(enrollment.Options{Store: e.st, Site: site, Passkey: pk, Now: e.clock.Now, Logger: log})
+	e.enr, err = enrollment.New(enrollment.Options{Store: e.st, Sealer: testSealer, Site: site, Passkey: pk, Now: e.clock.Now, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

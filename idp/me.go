@@ -62,7 +62,7 @@ var meMessages = map[string]string{
 }
 
 var meErrors = map[string]string{
-	"last": "me.err.last", "label": "me.err.label", "unknown": "me.err.unknown",
+	"last": "me.err.last", "label": "me.err.label", "unknown": "me.err.unknown", "session": "me.err.session",
 }
 
 func (l *Login) mountMe(mux *http.ServeMux) {
@@ -313,12 +313,20 @@ func (l *Login) revokeSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("ref")
+	ended := false
 	err := l.opt.Store.InTx(r.Context(), func(q school.Queries) error {
-		_, err := l.endSession(r.Context(), q, p.ID, ref, "signed out from /me")
+		var err error
+		ended, err = l.endSession(r.Context(), q, p.ID, ref, "signed out from /me")
 		return err
 	})
 	if err != nil {
 		l.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if !ended {
+		// Not one of this pupil's active sessions (another pupil's ref, or
+		// already ended): nothing changed, and the page says so.
+		http.Redirect(w, r, "/me?err=session", http.StatusSeeOther)
 		return
 	}
 	if ref == s.Ref {

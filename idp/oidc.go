@@ -196,13 +196,13 @@ func (p *OIDC) Keys() *OIDCKeys { return p.keys }
 //	GET  /oidc/logged-out                   the page after logout
 func (p *OIDC) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+discoveryPath, p.discovery)
-	mux.Handle(oidcAuthorizePath, p.wrap(p.authorize))
+	mux.Handle(oidcAuthorizePath, p.wrap(singleParams(p.authorize, p.pageParamError)))
 	mux.Handle("GET "+oidcLoginPath, p.wrap(p.loginHandoff))
-	mux.Handle("POST "+oidcTokenPath, p.wrap(p.token))
-	mux.Handle(oidcUserinfoPath, p.wrap(p.provider.ServeHTTP))
-	mux.Handle("POST "+oidcRevokePath, p.wrap(p.provider.ServeHTTP))
-	mux.Handle("POST "+oidcIntrospectPath, p.wrap(p.provider.ServeHTTP))
-	mux.Handle(oidcEndSessionPath, p.wrap(p.provider.ServeHTTP))
+	mux.Handle("POST "+oidcTokenPath, p.wrap(singleParams(p.token, oauthParamError)))
+	mux.Handle(oidcUserinfoPath, p.wrap(p.userinfo))
+	mux.Handle("POST "+oidcRevokePath, p.wrap(singleParams(p.provider.ServeHTTP, oauthParamError)))
+	mux.Handle("POST "+oidcIntrospectPath, p.wrap(singleParams(p.provider.ServeHTTP, oauthParamError)))
+	mux.Handle(oidcEndSessionPath, p.wrap(singleParams(p.provider.ServeHTTP, p.pageParamError)))
 	mux.Handle("GET "+oidcKeysPath, p.wrap(p.provider.ServeHTTP))
 	mux.HandleFunc("GET "+oidcLoggedOutPath, p.loggedOut)
 }
@@ -381,6 +381,24 @@ func (p *OIDC) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		op.RequestError(w, r, oidc.ErrUnsupportedGrantType(), nil)
 	}
+}
+
+// pageParamError answers a browser request (authorization, end session)
+// that repeats a parameter with ElevID's error page, never a redirect: with
+// two redirect_uri values there is no trustworthy place to send it.
+func (p *OIDC) pageParamError(w http.ResponseWriter, r *http.Request, name string, err error) {
+	p.log.Warn("request refused: repeated or malformed parameter", "path", r.URL.Path, "param", name, "err", err)
+	p.opt.Site.Error(w, r, http.StatusBadRequest, "oidc.err.repeated")
+}
+
+// oauthParamError answers a back-channel request (token, revocation,
+// introspection) that repeats a parameter with invalid_request.
+func oauthParamError(w http.ResponseWriter, r *http.Request, name string, err error) {
+	desc := "parameter " + name + " is repeated"
+	if !errors.Is(err, errRepeatedParam) {
+		desc = "cannot parse the request"
+	}
+	op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("%s", desc), nil)
 }
 
 func (p *OIDC) loggedOut(w http.ResponseWriter, r *http.Request) {

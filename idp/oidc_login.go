@@ -90,7 +90,39 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	c := &school.OIDCAuthCompletion{PupilID: sess.SubjectID, SessionRef: sess.Ref, AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr}
 	stateFrom(ctx).completion = c
 	ar.rec.PupilID, ar.rec.SessionRef, ar.rec.AuthTime, ar.rec.AMR, ar.rec.ACR = c.PupilID, c.SessionRef, c.AuthTime, c.AMR, c.ACR
+	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
+		p.formPost(w, r, ar)
+		return
+	}
 	op.AuthResponseCode(w, r, ar, p.provider)
+}
+
+// oidcPostData is the data of the oidc-post page.
+type oidcPostData struct {
+	Action string
+	Fields []oidcPostField
+}
+
+type oidcPostField struct{ Name, Value string }
+
+// formPost answers response_mode=form_post with ElevID's own page: a form
+// with a visible button, submitted by an external script
+// (/static/auto-post.js) that ElevID's CSP allows. zitadel's own page
+// submits from an inline onload handler, which the CSP blocks.
+func (p *OIDC) formPost(w http.ResponseWriter, r *http.Request, ar *authRequest) {
+	resp, err := op.BuildAuthResponseCodeResponsePayload(r.Context(), ar, p.provider)
+	if err != nil {
+		op.AuthRequestError(w, r, ar, err, p.provider)
+		return
+	}
+	d := oidcPostData{Action: ar.GetRedirectURI(), Fields: []oidcPostField{{"code", resp.Code}}}
+	if resp.State != "" {
+		d.Fields = append(d.Fields, oidcPostField{"state", resp.State})
+	}
+	if resp.SessionState != "" {
+		d.Fields = append(d.Fields, oidcPostField{"session_state", resp.SessionState})
+	}
+	p.opt.Site.Render(w, r, http.StatusOK, "oidc-post", d)
 }
 
 // refusalText is the error_description of an access_denied for a

@@ -511,7 +511,10 @@ func (s *oidcStorage) RevokeToken(ctx context.Context, tokenOrID, _ string, clie
 		return oidc.ErrServerError()
 	}
 	if tok.PlatformID != c.pf.ID {
-		return oidc.ErrInvalidClient().WithDescription("token was issued to another client")
+		// RFC 7009 §2.2: answer as for an unknown token, so that a
+		// platform learns nothing about another's tokens; revoke nothing.
+		s.p.log.Warn("revocation of another platform's token ignored", "platform", c.pf.ID)
+		return nil
 	}
 	f := school.OIDCTokenFilter{ID: tok.ID}
 	if tok.Kind == school.TokenRefresh {

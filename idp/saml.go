@@ -382,6 +382,11 @@ func (s *SAML) serveSSO(w http.ResponseWriter, r *http.Request) {
 	if !s.acceptMessage(w, r, req.RequestBuffer) {
 		return
 	}
+	if len(req.RelayState) > maxRelayState {
+		// SAML bindings §3.4.3/§3.5.3: RelayState MUST NOT exceed 80 bytes.
+		s.reject(w, r, http.StatusBadRequest, "saml.error.invalid", "", fmt.Errorf("RelayState of %d bytes, more than %d", len(req.RelayState), maxRelayState))
+		return
+	}
 	if err := req.Validate(); err != nil {
 		claimed := ""
 		if req.Request.Issuer != nil {
@@ -441,6 +446,10 @@ func (s *SAML) serveSSO(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	http.Redirect(w, r, resumePath(token), http.StatusSeeOther)
 }
+
+// maxRelayState is the longest RelayState the SAML bindings allow (80
+// bytes), on SP- and IdP-initiated flows alike.
+const maxRelayState = 80
 
 func resumePath(token string) string { return "/saml/resume?flow=" + url.QueryEscape(token) }
 

@@ -105,6 +105,15 @@ func (s *sink) messages() []received {
 
 // env is one ElevID with a school, a teacher, a guardian, a pupil, two
 // platforms, the SMTP sink and an HTTP server.
+// testSealer keys enrolment codes and seals mail bodies in the tests.
+var testSealer = func() *school.Sealer {
+	s, err := school.NewSealer([]byte("parent-test-key-0123456789abcdefgh"))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
 type env struct {
 	t        *testing.T
 	ctx      context.Context
@@ -178,14 +187,14 @@ func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(webtest.NewSite(t).CrossOrigin(mux))
 	t.Cleanup(e.srv.Close)
-	e.sender = parent.NewSender(parent.SenderOptions{Store: st, SMTP: parent.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
+	e.sender = parent.NewSender(parent.SenderOptions{Store: st, Sealer: testSealer, SMTP: parent.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
 		Now: e.clock.Now, Logger: quiet, Backoff: func(int) time.Duration { return time.Minute }})
-	opt := parent.Options{Store: st, Site: webtest.NewSite(t), BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
+	opt := parent.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
 	if adjust != nil {
 		adjust(&opt)
 	}
 	e.svc = must[*parent.Service](t)(parent.New(opt))
-	e.flows = must[*enrollment.Flows](t)(enrollment.NewFlows(enrollment.FlowOptions{Store: st, Requester: e.svc, Now: e.clock.Now, Logger: quiet}))
+	e.flows = must[*enrollment.Flows](t)(enrollment.NewFlows(enrollment.FlowOptions{Store: st, Sealer: testSealer, Requester: e.svc, Now: e.clock.Now, Logger: quiet}))
 	e.svc.SetFlows(e.flows)
 	e.svc.Mount(mux)
 	return e

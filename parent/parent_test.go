@@ -311,7 +311,7 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	}
 	// Back up on the same address; once the backoff passed, it is sent once.
 	up := startSink(t, addr)
-	e.sender = parent.NewSender(parent.SenderOptions{Store: e.st, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
+	e.sender = parent.NewSender(parent.SenderOptions{Store: e.st, Sealer: testSealer, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
 	if sent, _, _ := e.sender.RunOnce(ctx); sent != 0 {
 		t.Fatal("sent before the backoff passed")
 	}
@@ -319,7 +319,7 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 3 { // several nodes at once
 		wg.Go(func() {
-			other := parent.NewSender(parent.SenderOptions{Store: e.st, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
+			other := parent.NewSender(parent.SenderOptions{Store: e.st, Sealer: testSealer, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
 			if _, _, err := other.RunOnce(ctx); err != nil {
 				t.Error(err)
 			}

@@ -117,13 +117,23 @@ func (c SMTP) Send(ctx context.Context, to string, msg []byte) error {
 // retrying will not cure.
 func Permanent(err error) bool {
 	var te *textproto.Error
-	return errors.As(err, &te) && te.Code >= 500
+	var pe permanentError
+	return errors.As(err, &te) && te.Code >= 500 || errors.As(err, &pe)
 }
+
+// permanentError marks an error that retrying will not cure.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func permanent(err error) error { return permanentError{err} }
 
 // SenderOptions configure a Sender.
 type SenderOptions struct {
 	Store school.Store
-	SMTP  SMTP
+	// Sealer opens the sealed mail bodies (SealMail); required.
+	Sealer *school.Sealer
+	SMTP   SMTP
 	// Owner names this node in leases; random when empty.
 	Owner string
 	// Lease is how long a claimed message is this node's; 5 min when zero.
@@ -151,6 +161,9 @@ type Sender struct {
 
 // NewSender returns a Sender for opt.
 func NewSender(opt SenderOptions) *Sender {
+	if opt.Sealer == nil {
+		panic("parent: NewSender needs a Sealer") // a wiring error
+	}
 	if opt.Owner == "" {
 		opt.Owner = "sender-" + randomHex(8)
 	}
@@ -232,7 +245,13 @@ func (s *Sender) RunOnce(ctx context.Context) (sent, failed int, err error) {
 
 func (s *Sender) deliver(ctx context.Context, m school.Mail) bool {
 	log := s.opt.Logger.With("mail", m.ID, "kind", m.Kind, "attempt", m.Attempts)
-	msg, err := Compose(s.opt.SMTP.From, m, s.opt.Now())
+	m, err := OpenMail(s.opt.Sealer, m)
+	var msg []byte
+	if err != nil {
+		err = permanent(err) // no key opens it: retrying cannot help
+	} else {
+		msg, err = Compose(s.opt.SMTP.From, m, s.opt.Now())
+	}
 	if err == nil {
 		err = s.opt.SMTP.Send(ctx, m.To, msg)
 	}

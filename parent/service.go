@@ -30,6 +30,9 @@ type Waker interface{ Wake() }
 type Options struct {
 	Store school.Store
 	Site  *web.Site
+	// Sealer seals the bodies of queued mail (they hold magic links);
+	// required.
+	Sealer *school.Sealer
 	// BaseURL is the public origin links in mail point to, e.g.
 	// "https://elevid.example.dk" (the issuer).
 	BaseURL string
@@ -72,8 +75,8 @@ type Service struct {
 // New returns a Service for opt; Store, Site and BaseURL are required.
 // Call SetFlows before serving.
 func New(opt Options) (*Service, error) {
-	if opt.Store == nil || opt.Site == nil || opt.BaseURL == "" {
-		return nil, errors.New("parent: a store, a site and a base URL are required")
+	if opt.Store == nil || opt.Site == nil || opt.BaseURL == "" || opt.Sealer == nil {
+		return nil, errors.New("parent: a store, a site, a sealer and a base URL are required")
 	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	if opt.LinkTTL <= 0 {
@@ -153,7 +156,7 @@ func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enroll
 		if err != nil {
 			return err
 		}
-		if _, err := q.EnqueueMail(ctx, m); err != nil {
+		if _, err := q.EnqueueMail(ctx, SealMail(s.opt.Sealer, m)); err != nil {
 			return err
 		}
 		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: r.Pupil.SchoolID, Time: s.now(), ActorID: "system", ActorRole: "system",
@@ -607,7 +610,7 @@ func (s *Service) RequestGuardianLink(ctx context.Context, email string) error {
 			if err != nil {
 				return err
 			}
-			if _, err := q.EnqueueMail(ctx, m); err != nil {
+			if _, err := q.EnqueueMail(ctx, SealMail(s.opt.Sealer, m)); err != nil {
 				return err
 			}
 		}
@@ -709,7 +712,7 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID
 			if err != nil {
 				return err
 			}
-			if _, err := q.EnqueueMail(ctx, m); err != nil {
+			if _, err := q.EnqueueMail(ctx, SealMail(s.opt.Sealer, m)); err != nil {
 				return err
 			}
 		}

@@ -447,4 +447,8 @@ type ConsentFlowStore interface {
 	// ListMail lists outbox messages, newest first; bodies only when
 	// f.Bodies (a sent message's bodies are gone).
 	ListMail(ctx context.Context, f MailFilter) ([]Mail, error)
+	// GetMail returns one outbox message with its bodies as stored (sealed
+	// by package parent while pending, empty once sent); ErrNotFound when
+	// unknown. For the demo mail page (parent.OpenMail opens the bodies).
+	GetMail(ctx context.Context, id string) (Mail, error)
 }

@@ -35,6 +35,10 @@ type DirectorySource struct {
 	SchoolID string
 	URL      string // ldap://host:389 or ldaps://host:636
 	StartTLS bool   // upgrade an ldap:// connection with StartTLS
+	// Insecure allows a plain ldap:// connection without StartTLS (the
+	// bind password then travels in clear). The console refuses such a
+	// URL unless it is set, and shows it in red.
+	Insecure bool
 	CAPEM    string // PEM CA bundle to trust; empty means the system roots
 	BindDN   string
 	// BindPassword is sealed with a Sealer under context "ldap:"+SchoolID;

@@ -3,8 +3,11 @@ package school
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -16,6 +19,7 @@ import (
 type Sealer struct {
 	aeads []cipher.AEAD
 	ids   [][]byte
+	keys  [][]byte // the 32-byte key material of each key, for MAC
 }
 
 // NewSealer returns a Sealer for keys of at least 32 bytes each (longer
@@ -41,6 +45,7 @@ func NewSealer(keys ...[]byte) (*Sealer, error) {
 		id := sha256.Sum256(append([]byte("elevid key id:"), sum[:]...))
 		s.aeads = append(s.aeads, aead)
 		s.ids = append(s.ids, id[:4])
+		s.keys = append(s.keys, sum[:])
 	}
 	return s, nil
 }
@@ -56,6 +61,51 @@ func (s *Sealer) Seal(plaintext []byte, context string) []byte {
 	out := append([]byte{}, s.ids[0]...)
 	out = append(out, nonce...)
 	return a.Seal(out, nonce, plaintext, []byte(context))
+}
+
+// MAC returns HMAC-SHA256 of data under a key derived (HKDF-SHA256) from
+// the first encryption key for purpose (e.g. "enrolment-code"): the stored
+// form of short bearer secrets (enrolment and recovery codes), which a
+// leaked database alone cannot brute-force. Keys for different purposes
+// are independent.
+func (s *Sealer) MAC(purpose string, data []byte) []byte {
+	return macWith(s.keys[0], purpose, data)
+}
+
+// MACs returns MAC of data under every key, the first key's first: a
+// value stored under a key that is still listed (a rotation) matches one
+// of them.
+func (s *Sealer) MACs(purpose string, data []byte) [][]byte {
+	out := make([][]byte, len(s.keys))
+	for i, k := range s.keys {
+		out[i] = macWith(k, purpose, data)
+	}
+	return out
+}
+
+// DerivedKey returns a 32-byte key derived (HKDF-SHA256) from encryption
+// key i (0 is the current one) for purpose, with a short id naming it; ok
+// is false past the last key.
+func (s *Sealer) DerivedKey(i int, purpose string) (key []byte, id string, ok bool) {
+	if i < 0 || i >= len(s.keys) {
+		return nil, "", false
+	}
+	k := deriveKey(s.keys[i], purpose)
+	return k, hex.EncodeToString(s.ids[i]), true
+}
+
+func deriveKey(key []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, key, nil, "elevid:"+purpose, 32)
+	if err != nil {
+		panic(fmt.Sprintf("sealer: hkdf: %v", err)) // cannot fail for 32 bytes
+	}
+	return k
+}
+
+func macWith(key []byte, purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, deriveKey(key, purpose))
+	m.Write(data)
+	return m.Sum(nil)
 }
 
 // ErrUnseal is returned by Open for a value that no key opens.

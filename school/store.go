@@ -168,8 +168,18 @@ type AuditStore interface {
 	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 	// VerifyAudit re-reads a school's whole chain and returns nil when it is
-	// intact, or an error wrapping ErrChainBroken.
-	VerifyAudit(ctx context.Context, schoolID string) error
+	// intact (keyed entries checked under the store's audit keys) and
+	// agrees with every anchor of that chain, or an error wrapping
+	// ErrChainBroken.
+	VerifyAudit(ctx context.Context, schoolID string, anchors ...AuditAnchor) error
+	// AuditHeads returns the current head of every chain (the anchors an
+	// operator keeps outside the database), InstanceChain included.
+	AuditHeads(ctx context.Context) ([]AuditAnchor, error)
+	// RekeyAudit re-keys every chain that still holds legacy (unkeyed)
+	// entries with the store's first audit key, after verifying it as it
+	// is; a broken chain is left alone and reported (ErrChainBroken). It
+	// returns the number of entries re-keyed. Nothing happens without keys.
+	RekeyAudit(ctx context.Context) (int, error)
 }
 
 // SettingStore keeps instance-wide values such as generated secrets.

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +24,12 @@ Schools:
   create-school --code CODE --name NAME --domain DOMAIN
   schools
 Audit log:
-  audit verify --school CODE|instance
+  audit anchor [--school CODE|instance]
+      print the current head of every audit chain (or one) as CODE:SEQ:HASH
+      lines: keep them outside the database
+  audit verify --school CODE|instance [--anchor CODE:SEQ:HASH]... [--anchors FILE]
+      check the chain (keyed entries under the audit keys) and that it still
+      holds every given anchor of that chain (rewrites and truncations fail)
   audit list   --school CODE|instance [--limit N]
 `
 
@@ -172,6 +180,59 @@ func adminSchools(ctx context.Context, a *app, out io.Writer) error {
 	return tw.Flush()
 }
 
+// auditAnchor prints the head of every chain (or of code's) as
+// CODE:SEQ:HASH lines, "instance" for the operators' chain.
+func auditAnchor(ctx context.Context, a *app, out io.Writer, code string) error {
+	want := ""
+	if code != "" {
+		c, err := chainOf(ctx, a, code)
+		if err != nil {
+			return err
+		}
+		want = c
+	}
+	heads, err := a.store.AuditHeads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range heads {
+		if code != "" && h.SchoolID != want {
+			continue
+		}
+		name := "instance"
+		if h.SchoolID != school.InstanceChain {
+			s, err := a.store.GetSchool(ctx, h.SchoolID)
+			if err != nil {
+				return err
+			}
+			name = s.Code
+		}
+		fmt.Fprintf(out, "%s:%d:%s\n", name, h.Seq, hex.EncodeToString(h.Hash))
+	}
+	return nil
+}
+
+// parseAnchor reads CODE:SEQ:HASH.
+func parseAnchor(ctx context.Context, a *app, s string) (school.AuditAnchor, error) {
+	parts := strings.Split(strings.TrimSpace(s), ":")
+	if len(parts) != 3 {
+		return school.AuditAnchor{}, fmt.Errorf("anchor %q: want CODE:SEQ:HASH", s)
+	}
+	chain, err := chainOf(ctx, a, parts[0])
+	if err != nil {
+		return school.AuditAnchor{}, fmt.Errorf("anchor %q: %w", s, err)
+	}
+	seq, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || seq < 1 {
+		return school.AuditAnchor{}, fmt.Errorf("anchor %q: bad sequence number", s)
+	}
+	h, err := hex.DecodeString(parts[2])
+	if err != nil || len(h) != 32 {
+		return school.AuditAnchor{}, fmt.Errorf("anchor %q: bad hash", s)
+	}
+	return school.AuditAnchor{SchoolID: chain, Seq: seq, Hash: h}, nil
+}
+
 // chainOf resolves a --school flag value to an audit chain id.
 func chainOf(ctx context.Context, a *app, code string) (string, error) {
 	if code == "instance" {
@@ -188,24 +249,57 @@ func chainOf(ctx context.Context, a *app, code string) (string, error) {
 }
 
 func adminAudit(ctx context.Context, a *app, out io.Writer, args []string) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "list") {
-		return errors.New("usage: elevid admin audit verify|list --school CODE|instance")
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "list" && args[0] != "anchor") {
+		return errors.New("usage: elevid admin audit anchor|verify|list --school CODE|instance")
 	}
 	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
 	code := fs.String("school", "", "school code, or instance")
 	limit := fs.Int("limit", 50, "entries to list")
+	var anchorArgs []string
+	fs.Func("anchor", "an anchor CODE:SEQ:HASH (as printed by audit anchor); repeatable", func(s string) error {
+		anchorArgs = append(anchorArgs, s)
+		return nil
+	})
+	anchorFile := fs.String("anchors", "", "file of anchors, one CODE:SEQ:HASH a line")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if args[0] == "anchor" {
+		return auditAnchor(ctx, a, out, *code)
 	}
 	chain, err := chainOf(ctx, a, *code)
 	if err != nil {
 		return err
 	}
 	if args[0] == "verify" {
-		if err := a.store.VerifyAudit(ctx, chain); err != nil {
+		if *anchorFile != "" {
+			b, err := os.ReadFile(*anchorFile)
+			if err != nil {
+				return err
+			}
+			for line := range strings.Lines(string(b)) {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					anchorArgs = append(anchorArgs, line)
+				}
+			}
+		}
+		var anchors []school.AuditAnchor
+		for _, s := range anchorArgs {
+			an, err := parseAnchor(ctx, a, s)
+			if err != nil {
+				return err
+			}
+			if an.SchoolID == chain {
+				anchors = append(anchors, an)
+			}
+		}
+		if len(anchorArgs) > 0 && len(anchors) == 0 {
+			return fmt.Errorf("none of the anchors is of chain %q", *code)
+		}
+		if err := a.store.VerifyAudit(ctx, chain, anchors...); err != nil {
 			return err
 		}
-		fmt.Fprintln(out, "audit chain intact")
+		fmt.Fprintf(out, "audit chain intact (%d anchors checked)\n", len(anchors))
 		return nil
 	}
 	list, err := a.store.ListAudit(ctx, school.AuditFilter{SchoolID: chain, Limit: *limit})

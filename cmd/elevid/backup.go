@@ -152,6 +152,10 @@ func restoreSQLite(ctx context.Context, cfg Config, log *slog.Logger, out io.Wri
 	if err != nil {
 		return fmt.Errorf("restore: migrating the restored database: %w", err)
 	}
+	// The audit chains are keyed with keys derived from the secrets.
+	if err := a.loadSecrets(ctx); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	schools, err := a.store.ListSchools(ctx)
 	if err != nil {
 		return err

@@ -17,8 +17,11 @@ const benchUsage = `Usage:
       create a bench school of N enrolled, consented pupils with virtual
       passkeys and a bench platform in the configured database
   elevid bench login [--url URL] [--concurrency C] [--duration D] [--fixture FILE]
+                     [--metrics-url URL] [--metrics-token TOKEN]
       drive C virtual pupils through passkey login → authorize → code →
-      token → userinfo against a running server; prints flows/s and p50/p95/p99
+      token → userinfo against a running server; prints flows/s and p50/p95/p99,
+      and the server's database work read from its metrics listener
+      (default http://server.metrics_listen/metrics, token server.metrics_token)
 `
 
 // cmdBench runs `elevid bench`.
@@ -33,6 +36,12 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 	url := fs.String("url", cfg.Issuer, "base URL of the running server")
 	conc := fs.Int("concurrency", 32, "concurrent virtual pupils")
 	dur := fs.Duration("duration", 20*time.Second, "how long to run")
+	defMetrics := ""
+	if cfg.Server.MetricsListen != "" {
+		defMetrics = "http://" + cfg.Server.MetricsListen + "/metrics"
+	}
+	metricsURL := fs.String("metrics-url", defMetrics, "the server's /metrics on its metrics listener (empty: do not read)")
+	metricsToken := fs.String("metrics-token", cfg.Server.MetricsToken, "bearer token for --metrics-url")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -41,7 +50,8 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 		if err != nil {
 			return err
 		}
-		res, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: *url, Fixture: f, Concurrency: *conc, Duration: *dur})
+		res, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: *url, Fixture: f, Concurrency: *conc, Duration: *dur,
+			MetricsURL: *metricsURL, MetricsToken: *metricsToken})
 		if err != nil {
 			return err
 		}

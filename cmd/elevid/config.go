@@ -142,6 +142,13 @@ type ServerConfig struct {
 	WriteTimeout Duration `yaml:"write_timeout"`  // default 30s
 	IdleTimeout  Duration `yaml:"idle_timeout"`   // default 2m
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 1 MiB
+	// MetricsListen is the host:port of the separate /metrics listener
+	// (default 127.0.0.1:9090, loopback only); empty disables it. The main
+	// listener never serves /metrics.
+	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsToken, when set, is required as `Authorization: Bearer TOKEN`
+	// on /metrics; it must be set when MetricsListen is not loopback.
+	MetricsToken string `yaml:"metrics_token"`
 	// TLS makes serve terminate TLS itself (see tls.go); empty: plain http.
 	TLS TLSConfig `yaml:"tls"`
 	// HTTPRedirectListen (e.g. "0.0.0.0:80"), with TLS, redirects http to the
@@ -233,7 +240,8 @@ func DefaultConfig() Config {
 		Server: ServerConfig{
 			ReadTimeout: Duration(15 * time.Second), WriteTimeout: Duration(30 * time.Second),
 			IdleTimeout: Duration(2 * time.Minute), MaxBodyBytes: 1 << 20,
-			TimeZone: web.DefaultTimeZone,
+			MetricsListen: "127.0.0.1:9090",
+			TimeZone:      web.DefaultTimeZone,
 		},
 	}
 }
@@ -265,6 +273,8 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	env("ELEVID_LISTEN", &cfg.Listen)
+	env("ELEVID_METRICS_LISTEN", &cfg.Server.MetricsListen)
+	env("ELEVID_METRICS_TOKEN", &cfg.Server.MetricsToken)
 	env("ELEVID_ISSUER", &cfg.Issuer)
 	env("ELEVID_DATABASE", &cfg.Database)
 	env("ELEVID_LOG_LEVEL", &cfg.Log.Level)
@@ -434,6 +444,16 @@ func (c Config) Validate() error {
 	}
 	if c.Server.ReadTimeout <= 0 || c.Server.WriteTimeout <= 0 || c.Server.IdleTimeout <= 0 {
 		add("server", "read_timeout, write_timeout and idle_timeout must be positive")
+	}
+	if ml := c.Server.MetricsListen; ml != "" {
+		if host, port, err := net.SplitHostPort(ml); err != nil || port == "" {
+			add("server.metrics_listen", "%q is not host:port", ml)
+		} else if !isLoopback(host) && c.Server.MetricsToken == "" {
+			add("server.metrics_listen", "%q is not a loopback address: set server.metrics_token too", ml)
+		}
+	}
+	if t := c.Server.MetricsToken; t != "" && len(t) < 16 {
+		add("server.metrics_token", "must have at least 16 characters")
 	}
 	if c.Server.MaxBodyBytes < 4096 || c.Server.MaxBodyBytes > 64<<20 {
 		add("server.max_body_bytes", "must be between 4096 and 67108864")

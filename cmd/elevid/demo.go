@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/parent"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -103,6 +104,11 @@ func demoMail(a *app, site *web.Site) http.HandlerFunc {
 		}
 		views := make([]demoMailView, len(mails))
 		for i, m := range mails {
+			// Pending bodies are sealed (issue 15): open them for the page.
+			if m, err = parent.OpenMail(a.sealer, m); err != nil {
+				site.ServerError(w, r, err)
+				return
+			}
 			views[i] = demoMailView{Mail: m, Body: linkify(m.Text)}
 		}
 		site.Render(w, r, http.StatusOK, "demo-mail", views)
@@ -121,6 +127,10 @@ func demoMailHTML(a *app, site *web.Site) http.HandlerFunc {
 		}
 		for _, m := range mails {
 			if m.ID == r.PathValue("id") && m.HTML != "" {
+				if m, err = parent.OpenMail(a.sealer, m); err != nil {
+					site.ServerError(w, r, err)
+					return
+				}
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
 				_, _ = io.WriteString(w, m.HTML)
 				return

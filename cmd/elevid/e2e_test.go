@@ -352,12 +352,19 @@ func newE2E(t *testing.T) *e2e { t.Helper(); return newE2EMode(t, false) }
 // when demo is set.
 func newE2EMode(t *testing.T, demo bool) *e2e {
 	t.Helper()
+	return newE2EOn(t, filepath.Join(t.TempDir(), "elevid.db"), demo)
+}
+
+// newE2EOn is newE2EMode on the given database (a SQLite file or a
+// PostgreSQL DSN).
+func newE2EOn(t *testing.T, database string, demo bool) *e2e {
+	t.Helper()
 	ctx := context.Background()
 	e := &e2e{t: t, sink: startMailSink(t)}
 	// The listener exists before the handler, so the issuer is known.
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.base = fmt.Sprintf("http://localhost:%d", e.srv.Listener.Addr().(*net.TCPAddr).Port)
-	env := map[string]string{"ELEVID_ISSUER": e.base, "ELEVID_DATABASE": filepath.Join(t.TempDir(), "elevid.db")}
+	env := map[string]string{"ELEVID_ISSUER": e.base, "ELEVID_DATABASE": database}
 	cfg, err := LoadConfig("", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)

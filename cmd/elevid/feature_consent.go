@@ -13,7 +13,7 @@ import (
 func mountConsent(w *wiring) error {
 	cfg := w.app.cfg
 	sender := parent.NewSender(parent.SenderOptions{
-		Store: w.app.store, Logger: w.app.log,
+		Store: w.app.store, Sealer: w.app.sealer, Logger: w.app.log,
 		SMTP: parent.SMTP{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From},
 	})
@@ -23,7 +23,7 @@ func mountConsent(w *wiring) error {
 			Scopes: gv.Scopes, Required: gv.Required, TTL: gv.TTL.D()}
 	}
 	svc, err := parent.New(parent.Options{
-		Store: w.app.store, Site: w.site, BaseURL: cfg.Issuer, Logger: w.app.log,
+		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, BaseURL: cfg.Issuer, Logger: w.app.log,
 		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), Sender: sender,
 		Verification: verification, Access: w.access,
 	})
@@ -31,7 +31,7 @@ func mountConsent(w *wiring) error {
 		return err
 	}
 	flows, err := enrollment.NewFlows(enrollment.FlowOptions{
-		Store: w.app.store, Requester: svc, Logger: w.app.log,
+		Store: w.app.store, Sealer: w.app.sealer, Requester: svc, Logger: w.app.log,
 		ConsentTTL: cfg.Enrolment.ConsentLinkTTL.D(), CodeTTL: cfg.Enrolment.CodeTTL.D(),
 		Policy: enrollment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
 			ConsentRequiredUnder: cfg.Policy.ConsentRequiredUnder, Guardians: cfg.Policy.Guardians},

@@ -152,7 +152,7 @@ func (refusingRequester) RequestConsent(context.Context, school.Queries, enrollm
 // cliFlows returns enrolment flows for CLI commands.
 func cliFlows(a *app) (*enrollment.Flows, error) {
 	cfg := a.cfg
-	return enrollment.NewFlows(enrollment.FlowOptions{Store: a.store, Requester: refusingRequester{}, Logger: a.log,
+	return enrollment.NewFlows(enrollment.FlowOptions{Store: a.store, Sealer: a.sealer, Requester: refusingRequester{}, Logger: a.log,
 		ConsentTTL: cfg.Enrolment.ConsentLinkTTL.D(), CodeTTL: cfg.Enrolment.CodeTTL.D(),
 		Policy: enrollment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
 			ConsentRequiredUnder: cfg.Policy.ConsentRequiredUnder, Guardians: cfg.Policy.Guardians}})

@@ -31,7 +31,7 @@ func cookieKeys(keys [][]byte) [][]byte {
 // /logout, /me), and sets w.enroller and w.login for later features.
 func mountPasskeys(w *wiring) error {
 	cfg := w.app.cfg
-	enr, err := enrollment.New(enrollment.Options{Store: w.app.store, Site: w.site, Passkey: cfg.passkeyConfig(),
+	enr, err := enrollment.New(enrollment.Options{Store: w.app.store, Sealer: w.app.sealer, Site: w.site, Passkey: cfg.passkeyConfig(),
 		CodeTTL: cfg.Enrolment.CodeTTL.D(), Logger: w.app.log})
 	if err != nil {
 		return err

@@ -138,7 +138,14 @@ type app struct {
 	sealer      *school.Sealer
 	sessionKeys [][]byte
 	pairwise    []byte
+	// auditKeys key the audit chain: derived from the encryption keys
+	// (the first keys new entries); set by loadSecrets.
+	auditKeys school.AuditKeys
 }
+
+// auditPurpose names the audit chain's key derived from each encryption
+// key.
+const auditPurpose = "audit-chain"
 
 // openApp opens the database named by cfg without migrating it.
 func openApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
@@ -150,7 +157,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	opt := sqlstore.Options{Counter: counter, OnError: func(op string, err error) {
 		a.metrics.StoreError(op, err)
 		log.Error("store error", "op", op, "err", err)
-	}}
+	}, AuditKeys: func() school.AuditKeys { return a.auditKeys }}
 	if cfg.Postgres() {
 		st, err := postgres.Open(ctx, cfg.Database, opt)
 		if err != nil {
@@ -219,6 +226,21 @@ func (a *app) loadSecrets(ctx context.Context) error {
 	}
 	if a.sealer, err = school.NewSealer(enc...); err != nil {
 		return fmt.Errorf("secrets.encryption_keys: %w", err)
+	}
+	a.auditKeys = nil
+	for i := 0; ; i++ {
+		k, id, ok := a.sealer.DerivedKey(i, auditPurpose)
+		if !ok {
+			break
+		}
+		a.auditKeys = append(a.auditKeys, school.AuditKey{ID: id, Key: k})
+	}
+	// Entries written before the chain was keyed are re-keyed once (after
+	// checking them as they are).
+	if n, err := a.store.RekeyAudit(ctx); err != nil {
+		a.log.Error("audit chain: legacy entries not re-keyed", "err", err)
+	} else if n > 0 {
+		a.log.Warn("audit chain: legacy entries re-keyed; keep new anchors (elevid admin audit anchor)", "entries", n)
 	}
 	var pw []string
 	if a.cfg.Secrets.PairwiseSecret != "" {

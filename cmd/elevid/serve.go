@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -73,8 +74,20 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var msrv *http.Server
+	if cfg.Server.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.Server.MetricsListen)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("server.metrics_listen: %w", err)
+		}
+		msrv = &http.Server{Handler: metricsHandler(a, cfg.Server.MetricsToken), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: srv.ErrorLog}
+		go func() { errc <- msrv.Serve(mln) }()
+		log.Info("metrics listening", "addr", mln.Addr().String(), "token", cfg.Server.MetricsToken != "")
+	}
 	log.Info("ElevID listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "demo", demo)
 	fmt.Fprintf(stdout, "ElevID is running at %s (listening on %s). Stop with Ctrl-C.\n", cfg.Issuer, ln.Addr())
 	select {
@@ -85,6 +98,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
+	if msrv != nil {
+		_ = msrv.Shutdown(sctx)
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -122,7 +141,6 @@ func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, 
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /lang/{lang}", func(w http.ResponseWriter, r *http.Request) {
 		lang := r.PathValue("lang")
 		if !web.IsLanguage(lang) {
@@ -141,12 +159,33 @@ func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, 
 	}
 	var h http.Handler = mux
 	h = site.CrossOrigin(h, wired.bypass...)
+	h = site.ValidUTF8(h)
 	h = web.LimitBody(a.cfg.Server.MaxBodyBytes, h)
 	h = site.Recover(h)
 	h = web.SecurityHeaders(a.cfg.Secure(), h)
 	h = a.metrics.Observe(a.log, h)
 	h = web.ClientIPs{Trusted: a.cfg.Proxies()}.Handler(h) // outermost: Observe reads the route the mux sets on its request
 	return h, wired, nil
+}
+
+// metricsHandler serves the Prometheus metrics at /metrics (for the
+// separate metrics listener only): with token set, only to requests that
+// carry it as a bearer token.
+func metricsHandler(a *app, token string) http.Handler {
+	prom := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="elevid-metrics"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+		prom.ServeHTTP(w, r)
+	})
+	return mux
 }
 
 // localPath returns p when it is a path on this site, else "/": redirects

@@ -84,22 +84,67 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	srv, _ := newTestServer(t, false)
+	srv, a := newTestServer(t, false)
 	get(t, srv.URL+"/", nil)
 	get(t, srv.URL+"/no-such-page", nil)
-	resp, body := get(t, srv.URL+"/metrics", nil)
+	// The main listener does not serve the metrics (issue 15, item 7).
+	if resp, body := get(t, srv.URL+"/metrics", nil); resp.StatusCode != http.StatusNotFound || strings.Contains(body, "elevid_http_requests_total") {
+		t.Fatalf("main listener /metrics = %d", resp.StatusCode)
+	}
+	msrv := httptest.NewServer(metricsHandler(a, ""))
+	t.Cleanup(msrv.Close)
+	resp, body := get(t, msrv.URL+"/metrics", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("metrics = %d", resp.StatusCode)
 	}
 	for _, want := range []string{
 		`elevid_http_requests_total{code="200",method="GET",route="GET /{$}"} 1`,
-		`elevid_http_requests_total{code="404",method="GET",route="/"} 1`,
+		`elevid_http_requests_total{code="404",method="GET",route="/"} 2`,
 		`elevid_http_request_duration_seconds_bucket{route="GET /{$}"`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+func TestMetricsToken(t *testing.T) {
+	_, a := newTestServer(t, false)
+	const token = "metrics-token-0123456789"
+	msrv := httptest.NewServer(metricsHandler(a, token))
+	t.Cleanup(msrv.Close)
+	for name, hdr := range map[string]map[string]string{
+		"no token": nil, "wrong token": {"Authorization": "Bearer nope-nope-nope-nope"}, "basic": {"Authorization": "Basic " + token},
+	} {
+		if resp, body := get(t, msrv.URL+"/metrics", hdr); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "go_goroutines") {
+			t.Fatalf("%s: %d", name, resp.StatusCode)
+		}
+	}
+	if resp, body := get(t, msrv.URL+"/metrics", map[string]string{"Authorization": "Bearer " + token}); resp.StatusCode != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("with the token: %d", resp.StatusCode)
+	}
+}
+
+func TestMetricsListenConfig(t *testing.T) {
+	cfg, err := LoadConfig("", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.MetricsListen != "127.0.0.1:9090" {
+		t.Fatalf("default metrics_listen = %q", cfg.Server.MetricsListen)
+	}
+	cfg.Server.MetricsListen = "0.0.0.0:9090"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "server.metrics_listen") {
+		t.Fatalf("open metrics listener without a token: %v", err)
+	}
+	cfg.Server.MetricsToken = "metrics-token-0123456789"
+	if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "metrics") {
+		t.Fatalf("open metrics listener with a token: %v", err)
+	}
+	cfg.Server.MetricsListen = ""
+	if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "metrics") {
+		t.Fatalf("metrics disabled: %v", err)
 	}
 }
 

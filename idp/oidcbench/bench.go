@@ -181,6 +181,11 @@ type Config struct {
 	// Counter, when set, is read before and after the run to report
 	// database transactions per flow (in-process servers only).
 	Counter *sqlstore.Counter
+	// MetricsURL is the running server's /metrics (on its separate
+	// metrics listener, server.metrics_listen), read for the database
+	// counters when Counter is nil; none when empty. MetricsToken is its
+	// bearer token, if it has one.
+	MetricsURL, MetricsToken string
 }
 
 // Result is the outcome of a run.
@@ -200,11 +205,17 @@ type Result struct {
 // dbWork is a reading of a server's database counters.
 type dbWork struct{ tx, single, inTx int64 }
 
-// scrapeWork reads the store counters from base+"/metrics".
-func scrapeWork(ctx context.Context, base string) (dbWork, bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+// scrapeWork reads the store counters from the server's metrics URL.
+func scrapeWork(ctx context.Context, metricsURL, token string) (dbWork, bool) {
+	if metricsURL == "" {
+		return dbWork{}, false
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return dbWork{}, false
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -259,7 +270,7 @@ func (r Result) Print(w io.Writer) {
 	if r.TxPerFlow > 0 || r.StmtPerFlow > 0 {
 		fmt.Fprintf(w, "database: %.2f transactions (%.2f statements in them) and %.2f single statements per flow\n", r.TxPerFlow, r.InTxPerFlow, r.StmtPerFlow)
 	} else if r.Flows > 0 {
-		fmt.Fprintln(w, "database: not known (the server's /metrics were not reachable)")
+		fmt.Fprintln(w, "database: not known (the server's metrics were not reachable: see --metrics-url)")
 	}
 	if r.ClientCPUPerFlow > 0 {
 		fmt.Fprintf(w, "CPU of this process: %.2f ms per flow\n", ms(r.ClientCPUPerFlow))
@@ -292,7 +303,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.Counter != nil {
 			return dbWork{cfg.Counter.Transactions.Load(), cfg.Counter.Statements.Load(), cfg.Counter.InTx.Load()}, true
 		}
-		return scrapeWork(ctx, base)
+		return scrapeWork(ctx, cfg.MetricsURL, cfg.MetricsToken)
 	}
 	work0, haveWork := work()
 	cpu0 := processCPU()

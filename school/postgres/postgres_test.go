@@ -14,7 +14,8 @@ import (
 // database, so tests run in parallel and leave nothing behind.
 func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, testenv.PostgresSchema(t, "t"), sqlstore.Options{Now: clock.Now})
+	keys := storetest.NewAuditKeyring()
+	st, err := postgres.Open(ctx, testenv.PostgresSchema(t, "t"), sqlstore.Options{Now: clock.Now, AuditKeys: keys.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,8 +24,9 @@ func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
 		t.Fatal(err)
 	}
 	return storetest.Harness{
-		Store: st,
-		Clock: clock,
+		Store:     st,
+		Clock:     clock,
+		AuditKeys: keys,
 		Exec: func(ctx context.Context, q string, args ...any) error {
 			_, err := st.Pool().Exec(ctx, q, args...)
 			return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -114,6 +115,9 @@ func (r *reader) dns(e *ldap.Entry, key string) []string {
 	vs := e.GetEqualFoldAttributeValues(r.am.get(key))
 	out := make([]string, 0, len(vs))
 	for _, v := range vs {
+		if !utf8.ValidString(v) {
+			continue // names no entry ElevID reads
+		}
 		if n := normDN(v); n != "" {
 			out = append(out, n)
 		}
@@ -121,7 +125,29 @@ func (r *reader) dns(e *ldap.Entry, key string) []string {
 	return out
 }
 
-func (r *reader) warn(kind, dn, msg string) { r.run.AddWarning(kind, dn, msg) }
+// warn records a sync warning about the entry dn (made valid UTF-8: the
+// warning is stored and shown).
+func (r *reader) warn(kind, dn, msg string) {
+	r.run.AddWarning(kind, strings.ToValidUTF8(dn, "\uFFFD"), strings.ToValidUTF8(msg, "\uFFFD"))
+}
+
+// badText returns the first of the mapped attributes (keys), or "DN",
+// whose value is not valid UTF-8; "" when all are. Such text is never
+// imported: the entry is skipped with a warning.
+func (r *reader) badText(e *ldap.Entry, keys ...string) string {
+	if !utf8.ValidString(e.DN) {
+		return "DN"
+	}
+	for _, k := range keys {
+		name := r.am.get(k)
+		for _, v := range e.GetEqualFoldAttributeValues(name) {
+			if !utf8.ValidString(v) {
+				return name
+			}
+		}
+	}
+	return ""
+}
 
 func filterOr(f, def string) string {
 	if f == "" {
@@ -161,6 +187,10 @@ func (r *reader) readClasses(ctx context.Context) error {
 			return nil
 		}
 		seen[id] = e.DN
+		if bad := r.badText(e, AttrClassName); bad != "" {
+			r.warn(school.WarnSkipped, e.DN, "class skipped: "+bad+" is not valid UTF-8 text")
+			return nil
+		}
 		name := r.one(e, AttrClassName)
 		if name == "" {
 			r.warn(school.WarnSkipped, e.DN, "class skipped: no name")
@@ -191,6 +221,10 @@ func (r *reader) guardian(e *ldap.Entry) (dirGuardian, bool) {
 	id, err := r.entryID(e)
 	if err != nil {
 		r.warn(school.WarnSkipped, e.DN, "guardian skipped: "+err.Error())
+		return dirGuardian{}, false
+	}
+	if bad := r.badText(e, AttrDisplayName, AttrGivenName, AttrFamilyName, AttrEmail); bad != "" {
+		r.warn(school.WarnSkipped, e.DN, "guardian skipped: "+bad+" is not valid UTF-8 text")
 		return dirGuardian{}, false
 	}
 	g := dirGuardian{ext: id, dn: e.DN, name: r.one(e, AttrDisplayName), email: r.one(e, AttrEmail)}
@@ -251,6 +285,10 @@ func (r *reader) readStaff(ctx context.Context, extra string) error {
 			return nil
 		}
 		s.seenStaff[id] = true
+		if bad := r.badText(e, AttrUsername, AttrDisplayName, AttrGivenName, AttrFamilyName, AttrEmail, AttrRole); bad != "" {
+			r.warn(school.WarnSkipped, e.DN, "staff skipped: "+bad+" is not valid UTF-8 text")
+			return nil
+		}
 		st := dirStaff{ext: id, dn: e.DN, username: strings.ToLower(r.one(e, AttrUsername)), name: r.one(e, AttrDisplayName),
 			email: r.one(e, AttrEmail), role: school.RoleTeacher, memberOf: r.dns(e, AttrMemberOf)}
 		if st.name == "" {
@@ -311,6 +349,10 @@ func (r *reader) readPupils(ctx context.Context, extra string) error {
 			return nil
 		}
 		s.seenPupils[id] = true
+		if bad := r.badText(e, AttrGivenName, AttrFamilyName, AttrBirthDate, AttrUsername); bad != "" {
+			r.warn(school.WarnSkipped, e.DN, "pupil skipped: "+bad+" is not valid UTF-8 text")
+			return nil
+		}
 		p := dirPupil{ext: id, dn: e.DN, given: r.one(e, AttrGivenName), family: r.one(e, AttrFamilyName), uid: strings.ToLower(r.one(e, AttrUsername)),
 			guardianDNs: r.dns(e, AttrGuardians), memberOf: r.dns(e, AttrMemberOf)}
 		if p.given == "" {

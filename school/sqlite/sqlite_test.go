@@ -16,7 +16,8 @@ import (
 
 func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "elevid.db"), sqlstore.Options{Now: clock.Now})
+	keys := storetest.NewAuditKeyring()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "elevid.db"), sqlstore.Options{Now: clock.Now, AuditKeys: keys.Keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,8 +26,9 @@ func newHarness(t *testing.T, clock *storetest.Clock) storetest.Harness {
 		t.Fatal(err)
 	}
 	return storetest.Harness{
-		Store: st,
-		Clock: clock,
+		Store:     st,
+		Clock:     clock,
+		AuditKeys: keys,
 		Exec: func(ctx context.Context, q string, args ...any) error {
 			_, err := st.DB().ExecContext(ctx, q, args...)
 			return err

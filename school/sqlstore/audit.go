@@ -3,17 +3,18 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/elevid/elevid/school"
 )
 
-const auditCols = `school_id, seq, time, actor_id, actor_role, action, subject_id, detail, remote, prev_hash, hash`
+const auditCols = `school_id, seq, time, actor_id, actor_role, action, subject_id, detail, remote, prev_hash, hash, key_id`
 
 func scanAudit(r Rows) (school.AuditEntry, error) {
 	var e school.AuditEntry
 	var t int64
-	err := r.Scan(&e.SchoolID, &e.Seq, &t, &e.ActorID, &e.ActorRole, &e.Action, &e.SubjectID, &e.Detail, &e.Remote, &e.PrevHash, &e.Hash)
+	err := r.Scan(&e.SchoolID, &e.Seq, &t, &e.ActorID, &e.ActorRole, &e.Action, &e.SubjectID, &e.Detail, &e.Remote, &e.PrevHash, &e.Hash, &e.KeyID)
 	e.Time = fromMicros(t)
 	return e, err
 }
@@ -38,9 +39,9 @@ func (s *Store) AppendAudit(ctx context.Context, e school.AuditEntry) (school.Au
 		e.Time = e.Time.UTC().Truncate(time.Microsecond)
 		e.Seq = head.Seq + 1
 		e.PrevHash = head.Hash
-		e.Hash = e.ComputeHash()
-		if _, err := t.q.Exec(ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash); err != nil {
+		t.auditKeys().Seal(&e)
+		if _, err := t.q.Exec(ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash, e.KeyID); err != nil {
 			return err
 		}
 		_, err := t.q.Exec(ctx, `UPDATE audit_heads SET seq = $2, hash = $3 WHERE school_id = $1`, e.SchoolID, e.Seq, e.Hash)
@@ -68,8 +69,15 @@ func (s *Store) ListAudit(ctx context.Context, f school.AuditFilter) ([]school.A
 	return out, s.fail("list audit", err)
 }
 
+func (s *Store) auditKeys() school.AuditKeys {
+	if s.opt.AuditKeys == nil {
+		return nil
+	}
+	return s.opt.AuditKeys()
+}
+
 // VerifyAudit implements school.AuditStore.
-func (s *Store) VerifyAudit(ctx context.Context, schoolID string) error {
+func (s *Store) VerifyAudit(ctx context.Context, schoolID string, anchors ...school.AuditAnchor) error {
 	var head school.ChainHead
 	err := s.q.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE school_id = $1`, schoolID).Scan(&head.Seq, &head.Hash)
 	if err != nil && !errors.Is(err, ErrNoRows) {
@@ -79,7 +87,80 @@ func (s *Store) VerifyAudit(ctx context.Context, schoolID string) error {
 	if err != nil {
 		return s.fail("verify audit", err)
 	}
-	return school.VerifyChain(entries, head)
+	if err := school.VerifyChain(entries, head, s.auditKeys()); err != nil {
+		return err
+	}
+	for _, a := range anchors {
+		if a.SchoolID != schoolID {
+			continue
+		}
+		if err := school.CheckAnchor(entries, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AuditHeads implements school.AuditStore.
+func (s *Store) AuditHeads(ctx context.Context) ([]school.AuditAnchor, error) {
+	out, err := collect(ctx, s.q, func(r Rows) (school.AuditAnchor, error) {
+		var a school.AuditAnchor
+		return a, r.Scan(&a.SchoolID, &a.Seq, &a.Hash)
+	}, `SELECT school_id, seq, hash FROM audit_heads WHERE seq > 0 ORDER BY school_id`)
+	return out, s.fail("audit heads", err)
+}
+
+// RekeyAudit implements school.AuditStore: one transaction per chain,
+// with the chain head locked, so appends wait and nothing is lost.
+func (s *Store) RekeyAudit(ctx context.Context) (int, error) {
+	ks := s.auditKeys()
+	if len(ks) == 0 {
+		return 0, nil
+	}
+	chains, err := collect(ctx, s.q, scanString, `SELECT DISTINCT school_id FROM audit_log WHERE key_id = ''`)
+	if err != nil {
+		return 0, s.fail("rekey audit", err)
+	}
+	total := 0
+	var broken []error
+	for _, chain := range chains {
+		err := s.tx(ctx, "rekey audit", func(t *Store) error {
+			var head school.ChainHead
+			if err := t.q.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE school_id = $1`+t.b.ForUpdate(), chain).Scan(&head.Seq, &head.Hash); err != nil {
+				return err
+			}
+			entries, err := collect(ctx, t.q, scanAudit, `SELECT `+auditCols+` FROM audit_log WHERE school_id = $1 ORDER BY seq`, chain)
+			if err != nil {
+				return err
+			}
+			if err := school.VerifyLegacyChain(entries, head, ks); err != nil {
+				return fmt.Errorf("chain %q: %w", chain, err)
+			}
+			var prev []byte
+			for _, e := range entries {
+				e.PrevHash = prev
+				ks.Seal(&e)
+				if _, err := t.q.Exec(ctx, `UPDATE audit_log SET prev_hash = $3, hash = $4, key_id = $5 WHERE school_id = $1 AND seq = $2`,
+					chain, e.Seq, e.PrevHash, e.Hash, e.KeyID); err != nil {
+					return err
+				}
+				prev = e.Hash
+			}
+			_, err = t.q.Exec(ctx, `UPDATE audit_heads SET hash = $2 WHERE school_id = $1`, chain, prev)
+			if err == nil {
+				total += len(entries)
+			}
+			return err
+		})
+		if errors.Is(err, school.ErrChainBroken) {
+			broken = append(broken, err)
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, errors.Join(broken...)
 }
 
 // GetSetting implements school.SettingStore.

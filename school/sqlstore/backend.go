@@ -73,6 +73,11 @@ type Options struct {
 	// Counter, when set, counts the transactions and statements the store
 	// runs (for metrics and the load test).
 	Counter *Counter
+	// AuditKeys returns the audit chain's keys (school.AuditKeys: the
+	// first keys new entries); it is called at each append and check, so
+	// it may be wired before the secrets are loaded. Without it (or with
+	// no keys) entries are written unkeyed, which only tests do.
+	AuditKeys func() school.AuditKeys
 }
 
 // Store implements school.Store.

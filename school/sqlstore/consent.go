@@ -420,7 +420,9 @@ func (s *Store) UseGuardianLink(ctx context.Context, hash []byte) (school.Guardi
 
 const mailCols = `id, school_id, kind, recipient, subject, body_text, body_html, status, attempts, last_error, created_at, next_at, sent_at`
 
-func scanMail(r Rows) (school.Mail, error) {
+func scanMail(r Rows) (school.Mail, error) { return scanMailRow(r) }
+
+func scanMailRow(r Row) (school.Mail, error) {
 	var m school.Mail
 	var attempts, created, next, sent int64
 	err := r.Scan(&m.ID, &m.SchoolID, &m.Kind, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Status, &attempts, &m.LastError, &created, &next, &sent)
@@ -509,6 +511,15 @@ func (s *Store) ListMail(ctx context.Context, f school.MailFilter) ([]school.Mai
 	q := `SELECT ` + cols + ` FROM outbox WHERE ($1 = '' OR school_id = $1) AND ($2 = '' OR status = $2) ORDER BY created_at DESC, id LIMIT ` + fmt.Sprint(f.Limit)
 	out, err := collect(ctx, s.q, scanMail, q, f.SchoolID, f.Status)
 	return out, s.fail("list mail", err)
+}
+
+// GetMail implements school.ConsentFlowStore.
+func (s *Store) GetMail(ctx context.Context, id string) (school.Mail, error) {
+	m, err := scanMailRow(s.q.QueryRow(ctx, `SELECT `+mailCols+` FROM outbox WHERE id = $1`, id))
+	if err != nil {
+		return m, s.fail("get mail", one(err, "mail"))
+	}
+	return m, nil
 }
 
 // PupilsOfGuardian implements school.ConsentFlowStore.

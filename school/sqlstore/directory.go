@@ -13,7 +13,7 @@ import (
 
 const sourceCols = `school_id, url, start_tls, ca_pem, bind_dn, bind_password, pupil_base, pupil_filter, staff_base, staff_filter,
 	class_base, class_filter, guardian_base, guardian_filter, page_size, preset, attributes, interval_s, full_interval_s, grace_s,
-	max_delete_percent, max_deletions, last_full_run, last_incremental_run, updated_at, school_attr`
+	max_delete_percent, max_deletions, last_full_run, last_incremental_run, updated_at, school_attr, insecure`
 
 func scanSource(r Rows) (school.DirectorySource, error) { return scanSourceRow(r) }
 
@@ -23,7 +23,7 @@ func scanSourceRow(r Row) (school.DirectorySource, error) {
 	var interval, full, grace, lastFull, lastIncr, updated int64
 	err := r.Scan(&s.SchoolID, &s.URL, &s.StartTLS, &s.CAPEM, &s.BindDN, &s.BindPassword, &s.PupilBase, &s.PupilFilter,
 		&s.StaffBase, &s.StaffFilter, &s.ClassBase, &s.ClassFilter, &s.GuardianBase, &s.GuardianFilter, &s.PageSize, &s.Preset,
-		&attrs, &interval, &full, &grace, &s.MaxDeletePercent, &s.MaxDeletions, &lastFull, &lastIncr, &updated, &s.SchoolAttr)
+		&attrs, &interval, &full, &grace, &s.MaxDeletePercent, &s.MaxDeletions, &lastFull, &lastIncr, &updated, &s.SchoolAttr, &s.Insecure)
 	if err != nil {
 		return s, err
 	}
@@ -64,7 +64,7 @@ func (s *Store) PutDirectorySource(ctx context.Context, src school.DirectorySour
 	src.LastIncrementalRun = src.LastIncrementalRun.UTC().Truncate(time.Microsecond)
 	err = s.tx(ctx, "put directory source", func(t *Store) error {
 		_, err := t.q.Exec(ctx, `INSERT INTO directory_sources (`+sourceCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
 			ON CONFLICT (school_id) DO UPDATE SET url = excluded.url, start_tls = excluded.start_tls, ca_pem = excluded.ca_pem,
 			bind_dn = excluded.bind_dn, bind_password = excluded.bind_password, pupil_base = excluded.pupil_base,
 			pupil_filter = excluded.pupil_filter, staff_base = excluded.staff_base, staff_filter = excluded.staff_filter,
@@ -73,11 +73,11 @@ func (s *Store) PutDirectorySource(ctx context.Context, src school.DirectorySour
 			attributes = excluded.attributes, interval_s = excluded.interval_s, full_interval_s = excluded.full_interval_s,
 			grace_s = excluded.grace_s, max_delete_percent = excluded.max_delete_percent, max_deletions = excluded.max_deletions,
 			last_full_run = excluded.last_full_run, last_incremental_run = excluded.last_incremental_run, updated_at = excluded.updated_at,
-			school_attr = excluded.school_attr`,
+			school_attr = excluded.school_attr, insecure = excluded.insecure`,
 			src.SchoolID, src.URL, src.StartTLS, src.CAPEM, src.BindDN, src.BindPassword, src.PupilBase, src.PupilFilter,
 			src.StaffBase, src.StaffFilter, src.ClassBase, src.ClassFilter, src.GuardianBase, src.GuardianFilter, src.PageSize, src.Preset,
 			string(attrs), int64(src.Interval/time.Second), int64(src.FullInterval/time.Second), int64(src.Grace/time.Second),
-			src.MaxDeletePercent, src.MaxDeletions, micros(src.LastFullRun), micros(src.LastIncrementalRun), micros(src.UpdatedAt), src.SchoolAttr)
+			src.MaxDeletePercent, src.MaxDeletions, micros(src.LastFullRun), micros(src.LastIncrementalRun), micros(src.UpdatedAt), src.SchoolAttr, src.Insecure)
 		return err
 	})
 	return src, err
@@ -394,7 +394,8 @@ func (s *Store) AppendAudits(ctx context.Context, es []school.AuditEntry) error 
 		}
 		now := t.now()
 		// Rows are chained in order as insertMany asks for them.
-		err := t.insertMany(ctx, "audit_log", auditCols, 11, len(es), func(i int) []any {
+		ks := t.auditKeys()
+		err := t.insertMany(ctx, "audit_log", auditCols, 12, len(es), func(i int) []any {
 			e := es[i]
 			if e.Time.IsZero() {
 				e.Time = now
@@ -402,9 +403,9 @@ func (s *Store) AppendAudits(ctx context.Context, es []school.AuditEntry) error 
 			e.Time = e.Time.UTC().Truncate(time.Microsecond)
 			e.Seq = head.Seq + 1
 			e.PrevHash = head.Hash
-			e.Hash = e.ComputeHash()
+			ks.Seal(&e)
 			head = school.ChainHead{Seq: e.Seq, Hash: e.Hash}
-			return []any{e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash}
+			return []any{e.SchoolID, e.Seq, micros(e.Time), e.ActorID, e.ActorRole, e.Action, e.SubjectID, e.Detail, e.Remote, e.PrevHash, e.Hash, e.KeyID}
 		})
 		if err != nil {
 			return err

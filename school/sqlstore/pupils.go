@@ -245,7 +245,12 @@ func (s *Store) DeletePupil(ctx context.Context, id string) error {
 			return fmt.Errorf("pupil: %w", school.ErrNotFound)
 		}
 		// The access log has no foreign key (list views name no pupil).
-		_, err = t.q.Exec(ctx, `DELETE FROM access_log WHERE pupil_id = $1`, id)
+		if _, err = t.q.Exec(ctx, `DELETE FROM access_log WHERE pupil_id = $1`, id); err != nil {
+			return err
+		}
+		// Client addresses in audit entries about or by the pupil go too;
+		// keyed entries do not hash them, so the chain still verifies.
+		_, err = t.q.Exec(ctx, `UPDATE audit_log SET remote = '' WHERE remote <> '' AND key_id <> '' AND (subject_id = $1 OR actor_id = $2)`, id, "pupil:"+id)
 		return err
 	})
 }

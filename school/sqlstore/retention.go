@@ -20,6 +20,11 @@ func (s *Store) Purge(ctx context.Context, kind school.PurgeKind, cutoff, now ti
 		case school.PurgeReleases:
 			n, err = t.q.Exec(ctx, `DELETE FROM releases WHERE id IN (SELECT id FROM releases WHERE time < $1 ORDER BY time LIMIT $2)`, micros(cutoff), batch)
 		case school.PurgeAccess:
+			// Client addresses in (keyed) audit entries expire with the
+			// access log; the entries stay and still verify.
+			if _, err = t.q.Exec(ctx, `UPDATE audit_log SET remote = '' WHERE remote <> '' AND key_id <> '' AND time < $1`, micros(cutoff)); err != nil {
+				return err
+			}
 			n, err = t.q.Exec(ctx, `DELETE FROM access_log WHERE id IN (SELECT id FROM access_log WHERE time < $1 ORDER BY time LIMIT $2)`, micros(cutoff), batch)
 		case school.PurgeRemovedPupils:
 			n, err = t.purgeRemovedPupils(ctx, cutoff, batch)

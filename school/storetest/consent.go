@@ -283,6 +283,17 @@ func testOutbox(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	wantErr(t, st.MailSent(ctx, ids[0], seen[ids[0]]), school.ErrLocked)
+	// GetMail (the demo mail page): bodies while pending, none once sent,
+	// the metadata kept.
+	if m := must(st.GetMail(ctx, ids[1])); m.Text == "" || m.HTML != "<p>x</p>" || m.To != "mor@example.dk" {
+		t.Fatalf("GetMail of pending mail = %+v", m)
+	}
+	if m := must(st.GetMail(ctx, ids[0])); m.Text != "" || m.HTML != "" || m.To != "mor@example.dk" || m.Subject != "Samtykke" ||
+		m.Kind != "consent_request" || m.Status != school.MailSent || m.SentAt.IsZero() {
+		t.Fatalf("GetMail of sent mail = %+v", m)
+	}
+	_, err := st.GetMail(ctx, "nope")
+	wantErr(t, err, school.ErrNotFound)
 	// A failed attempt comes back when due; a final failure stays visible.
 	retry := h.Clock.Now().Add(30 * time.Second)
 	if err := st.MailFailed(ctx, ids[1], seen[ids[1]], "421 try later", retry); err != nil {

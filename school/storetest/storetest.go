@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,31 @@ type Harness struct {
 	// bypassing the Store; tamper tests use it.
 	Exec  func(ctx context.Context, query string, args ...any) error
 	Clock *Clock
+	// AuditKeys are the audit keys the store uses (its
+	// sqlstore.Options.AuditKeys reads them); tests change them.
+	AuditKeys *AuditKeyring
 }
+
+// AuditKeyring holds the audit keys of a harness's store.
+type AuditKeyring struct {
+	p atomic.Pointer[school.AuditKeys]
+}
+
+// TestAuditKeys is the key a harness's store starts with.
+var TestAuditKeys = school.AuditKeys{{ID: "test1", Key: []byte("storetest audit key 1 0123456789")}}
+
+// NewAuditKeyring returns a keyring holding TestAuditKeys.
+func NewAuditKeyring() *AuditKeyring {
+	k := &AuditKeyring{}
+	k.Set(TestAuditKeys)
+	return k
+}
+
+// Keys returns the current keys (for sqlstore.Options.AuditKeys).
+func (k *AuditKeyring) Keys() school.AuditKeys { return *k.p.Load() }
+
+// Set replaces the keys.
+func (k *AuditKeyring) Set(ks school.AuditKeys) { k.p.Store(&ks) }
 
 // Factory returns a fresh Harness whose store uses clock; it registers its
 // own cleanup with t.
@@ -77,6 +102,7 @@ var suites = []struct {
 	{"GuardianVerifications", testGuardianVerifications},
 	{"Outbox", testOutbox},
 	{"Audit", testAudit},
+	{"AuditKeyed", testAuditKeyed},
 	{"Settings", testSettings},
 	{"Locks", testLocks},
 	{"SAML", testSAML},
