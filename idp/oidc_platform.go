@@ -101,14 +101,12 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 // NAME="English justification" (both required for every attribute) and
 // --shared NAME (the shared form of an identifier).
 type attrFlagSet struct {
-	da, en  []school.AttributeGrant
-	shared  multiFlag
-	problem []string
+	da, en []school.AttributeGrant
+	shared multiFlag
 }
 
 type justFlag struct {
 	into *[]school.AttributeGrant
-	fail *[]string
 }
 
 func (j justFlag) String() string { return "" }

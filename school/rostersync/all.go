@@ -2,7 +2,6 @@ package rostersync
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -108,15 +107,4 @@ func (s *Syncer) each(ctx context.Context, n, workers int, fn func(i int)) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-// failed reports whether any result is an error other than a school
-// being busy elsewhere.
-func failed(rs []SchoolResult) bool {
-	for _, r := range rs {
-		if r.Err != nil && !errors.Is(r.Err, ErrBusy) {
-			return true
-		}
-	}
-	return false
 }
