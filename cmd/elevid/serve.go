@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -50,20 +51,34 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	if err != nil {
 		return err
 	}
-	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	for _, job := range wired.background {
-		go job(bg)
-	}
+	// Every listener is bound before any background job starts, and the
+	// jobs have ended before the store closes (defers run in reverse), so
+	// a failed start never leaves a job using a closed store.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
+	var mln net.Listener
+	if cfg.Server.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", cfg.Server.MetricsListen); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("server.metrics_listen: %w", err)
+		}
+	}
 	ln, stopRedirect, err := serveTLS(ctx, cfg, log, ln)
-	if err != nil {
+	if err != nil { // serveTLS has closed ln
+		if mln != nil {
+			_ = mln.Close()
+		}
 		return err
 	}
 	defer stopRedirect()
+	var jobs sync.WaitGroup
+	bg, stopBG := context.WithCancel(ctx)
+	defer func() { stopBG(); jobs.Wait() }()
+	for _, job := range wired.background {
+		jobs.Go(func() { job(bg) })
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadTimeout:       cfg.Server.ReadTimeout.D(),
@@ -77,12 +92,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	var msrv *http.Server
-	if cfg.Server.MetricsListen != "" {
-		mln, err := net.Listen("tcp", cfg.Server.MetricsListen)
-		if err != nil {
-			_ = srv.Close()
-			return fmt.Errorf("server.metrics_listen: %w", err)
-		}
+	if mln != nil {
 		msrv = &http.Server{Handler: metricsHandler(a, cfg.Server.MetricsToken), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: srv.ErrorLog}
 		go func() { errc <- msrv.Serve(mln) }()
