@@ -45,7 +45,7 @@ func SetCredentials(ctx context.Context, st school.Store, sealer *school.Sealer,
 	return st.InTx(ctx, func(q school.Queries) error {
 		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {
 			if hash != "" {
-				s.PasswordHash = hash
+				s.PasswordHash, s.PasswordExpires = hash, time.Time{}
 			}
 			if cr.TOTP != nil {
 				s.TOTPSecret = SealTOTP(sealer, s.ID, cr.TOTP.Secret())
@@ -112,6 +112,10 @@ func CreateOperator(ctx context.Context, st school.Store, sealer *school.Sealer,
 	return password, cr, nil
 }
 
+// OneTimePasswordLifetime is how long an invite or reset password signs
+// in; it must be changed at the first sign-in.
+const OneTimePasswordLifetime = 7 * 24 * time.Hour
+
 // InviteStaff creates a teacher or school admin of schoolID with a random
 // one-time password, returned for handing over; TOTP is set up at the
 // first sign-in.
@@ -129,7 +133,7 @@ func InviteStaff(ctx context.Context, st school.Store, inv Invite) (school.Staff
 		password = NewPassword()
 	}
 	s := school.Staff{SchoolID: inv.SchoolID, Username: inv.Username, Name: inv.Name, Email: inv.Email, Role: inv.Role,
-		ClassIDs: inv.ClassIDs, PasswordHash: HashPassword(password, DefaultArgon2)}
+		ClassIDs: inv.ClassIDs, PasswordHash: HashPassword(password, DefaultArgon2), PasswordExpires: time.Now().Add(OneTimePasswordLifetime)}
 	actor := inv.ActorID
 	if actor == "" {
 		actor = "cli"
@@ -220,6 +224,7 @@ func ResetStaff(ctx context.Context, st school.Store, params Argon2Params, staff
 	err := st.InTx(ctx, func(q school.Queries) error {
 		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {
 			s.PasswordHash, s.TOTPSecret, s.Disabled = hash, nil, false
+			s.PasswordExpires = time.Now().Add(OneTimePasswordLifetime)
 			return s, nil
 		})
 		if err != nil {
