@@ -21,6 +21,9 @@ func SealTOTP(s *school.Sealer, staffID, secret string) []byte {
 // Credentials are what SetCredentials gives a staff member.
 type Credentials struct {
 	Password string   // empty: keep the password
+	// OneTime marks Password as a one-time password (changed at the first
+	// sign-in, refused after OneTimePasswordLifetime).
+	OneTime bool
 	TOTP     *otp.Key // nil: keep the TOTP secret
 	// RecoveryCodes are set when fresh ones were made.
 	RecoveryCodes []string
@@ -46,6 +49,9 @@ func SetCredentials(ctx context.Context, st school.Store, sealer *school.Sealer,
 		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {
 			if hash != "" {
 				s.PasswordHash, s.PasswordExpires = hash, time.Time{}
+				if cr.OneTime {
+					s.PasswordExpires = time.Now().Add(OneTimePasswordLifetime)
+				}
 			}
 			if cr.TOTP != nil {
 				s.TOTPSecret = SealTOTP(sealer, s.ID, cr.TOTP.Secret())
@@ -79,7 +85,8 @@ func CreateOperator(ctx context.Context, st school.Store, sealer *school.Sealer,
 	if !usernameOK(username) {
 		return "", nil, fmt.Errorf("username %q: use 2–64 lower-case letters, digits and . - _ @", username)
 	}
-	if password == "" {
+	oneTime := password == ""
+	if oneTime {
 		password = NewPassword()
 	} else if len([]rune(password)) < MinPasswordLength {
 		return "", nil, fmt.Errorf("the password needs at least %d characters", MinPasswordLength)
@@ -105,7 +112,7 @@ func CreateOperator(ctx context.Context, st school.Store, sealer *school.Sealer,
 	if err != nil {
 		return "", nil, err
 	}
-	cr := &Credentials{Password: password, TOTP: key}
+	cr := &Credentials{Password: password, TOTP: key, OneTime: oneTime}
 	if err := SetCredentials(ctx, st, sealer, DefaultArgon2, staff.ID, "cli", cr); err != nil {
 		return "", nil, err
 	}

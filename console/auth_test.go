@@ -454,3 +454,22 @@ func TestOneTimePasswordExpires(t *testing.T) {
 		t.Fatalf("reset password: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 }
+
+// An operator created without a password file gets a one-time password
+// (marked like an invite's); one given in a file is the operator's own.
+func TestCreateOperatorOneTimePassword(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, _, err := console.CreateOperator(ctx, f.st, f.sealer, "drift1", "Drift En", ""); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStaff(f, "drift1"); st.PasswordExpires.IsZero() || st.PasswordExpires.After(time.Now().Add(console.OneTimePasswordLifetime)) {
+		t.Fatalf("generated operator password expires %v", st.PasswordExpires)
+	}
+	if _, _, err := console.CreateOperator(ctx, f.st, f.sealer, "drift2", "Drift To", "driftens egen adgangskode"); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStaff(f, "drift2"); !st.PasswordExpires.IsZero() {
+		t.Fatalf("chosen operator password marked one-time until %v", st.PasswordExpires)
+	}
+}
