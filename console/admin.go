@@ -20,11 +20,11 @@ func SealTOTP(s *school.Sealer, staffID, secret string) []byte {
 
 // Credentials are what SetCredentials gives a staff member.
 type Credentials struct {
-	Password string   // empty: keep the password
+	Password string // empty: keep the password
 	// OneTime marks Password as a one-time password (changed at the first
 	// sign-in, refused after OneTimePasswordLifetime).
 	OneTime bool
-	TOTP     *otp.Key // nil: keep the TOTP secret
+	TOTP    *otp.Key // nil: keep the TOTP secret
 	// RecoveryCodes are set when fresh ones were made.
 	RecoveryCodes []string
 }
