@@ -67,6 +67,7 @@ database: $work/elevid.db
 log: {level: info}
 secrets: {session_keys: [$(key)], encryption_keys: [$(key)], pairwise_secret: $(key)}
 server:
+  metrics_listen: ''
   http_redirect_listen: 127.0.0.1:$http
   tls:
     acme: {email: it@example.dk, directory_url: "https://127.0.0.1:$api/dir", cache_dir: $work/acme, hosts: [$host], ca_file: $work/api.pem}

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/transparency"
-	"github.com/elevid/elevid/web"
 )
 
 // Staff reads and changes of a pupil are in the access log the pupil and
@@ -49,7 +49,7 @@ func TestStaffAccessIsLogged(t *testing.T) {
 	if entries[1].PupilID != "" || entries[1].ClassID != f.A.Class.ID {
 		t.Fatalf("class view entry = %+v", entries[1])
 	}
-	events, err := transparency.Timeline(ctx, f.st, web.NewTestSite(t), "en", f.A.Pupil.ID)
+	events, err := transparency.Timeline(ctx, f.st, webtest.NewSite(t), "en", f.A.Pupil.ID)
 	f.must(err)
 	if len(events) != 3 || !strings.Contains(events[0].Text, "reset the passkeys – purpose: Checked in person") {
 		t.Fatalf("timeline = %+v", events)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/elevid/elevid/console"
 	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/rostersync"
 	"github.com/elevid/elevid/school/sqlite"
@@ -101,7 +102,7 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	requests := &consentRequests{}
 	flows, err := enrollment.NewFlows(enrollment.FlowOptions{Store: st, Sealer: sealer, Requester: requests, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

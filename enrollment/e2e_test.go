@@ -18,8 +18,8 @@ import (
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
-	"github.com/elevid/elevid/web"
 )
 
 func TestEnrolLoginMe(t *testing.T) {
@@ -195,7 +195,7 @@ func TestCookie(t *testing.T) {
 
 func TestSessionKeysAndIssuer(t *testing.T) {
 	e := newEnv(t, onSQLite)
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	pk := passkey.Config{RPID: "localhost", Origins: []string{e.origin}}
 	newKeys := [][]byte{school.NewSecret(64), school.NewSecret(32)}
 	oldKeys := [][]byte{school.NewSecret(64), school.NewSecret(32)}

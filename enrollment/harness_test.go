@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,11 +21,11 @@ import (
 	"time"
 
 	"github.com/descope/virtualwebauthn"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/elevid/elevid/enrollment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
@@ -108,27 +107,7 @@ func openStore(t testing.TB, kind storeKind, now func() time.Time) (school.Store
 	ctx := context.Background()
 	switch kind {
 	case onPostgres:
-		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
-		if dsn == "" {
-			testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES is not set")
-		}
-		schema := "t_" + school.NewID()[:12]
-		admin, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatalf("ELEVID_TEST_POSTGRES: %v", err)
-		}
-		if _, err := admin.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = admin.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
-			admin.Close(context.Background())
-		})
-		u, _ := url.Parse(dsn)
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		st, err := postgres.Open(ctx, u.String(), sqlstore.Options{Now: now})
+		st, err := postgres.Open(ctx, testenv.PostgresSchema(t, "t"), sqlstore.Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +140,7 @@ func newEnv(t testing.TB, kind storeKind) *env {
 	e := &env{t: t, clock: &clock{}, logs: &logBuffer{}}
 	e.st, e.exec = openStore(t, kind, e.clock.Now)
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	mux := http.NewServeMux()
 	e.enrMux = func() http.Handler { return site.CrossOrigin(mux) }
 	// The listener must exist before the handlers, to know the origin.

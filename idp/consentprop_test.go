@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/elevid/elevid/idp/release"
@@ -63,24 +62,7 @@ func openPropStore(t *testing.T, kind string) school.Store {
 		}
 		return st
 	}
-	dsn := testenv.Postgres(t)
-	schema := "prop_" + school.NewID()[:12]
-	admin, err := postgres.Open(ctx, dsn, sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Pool().Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	st, err := postgres.Open(ctx, dsn+sep+"search_path="+schema, sqlstore.Options{})
+	st, err := postgres.Open(ctx, testenv.PostgresSchema(t, "prop"), sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

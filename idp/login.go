@@ -296,6 +296,35 @@ func (l *Login) serverError(w http.ResponseWriter, r *http.Request, err error) {
 // errLoginRefused is the reason a known credential may not log in.
 var errLoginRefused = errors.New("login refused")
 
+// Why a passkey login was refused: the handler given to go-webauthn sets
+// one of these (their text is the "reason" in the log), and finish picks
+// the response from it with errors.Is/As, never by comparing strings.
+var (
+	errUnknownHandle     = errors.New("unknown user handle")
+	errUnknownCredential = errors.New("unknown credential")
+	errForeignCredential = errors.New("credential of another pupil")
+	errRevokedCredential = errors.New("revoked credential")
+	errAssertionInvalid  = errors.New("assertion invalid")
+)
+
+// inactivePupilError refuses a login of a pupil who is not active
+// (quarantined or removed).
+type inactivePupilError struct{ status school.PupilStatus }
+
+func (e inactivePupilError) Error() string { return "pupil " + string(e.status) }
+
+// refusalKey is the text key of the message for a refused login.
+func refusalKey(refused error) string {
+	var inactive inactivePupilError
+	switch {
+	case errors.Is(refused, errUnknownCredential), errors.Is(refused, errUnknownHandle), errors.Is(refused, errRevokedCredential):
+		return "login.err.unknown"
+	case errors.As(refused, &inactive):
+		return "login.err.inactive"
+	}
+	return "login.err.failed"
+}
+
 func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f, err := passkey.ReadFinish(r)
@@ -321,48 +350,43 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		stored school.Credential
-		pupil  school.Pupil
-		reason string
+		stored   school.Credential
+		pupil    school.Pupil
+		refused  error // why the handler refused, for the log and the message
+		storeErr error // the store failed: a server error, not a refusal
 	)
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
 		var err error
 		pupil, stored, err = l.opt.Store.PasskeyLogin(ctx, userHandle, rawID)
 		if errors.Is(err, school.ErrNotFound) {
-			reason = l.refusalReason(ctx, userHandle, rawID)
+			refused = l.refusalReason(ctx, userHandle, rawID)
 			return nil, err
 		}
 		if err != nil {
-			reason = "store failed"
+			storeErr = err
 			return nil, err
 		}
 		if !stored.Active() {
-			reason = "revoked credential"
+			refused = errRevokedCredential
 			return nil, errLoginRefused
 		}
 		if pupil.Status != school.PupilActive {
-			reason = "pupil " + string(pupil.Status)
+			refused = inactivePupilError{pupil.Status}
 			return nil, errLoginRefused
 		}
 		return &passkey.User{Handle: userHandle, Name: pupil.ID, Credentials: []webauthn.Credential{passkey.ToWebAuthn(stored)}}, nil
 	}
 	_, wc, err := l.wa.ValidatePasskeyLogin(handler, sd, parsed)
-	if err != nil && reason == "store failed" {
+	if err != nil && storeErr != nil {
 		l.serverError(w, r, err)
 		return
 	}
 	if err != nil {
-		if reason == "" {
-			reason = "assertion invalid"
+		if refused == nil {
+			refused = errAssertionInvalid
 		}
-		l.log.Warn("login: refused", "reason", reason, "pupil", pupil.ID, "detail", passkey.Detail(err))
-		key := "login.err.failed"
-		if reason == "unknown credential" || reason == "unknown user handle" || reason == "revoked credential" {
-			key = "login.err.unknown"
-		} else if strings.HasPrefix(reason, "pupil ") {
-			key = "login.err.inactive"
-		}
-		l.jsonError(w, r, http.StatusUnauthorized, key)
+		l.log.Warn("login: refused", "reason", refused.Error(), "pupil", pupil.ID, "detail", passkey.Detail(err))
+		l.jsonError(w, r, http.StatusUnauthorized, refusalKey(refused))
 		return
 	}
 	s, err := l.complete(ctx, r, pupil, stored, wc)
@@ -380,19 +404,19 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 
 // refusalReason says, for the log and the message, why a login with an
 // unknown handle and credential pair was refused.
-func (l *Login) refusalReason(ctx context.Context, userHandle, rawID []byte) string {
+func (l *Login) refusalReason(ctx context.Context, userHandle, rawID []byte) error {
 	pupilID, err := l.opt.Store.PupilByHandle(ctx, userHandle)
 	if err != nil {
-		return "unknown user handle"
+		return errUnknownHandle
 	}
 	c, err := l.opt.Store.GetCredential(ctx, rawID)
 	switch {
 	case err != nil:
-		return "unknown credential"
+		return errUnknownCredential
 	case c.PupilID != pupilID:
-		return "credential of another pupil"
+		return errForeignCredential
 	}
-	return "unknown credential" // gone between the reads
+	return errUnknownCredential // gone between the reads
 }
 
 // complete records the credential's use (counter, clone warning, backup

@@ -26,12 +26,12 @@ import (
 
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
-	"github.com/elevid/elevid/web"
 )
 
 // oidcClock is a settable clock that follows real time from a base.
@@ -87,28 +87,8 @@ func oidcLogger() *slog.Logger {
 func openTestStore(t testing.TB, pg bool, now func() time.Time) (school.Store, func(q string, args ...any)) {
 	ctx := context.Background()
 	if pg {
-		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
-		if dsn == "" {
-			testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES not set")
-		}
 		// A fresh schema per test keeps runs independent.
-		schema := "oidc_" + school.NewID()[:12]
-		admin, err := postgres.Open(ctx, dsn, sqlstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.Pool().Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = admin.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			admin.Close()
-		})
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		st, err := postgres.Open(ctx, dsn+sep+"search_path="+schema, sqlstore.Options{Now: now})
+		st, err := postgres.Open(ctx, testenv.PostgresSchema(t, "oidc"), sqlstore.Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +156,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	if e.secret, err = idp.PairwiseSecret(ctx, e.st); err != nil {
 		t.Fatal(err)
 	}
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	e.access = access.New(access.Options{Now: e.clock.Now, Logger: oidcLogger()})
 	e.login, err = idp.NewLogin(idp.LoginOptions{
 		Store: e.st, Site: site, Issuer: e.srv.URL, Now: e.clock.Now, Logger: oidcLogger(), Access: e.access,

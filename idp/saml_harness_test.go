@@ -29,10 +29,10 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
-	"github.com/elevid/elevid/web"
 )
 
 // testSessions is a SAMLSessionSource for tests: a cookie "sid" holds
@@ -153,7 +153,7 @@ func newHarnessOn(t testing.TB, st school.Store, sch school.School, pupil school
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(h.srv.Close)
 	h.saml, err = idp.NewSAML(idp.SAMLOptions{
-		BaseURL: h.srv.URL, Store: st, Site: web.NewTestSite(t), Sessions: h.sessions,
+		BaseURL: h.srv.URL, Store: st, Site: webtest.NewSite(t), Sessions: h.sessions,
 		Keys: h.keys, PairwiseSecret: h.secret, Releases: h.releases, Logger: testLogger(),
 	})
 	if err != nil {

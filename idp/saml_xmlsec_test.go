@@ -7,13 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"github.com/elevid/elevid/internal/testenv"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/elevid/elevid/internal/testenv"
 )
 
 // TestSAMLXMLSec1Verifies has xmlsec1 (libxmlsec1, independent of Go's
@@ -22,10 +23,7 @@ import (
 // also leaves the response, the certificate and the SP parameters there
 // for .ci/saml-interop.sh (node-saml).
 func TestSAMLXMLSec1Verifies(t *testing.T) {
-	xmlsec, err := exec.LookPath("xmlsec1")
-	if err != nil {
-		testenv.Unavailable(t, "xmlsec1", "xmlsec1 not on PATH (Debian package xmlsec1)")
-	}
+	xmlsec := testenv.Binary(t, "xmlsec1", "xmlsec1")
 	h := newHarness(t)
 	sp := h.newSP(t, spOptions{consent: true, flags: []string{"--no-encrypt"}})
 	sid := h.sessions.login(h.pupil.ID)
@@ -109,10 +107,7 @@ func TestSAMLGoxmldsigVersion(t *testing.T) {
 // verify the decrypted assertion's signature. Before issue 16 the key
 // transport carried a SHA-256 DigestMethod, which xmlsec1 1.2.37 refuses.
 func TestSAMLXMLSec1Decrypts(t *testing.T) {
-	xmlsec, err := exec.LookPath("xmlsec1")
-	if err != nil {
-		testenv.Unavailable(t, "xmlsec1", "xmlsec1 not on PATH (Debian package xmlsec1)")
-	}
+	xmlsec := testenv.Binary(t, "xmlsec1", "xmlsec1")
 	h := newHarness(t)
 	certs, err := h.keys.Published(context.Background())
 	if err != nil {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
@@ -31,29 +29,7 @@ func TestConsentMigration(t *testing.T) {
 		testConsentMigration(t, db, SQLite)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := testenv.Postgres(t)
-		ctx := context.Background()
-		schema := "m_" + strings.ReplaceAll(t.Name(), "/", "_")[:8] + "_13"
-		admin, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = admin.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`)
-		if _, err := admin.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = admin.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
-			admin.Close(context.Background())
-		})
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		db, err := sql.Open("pgx", u.String())
+		db, err := sql.Open("pgx", testenv.PostgresSchema(t, "m"))
 		if err != nil {
 			t.Fatal(err)
 		}

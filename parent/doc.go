@@ -1,12 +1,33 @@
-// Package parent is the guardian's side of ElevID: consent requests sent
-// by e-mail through a transactional outbox with single-use, expiring magic
-// links; the consent page where a guardian approves, denies or later
-// withdraws; and the guardian's view of what was released about their
-// child. When configured, guardians verify their identity at an external
-// OpenID provider (e.g. a national eID broker) from the consent page, and
-// the consent records the verified identity (verify.go). It reads and
-// writes through school.Store; what a withdrawal ends (sessions, tokens,
-// platforms' sessions, with logout notices) it ends through the access
-// service (school/access) in the same transaction. It never imports idp,
-// nor idp it.
+// Package parent is the guardian's side of ElevID.
+//
+//   - Consent (service.go, handlers.go): RequestConsent sends the
+//     guardians a consent request through the mail outbox, with a
+//     single-use, expiring link to /consent/{token}. There a guardian
+//     decides per platform and per attribute (a grant may refuse
+//     attributes a platform added later while the rest stands); Decide
+//     records it, once per link. When configured, the guardian first
+//     verifies their identity at an external OpenID provider (e.g. a
+//     national eID broker) and the consent records the verified identity
+//     (verify.go).
+//   - The guardian's page (/guardian): a magic link by e-mail signs a
+//     guardian in (RequestGuardianLink, SignIn; a guardian session in the
+//     store); the page shows each child's consents and what was released,
+//     and withdraws consent per platform (Withdraw). PupilView and
+//     /me/consents give the pupil the same view, read-only.
+//   - Platforms (platforms.go): a school activating or deactivating a
+//     platform (SetPlatformActivation), and a platform whose registered
+//     attributes change (PlatformChanged): new attributes need a new
+//     consent (a consent-addition mail), removed ones stop at once.
+//   - The teacher-verified passkey reset (ResetPasskeys): revokes the
+//     pupil's passkeys and sessions, issues a new enrolment code and tells
+//     the guardians by e-mail, in one transaction.
+//   - Mail (mail.go, sender.go, mail/): the Danish/English templates, and
+//     the Sender that delivers the outbox over SMTP with retries and
+//     backoff.
+//
+// Whatever a withdrawal, a reset or a platform change ends (sessions,
+// tokens, platforms' sessions, with logout notices) it ends through the
+// access service (school/access) in the same transaction. It reads and
+// writes through school.Store and uses enrollment's flows; it never
+// imports idp, nor idp it.
 package parent

@@ -24,11 +24,11 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/parent"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
-	"github.com/elevid/elevid/web"
 )
 
 // clock is a settable clock.
@@ -185,11 +185,11 @@ func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
 	e.sink = startSink(t, "127.0.0.1:0")
 	host, port, _ := net.SplitHostPort(e.sink.addr)
 	mux := http.NewServeMux()
-	e.srv = httptest.NewServer(web.NewTestSite(t).CrossOrigin(mux))
+	e.srv = httptest.NewServer(webtest.NewSite(t).CrossOrigin(mux))
 	t.Cleanup(e.srv.Close)
 	e.sender = parent.NewSender(parent.SenderOptions{Store: st, Sealer: testSealer, SMTP: parent.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
 		Now: e.clock.Now, Logger: quiet, Backoff: func(int) time.Duration { return time.Minute }})
-	opt := parent.Options{Store: st, Site: web.NewTestSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
+	opt := parent.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
 	if adjust != nil {
 		adjust(&opt)
 	}

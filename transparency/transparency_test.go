@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
 	"github.com/elevid/elevid/school/storetest"
 	"github.com/elevid/elevid/transparency"
-	"github.com/elevid/elevid/web"
 )
 
 type fixture struct {
@@ -72,7 +72,7 @@ func newFixture(t *testing.T) fixture {
 
 func TestTimeline(t *testing.T) {
 	f := newFixture(t)
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	events, err := transparency.Timeline(context.Background(), f.st, site, "en", f.seed.Pupil.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func (a allow) MayView(r *http.Request, pupilID string) (string, bool) {
 func TestRightsEndpointsAreAuthorizedPerPupil(t *testing.T) {
 	f := newFixture(t)
 	var logs bytes.Buffer
-	h := &transparency.Rights{Store: f.st, Site: web.NewTestSite(t), Log: slog.New(slog.NewTextHandler(&logs, nil)),
+	h := &transparency.Rights{Store: f.st, Site: webtest.NewSite(t), Log: slog.New(slog.NewTextHandler(&logs, nil)),
 		Auth: allow{f.seed.Pupil.ID: "guardian-of-ida", f.sibling.ID: "guardian-of-bo"}, Now: f.clock.Now}
 	mux := http.NewServeMux()
 	h.Mount(mux)

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 	_ "time/tzdata" // the time zone works without the system's zoneinfo
 )
@@ -86,16 +85,6 @@ func New(opt Options) (*Site, error) {
 		s.pages[strings.TrimSuffix(path.Base(f), ".html")] = t
 	}
 	return s, nil
-}
-
-// NewTestSite returns a Site for tests, failing t on error.
-func NewTestSite(t testing.TB) *Site {
-	t.Helper()
-	s, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // Static returns the handler for /static/.

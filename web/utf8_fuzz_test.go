@@ -8,7 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/elevid/elevid/web"
+	"github.com/elevid/elevid/internal/webtest"
 )
 
 // FuzzValidUTF8 sends arbitrary form and JSON bodies through the UTF-8
@@ -18,7 +18,7 @@ func FuzzValidUTF8(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
-	s := web.NewTestSite(f)
+	s := webtest.NewSite(f)
 	f.Fuzz(func(t *testing.T, body string, form bool) {
 		var got string
 		reached := false

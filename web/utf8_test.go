@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/elevid/elevid/web"
+	"github.com/elevid/elevid/internal/webtest"
 )
 
 // TestValidUTF8 (issue 15, item 6): invalid UTF-8 in the query, a form or
 // a JSON body gets a 400 with the translated message; valid requests
 // reach the handler with their body intact.
 func TestValidUTF8(t *testing.T) {
-	s := web.NewTestSite(t)
+	s := webtest.NewSite(t)
 	var got string
 	h := s.ValidUTF8(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

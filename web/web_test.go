@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/web"
 )
 
 func TestSiteParsesEverything(t *testing.T) {
-	s := web.NewTestSite(t)
+	s := webtest.NewSite(t)
 	if got := s.T("en", "error.not_found"); got != "The page does not exist." {
 		t.Fatalf("T = %q", got)
 	}
@@ -20,7 +21,7 @@ func TestSiteParsesEverything(t *testing.T) {
 }
 
 func TestServerErrorHidesDetail(t *testing.T) {
-	s := web.NewTestSite(t)
+	s := webtest.NewSite(t)
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/x", nil)
 	s.ServerError(rec, req, errSecret("password=hunter2 at db.go:12"))
@@ -45,7 +46,7 @@ func (e errSecret) Error() string { return string(e) }
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestTimeFormatOnePerLanguage(t *testing.T) {
-	s := web.NewTestSite(t)
+	s := webtest.NewSite(t)
 	winter := time.Date(2026, 12, 5, 20, 16, 0, 0, time.UTC) // 21:16 in Copenhagen
 	summer := time.Date(2026, 5, 17, 6, 5, 0, 0, time.UTC)   // 08:05 in Copenhagen
 	for _, c := range []struct {
@@ -77,7 +78,7 @@ func TestGenitiveAndPlural(t *testing.T) {
 			t.Errorf("Genitive(%s, %s) = %q, want %q", c.lang, c.name, got, c.want)
 		}
 	}
-	s := web.NewTestSite(t)
+	s := webtest.NewSite(t)
 	for _, c := range []struct {
 		n    int
 		want string

@@ -90,6 +90,7 @@ database: %s
 log: {level: info}
 secrets: {session_keys: [%s], encryption_keys: [%s], pairwise_secret: %s}
 server:
+  metrics_listen: ''
   http_redirect_listen: 127.0.0.1:%d
   tls: {acme: {email: it@example.dk, directory_url: %q, cache_dir: %s, hosts: [%s], ca_file: %s}}
 `, elevidHTTPS, issuer, filepath.Join(dir, "elevid.db"), key32, key32, key32, elevidHTTP, directory, filepath.Join(dir, "acme"), host, apiCA),

@@ -71,7 +71,7 @@ func TestBackupUnderLoginLoadAndRestore(t *testing.T) {
 	base := fmt.Sprintf("http://localhost:%d", port)
 	live, restored := filepath.Join(dir, "live.db"), filepath.Join(dir, "restored", "elevid.db")
 	conf := func(db string) string {
-		return fmt.Sprintf("listen: 127.0.0.1:%d\nissuer: %s\ndatabase: %s\nlog: {level: warn}\n", port, base, db)
+		return fmt.Sprintf("listen: 127.0.0.1:%d\nissuer: %s\ndatabase: %s\nlog: {level: warn}\nserver: {metrics_listen: \"\"}\n", port, base, db)
 	}
 	liveCfg, restoredCfg := writeConfig(t, conf(live)), writeConfig(t, conf(restored))
 	for _, args := range [][]string{
@@ -346,7 +346,7 @@ func TestPostgresBackupWithPgDump(t *testing.T) {
 	port := freePorts(t, 1)[0]
 	base := fmt.Sprintf("http://localhost:%d", port)
 	conf := func(db string) string {
-		return fmt.Sprintf("listen: 127.0.0.1:%d\nissuer: %s\ndatabase: %q\nlog: {level: warn}\n", port, base, db)
+		return fmt.Sprintf("listen: 127.0.0.1:%d\nissuer: %s\ndatabase: %q\nlog: {level: warn}\nserver: {metrics_listen: \"\"}\n", port, base, db)
 	}
 	srcCfg, dstCfg := writeConfig(t, conf(srcDSN)), writeConfig(t, conf(dstDSN))
 	for _, args := range [][]string{

@@ -13,7 +13,6 @@ import (
 
 	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
-	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
 )
@@ -22,25 +21,7 @@ import (
 // (dropped at the end of t), or skips t.
 func freshPostgres(t *testing.T) string {
 	t.Helper()
-	dsn := testenv.Postgres(t)
-	ctx := context.Background()
-	schema := "e2e_" + school.NewID()[:12]
-	admin, err := postgres.Open(ctx, dsn, sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Pool().Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "search_path=" + schema
+	return testenv.PostgresSchema(t, "e2e")
 }
 
 // TestInvalidUTF8 (issue 15, item 6): a staff invite named `bad\xff\xfe`

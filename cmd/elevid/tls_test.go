@@ -284,7 +284,7 @@ issuer: %s
 database: %s
 log: {level: warn}
 secrets: {session_keys: [%s], encryption_keys: [%s], pairwise_secret: %s}
-server: {http_redirect_listen: '%s', tls: {cert_file: %s, key_file: %s}}
+server: {metrics_listen: '', http_redirect_listen: '%s', tls: {cert_file: %s, key_file: %s}}
 `, listen, issuer, filepath.Join(dir, "elevid.db"), key32, key32, key32, redirect, certFile, keyFile), func() error {
 		resp, err := client().Get(issuer + "/readyz")
 		if err == nil {

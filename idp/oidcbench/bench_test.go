@@ -18,11 +18,11 @@ import (
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/oidcbench"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
-	"github.com/elevid/elevid/web"
 )
 
 // TestBenchLogin runs the load generator against an in-process ElevID
@@ -67,27 +67,7 @@ func startServer(t *testing.T, db string) *server {
 		}
 		st = sqlstore.New(s.Backend(), sqlstore.Options{Counter: counter})
 	case "postgres":
-		dsn := os.Getenv("ELEVID_TEST_POSTGRES")
-		if dsn == "" {
-			testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES not set")
-		}
-		admin, err := postgres.Open(ctx, dsn, sqlstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		schema := "bench_" + school.NewID()[:10]
-		if _, err := admin.Pool().Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = admin.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			admin.Close()
-		})
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		s, err := postgres.Open(ctx, dsn+sep+"search_path="+schema+"&pool_max_conns=8", sqlstore.Options{})
+		s, err := postgres.Open(ctx, testenv.PostgresSchema(t, "bench")+"&pool_max_conns=8", sqlstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +89,7 @@ func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server
 	origin := "http://localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	log := slog.New(slog.DiscardHandler)
 	slog.SetDefault(log) // zitadel logs every refused request through slog's default
-	site := web.NewTestSite(t)
+	site := webtest.NewSite(t)
 	secret, err := idp.PairwiseSecret(ctx, st)
 	if err != nil {
 		t.Fatal(err)

@@ -3,13 +3,9 @@ package access_test
 import (
 	"context"
 	"errors"
-	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
@@ -36,27 +32,7 @@ func openStore(t *testing.T, kind string, now func() time.Time) school.Store {
 		}
 		return st
 	}
-	dsn := os.Getenv("ELEVID_TEST_POSTGRES")
-	if dsn == "" {
-		testenv.Unavailable(t, "postgres", "ELEVID_TEST_POSTGRES is not set")
-	}
-	schema := "t_" + school.NewID()[:12]
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("ELEVID_TEST_POSTGRES: %v", err)
-	}
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
-		admin.Close(context.Background())
-	})
-	u, _ := url.Parse(dsn)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	st, err := postgres.Open(ctx, u.String(), sqlstore.Options{Now: now})
+	st, err := postgres.Open(ctx, testenv.PostgresSchema(t, "t"), sqlstore.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"github.com/elevid/elevid/internal/testenv"
-	"net/url"
 	"os"
 	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
@@ -43,31 +40,9 @@ func openPostgres(tb testing.TB, clock *testClock) school.Store {
 // openPostgresDSN is openPostgres that also returns the DSN of the
 // schema, for a subprocess.
 func openPostgresDSN(tb testing.TB, clock *testClock) (school.Store, string) {
-	dsn := os.Getenv("ELEVID_TEST_POSTGRES")
-	if dsn == "" {
-		testenv.Unavailable(tb, "postgres", "ELEVID_TEST_POSTGRES is not set (a DSN, e.g. postgres://postgres@127.0.0.1:5432/test)")
-	}
 	ctx := context.Background()
-	schema := "rs_" + school.NewID()[:12]
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		tb.Fatalf("ELEVID_TEST_POSTGRES: %v", err)
-	}
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
-		admin.Close(context.Background())
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	st, err := postgres.Open(ctx, u.String(), sqlstore.Options{Now: clock.Now})
+	dsn := testenv.PostgresSchema(tb, "rs")
+	st, err := postgres.Open(ctx, dsn, sqlstore.Options{Now: clock.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -75,7 +50,7 @@ func openPostgresDSN(tb testing.TB, clock *testClock) (school.Store, string) {
 	if _, err := st.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	return st, u.String()
+	return st, dsn
 }
 
 // peakMem samples the Go heap until stop is called and returns the
