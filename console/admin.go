@@ -20,8 +20,11 @@ func SealTOTP(s *school.Sealer, staffID, secret string) []byte {
 
 // Credentials are what SetCredentials gives a staff member.
 type Credentials struct {
-	Password string   // empty: keep the password
-	TOTP     *otp.Key // nil: keep the TOTP secret
+	Password string // empty: keep the password
+	// OneTime marks Password as a one-time password (changed at the first
+	// sign-in, refused after OneTimePasswordLifetime).
+	OneTime bool
+	TOTP    *otp.Key // nil: keep the TOTP secret
 	// RecoveryCodes are set when fresh ones were made.
 	RecoveryCodes []string
 }
@@ -45,7 +48,10 @@ func SetCredentials(ctx context.Context, st school.Store, sealer *school.Sealer,
 	return st.InTx(ctx, func(q school.Queries) error {
 		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {
 			if hash != "" {
-				s.PasswordHash = hash
+				s.PasswordHash, s.PasswordExpires = hash, time.Time{}
+				if cr.OneTime {
+					s.PasswordExpires = time.Now().Add(OneTimePasswordLifetime)
+				}
 			}
 			if cr.TOTP != nil {
 				s.TOTPSecret = SealTOTP(sealer, s.ID, cr.TOTP.Secret())
@@ -79,7 +85,8 @@ func CreateOperator(ctx context.Context, st school.Store, sealer *school.Sealer,
 	if !usernameOK(username) {
 		return "", nil, fmt.Errorf("username %q: use 2–64 lower-case letters, digits and . - _ @", username)
 	}
-	if password == "" {
+	oneTime := password == ""
+	if oneTime {
 		password = NewPassword()
 	} else if len([]rune(password)) < MinPasswordLength {
 		return "", nil, fmt.Errorf("the password needs at least %d characters", MinPasswordLength)
@@ -105,12 +112,16 @@ func CreateOperator(ctx context.Context, st school.Store, sealer *school.Sealer,
 	if err != nil {
 		return "", nil, err
 	}
-	cr := &Credentials{Password: password, TOTP: key}
+	cr := &Credentials{Password: password, TOTP: key, OneTime: oneTime}
 	if err := SetCredentials(ctx, st, sealer, DefaultArgon2, staff.ID, "cli", cr); err != nil {
 		return "", nil, err
 	}
 	return password, cr, nil
 }
+
+// OneTimePasswordLifetime is how long an invite or reset password signs
+// in; it must be changed at the first sign-in.
+const OneTimePasswordLifetime = 7 * 24 * time.Hour
 
 // InviteStaff creates a teacher or school admin of schoolID with a random
 // one-time password, returned for handing over; TOTP is set up at the
@@ -129,7 +140,7 @@ func InviteStaff(ctx context.Context, st school.Store, inv Invite) (school.Staff
 		password = NewPassword()
 	}
 	s := school.Staff{SchoolID: inv.SchoolID, Username: inv.Username, Name: inv.Name, Email: inv.Email, Role: inv.Role,
-		ClassIDs: inv.ClassIDs, PasswordHash: HashPassword(password, DefaultArgon2)}
+		ClassIDs: inv.ClassIDs, PasswordHash: HashPassword(password, DefaultArgon2), PasswordExpires: time.Now().Add(OneTimePasswordLifetime)}
 	actor := inv.ActorID
 	if actor == "" {
 		actor = "cli"
@@ -220,6 +231,7 @@ func ResetStaff(ctx context.Context, st school.Store, params Argon2Params, staff
 	err := st.InTx(ctx, func(q school.Queries) error {
 		staff, err := q.UpdateStaff(ctx, staffID, func(s school.Staff) (school.Staff, error) {
 			s.PasswordHash, s.TOTPSecret, s.Disabled = hash, nil, false
+			s.PasswordExpires = time.Now().Add(OneTimePasswordLifetime)
 			return s, nil
 		})
 		if err != nil {

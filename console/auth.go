@@ -84,6 +84,11 @@ func (c *Console) session(h handler, mfa bool) http.HandlerFunc {
 			http.Redirect(w, r, "/console/totp", http.StatusSeeOther)
 			return
 		}
+		// A one-time password must be changed before anything else.
+		if mfa && !st.PasswordExpires.IsZero() && r.URL.Path != "/console/account" && r.URL.Path != "/console/account/password" {
+			http.Redirect(w, r, "/console/account", http.StatusSeeOther)
+			return
+		}
 		h(w, r, Principal{StaffID: st.ID, Username: st.Username, Name: st.Name, Role: st.Role,
 			SchoolID: st.SchoolID, ClassIDs: st.ClassIDs, SessionRef: s.Ref, AuthTime: s.AuthTime})
 	}
@@ -130,6 +135,7 @@ const (
 	outcomeWrong               // wrong username, password or code
 	outcomeLimited             // too many attempts (account locked or client blocked)
 	outcomeNeedsTOTP           // password right, no TOTP enrolled yet
+	outcomeExpired             // a one-time password, right but expired
 	outcomeUnavailable         // the account cannot sign in with a password
 )
 
@@ -219,6 +225,9 @@ func (c *Console) checkAccount(ctx context.Context, r *http.Request, username, p
 		hash = staff.PasswordHash
 	}
 	pwOK := VerifyPassword(hash, password) && known && staff.PasswordHash != "" && !staff.Disabled
+	if pwOK && !staff.PasswordExpires.IsZero() && !now.Before(staff.PasswordExpires) {
+		return staff, outcomeExpired, nil
+	}
 	if pwOK && len(staff.TOTPSecret) == 0 {
 		if purpose == "reauth" {
 			return staff, outcomeWrong, nil
@@ -379,6 +388,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case outcomeWrong, outcomeUnavailable:
 		data.Error = c.opt.Site.T(lang, "console.login.wrong")
+		c.opt.Site.Render(w, r, http.StatusUnauthorized, "console-login", data)
+		return
+	case outcomeExpired:
+		data.Error = c.opt.Site.T(lang, "console.login.onetime_expired")
 		c.opt.Site.Render(w, r, http.StatusUnauthorized, "console-login", data)
 		return
 	}
@@ -645,6 +658,8 @@ type AccountData struct {
 	Errors   map[string]string
 	Saved    bool
 	Recovery int
+	// MustChange: the password is a one-time password to change now.
+	MustChange bool
 	// PasskeysOn says whether passkeys are offered; Passkeys are the
 	// staff member's, and PasskeyNotice "added" or "removed" after a change.
 	PasskeysOn    bool
@@ -675,8 +690,13 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, p Principa
 		c.fail(w, r, err)
 		return
 	}
+	st, err := c.opt.Store.GetStaff(r.Context(), p.StaffID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	c.opt.Site.Render(w, r, http.StatusOK, "console-account", AccountData{Frame: Frame{Me: p}, Saved: r.URL.Query().Get("saved") == "1",
-		Recovery: len(a.RecoveryHashes), PasskeysOn: c.PasskeysOn(), Passkeys: keys, PasskeyNotice: notice, NeedReauth: !fresh})
+		MustChange: !st.PasswordExpires.IsZero(), Recovery: len(a.RecoveryHashes), PasskeysOn: c.PasskeysOn(), Passkeys: keys, PasskeyNotice: notice, NeedReauth: !fresh})
 }
 
 func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -720,14 +740,17 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, p Princ
 			c.fail(w, r, err)
 			return
 		}
-		c.opt.Site.Render(w, r, status, "console-account", AccountData{Frame: Frame{Me: p}, Errors: errs, PasskeysOn: c.PasskeysOn(), Passkeys: keys})
+		c.opt.Site.Render(w, r, status, "console-account", AccountData{Frame: Frame{Me: p}, Errors: errs, MustChange: !staff.PasswordExpires.IsZero(), PasskeysOn: c.PasskeysOn(), Passkeys: keys})
 		return
 	}
 	hash := HashPassword(nw, c.opt.Argon2)
 	ended := 0
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
 		ended = 0
-		if _, err := q.UpdateStaff(ctx, p.StaffID, func(s school.Staff) (school.Staff, error) { s.PasswordHash = hash; return s, nil }); err != nil {
+		if _, err := q.UpdateStaff(ctx, p.StaffID, func(s school.Staff) (school.Staff, error) {
+			s.PasswordHash, s.PasswordExpires = hash, time.Time{}
+			return s, nil
+		}); err != nil {
 			return err
 		}
 		if _, err := q.UpdateStaffAuth(ctx, p.StaffID, func(a school.StaffAuth) (school.StaffAuth, error) {

@@ -243,9 +243,29 @@ func TestInviteTOTPEnrolmentAndRecovery(t *testing.T) {
 		t.Fatalf("TOTP confirm: %d, %d recovery codes", rec.Code, len(codes))
 	}
 	full := rec.Result().Cookies()[0]
-	if rec := f.do(req{method: "GET", path: "/console/schools/" + f.A.School.ID + "/classes/" + f.A.Class.ID, cookie: full}); rec.Code != 200 {
-		t.Fatalf("console after TOTP: %d", rec.Code)
+	// Issue 15, item 5: the one-time password must be changed first:
+	// every other console route leads to the password change.
+	classPath := "/console/schools/" + f.A.School.ID + "/classes/" + f.A.Class.ID
+	for _, p := range []string{classPath, "/console/schools/" + f.A.School.ID, "/console/schools/" + f.A.School.ID + "/staff"} {
+		if rec := f.do(req{method: "GET", path: p, cookie: full}); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/console/account" {
+			t.Fatalf("%s before the password change: %d %s", p, rec.Code, rec.Header().Get("Location"))
+		}
 	}
+	if rec := f.do(req{method: "GET", path: "/console/account", cookie: full}); rec.Code != 200 || !strings.Contains(rec.Body.String(), "engangsadgangskode") {
+		t.Fatalf("account page before the change: %d", rec.Code)
+	}
+	if rec := f.do(req{method: "POST", path: "/console/account/password", cookie: full,
+		form: url.Values{"current": {pw[1]}, "new": {"karens egen adgangskode"}, "repeat": {"karens egen adgangskode"}}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("password change: %d", rec.Code)
+	}
+	if rec := f.do(req{method: "GET", path: classPath, cookie: full}); rec.Code != 200 {
+		t.Fatalf("console after TOTP and the password change: %d", rec.Code)
+	}
+	// The one-time password no longer signs in.
+	if rec := f.login("karen", pw[1], "", ""); rec.Code != 401 {
+		t.Fatalf("one-time password after the change: %d", rec.Code)
+	}
+	pw[1] = "karens egen adgangskode"
 	// The enrolment code of the TOTP setup cannot be used to sign in again.
 	if rec := f.login("karen", pw[1], code, ""); rec.Code != 401 {
 		t.Fatalf("setup code reused: %d", rec.Code)
@@ -401,5 +421,55 @@ func TestEnrolSheetAndReset(t *testing.T) {
 	rec = f.do(req{method: "GET", path: "/console/schools/" + f.A.School.ID + "/audit", cookie: admin})
 	if !strings.Contains(rec.Body.String(), "BRUDT") {
 		t.Fatal("a tampered chain is not reported")
+	}
+}
+
+// Issue 15, item 5: an invite (one-time) password expires after 7 days,
+// with a message that says to ask for a new one; a reset gives a new one.
+func TestOneTimePasswordExpires(t *testing.T) {
+	f := newFixture(t)
+	admin := f.signIn(f.A.Admin)
+	rec := f.do(req{method: "POST", path: "/console/schools/" + f.A.School.ID + "/staff", cookie: admin,
+		form: url.Values{"username": {"ole"}, "name": {"Ole Lærer"}, "role": {"teacher"}, "class": {f.A.Class.ID}}})
+	pw := regexp.MustCompile(`id="one-time-password">([^<]+)<`).FindStringSubmatch(rec.Body.String())
+	if rec.Code != 200 || pw == nil {
+		t.Fatalf("invite: %d", rec.Code)
+	}
+	f.clock.Advance(console.OneTimePasswordLifetime + time.Second)
+	rec = f.login("ole", pw[1], "", "")
+	if rec.Code != 401 || !strings.Contains(rec.Body.String(), "engangsadgangskode er udløbet") {
+		t.Fatalf("expired one-time password: %d\n%.2000s", rec.Code, rec.Body.String())
+	}
+	if len(rec.Result().Cookies()) != 0 && rec.Result().Cookies()[0].Value != "" {
+		t.Fatal("an expired one-time password started a session")
+	}
+	// A reset gives a fresh one-time password that signs in (to TOTP setup).
+	ole := mustStaff(f, "ole")
+	fresh, err := console.ResetStaff(context.Background(), f.st, console.Argon2Params{}, ole.ID, "test", school.RoleOperator)
+	f.must(err)
+	if ole = mustStaff(f, "ole"); ole.PasswordExpires.IsZero() {
+		t.Fatal("a reset password is not marked one-time")
+	}
+	if rec := f.login("ole", fresh, "", ""); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/console/totp" {
+		t.Fatalf("reset password: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+}
+
+// An operator created without a password file gets a one-time password
+// (marked like an invite's); one given in a file is the operator's own.
+func TestCreateOperatorOneTimePassword(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, _, err := console.CreateOperator(ctx, f.st, f.sealer, "drift1", "Drift En", ""); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStaff(f, "drift1"); st.PasswordExpires.IsZero() || st.PasswordExpires.After(time.Now().Add(console.OneTimePasswordLifetime)) {
+		t.Fatalf("generated operator password expires %v", st.PasswordExpires)
+	}
+	if _, _, err := console.CreateOperator(ctx, f.st, f.sealer, "drift2", "Drift To", "driftens egen adgangskode"); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStaff(f, "drift2"); !st.PasswordExpires.IsZero() {
+		t.Fatalf("chosen operator password marked one-time until %v", st.PasswordExpires)
 	}
 }

@@ -733,7 +733,7 @@ func (c *Console) invite(ctx context.Context, r *http.Request, p Principal, inv 
 	}
 	password := NewPassword()
 	st := school.Staff{SchoolID: inv.SchoolID, Username: inv.Username, Name: inv.Name, Email: inv.Email, Role: inv.Role,
-		ClassIDs: inv.ClassIDs, PasswordHash: HashPassword(password, c.opt.Argon2)}
+		ClassIDs: inv.ClassIDs, PasswordHash: HashPassword(password, c.opt.Argon2), PasswordExpires: c.now().Add(OneTimePasswordLifetime)}
 	err := c.opt.Store.InTx(ctx, func(q school.Queries) error {
 		var err error
 		if st, err = q.CreateStaff(ctx, st); err != nil {

@@ -185,8 +185,12 @@ type Staff struct {
 	ClassIDs     []string // the classes a teacher teaches
 	PasswordHash string   // argon2id PHC string; empty for passkey-only accounts
 	TOTPSecret   []byte   // encrypted; empty until TOTP is enrolled
-	Disabled     bool
-	CreatedAt    time.Time
+	// PasswordExpires is set while the password is a one-time (invite or
+	// reset) password: it must be changed at the first sign-in and is
+	// refused from this time on. Zero for a password the member chose.
+	PasswordExpires time.Time
+	Disabled        bool
+	CreatedAt       time.Time
 }
 
 // Validate reports the first problem with s, wrapped in ErrInvalid.

@@ -83,7 +83,7 @@ func TestSyncAllSchools(t *testing.T) {
 			os.WriteFile(pw, []byte(dir.bindPW+"\n"), 0o600)
 			opt := rostersync.Options{Store: st, Sealer: testSealer(t), Log: quietLog(), Now: clock.Now}
 			var out bytes.Buffer
-			args := append([]string{"source", "set", "--all-schools", "--url", dir.URL(), "--bind-dn", dir.bindDN, "--password-file", pw, "--page-size", "25"}, tc.flags...)
+			args := append([]string{"source", "set", "--all-schools", "--url", dir.URL(), "--insecure", "--bind-dn", dir.bindDN, "--password-file", pw, "--page-size", "25"}, tc.flags...)
 			if err := rostersync.Command(ctx, opt, &out, args); err != nil {
 				t.Fatalf("source set: %v\n%s", err, out.String())
 			}
@@ -143,7 +143,7 @@ func TestSourceSetAllSchoolsNeedsASchoolSelector(t *testing.T) {
 	st := openSQLite(t, newClock())
 	st.CreateSchool(ctx, school.School{Code: "a", Name: "a", Domain: "a.test"})
 	var out bytes.Buffer
-	err := rostersync.Command(ctx, rostersync.Options{Store: st}, &out, []string{"source", "set", "--all-schools", "--url", "ldap://127.0.0.1:1", "--pupil-base", "ou=pupils," + base})
+	err := rostersync.Command(ctx, rostersync.Options{Store: st}, &out, []string{"source", "set", "--all-schools", "--url", "ldap://127.0.0.1:1", "--insecure", "--pupil-base", "ou=pupils," + base})
 	if err == nil || !strings.Contains(err.Error(), "{school}") {
 		t.Fatalf("err = %v", err)
 	}

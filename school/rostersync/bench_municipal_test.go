@@ -187,7 +187,7 @@ func BenchmarkMunicipality(b *testing.B) {
 			var out strings.Builder
 			sealer := testSealer(b)
 			err := rostersync.Command(ctx, rostersync.Options{Store: st, Sealer: sealer, Log: quietLog()}, &out, []string{"source", "set", "--all-schools",
-				"--url", s.url, "--bind-dn", s.rootDN, "--password-file", pw, "--page-size", "1000",
+				"--url", s.url, "--insecure", "--bind-dn", s.rootDN, "--password-file", pw, "--page-size", "1000",
 				"--pupil-base", "ou=pupils,ou={school}," + base, "--guardian-base", "ou=guardians,ou={school}," + base,
 				"--class-base", "ou=classes,ou={school}," + base, "--staff-base", "ou=staff,ou={school}," + base})
 			if err != nil {

@@ -385,6 +385,7 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 	var src school.DirectorySource
 	fs.StringVar(&src.URL, "url", "", "ldap://host:389 or ldaps://host:636")
 	fs.BoolVar(&src.StartTLS, "start-tls", false, "use StartTLS on an ldap:// URL")
+	fs.BoolVar(&src.Insecure, "insecure", false, "allow a plain ldap:// URL without StartTLS (the bind password and pupil data cross the network in clear)")
 	caFile := fs.String("ca-file", "", "PEM file of CA certificates to trust")
 	fs.StringVar(&src.BindDN, "bind-dn", "", "DN to bind as")
 	pwFile := fs.String("password-file", "", "file holding the bind password")
@@ -454,6 +455,9 @@ func sourceSet(ctx context.Context, st school.Store, sealer *school.Sealer, out 
 		password = []byte(strings.TrimRight(string(b), "\r\n"))
 	}
 	src.CAPEM = caPEM
+	if err := checkTransport(src); err != nil {
+		return err
+	}
 	// Check everything before the first write: a bad flag changes no school.
 	for _, sch := range schools {
 		one := src

@@ -241,7 +241,7 @@ func newEnv(t testing.TB, r roster, st school.Store, clock *testClock) *env {
 	}
 	e.sch = sch
 	src := school.DirectorySource{
-		SchoolID: sch.ID, URL: e.dir.URL(), BindDN: e.dir.bindDN,
+		SchoolID: sch.ID, URL: e.dir.URL(), Insecure: true, BindDN: e.dir.bindDN,
 		BindPassword: e.sealer.Seal([]byte(e.dir.bindPW), "ldap:"+sch.ID),
 		PupilBase:    "ou=pupils," + base, StaffBase: "ou=staff," + base, ClassBase: "ou=classes," + base, GuardianBase: "ou=guardians," + base,
 		Preset: r.preset, PageSize: 25,

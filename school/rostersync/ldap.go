@@ -28,6 +28,9 @@ type dirConn struct {
 // dial connects to src, upgrades with StartTLS when asked, and binds with
 // the unsealed password. Errors say which step failed without secrets.
 func dial(ctx context.Context, src school.DirectorySource, password string, timeout time.Duration) (*dirConn, error) {
+	if err := checkTransport(src); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(src.URL)
 	if err != nil {
 		return nil, fmt.Errorf("directory URL: %w", err)
@@ -253,4 +256,18 @@ func schemaNames(def string) []string {
 		}
 	}
 	return out
+}
+
+// ErrPlainLDAP refuses a plain ldap:// source without StartTLS that is not
+// marked insecure: the bind password and pupil data would cross the network
+// in clear.
+var ErrPlainLDAP = errors.New("plain ldap:// without StartTLS sends the bind password and pupil data in clear: use ldaps://, --start-tls, or --insecure to allow it anyway")
+
+// checkTransport refuses src when it is plain ldap:// without StartTLS and
+// not marked Insecure.
+func checkTransport(src school.DirectorySource) error {
+	if strings.HasPrefix(strings.ToLower(src.URL), "ldap://") && !src.StartTLS && !src.Insecure {
+		return ErrPlainLDAP
+	}
+	return nil
 }

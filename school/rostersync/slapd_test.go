@@ -255,7 +255,7 @@ func slapdEnv(t testing.TB, r roster, st school.Store, clock *testClock) (*env, 
 	s := startSlapd(t, r)
 	e := newEnv(t, roster{preset: r.preset}, st, clock) // an empty fake directory, unused
 	e.source(func(src *school.DirectorySource) {
-		src.URL = s.url
+		src.URL, src.Insecure = s.url, true
 		src.BindDN = s.rootDN
 		src.BindPassword = e.sealer.Seal([]byte(s.rootPW), "ldap:"+e.sch.ID)
 		src.PageSize = 200

@@ -588,7 +588,7 @@ func TestCommand(t *testing.T) {
 		out.Reset()
 		return rostersync.Command(e.ctx, rostersync.Options{Store: e.st, Sealer: e.sealer, Log: quietLog()}, &out, args)
 	}
-	err := run("source", "set", "--school", "skole", "--url", e.dir.URL(), "--bind-dn", e.dir.bindDN, "--password-file", pw,
+	err := run("source", "set", "--school", "skole", "--url", e.dir.URL(), "--insecure", "--bind-dn", e.dir.bindDN, "--password-file", pw,
 		"--preset", "openldap", "--pupil-base", "ou=pupils,"+base, "--class-base", "ou=classes,"+base,
 		"--guardian-base", "ou=guardians,"+base, "--staff-base", "ou=staff,"+base, "--page-size", "20", "--interval", "1h")
 	if err != nil {
@@ -601,7 +601,7 @@ func TestCommand(t *testing.T) {
 	if bytes.Contains(src.BindPassword, []byte(e.dir.bindPW)) {
 		t.Fatal("bind password stored in clear")
 	}
-	if err := run("source", "set", "--school", "skole", "--url", e.dir.URL(), "--pupil-base", "ou=pupils,"+base, "--pupil-filter", "(bad"); err == nil {
+	if err := run("source", "set", "--school", "skole", "--url", e.dir.URL(), "--insecure", "--pupil-base", "ou=pupils,"+base, "--pupil-filter", "(bad"); err == nil {
 		t.Fatal("bad filter accepted")
 	}
 	if err := run("--school", "skole", "--dry-run"); err != nil || !strings.Contains(out.String(), "pupil.create") || !strings.Contains(out.String(), "dry run") {
@@ -653,5 +653,41 @@ func TestScheduler(t *testing.T) {
 	sc.RunDue(e.ctx)
 	if rs := runs(); len(rs) != 3 || rs[0].Mode != school.SyncFull {
 		t.Fatalf("daily full run: %+v", rs[0])
+	}
+}
+
+// Plain ldap:// without StartTLS sends the bind password in clear: `sync
+// source set` refuses it unless --insecure is given, stores that mark, and
+// a run refuses such a source that is not marked insecure.
+func TestPlainLDAPNeedsInsecure(t *testing.T) {
+	e := newEnv(t, small, nil, nil)
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte(e.dir.bindPW), 0o600)
+	before, _ := e.st.GetDirectorySource(e.ctx, e.sch.ID)
+	set := func(extra ...string) error {
+		var out bytes.Buffer
+		args := append([]string{"source", "set", "--school", "skole", "--url", e.dir.URL(), "--bind-dn", e.dir.bindDN,
+			"--password-file", pw, "--pupil-base", "ou=pupils," + base}, extra...)
+		return rostersync.Command(e.ctx, rostersync.Options{Store: e.st, Sealer: e.sealer, Log: quietLog()}, &out, args)
+	}
+	err := set("--page-size", "7")
+	if err == nil || !strings.Contains(err.Error(), "--insecure") {
+		t.Fatalf("plain ldap:// without --insecure: %v", err)
+	}
+	if got, _ := e.st.GetDirectorySource(e.ctx, e.sch.ID); got.PageSize != before.PageSize {
+		t.Fatal("a refused source set changed the source")
+	}
+	if err := set("--insecure", "--page-size", "7"); err != nil {
+		t.Fatalf("plain ldap:// with --insecure: %v", err)
+	}
+	if got, _ := e.st.GetDirectorySource(e.ctx, e.sch.ID); !got.Insecure || got.PageSize != 7 {
+		t.Fatalf("stored source: insecure %v, page size %d", got.Insecure, got.PageSize)
+	}
+	e.mustRun(rostersync.RunOptions{})
+
+	// A stored plain source without the mark (e.g. from before) is refused.
+	e.source(func(s *school.DirectorySource) { s.Insecure = false })
+	if _, err := e.run(rostersync.RunOptions{}); !errors.Is(err, rostersync.ErrPlainLDAP) {
+		t.Fatalf("run of an unmarked plain ldap:// source: %v", err)
 	}
 }

@@ -53,7 +53,7 @@ func TestSourceSetChecksBirthDateAttribute(t *testing.T) {
 	opt := rostersync.Options{Store: e.st, Sealer: e.sealer, Log: quietLog()}
 	set := func(extra ...string) error {
 		var out bytes.Buffer
-		return rostersync.Command(e.ctx, opt, &out, append([]string{"source", "set", "--school", "skole", "--url", e.dir.URL(), "--preset", "ad",
+		return rostersync.Command(e.ctx, opt, &out, append([]string{"source", "set", "--school", "skole", "--url", e.dir.URL(), "--insecure", "--preset", "ad",
 			"--bind-dn", e.dir.bindDN, "--password-file", pw, "--pupil-base", "ou=pupils," + base}, extra...))
 	}
 	err := set("--attr", "birthDate=extensionAttribute1")

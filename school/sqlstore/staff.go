@@ -8,17 +8,18 @@ import (
 	"github.com/elevid/elevid/school"
 )
 
-const staffCols = `id, COALESCE(school_id, ''), external_id, username, name, email, role, password_hash, totp_secret, disabled, created_at`
+const staffCols = `id, COALESCE(school_id, ''), external_id, username, name, email, role, password_hash, totp_secret, disabled, created_at, password_expires`
 
 func scanStaff(r Rows) (school.Staff, error) { return scanStaffRow(r) }
 
 func scanStaffRow(r Row) (school.Staff, error) {
 	var st school.Staff
 	var role string
-	var created int64
-	err := r.Scan(&st.ID, &st.SchoolID, &st.ExternalID, &st.Username, &st.Name, &st.Email, &role, &st.PasswordHash, &st.TOTPSecret, &st.Disabled, &created)
+	var created, expires int64
+	err := r.Scan(&st.ID, &st.SchoolID, &st.ExternalID, &st.Username, &st.Name, &st.Email, &role, &st.PasswordHash, &st.TOTPSecret, &st.Disabled, &created, &expires)
 	st.Role = school.Role(role)
 	st.CreatedAt = fromMicros(created)
+	st.PasswordExpires = fromMicros(expires)
 	return st, err
 }
 
@@ -37,9 +38,9 @@ func (s *Store) CreateStaff(ctx context.Context, st school.Staff) (school.Staff,
 	st.ID = school.NewID()
 	st.CreatedAt = s.now()
 	err := s.tx(ctx, "create staff", func(t *Store) error {
-		_, err := t.q.Exec(ctx, `INSERT INTO staff (id, school_id, external_id, username, name, email, role, password_hash, totp_secret, disabled, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			st.ID, nullable(st.SchoolID), st.ExternalID, st.Username, st.Name, st.Email, string(st.Role), st.PasswordHash, st.TOTPSecret, st.Disabled, micros(st.CreatedAt))
+		_, err := t.q.Exec(ctx, `INSERT INTO staff (id, school_id, external_id, username, name, email, role, password_hash, totp_secret, disabled, created_at, password_expires)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			st.ID, nullable(st.SchoolID), st.ExternalID, st.Username, st.Name, st.Email, string(st.Role), st.PasswordHash, st.TOTPSecret, st.Disabled, micros(st.CreatedAt), micros(st.PasswordExpires))
 		if err != nil {
 			return err
 		}
@@ -124,8 +125,8 @@ func (s *Store) UpdateStaff(ctx context.Context, id string, fn func(school.Staff
 		if err := nw.Validate(); err != nil {
 			return err
 		}
-		_, err = t.q.Exec(ctx, `UPDATE staff SET school_id = $2, external_id = $3, username = $4, name = $5, email = $6, role = $7, password_hash = $8, totp_secret = $9, disabled = $10 WHERE id = $1`,
-			nw.ID, nullable(nw.SchoolID), nw.ExternalID, nw.Username, nw.Name, nw.Email, string(nw.Role), nw.PasswordHash, nw.TOTPSecret, nw.Disabled)
+		_, err = t.q.Exec(ctx, `UPDATE staff SET school_id = $2, external_id = $3, username = $4, name = $5, email = $6, role = $7, password_hash = $8, totp_secret = $9, disabled = $10, password_expires = $11 WHERE id = $1`,
+			nw.ID, nullable(nw.SchoolID), nw.ExternalID, nw.Username, nw.Name, nw.Email, string(nw.Role), nw.PasswordHash, nw.TOTPSecret, nw.Disabled, micros(nw.PasswordExpires))
 		if err != nil {
 			return err
 		}

@@ -358,10 +358,11 @@ func testStaff(t *testing.T, h Harness) {
 		x.Disabled = true
 		x.ClassIDs = nil
 		x.Role = school.RoleSchoolAdmin
+		x.PasswordExpires = time.UnixMicro(1_800_000_000_000_000).UTC()
 		return x, nil
 	}))
 	got = must(st.GetStaff(ctx, teacher.ID))
-	if !got.Disabled || got.Role != school.RoleSchoolAdmin || len(got.ClassIDs) != 0 || up.Role != got.Role {
+	if !got.Disabled || got.Role != school.RoleSchoolAdmin || len(got.ClassIDs) != 0 || up.Role != got.Role || !got.PasswordExpires.Equal(time.UnixMicro(1_800_000_000_000_000)) {
 		t.Fatalf("after UpdateStaff = %+v", got)
 	}
 	_, err = st.UpdateStaff(ctx, "nope", func(x school.Staff) (school.Staff, error) { return x, nil })
