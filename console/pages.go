@@ -779,27 +779,39 @@ func usernameOK(u string) bool {
 	return true
 }
 
-func (c *Console) staffDisable(w http.ResponseWriter, r *http.Request, p Principal) {
-	ctx := r.Context()
-	st, err := c.opt.Store.GetStaff(ctx, r.PathValue("staff"))
+// otherStaff reads the staff member a staff-management route names, for
+// a principal who may manage the school's staff: someone of another
+// school is hidden, and nobody acts on their own account this way. It
+// writes the error answer and reports false when the route cannot go on.
+func (c *Console) otherStaff(w http.ResponseWriter, r *http.Request, p Principal) (school.Staff, school.School, bool) {
+	st, err := c.opt.Store.GetStaff(r.Context(), r.PathValue("staff"))
 	if err != nil {
 		c.fail(w, r, err)
-		return
+		return school.Staff{}, school.School{}, false
 	}
 	if st.SchoolID == "" || st.SchoolID != r.PathValue("school") {
 		c.fail(w, r, ErrHidden)
-		return
+		return school.Staff{}, school.School{}, false
 	}
 	s, err := c.schoolFor(r, p, ManageStaff)
 	if err != nil {
 		c.fail(w, r, err)
-		return
+		return school.Staff{}, school.School{}, false
 	}
 	if st.ID == p.StaffID {
 		c.opt.Site.Error(w, r, http.StatusBadRequest, "console.staff.not_self")
+		return school.Staff{}, school.School{}, false
+	}
+	return st, s, true
+}
+
+func (c *Console) staffDisable(w http.ResponseWriter, r *http.Request, p Principal) {
+	ctx := r.Context()
+	st, s, ok := c.otherStaff(w, r, p)
+	if !ok {
 		return
 	}
-	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
+	err := c.opt.Store.InTx(ctx, func(q school.Queries) error {
 		if _, err := q.UpdateStaff(ctx, st.ID, func(x school.Staff) (school.Staff, error) { x.Disabled = true; return x, nil }); err != nil {
 			return err
 		}
@@ -819,22 +831,8 @@ func (c *Console) staffDisable(w http.ResponseWriter, r *http.Request, p Princip
 // one-time password, shown once; passkeys deleted; sessions ended.
 func (c *Console) staffReset(w http.ResponseWriter, r *http.Request, p Principal) {
 	ctx := r.Context()
-	st, err := c.opt.Store.GetStaff(ctx, r.PathValue("staff"))
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	if st.SchoolID == "" || st.SchoolID != r.PathValue("school") {
-		c.fail(w, r, ErrHidden)
-		return
-	}
-	s, err := c.schoolFor(r, p, ManageStaff)
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	if st.ID == p.StaffID {
-		c.opt.Site.Error(w, r, http.StatusBadRequest, "console.staff.not_self")
+	st, s, ok := c.otherStaff(w, r, p)
+	if !ok {
 		return
 	}
 	pw, err := ResetStaff(ctx, c.opt.Store, c.opt.Argon2, st.ID, p.StaffID, p.Role)
