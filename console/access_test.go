@@ -29,6 +29,7 @@ func TestStaffAccessIsLogged(t *testing.T) {
 		}
 		f.clock.Advance(time.Second)
 	}
+	f.reauth(f.A.Teacher, ck)
 	rec := f.do(req{method: "POST", path: p + "/pupils/" + f.A.Pupil.ID + "/reset", cookie: ck, form: url.Values{"purpose": {"checked_in_person"}, "confirm": {"yes"}}})
 	if rec.Code != http.StatusSeeOther {
 		t.Fatalf("reset: %d", rec.Code)
@@ -90,6 +91,7 @@ func TestPupilHistoryInSentences(t *testing.T) {
 	f := newFixture(t)
 	ck := f.signIn(f.A.Teacher)
 	p := "/console/schools/" + f.A.School.ID + "/pupils/" + f.A.Pupil.ID
+	f.reauth(f.A.Teacher, ck)
 	rec := f.do(req{method: "POST", path: p + "/reset", cookie: ck, form: url.Values{"purpose": {"checked_in_person"}, "confirm": {"yes"}}})
 	if rec.Code != http.StatusSeeOther {
 		t.Fatalf("reset: %d", rec.Code)

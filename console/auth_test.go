@@ -395,6 +395,7 @@ func TestEnrolSheetAndReset(t *testing.T) {
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `value="lost_device" selected`) {
 		t.Fatalf("reset without confirmation: %d", rec.Code)
 	}
+	f.reauth(f.A.Teacher, ck)
 	rec = f.do(req{method: "POST", path: p + "/reset", cookie: ck, form: url.Values{"purpose": {"checked_in_person"}, "confirm": {"yes"}}})
 	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "/sheets/") {
 		t.Fatalf("reset: %d", rec.Code)

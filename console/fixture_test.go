@@ -257,6 +257,17 @@ func (f *fixture) signIn(m member) *http.Cookie {
 	return nil
 }
 
+// reauth re-authenticates m's session (password and a fresh TOTP code),
+// as lasting changes such as a pupil's passkey reset require.
+func (f *fixture) reauth(m member, ck *http.Cookie) {
+	f.t.Helper()
+	f.clock.Advance(30 * time.Second)
+	rec := f.do(req{method: "POST", path: "/console/reauth", cookie: ck, form: url.Values{"password": {m.Password}, "code": {f.code(m)}, "return": {"/console"}}})
+	if rec.Code != http.StatusSeeOther {
+		f.t.Fatalf("re-authentication of %s: status %d", m.Username, rec.Code)
+	}
+}
+
 func (f *fixture) login(username, password, code, remote string) *httptest.ResponseRecorder {
 	return f.do(req{method: "POST", path: "/console/login", form: url.Values{"username": {username}, "password": {password}, "code": {code}}, remote: remote})
 }

@@ -539,9 +539,11 @@ func (c *Console) resetPupil(w http.ResponseWriter, r *http.Request, p Principal
 		return
 	}
 	// A reset prints a new enrolment code: in a stolen session that is an
-	// account takeover. Like other lasting changes it needs a sign-in or
-	// re-authentication within the re-authentication window.
-	fresh, err := c.recentlyAuthenticated(ctx, p)
+	// account takeover. Like directory changes it needs an explicit
+	// re-authentication (password and second factor) within the
+	// re-authentication window; a recent sign-in is not enough, since a
+	// stolen session cookie may be only minutes old.
+	fresh, err := c.recentlyReauthenticated(ctx, p)
 	if err != nil {
 		c.fail(w, r, err)
 		return
