@@ -44,7 +44,7 @@ rule() {
 	fi
 }
 
-rule "idp/* -> parent or enrollment" "$mod/idp/..." "$mod/parent $mod/enrollment"
+rule "idp/* -> guardian or enrolment" "$mod/idp/..." "$mod/guardian $mod/enrolment"
 rule "school -> backend (school/sqlite, school/postgres, school/sqlstore)" "$mod/school" "$mod/school/sqlite $mod/school/postgres $mod/school/sqlstore"
 rule "school -> protocol (idp/...)" "$mod/school" "$mod/idp/..."
 rule "school -> web" "$mod/school" "$mod/web"

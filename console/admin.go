@@ -9,7 +9,7 @@ import (
 
 	"github.com/pquerna/otp"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 )
 
@@ -160,7 +160,7 @@ func InviteStaff(ctx context.Context, st school.Store, inv Invite) (school.Staff
 // SheetCodes issues enrolment codes for every active pupil of a class
 // who has consent and no passkey yet, as the console's "start enrolment"
 // does, and returns the cards plus the names left out and why.
-func SheetCodes(ctx context.Context, st school.Store, enr Enroller, issuer, schoolID, classID string, actor enrollment.Actor, replace bool) (SheetResult, error) {
+func SheetCodes(ctx context.Context, st school.Store, enr Enroller, issuer, schoolID, classID string, actor enrolment.Actor, replace bool) (SheetResult, error) {
 	var out SheetResult
 	cl, err := st.GetClass(ctx, schoolID, classID)
 	if err != nil {
@@ -195,7 +195,7 @@ func SheetCodes(ctx context.Context, st school.Store, enr Enroller, issuer, scho
 			if row.PendingCode {
 				out.Replaced = append(out.Replaced, row.Name())
 			}
-			out.Cards = append(out.Cards, Card{Name: row.Name(), Class: cl.Name, Code: code, Expires: exp, URL: enrollment.EnrolURL(issuer, code)})
+			out.Cards = append(out.Cards, Card{Name: row.Name(), Class: cl.Name, Code: code, Expires: exp, URL: enrolment.EnrolURL(issuer, code)})
 		}
 	}
 	return out, nil

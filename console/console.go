@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
@@ -21,32 +21,32 @@ import (
 
 // Enroller issues a single-use enrolment code for a pupil whose
 // enrolment flow is consented (school.ErrInvalid otherwise);
-// *enrollment.Flows implements it.
+// *enrolment.Flows implements it.
 type Enroller interface {
-	IssueCode(ctx context.Context, a enrollment.Actor, pupilID string) (code string, expires time.Time, err error)
+	IssueCode(ctx context.Context, a enrolment.Actor, pupilID string) (code string, expires time.Time, err error)
 }
 
 // EnrolmentStarter starts the enrolment flows (age policy, consent
-// requests to the guardians) of a class's pupils; *enrollment.Flows
+// requests to the guardians) of a class's pupils; *enrolment.Flows
 // implements it.
 type EnrolmentStarter interface {
-	StartClass(ctx context.Context, a enrollment.Actor, schoolID, classID string) ([]enrollment.StartResult, error)
+	StartClass(ctx context.Context, a enrolment.Actor, schoolID, classID string) ([]enrolment.StartResult, error)
 }
 
 // Resetter is the teacher-verified passkey reset of the consent flow
 // (revoke passkeys and sessions, issue a new code, tell the guardians);
-// *parent.Service implements it. Without one the console revokes and
+// *guardian.Service implements it. Without one the console revokes and
 // issues the code itself, without telling the guardians.
 type Resetter interface {
-	ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID string, verifiedInPerson bool) (code string, expires time.Time, err error)
+	ResetPasskeys(ctx context.Context, a enrolment.Actor, pupilID string, verifiedInPerson bool) (code string, expires time.Time, err error)
 }
 
 // PlatformManager applies the consent side of platform changes;
-// *parent.Service implements it.
+// *guardian.Service implements it.
 type PlatformManager interface {
 	// SetPlatformActivation activates or deactivates a platform for a
 	// school (audited); deactivation ends access like a withdrawal.
-	SetPlatformActivation(ctx context.Context, a enrollment.Actor, schoolID, platformID string, active bool) (bool, error)
+	SetPlatformActivation(ctx context.Context, a enrolment.Actor, schoolID, platformID string, active bool) (bool, error)
 	// PlatformChanged runs in the transaction that stored a changed
 	// registration and asks guardians about added attributes.
 	PlatformChanged(ctx context.Context, q school.Queries, old, nw school.Platform) error
@@ -260,7 +260,7 @@ func safeReturn(s string) string {
 // records are 404, forbidden actions 403, the rest a logged 500.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, ErrHidden), errors.Is(err, school.ErrNotFound), errors.Is(err, enrollment.ErrForbidden):
+	case errors.Is(err, ErrHidden), errors.Is(err, school.ErrNotFound), errors.Is(err, enrolment.ErrForbidden):
 		c.opt.Site.NotFound(w, r)
 	case errors.Is(err, ErrForbidden):
 		c.opt.Site.Error(w, r, http.StatusForbidden, "error.forbidden")
@@ -294,6 +294,6 @@ func (c *Console) access(ctx context.Context, p Principal, schoolID, pupilID, cl
 }
 
 // actor is p as an actor of the enrolment flows.
-func (c *Console) actor(r *http.Request, p Principal) enrollment.Actor {
-	return enrollment.Actor{ID: p.StaffID, Role: p.Role, SchoolID: p.SchoolID, ClassIDs: p.ClassIDs, Remote: c.opt.ClientIP(r)}
+func (c *Console) actor(r *http.Request, p Principal) enrolment.Actor {
+	return enrolment.Actor{ID: p.StaffID, Role: p.Role, SchoolID: p.SchoolID, ClassIDs: p.ClassIDs, Remote: c.opt.ClientIP(r)}
 }

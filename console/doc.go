@@ -11,7 +11,7 @@
 // operator's schools and platforms.
 //
 // It depends on package school (types and Store), web (rendering),
-// enrollment (codes and QR) and school/rostersync (sync runs) through
+// enrolment (codes and QR) and school/rostersync (sync runs) through
 // small interfaces defined here. Nothing depends on console except
 // cmd/elevid, which mounts it.
 package console

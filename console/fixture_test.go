@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/rostersync"
@@ -73,13 +73,13 @@ type fixture struct {
 }
 
 // consentRequests records the consent requests of starting flows; the
-// consent flow (package parent) mails them in the real service.
+// consent flow (package guardian) mails them in the real service.
 type consentRequests struct {
 	mu   sync.Mutex
-	list []enrollment.ConsentRequest
+	list []enrolment.ConsentRequest
 }
 
-func (c *consentRequests) RequestConsent(_ context.Context, _ school.Queries, r enrollment.ConsentRequest) error {
+func (c *consentRequests) RequestConsent(_ context.Context, _ school.Queries, r enrolment.ConsentRequest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.list = append(c.list, r)
@@ -104,7 +104,7 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	}
 	site := webtest.NewSite(t)
 	requests := &consentRequests{}
-	flows, err := enrollment.NewFlows(enrollment.FlowOptions{Store: st, Sealer: sealer, Requester: requests, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	flows, err := enrolment.NewFlows(enrolment.FlowOptions{Store: st, Sealer: sealer, Requester: requests, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

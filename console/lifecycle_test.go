@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 )
 
@@ -33,19 +33,19 @@ func TestReprintKeepsCodesUnlessReplaced(t *testing.T) {
 	if first == nil {
 		t.Fatal("first sheet has no code")
 	}
-	norm, _ := enrollment.Normalize(first[1])
+	norm, _ := enrolment.Normalize(first[1])
 	second := enrol(url.Values{})
 	if codeRE.MatchString(second) || !strings.Contains(second, `id="sheet-kept"`) || !strings.Contains(second, f.A.Pupil.GivenName) {
 		t.Fatalf("re-print should keep the code handed out and say so:\n%s", second)
 	}
-	if _, err := f.st.EnrolmentCodeByHash(ctx, enrollment.Hash(f.sealer, norm)); err != nil {
+	if _, err := f.st.EnrolmentCodeByHash(ctx, enrolment.Hash(f.sealer, norm)); err != nil {
 		t.Fatalf("the first code stopped working after a re-print: %v", err)
 	}
 	third := enrol(url.Values{"replace": {"1"}})
 	if !codeRE.MatchString(third) || !strings.Contains(third, `id="sheet-replaced"`) {
 		t.Fatalf("replace should print a new code and say the old one stopped:\n%s", third)
 	}
-	if _, err := f.st.EnrolmentCodeByHash(ctx, enrollment.Hash(f.sealer, norm)); err == nil {
+	if _, err := f.st.EnrolmentCodeByHash(ctx, enrolment.Hash(f.sealer, norm)); err == nil {
 		t.Fatal("the replaced code still works")
 	}
 }

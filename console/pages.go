@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
@@ -398,7 +398,7 @@ func (c *Console) sheetPage(w http.ResponseWriter, r *http.Request, p Principal)
 		data.Back += "/classes/" + sh.ClassID
 	}
 	for _, card := range content.Cards {
-		svg, err := enrollment.QRSVG(card.URL)
+		svg, err := enrolment.QRSVG(card.URL)
 		if err != nil {
 			c.fail(w, r, err)
 			return
@@ -580,7 +580,7 @@ func (c *Console) resetPupil(w http.ResponseWriter, r *http.Request, p Principal
 		}
 	}
 	id, err := c.saveSheet(ctx, s.ID, "", p, sheetContent{School: s.Name, Class: className,
-		Cards: []Card{{Name: pu.Name(), Class: className, Code: code, Expires: exp, URL: enrollment.EnrolURL(c.opt.Issuer, code)}}})
+		Cards: []Card{{Name: pu.Name(), Class: className, Code: code, Expires: exp, URL: enrolment.EnrolURL(c.opt.Issuer, code)}}})
 	if err != nil {
 		c.fail(w, r, err)
 		return

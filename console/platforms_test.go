@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 )
 
@@ -20,7 +20,7 @@ type fakePlatforms struct {
 	changed []string
 }
 
-func (f *fakePlatforms) SetPlatformActivation(ctx context.Context, a enrollment.Actor, schoolID, platformID string, active bool) (bool, error) {
+func (f *fakePlatforms) SetPlatformActivation(ctx context.Context, a enrolment.Actor, schoolID, platformID string, active bool) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	verb := "deactivate"

@@ -2,5 +2,5 @@
 // browser sessions, the OpenID Connect provider, the SAML 2.0 identity
 // provider, signing keys and the release log. It reads consent and
 // credentials through school.Store only and must not import the
-// enrollment or parent packages.
+// enrolment or guardian packages.
 package idp

@@ -331,7 +331,7 @@ func (h *harness) newSP(t testing.TB, o spOptions) *testSP {
 }
 
 // consent records a guardian's grant for the platform, with the pupil's
-// enrolment flow consented (as package parent leaves it).
+// enrolment flow consented (as package guardian leaves it).
 func (h *harness) consent(t testing.TB, platformID string) {
 	t.Helper()
 	ctx := context.Background()

@@ -7,7 +7,7 @@ import (
 )
 
 // EnrolmentState is where a pupil's enrolment flow stands. The legal
-// transitions between states are package enrollment's; the store only
+// transitions between states are package enrolment's; the store only
 // keeps the state.
 type EnrolmentState string
 
@@ -448,7 +448,7 @@ type ConsentFlowStore interface {
 	// f.Bodies (a sent message's bodies are gone).
 	ListMail(ctx context.Context, f MailFilter) ([]Mail, error)
 	// GetMail returns one outbox message with its bodies as stored (sealed
-	// by package parent while pending, empty once sent); ErrNotFound when
-	// unknown. For the demo mail page (parent.OpenMail opens the bodies).
+	// by package guardian while pending, empty once sent); ErrNotFound when
+	// unknown. For the demo mail page (guardian.OpenMail opens the bodies).
 	GetMail(ctx context.Context, id string) (Mail, error)
 }

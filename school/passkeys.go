@@ -68,7 +68,7 @@ type EnrolmentCode struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until a registration consumed it
-	// Locator is the code's first characters (enrollment.LocatorLength),
+	// Locator is the code's first characters (enrolment.LocatorLength),
 	// stored in clear: a wrong attempt that starts like a live code counts
 	// against that code and its class. Empty for codes issued before it.
 	Locator string

@@ -18,6 +18,6 @@
 //     an audit entry, it deletes what is due under Retention; before a
 //     pupil is erased, the pupil's access ends through school/access.
 //
-// It reads through school.Store only and imports neither parent nor
-// enrollment, so idp's pupil pages may use it.
+// It reads through school.Store only and imports neither guardian nor
+// enrolment, so idp's pupil pages may use it.
 package transparency

@@ -6,5 +6,5 @@
 // metrics, logging, panic recovery).
 //
 // It knows nothing of pupils, platforms or protocols; packages idp,
-// enrollment and parent render their pages through it.
+// enrolment and guardian render their pages through it.
 package web

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
 )
@@ -121,7 +121,7 @@ func adminPlatformActivation(ctx context.Context, a *app, out io.Writer, active 
 	if w.consent == nil {
 		return fmt.Errorf("platform %s: the consent service is not available", verb)
 	}
-	changed, err := w.consent.SetPlatformActivation(ctx, enrollment.Actor{ID: "cli", Role: school.RoleOperator}, s.ID, pf.ID, active)
+	changed, err := w.consent.SetPlatformActivation(ctx, enrolment.Actor{ID: "cli", Role: school.RoleOperator}, s.ID, pf.ID, active)
 	if err != nil {
 		return fmt.Errorf("platform %s: %w", verb, err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 )
 
@@ -195,7 +195,7 @@ func adminEnrolment(ctx context.Context, a *app, out io.Writer, args []string) e
 		return err
 	}
 	res, err := console.SheetCodes(ctx, a.store, flows, a.cfg.Issuer, s.ID, ids[0],
-		enrollment.Actor{ID: "cli", Role: school.RoleOperator}, *replace)
+		enrolment.Actor{ID: "cli", Role: school.RoleOperator}, *replace)
 	if err != nil {
 		return err
 	}

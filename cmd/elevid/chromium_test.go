@@ -13,7 +13,7 @@ import (
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
@@ -80,7 +80,7 @@ func TestChromiumWithdrawalSignsOutDemoPlatform(t *testing.T) {
 	demo := mustOK[school.Platform](t)(st.PlatformByClientID(ctx, idp.DemoClientID))
 	// A teacher's enrolment code for Ida (her guardian consented in the
 	// demo seeding).
-	code, _, err := e.w.flows.IssueCode(ctx, enrollment.Actor{ID: "system", Role: school.RoleSchoolAdmin, SchoolID: sch.ID}, ida.ID)
+	code, _, err := e.w.flows.IssueCode(ctx, enrolment.Actor{ID: "system", Role: school.RoleSchoolAdmin, SchoolID: sch.ID}, ida.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

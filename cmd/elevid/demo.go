@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/idp"
-	"github.com/elevid/elevid/parent"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -105,7 +105,7 @@ func demoMail(a *app, site *web.Site) http.HandlerFunc {
 		views := make([]demoMailView, len(mails))
 		for i, m := range mails {
 			// Pending bodies are sealed (issue 15): open them for the page.
-			if m, err = parent.OpenMail(a.sealer, m); err != nil {
+			if m, err = guardian.OpenMail(a.sealer, m); err != nil {
 				site.ServerError(w, r, err)
 				return
 			}
@@ -127,7 +127,7 @@ func demoMailHTML(a *app, site *web.Site) http.HandlerFunc {
 		}
 		for _, m := range mails {
 			if m.ID == r.PathValue("id") && m.HTML != "" {
-				if m, err = parent.OpenMail(a.sealer, m); err != nil {
+				if m, err = guardian.OpenMail(a.sealer, m); err != nil {
 					site.ServerError(w, r, err)
 					return
 				}

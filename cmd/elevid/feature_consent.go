@@ -1,8 +1,8 @@
 package main
 
 import (
-	"github.com/elevid/elevid/enrollment"
-	"github.com/elevid/elevid/parent"
+	"github.com/elevid/elevid/enrolment"
+	"github.com/elevid/elevid/guardian"
 )
 
 // mountConsent builds the enrolment flows and the guardian's side: the
@@ -12,17 +12,17 @@ import (
 // resets end access through w.access.
 func mountConsent(w *wiring) error {
 	cfg := w.app.cfg
-	sender := parent.NewSender(parent.SenderOptions{
+	sender := guardian.NewSender(guardian.SenderOptions{
 		Store: w.app.store, Sealer: w.app.sealer, Logger: w.app.log,
-		SMTP: parent.SMTP{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
+		SMTP: guardian.SMTP{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From},
 	})
-	var verification *parent.Verification
+	var verification *guardian.Verification
 	if gv := cfg.GuardianVerification; gv.Issuer != "" {
-		verification = &parent.Verification{Name: gv.Name, Issuer: gv.Issuer, ClientID: gv.ClientID, ClientSecret: gv.ClientSecret,
+		verification = &guardian.Verification{Name: gv.Name, Issuer: gv.Issuer, ClientID: gv.ClientID, ClientSecret: gv.ClientSecret,
 			Scopes: gv.Scopes, Required: gv.Required, TTL: gv.TTL.D()}
 	}
-	svc, err := parent.New(parent.Options{
+	svc, err := guardian.New(guardian.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, BaseURL: cfg.Issuer, Logger: w.app.log,
 		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), Sender: sender,
 		Verification: verification, Access: w.access,
@@ -30,10 +30,10 @@ func mountConsent(w *wiring) error {
 	if err != nil {
 		return err
 	}
-	flows, err := enrollment.NewFlows(enrollment.FlowOptions{
+	flows, err := enrolment.NewFlows(enrolment.FlowOptions{
 		Store: w.app.store, Sealer: w.app.sealer, Requester: svc, Logger: w.app.log,
 		ConsentTTL: cfg.Enrolment.ConsentLinkTTL.D(), CodeTTL: cfg.Enrolment.CodeTTL.D(),
-		Policy: enrollment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
+		Policy: enrolment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
 			ConsentRequiredUnder: cfg.Policy.ConsentRequiredUnder, Guardians: cfg.Policy.Guardians},
 	})
 	if err != nil {

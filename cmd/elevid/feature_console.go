@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 )
 
@@ -145,15 +145,15 @@ func demoConsole(ctx context.Context, a *app, out io.Writer, s school.School, pl
 // issue codes for pupils whose consent is in place.
 type refusingRequester struct{}
 
-func (refusingRequester) RequestConsent(context.Context, school.Queries, enrollment.ConsentRequest) error {
+func (refusingRequester) RequestConsent(context.Context, school.Queries, enrolment.ConsentRequest) error {
 	return errors.New("consent requests are sent by the running service (console or serve), not this command")
 }
 
 // cliFlows returns enrolment flows for CLI commands.
-func cliFlows(a *app) (*enrollment.Flows, error) {
+func cliFlows(a *app) (*enrolment.Flows, error) {
 	cfg := a.cfg
-	return enrollment.NewFlows(enrollment.FlowOptions{Store: a.store, Sealer: a.sealer, Requester: refusingRequester{}, Logger: a.log,
+	return enrolment.NewFlows(enrolment.FlowOptions{Store: a.store, Sealer: a.sealer, Requester: refusingRequester{}, Logger: a.log,
 		ConsentTTL: cfg.Enrolment.ConsentLinkTTL.D(), CodeTTL: cfg.Enrolment.CodeTTL.D(),
-		Policy: enrollment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
+		Policy: enrolment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
 			ConsentRequiredUnder: cfg.Policy.ConsentRequiredUnder, Guardians: cfg.Policy.Guardians}})
 }

@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
 )
@@ -31,7 +31,7 @@ func cookieKeys(keys [][]byte) [][]byte {
 // /logout, /me), and sets w.enroller and w.login for later features.
 func mountPasskeys(w *wiring) error {
 	cfg := w.app.cfg
-	enr, err := enrollment.New(enrollment.Options{Store: w.app.store, Sealer: w.app.sealer, Site: w.site, Passkey: cfg.passkeyConfig(),
+	enr, err := enrolment.New(enrolment.Options{Store: w.app.store, Sealer: w.app.sealer, Site: w.site, Passkey: cfg.passkeyConfig(),
 		CodeTTL: cfg.Enrolment.CodeTTL.D(), Logger: w.app.log})
 	if err != nil {
 		return err

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
+	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/idp"
-	"github.com/elevid/elevid/parent"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"
@@ -32,12 +32,12 @@ type wiring struct {
 	// access ends access to platforms; built once, before any feature,
 	// and given to every constructor that ends access.
 	access   *access.Service
-	enroller *enrollment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
-	login    *idp.Login           // pupil passkey login and sessions (feature_passkeys.go)
-	oidc     *idp.OIDC            // the OpenID provider (feature_oidc.go)
-	syncer   *rostersync.Syncer   // roster sync from LDAP (sync.go)
-	flows    *enrollment.Flows    // enrolment flows (feature_consent.go)
-	consent  *parent.Service      // guardian consent, passkey reset (feature_consent.go)
+	enroller *enrolment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
+	login    *idp.Login          // pupil passkey login and sessions (feature_passkeys.go)
+	oidc     *idp.OIDC           // the OpenID provider (feature_oidc.go)
+	syncer   *rostersync.Syncer  // roster sync from LDAP (sync.go)
+	flows    *enrolment.Flows    // enrolment flows (feature_consent.go)
+	consent  *guardian.Service   // guardian consent, passkey reset (feature_consent.go)
 }
 
 // features mounts the capability packages, in dependency order. Each

@@ -1,5 +1,5 @@
 // Package passkey is the WebAuthn plumbing shared by pupil enrolment
-// (package enrollment) and login (package idp): the go-webauthn
+// (package enrolment) and login (package idp): the go-webauthn
 // configuration ElevID requires (discoverable credentials, user
 // verification, attestation "none", enforced timeouts), the adapter from
 // stored pupils and credentials to the library's types, single-use
@@ -7,5 +7,5 @@
 // web/static/passkey.js.
 //
 // It depends only on package school and go-webauthn; it must not import
-// idp, enrollment or parent.
+// idp, enrolment or guardian.
 package passkey

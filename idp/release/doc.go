@@ -6,6 +6,6 @@
 // one platform gets the same values over either protocol.
 //
 // It depends on package school only (consent is read through the Store
-// into a school.ConsentState); never on parent, enrollment or the protocol
+// into a school.ConsentState); never on guardian, enrolment or the protocol
 // packages.
 package release

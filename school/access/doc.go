@@ -13,6 +13,6 @@
 // Delivery is the protocols' business (package idp): any node's queue
 // worker sends them, woken through Subscribe after the commit.
 //
-// The package imports only package school, so that parent, enrollment,
+// The package imports only package school, so that guardian, enrolment,
 // console, transparency, school/rostersync and idp can all use it.
 package access

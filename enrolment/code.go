@@ -1,4 +1,4 @@
-package enrollment
+package enrolment
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func NewCode() string {
 	var b strings.Builder
 	buf := make([]byte, CodeLength)
 	if _, err := rand.Read(buf); err != nil {
-		panic(fmt.Sprintf("enrollment: crypto/rand failed: %v", err))
+		panic(fmt.Sprintf("enrolment: crypto/rand failed: %v", err))
 	}
 	for i, v := range buf {
 		if i > 0 && i%4 == 0 {
@@ -131,11 +131,11 @@ func (e *Enroller) Issue(ctx context.Context, pupilID, actor string) (string, ti
 		return err
 	})
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("enrollment: issue code: %w", err)
+		return "", time.Time{}, fmt.Errorf("enrolment: issue code: %w", err)
 	}
 	return code, out.ExpiresAt, nil
 }
 
 // ErrCode is wrapped by the errors of Check: the code is wrong, used or
 // expired.
-var ErrCode = errors.New("enrollment: code not usable")
+var ErrCode = errors.New("enrolment: code not usable")

@@ -1,4 +1,4 @@
-package enrollment_test
+package enrolment_test
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
@@ -73,7 +73,7 @@ func (l *logBuffer) String() string {
 // env is a running ElevID with enrolment and login on a real store.
 // testSealer keys enrolment codes in the tests.
 var testSealer = func() *school.Sealer {
-	s, err := school.NewSealer([]byte("enrollment-test-key-0123456789abcdef"))
+	s, err := school.NewSealer([]byte("enrolment-test-key-0123456789abcdef"))
 	if err != nil {
 		panic(err)
 	}
@@ -90,7 +90,7 @@ type env struct {
 	origin string // http://localhost:PORT
 	// enrMux is the handler without the trusted proxy in front.
 	enrMux func() http.Handler
-	enr    *enrollment.Enroller
+	enr    *enrolment.Enroller
 	login  *idp.Login
 	school school.School
 	pupil  school.Pupil
@@ -155,7 +155,7 @@ func newEnv(t testing.TB, kind storeKind) *env {
 	e.origin = "http://localhost:" + port
 	pk := passkey.Config{RPID: "localhost", RPName: "ElevID test", Origins: []string{e.origin}}
 	var err error
-	e.enr, err = enrollment.New(enrollment.Options{Store: e.st, Sealer: testSealer, Site: site, Passkey: pk, Now: e.clock.Now, Logger: log})
+	e.enr, err = enrolment.New(enrolment.Options{Store: e.st, Sealer: testSealer, Site: site, Passkey: pk, Now: e.clock.Now, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package parent
+package guardian
 
 import (
 	"context"
@@ -83,7 +83,7 @@ func (s *Service) linkProblem(w http.ResponseWriter, r *http.Request, err error)
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	s.log.Info("parent: link refused", "reason", key)
+	s.log.Info("guardian: link refused", "reason", key)
 	s.opt.Site.Render(w, r, status, "parent-link", LinkProblemData{Message: s.opt.Site.T(web.Lang(r), key)})
 }
 
@@ -396,7 +396,7 @@ func (s *Service) linkRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	if n2 <= linkPerAddress {
 		if err := s.RequestGuardianLink(ctx, email); err != nil {
-			s.log.Error("parent: guardian link request", "err", err)
+			s.log.Error("guardian: guardian link request", "err", err)
 		}
 	}
 	// The same answer whether or not the address is known (or limited).

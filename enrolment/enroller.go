@@ -1,4 +1,4 @@
-package enrollment
+package enrolment
 
 import (
 	"context"
@@ -61,7 +61,7 @@ type Enroller struct {
 // New returns an Enroller for opt.
 func New(opt Options) (*Enroller, error) {
 	if opt.Store == nil || opt.Site == nil || opt.Sealer == nil {
-		return nil, errors.New("enrollment: a store, a sealer and a site are required")
+		return nil, errors.New("enrolment: a store, a sealer and a site are required")
 	}
 	if opt.CodeTTL <= 0 {
 		opt.CodeTTL = 7 * 24 * time.Hour

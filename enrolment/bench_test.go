@@ -1,4 +1,4 @@
-package enrollment_test
+package enrolment_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // Benchmarks of the two finish handlers, the steps that verify a
 // signature and write to the store. Setup (pupils, codes, begun
 // ceremonies, signed authenticator answers) is outside the timer. Run
-// e.g. go test -run '^$' -bench Finish -benchtime 2000x ./enrollment/
+// e.g. go test -run '^$' -bench Finish -benchtime 2000x ./enrolment/
 // (PostgreSQL too when ELEVID_TEST_POSTGRES is set).
 
 func BenchmarkRegistrationFinish(b *testing.B) {

@@ -1,4 +1,4 @@
-package parent_test
+package guardian_test
 
 import (
 	"bytes"
@@ -23,9 +23,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
+	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/internal/webtest"
-	"github.com/elevid/elevid/parent"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
@@ -120,9 +120,9 @@ type env struct {
 	st       *sqlite.Store
 	clock    *clock
 	sink     *sink
-	svc      *parent.Service
-	flows    *enrollment.Flows
-	sender   *parent.Sender
+	svc      *guardian.Service
+	flows    *enrolment.Flows
+	sender   *guardian.Sender
 	srv      *httptest.Server
 	school   school.School
 	class    school.Class
@@ -156,7 +156,7 @@ func must[T any](t testing.TB) func(T, error) T {
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 
 // newEnvWith is newEnv with a hook that adjusts the service's options.
-func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
+func newEnvWith(t *testing.T, adjust func(*guardian.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, ctx: ctx, clock: &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}}
@@ -187,14 +187,14 @@ func newEnvWith(t *testing.T, adjust func(*parent.Options)) *env {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(webtest.NewSite(t).CrossOrigin(mux))
 	t.Cleanup(e.srv.Close)
-	e.sender = parent.NewSender(parent.SenderOptions{Store: st, Sealer: testSealer, SMTP: parent.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
+	e.sender = guardian.NewSender(guardian.SenderOptions{Store: st, Sealer: testSealer, SMTP: guardian.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
 		Now: e.clock.Now, Logger: quiet, Backoff: func(int) time.Duration { return time.Minute }})
-	opt := parent.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
+	opt := guardian.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
 	if adjust != nil {
 		adjust(&opt)
 	}
-	e.svc = must[*parent.Service](t)(parent.New(opt))
-	e.flows = must[*enrollment.Flows](t)(enrollment.NewFlows(enrollment.FlowOptions{Store: st, Sealer: testSealer, Requester: e.svc, Now: e.clock.Now, Logger: quiet}))
+	e.svc = must[*guardian.Service](t)(guardian.New(opt))
+	e.flows = must[*enrolment.Flows](t)(enrolment.NewFlows(enrolment.FlowOptions{Store: st, Sealer: testSealer, Requester: e.svc, Now: e.clock.Now, Logger: quiet}))
 	e.svc.SetFlows(e.flows)
 	e.svc.Mount(mux)
 	return e
@@ -210,13 +210,13 @@ func atoi(s string) int {
 	return n
 }
 
-func (e *env) actor() enrollment.Actor { return enrollment.StaffActor(e.teacher, "192.0.2.1") }
+func (e *env) actor() enrolment.Actor { return enrolment.StaffActor(e.teacher, "192.0.2.1") }
 
 // start starts the pupil's enrolment and delivers the mail; it returns
 // the consent link from the delivered message.
 func (e *env) start() string {
 	e.t.Helper()
-	res := must[[]enrollment.StartResult](e.t)(e.flows.Start(e.ctx, e.actor(), []string{e.pupil.ID}))
+	res := must[[]enrolment.StartResult](e.t)(e.flows.Start(e.ctx, e.actor(), []string{e.pupil.ID}))
 	if len(res) != 1 || res[0].Err != nil || res[0].State != school.EnrolmentAwaitingConsent {
 		e.t.Fatalf("start = %+v", res)
 	}

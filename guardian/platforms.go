@@ -1,11 +1,11 @@
-package parent
+package guardian
 
 import (
 	"context"
 	"fmt"
 	"slices"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 )
@@ -16,7 +16,7 @@ import (
 // Deactivation ends the platform's access to the school's pupils like a
 // withdrawal, in the same transaction (endPlatformForSchool).
 // school.ErrNotFound for an unknown school or platform.
-func (s *Service) SetPlatformActivation(ctx context.Context, a enrollment.Actor, schoolID, platformID string, active bool) (bool, error) {
+func (s *Service) SetPlatformActivation(ctx context.Context, a enrolment.Actor, schoolID, platformID string, active bool) (bool, error) {
 	var changed bool
 	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {
 		var err error

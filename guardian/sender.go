@@ -1,4 +1,4 @@
-package parent
+package guardian
 
 import (
 	"context"
@@ -162,7 +162,7 @@ type Sender struct {
 // NewSender returns a Sender for opt.
 func NewSender(opt SenderOptions) *Sender {
 	if opt.Sealer == nil {
-		panic("parent: NewSender needs a Sealer") // a wiring error
+		panic("guardian: NewSender needs a Sealer") // a wiring error
 	}
 	if opt.Owner == "" {
 		opt.Owner = "sender-" + randomHex(8)

@@ -1,4 +1,4 @@
-package parent_test
+package guardian_test
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 
-	"github.com/elevid/elevid/parent"
+	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/school"
 )
 
@@ -62,7 +62,7 @@ func (r *reasons) WithAttrs([]slog.Attr) slog.Handler       { return r }
 func (r *reasons) WithGroup(string) slog.Handler            { return r }
 func (r *reasons) Handle(_ context.Context, rec slog.Record) error {
 	rec.Attrs(func(a slog.Attr) bool {
-		if a.Key == "reason" && rec.Message == "parent: guardian verification refused" {
+		if a.Key == "reason" && rec.Message == "guardian: guardian verification refused" {
 			r.mu.Lock()
 			r.list = append(r.list, a.Value.String())
 			r.mu.Unlock()
@@ -87,9 +87,9 @@ func (r *reasons) last() string {
 func newVerifyEnv(t *testing.T, required bool) (*env, *upstreamOP, *reasons) {
 	op := startOP(t)
 	why := &reasons{}
-	e := newEnvWith(t, func(o *parent.Options) {
+	e := newEnvWith(t, func(o *guardian.Options) {
 		o.Logger = slog.New(why)
-		o.Verification = &parent.Verification{Name: "TestID", Issuer: op.srv.URL, ClientID: op.clientID, ClientSecret: "upstream-secret",
+		o.Verification = &guardian.Verification{Name: "TestID", Issuer: op.srv.URL, ClientID: op.clientID, ClientSecret: "upstream-secret",
 			Scopes: []string{"profile"}, Required: required}
 	})
 	op.register(e.srv.URL + "/consent/verified")

@@ -1,4 +1,4 @@
-// Package parent is the guardian's side of ElevID.
+// Package guardian is the guardian's side of ElevID.
 //
 //   - Consent (service.go, handlers.go): RequestConsent sends the
 //     guardians a consent request through the mail outbox, with a
@@ -28,6 +28,6 @@
 // Whatever a withdrawal, a reset or a platform change ends (sessions,
 // tokens, platforms' sessions, with logout notices) it ends through the
 // access service (school/access) in the same transaction. It reads and
-// writes through school.Store and uses enrollment's flows; it never
+// writes through school.Store and uses enrolment's flows; it never
 // imports idp, nor idp it.
-package parent
+package guardian

@@ -1,4 +1,4 @@
-package parent
+package guardian
 
 import (
 	"bytes"
@@ -72,10 +72,10 @@ func renderMail(kind, schoolID, to string, d mailData) (school.Mail, error) {
 	}
 	var txt, html bytes.Buffer
 	if err := mailText.ExecuteTemplate(&txt, kind+".txt.tmpl", d); err != nil {
-		return school.Mail{}, fmt.Errorf("parent: mail %s: %w", kind, err)
+		return school.Mail{}, fmt.Errorf("guardian: mail %s: %w", kind, err)
 	}
 	if err := mailHTML.ExecuteTemplate(&html, kind+".html.tmpl", d); err != nil {
-		return school.Mail{}, fmt.Errorf("parent: mail %s: %w", kind, err)
+		return school.Mail{}, fmt.Errorf("guardian: mail %s: %w", kind, err)
 	}
 	subject := mailSubjects[kind]
 	if d.SchoolName != "" {
@@ -101,10 +101,10 @@ func oneLine(s string) string {
 // Q-encoded, so no value can inject a header.
 func Compose(from string, m school.Mail, now time.Time) ([]byte, error) {
 	if err := school.ValidEmail(from); err != nil {
-		return nil, fmt.Errorf("parent: from address: %w", err)
+		return nil, fmt.Errorf("guardian: from address: %w", err)
 	}
 	if err := school.ValidEmail(m.To); err != nil {
-		return nil, fmt.Errorf("parent: recipient: %w", err)
+		return nil, fmt.Errorf("guardian: recipient: %w", err)
 	}
 	var b bytes.Buffer
 	boundary := "elevid-" + randomHex(12)

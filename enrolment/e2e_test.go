@@ -1,4 +1,4 @@
-package enrollment_test
+package enrolment_test
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
@@ -52,7 +52,7 @@ func TestEnrolLoginMe(t *testing.T) {
 		t.Fatal("the authenticator did not get the pupil's random user handle")
 	}
 	// The code is spent.
-	_, err := e.st.EnrolmentCodeByHash(context.Background(), enrollment.Hash(testSealer, strings.ReplaceAll(code, "-", "")))
+	_, err := e.st.EnrolmentCodeByHash(context.Background(), enrolment.Hash(testSealer, strings.ReplaceAll(code, "-", "")))
 	if err == nil {
 		t.Fatal("code still usable after registration")
 	}

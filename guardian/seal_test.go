@@ -1,12 +1,12 @@
-package parent_test
+package guardian_test
 
 import (
 	"context"
 	"strings"
 	"testing"
 
-	"github.com/elevid/elevid/enrollment"
-	"github.com/elevid/elevid/parent"
+	"github.com/elevid/elevid/enrolment"
+	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/school"
 )
 
@@ -18,31 +18,31 @@ import (
 func TestOutboxBodiesSealed(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	must[[]enrollment.StartResult](t)(e.flows.Start(ctx, e.actor(), []string{e.pupil.ID}))
+	must[[]enrolment.StartResult](t)(e.flows.Start(ctx, e.actor(), []string{e.pupil.ID}))
 	var id, text, html string
 	if err := e.st.DB().QueryRowContext(ctx, `SELECT id, body_text, body_html FROM outbox WHERE status = 'pending'`).Scan(&id, &text, &html); err != nil {
 		t.Fatal(err)
 	}
 	for _, body := range []string{text, html} {
-		if strings.Contains(body, "/consent/") || strings.Contains(body, "Ida") || !parent.IsSealed(body) {
+		if strings.Contains(body, "/consent/") || strings.Contains(body, "Ida") || !guardian.IsSealed(body) {
 			t.Fatalf("a pending body is readable in the database:\n%.300s", body)
 		}
 	}
 	m := must[school.Mail](t)(e.st.GetMail(ctx, id))
-	opened := must[school.Mail](t)(parent.OpenMail(testSealer, m))
+	opened := must[school.Mail](t)(guardian.OpenMail(testSealer, m))
 	link := linkRE.FindString(opened.Text)
 	if link == "" || !strings.Contains(opened.HTML, link) {
 		t.Fatalf("opened mail has no consent link:\n%s", opened.Text)
 	}
 	// Another key opens nothing.
 	other, _ := school.NewSealer([]byte("another-key-another-key-0123456789"))
-	if _, err := parent.OpenMail(other, m); err == nil {
+	if _, err := guardian.OpenMail(other, m); err == nil {
 		t.Fatal("a wrong key opened the mail")
 	}
 	// A body moved to another recipient's row does not open there.
 	moved := m
 	moved.To = "evil@example.dk"
-	if _, err := parent.OpenMail(testSealer, moved); err == nil {
+	if _, err := guardian.OpenMail(testSealer, moved); err == nil {
 		t.Fatal("a sealed body opened for another recipient")
 	}
 

@@ -1,4 +1,4 @@
-package parent_test
+package guardian_test
 
 import (
 	"context"

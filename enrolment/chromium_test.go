@@ -1,4 +1,4 @@
-package enrollment_test
+package enrolment_test
 
 import (
 	"context"

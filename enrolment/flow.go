@@ -1,4 +1,4 @@
-package enrollment
+package enrolment
 
 import (
 	"context"
@@ -22,7 +22,7 @@ var transitions = map[school.EnrolmentState][]school.EnrolmentState{
 }
 
 // ErrTransition is wrapped by errors for a move the flow does not allow.
-var ErrTransition = errors.New("enrollment: illegal transition")
+var ErrTransition = errors.New("enrolment: illegal transition")
 
 // CanMove reports whether the flow may go from one state to another.
 func CanMove(from, to school.EnrolmentState) bool {
@@ -45,7 +45,7 @@ func StaffActor(s school.Staff, remote string) Actor {
 
 // ErrForbidden is wrapped by errors for an actor who may not act on the
 // pupil: another school's, or a teacher's pupil outside their classes.
-var ErrForbidden = errors.New("enrollment: not allowed for this actor")
+var ErrForbidden = errors.New("enrolment: not allowed for this actor")
 
 // mayActOn reports whether a may start or manage p's enrolment: operators
 // any pupil, school admins their school's, teachers their classes'.
@@ -78,7 +78,7 @@ type ConsentRequest struct {
 }
 
 // ConsentRequester sends the consent requests of a starting flow (package
-// parent implements it). It runs in the flow's transaction through q, so
+// guardian implements it). It runs in the flow's transaction through q, so
 // the requests (links, outbox mail) exist exactly when the flow does.
 type ConsentRequester interface {
 	RequestConsent(ctx context.Context, q school.Queries, r ConsentRequest) error
@@ -108,7 +108,7 @@ type Flows struct{ opt FlowOptions }
 // required.
 func NewFlows(opt FlowOptions) (*Flows, error) {
 	if opt.Store == nil || opt.Requester == nil || opt.Sealer == nil {
-		return nil, errors.New("enrollment: flows need a store, a sealer and a consent requester")
+		return nil, errors.New("enrolment: flows need a store, a sealer and a consent requester")
 	}
 	if opt.Policy == (Policy{}) {
 		opt.Policy = DefaultPolicy()
@@ -134,7 +134,7 @@ func (f *Flows) Policy() Policy { return f.opt.Policy }
 // ErrNoGuardian is wrapped by Start's per-pupil error when consent is
 // needed but no guardian on record (or, under "all", not every guardian)
 // has an e-mail address.
-var ErrNoGuardian = errors.New("enrollment: no guardian with an e-mail address on record")
+var ErrNoGuardian = errors.New("enrolment: no guardian with an e-mail address on record")
 
 // StartResult is the outcome of starting one pupil's flow.
 type StartResult struct {
@@ -162,7 +162,7 @@ func (f *Flows) Start(ctx context.Context, a Actor, pupilIDs []string) ([]StartR
 		if err != nil {
 			var refusal *refused
 			if !errors.As(err, &refusal) {
-				return out, fmt.Errorf("enrollment: start: %w", err)
+				return out, fmt.Errorf("enrolment: start: %w", err)
 			}
 			res = StartResult{PupilID: id, Err: refusal.err}
 			if refusal.code != "not_found" {
@@ -177,7 +177,7 @@ func (f *Flows) Start(ctx context.Context, a Actor, pupilIDs []string) ([]StartR
 // StartClass starts enrolment for every active pupil of a class.
 func (f *Flows) StartClass(ctx context.Context, a Actor, schoolID, classID string) ([]StartResult, error) {
 	if _, err := f.opt.Store.GetClass(ctx, schoolID, classID); err != nil {
-		return nil, fmt.Errorf("enrollment: start class: %w", err)
+		return nil, fmt.Errorf("enrolment: start class: %w", err)
 	}
 	pupils, err := f.opt.Store.ListPupils(ctx, school.PupilFilter{SchoolID: schoolID, ClassID: classID, Status: school.PupilActive})
 	if err != nil {
@@ -308,7 +308,7 @@ func (f *Flows) audit(ctx context.Context, q school.Queries, a Actor, schoolID, 
 	_, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: schoolID, Time: f.opt.Now(), ActorID: a.ID, ActorRole: string(a.Role),
 		Action: action, SubjectID: subject, Detail: detail, Remote: a.Remote})
 	if err != nil {
-		f.opt.Logger.Error("enrollment: audit", "action", action, "err", err)
+		f.opt.Logger.Error("enrolment: audit", "action", action, "err", err)
 	}
 	return err
 }

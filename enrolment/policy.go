@@ -1,4 +1,4 @@
-package enrollment
+package enrolment
 
 import (
 	"errors"
@@ -32,8 +32,8 @@ const AlwaysConsentUnder = 13
 
 // Errors of Assess (and so of Start), wrapped with detail.
 var (
-	ErrNoBirthDate = errors.New("enrollment: the pupil has no date of birth")
-	ErrOutsideAge  = errors.New("enrollment: the pupil is outside the policy's age range")
+	ErrNoBirthDate = errors.New("enrolment: the pupil has no date of birth")
+	ErrOutsideAge  = errors.New("enrolment: the pupil is outside the policy's age range")
 )
 
 // Assessment is what the policy says about one pupil on one day.

@@ -1,4 +1,4 @@
-package parent_test
+package guardian_test
 
 import (
 	"errors"
@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/elevid/elevid/enrollment"
-	"github.com/elevid/elevid/parent"
+	"github.com/elevid/elevid/enrolment"
+	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/school"
 )
 
@@ -298,7 +298,7 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	// Take the sink down: its port refuses connections.
 	addr := e.sink.addr
 	_ = e.sink.srv.Close()
-	must[[]enrollment.StartResult](t)(e.flows.Start(ctx, e.actor(), []string{e.pupil.ID}))
+	must[[]enrolment.StartResult](t)(e.flows.Start(ctx, e.actor(), []string{e.pupil.ID}))
 	for i := range 3 {
 		sent, failed, err := e.sender.RunOnce(ctx)
 		if err != nil || sent != 0 || failed != min(i+1, 1) && i == 0 {
@@ -311,7 +311,7 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	}
 	// Back up on the same address; once the backoff passed, it is sent once.
 	up := startSink(t, addr)
-	e.sender = parent.NewSender(parent.SenderOptions{Store: e.st, Sealer: testSealer, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
+	e.sender = guardian.NewSender(guardian.SenderOptions{Store: e.st, Sealer: testSealer, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
 	if sent, _, _ := e.sender.RunOnce(ctx); sent != 0 {
 		t.Fatal("sent before the backoff passed")
 	}
@@ -319,7 +319,7 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 3 { // several nodes at once
 		wg.Go(func() {
-			other := parent.NewSender(parent.SenderOptions{Store: e.st, Sealer: testSealer, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
+			other := guardian.NewSender(guardian.SenderOptions{Store: e.st, Sealer: testSealer, SMTP: smtpFor(t, addr), Now: e.clock.Now, Logger: quiet})
 			if _, _, err := other.RunOnce(ctx); err != nil {
 				t.Error(err)
 			}
@@ -337,18 +337,18 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	}
 }
 
-func smtpFor(t *testing.T, addr string) parent.SMTP {
+func smtpFor(t *testing.T, addr string) guardian.SMTP {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return parent.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second}
+	return guardian.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second}
 }
 
 func TestNoHeaderInjection(t *testing.T) {
 	now := time.Now()
 	m := school.Mail{ID: "x", To: "mor@example.dk", Subject: "Skole\r\nBcc: spy@evil.example", Text: "hej\nBcc: spy@evil.example"}
-	msg, err := parent.Compose("elevid@demo.elevid.dk", m, now)
+	msg, err := guardian.Compose("elevid@demo.elevid.dk", m, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestNoHeaderInjection(t *testing.T) {
 	}
 	for _, bad := range []string{"mor@example.dk\r\nBcc: spy@evil.example", "Mor <mor@example.dk>", "mor@example.dk, spy@evil.example"} {
 		m.To = bad
-		if _, err := parent.Compose("elevid@demo.elevid.dk", m, now); err == nil {
+		if _, err := guardian.Compose("elevid@demo.elevid.dk", m, now); err == nil {
 			t.Errorf("Compose accepted recipient %q", bad)
 		}
 	}
@@ -390,12 +390,12 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	if st := must[school.Enrolment](t)(e.flows.Get(ctx, e.pupil.ID)).State; st != school.EnrolmentConsented {
 		t.Fatalf("state %s", st)
 	}
-	if _, _, err := e.svc.ResetPasskeys(ctx, e.actor(), e.pupil.ID, false); !errors.Is(err, parent.ErrNotVerified) {
+	if _, _, err := e.svc.ResetPasskeys(ctx, e.actor(), e.pupil.ID, false); !errors.Is(err, guardian.ErrNotVerified) {
 		t.Fatalf("reset without in-person check: %v", err)
 	}
 	outsider := e.actor()
 	outsider.ClassIDs = nil
-	if _, _, err := e.svc.ResetPasskeys(ctx, outsider, e.pupil.ID, true); !errors.Is(err, enrollment.ErrForbidden) {
+	if _, _, err := e.svc.ResetPasskeys(ctx, outsider, e.pupil.ID, true); !errors.Is(err, enrolment.ErrForbidden) {
 		t.Fatalf("reset by a teacher of another class: %v", err)
 	}
 	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, e.pupil.ID, false)); len(creds) != 1 {
@@ -480,7 +480,7 @@ func TestDeactivationAndAttributeRemovalEndAccess(t *testing.T) {
 	must[school.SAMLParticipant](t)(e.st.AddSAMLParticipant(ctx, school.SAMLParticipant{SessionID: school.SAMLSessionID(e.pupil.ID, sess.Ref),
 		PupilID: e.pupil.ID, PlatformID: e.pf2.ID, NameID: "name-ida", NameIDFormat: "persistent", SessionIndex: "idx", ExpiresAt: e.clock.Now().Add(time.Hour)}))
 
-	admin := enrollment.Actor{ID: "admin", Role: school.RoleSchoolAdmin, SchoolID: e.school.ID}
+	admin := enrolment.Actor{ID: "admin", Role: school.RoleSchoolAdmin, SchoolID: e.school.ID}
 	if changed, err := e.svc.SetPlatformActivation(ctx, admin, e.school.ID, e.pf.ID, false); err != nil || !changed {
 		t.Fatalf("deactivate: %v %v", changed, err)
 	}

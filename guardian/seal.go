@@ -1,4 +1,4 @@
-package parent
+package guardian
 
 import (
 	"encoding/base64"
@@ -48,11 +48,11 @@ func OpenMail(sealer *school.Sealer, m school.Mail) (school.Mail, error) {
 		}
 		raw, err := base64.StdEncoding.DecodeString(body[len(sealedPrefix):])
 		if err != nil {
-			return "", fmt.Errorf("parent: mail %s %s body: %w", m.ID, part, err)
+			return "", fmt.Errorf("guardian: mail %s %s body: %w", m.ID, part, err)
 		}
 		pt, err := sealer.Open(raw, mailContext(m, part))
 		if err != nil {
-			return "", fmt.Errorf("parent: mail %s %s body: %w", m.ID, part, err)
+			return "", fmt.Errorf("guardian: mail %s %s body: %w", m.ID, part, err)
 		}
 		return string(pt), nil
 	}

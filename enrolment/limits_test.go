@@ -1,4 +1,4 @@
-package enrollment_test
+package enrolment_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 )
 
@@ -31,7 +31,7 @@ func (e *env) classOf(name string, n int) (pupils []school.Pupil, codes []string
 // typo changes the last (secret) character of a code.
 func typo(code string, i int) string {
 	last := code[len(code)-1]
-	for _, c := range enrollment.Alphabet[i%len(enrollment.Alphabet):] + enrollment.Alphabet {
+	for _, c := range enrolment.Alphabet[i%len(enrolment.Alphabet):] + enrolment.Alphabet {
 		if byte(c) != last {
 			return code[:len(code)-1] + string(c)
 		}
@@ -41,9 +41,9 @@ func typo(code string, i int) string {
 
 // wrongSecret is code with a different secret part (same locator).
 func wrongSecret(code string, i int) string {
-	norm, _ := enrollment.Normalize(code)
-	a, b := string(enrollment.Alphabet[i%32]), string(enrollment.Alphabet[(i/32)%32])
-	return enrollment.Format(norm[:enrollment.LocatorLength] + strings.Repeat(a, 4) + strings.Repeat(b, 4))
+	norm, _ := enrolment.Normalize(code)
+	a, b := string(enrolment.Alphabet[i%32]), string(enrolment.Alphabet[(i/32)%32])
+	return enrolment.Format(norm[:enrolment.LocatorLength] + strings.Repeat(a, 4) + strings.Repeat(b, 4))
 }
 
 func TestClassBehindOneAddressAllEnrol(t *testing.T) {
@@ -57,7 +57,7 @@ func TestClassBehindOneAddressAllEnrol(t *testing.T) {
 		b.ip = "198.51.100.10"
 		wrong := typo(code, i)
 		if i%2 == 1 {
-			wrong = fmt.Sprintf("ZZZZ-ZZZZ-ZZ%c%c", enrollment.Alphabet[i%32], enrollment.Alphabet[(i+5)%32])
+			wrong = fmt.Sprintf("ZZZZ-ZZZZ-ZZ%c%c", enrolment.Alphabet[i%32], enrolment.Alphabet[(i+5)%32])
 		}
 		if status, body, _ := b.form("/enrol", url.Values{"code": {wrong}}); status != 400 {
 			t.Fatalf("pupil %d: wrong code = %d %s", i, status, body)

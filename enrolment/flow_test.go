@@ -1,4 +1,4 @@
-package enrollment_test
+package enrolment_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
@@ -18,26 +18,26 @@ func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0,
 
 func TestPolicyAssess(t *testing.T) {
 	now := day(2026, 3, 2)
-	def := enrollment.DefaultPolicy()
+	def := enrolment.DefaultPolicy()
 	allowAll := def
 	allowAll.OutsideRange, allowAll.Guardians = "allow", "all"
 	young := def
 	young.ConsentRequiredUnder = 13
 	for _, tc := range []struct {
 		name    string
-		p       enrollment.Policy
+		p       enrolment.Policy
 		born    time.Time
 		wantErr error
 		age     int
 		flagged bool
 		rule    school.ConsentRule
 	}{
-		{"no birth date", def, time.Time{}, enrollment.ErrNoBirthDate, 0, false, ""},
+		{"no birth date", def, time.Time{}, enrolment.ErrNoBirthDate, 0, false, ""},
 		{"12, any guardian", def, day(2013, 6, 1), nil, 12, false, school.ConsentAny},
 		{"birthday today", def, day(2011, 3, 2), nil, 15, false, school.ConsentNone},
 		{"day before 15th birthday", def, day(2011, 3, 3), nil, 14, false, school.ConsentAny},
-		{"11, denied", def, day(2014, 6, 1), enrollment.ErrOutsideAge, 11, false, ""},
-		{"16, denied", def, day(2009, 6, 1), enrollment.ErrOutsideAge, 16, false, ""},
+		{"11, denied", def, day(2014, 6, 1), enrolment.ErrOutsideAge, 11, false, ""},
+		{"16, denied", def, day(2009, 6, 1), enrolment.ErrOutsideAge, 16, false, ""},
 		{"11 allowed, flagged, all guardians", allowAll, day(2014, 6, 1), nil, 11, true, school.ConsentAll},
 		{"16 allowed, flagged, no consent", allowAll, day(2009, 6, 1), nil, 16, true, school.ConsentNone},
 		{"12 under 13 always needs consent", young, day(2013, 6, 1), nil, 12, false, school.ConsentAny},
@@ -73,7 +73,7 @@ func TestTransitions(t *testing.T) {
 		{school.EnrolmentAwaitingConsent, school.EnrolmentAwaitingConsent}: false,
 	}
 	for mv, want := range legal {
-		if got := enrollment.CanMove(mv[0], mv[1]); got != want {
+		if got := enrolment.CanMove(mv[0], mv[1]); got != want {
 			t.Errorf("CanMove(%s, %s) = %v", mv[0], mv[1], got)
 		}
 	}
@@ -82,7 +82,7 @@ func TestTransitions(t *testing.T) {
 // noRequests is a ConsentRequester that records who was asked.
 type noRequests struct{ asked []string }
 
-func (n *noRequests) RequestConsent(_ context.Context, _ school.Queries, r enrollment.ConsentRequest) error {
+func (n *noRequests) RequestConsent(_ context.Context, _ school.Queries, r enrolment.ConsentRequest) error {
 	for _, g := range r.Guardians {
 		n.asked = append(n.asked, g.ID)
 	}
@@ -123,11 +123,11 @@ func TestStart(t *testing.T) {
 	foreign, _ := st.CreatePupil(ctx, school.Pupil{SchoolID: other.ID, GivenName: "f", BirthDate: day(2013, 1, 1), Status: school.PupilActive})
 
 	req := &noRequests{}
-	flows, err := enrollment.NewFlows(enrollment.FlowOptions{Store: st, Sealer: testSealer, Requester: req, Now: clock, Logger: slog.New(slog.DiscardHandler)})
+	flows, err := enrolment.NewFlows(enrolment.FlowOptions{Store: st, Sealer: testSealer, Requester: req, Now: clock, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	teacher := enrollment.Actor{ID: "t1", Role: school.RoleTeacher, SchoolID: sch.ID, ClassIDs: []string{cls.ID}}
+	teacher := enrolment.Actor{ID: "t1", Role: school.RoleTeacher, SchoolID: sch.ID, ClassIDs: []string{cls.ID}}
 	res, err := flows.Start(ctx, teacher, []string{ok.ID, noDOB.ID, tooYoung.ID, noGuardian.ID, old.ID, otherClass.ID, foreign.ID, "missing"})
 	if err != nil {
 		t.Fatal(err)
@@ -137,9 +137,9 @@ func TestStart(t *testing.T) {
 		err   error
 	}{
 		{school.EnrolmentAwaitingConsent, nil},
-		{"", enrollment.ErrNoBirthDate},
-		{"", enrollment.ErrOutsideAge},
-		{"", enrollment.ErrNoGuardian},
+		{"", enrolment.ErrNoBirthDate},
+		{"", enrolment.ErrOutsideAge},
+		{"", enrolment.ErrNoGuardian},
 		{school.EnrolmentConsented, nil}, // 15: no guardian consent needed
 		{"", school.ErrNotFound},
 		{"", school.ErrNotFound},
@@ -160,10 +160,10 @@ func TestStart(t *testing.T) {
 	}
 	// Illegal moves are refused.
 	err = st.InTx(ctx, func(q school.Queries) error {
-		_, err := enrollment.Move(ctx, q, teacher, ok.ID, school.EnrolmentEnrolled, now)
+		_, err := enrolment.Move(ctx, q, teacher, ok.ID, school.EnrolmentEnrolled, now)
 		return err
 	})
-	if !errors.Is(err, enrollment.ErrTransition) {
+	if !errors.Is(err, enrolment.ErrTransition) {
 		t.Fatalf("illegal move: %v", err)
 	}
 	// Expiry applies lazily; an expired flow restarts.
@@ -176,7 +176,7 @@ func TestStart(t *testing.T) {
 		t.Fatalf("restart after expiry: %+v", res[0])
 	}
 	// A whole class.
-	admin := enrollment.Actor{ID: "a1", Role: school.RoleSchoolAdmin, SchoolID: sch.ID}
+	admin := enrolment.Actor{ID: "a1", Role: school.RoleSchoolAdmin, SchoolID: sch.ID}
 	res, err = flows.StartClass(ctx, admin, sch.ID, cls2.ID)
 	if err != nil || len(res) != 1 || res[0].State != school.EnrolmentAwaitingConsent {
 		t.Fatalf("class start: %+v %v", res, err)

@@ -1,4 +1,4 @@
-package enrollment
+package enrolment
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ func EnrolURL(base, code string) string {
 func QRPNG(content string, size int) ([]byte, error) {
 	b, err := qrcode.Encode(content, qrcode.Medium, size)
 	if err != nil {
-		return nil, fmt.Errorf("enrollment: qr: %w", err)
+		return nil, fmt.Errorf("enrolment: qr: %w", err)
 	}
 	return b, nil
 }
@@ -28,7 +28,7 @@ func QRPNG(content string, size int) ([]byte, error) {
 func QRSVG(content string) (string, error) {
 	q, err := qrcode.New(content, qrcode.Medium)
 	if err != nil {
-		return "", fmt.Errorf("enrollment: qr: %w", err)
+		return "", fmt.Errorf("enrolment: qr: %w", err)
 	}
 	bm := q.Bitmap() // includes the quiet zone
 	n := len(bm)

@@ -1,4 +1,4 @@
-package parent_test
+package guardian_test
 
 import (
 	"net/http"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 )
 
@@ -110,7 +110,7 @@ func TestPlatformAdditionWaitsForGuardian(t *testing.T) {
 func TestDeactivationEndsAccess(t *testing.T) {
 	e := newEnv(t)
 	admin := must[school.Staff](t)(e.st.CreateStaff(e.ctx, school.Staff{SchoolID: e.school.ID, Username: "it", Name: "IT", Role: school.RoleSchoolAdmin}))
-	actor := enrollment.StaffActor(admin, "192.0.2.9")
+	actor := enrolment.StaffActor(admin, "192.0.2.9")
 	// Ordbogen is switched off before the guardian is asked: the page
 	// does not mention it.
 	if !must[bool](t)(e.svc.SetPlatformActivation(e.ctx, actor, e.school.ID, e.pf2.ID, false)) {
@@ -194,7 +194,7 @@ func TestResetAfterPartialWithdrawal(t *testing.T) {
 func TestNoToTheSchoolsOnlyPlatformDenies(t *testing.T) {
 	e := newEnv(t)
 	admin := must[school.Staff](t)(e.st.CreateStaff(e.ctx, school.Staff{SchoolID: e.school.ID, Username: "it", Name: "IT", Role: school.RoleSchoolAdmin}))
-	must[bool](t)(e.svc.SetPlatformActivation(e.ctx, enrollment.StaffActor(admin, ""), e.school.ID, e.pf2.ID, false))
+	must[bool](t)(e.svc.SetPlatformActivation(e.ctx, enrolment.StaffActor(admin, ""), e.school.ID, e.pf2.ID, false))
 	link := e.start()
 	post(t, e.client(), link, map[string]string{"action": "deny_all"})
 	if st := must[school.Enrolment](t)(e.st.GetEnrolment(e.ctx, e.pupil.ID)).State; st != school.EnrolmentDenied {

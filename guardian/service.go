@@ -1,4 +1,4 @@
-package parent
+package guardian
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/elevid/elevid/enrollment"
+	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
@@ -62,12 +62,12 @@ type Options struct {
 }
 
 // Service is the guardian's side of ElevID: it sends consent requests
-// (implementing enrollment.ConsentRequester), serves the consent page and
+// (implementing enrolment.ConsentRequester), serves the consent page and
 // the guardian's page, applies decisions and withdrawals with their
 // effects, and resets passkeys with notice to guardians.
 type Service struct {
 	opt   Options
-	flows *enrollment.Flows
+	flows *enrolment.Flows
 	log   *slog.Logger
 	up    *upstream // nil without Verification
 }
@@ -76,7 +76,7 @@ type Service struct {
 // Call SetFlows before serving.
 func New(opt Options) (*Service, error) {
 	if opt.Store == nil || opt.Site == nil || opt.BaseURL == "" || opt.Sealer == nil {
-		return nil, errors.New("parent: a store, a site, a sealer and a base URL are required")
+		return nil, errors.New("guardian: a store, a site, a sealer and a base URL are required")
 	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	if opt.LinkTTL <= 0 {
@@ -103,7 +103,7 @@ func New(opt Options) (*Service, error) {
 	s := &Service{opt: opt, log: opt.Logger}
 	if v := opt.Verification; v != nil {
 		if v.Issuer == "" || v.ClientID == "" || v.Name == "" {
-			return nil, errors.New("parent: guardian verification needs a name, an issuer and a client id")
+			return nil, errors.New("guardian: guardian verification needs a name, an issuer and a client id")
 		}
 		s.up = &upstream{cfg: *v}
 	}
@@ -112,7 +112,7 @@ func New(opt Options) (*Service, error) {
 
 // SetFlows gives the service the enrolment flows (built with the service
 // as their ConsentRequester), which passkey resets use.
-func (s *Service) SetFlows(f *enrollment.Flows) { s.flows = f }
+func (s *Service) SetFlows(f *enrolment.Flows) { s.flows = f }
 
 func (s *Service) now() time.Time { return s.opt.Now() }
 
@@ -120,7 +120,7 @@ func (s *Service) now() time.Time { return s.opt.Now() }
 func newToken() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("parent: crypto/rand failed: %v", err))
+		panic(fmt.Sprintf("guardian: crypto/rand failed: %v", err))
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -139,9 +139,9 @@ func plausibleToken(s string) bool {
 	return true
 }
 
-// RequestConsent implements enrollment.ConsentRequester: per guardian a
+// RequestConsent implements enrolment.ConsentRequester: per guardian a
 // single-use consent link and a mail in the outbox, in q's transaction.
-func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enrollment.ConsentRequest) error {
+func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enrolment.ConsentRequest) error {
 	for _, g := range r.Guardians {
 		token := newToken()
 		if _, err := q.CreateGuardianLink(ctx, school.GuardianLink{
@@ -182,10 +182,10 @@ type Decision struct {
 
 // Errors of the link-driven actions; handlers map them to pages.
 var (
-	ErrLinkInvalid = errors.New("parent: link not valid")
-	ErrLinkUsed    = errors.New("parent: link already used")
-	ErrLinkExpired = errors.New("parent: link expired")
-	ErrClosed      = errors.New("parent: the request is no longer open")
+	ErrLinkInvalid = errors.New("guardian: link not valid")
+	ErrLinkUsed    = errors.New("guardian: link already used")
+	ErrLinkExpired = errors.New("guardian: link expired")
+	ErrClosed      = errors.New("guardian: the request is no longer open")
 )
 
 func linkErr(err error) error {
@@ -236,7 +236,7 @@ func (s *Service) target(ctx context.Context, q school.Queries, l school.Guardia
 	if err != nil {
 		return t, err
 	}
-	if t.flow, err = enrollment.Settle(ctx, q, t.flow, s.now()); err != nil {
+	if t.flow, err = enrolment.Settle(ctx, q, t.flow, s.now()); err != nil {
 		return t, err
 	}
 	if t.flow.State.Final() || t.flow.State == school.EnrolmentRequested {
@@ -342,14 +342,14 @@ func (s *Service) Decide(ctx context.Context, token string, decisions []Decision
 				return err
 			}
 		}
-		actor := enrollment.Actor{ID: "guardian:" + t.guardian.ID, Role: "guardian", SchoolID: t.pupil.SchoolID, Remote: remote}
+		actor := enrolment.Actor{ID: "guardian:" + t.guardian.ID, Role: "guardian", SchoolID: t.pupil.SchoolID, Remote: remote}
 		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: t.pupil.SchoolID, Time: now, ActorID: actor.ID, ActorRole: "guardian",
 			Action: "consent.decide", SubjectID: t.pupil.ID, Remote: remote,
 			Detail: fmt.Sprintf(`{"granted":%s,"denied":%s,"added":%s,"refused":%s,"verified":%t}`,
 				jsonList(granted), jsonList(denied), jsonList(added), jsonList(refused), verified != "")}); err != nil {
 			return err
 		}
-		e, err := enrollment.Reevaluate(ctx, q, actor, t.pupil.ID, now)
+		e, err := enrolment.Reevaluate(ctx, q, actor, t.pupil.ID, now)
 		if err != nil {
 			return err
 		}
@@ -548,12 +548,12 @@ func (s *Service) Withdraw(ctx context.Context, guardianID, pupilID, platformID,
 		if len(withdrawn) == 0 {
 			return fmt.Errorf("%w: no standing consent to withdraw", school.ErrNotFound)
 		}
-		actor := enrollment.Actor{ID: "guardian:" + guardianID, Role: "guardian", SchoolID: p.SchoolID, Remote: remote}
+		actor := enrolment.Actor{ID: "guardian:" + guardianID, Role: "guardian", SchoolID: p.SchoolID, Remote: remote}
 		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: p.SchoolID, Time: now, ActorID: actor.ID, ActorRole: "guardian",
 			Action: "consent.withdraw", SubjectID: p.ID, Remote: remote, Detail: fmt.Sprintf(`{"platforms":%s}`, jsonList(withdrawn))}); err != nil {
 			return err
 		}
-		e, err := enrollment.Reevaluate(ctx, q, actor, p.ID, now)
+		e, err := enrolment.Reevaluate(ctx, q, actor, p.ID, now)
 		if err != nil && !errors.Is(err, school.ErrNotFound) {
 			return err
 		}
@@ -645,7 +645,7 @@ func (s *Service) SignIn(ctx context.Context, token string) (string, error) {
 
 // ErrNotVerified is returned by ResetPasskeys when the teacher did not
 // confirm checking the pupil in person.
-var ErrNotVerified = errors.New("parent: the pupil must be checked in person before a passkey reset")
+var ErrNotVerified = errors.New("guardian: the pupil must be checked in person before a passkey reset")
 
 // ResetPasskeys is the teacher-verified passkey reset: after checking the
 // pupil in person (verifiedInPerson), it revokes all the pupil's
@@ -653,14 +653,14 @@ var ErrNotVerified = errors.New("parent: the pupil must be checked in person bef
 // stored), and tells the guardians by e-mail, all in one transaction. The
 // pupil's access to every platform ends with it (sessions, OIDC access and
 // refresh tokens, SAML sessions; logout notices queued).
-// enrollment.ErrForbidden for an actor outside the pupil's school or
+// enrolment.ErrForbidden for an actor outside the pupil's school or
 // classes; school.ErrInvalid when the pupil's consent is not in place.
-func (s *Service) ResetPasskeys(ctx context.Context, a enrollment.Actor, pupilID string, verifiedInPerson bool) (string, time.Time, error) {
+func (s *Service) ResetPasskeys(ctx context.Context, a enrolment.Actor, pupilID string, verifiedInPerson bool) (string, time.Time, error) {
 	if !verifiedInPerson {
 		return "", time.Time{}, ErrNotVerified
 	}
 	if s.flows == nil {
-		return "", time.Time{}, errors.New("parent: flows not set")
+		return "", time.Time{}, errors.New("guardian: flows not set")
 	}
 	var code string
 	var exp time.Time

@@ -1,4 +1,4 @@
-package parent
+package guardian
 
 import (
 	"context"
@@ -46,7 +46,7 @@ type Verification struct {
 
 // ErrVerificationRequired is returned by Decide when verification is
 // required and the decision carries no verified identity.
-var ErrVerificationRequired = errors.New("parent: guardian verification required")
+var ErrVerificationRequired = errors.New("guardian: guardian verification required")
 
 // verifyCookie binds a started verification to the browser that started
 // it: state and consent token, HttpOnly, SameSite=Lax (the provider's
@@ -80,7 +80,7 @@ func (u *upstream) discover(ctx context.Context) (*oidc.Provider, error) {
 	}
 	p, err := oidc.NewProvider(u.ctx(ctx), u.cfg.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("parent: discovery of %s: %w", u.cfg.Issuer, err)
+		return nil, fmt.Errorf("guardian: discovery of %s: %w", u.cfg.Issuer, err)
 	}
 	u.provider = p
 	return p, nil
@@ -104,7 +104,7 @@ func stateHash(state string) []byte {
 func randomString() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("parent: crypto/rand failed: %v", err))
+		panic(fmt.Sprintf("guardian: crypto/rand failed: %v", err))
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -152,7 +152,7 @@ func (s *Service) verifyStart(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.up.discover(ctx)
 	if err != nil {
-		s.log.Error("parent: guardian verification unavailable", "err", err)
+		s.log.Error("guardian: guardian verification unavailable", "err", err)
 		s.opt.Site.Error(w, r, http.StatusBadGateway, "parent.err.verify_unavailable")
 		return
 	}
@@ -183,7 +183,7 @@ func (s *Service) verifyCallback(w http.ResponseWriter, r *http.Request) {
 	c, cerr := r.Cookie(verifyCookie)
 	http.SetCookie(w, &http.Cookie{Name: verifyCookie, Value: "", Path: "/consent/", MaxAge: -1, HttpOnly: true, Secure: s.opt.Secure, SameSite: http.SameSiteLaxMode})
 	fail := func(reason string, err error) {
-		s.log.Warn("parent: guardian verification refused", "reason", reason, "err", err)
+		s.log.Warn("guardian: guardian verification refused", "reason", reason, "err", err)
 		s.opt.Site.Render(w, r, http.StatusBadRequest, "parent-link", LinkProblemData{Message: s.opt.Site.T(web.Lang(r), "parent.err.verify_failed")})
 	}
 	if state == "" || cerr != nil {
@@ -242,6 +242,6 @@ func (s *Service) verifyCallback(w http.ResponseWriter, r *http.Request) {
 		fail("record", err)
 		return
 	}
-	s.log.Info("parent: guardian verified upstream", "issuer", idt.Issuer)
+	s.log.Info("guardian: guardian verified upstream", "issuer", idt.Issuer)
 	http.Redirect(w, r, "/consent/"+token+"#consent-form", http.StatusSeeOther)
 }
