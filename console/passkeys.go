@@ -47,20 +47,11 @@ func (c *Console) mountPasskeys(mux *http.ServeMux) {
 // configured).
 func (c *Console) PasskeysOn() bool { return c.wa != nil }
 
-func (c *Console) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
-	passkey.WriteJSON(w, status, passkey.Result{Error: c.opt.Site.T(web.Lang(r), key)})
-}
-
-func (c *Console) jsonServerError(w http.ResponseWriter, r *http.Request, err error) {
-	c.log.Error("console: passkey request failed", "path", r.URL.Path, "err", err)
-	c.jsonError(w, r, http.StatusInternalServerError, "error.internal")
-}
-
 // passkeysOff answers 404 when passkeys are not configured.
 func (c *Console) passkeysOff(w http.ResponseWriter, r *http.Request) bool {
 	noStore(w)
 	if c.wa == nil {
-		c.jsonError(w, r, http.StatusNotFound, "console.passkey.off")
+		c.opt.Site.JSONError(w, r, http.StatusNotFound, "console.passkey.off", nil)
 		return true
 	}
 	return false
@@ -93,15 +84,15 @@ func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p
 	}
 	ctx := r.Context()
 	if fresh, err := c.recentlyAuthenticated(ctx, p); err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	} else if !fresh {
-		c.jsonError(w, r, http.StatusForbidden, "console.passkey.reauth_needed")
+		c.opt.Site.JSONError(w, r, http.StatusForbidden, "console.passkey.reauth_needed", nil)
 		return
 	}
 	u, creds, err := c.staffUser(ctx, p.StaffID)
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	excl := make([]school.Credential, 0, len(creds))
@@ -114,12 +105,12 @@ func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p
 		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
 	)
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	id, err := c.cer.Save(ctx, school.CeremonyStaffRegistration, p.StaffID, []byte(p.SessionRef), sd, c.opt.Passkey.RegistrationTimeout)
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: creation})
@@ -143,7 +134,7 @@ func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, 
 	f, err := passkey.ReadFinish(r)
 	if err != nil {
 		c.log.Warn("console: bad passkey finish request", "err", err)
-		c.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
 	cer, sd, err := c.cer.Consume(ctx, f.Ceremony, school.CeremonyStaffRegistration)
@@ -152,22 +143,22 @@ func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, 
 	}
 	if errors.Is(err, passkey.ErrCeremony) {
 		c.log.Warn("console: passkey registration with an unknown, used or foreign ceremony", "staff", p.StaffID, "err", err)
-		c.jsonError(w, r, http.StatusBadRequest, "console.passkey.ceremony")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.ceremony", nil)
 		return
 	}
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(f.Credential)
 	if err != nil {
 		c.log.Warn("console: unparsable passkey registration", "staff", p.StaffID, "detail", passkey.Detail(err))
-		c.jsonError(w, r, http.StatusBadRequest, "console.passkey.failed")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
 		return
 	}
 	u, _, err := c.staffUser(ctx, p.StaffID)
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	wc, err := c.wa.CreateCredential(u, sd, parsed)
@@ -177,7 +168,7 @@ func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, 
 			detail = passkey.Detail(err)
 		}
 		c.log.Warn("console: passkey registration refused", "staff", p.StaffID, "detail", detail)
-		c.jsonError(w, r, http.StatusBadRequest, "console.passkey.failed")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
 		return
 	}
 	label := cleanLabel(f.Label)
@@ -197,11 +188,11 @@ func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, 
 		return c.audit(ctx, q, r, p, p.SchoolID, "staff.passkey_add", p.StaffID, fmt.Sprintf(`{"credential":%q,"label":%q}`, credRef(sc.ID), label))
 	})
 	if errors.Is(err, school.ErrConflict) {
-		c.jsonError(w, r, http.StatusConflict, "console.passkey.exists")
+		c.opt.Site.JSONError(w, r, http.StatusConflict, "console.passkey.exists", nil)
 		return
 	}
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	c.log.Info("console: staff passkey registered", "staff", p.StaffID, "credential", credRef(sc.ID))
@@ -247,14 +238,14 @@ func (c *Console) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) {
 	}
 	var body loginBody
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&body); err != nil {
-		c.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
 	if blocked, err := c.clientBlocked(r); err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	} else if blocked {
-		c.jsonError(w, r, http.StatusTooManyRequests, "console.login.limited")
+		c.opt.Site.JSONError(w, r, http.StatusTooManyRequests, "console.login.limited", nil)
 		return
 	}
 	mediation := protocol.MediationDefault
@@ -263,12 +254,12 @@ func (c *Console) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) {
 	}
 	assertion, sd, err := c.wa.BeginDiscoverableMediatedLogin(mediation, webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	id, err := c.cer.Save(r.Context(), school.CeremonyStaffLogin, "", nil, sd, c.opt.Passkey.LoginTimeout)
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: assertion})
@@ -381,19 +372,19 @@ func (c *Console) recordUse(ctx context.Context, q school.Queries, r *http.Reque
 func (c *Console) refusal(w http.ResponseWriter, r *http.Request, err error, purpose string) {
 	var ref *errPasskeyRefused
 	if !errors.As(err, &ref) {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	ctx := r.Context()
 	if _, err := c.opt.Store.HitRate(ctx, c.clientKey(r), c.opt.ClientWindow); err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	c.log.Warn("console: passkey "+purpose+" refused", "reason", ref.reason, "staff", ref.staff.ID)
 	if ref.staff.ID != "" {
 		if err := c.audit(ctx, nil, r, Principal{StaffID: ref.staff.ID, Role: ref.staff.Role}, ref.staff.SchoolID, "staff.signin_failed", ref.staff.ID,
 			fmt.Sprintf(`{"purpose":%q,"method":"passkey","reason":%q}`, purpose, ref.reason)); err != nil {
-			c.jsonServerError(w, r, err)
+			c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 			return
 		}
 	}
@@ -401,7 +392,7 @@ func (c *Console) refusal(w http.ResponseWriter, r *http.Request, err error, pur
 	if ref.key == "console.passkey.ceremony" {
 		status = http.StatusBadRequest // start again
 	}
-	c.jsonError(w, r, status, ref.key)
+	c.opt.Site.JSONError(w, r, status, ref.key, nil)
 }
 
 // passkeyAMR are the methods of a user-verified passkey assertion: the
@@ -422,14 +413,14 @@ func (c *Console) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 	f, err := passkey.ReadFinish(r)
 	if err != nil {
 		c.log.Warn("console: bad passkey finish request", "err", err)
-		c.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
 	if blocked, err := c.clientBlocked(r); err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	} else if blocked {
-		c.jsonError(w, r, http.StatusTooManyRequests, "console.login.limited")
+		c.opt.Site.JSONError(w, r, http.StatusTooManyRequests, "console.login.limited", nil)
 		return
 	}
 	a, err := c.verifyAssertion(ctx, f, school.CeremonyStaffLogin, "")
@@ -438,15 +429,15 @@ func (c *Console) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.opt.Store.InTx(ctx, func(q school.Queries) error { return c.recordUse(ctx, q, r, a) }); err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	if err := c.recordSuccess(ctx, r, a.staff, "signin", "passkey"); err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	if err := c.startSessionWith(w, r, a.staff, school.Session{ACR: acrMFA, AMR: passkeyAMR(a.stored), UserVerified: true, CredentialID: a.stored.ID}); err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	c.log.Info("console: staff signed in with a passkey", "staff", a.staff.ID, "credential", credRef(a.stored.ID))
@@ -460,23 +451,23 @@ func (c *Console) passkeyReauthBegin(w http.ResponseWriter, r *http.Request, p P
 	ctx := r.Context()
 	u, creds, err := c.staffUser(ctx, p.StaffID)
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	if len(creds) == 0 {
-		c.jsonError(w, r, http.StatusBadRequest, "console.passkey.none")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.none", nil)
 		return
 	}
 	// Discoverable, but only this staff member's credentials are offered
 	// and accepted.
 	assertion, sd, err := c.wa.BeginLogin(u, webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	id, err := c.cer.Save(ctx, school.CeremonyStaffReauth, p.StaffID, []byte(p.SessionRef), sd, c.opt.Passkey.LoginTimeout)
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: assertion})
@@ -489,7 +480,7 @@ func (c *Console) passkeyReauthFinish(w http.ResponseWriter, r *http.Request, p 
 	ctx := r.Context()
 	f, err := passkey.ReadFinish(r)
 	if err != nil {
-		c.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
 	a, err := c.verifyReauth(ctx, f, p)
@@ -511,7 +502,7 @@ func (c *Console) passkeyReauthFinish(w http.ResponseWriter, r *http.Request, p 
 		return c.audit(ctx, q, r, p, p.SchoolID, "staff.reauth", p.StaffID, `{"method":"passkey"}`)
 	})
 	if err != nil {
-		c.jsonServerError(w, r, err)
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: safeReturn(f.ReturnTo)})

@@ -267,32 +267,28 @@ func (e *Enroller) confirm(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (e *Enroller) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
-	passkey.WriteJSON(w, status, passkey.Result{Error: e.opt.Site.T(web.Lang(r), key)})
-}
-
 func (e *Enroller) begin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var body struct {
 		Code string `json:"code"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&body); err != nil {
-		e.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
 	c, err := e.check(ctx, r, body.Code)
 	var p *codeProblem
 	if errors.As(err, &p) {
-		e.jsonError(w, r, p.status, p.key)
+		e.opt.Site.JSONError(w, r, p.status, p.key, nil)
 		return
 	}
 	if err != nil {
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	user, existing, err := e.user(ctx, c.pupil)
 	if err != nil {
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	creation, sd, err := e.wa.BeginRegistration(user,
@@ -301,12 +297,12 @@ func (e *Enroller) begin(w http.ResponseWriter, r *http.Request) {
 		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
 	)
 	if err != nil {
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	id, err := e.cer.Save(ctx, school.CeremonyRegistration, c.pupil.ID, c.code.Hash, sd, e.opt.Passkey.RegistrationTimeout)
 	if err != nil {
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: creation})
@@ -327,11 +323,6 @@ func (e *Enroller) user(ctx context.Context, p school.Pupil) (*passkey.User, []s
 		u.Credentials = append(u.Credentials, passkey.ToWebAuthn(c))
 	}
 	return u, existing, nil
-}
-
-func (e *Enroller) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	e.log.Error("enrol: request failed", "path", r.URL.Path, "err", err)
-	e.jsonError(w, r, http.StatusInternalServerError, "error.internal")
 }
 
 // Label returns a cleaned passkey label: trimmed, one line, at most 60
@@ -358,40 +349,40 @@ func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
 	f, err := passkey.ReadFinish(r)
 	if err != nil {
 		e.log.Warn("enrol: bad finish request", "err", err)
-		e.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
 	// The ceremony is gone from here on, whatever the outcome.
 	cer, sd, err := e.cer.Consume(ctx, f.Ceremony, school.CeremonyRegistration)
 	if errors.Is(err, passkey.ErrCeremony) {
 		e.log.Warn("enrol: registration with an unknown, used or expired ceremony", "err", err)
-		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.ceremony")
+		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.ceremony", nil)
 		return
 	}
 	if err != nil {
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(f.Credential)
 	if err != nil {
 		e.log.Warn("enrol: unparsable registration response", "pupil", cer.SubjectID, "detail", passkey.Detail(err))
-		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.passkey")
+		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.passkey", nil)
 		return
 	}
 	pupil, err := e.opt.Store.GetPupil(ctx, cer.SubjectID)
 	if err != nil {
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	user, _, err := e.user(ctx, pupil)
 	if err != nil {
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	cred, err := e.wa.CreateCredential(user, sd, parsed)
 	if err != nil {
 		e.log.Warn("enrol: registration refused", "pupil", pupil.ID, "detail", passkey.Detail(err))
-		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.passkey")
+		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.passkey", nil)
 		return
 	}
 	lang := web.Lang(r)
@@ -421,24 +412,24 @@ func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, school.ErrUsed):
 		e.log.Warn("enrol: code used by a concurrent registration", "pupil", pupil.ID)
-		e.jsonError(w, r, http.StatusConflict, "enrol.err.used")
+		e.opt.Site.JSONError(w, r, http.StatusConflict, "enrol.err.used", nil)
 		return
 	case errors.Is(err, school.ErrExpired):
-		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.expired")
+		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.expired", nil)
 		return
 	case errors.Is(err, school.ErrNotFound):
-		e.jsonError(w, r, http.StatusBadRequest, "enrol.err.wrong")
+		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.wrong", nil)
 		return
 	case errors.Is(err, school.ErrConflict):
 		e.log.Warn("enrol: credential id registered already", "pupil", pupil.ID)
-		e.jsonError(w, r, http.StatusConflict, "enrol.err.exists")
+		e.opt.Site.JSONError(w, r, http.StatusConflict, "enrol.err.exists", nil)
 		return
 	case errors.Is(err, school.ErrInvalid):
 		e.log.Warn("enrol: registration refused", "pupil", pupil.ID, "err", err)
-		e.jsonError(w, r, http.StatusForbidden, "enrol.err.not_allowed")
+		e.opt.Site.JSONError(w, r, http.StatusForbidden, "enrol.err.not_allowed", nil)
 		return
 	case err != nil:
-		e.serverError(w, r, err)
+		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
 	e.log.Info("enrol: passkey registered", "pupil", pupil.ID)

@@ -251,7 +251,7 @@ func (l *Login) page(w http.ResponseWriter, r *http.Request) {
 }
 
 func (l *Login) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
-	passkey.WriteJSON(w, status, passkey.Result{Error: l.opt.Site.T(web.Lang(r), key)})
+	l.opt.Site.JSONError(w, r, status, key, nil)
 }
 
 func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
@@ -289,8 +289,7 @@ func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (l *Login) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	l.log.Error("login: request failed", "path", r.URL.Path, "err", err)
-	l.jsonError(w, r, http.StatusInternalServerError, "error.internal")
+	l.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 }
 
 // errLoginRefused is the reason a known credential may not log in.

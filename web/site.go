@@ -284,13 +284,50 @@ func (s *Site) Error(w http.ResponseWriter, r *http.Request, status int, msgKey 
 // ServerError logs err with a fresh reference id and renders a 500 page
 // that shows only that id.
 func (s *Site) ServerError(w http.ResponseWriter, r *http.Request, err error) {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	ref := hex.EncodeToString(b[:])
+	ref := newReference()
 	s.log.Error("request failed", "ref", ref, "method", r.Method, "path", r.URL.Path, "err", err)
 	s.Render(w, r, http.StatusInternalServerError, "error", ErrorData{
 		Status: http.StatusInternalServerError, Message: s.T(Lang(r), "error.internal"), Reference: ref,
 	})
+}
+
+// JSONError answers a JSON request (the passkey ceremonies of login,
+// enrolment and the console) with status and the body
+// {"ok": false, "error": the translated msgKey, "ref": a fresh reference
+// id}, and logs the request, msgKey and detail (which may be nil) under
+// the same reference id: at level Error for a 5xx status, else Info. The
+// user sees only the translated text and the id; the log gets the detail.
+func (s *Site) JSONError(w http.ResponseWriter, r *http.Request, status int, msgKey string, detail error) {
+	ref := newReference()
+	level := slog.LevelInfo
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	args := []any{"ref", ref, "status", status, "key", msgKey, "method", r.Method, "path", r.URL.Path}
+	if detail != nil {
+		args = append(args, "err", detail)
+	}
+	s.log.Log(r.Context(), level, "request refused", args...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(jsonError{Error: s.T(Lang(r), msgKey), Ref: ref})
+}
+
+// jsonError is the body JSONError writes. OK is always false; it is
+// there for clients that test it.
+type jsonError struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+	Ref   string `json:"ref"`
+}
+
+// newReference returns a fresh, random 12-hex-digit reference id that
+// ties what a user sees to a log line.
+func newReference() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // NotFound renders the translated 404 page.

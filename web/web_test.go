@@ -1,7 +1,12 @@
 package web_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +94,57 @@ func TestGenitiveAndPlural(t *testing.T) {
 	}
 	if got := s.T("da", "parent.done.summary", s.N("da", "parent.done.platforms", 1, 1), s.N("da", "parent.done.platforms", 0, 0)); got != "Du har sagt ja til 1 platform og nej til ingen platforme." {
 		t.Errorf("summary = %q", got)
+	}
+}
+
+// TestJSONErrorReference checks the one JSON error answer: the user gets
+// the translated message and a reference id and nothing of the detail;
+// the log gets the detail under the same id, at level Error for a 5xx.
+func TestJSONErrorReference(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		key    string
+		detail error
+		level  slog.Level
+	}{
+		{http.StatusBadRequest, "error.bad_request", nil, slog.LevelInfo},
+		{http.StatusInternalServerError, "error.internal", errSecret("password=hunter2 at db.go:12"), slog.LevelError},
+	} {
+		var logs bytes.Buffer
+		s, err := web.New(web.Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := s.T("en", c.key)
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/login/finish", nil)
+		req.Header.Set("Accept-Language", "en")
+		s.JSONError(rec, req, c.status, c.key, c.detail)
+		if rec.Code != c.status || rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Cache-Control") != "no-store" {
+			t.Fatalf("%d: code %d, headers %v", c.status, rec.Code, rec.Header())
+		}
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%d: body %q: %v", c.status, rec.Body, err)
+		}
+		ref, _ := body["ref"].(string)
+		if body["error"] != want || body["ok"] != false || !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(ref) || len(body) != 3 {
+			t.Fatalf("%d: body %v, want error %q, ok false and a reference", c.status, body, want)
+		}
+		if strings.Contains(rec.Body.String(), "hunter2") {
+			t.Fatalf("%d: the answer leaks the detail: %s", c.status, rec.Body)
+		}
+		var line struct {
+			Level, Ref, Key, Err string
+		}
+		if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+			t.Fatalf("%d: log %q: %v", c.status, logs.String(), err)
+		}
+		if line.Ref != ref || line.Key != c.key || line.Level != c.level.String() {
+			t.Fatalf("%d: log %+v, want ref %s, key %s, level %s", c.status, line, ref, c.key, c.level)
+		}
+		if c.detail != nil && line.Err != c.detail.Error() {
+			t.Fatalf("%d: log lacks the detail: %s", c.status, logs.String())
+		}
 	}
 }

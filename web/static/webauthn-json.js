@@ -56,7 +56,13 @@ window.ElevIDWebAuthn = (function () {
       body: JSON.stringify(body)
     }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (j) {
-        if (!res.ok) { var e = new Error(j.error || ""); e.server = true; throw e; }
+        if (!res.ok) {
+          // A server failure's message asks the user to quote the
+          // reference id (web.Site.JSONError), so it is shown with it.
+          var msg = j.error || "";
+          if (res.status >= 500 && msg && j.ref) msg += " (" + j.ref + ")";
+          var e = new Error(msg); e.server = true; e.ref = j.ref; throw e;
+        }
         return j;
       });
     });
