@@ -1,8 +1,9 @@
 // Package guardian is the guardian's side of ElevID.
 //
-//   - Consent (service.go, handlers.go): RequestConsent sends the
-//     guardians a consent request through the mail outbox, with a
-//     single-use, expiring link to /consent/{token}. There a guardian
+//   - Consent (service.go, handlers.go): Requests, the enrolment flows'
+//     ConsentRequester, sends the guardians a consent request through the
+//     mail outbox, with a single-use, expiring link to /consent/{token}.
+//     Service (built on those flows) serves the rest. There a guardian
 //     decides per platform and per attribute (a grant may refuse
 //     attributes a platform added later while the rest stands); Decide
 //     records it, once per link. When configured, the guardian first

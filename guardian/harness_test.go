@@ -193,9 +193,10 @@ func newEnvWith(t *testing.T, adjust func(*guardian.Options)) *env {
 	if adjust != nil {
 		adjust(&opt)
 	}
+	requests := must[*guardian.Requests](t)(guardian.NewRequests(opt))
+	e.flows = must[*enrolment.Flows](t)(enrolment.NewFlows(enrolment.FlowOptions{Store: st, Sealer: testSealer, Requester: requests, Now: e.clock.Now, Logger: quiet}))
+	opt.Flows = e.flows
 	e.svc = must[*guardian.Service](t)(guardian.New(opt))
-	e.flows = must[*enrolment.Flows](t)(enrolment.NewFlows(enrolment.FlowOptions{Store: st, Sealer: testSealer, Requester: e.svc, Now: e.clock.Now, Logger: quiet}))
-	e.svc.SetFlows(e.flows)
 	e.svc.Mount(mux)
 	return e
 }

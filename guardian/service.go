@@ -44,6 +44,11 @@ type Options struct {
 	SessionTTL time.Duration
 	// Secure marks the guardian cookie Secure (https instances).
 	Secure bool
+	// Flows are the enrolment flows, built with this package's Requests
+	// (on the same Options) as their ConsentRequester; passkey resets
+	// issue their new code through them. Required by New, not used by
+	// NewRequests.
+	Flows *enrolment.Flows
 	// Access ends a pupil's access to the platforms that lose consent (and
 	// on a passkey reset), in the transaction of the change. cmd/elevid
 	// passes the one service; nil means a service of its own (tests).
@@ -61,23 +66,35 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
-// Service is the guardian's side of ElevID: it sends consent requests
-// (implementing enrolment.ConsentRequester), serves the consent page and
-// the guardian's page, applies decisions and withdrawals with their
-// effects, and resets passkeys with notice to guardians.
+// Service is the guardian's side of ElevID: it serves the consent page
+// and the guardian's page, applies decisions and withdrawals with their
+// effects, and resets passkeys with notice to guardians. (Requests sends
+// the consent requests.)
 type Service struct {
-	opt   Options
-	flows *enrolment.Flows
-	log   *slog.Logger
-	up    *upstream // nil without Verification
+	opt Options
+	log *slog.Logger
+	up  *upstream // nil without Verification
 }
 
-// New returns a Service for opt; Store, Site and BaseURL are required.
-// Call SetFlows before serving.
+// New returns a Service for opt; Store, Site, Sealer, BaseURL and Flows
+// are required.
 func New(opt Options) (*Service, error) {
-	if opt.Store == nil || opt.Site == nil || opt.BaseURL == "" || opt.Sealer == nil {
-		return nil, errors.New("guardian: a store, a site, a sealer and a base URL are required")
+	if opt.Store == nil || opt.Site == nil || opt.BaseURL == "" || opt.Sealer == nil || opt.Flows == nil {
+		return nil, errors.New("guardian: a store, a site, a sealer, a base URL and the enrolment flows are required")
 	}
+	opt.defaults()
+	s := &Service{opt: opt, log: opt.Logger}
+	if v := opt.Verification; v != nil {
+		if v.Issuer == "" || v.ClientID == "" || v.Name == "" {
+			return nil, errors.New("guardian: guardian verification needs a name, an issuer and a client id")
+		}
+		s.up = &upstream{cfg: *v}
+	}
+	return s, nil
+}
+
+// defaults fills in the defaults the comments on Options name.
+func (opt *Options) defaults() {
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	if opt.LinkTTL <= 0 {
 		opt.LinkTTL = 7 * 24 * time.Hour
@@ -100,19 +117,7 @@ func New(opt Options) (*Service, error) {
 	if opt.Access == nil {
 		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
 	}
-	s := &Service{opt: opt, log: opt.Logger}
-	if v := opt.Verification; v != nil {
-		if v.Issuer == "" || v.ClientID == "" || v.Name == "" {
-			return nil, errors.New("guardian: guardian verification needs a name, an issuer and a client id")
-		}
-		s.up = &upstream{cfg: *v}
-	}
-	return s, nil
 }
-
-// SetFlows gives the service the enrolment flows (built with the service
-// as their ConsentRequester), which passkey resets use.
-func (s *Service) SetFlows(f *enrolment.Flows) { s.flows = f }
 
 func (s *Service) now() time.Time { return s.opt.Now() }
 
@@ -139,9 +144,24 @@ func plausibleToken(s string) bool {
 	return true
 }
 
+// Requests sends the consent requests of starting enrolment flows: it is
+// the enrolment.ConsentRequester the flows are built with, before the
+// Service that needs the flows.
+type Requests struct{ opt Options }
+
+// NewRequests returns Requests for opt; Site, Sealer and BaseURL are
+// required (the rest of Options as for New; Flows is not used).
+func NewRequests(opt Options) (*Requests, error) {
+	if opt.Site == nil || opt.BaseURL == "" || opt.Sealer == nil {
+		return nil, errors.New("guardian: consent requests need a site, a sealer and a base URL")
+	}
+	opt.defaults()
+	return &Requests{opt: opt}, nil
+}
+
 // RequestConsent implements enrolment.ConsentRequester: per guardian a
 // single-use consent link and a mail in the outbox, in q's transaction.
-func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enrolment.ConsentRequest) error {
+func (s *Requests) RequestConsent(ctx context.Context, q school.Queries, r enrolment.ConsentRequest) error {
 	for _, g := range r.Guardians {
 		token := newToken()
 		if _, err := q.CreateGuardianLink(ctx, school.GuardianLink{
@@ -159,12 +179,14 @@ func (s *Service) RequestConsent(ctx context.Context, q school.Queries, r enrolm
 		if _, err := q.EnqueueMail(ctx, SealMail(s.opt.Sealer, m)); err != nil {
 			return err
 		}
-		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: r.Pupil.SchoolID, Time: s.now(), ActorID: "system", ActorRole: "system",
+		if _, err := q.AppendAudit(ctx, school.AuditEntry{SchoolID: r.Pupil.SchoolID, Time: s.opt.Now(), ActorID: "system", ActorRole: "system",
 			Action: "consent.request", SubjectID: r.Pupil.ID, Detail: fmt.Sprintf(`{"guardian":%q}`, g.ID)}); err != nil {
 			return err
 		}
 	}
-	s.wake()
+	if s.opt.Sender != nil {
+		s.opt.Sender.Wake()
+	}
 	return nil
 }
 
@@ -659,9 +681,6 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrolment.Actor, pupilID 
 	if !verifiedInPerson {
 		return "", time.Time{}, ErrNotVerified
 	}
-	if s.flows == nil {
-		return "", time.Time{}, errors.New("guardian: flows not set")
-	}
 	var code string
 	var exp time.Time
 	now := s.now()
@@ -684,7 +703,7 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrolment.Actor, pupilID 
 		}
 		// IssueCodeTx checks the actor's access and the consent; a refusal
 		// rolls the revocations back with everything else.
-		if code, exp, err = s.flows.IssueCodeTx(ctx, q, a, p.ID); err != nil {
+		if code, exp, err = s.opt.Flows.IssueCodeTx(ctx, q, a, p.ID); err != nil {
 			return err
 		}
 		// A reset after a lost device ends every platform's access too:

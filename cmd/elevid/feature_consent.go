@@ -5,7 +5,8 @@ import (
 	"github.com/elevid/elevid/guardian"
 )
 
-// mountConsent builds the enrolment flows and the guardian's side: the
+// mountConsent builds, in this order, the consent requests, the enrolment
+// flows that send them, and the guardian's side on those flows: the
 // consent and guardian pages, the pupil's /me/consents (once the pupil
 // login is wired), and the outbox sender as a background job. It sets
 // w.flows and w.consent for the staff console. Withdrawals and passkey
@@ -22,16 +23,17 @@ func mountConsent(w *wiring) error {
 		verification = &guardian.Verification{Name: gv.Name, Issuer: gv.Issuer, ClientID: gv.ClientID, ClientSecret: gv.ClientSecret,
 			Scopes: gv.Scopes, Required: gv.Required, TTL: gv.TTL.D()}
 	}
-	svc, err := guardian.New(guardian.Options{
+	opt := guardian.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, BaseURL: cfg.Issuer, Logger: w.app.log,
 		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), Sender: sender,
 		Verification: verification, Access: w.access,
-	})
+	}
+	requests, err := guardian.NewRequests(opt)
 	if err != nil {
 		return err
 	}
 	flows, err := enrolment.NewFlows(enrolment.FlowOptions{
-		Store: w.app.store, Sealer: w.app.sealer, Requester: svc, Logger: w.app.log,
+		Store: w.app.store, Sealer: w.app.sealer, Requester: requests, Logger: w.app.log,
 		ConsentTTL: cfg.Enrolment.ConsentLinkTTL.D(), CodeTTL: cfg.Enrolment.CodeTTL.D(),
 		Policy: enrolment.Policy{MinAge: cfg.Policy.MinAge, MaxAge: cfg.Policy.MaxAge, OutsideRange: cfg.Policy.OutsideRange,
 			ConsentRequiredUnder: cfg.Policy.ConsentRequiredUnder, Guardians: cfg.Policy.Guardians},
@@ -39,7 +41,11 @@ func mountConsent(w *wiring) error {
 	if err != nil {
 		return err
 	}
-	svc.SetFlows(flows)
+	opt.Flows = flows
+	svc, err := guardian.New(opt)
+	if err != nil {
+		return err
+	}
 	svc.Mount(w.mux)
 	svc.MountPupilPage(w.mux, w.login)
 	w.flows, w.consent = flows, svc
