@@ -14,7 +14,6 @@ import (
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
-	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"
 	"github.com/elevid/elevid/web"
 )
@@ -35,8 +34,8 @@ type EnrolmentStarter interface {
 
 // Resetter is the teacher-verified passkey reset of the consent flow
 // (revoke passkeys and sessions, issue a new code, tell the guardians);
-// *guardian.Service implements it. Without one the console revokes and
-// issues the code itself, without telling the guardians.
+// *guardian.Service implements it. Without one the console offers no
+// passkey reset.
 type Resetter interface {
 	ResetPasskeys(ctx context.Context, a enrolment.Actor, pupilID string, verifiedInPerson bool) (code string, expires time.Time, err error)
 }
@@ -85,7 +84,8 @@ type Options struct {
 	// Starter starts the enrolment flows (consent requests) when a
 	// class's enrolment starts; optional.
 	Starter EnrolmentStarter
-	// Resetter resets a pupil's passkeys; optional.
+	// Resetter resets a pupil's passkeys; without it the console offers
+	// no reset.
 	Resetter Resetter
 	// Platforms activates platforms per school and asks guardians about
 	// added attributes; without it activation is unavailable.
@@ -97,10 +97,6 @@ type Options struct {
 	// Passkey is the WebAuthn relying party of the instance (the pupils'
 	// one); staff passkeys are offered when its RPID is set.
 	Passkey passkey.Config
-	// Access ends a pupil's access to the platforms on a passkey reset made
-	// without a Resetter. cmd/elevid passes the one service; nil means a
-	// service of its own (tests).
-	Access *access.Service
 	// Argon2 are the cost parameters of new password hashes (DefaultArgon2).
 	Argon2 Argon2Params
 	// After MaxFailures (5) consecutive failed sign-ins an account backs
@@ -177,9 +173,6 @@ func New(opt Options) (*Console, error) {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
-	}
-	if opt.Access == nil {
-		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
 	}
 	c := &Console{opt: opt, log: opt.Logger, cookie: "elevid_staff"}
 	if strings.HasPrefix(opt.Issuer, "https://") {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/elevid/elevid/console"
 	"github.com/elevid/elevid/enrolment"
+	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/rostersync"
@@ -69,21 +70,6 @@ type fixture struct {
 	A, B     tenant
 	Operator member
 	Platform school.Platform
-	requests *consentRequests
-}
-
-// consentRequests records the consent requests of starting flows; the
-// consent flow (package guardian) mails them in the real service.
-type consentRequests struct {
-	mu   sync.Mutex
-	list []enrolment.ConsentRequest
-}
-
-func (c *consentRequests) RequestConsent(_ context.Context, _ school.Queries, r enrolment.ConsentRequest) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.list = append(c.list, r)
-	return nil
 }
 
 func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
@@ -103,13 +89,28 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 		t.Fatal(err)
 	}
 	site := webtest.NewSite(t)
-	requests := &consentRequests{}
-	flows, err := enrolment.NewFlows(enrolment.FlowOptions{Store: st, Sealer: sealer, Requester: requests, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	quiet := slog.New(slog.DiscardHandler)
+	// The consent side as cmd/elevid wires it (feature_consent.go,
+	// feature_console.go): guardian's Requests, the flows built on them,
+	// and the guardian Service as the Resetter and PlatformManager, so
+	// that resets here take the path production takes.
+	gopt := guardian.Options{Store: st, Site: site, Sealer: sealer, BaseURL: "http://localhost:8080", Now: clk.Now, Logger: quiet}
+	requests, err := guardian.NewRequests(gopt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, st: st, clock: clk, sealer: sealer, site: site, requests: requests}
+	flows, err := enrolment.NewFlows(enrolment.FlowOptions{Store: st, Sealer: sealer, Requester: requests, Now: clk.Now, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gopt.Flows = flows
+	consent, err := guardian.New(gopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, st: st, clock: clk, sealer: sealer, site: site}
 	o := console.Options{Store: st, Site: site, Sealer: sealer, Issuer: "http://localhost:8080", Enroller: flows, Starter: flows,
+		Resetter: consent, Platforms: consent,
 		Syncer: rostersync.New(rostersync.Options{Store: st, Sealer: sealer, Now: clk.Now, Log: slog.New(slog.DiscardHandler)}),
 		Argon2: testArgon2, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)}
 	for _, fn := range opt {

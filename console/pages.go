@@ -16,7 +16,6 @@ import (
 
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
-	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
 )
 
@@ -512,12 +511,16 @@ func (c *Console) renderPupil(w http.ResponseWriter, r *http.Request, status int
 			data.Pupil.Passkeys++
 		}
 	}
-	data.CanReset = Authorize(data.Me, ResetPasskeys, Target{SchoolID: pu.SchoolID, ClassIDs: pu.ClassIDs}) == nil
+	data.CanReset = c.opt.Resetter != nil && Authorize(data.Me, ResetPasskeys, Target{SchoolID: pu.SchoolID, ClassIDs: pu.ClassIDs}) == nil
 	data.CanExport = Authorize(data.Me, ExportPupil, Target{SchoolID: pu.SchoolID, ClassIDs: pu.ClassIDs}) == nil
 	c.opt.Site.Render(w, r, status, "console-pupil", data)
 }
 
 func (c *Console) resetPupil(w http.ResponseWriter, r *http.Request, p Principal) {
+	if c.opt.Resetter == nil {
+		c.opt.Site.NotFound(w, r)
+		return
+	}
 	ctx := r.Context()
 	s, pu, err := c.pupilFor(r, p, ResetPasskeys)
 	if err != nil {
@@ -588,45 +591,15 @@ func (c *Console) resetPupil(w http.ResponseWriter, r *http.Request, p Principal
 	http.Redirect(w, r, "/console/schools/"+s.ID+"/sheets/"+id, http.StatusSeeOther)
 }
 
-// reset revokes the pupil's passkeys and sessions and issues a new code,
-// through the Resetter when there is one (which also tells the
-// guardians), and records the purpose. It returns an empty code when none
-// could be issued.
+// reset resets the pupil's passkeys through the Resetter (revoke passkeys
+// and sessions, end platform access, issue a new code, tell the
+// guardians) and records the purpose.
 func (c *Console) reset(ctx context.Context, r *http.Request, p Principal, s school.School, pu school.Pupil, purpose string) (string, time.Time, error) {
-	if c.opt.Resetter != nil {
-		code, exp, err := c.opt.Resetter.ResetPasskeys(ctx, c.actor(r, p), pu.ID, true)
-		if err != nil {
-			return "", time.Time{}, err
-		}
-		return code, exp, c.audit(ctx, nil, r, p, s.ID, "passkey.reset_purpose", pu.ID, fmt.Sprintf(`{"purpose":%q}`, purpose))
-	}
-	now := c.now()
-	err := c.opt.Store.InTx(ctx, func(q school.Queries) error {
-		creds, err := q.ListCredentials(ctx, pu.ID, false)
-		if err != nil {
-			return err
-		}
-		for _, cr := range creds {
-			if _, err := q.UpdateCredential(ctx, cr.ID, func(x school.Credential) (school.Credential, error) {
-				x.RevokedAt = now
-				return x, nil
-			}); err != nil {
-				return err
-			}
-		}
-		if _, err := c.opt.Access.End(ctx, q, access.Pupil(pu.ID), "passkey reset"); err != nil {
-			return err
-		}
-		return c.audit(ctx, q, r, p, s.ID, "passkey.reset", pu.ID, fmt.Sprintf(`{"purpose":%q,"revoked":%d}`, purpose, len(creds)))
-	})
-	if err != nil || c.opt.Enroller == nil {
+	code, exp, err := c.opt.Resetter.ResetPasskeys(ctx, c.actor(r, p), pu.ID, true)
+	if err != nil {
 		return "", time.Time{}, err
 	}
-	code, exp, err := c.opt.Enroller.IssueCode(ctx, c.actor(r, p), pu.ID)
-	if errors.Is(err, school.ErrInvalid) {
-		return "", time.Time{}, nil
-	}
-	return code, exp, err
+	return code, exp, c.audit(ctx, nil, r, p, s.ID, "passkey.reset_purpose", pu.ID, fmt.Sprintf(`{"purpose":%q}`, purpose))
 }
 
 // StaffData is the data of the console-staff page.

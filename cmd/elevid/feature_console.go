@@ -22,7 +22,7 @@ func mountConsole(w *wiring) error {
 	opt := console.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, Issuer: cfg.Issuer, Logger: w.app.log,
 		IdleTimeout: cfg.Sessions.StaffIdle.D(), Lifetime: cfg.Sessions.StaffAbsolute.D(),
-		Syncer: w.syncer, Passkey: cfg.passkeyConfig(), Access: w.access,
+		Syncer: w.syncer, Passkey: cfg.passkeyConfig(),
 	}
 	if w.flows != nil {
 		opt.Enroller, opt.Starter = w.flows, w.flows
