@@ -739,7 +739,7 @@ type samlPostData struct {
 	RelayState string
 }
 
-// postForm renders the auto-posting form (web/static/saml-post.js submits
+// postForm renders the auto-posting form (web/static/auto-post.js submits
 // it; a noscript button does without JavaScript).
 func (s *SAML) postForm(w http.ResponseWriter, r *http.Request, action, field string, xmlBytes []byte, relay string) {
 	noStore(w)
@@ -751,8 +751,8 @@ func (s *SAML) postForm(w http.ResponseWriter, r *http.Request, action, field st
 // standaloneForm is used by crewjam for LogoutResponses posted to SPs; it
 // follows the same CSP rules as the site (no inline script).
 const standaloneForm = `<!doctype html><html><head><meta charset="utf-8"><title>ElevID</title>` +
-	`<script src="/static/saml-post.js" defer></script></head><body>` +
-	`<form method="post" action="{{.URL}}" id="saml-post-form">` +
+	`<script src="/static/auto-post.js" defer></script></head><body>` +
+	`<form method="post" action="{{.URL}}" id="auto-post-form">` +
 	`<input type="hidden" name="SAMLResponse" value="{{.SAMLResponse}}">` +
 	`{{if .RelayState}}<input type="hidden" name="RelayState" value="{{.RelayState}}">{{end}}` +
 	`<noscript><button type="submit">Fortsæt / Continue</button></noscript>` +

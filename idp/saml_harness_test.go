@@ -226,7 +226,7 @@ func readAll(t testing.TB, resp *http.Response) string {
 }
 
 var (
-	formRE  = regexp.MustCompile(`<form method="post" action="([^"]+)" id="saml-post-form">`)
+	formRE  = regexp.MustCompile(`<form method="post" action="([^"]+)" id="auto-post-form">`)
 	inputRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 )
 

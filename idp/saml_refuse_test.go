@@ -60,7 +60,7 @@ func (h *harness) refusal(t *testing.T, resp *http.Response, sp *testSP, request
 	if !strings.Contains(body, html.EscapeString(message)) {
 		t.Fatalf("refusal page lacks the explanation %q:\n%s", message, body)
 	}
-	if strings.Contains(body, "saml-post.js") || strings.Contains(body, "<script>") || strings.Contains(body, `id="saml-post-form"`) {
+	if strings.Contains(body, "auto-post.js") || strings.Contains(body, "<script>") || strings.Contains(body, `id="auto-post-form"`) {
 		t.Fatalf("refusal page must wait for the pupil's button, not post by itself:\n%s", body)
 	}
 	m := refusedFormRE.FindStringSubmatch(body)

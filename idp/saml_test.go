@@ -72,8 +72,8 @@ func (h *harness) resume(t *testing.T, resp *http.Response, sid string) (string,
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("resume: %d\n%s", resp.StatusCode, body)
 	}
-	if !strings.Contains(body, `src="/static/saml-post.js"`) || !strings.Contains(body, "<noscript>") || strings.Contains(body, "<script>") {
-		t.Fatalf("post page must load saml-post.js, have a noscript text and no inline script:\n%s", body)
+	if !strings.Contains(body, `src="/static/auto-post.js"`) || !strings.Contains(body, "<noscript>") || strings.Contains(body, "<script>") {
+		t.Fatalf("post page must load auto-post.js, have a noscript text and no inline script:\n%s", body)
 	}
 	return postedForm(t, body)
 }

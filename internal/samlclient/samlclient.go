@@ -68,8 +68,8 @@ var (
 	inputRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 )
 
-// autoForm is the id of ElevID's form that posts itself (saml-post.js).
-const autoForm = "saml-post-form"
+// autoForm is the id of ElevID's form that posts itself (auto-post.js).
+const autoForm = "auto-post-form"
 
 // Visit opens u and follows the browser's way on: redirects, ElevID's
 // auto-posted SAML forms and ElevID's passkey login. It returns the first
