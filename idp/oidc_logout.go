@@ -3,7 +3,6 @@ package idp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
 
 // backchannelEvent is the event claim of an OIDC back-channel logout token.
@@ -27,91 +27,51 @@ func (p *OIDC) sid(sessionRef, clientID string) string {
 	return Pairwise(p.opt.PairwiseSecret, "sid:"+sessionRef, clientID)[:32]
 }
 
-// Retries of back-channel logouts from the queue.
-const (
-	logoutQueueTTL = 24 * time.Hour // a notice is given up after this long
-	logoutLease    = time.Minute
-	logoutPoll     = 15 * time.Second
-)
-
 // RunLogoutQueue delivers the OIDC logout notices of the durable queue
 // (school.LogoutNotice, queued by package access in the transaction that
-// ended the access) until ctx ends: at once when this node queued some
-// (woken through the access service), and every 15 s for those of other
-// nodes and retries. Every node runs it; leases keep two nodes from
-// sending one notice. Each attempt signs a fresh logout token; failed
-// ones are retried after 30 s, 1, 2, 4 … minutes (at most an hour apart)
-// for a day; a platform that answers 400 or has no back-channel logout
-// URI is not asked again (the notice stays visible until it expires).
+// ended the access) until ctx ends, through the queue loop every protocol
+// shares (access.Delivery): at once when this node queued some (woken
+// through the access service), and every 15 s for those of other nodes
+// and retries. Every node runs it; leases keep two nodes from sending one
+// notice. Each attempt signs a fresh logout token; failed ones are
+// retried after 30 s, 1, 2, 4 … minutes (at most an hour apart) for a
+// day; a platform that answers 400 or has no back-channel logout URI is
+// not asked again (the notice stays visible until it expires).
 func (p *OIDC) RunLogoutQueue(ctx context.Context, owner string) {
-	t := time.NewTicker(logoutPoll)
-	defer t.Stop()
-	for {
-		if _, _, err := p.DeliverQueuedLogouts(ctx, owner); err != nil && ctx.Err() == nil {
-			p.log.Error("back-channel logout queue", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-p.wake:
-		}
-	}
+	p.logoutDelivery().Run(ctx, owner)
 }
 
 // DeliverQueuedLogouts claims the due logout notices for owner and tries
 // each once; it returns how many were delivered and how many failed.
 func (p *OIDC) DeliverQueuedLogouts(ctx context.Context, owner string) (delivered, failed int, err error) {
-	for {
-		batch, err := p.opt.Store.ClaimLogouts(ctx, owner, school.ProtocolOIDC, logoutLease, 10)
-		if err != nil || len(batch) == 0 {
-			return delivered, failed, err
-		}
-		for _, n := range batch {
-			if p.deliverQueued(ctx, owner, n) {
-				delivered++
-			} else {
-				failed++
-			}
-		}
-	}
+	return p.logoutDelivery().Deliver(ctx, owner)
 }
 
-func (p *OIDC) deliverQueued(ctx context.Context, owner string, n school.LogoutNotice) bool {
-	log := p.log.With("notice", n.ID, "attempt", n.Attempts)
+func (p *OIDC) logoutDelivery() *access.Delivery {
+	return &access.Delivery{Protocol: school.ProtocolOIDC, Queue: p.opt.Store, Send: p.sendQueuedLogout,
+		Wake: p.wake, Now: p.opt.Now, Logger: p.log}
+}
+
+// sendQueuedLogout sends notice n as a logout token to its platform's
+// back-channel logout URI.
+func (p *OIDC) sendQueuedLogout(ctx context.Context, n school.LogoutNotice) (string, error) {
 	c, err := p.storage.clientByPlatform(ctx, n.PlatformID)
-	if err == nil && c.s.BackchannelLogoutURI == "" {
-		err = fmt.Errorf("%w: it no longer has a back-channel logout URI", errLogoutRefused)
+	if err != nil {
+		return n.PlatformID, err
 	}
-	if err == nil {
-		sid := n.Sid
-		if sid == "" {
-			sid = p.sid(n.SessionRef, c.GetID())
-		}
-		err = p.postLogout(ctx, c, n.Subject, sid)
+	if c.s.BackchannelLogoutURI == "" {
+		return c.GetID(), fmt.Errorf("%w: it no longer has a back-channel logout URI", errLogoutRefused)
 	}
-	if err == nil {
-		if err := p.opt.Store.LogoutDelivered(context.WithoutCancel(ctx), n.ID, owner); err != nil {
-			log.Error("queued back-channel logout delivered but not recorded", "err", err)
-		} else {
-			log.Info("queued back-channel logout delivered", "client_id", c.GetID())
-		}
-		return true
+	sid := n.Sid
+	if sid == "" {
+		sid = p.sid(n.SessionRef, c.GetID())
 	}
-	next := p.opt.Now().Add(school.RetryDelay(n.Attempts))
-	if errors.Is(err, errLogoutRefused) {
-		next = n.ExpiresAt // kept, visible, until pruned; never sent again
-	}
-	if rerr := p.opt.Store.LogoutFailed(context.WithoutCancel(ctx), n.ID, owner, err.Error(), next); rerr != nil {
-		log.Error("queued back-channel logout failure not recorded", "err", rerr)
-	}
-	log.Warn("queued back-channel logout failed", "err", err, "next_attempt", next, "gives_up_at", n.ExpiresAt)
-	return false
+	return c.GetID(), p.postLogout(ctx, c, n.Subject, sid)
 }
 
 // errLogoutRefused means the platform answered 400 to a logout token:
 // sending it again will not help.
-var errLogoutRefused = errors.New("the platform refused the logout token")
+var errLogoutRefused = access.Undeliverable("the platform refused the logout token")
 
 // postLogout signs a logout token and posts it once.
 func (p *OIDC) postLogout(ctx context.Context, c *oidcClient, subject, sid string) error {

@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
 )
 
 // soapSLOEndpoint returns the SP's single logout service with the SOAP
@@ -32,79 +31,42 @@ func soapSLOEndpoint(sp samlSP) (saml.Endpoint, error) {
 
 // errSOAPRefused means the SP cannot take a back-channel logout (no SOAP
 // single logout service, or gone): sending it again will not help.
-var errSOAPRefused = errors.New("the service provider cannot take a SOAP logout")
+var errSOAPRefused = access.Undeliverable("the service provider cannot take a SOAP logout")
 
 // RunLogoutQueue delivers the SAML logout notices of the durable queue
 // (queued by package access in the transaction that ended the access)
-// until ctx ends, as signed LogoutRequests over the SOAP binding: at once
-// when this node queued some, and every 15 s for those of other nodes and
-// retries, with the backoff of the OIDC notices (30 s, then doubling up
-// to an hour apart, for a day). Every node runs it; leases keep two
-// nodes from sending one notice.
+// until ctx ends, as signed LogoutRequests over the SOAP binding, through
+// the queue loop every protocol shares (access.Delivery): at once when
+// this node queued some, and every 15 s for those of other nodes and
+// retries (30 s, then doubling up to an hour apart, for a day). Every node
+// runs it; leases keep two nodes from sending one notice.
 func (s *SAML) RunLogoutQueue(ctx context.Context, owner string) {
-	t := time.NewTicker(logoutPoll)
-	defer t.Stop()
-	for {
-		if _, _, err := s.DeliverQueuedLogouts(ctx, owner); err != nil && ctx.Err() == nil {
-			s.log.Error("saml: back-channel logout queue", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.wake:
-		}
-	}
+	s.logoutDelivery().Run(ctx, owner)
 }
 
 // DeliverQueuedLogouts claims the due SAML logout notices for owner and
 // tries each once; it returns how many were delivered and how many
 // failed.
 func (s *SAML) DeliverQueuedLogouts(ctx context.Context, owner string) (delivered, failed int, err error) {
-	for {
-		batch, err := s.opt.Store.ClaimLogouts(ctx, owner, school.ProtocolSAML, logoutLease, 10)
-		if err != nil || len(batch) == 0 {
-			return delivered, failed, err
-		}
-		for _, n := range batch {
-			if s.deliverQueued(ctx, owner, n) {
-				delivered++
-			} else {
-				failed++
-			}
-		}
-	}
+	return s.logoutDelivery().Deliver(ctx, owner)
 }
 
-func (s *SAML) deliverQueued(ctx context.Context, owner string, n school.LogoutNotice) bool {
-	log := s.log.With("notice", n.ID, "attempt", n.Attempts)
+func (s *SAML) logoutDelivery() *access.Delivery {
+	return &access.Delivery{Protocol: school.ProtocolSAML, Queue: s.opt.Store, Send: s.sendQueuedLogout,
+		Wake: s.wake, Now: s.now, Logger: s.log.With("component", "saml")}
+}
+
+// sendQueuedLogout sends notice n to its SP's SOAP single logout service.
+func (s *SAML) sendQueuedLogout(ctx context.Context, n school.LogoutNotice) (string, error) {
 	sp, err := s.spByID(ctx, n.PlatformID)
-	var ep saml.Endpoint
 	if err != nil {
-		err = fmt.Errorf("%w: %v", errSOAPRefused, err)
-	} else if ep, err = soapSLOEndpoint(sp); err != nil {
-		err = fmt.Errorf("%w: its metadata has no SOAP single logout service", errSOAPRefused)
+		return n.PlatformID, fmt.Errorf("%w: %v", errSOAPRefused, err)
 	}
-	if err == nil {
-		err = s.postSOAPLogout(ctx, sp, ep, n)
+	ep, err := soapSLOEndpoint(sp)
+	if err != nil {
+		return sp.Platform.ClientID, fmt.Errorf("%w: its metadata has no SOAP single logout service", errSOAPRefused)
 	}
-	if err == nil {
-		if err := s.opt.Store.LogoutDelivered(context.WithoutCancel(ctx), n.ID, owner); err != nil {
-			log.Error("saml: back-channel logout delivered but not recorded", "err", err)
-		} else {
-			log.Info("saml: back-channel logout delivered", "sp", sp.Platform.ClientID)
-		}
-		return true
-	}
-	next := s.now().Add(school.RetryDelay(n.Attempts))
-	if errors.Is(err, errSOAPRefused) {
-		next = n.ExpiresAt // kept, visible, until pruned; never sent again
-	}
-	if rerr := s.opt.Store.LogoutFailed(context.WithoutCancel(ctx), n.ID, owner, err.Error(), next); rerr != nil {
-		log.Error("saml: back-channel logout failure not recorded", "err", rerr)
-	}
-	log.Warn("saml: back-channel logout failed", "err", err, "next_attempt", next, "gives_up_at", n.ExpiresAt)
-	return false
+	return sp.Platform.ClientID, s.postSOAPLogout(ctx, sp, ep, n)
 }
 
 // soapEnvelope is the SOAP 1.1 envelope of a LogoutResponse.

@@ -10,8 +10,11 @@
 // logout notice in the durable queue (school.LogoutNotice) for every
 // platform that held a session in scope, over OIDC or SAML, so that the
 // notices commit with the change that ends the access or not at all.
-// Delivery is the protocols' business (package idp): any node's queue
-// worker sends them, woken through Subscribe after the commit.
+// Delivery (delivery.go) is the one queue loop both protocols run: any
+// node's worker claims due notices under a lease, sends each through the
+// protocol's Send (OIDC back-channel logout, SAML SOAP logout, in package
+// idp), and records delivery, a retry, or that the platform cannot take
+// it; it is woken through Subscribe after the commit.
 //
 // The package imports only package school, so that guardian, enrolment,
 // console, transparency, school/rostersync and idp can all use it.
