@@ -143,15 +143,11 @@ func restoreSQLite(ctx context.Context, cfg Config, log *slog.Logger, out io.Wri
 	if err := os.Rename(tmp, target); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	a, err := openApp(ctx, cfg, log)
+	a, v, err := openMigrated(ctx, cfg, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("restore: opening and migrating the restored database: %w", err)
 	}
 	defer a.Close()
-	v, err := a.migrate(ctx)
-	if err != nil {
-		return fmt.Errorf("restore: migrating the restored database: %w", err)
-	}
 	// The audit chains are keyed with keys derived from the secrets.
 	if err := a.loadSecrets(ctx); err != nil {
 		return fmt.Errorf("restore: %w", err)

@@ -379,16 +379,7 @@ func newE2EOn(t *testing.T, database string, demo bool) *e2e {
 	if os.Getenv("ELEVID_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	if e.a, err = openApp(ctx, cfg, log); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.a.Close() })
-	if _, err := e.a.migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.a.loadSecrets(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.a = openTestApp(t, cfg, log)
 	if demo {
 		if err := seedDemo(ctx, e.a, io.Discard); err != nil {
 			t.Fatal(err)

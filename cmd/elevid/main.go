@@ -91,15 +91,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "serve":
 		return serve(ctx, cfg, log, demo, stdout)
 	case "migrate":
-		a, err := openApp(ctx, cfg, log)
+		a, v, err := openMigrated(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		v, err := a.migrate(ctx)
-		if err != nil {
-			return err
-		}
 		fmt.Fprintf(stdout, "database at schema version %d\n", v)
 		return nil
 	case "sync":
@@ -176,14 +172,11 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 // withApp opens and migrates the database, loads the secrets and runs fn.
 func withApp(ctx context.Context, cfg Config, log *slog.Logger, fn func(*app) error) error {
-	a, err := openApp(ctx, cfg, log)
+	a, _, err := openMigrated(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if _, err := a.migrate(ctx); err != nil {
-		return err
-	}
 	if err := a.loadSecrets(ctx); err != nil {
 		return err
 	}
@@ -191,6 +184,22 @@ func withApp(ctx context.Context, cfg Config, log *slog.Logger, fn func(*app) er
 }
 
 func (a *app) Close() error { return a.store.Close() }
+
+// openMigrated opens the app (openApp) and migrates its database; it
+// returns the schema version. On an error nothing is left open; else the
+// caller closes the app.
+func openMigrated(ctx context.Context, cfg Config, log *slog.Logger) (*app, int64, error) {
+	a, err := openApp(ctx, cfg, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := a.migrate(ctx)
+	if err != nil {
+		a.Close()
+		return nil, 0, err
+	}
+	return a, v, nil
+}
 
 // loadSecrets decodes the configured secrets. On a local (http) instance
 // missing ones are generated once and kept in the database, so every node

@@ -25,15 +25,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	if demo && cfg.Secure() {
 		return fmt.Errorf("--demo is for trying ElevID on your own machine: it publishes a teacher's password and shows every school's mail without sign-in, so it will not run with an https issuer (%s); start without --demo", cfg.Issuer)
 	}
-	a, err := openApp(ctx, cfg, log)
+	a, v, err := openMigrated(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	v, err := a.migrate(ctx)
-	if err != nil {
-		return err
-	}
 	log.Info("database ready", "schema_version", v, "postgres", cfg.Postgres())
 	if err := a.loadSecrets(ctx); err != nil {
 		return err

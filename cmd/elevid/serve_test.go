@@ -25,17 +25,7 @@ func newTestServer(t *testing.T, demo bool) (*httptest.Server, *app) {
 	}
 	cfg.Database = filepath.Join(t.TempDir(), "elevid.db")
 	log := slog.New(slog.DiscardHandler)
-	a, err := openApp(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	if _, err := a.migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.loadSecrets(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := openTestApp(t, cfg, log)
 	if demo {
 		if err := seedDemo(ctx, a, io.Discard); err != nil {
 			t.Fatal(err)

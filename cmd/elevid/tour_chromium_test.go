@@ -86,17 +86,7 @@ func newTour(t *testing.T, bin, axe, out, lang string) *tour {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := openApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	if _, err := a.migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.loadSecrets(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := openTestApp(t, cfg, slog.New(slog.DiscardHandler))
 	if err := seedDemo(ctx, a, io.Discard); err != nil {
 		t.Fatal(err)
 	}
