@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
 	"github.com/elevid/elevid/console"
 	"github.com/elevid/elevid/idp/passkey"
-	"github.com/elevid/elevid/internal/testenv"
+	"github.com/elevid/elevid/internal/chromiumtest"
 )
 
 // TestChromiumStaffPasskey drives console-passkey.js in a real headless
@@ -22,7 +21,6 @@ import (
 // adds a passkey on "My account", signs out, and signs in again with
 // "Sign in with a passkey" alone.
 func TestChromiumStaffPasskey(t *testing.T) {
-	bin := testenv.Binary(t, "chromium", "chromium", "chromium-browser")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,45 +33,12 @@ func TestChromiumStaffPasskey(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true))
-	defer cancelAlloc()
-	browser, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(browser, chromedp.Evaluate[string]("document.body.outerHTML"))
-			t.Fatalf("%s: %v\n%.3000s", name, err, html)
-		}
-	}
-	ctx, cancelCtx := context.WithTimeout(browser, 15*time.Second)
-	defer cancelCtx()
-	off := false
-	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{EnableUI: &off}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
-		Options: &cdpwebauthn.VirtualAuthenticatorOptions{
-			Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
-			Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
-			IsUserVerified: true, AutomaticPresenceSimulation: true,
-		},
-	}); err != nil {
-		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
-	}
+	b := chromiumtest.Start(t)
+	b.Authenticator(true)
 
 	m := f.A.Teacher
 	f.clock.Advance(30 * time.Second)
-	step("sign in with password and TOTP",
+	b.Step("sign in with password and TOTP",
 		chromedp.Navigate(base+"/console/login"),
 		chromedp.WaitVisible(chromedp.CSS("#username")),
 		chromedp.SendKeys(chromedp.CSS("#username"), m.Username),
@@ -82,7 +47,7 @@ func TestChromiumStaffPasskey(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS(".console-nav")),
 	)
-	step("add a passkey",
+	b.Step("add a passkey",
 		chromedp.Navigate(base+"/console/account"),
 		chromedp.WaitVisible(chromedp.CSS("#passkey-register button[type=submit]")),
 		chromedp.SendKeys(chromedp.CSS("#passkey-label"), "Chromium"),
@@ -93,7 +58,7 @@ func TestChromiumStaffPasskey(t *testing.T) {
 	if err != nil || len(creds) != 1 || creds[0].Label != "Chromium" {
 		t.Fatalf("stored staff credentials = %+v, %v", creds, err)
 	}
-	step("sign out and in with the passkey",
+	b.Step("sign out and in with the passkey",
 		chromedp.Click(chromedp.CSS(`.console-nav form[action="/console/logout"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("#passkey-login button[type=submit]")),
 		chromedp.Click(chromedp.CSS("#passkey-login button[type=submit]")),

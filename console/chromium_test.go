@@ -14,7 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
-	"github.com/elevid/elevid/internal/testenv"
+	"github.com/elevid/elevid/internal/chromiumtest"
 )
 
 // outputDir is where browser tests write screenshots: test-output/ at the
@@ -34,7 +34,6 @@ func outputDir(t *testing.T) string {
 // TOTP in a real browser, starts enrolment for their class, and the print
 // view of the enrolment sheet is captured as a screenshot (print media).
 func TestChromiumTeacherPrintsSheet(t *testing.T) {
-	bin := testenv.Binary(t, "chromium", "chromium", "chromium-browser")
 	f := newFixture(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,40 +44,10 @@ func TestChromiumTeacherPrintsSheet(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	base := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1024, 1400))
-	defer cancelAlloc()
-	browser, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	// Start the browser without a deadline; each step gets its own.
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(browser, chromedp.Evaluate[string]("document.body.outerHTML"))
-			t.Fatalf("%s: %v\n%.2000s", name, err, html)
-		}
-	}
-	get := func(a chromedp.Action[string]) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	b := chromiumtest.Start(t, chromedp.WindowSize(1024, 1400))
 	m := f.A.Teacher
 	f.clock.Advance(30 * time.Second)
-	step("sign in",
+	b.Step("sign in",
 		chromedp.Navigate(base+"/console/login"),
 		chromedp.WaitVisible(chromedp.CSS("#username")),
 		chromedp.SendKeys(chromedp.CSS("#username"), m.Username),
@@ -87,21 +56,21 @@ func TestChromiumTeacherPrintsSheet(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
 	)
 	classLink := `a[href="/console/schools/` + f.A.School.ID + `/classes/` + f.A.Class.ID + `"]`
-	step("open the class",
+	b.Step("open the class",
 		chromedp.WaitVisible(chromedp.CSS(classLink)),
 		chromedp.Click(chromedp.CSS(classLink)),
 		chromedp.WaitVisible(chromedp.CSS("#start-enrolment")),
 	)
-	step("start enrolment and open the print view",
+	b.Step("start enrolment and open the print view",
 		chromedp.Click(chromedp.CSS("#start-enrolment")),
 		chromedp.WaitVisible(chromedp.CSS(".enrol-card")),
 	)
-	code := get(chromedp.Text(chromedp.CSS(".enrol-card .code-big")))
-	title := get(chromedp.Title())
+	code := chromiumtest.Get(b, chromedp.Text(chromedp.CSS(".enrol-card .code-big")))
+	title := chromiumtest.Get(b, chromedp.Title())
 	if !regexp.MustCompile(`^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$`).MatchString(strings.TrimSpace(code)) {
 		t.Fatalf("sheet code %q", code)
 	}
-	ctx, cancel2 := context.WithTimeout(browser, 20*time.Second)
+	ctx, cancel2 := context.WithTimeout(b.Ctx, 20*time.Second)
 	defer cancel2()
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
 		t.Fatal(err)

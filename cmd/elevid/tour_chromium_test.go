@@ -9,17 +9,16 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
 	"github.com/elevid/elevid/console"
+	"github.com/elevid/elevid/internal/chromiumtest"
 	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
 )
@@ -35,16 +34,6 @@ import (
 // 375 px (device-metrics emulation) into test-output/tour/, must not be
 // wider than the viewport, and must have no axe-core violations.
 func TestChromiumDemoTour(t *testing.T) {
-	bin := ""
-	for _, name := range []string{os.Getenv("ELEVID_CHROMIUM"), "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); name != "" && err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		testenv.Unavailable(t, "chromium", "chromium is not installed (apt-get install chromium)")
-	}
 	axePath := os.Getenv("ELEVID_AXE")
 	if axePath == "" {
 		axePath = "../../.ci/axe/node_modules/axe-core/axe.min.js"
@@ -56,7 +45,7 @@ func TestChromiumDemoTour(t *testing.T) {
 	out := filepath.Join("..", "..", "test-output", "tour")
 	for _, lang := range []string{"da", "en"} {
 		t.Run(lang, func(t *testing.T) {
-			tr := newTour(t, bin, string(axe), filepath.Join(out, lang), lang)
+			tr := newTour(t, string(axe), filepath.Join(out, lang), lang)
 			tr.walk()
 		})
 	}
@@ -74,7 +63,7 @@ type tour struct {
 	n    int // pages seen
 }
 
-func newTour(t *testing.T, bin, axe, out, lang string) *tour {
+func newTour(t *testing.T, axe, out, lang string) *tour {
 	ctx := context.Background()
 	srv := httptest.NewUnstartedServer(nil)
 	base := fmt.Sprintf("http://localhost:%d", srv.Listener.Addr().(*net.TCPAddr).Port)
@@ -107,32 +96,9 @@ func newTour(t *testing.T, bin, axe, out, lang string) *tour {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-	)
-	t.Cleanup(cancelAlloc)
-	bctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(bctx); err != nil { // start the browser without a deadline
-		t.Fatalf("starting chromium: %v", err)
-	}
-	tr := &tour{t: t, a: a, base: base, ctx: bctx, axe: axe, out: out, lang: lang}
-	off := false
-	if _, err := chromedp.Call(tr.timeout(), cdpwebauthn.Enable, cdpwebauthn.EnableParams{EnableUI: &off}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	if _, err := chromedp.Call(tr.timeout(), cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
-		Options: &cdpwebauthn.VirtualAuthenticatorOptions{
-			Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
-			Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
-			IsUserVerified: true, AutomaticPresenceSimulation: true,
-		},
-	}); err != nil {
-		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
-	}
+	b := chromiumtest.Start(t)
+	b.Authenticator(true)
+	tr := &tour{t: t, a: a, base: base, ctx: b.Ctx, axe: axe, out: out, lang: lang}
 	return tr
 }
 
