@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -37,16 +36,7 @@ func TestChromiumStaffPasskey(t *testing.T) {
 	b.Authenticator(true)
 
 	m := f.A.Teacher
-	f.clock.Advance(30 * time.Second)
-	b.Step("sign in with password and TOTP",
-		chromedp.Navigate(base+"/console/login"),
-		chromedp.WaitVisible(chromedp.CSS("#username")),
-		chromedp.SendKeys(chromedp.CSS("#username"), m.Username),
-		chromedp.SendKeys(chromedp.CSS("#password"), m.Password),
-		chromedp.SendKeys(chromedp.CSS("#code"), f.code(m)),
-		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS(".console-nav")),
-	)
+	f.browserSignIn(b, base, m)
 	b.Step("add a passkey",
 		chromedp.Navigate(base+"/console/account"),
 		chromedp.WaitVisible(chromedp.CSS("#passkey-register button[type=submit]")),

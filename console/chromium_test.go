@@ -30,6 +30,22 @@ func outputDir(t *testing.T) string {
 	return dir
 }
 
+// browserSignIn signs m in to the console at base in the browser, with
+// password and TOTP (in a fresh TOTP step), and waits for the console.
+func (f *fixture) browserSignIn(b *chromiumtest.Browser, base string, m member) {
+	f.t.Helper()
+	f.clock.Advance(30 * time.Second)
+	b.Step("sign in with password and TOTP",
+		chromedp.Navigate(base+"/console/login"),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), m.Username),
+		chromedp.SendKeys(chromedp.CSS("#password"), m.Password),
+		chromedp.SendKeys(chromedp.CSS("#code"), f.code(m)),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(".console-nav")),
+	)
+}
+
 // TestChromiumTeacherPrintsSheet: a teacher signs in with password and
 // TOTP in a real browser, starts enrolment for their class, and the print
 // view of the enrolment sheet is captured as a screenshot (print media).
@@ -45,16 +61,7 @@ func TestChromiumTeacherPrintsSheet(t *testing.T) {
 	base := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
 
 	b := chromiumtest.Start(t, chromedp.WindowSize(1024, 1400))
-	m := f.A.Teacher
-	f.clock.Advance(30 * time.Second)
-	b.Step("sign in",
-		chromedp.Navigate(base+"/console/login"),
-		chromedp.WaitVisible(chromedp.CSS("#username")),
-		chromedp.SendKeys(chromedp.CSS("#username"), m.Username),
-		chromedp.SendKeys(chromedp.CSS("#password"), m.Password),
-		chromedp.SendKeys(chromedp.CSS("#code"), f.code(m)),
-		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
-	)
+	f.browserSignIn(b, base, f.A.Teacher)
 	classLink := `a[href="/console/schools/` + f.A.School.ID + `/classes/` + f.A.Class.ID + `"]`
 	b.Step("open the class",
 		chromedp.WaitVisible(chromedp.CSS(classLink)),

@@ -39,12 +39,7 @@ func TestChromiumEnrolAndLogin(t *testing.T) {
 	b.Authenticator(true)
 
 	// Enrolment: the QR address, the code form, the confirmation, the passkey.
-	b.Step("open /enrol",
-		chromedp.Navigate(e.origin+"/enrol?code="+code),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-code-form button[type=submit]")),
-		chromedp.Click(chromedp.CSS("#enrol-code-form button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-create")),
-	)
+	b.OpenEnrolment(e.origin, code)
 	if who := chromiumtest.Eval[string](b, `document.getElementById("enrol-who").textContent`); !strings.Contains(who, "Ida") || !strings.Contains(who, "Demoskolen") {
 		t.Fatalf("confirmation shows %q", who)
 	}
@@ -102,11 +97,7 @@ func TestChromiumPasskeyWaitHintAndCancel(t *testing.T) {
 	// No automatic presence: the authenticator waits for a touch that
 	// never comes.
 	authenticator := b.Authenticator(false)
-	b.Step("open the confirmation",
-		chromedp.Navigate(e.origin+"/enrol?code="+code),
-		chromedp.Click(chromedp.CSS("#enrol-code-form button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-create")),
-	)
+	b.OpenEnrolment(e.origin, code)
 	b.Step("start and wait", chromedp.Click(chromedp.CSS("#enrol-create")), chromedp.WaitVisible(chromedp.CSS("#passkey-cancel")))
 	if chromiumtest.Eval[bool](b, `!document.getElementById("passkey-hint").hidden`) {
 		t.Fatal("the hint shows at once")

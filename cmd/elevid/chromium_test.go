@@ -47,12 +47,7 @@ func TestChromiumWithdrawalSignsOutDemoPlatform(t *testing.T) {
 	b := chromiumtest.Start(t)
 	b.Authenticator(true)
 	// Ida enrols her passkey in the browser.
-	b.Step("open /enrol",
-		chromedp.Navigate(e.base+"/enrol?code="+code),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-code-form button[type=submit]")),
-		chromedp.Click(chromedp.CSS("#enrol-code-form button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-create")),
-	)
+	b.OpenEnrolment(e.base, code)
 	// The page's script (deferred) must have attached its handler before
 	// the click, or the button would submit the form without a passkey.
 	for end := time.Now().Add(10 * time.Second); !chromiumtest.Eval[bool](b, `document.readyState === "complete"`); {

@@ -145,6 +145,19 @@ func (b *Browser) Authenticator(presence bool) cdpwebauthn.AuthenticatorID {
 	return added.AuthenticatorID
 }
 
+// OpenEnrolment opens ElevID's /enrol page at origin with code (as the
+// QR code's address does), submits the code and waits for the button that
+// creates the passkey.
+func (b *Browser) OpenEnrolment(origin, code string) {
+	b.t.Helper()
+	b.Step("open /enrol with the code",
+		chromedp.Navigate(origin+"/enrol?code="+code),
+		chromedp.WaitVisible(chromedp.CSS("#enrol-code-form button[type=submit]")),
+		chromedp.Click(chromedp.CSS("#enrol-code-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#enrol-create")),
+	)
+}
+
 // SetPresence turns the automatic user presence of authenticator id on
 // or off.
 func (b *Browser) SetPresence(id cdpwebauthn.AuthenticatorID, on bool) {
