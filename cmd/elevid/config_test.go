@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +115,40 @@ func TestEnvOverridesFile(t *testing.T) {
 	}
 	if cfg.Enrolment.CodeTTL.D() != 7*24*time.Hour {
 		t.Fatalf("default code TTL lost: %v", cfg.Enrolment.CodeTTL.D())
+	}
+}
+
+// Validate reports the problems of every part of the file at once, in the
+// order of the file's parts (listen, issuer, WebAuthn, storage, secrets,
+// sessions, enrolment, SMTP, retention, server, guardian verification).
+func TestConfigValidateReportsAllAtOnce(t *testing.T) {
+	cfg, err := LoadConfig("", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = "nohostport"
+	cfg.WebAuthn.Timeout = Duration(time.Second)
+	cfg.Log.Level = "loud"
+	cfg.Secrets.SessionKeys = []string{"short"}
+	cfg.Sessions.PupilIdle = -1
+	cfg.Policy.Guardians = "some"
+	cfg.SMTP.Host, cfg.SMTP.Port = "mail.example.dk", 0
+	cfg.Retention.AccessLog = Duration(time.Hour)
+	cfg.Retention.ExpiredFlows = Duration(time.Hour)
+	cfg.Server.TrustedProxies = []string{"not-a-cidr"}
+	cfg.GuardianVerification.Required = true
+	var ce *ConfigError
+	if !errors.As(cfg.Validate(), &ce) {
+		t.Fatal("no ConfigError")
+	}
+	var keys []string
+	for _, p := range ce.Problems {
+		keys = append(keys, p[:strings.Index(p, ":")])
+	}
+	want := []string{"listen", "webauthn.timeout", "log.level", "secrets.session_keys[0]", "sessions.pupil_idle",
+		"policy.guardians", "smtp.port", "smtp.from", "retention.access_log", "retention.expired_flows",
+		"server.trusted_proxies", "guardian_verification.required"}
+	if strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Fatalf("problems:\n  %s\nwant keys %v", strings.Join(ce.Problems, "\n  "), want)
 	}
 }
