@@ -161,10 +161,11 @@ func LoginURL(returnTo string) string {
 func ReauthURL(returnTo string) string { return LoginURL(returnTo) + "&force=1" }
 
 // SafeReturnTo returns s when it is a same-origin path ("/…", not "//…"
-// or "/\…", no scheme or host), and "/me" otherwise.
+// or "/\…", no scheme or host, at most 16 KiB: an OIDC hand-off carries
+// the sealed request), and "/me" otherwise.
 func SafeReturnTo(s string) string {
 	const def = "/me"
-	if s == "" || len(s) > 2048 || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
+	if s == "" || len(s) > 16<<10 || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
 		return def
 	}
 	for _, r := range s {
