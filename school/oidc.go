@@ -38,17 +38,17 @@ type OIDCToken struct {
 	AuthRequestID string // the authorization request whose code produced it
 	// CodeID is set on the access token issued from an authorization code
 	// (the request's id): a code yields one such token (CreateOIDCToken).
-	CodeID string
-	FamilyID      string // refresh rotation family (the first token's id)
-	Subject       string // the sub the platform knows the pupil by
-	Scopes        []string
-	AuthTime      time.Time
-	AMR           []string
-	ACR           string
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
-	UsedAt        time.Time // refresh tokens: when rotated
-	RevokedAt     time.Time
+	CodeID    string
+	FamilyID  string // refresh rotation family (the first token's id)
+	Subject   string // the sub the platform knows the pupil by
+	Scopes    []string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // refresh tokens: when rotated
+	RevokedAt time.Time
 }
 
 // ActiveAt reports whether the token may be used at now.
