@@ -433,17 +433,6 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		refreshTok.Kind, refreshTok.Hash = school.TokenRefresh, hashSecret(refresh)
 		refreshTok.ExpiresAt = now.Add(c.refreshTokenLifetime())
 	}
-	// The pupil's facts are read before the transaction so that the write
-	// transaction (SQLite has one writer) holds only the redemption, the
-	// consent check and the inserts.
-	profile, err := LoadPupilProfile(ctx, s.p.opt.Store, base.PupilID)
-	if errors.Is(err, school.ErrNotFound) {
-		s.p.log.Info("pupil gone: tokens refused", "pupil", base.PupilID, "platform", c.pf.ID)
-		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the pupil's consent does not cover this platform")
-	}
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
 	var denied, reused bool
 	err = s.p.opt.Store.InTx(ctx, func(q school.Queries) error {
 		denied, reused = false, false
@@ -453,9 +442,9 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 				return err
 			}
 		}
-		rel, err := s.releaseFor(ctx, q, c, profile)
-		if release.Refused(err) {
-			denied = true
+		rel, err := s.releaseFor(ctx, q, c, base.PupilID)
+		if release.Refused(err) || errors.Is(err, school.ErrNotFound) {
+			denied = true // consent does not cover the platform, or the pupil is gone
 			return errConsent
 		}
 		if err != nil {
@@ -735,15 +724,8 @@ func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject strin
 	if err != nil {
 		return nil, err
 	}
-	profile, err := LoadPupilProfile(ctx, st, tok.PupilID)
-	if errors.Is(err, school.ErrNotFound) {
-		return nil, errConsent
-	}
-	if err != nil {
-		return nil, err
-	}
-	rel, err := s.releaseFor(ctx, st, c, profile)
-	if release.Refused(err) {
+	rel, err := s.releaseFor(ctx, st, c, tok.PupilID)
+	if release.Refused(err) || errors.Is(err, school.ErrNotFound) {
 		return nil, errConsent
 	}
 	if err != nil {
@@ -755,10 +737,11 @@ func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject strin
 	return oidcClaims(rel, tok.Scopes), nil
 }
 
-// releaseFor reads the pupil's consent state through q (one query) and
-// computes what the client's platform may receive (release.Compute).
-func (s *oidcStorage) releaseFor(ctx context.Context, q school.Queries, c *oidcClient, profile school.PupilProfile) (release.Release, error) {
-	st, err := q.ConsentState(ctx, profile.Pupil.ID, c.pf.ID)
+// releaseFor reads the pupil's profile and consent state through q (one
+// query) and computes what the client's platform may receive
+// (release.Compute). ErrNotFound when the pupil is gone.
+func (s *oidcStorage) releaseFor(ctx context.Context, q school.Queries, c *oidcClient, pupilID string) (release.Release, error) {
+	profile, st, err := q.ReleaseInputs(ctx, pupilID, c.pf.ID)
 	if err != nil {
 		return release.Release{}, err
 	}
