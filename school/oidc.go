@@ -59,13 +59,12 @@ func (t OIDCToken) ActiveAt(now time.Time) bool {
 // OIDCTokenFilter selects tokens; the set fields are ANDed and at least
 // one must be set.
 type OIDCTokenFilter struct {
-	ID            string
-	PupilID       string
-	PlatformID    string
-	SessionRef    string
-	AuthRequestID string
-	FamilyID      string
-	Subject       string
+	ID         string
+	PupilID    string
+	PlatformID string
+	SessionRef string
+	FamilyID   string
+	Subject    string
 	// SchoolID selects the tokens of every pupil of one school.
 	SchoolID string
 	// Inactive includes revoked, rotated and expired tokens in

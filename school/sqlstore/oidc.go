@@ -171,7 +171,6 @@ func tokenWhere(f school.OIDCTokenFilter, first int) (string, []any, error) {
 	add("pupil_id", f.PupilID)
 	add("platform_id", f.PlatformID)
 	add("session_ref", f.SessionRef)
-	add("auth_request_id", f.AuthRequestID)
 	add("family_id", f.FamilyID)
 	add("subject", f.Subject)
 	if f.SchoolID != "" {

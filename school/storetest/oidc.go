@@ -170,7 +170,7 @@ func testOIDCTokens(t *testing.T, h Harness, s Seed) {
 	wantErr(t, st.UseOIDCRefreshToken(ctx, refresh.ID), school.ErrUsed)
 
 	o := base
-	o.PlatformID, o.SessionRef, o.AuthRequestID = other.ID, "s2", "ar2"
+	o.PlatformID, o.SessionRef, o.AuthRequestID, o.FamilyID = other.ID, "s2", "ar2", "fam2"
 	onOther := must(st.CreateOIDCToken(ctx, o))
 	list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID}))
 	if len(list) != 2 { // the rotated refresh token is not active
@@ -189,8 +189,8 @@ func testOIDCTokens(t *testing.T, h Harness, s Seed) {
 	if got := must(st.GetOIDCToken(ctx, onOther.ID)); !got.ActiveAt(now) {
 		t.Fatal("a token of another platform was revoked")
 	}
-	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{AuthRequestID: "ar2"})); n != 1 {
-		t.Fatalf("revoke by auth request = %d", n)
+	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{FamilyID: "fam2"})); n != 1 {
+		t.Fatalf("revoke by family = %d", n)
 	}
 	// Expired tokens are not listed and are pruned.
 	must(st.CreateOIDCToken(ctx, base))
