@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	if err != nil {
 		return err
 	}
+	// Start-up leaves garbage the size of one Argon2 hash (the console's
+	// timing-equaliser, 19 MiB) that Go would return to the system only
+	// slowly: return it now, so an idle server's memory is what it needs.
+	debug.FreeOSMemory()
 	// Every listener is bound before any background job starts, and the
 	// jobs have ended before the store closes (defers run in reverse), so
 	// a failed start never leaves a job using a closed store.
