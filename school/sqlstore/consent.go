@@ -315,7 +315,7 @@ func (s *Store) releaseInputs(ctx context.Context, pupilID, platformID string) (
 		FROM pupils p JOIN schools s ON s.id = p.school_id
 		LEFT JOIN pupil_classes l ON l.pupil_id = p.id LEFT JOIN classes cl ON cl.id = l.class_id
 		`+consentStateJoins+`
-		WHERE p.id = $1 ORDER BY cl.id`, pupilID, platformID)
+		WHERE p.id = $1`, pupilID, platformID)
 	if err != nil {
 		return prof, acc.st, err
 	}
@@ -347,6 +347,10 @@ func (s *Store) releaseInputs(ctx context.Context, pupilID, platformID string) (
 		}
 	}
 	st, err := acc.done(rows.Err())
+	// Classes in id order, as GetPupilProfile gives them (sorted here, not
+	// by the query: a sort there costs a temporary B-tree per release).
+	slices.SortFunc(prof.Classes, func(a, b school.Class) int { return strings.Compare(a.ID, b.ID) })
+	slices.Sort(prof.Pupil.ClassIDs)
 	return prof, st, err
 }
 
