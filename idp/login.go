@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/elevid/elevid/idp/passkey"
@@ -40,10 +41,11 @@ type LoginOptions struct {
 	// ClientIP names the client in audit entries and rate limits;
 	// web.ClientIP when nil.
 	ClientIP func(*http.Request) string
-	// MaxBegins login ceremonies (each a row in the store until it
-	// expires) may one client address start within BeginWindow: 3000 per
-	// 15 minutes when zero, so that a whole school behind one address
-	// signing in at the start of the day stays under it.
+	// MaxBegins login ceremonies may one client address start within
+	// BeginWindow on one node: 3000 per 15 minutes when zero, so that a
+	// whole school behind one address signing in at the start of the day
+	// stays under it. A ceremony is a sealed value the browser holds (no
+	// row), so the limit is counted in memory.
 	MaxBegins   int
 	BeginWindow time.Duration
 	Now         func() time.Time
@@ -61,10 +63,12 @@ type LoginOptions struct {
 type Login struct {
 	opt     LoginOptions
 	wa      *webauthn.WebAuthn
-	cer     passkey.Ceremonies
 	cookies *sessions.CookieStore
 	cookie  string
-	log     *slog.Logger
+	// ceremonies seal login ceremonies with the session keys.
+	ceremonies []securecookie.Codec
+	begins     *windowCounter
+	log        *slog.Logger
 }
 
 // NewLogin returns a Login for opt.
@@ -107,6 +111,9 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 	if opt.Passkey.LoginTimeout <= 0 {
 		opt.Passkey.LoginTimeout = 5 * time.Minute
 	}
+	if opt.Passkey.LoginTimeout > school.CeremonyMaxAge {
+		return nil, fmt.Errorf("idp: the login timeout may be at most %v", school.CeremonyMaxAge)
+	}
 	wa, err := passkey.New(opt.Passkey)
 	if err != nil {
 		return nil, err
@@ -122,9 +129,13 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 	if secure {
 		name = "__Host-elevid_session"
 	}
+	cer := securecookie.CodecsFromPairs(opt.SessionKeys...)
+	for _, c := range cer {
+		c.(*securecookie.SecureCookie).MaxAge(int(school.CeremonyMaxAge.Seconds()))
+	}
 	return &Login{
-		opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now},
-		cookies: cs, cookie: name, log: opt.Logger,
+		opt: opt, wa: wa, cookies: cs, cookie: name, ceremonies: cer,
+		begins: newWindowCounter(opt.BeginWindow, 1<<16), log: opt.Logger,
 	}, nil
 }
 
@@ -161,10 +172,11 @@ func LoginURL(returnTo string) string {
 func ReauthURL(returnTo string) string { return LoginURL(returnTo) + "&force=1" }
 
 // SafeReturnTo returns s when it is a same-origin path ("/…", not "//…"
-// or "/\…", no scheme or host), and "/me" otherwise.
+// or "/\…", no scheme or host, at most 16 KiB: an OIDC hand-off carries
+// the sealed request), and "/me" otherwise.
 func SafeReturnTo(s string) string {
 	const def = "/me"
-	if s == "" || len(s) > 2048 || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
+	if s == "" || len(s) > 16<<10 || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
 		return def
 	}
 	for _, r := range s {
@@ -262,10 +274,7 @@ func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
 		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
 		return
 	}
-	if n, err := l.opt.Store.HitRate(r.Context(), "login-begin:"+l.opt.ClientIP(r), l.opt.BeginWindow); err != nil {
-		l.serverError(w, r, err)
-		return
-	} else if n > l.opt.MaxBegins {
+	if n := l.begins.hit(l.opt.ClientIP(r), l.opt.Now()); n > l.opt.MaxBegins {
 		l.log.Warn("login: begin refused by rate limit", "count", n)
 		w.Header().Set("Retry-After", fmt.Sprint(int(l.opt.BeginWindow.Seconds())))
 		l.jsonError(w, r, http.StatusTooManyRequests, "error.rate_limited")
@@ -280,7 +289,7 @@ func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
 		l.serverError(w, r, err)
 		return
 	}
-	id, err := l.cer.Save(r.Context(), school.CeremonyLogin, "", nil, sd, l.opt.Passkey.LoginTimeout)
+	id, err := l.sealCeremony(sd)
 	if err != nil {
 		l.serverError(w, r, err)
 		return
@@ -332,14 +341,10 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
 		return
 	}
-	_, sd, err := l.cer.Consume(ctx, f.Ceremony, school.CeremonyLogin)
-	if errors.Is(err, passkey.ErrCeremony) {
-		l.log.Warn("login: unknown, used or expired ceremony", "err", err)
-		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
-		return
-	}
+	sd, err := l.openCeremony(f.Ceremony)
 	if err != nil {
-		l.serverError(w, r, err)
+		l.log.Warn("login: unknown or expired ceremony", "err", err)
+		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
 		return
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(f.Credential)
@@ -388,7 +393,13 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		l.jsonError(w, r, http.StatusUnauthorized, refusalKey(refused))
 		return
 	}
-	s, err := l.complete(ctx, r, pupil, stored, wc)
+	s, err := l.complete(ctx, r, pupil, stored, wc, ceremonyRef(sd))
+	if errors.Is(err, school.ErrConflict) {
+		// The ceremony made a session before: a replayed assertion.
+		l.log.Warn("login: ceremony used before", "pupil", pupil.ID)
+		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
+		return
+	}
 	if err != nil {
 		l.serverError(w, r, err)
 		return
@@ -419,8 +430,9 @@ func (l *Login) refusalReason(ctx context.Context, userHandle, rawID []byte) err
 }
 
 // complete records the credential's use (counter, clone warning, backup
-// state) and creates the session, in one transaction.
-func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, stored school.Credential, wc *webauthn.Credential) (school.Session, error) {
+// state) and creates the session named by the ceremony, in one
+// transaction: ErrConflict when the ceremony made a session before.
+func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, stored school.Credential, wc *webauthn.Credential, ceremony string) (school.Session, error) {
 	now := l.opt.Now()
 	cloned := wc.Authenticator.CloneWarning && !stored.CloneWarning
 	if cloned {
@@ -450,7 +462,7 @@ func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupi
 			Kind: school.SessionPupil, SubjectID: pupil.ID, SchoolID: pupil.SchoolID,
 			ExpiresAt: now.Add(l.opt.SessionLifetime), IdleTimeout: l.opt.IdleTimeout, AuthTime: now,
 			AMR: amr, ACR: "passkey", UserVerified: wc.Flags.UserVerified, CredentialID: stored.ID,
-			UserAgent: r.UserAgent(),
+			UserAgent: r.UserAgent(), Ceremony: ceremony,
 		})
 		return err
 	})

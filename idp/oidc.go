@@ -208,13 +208,11 @@ func (p *OIDC) Mount(mux *http.ServeMux) {
 }
 
 // reqState is per-request state shared between the handlers and the
-// storage: the platform loaded for the request (so it is read once), and
-// what the login hand-off completes.
+// storage: the platform loaded for the request (so it is read once).
 type reqState struct {
-	w          http.ResponseWriter
-	r          *http.Request
-	client     *oidcClient
-	completion *school.OIDCAuthCompletion
+	w      http.ResponseWriter
+	r      *http.Request
+	client *oidcClient
 }
 
 type reqStateKey struct{}

@@ -17,7 +17,8 @@ import (
 // loginHandoff is where zitadel sends the browser after storing an
 // authorization request (Client.LoginURL). It sends the pupil to the
 // passkey login when needed, checks consent, and answers the platform
-// with a code (or an OAuth error) itself, so that a login costs one write.
+// with a code (or an OAuth error) itself. The request and the code are
+// sealed values: the hand-off writes nothing.
 func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.URL.Query().Get("id")
@@ -31,16 +32,13 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar := got.(*authRequest)
-	if ar.Done() {
-		p.opt.Site.Error(w, r, http.StatusBadRequest, "oidc.err.expired")
-		return
-	}
 	stateFrom(ctx).client = ar.client
 	fail := func(e *oidc.Error) { op.AuthRequestError(w, r, ar, e, p.provider) }
+	params := ar.st.Params
 
 	returnTo := oidcLoginPath + "?id=" + url.QueryEscape(id)
 	sess, ok := p.opt.Sessions.Current(r)
-	promptNone := slices.Contains(ar.params.Prompt, oidc.PromptNone)
+	promptNone := slices.Contains(params.Prompt, oidc.PromptNone)
 	if !ok {
 		if promptNone {
 			fail(oidc.ErrLoginRequired())
@@ -51,7 +49,7 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	}
 	// prompt=login (max_age 0) and max_age ask for a login no older than
 	// max_age; a login made after this request began always counts.
-	if ma := ar.params.MaxAge; ma != nil && sess.AuthTime.Before(ar.rec.CreatedAt) &&
+	if ma := params.MaxAge; ma != nil && sess.AuthTime.Before(ar.st.CreatedAt) &&
 		p.opt.Now().Sub(sess.AuthTime) > time.Duration(*ma)*time.Second {
 		if promptNone || r.URL.Query().Get("reauth") != "" {
 			fail(oidc.ErrLoginRequired())
@@ -60,7 +58,7 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p.opt.ReauthURL(returnTo+"&reauth=1"), http.StatusSeeOther)
 		return
 	}
-	if ar.params.Hint != "" && ar.client.subject(p.opt.PairwiseSecret, sess.SubjectID) != ar.params.Hint {
+	if params.Hint != "" && ar.client.subject(p.opt.PairwiseSecret, sess.SubjectID) != params.Hint {
 		// The platform asked for another pupil (id_token_hint).
 		fail(oidc.ErrLoginRequired().WithDescription("another pupil is logged in"))
 		return
@@ -81,20 +79,21 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	// acr_values (voluntary in OIDC) are honoured like SAML's minimum
 	// comparison: a login that meets none of them is refused rather
 	// than reported weaker than asked.
-	acr, ok := MeetAuthnContext(ar.params.ACRValues, "minimum", ACRFor(sess.UserVerified))
+	acr, ok := MeetAuthnContext(params.ACRValues, "minimum", ACRFor(sess.UserVerified))
 	if !ok {
-		p.log.Info("login refused: acr_values not met", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "acr_values", ar.params.ACRValues)
+		p.log.Info("login refused: acr_values not met", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "acr_values", params.ACRValues)
 		fail(oidc.ErrAccessDenied().WithDescription("unmet_authentication_requirements: the requested acr_values cannot be met"))
 		return
 	}
-	c := &school.OIDCAuthCompletion{PupilID: sess.SubjectID, SessionRef: sess.Ref, AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr}
-	stateFrom(ctx).completion = c
-	ar.rec.PupilID, ar.rec.SessionRef, ar.rec.AuthTime, ar.rec.AMR, ar.rec.ACR = c.PupilID, c.SessionRef, c.AuthTime, c.AMR, c.ACR
+	if err := p.storage.complete(ar, sess.SubjectID, sess.Ref, sess.AuthTime, sess.AMR, acr); err != nil {
+		p.opt.Site.ServerError(w, r, err)
+		return
+	}
 	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
 		p.formPost(w, r, ar)
 		return
 	}
-	op.AuthResponseCode(w, r, ar, p.provider)
+	op.AuthResponseCode(w, r, ar, codeAuthorizer{p.provider, ar.code})
 }
 
 // oidcPostData is the data of the oidc-post page.
@@ -110,7 +109,7 @@ type oidcPostField struct{ Name, Value string }
 // (/static/auto-post.js) that ElevID's CSP allows. zitadel's own page
 // submits from an inline onload handler, which the CSP blocks.
 func (p *OIDC) formPost(w http.ResponseWriter, r *http.Request, ar *authRequest) {
-	resp, err := op.BuildAuthResponseCodeResponsePayload(r.Context(), ar, p.provider)
+	resp, err := op.BuildAuthResponseCodeResponsePayload(r.Context(), ar, codeAuthorizer{p.provider, ar.code})
 	if err != nil {
 		op.AuthRequestError(w, r, ar, err, p.provider)
 		return

@@ -2,6 +2,7 @@ package idp
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,36 +52,140 @@ type authParams struct {
 	ACRValues    []string          `json:"acr_values,omitempty"`
 }
 
-// authRequest implements op.AuthRequest over a stored request.
+// authState is an authorization request as ElevID seals it (AES-GCM
+// under the encryption keys, school.Sealer): sealed for the request it is
+// the request's id in the login URLs; with the login's result added and a
+// short expiry it is the authorization code. Nothing is stored for either:
+// a code's single use is the unique CodeID of the one access token issued
+// from it (school.OIDCStore.CreateOIDCToken).
+type authState struct {
+	ID         string     `json:"i"` // the grant's id: tokens' AuthRequestID, FamilyID and CodeID
+	PlatformID string     `json:"p"`
+	Params     authParams `json:"a"`
+	CreatedAt  time.Time  `json:"c"`
+	ExpiresAt  time.Time  `json:"e"` // of the request, or of the code
+	// Set when the login hand-off completes the request (codes only).
+	PupilID    string    `json:"u,omitempty"`
+	SessionRef string    `json:"s,omitempty"`
+	AuthTime   time.Time `json:"t,omitzero"`
+	AMR        []string  `json:"m,omitempty"`
+	ACR        string    `json:"r,omitempty"`
+}
+
+// Sealing contexts: a request id cannot be presented as a code.
+const (
+	sealAuthRequest = "oidc-auth-request"
+	sealAuthCode    = "oidc-auth-code"
+)
+
+// seal returns st sealed for purpose, URL-safe.
+func (s *oidcStorage) seal(st authState, purpose string) (string, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(s.p.opt.Sealer.Seal(b, purpose)), nil
+}
+
+// open returns the state sealed in v for purpose: ErrNotFound when v is
+// not one (forged, altered, or sealed under a key no longer configured),
+// ErrExpired when past its expiry.
+func (s *oidcStorage) open(v, purpose string) (authState, error) {
+	var st authState
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || len(v) > maxSealedLen {
+		return st, fmt.Errorf("%s: %w", purpose, school.ErrNotFound)
+	}
+	b, err := s.p.opt.Sealer.Open(raw, purpose)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", purpose, school.ErrNotFound)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", purpose, err)
+	}
+	if !s.now().Before(st.ExpiresAt) {
+		return st, fmt.Errorf("%s: %w", purpose, school.ErrExpired)
+	}
+	return st, nil
+}
+
+// maxSealedLen bounds what open decrypts (a request with the longest
+// parameters ElevID accepts is far shorter).
+const maxSealedLen = 16 << 10
+
+// authRequest implements op.AuthRequest over a sealed request or code.
 type authRequest struct {
-	rec     school.OIDCAuthRequest
-	params  authParams
+	// handle is the sealed request, its id in URLs (GetID); empty for a
+	// request read from a code.
+	handle  string
+	st      authState
 	client  *oidcClient
 	subject string
+	// code is the sealed code, once the login hand-off completed the
+	// request (codeAuthorizer hands it to zitadel).
+	code string
 	// claims are the released claims, worked out when tokens are issued.
 	claims map[string]any
 }
 
-func (a *authRequest) GetID() string                      { return a.rec.ID }
-func (a *authRequest) GetACR() string                     { return a.rec.ACR }
-func (a *authRequest) GetAMR() []string                   { return a.rec.AMR }
-func (a *authRequest) GetAudience() []string              { return []string{a.params.ClientID} }
-func (a *authRequest) GetAuthTime() time.Time             { return a.rec.AuthTime }
-func (a *authRequest) GetClientID() string                { return a.params.ClientID }
-func (a *authRequest) GetNonce() string                   { return a.params.Nonce }
-func (a *authRequest) GetRedirectURI() string             { return a.params.RedirectURI }
-func (a *authRequest) GetResponseType() oidc.ResponseType { return a.params.ResponseType }
-func (a *authRequest) GetResponseMode() oidc.ResponseMode { return a.params.ResponseMode }
-func (a *authRequest) GetScopes() []string                { return a.params.Scopes }
-func (a *authRequest) GetState() string                   { return a.params.State }
+func (a *authRequest) GetID() string {
+	if a.handle != "" {
+		return a.handle
+	}
+	return a.st.ID
+}
+func (a *authRequest) GetACR() string                     { return a.st.ACR }
+func (a *authRequest) GetAMR() []string                   { return a.st.AMR }
+func (a *authRequest) GetAudience() []string              { return []string{a.st.Params.ClientID} }
+func (a *authRequest) GetAuthTime() time.Time             { return a.st.AuthTime }
+func (a *authRequest) GetClientID() string                { return a.st.Params.ClientID }
+func (a *authRequest) GetNonce() string                   { return a.st.Params.Nonce }
+func (a *authRequest) GetRedirectURI() string             { return a.st.Params.RedirectURI }
+func (a *authRequest) GetResponseType() oidc.ResponseType { return a.st.Params.ResponseType }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode { return a.st.Params.ResponseMode }
+func (a *authRequest) GetScopes() []string                { return a.st.Params.Scopes }
+func (a *authRequest) GetState() string                   { return a.st.Params.State }
 func (a *authRequest) GetSubject() string                 { return a.subject }
-func (a *authRequest) Done() bool                         { return a.rec.Completed() }
+func (a *authRequest) Done() bool                         { return a.st.PupilID != "" }
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge {
-	if a.params.Challenge == "" {
+	if a.st.Params.Challenge == "" {
 		return nil
 	}
-	return &oidc.CodeChallenge{Challenge: a.params.Challenge, Method: oidc.CodeChallengeMethod(a.params.Method)}
+	return &oidc.CodeChallenge{Challenge: a.st.Params.Challenge, Method: oidc.CodeChallengeMethod(a.st.Params.Method)}
 }
+
+// complete records the login in the request and seals its code: what the
+// token endpoint needs, valid for authCodeLifetime. The parameters only
+// the authorization step reads (state, prompt, max_age, hints, response
+// mode) are left out.
+func (s *oidcStorage) complete(a *authRequest, pupilID, sessionRef string, authTime time.Time, amr []string, acr string) error {
+	a.st.PupilID, a.st.SessionRef, a.st.AuthTime, a.st.AMR, a.st.ACR = pupilID, sessionRef, authTime, amr, acr
+	a.subject = a.client.subject(s.p.opt.PairwiseSecret, pupilID)
+	code := a.st
+	code.ExpiresAt = s.now().Add(authCodeLifetime)
+	p := &code.Params
+	p.State, p.Prompt, p.MaxAge, p.Hint, p.ACRValues, p.ResponseMode = "", nil, nil, "", nil, ""
+	var err error
+	a.code, err = s.seal(code, sealAuthCode)
+	return err
+}
+
+// codeAuthorizer is the provider with one change for the authorization
+// response: the code zitadel puts there (Crypto().Encrypt of the request
+// id) is the request's sealed code.
+type codeAuthorizer struct {
+	op.Authorizer
+	code string
+}
+
+func (c codeAuthorizer) Crypto() op.Crypto { return fixedCode{c.Authorizer.Crypto(), c.code} }
+
+type fixedCode struct {
+	op.Crypto
+	code string
+}
+
+func (f fixedCode) Encrypt(string) (string, error) { return f.code, nil }
 
 // refreshRequest implements op.RefreshTokenRequest over a stored refresh
 // token.
@@ -198,13 +303,9 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 		Method: string(req.CodeChallengeMethod), Prompt: req.Prompt, MaxAge: req.MaxAge, Hint: hintSub,
 		ACRValues: req.ACRValues,
 	}
-	b, err := json.Marshal(params)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := s.p.opt.Store.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{
-		PlatformID: c.pf.ID, Params: b, ExpiresAt: s.now().Add(authRequestLifetime),
-	})
+	now := s.now()
+	st := authState{ID: school.NewID(), PlatformID: c.pf.ID, Params: params, CreatedAt: now, ExpiresAt: now.Add(authRequestLifetime)}
+	handle, err := s.seal(st, sealAuthRequest)
 	if err != nil {
 		return nil, err
 	}
@@ -216,56 +317,57 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 	if st := stateFrom(ctx); st.r != nil && !s.p.opt.Sessions.HasCookie(st.r) && !slices.Contains(req.Prompt, oidc.PromptNone) {
 		c.direct = func(id string) string { return s.p.opt.LoginURL(oidcLoginPath + "?id=" + url.QueryEscape(id)) }
 	}
-	return &authRequest{rec: rec, params: params, client: c}, nil
+	return &authRequest{handle: handle, st: st, client: c}, nil
 }
 
-// wrapAuthRequest loads a stored request's platform and parameters.
-func (s *oidcStorage) wrapAuthRequest(ctx context.Context, rec school.OIDCAuthRequest) (*authRequest, error) {
-	a := &authRequest{rec: rec}
-	if err := json.Unmarshal(rec.Params, &a.params); err != nil {
-		return nil, fmt.Errorf("auth request %s: %w", rec.ID, err)
-	}
-	c, err := s.clientByPlatform(ctx, rec.PlatformID)
+// wrapAuthRequest loads a sealed request's platform.
+func (s *oidcStorage) wrapAuthRequest(ctx context.Context, st authState) (*authRequest, error) {
+	c, err := s.clientByPlatform(ctx, st.PlatformID)
 	if err != nil {
 		return nil, err
 	}
-	a.client = c
-	if rec.PupilID != "" {
-		a.subject = c.subject(s.p.opt.PairwiseSecret, rec.PupilID)
+	a := &authRequest{st: st, client: c}
+	if st.PupilID != "" {
+		a.subject = c.subject(s.p.opt.PairwiseSecret, st.PupilID)
 	}
 	return a, nil
 }
 
-// AuthRequestByID implements op.Storage.
+// AuthRequestByID implements op.Storage: id is the sealed request
+// (ErrNotFound when it is not one, ErrExpired).
 func (s *oidcStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	rec, err := s.p.opt.Store.GetOIDCAuthRequest(ctx, id)
+	st, err := s.open(id, sealAuthRequest)
 	if err != nil {
 		return nil, err
 	}
-	return s.wrapAuthRequest(ctx, rec)
+	a, err := s.wrapAuthRequest(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	a.handle = id
+	return a, nil
 }
 
-// AuthRequestByCode implements op.Storage. A code presented a second time
-// is refused, and every token issued from it is revoked (RFC 6749 §4.1.2).
+// AuthRequestByCode implements op.Storage: the code is the sealed,
+// completed request. Its single use is checked when its token is stored
+// (issue): a code presented a second time is refused there, and every
+// token issued from it is revoked (RFC 6749 §4.1.2).
 func (s *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	rec, err := s.p.opt.Store.OIDCAuthRequestByCode(ctx, hashSecret(code))
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
+	st, err := s.open(code, sealAuthCode)
 	switch {
-	case !rec.ConsumedAt.IsZero():
-		s.codeReused(ctx, rec.ID)
-		return nil, errors.New("authorization code used before")
-	case !now.Before(rec.CodeExpiresAt):
+	case errors.Is(err, school.ErrExpired):
 		return nil, errors.New("authorization code expired")
+	case err != nil:
+		return nil, err
+	case st.PupilID == "":
+		return nil, errors.New("authorization code without a login")
 	}
-	return s.wrapAuthRequest(ctx, rec)
+	return s.wrapAuthRequest(ctx, st)
 }
 
 // codeReused revokes the tokens issued from a reused code.
 func (s *oidcStorage) codeReused(ctx context.Context, authRequestID string) {
-	n, err := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{AuthRequestID: authRequestID})
+	n, err := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{FamilyID: authRequestID})
 	if err != nil {
 		s.p.log.Error("revoking tokens of a reused code failed", "auth_request", authRequestID, "err", err)
 		return
@@ -273,24 +375,11 @@ func (s *oidcStorage) codeReused(ctx context.Context, authRequestID string) {
 	s.p.log.Warn("authorization code reused: tokens revoked", "auth_request", authRequestID, "revoked", n)
 }
 
-// SaveAuthCode implements op.Storage: it records the login the hand-off
-// put in the request state together with the code's hash, in one write.
-func (s *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
-	c := stateFrom(ctx).completion
-	if c == nil {
-		return oidc.ErrServerError().WithDescription("no login to complete")
-	}
-	c.CodeHash = hashSecret(code)
-	c.CodeExpiresAt = s.now().Add(authCodeLifetime)
-	_, err := s.p.opt.Store.CompleteOIDCAuthRequest(ctx, id, *c)
-	if errors.Is(err, school.ErrUsed) || errors.Is(err, school.ErrExpired) {
-		return oidc.ErrInvalidRequest().WithDescription("the authorization request was used or has expired")
-	}
-	return err
-}
+// SaveAuthCode implements op.Storage. The code is the sealed request
+// (codeAuthorizer): there is nothing to save.
+func (s *oidcStorage) SaveAuthCode(context.Context, string, string) error { return nil }
 
-// DeleteAuthRequest implements op.Storage. The request stays (its code is
-// marked redeemed) until PruneOIDC, so that a reused code is recognised.
+// DeleteAuthRequest implements op.Storage: a sealed request has no row.
 func (s *oidcStorage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 // CreateAccessToken implements op.Storage.
@@ -313,15 +402,16 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		c      *oidcClient
 		base   school.OIDCToken
 		scopes []string
-		redeem func(q school.Queries) error
+		redeem func(q school.Queries) error // rotates a refresh token
+		codeID string                       // the code the access token redeems
 		stash  func(map[string]any)
 	)
 	switch r := req.(type) {
 	case *authRequest:
-		c, scopes = r.client, r.params.Scopes
-		base = school.OIDCToken{PupilID: r.rec.PupilID, SessionRef: r.rec.SessionRef, AuthRequestID: r.rec.ID, FamilyID: r.rec.ID,
-			AuthTime: r.rec.AuthTime, AMR: r.rec.AMR, ACR: r.rec.ACR, Subject: r.subject}
-		redeem = func(q school.Queries) error { return q.ConsumeOIDCAuthCode(ctx, r.rec.ID) }
+		c, scopes = r.client, r.st.Params.Scopes
+		base = school.OIDCToken{PupilID: r.st.PupilID, SessionRef: r.st.SessionRef, AuthRequestID: r.st.ID, FamilyID: r.st.ID,
+			AuthTime: r.st.AuthTime, AMR: r.st.AMR, ACR: r.st.ACR, Subject: r.subject}
+		codeID = r.st.ID // the access token redeems the code
 		stash = func(m map[string]any) { r.claims = m }
 	case *refreshRequest:
 		c, scopes = r.client, r.scopes
@@ -334,7 +424,7 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 	}
 	base.PlatformID, base.Scopes = c.pf.ID, scopes
 	access := base
-	access.Kind = school.TokenAccess
+	access.Kind, access.CodeID = school.TokenAccess, codeID
 	access.ExpiresAt = now.Add(c.accessTokenLifetime() + oidcClockSkew)
 	var refreshTok school.OIDCToken
 	if withRefresh {
@@ -343,29 +433,18 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		refreshTok.Kind, refreshTok.Hash = school.TokenRefresh, hashSecret(refresh)
 		refreshTok.ExpiresAt = now.Add(c.refreshTokenLifetime())
 	}
-	// The pupil's facts are read before the transaction so that the write
-	// transaction (SQLite has one writer) holds only the redemption, the
-	// consent check and the inserts.
-	profile, err := LoadPupilProfile(ctx, s.p.opt.Store, base.PupilID)
-	if errors.Is(err, school.ErrNotFound) {
-		s.p.log.Info("pupil gone: tokens refused", "pupil", base.PupilID, "platform", c.pf.ID)
-		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the pupil's consent does not cover this platform")
-	}
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
 	var denied, reused bool
 	err = s.p.opt.Store.InTx(ctx, func(q school.Queries) error {
 		denied, reused = false, false
-		if err := redeem(q); err != nil {
-			if errors.Is(err, school.ErrUsed) {
-				reused = true
+		if redeem != nil {
+			if err := redeem(q); err != nil {
+				reused = errors.Is(err, school.ErrUsed)
+				return err
 			}
-			return err
 		}
-		rel, err := s.releaseFor(ctx, q, c, profile)
-		if release.Refused(err) {
-			denied = true
+		rel, err := s.releaseFor(ctx, q, c, base.PupilID)
+		if release.Refused(err) || errors.Is(err, school.ErrNotFound) {
+			denied = true // consent does not cover the platform, or the pupil is gone
 			return errConsent
 		}
 		if err != nil {
@@ -374,6 +453,7 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		claims := oidcClaims(rel, scopes)
 		stash(claims)
 		if access, err = q.CreateOIDCToken(ctx, access); err != nil {
+			reused = errors.Is(err, school.ErrUsed) // the code was redeemed before
 			return err
 		}
 		if withRefresh {
@@ -581,7 +661,7 @@ func (s *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 	switch r := req.(type) {
 	case *authRequest:
 		claims = r.claims
-		sid = s.p.sid(r.rec.SessionRef, r.client.GetID())
+		sid = s.p.sid(r.st.SessionRef, r.client.GetID())
 	case *refreshRequest:
 		claims = r.claims
 		sid = s.p.sid(r.tok.SessionRef, r.client.GetID())
@@ -644,15 +724,8 @@ func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject strin
 	if err != nil {
 		return nil, err
 	}
-	profile, err := LoadPupilProfile(ctx, st, tok.PupilID)
-	if errors.Is(err, school.ErrNotFound) {
-		return nil, errConsent
-	}
-	if err != nil {
-		return nil, err
-	}
-	rel, err := s.releaseFor(ctx, st, c, profile)
-	if release.Refused(err) {
+	rel, err := s.releaseFor(ctx, st, c, tok.PupilID)
+	if release.Refused(err) || errors.Is(err, school.ErrNotFound) {
 		return nil, errConsent
 	}
 	if err != nil {
@@ -664,10 +737,11 @@ func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject strin
 	return oidcClaims(rel, tok.Scopes), nil
 }
 
-// releaseFor reads the pupil's consent state through q (one query) and
-// computes what the client's platform may receive (release.Compute).
-func (s *oidcStorage) releaseFor(ctx context.Context, q school.Queries, c *oidcClient, profile school.PupilProfile) (release.Release, error) {
-	st, err := q.ConsentState(ctx, profile.Pupil.ID, c.pf.ID)
+// releaseFor reads the pupil's profile and consent state through q (one
+// query) and computes what the client's platform may receive
+// (release.Compute). ErrNotFound when the pupil is gone.
+func (s *oidcStorage) releaseFor(ctx context.Context, q school.Queries, c *oidcClient, pupilID string) (release.Release, error) {
+	profile, st, err := q.ReleaseInputs(ctx, pupilID, c.pf.ID)
 	if err != nil {
 		return release.Release{}, err
 	}

@@ -425,6 +425,48 @@ func TestOIDCBadInput(t *testing.T) {
 		_, err := rp.exchange(ctx, res)
 		wantOAuthError(t, err, "invalid_grant")
 	})
+	t.Run("altered code, or a request id as a code", func(t *testing.T) {
+		// Codes and request ids are sealed values: an altered one opens
+		// under no key, and a request id (sealed for another purpose) is
+		// not a code even though it opens.
+		res := e.authorize(t, b, rp)
+		alt := []byte(res.code)
+		alt[len(alt)/2] ^= 1
+		bad := res
+		bad.code = string(alt)
+		_, err := rp.exchange(ctx, bad)
+		wantOAuthError(t, err, "invalid_grant")
+		fresh := newBrowser()
+		resp := fresh.get(t, rp.cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(res.verifier)))
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		ret, _ := url.Parse(loc.Query().Get("return_to"))
+		handle := ret.Query().Get("id")
+		if loc.Path != "/login" || handle == "" {
+			t.Fatalf("authorize without a session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		bad.code = handle
+		_, err = rp.exchange(ctx, bad)
+		wantOAuthError(t, err, "invalid_grant")
+		// The genuine code still works once.
+		if _, err := rp.exchange(ctx, res); err != nil {
+			t.Fatalf("the genuine code after the forgeries: %v", err)
+		}
+	})
+	t.Run("long parameters survive the login", func(t *testing.T) {
+		// The request's parameters travel sealed in the login's return
+		// URL: a long nonce (here 3,000 characters) must not break it.
+		nonce := strings.Repeat("n", 3000)
+		res := e.authorize(t, newBrowser(), rp, oauth2.SetAuthURLParam("nonce", nonce))
+		tok, err := rp.exchange(ctx, res)
+		if err != nil {
+			t.Fatalf("flow with a long nonce: %v (status %d)", err, res.status)
+		}
+		idt, err := rp.verifier.Verify(ctx, tok.Extra("id_token").(string))
+		if err != nil || idt.Nonce != nonce {
+			t.Fatalf("ID token with a long nonce: %v", err)
+		}
+	})
 	t.Run("unsupported grant and no client", func(t *testing.T) {
 		resp, err := http.PostForm(e.srv.URL+"/oidc/token", url.Values{"grant_type": {"password"}, "username": {"x"}})
 		if err != nil {

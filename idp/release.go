@@ -59,12 +59,6 @@ func KnownClaims() []string {
 	return out
 }
 
-// LoadPupilProfile reads the pupil, their school and classes through q,
-// in one query.
-func LoadPupilProfile(ctx context.Context, q school.Queries, pupilID string) (school.PupilProfile, error) {
-	return q.GetPupilProfile(ctx, pupilID)
-}
-
 // oidcClaims returns the claims of rel that scopes ask for, as OIDC values:
 // a string for a single-valued attribute, a list for a multi-valued one.
 func oidcClaims(rel release.Release, scopes []string) map[string]any {

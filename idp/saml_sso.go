@@ -347,7 +347,7 @@ func (s *SAML) serveIdPInitiated(w http.ResponseWriter, r *http.Request) {
 func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess SAMLPupilSession, fl samlSSOFlow) {
 	ctx := r.Context()
 	entity := sp.Platform.ClientID
-	profile, err := s.opt.Store.GetPupilProfile(ctx, sess.PupilID)
+	profile, cs, err := s.opt.Store.ReleaseInputs(ctx, sess.PupilID, sp.Platform.ID)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
 		return
@@ -358,11 +358,6 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 	if pupil.Status != school.PupilActive {
 		refusal = refusalFor(fmt.Errorf("pupil %s is %s: %w", pupil.ID, pupil.Status, release.ErrQuarantined))
 	} else {
-		cs, err := s.opt.Store.ConsentState(ctx, pupil.ID, sp.Platform.ID)
-		if err != nil {
-			s.opt.Site.ServerError(w, r, err)
-			return
-		}
 		rel, err = release.Compute(release.Input{Profile: profile, Platform: sp.Platform, State: cs, PairwiseSecret: s.opt.PairwiseSecret, Sector: entity})
 		if release.Refused(err) {
 			refusal = refusalFor(fmt.Errorf("pupil %s, platform %s: %w", pupil.ID, sp.Platform.ID, err))

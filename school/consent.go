@@ -395,6 +395,10 @@ type ConsentFlowStore interface {
 	// pupil's school activated platformID. ErrNotFound for an unknown
 	// pupil.
 	ConsentState(ctx context.Context, pupilID, platformID string) (ConsentState, error)
+	// ReleaseInputs reads, in one query, what a release to platformID is
+	// computed from: the pupil's profile (GetPupilProfile) and the consent
+	// state (ConsentState). ErrNotFound for an unknown pupil.
+	ReleaseInputs(ctx context.Context, pupilID, platformID string) (PupilProfile, ConsentState, error)
 
 	// SetPlatformActivation activates (active) or deactivates a platform
 	// for a school and reports whether anything changed. ErrNotFound for an

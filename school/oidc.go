@@ -19,41 +19,6 @@ type OIDCSigningKey struct {
 	NotBefore  time.Time // the key signs from then on (published before)
 }
 
-// OIDCAuthRequest is the server-side state of one authorization request,
-// from /authorize until its code is redeemed. Params holds the request
-// parameters as JSON owned by package idp. The request is completed once
-// (a pupil authenticated and a code was issued) and its code consumed once.
-type OIDCAuthRequest struct {
-	ID         string
-	PlatformID string
-	Params     []byte
-	// Set by CompleteOIDCAuthRequest.
-	PupilID       string
-	SessionRef    string
-	AuthTime      time.Time
-	AMR           []string
-	ACR           string
-	CodeHash      []byte // SHA-256 of the authorization code
-	CodeExpiresAt time.Time
-	ConsumedAt    time.Time // zero until the code was redeemed
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
-}
-
-// Completed reports whether a pupil authenticated for the request.
-func (a OIDCAuthRequest) Completed() bool { return a.PupilID != "" }
-
-// OIDCAuthCompletion is what CompleteOIDCAuthRequest records.
-type OIDCAuthCompletion struct {
-	PupilID       string
-	SessionRef    string
-	AuthTime      time.Time
-	AMR           []string
-	ACR           string
-	CodeHash      []byte
-	CodeExpiresAt time.Time
-}
-
 // OIDC token kinds.
 const (
 	TokenAccess  = "access"
@@ -71,16 +36,19 @@ type OIDCToken struct {
 	PupilID       string
 	SessionRef    string // the pupil's login session, when known
 	AuthRequestID string // the authorization request whose code produced it
-	FamilyID      string // refresh rotation family (the first token's id)
-	Subject       string // the sub the platform knows the pupil by
-	Scopes        []string
-	AuthTime      time.Time
-	AMR           []string
-	ACR           string
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
-	UsedAt        time.Time // refresh tokens: when rotated
-	RevokedAt     time.Time
+	// CodeID is set on the access token issued from an authorization code
+	// (the request's id): a code yields one such token (CreateOIDCToken).
+	CodeID    string
+	FamilyID  string // refresh rotation family (the first token's id)
+	Subject   string // the sub the platform knows the pupil by
+	Scopes    []string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // refresh tokens: when rotated
+	RevokedAt time.Time
 }
 
 // ActiveAt reports whether the token may be used at now.
@@ -91,13 +59,12 @@ func (t OIDCToken) ActiveAt(now time.Time) bool {
 // OIDCTokenFilter selects tokens; the set fields are ANDed and at least
 // one must be set.
 type OIDCTokenFilter struct {
-	ID            string
-	PupilID       string
-	PlatformID    string
-	SessionRef    string
-	AuthRequestID string
-	FamilyID      string
-	Subject       string
+	ID         string
+	PupilID    string
+	PlatformID string
+	SessionRef string
+	FamilyID   string
+	Subject    string
 	// SchoolID selects the tokens of every pupil of one school.
 	SchoolID string
 	// Inactive includes revoked, rotated and expired tokens in
@@ -118,8 +85,10 @@ type Release struct {
 	Time         time.Time
 }
 
-// OIDCStore keeps the OpenID provider's state: signing keys, authorization
-// requests and codes, tokens, and the release log.
+// OIDCStore keeps the OpenID provider's state: signing keys, tokens and
+// the release log. Authorization requests and codes are sealed values
+// package idp hands out, not rows; a code's single use is the uniqueness
+// of OIDCToken.CodeID.
 type OIDCStore interface {
 	// AddOIDCSigningKey stores k with CreatedAt set; ErrConflict when its
 	// id, or its algorithm and generation, exist already (another node
@@ -131,27 +100,10 @@ type OIDCStore interface {
 	// DeleteOIDCSigningKey removes a key; ErrNotFound when unknown.
 	DeleteOIDCSigningKey(ctx context.Context, id string) error
 
-	// CreateOIDCAuthRequest stores a (PlatformID, Params, ExpiresAt
-	// required) with a new ID and CreatedAt.
-	CreateOIDCAuthRequest(ctx context.Context, a OIDCAuthRequest) (OIDCAuthRequest, error)
-	// GetOIDCAuthRequest returns a request: ErrNotFound when unknown,
-	// ErrExpired when past ExpiresAt.
-	GetOIDCAuthRequest(ctx context.Context, id string) (OIDCAuthRequest, error)
-	// OIDCAuthRequestByCode returns the request whose code has that hash,
-	// consumed or not (the caller detects reuse); ErrNotFound when none.
-	OIDCAuthRequestByCode(ctx context.Context, codeHash []byte) (OIDCAuthRequest, error)
-	// CompleteOIDCAuthRequest records the authenticated pupil and the code
-	// of an uncompleted, unexpired request, atomically: ErrUsed when it was
-	// completed already, ErrExpired when past ExpiresAt, ErrNotFound.
-	CompleteOIDCAuthRequest(ctx context.Context, id string, c OIDCAuthCompletion) (OIDCAuthRequest, error)
-	// ConsumeOIDCAuthCode marks the request's code redeemed, atomically: of
-	// concurrent calls exactly one succeeds. ErrUsed when redeemed already,
-	// ErrExpired when the code is past its expiry, ErrNotFound when the
-	// request has no code.
-	ConsumeOIDCAuthCode(ctx context.Context, id string) error
-
 	// CreateOIDCToken stores t with CreatedAt set and a new ID unless one
-	// is given; ErrConflict for a used id or hash.
+	// is given; ErrConflict for a used id or hash. A token with a CodeID
+	// is the one token of that authorization code: ErrUsed when the code
+	// produced a token before (a second redemption), atomically.
 	CreateOIDCToken(ctx context.Context, t OIDCToken) (OIDCToken, error)
 	// GetOIDCToken returns a token by id, revoked or expired ones included.
 	GetOIDCToken(ctx context.Context, id string) (OIDCToken, error)
@@ -196,7 +148,7 @@ type OIDCStore interface {
 	// ListLogouts returns the undelivered notices, oldest first.
 	ListLogouts(ctx context.Context) ([]LogoutNotice, error)
 
-	// PruneOIDC deletes authorization requests, tokens and logout notices
+	// PruneOIDC deletes tokens and logout notices
 	// that expired before cutoff and returns how many rows went.
 	PruneOIDC(ctx context.Context, cutoff time.Time) (int64, error)
 }

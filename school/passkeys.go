@@ -115,7 +115,17 @@ type Session struct {
 	UserAgent    string
 	RevokedAt    time.Time
 	RevokeReason string
+	// Ceremony, set by a passkey login, names the login ceremony (a hash
+	// of its challenge): unique among sessions, so one ceremony yields one
+	// session and a replayed assertion is ErrConflict. Not read back.
+	Ceremony string
 }
+
+// CeremonyMaxAge is the longest a login ceremony may live. Session rows
+// are kept at least this long after their creation (even when revoked or
+// expired), so that Session.Ceremony refuses a replay for the ceremony's
+// whole life.
+const CeremonyMaxAge = time.Hour
 
 // ActiveAt reports whether the session may be used at now.
 func (s Session) ActiveAt(now time.Time) bool {

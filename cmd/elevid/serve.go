@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +49,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, demo bool, stdout 
 	if err != nil {
 		return err
 	}
+	// Start-up leaves garbage the size of one Argon2 hash (the console's
+	// timing-equaliser, 19 MiB) that Go would return to the system only
+	// slowly: return it now, so an idle server's memory is what it needs.
+	debug.FreeOSMemory()
 	// Every listener is bound before any background job starts, and the
 	// jobs have ended before the store closes (defers run in reverse), so
 	// a failed start never leaves a job using a closed store.
@@ -174,13 +180,16 @@ func newHandler(ctx context.Context, a *app, demo bool) (http.Handler, *wiring, 
 	return h, wired, nil
 }
 
-// metricsHandler serves the Prometheus metrics at /metrics (for the
-// separate metrics listener only): with token set, only to requests that
-// carry it as a bearer token.
+// metricsHandler serves the Prometheus metrics at /metrics and Go's
+// profiles at /debug/pprof/ (for the separate metrics listener only, which
+// is loopback unless a token is set): with token set, only to requests
+// that carry it as a bearer token.
 func metricsHandler(a *app, token string) http.Handler {
-	prom := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token != "" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
@@ -189,9 +198,8 @@ func metricsHandler(a *app, token string) http.Handler {
 				return
 			}
 		}
-		prom.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r)
 	})
-	return mux
 }
 
 // localPath returns p when it is a path on this site, else "/": redirects

@@ -110,9 +110,16 @@ func TestMetricsToken(t *testing.T) {
 		if resp, body := get(t, msrv.URL+"/metrics", hdr); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "go_goroutines") {
 			t.Fatalf("%s: %d", name, resp.StatusCode)
 		}
+		// The profiles (which show code paths and memory) are guarded the same way.
+		if resp, body := get(t, msrv.URL+"/debug/pprof/heap?debug=1", hdr); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "heap profile") {
+			t.Fatalf("%s: pprof %d", name, resp.StatusCode)
+		}
 	}
 	if resp, body := get(t, msrv.URL+"/metrics", map[string]string{"Authorization": "Bearer " + token}); resp.StatusCode != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("with the token: %d", resp.StatusCode)
+	}
+	if resp, body := get(t, msrv.URL+"/debug/pprof/heap?debug=1", map[string]string{"Authorization": "Bearer " + token}); resp.StatusCode != 200 || !strings.Contains(body, "heap profile") {
+		t.Fatalf("pprof with the token: %d", resp.StatusCode)
 	}
 }
 

@@ -214,54 +214,144 @@ func (s *Store) ConsentState(ctx context.Context, pupilID, platformID string) (s
 }
 
 func (s *Store) consentState(ctx context.Context, pupilID, platformID string) (school.ConsentState, error) {
-	st := school.ConsentState{PupilID: pupilID}
-	rows, err := s.q.Query(ctx, `SELECT p.school_id, p.status, COALESCE(e.state, ''), COALESCE(e.consent_rule, ''),
+	acc := consentRows{st: school.ConsentState{PupilID: pupilID}, platformID: platformID}
+	rows, err := s.q.Query(ctx, `SELECT p.school_id, p.status, `+consentStateCols+`
+		FROM pupils p `+consentStateJoins+`
+		WHERE p.id = $1`, pupilID, platformID)
+	if err != nil {
+		return acc.st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status string
+		if err := rows.Scan(append([]any{&acc.st.SchoolID, &status}, acc.dest()...)...); err != nil {
+			return acc.st, err
+		}
+		if err := acc.add(status); err != nil {
+			return acc.st, err
+		}
+	}
+	return acc.done(rows.Err())
+}
+
+// consentStateCols and consentStateJoins are the consent state's part of
+// a query on pupils p with $2 the platform (consentRows scans them).
+const (
+	consentStateCols = `COALESCE(e.state, ''), COALESCE(e.consent_rule, ''),
 			(SELECT COUNT(*) FROM platform_activations a WHERE a.school_id = p.school_id AND a.platform_id = $2),
 			COALESCE((SELECT pf.attributes FROM platforms pf WHERE pf.id = $2), ''),
 			COALESCE(g.guardian_id, ''), COALESCE(c.id, ''), COALESCE(c.platform_id, ''), COALESCE(c.decision, ''),
-			COALESCE(c.attributes, ''), COALESCE(c.refused, ''), COALESCE(c.withdrawn_at, 0)
-		FROM pupils p LEFT JOIN enrolments e ON e.pupil_id = p.id
+			COALESCE(c.attributes, ''), COALESCE(c.refused, ''), COALESCE(c.withdrawn_at, 0)`
+	consentStateJoins = `LEFT JOIN enrolments e ON e.pupil_id = p.id
 		LEFT JOIN pupil_guardians g ON g.pupil_id = p.id
-		LEFT JOIN consents c ON c.pupil_id = p.id AND c.guardian_id = g.guardian_id
+		LEFT JOIN consents c ON c.pupil_id = p.id AND c.guardian_id = g.guardian_id`
+)
+
+// consentRows gathers a consent state from rows of consentStateCols (a
+// consent may repeat when other joins multiply the rows).
+type consentRows struct {
+	st         school.ConsentState
+	platformID string
+	found      bool
+	row        struct {
+		state, rule, pfAttrs, guardian, id, platform, decision, attrs, refused string
+		activated, withdrawn                                                   int64
+	}
+}
+
+func (a *consentRows) dest() []any {
+	r := &a.row
+	return []any{&r.state, &r.rule, &r.activated, &r.pfAttrs, &r.guardian, &r.id, &r.platform, &r.decision, &r.attrs, &r.refused, &r.withdrawn}
+}
+
+// add takes in the scanned row, with the pupil's status.
+func (a *consentRows) add(status string) error {
+	r, st := &a.row, &a.st
+	if !a.found && r.pfAttrs != "" {
+		st.PlatformFound = true
+		if err := json.Unmarshal([]byte(r.pfAttrs), &st.Attributes); err != nil {
+			return fmt.Errorf("platform %s: stored attributes: %w", a.platformID, err)
+		}
+	}
+	a.found = true
+	st.PupilStatus, st.Enrolment, st.Rule, st.Activated = school.PupilStatus(status), school.EnrolmentState(r.state), school.ConsentRule(r.rule), r.activated > 0
+	if r.guardian != "" && !slices.Contains(st.Guardians, r.guardian) {
+		st.Guardians = append(st.Guardians, r.guardian)
+	}
+	if r.id != "" && !slices.ContainsFunc(st.Consents, func(c school.Consent) bool { return c.ID == r.id }) {
+		c := school.Consent{ID: r.id, PupilID: st.PupilID, GuardianID: r.guardian, PlatformID: r.platform,
+			Decision: r.decision, WithdrawnAt: fromMicros(r.withdrawn)}
+		if err := decodeConsentAttrs(&c, r.attrs, r.refused); err != nil {
+			return err
+		}
+		st.Consents = append(st.Consents, c)
+	}
+	return nil
+}
+
+// done finishes the state after the rows (err is rows.Err()).
+func (a *consentRows) done(err error) (school.ConsentState, error) {
+	if err != nil {
+		return a.st, err
+	}
+	if !a.found {
+		return a.st, fmt.Errorf("pupil: %w", school.ErrNotFound)
+	}
+	return a.st, nil
+}
+
+// ReleaseInputs implements school.ConsentFlowStore: the consent state's
+// query with the school and the pupil's classes joined in.
+func (s *Store) ReleaseInputs(ctx context.Context, pupilID, platformID string) (school.PupilProfile, school.ConsentState, error) {
+	prof, st, err := s.releaseInputs(ctx, pupilID, platformID)
+	return prof, st, s.fail("release inputs", err)
+}
+
+func (s *Store) releaseInputs(ctx context.Context, pupilID, platformID string) (school.PupilProfile, school.ConsentState, error) {
+	var prof school.PupilProfile
+	acc := consentRows{st: school.ConsentState{PupilID: pupilID}, platformID: platformID}
+	rows, err := s.q.Query(ctx, `SELECT `+pupilColsP+`, s.id, s.code, s.name, s.domain, s.created_at,
+			COALESCE(cl.id, ''), COALESCE(cl.external_id, ''), COALESCE(cl.name, ''), COALESCE(cl.created_at, 0), `+consentStateCols+`
+		FROM pupils p JOIN schools s ON s.id = p.school_id
+		LEFT JOIN pupil_classes l ON l.pupil_id = p.id LEFT JOIN classes cl ON cl.id = l.class_id
+		`+consentStateJoins+`
 		WHERE p.id = $1`, pupilID, platformID)
 	if err != nil {
-		return st, err
+		return prof, acc.st, err
 	}
 	defer rows.Close()
-	found := false
 	for rows.Next() {
-		var status, state, rule, pfAttrs, guardian, id, platform, decision, attrs, refused string
-		var activated, withdrawn int64
-		if err := rows.Scan(&st.SchoolID, &status, &state, &rule, &activated, &pfAttrs, &guardian, &id, &platform, &decision, &attrs, &refused, &withdrawn); err != nil {
-			return st, err
+		var p school.Pupil
+		pr := pupilRow{p: &p}
+		var sc school.School
+		var c school.Class
+		var schoolCreated, classCreated int64
+		dest := append(pr.dest(), &sc.ID, &sc.Code, &sc.Name, &sc.Domain, &schoolCreated, &c.ID, &c.ExternalID, &c.Name, &classCreated)
+		if err := rows.Scan(append(dest, acc.dest()...)...); err != nil {
+			return prof, acc.st, err
 		}
-		if !found && pfAttrs != "" {
-			st.PlatformFound = true
-			if err := json.Unmarshal([]byte(pfAttrs), &st.Attributes); err != nil {
-				return st, fmt.Errorf("platform %s: stored attributes: %w", platformID, err)
+		if !acc.found {
+			if err := pr.finish(); err != nil {
+				return prof, acc.st, err
 			}
+			sc.CreatedAt = fromMicros(schoolCreated)
+			prof.Pupil, prof.School, acc.st.SchoolID = p, sc, p.SchoolID
 		}
-		found = true
-		st.PupilStatus, st.Enrolment, st.Rule, st.Activated = school.PupilStatus(status), school.EnrolmentState(state), school.ConsentRule(rule), activated > 0
-		if guardian != "" && !slices.Contains(st.Guardians, guardian) {
-			st.Guardians = append(st.Guardians, guardian)
+		if c.ID != "" && !slices.Contains(prof.Pupil.ClassIDs, c.ID) {
+			c.SchoolID, c.CreatedAt = sc.ID, fromMicros(classCreated)
+			prof.Classes = append(prof.Classes, c)
+			prof.Pupil.ClassIDs = append(prof.Pupil.ClassIDs, c.ID)
 		}
-		if id != "" {
-			c := school.Consent{ID: id, PupilID: pupilID, GuardianID: guardian, PlatformID: platform,
-				Decision: decision, WithdrawnAt: fromMicros(withdrawn)}
-			if err := decodeConsentAttrs(&c, attrs, refused); err != nil {
-				return st, err
-			}
-			st.Consents = append(st.Consents, c)
+		if err := acc.add(pr.status); err != nil {
+			return prof, acc.st, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return st, err
-	}
-	if !found {
-		return st, fmt.Errorf("pupil: %w", school.ErrNotFound)
-	}
-	return st, nil
+	st, err := acc.done(rows.Err())
+	// Classes in id order, as GetPupilProfile gives them (sorted here, not
+	// by the query: a sort there costs a temporary B-tree per release).
+	slices.SortFunc(prof.Classes, func(a, b school.Class) int { return strings.Compare(a.ID, b.ID) })
+	slices.Sort(prof.Pupil.ClassIDs)
+	return prof, st, err
 }
 
 // EnrolmentAllowed implements school.ConsentStore: the pupil is active and

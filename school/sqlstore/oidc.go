@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -72,105 +71,6 @@ func (s *Store) DeleteOIDCSigningKey(ctx context.Context, id string) error {
 	})
 }
 
-const authRequestCols = `id, platform_id, params, COALESCE(pupil_id, ''), session_ref, auth_time, amr, acr, code_hash, code_expires_at, consumed_at, created_at, expires_at`
-
-func scanAuthRequest(r Row) (school.OIDCAuthRequest, error) {
-	var a school.OIDCAuthRequest
-	var params, amr string
-	var authTime, codeExp, consumed, created, expires int64
-	err := r.Scan(&a.ID, &a.PlatformID, &params, &a.PupilID, &a.SessionRef, &authTime, &amr, &a.ACR, &a.CodeHash, &codeExp, &consumed, &created, &expires)
-	a.Params, a.AMR = []byte(params), splitWords(amr)
-	a.AuthTime, a.CodeExpiresAt, a.ConsumedAt = fromMicros(authTime), fromMicros(codeExp), fromMicros(consumed)
-	a.CreatedAt, a.ExpiresAt = fromMicros(created), fromMicros(expires)
-	return a, err
-}
-
-// CreateOIDCAuthRequest implements school.OIDCStore.
-func (s *Store) CreateOIDCAuthRequest(ctx context.Context, a school.OIDCAuthRequest) (school.OIDCAuthRequest, error) {
-	if a.PlatformID == "" || a.ExpiresAt.IsZero() || !json.Valid(a.Params) {
-		return a, fmt.Errorf("%w: auth request needs a platform, JSON params and an expiry", school.ErrInvalid)
-	}
-	a.ID = school.NewID()
-	a.CreatedAt = s.now()
-	_, err := s.exec(ctx, "create auth request", `INSERT INTO oidc_auth_requests (id, platform_id, params, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		a.ID, a.PlatformID, string(a.Params), micros(a.CreatedAt), micros(a.ExpiresAt))
-	return a, err
-}
-
-// GetOIDCAuthRequest implements school.OIDCStore.
-func (s *Store) GetOIDCAuthRequest(ctx context.Context, id string) (school.OIDCAuthRequest, error) {
-	a, err := scanAuthRequest(s.q.QueryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests WHERE id = $1`, id))
-	if err != nil {
-		return a, s.fail("get auth request", one(err, "auth request"))
-	}
-	if !s.now().Before(a.ExpiresAt) {
-		return a, fmt.Errorf("auth request: %w", school.ErrExpired)
-	}
-	return a, nil
-}
-
-// OIDCAuthRequestByCode implements school.OIDCStore.
-func (s *Store) OIDCAuthRequestByCode(ctx context.Context, codeHash []byte) (school.OIDCAuthRequest, error) {
-	if len(codeHash) == 0 {
-		return school.OIDCAuthRequest{}, fmt.Errorf("auth code: %w", school.ErrNotFound)
-	}
-	a, err := scanAuthRequest(s.q.QueryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests WHERE code_hash = $1`, codeHash))
-	return a, s.fail("auth request by code", one(err, "auth code"))
-}
-
-// CompleteOIDCAuthRequest implements school.OIDCStore.
-func (s *Store) CompleteOIDCAuthRequest(ctx context.Context, id string, c school.OIDCAuthCompletion) (school.OIDCAuthRequest, error) {
-	if c.PupilID == "" || len(c.CodeHash) == 0 || c.CodeExpiresAt.IsZero() {
-		return school.OIDCAuthRequest{}, fmt.Errorf("%w: completion needs a pupil and a code", school.ErrInvalid)
-	}
-	// One atomic statement completes the request and returns it; only when
-	// it matches nothing does a second read tell why.
-	now := micros(s.now())
-	a, err := scanAuthRequest(s.q.QueryRow(ctx, `UPDATE oidc_auth_requests SET pupil_id = $2, session_ref = $3, auth_time = $4, amr = $5, acr = $6, code_hash = $7, code_expires_at = $8
-		WHERE id = $1 AND pupil_id IS NULL AND expires_at > $9 RETURNING `+authRequestCols,
-		id, c.PupilID, c.SessionRef, micros(c.AuthTime), joinWords(c.AMR), c.ACR, c.CodeHash, micros(c.CodeExpiresAt), now))
-	if err == nil {
-		return a, nil
-	}
-	if !errors.Is(err, ErrNoRows) {
-		return a, s.fail("complete auth request", err)
-	}
-	a, err = scanAuthRequest(s.q.QueryRow(ctx, `SELECT `+authRequestCols+` FROM oidc_auth_requests WHERE id = $1`, id))
-	switch {
-	case err != nil:
-		return a, s.fail("complete auth request", one(err, "auth request"))
-	case a.Completed():
-		return school.OIDCAuthRequest{}, fmt.Errorf("auth request: %w", school.ErrUsed)
-	default:
-		return school.OIDCAuthRequest{}, fmt.Errorf("auth request: %w", school.ErrExpired)
-	}
-}
-
-// ConsumeOIDCAuthCode implements school.OIDCStore.
-func (s *Store) ConsumeOIDCAuthCode(ctx context.Context, id string) error {
-	return s.tx(ctx, "consume auth code", func(t *Store) error {
-		now := micros(t.now())
-		n, err := t.q.Exec(ctx, `UPDATE oidc_auth_requests SET consumed_at = $2
-			WHERE id = $1 AND code_hash IS NOT NULL AND consumed_at = 0 AND code_expires_at > $2`, id, now)
-		if err != nil || n == 1 {
-			return err
-		}
-		var consumed, codeExp int64
-		var hash []byte
-		err = t.q.QueryRow(ctx, `SELECT consumed_at, code_expires_at, code_hash FROM oidc_auth_requests WHERE id = $1`, id).Scan(&consumed, &codeExp, &hash)
-		switch {
-		case err != nil:
-			return one(err, "auth code")
-		case len(hash) == 0:
-			return fmt.Errorf("auth code: %w", school.ErrNotFound)
-		case consumed != 0:
-			return fmt.Errorf("auth code: %w", school.ErrUsed)
-		default:
-			return fmt.Errorf("auth code: %w", school.ErrExpired)
-		}
-	})
-}
-
 const tokenCols = `id, kind, hash, platform_id, pupil_id, session_ref, auth_request_id, family_id, subject, scopes, auth_time, amr, acr, created_at, expires_at, used_at, revoked_at`
 
 func scanToken(r Rows) (school.OIDCToken, error) { return scanTokenRow(r) }
@@ -201,10 +101,21 @@ func (s *Store) CreateOIDCToken(ctx context.Context, tk school.OIDCToken) (schoo
 		tk.ID = school.NewID()
 	}
 	tk.CreatedAt = s.now()
+	// A token issued from an authorization code names the code
+	// (code_id, unique): a second redemption inserts nothing and is
+	// ErrUsed, so the code's single use costs no statement of its own.
+	var codeID any
+	conflict := ""
+	if tk.CodeID != "" {
+		codeID, conflict = tk.CodeID, ` ON CONFLICT (code_id) WHERE code_id IS NOT NULL DO NOTHING`
+	}
 	err := s.tx(ctx, "create token", func(t *Store) error {
-		_, err := t.q.Exec(ctx, `INSERT INTO oidc_tokens (`+tokenCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0)`,
+		n, err := t.q.Exec(ctx, `INSERT INTO oidc_tokens (`+tokenCols+`, code_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0, $16)`+conflict,
 			tk.ID, tk.Kind, nullBytes(tk.Hash), tk.PlatformID, tk.PupilID, tk.SessionRef, tk.AuthRequestID, tk.FamilyID, tk.Subject,
-			joinWords(tk.Scopes), micros(tk.AuthTime), joinWords(tk.AMR), tk.ACR, micros(tk.CreatedAt), micros(tk.ExpiresAt))
+			joinWords(tk.Scopes), micros(tk.AuthTime), joinWords(tk.AMR), tk.ACR, micros(tk.CreatedAt), micros(tk.ExpiresAt), codeID)
+		if err == nil && n == 0 {
+			return fmt.Errorf("authorization code: %w", school.ErrUsed)
+		}
 		return err
 	})
 	return tk, err
@@ -260,7 +171,6 @@ func tokenWhere(f school.OIDCTokenFilter, first int) (string, []any, error) {
 	add("pupil_id", f.PupilID)
 	add("platform_id", f.PlatformID)
 	add("session_ref", f.SessionRef)
-	add("auth_request_id", f.AuthRequestID)
 	add("family_id", f.FamilyID)
 	add("subject", f.Subject)
 	if f.SchoolID != "" {
@@ -357,7 +267,6 @@ func (s *Store) PruneOIDC(ctx context.Context, cutoff time.Time) (int64, error) 
 		total = 0
 		c := micros(cutoff)
 		for _, q := range []string{
-			`DELETE FROM oidc_auth_requests WHERE expires_at < $1`,
 			`DELETE FROM oidc_tokens WHERE expires_at < $1`,
 			`DELETE FROM logout_notices WHERE expires_at < $1`,
 		} {

@@ -342,11 +342,18 @@ func (s *Store) CreateSession(ctx context.Context, ss school.Session) (school.Se
 	if len(ss.UserAgent) > 200 {
 		ss.UserAgent = ss.UserAgent[:200]
 	}
-	_, err := s.q.Exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '')`,
+	var ceremony any
+	if ss.Ceremony != "" {
+		ceremony = ss.Ceremony
+	}
+	_, err := s.q.Exec(ctx, `INSERT INTO sessions (`+sessionCols+`, ceremony) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '', $15)`,
 		ss.Ref, string(ss.Kind), ss.SubjectID, ss.SchoolID, micros(ss.CreatedAt), micros(ss.LastSeenAt), micros(ss.ExpiresAt),
-		ss.IdleTimeout.Microseconds(), micros(ss.AuthTime), strings.Join(ss.AMR, " "), ss.ACR, ss.UserVerified, ss.CredentialID, ss.UserAgent)
+		ss.IdleTimeout.Microseconds(), micros(ss.AuthTime), strings.Join(ss.AMR, " "), ss.ACR, ss.UserVerified, ss.CredentialID, ss.UserAgent, ceremony)
 	return ss, s.fail("create session", err)
 }
+
+// ceremonyKeepMicros is school.CeremonyMaxAge in the store's microseconds.
+var ceremonyKeepMicros = fmt.Sprint(school.CeremonyMaxAge.Microseconds())
 
 // touchEvery is how stale LastSeenAt may get before TouchSession writes.
 const touchEvery = time.Minute
@@ -454,7 +461,9 @@ func (s *Store) PurgeAuthnState(ctx context.Context, cutoff time.Time) (int64, e
 		for _, q := range []string{
 			`DELETE FROM webauthn_ceremonies WHERE expires_at < $1`,
 			`DELETE FROM enrolment_codes WHERE expires_at < $1`,
-			`DELETE FROM sessions WHERE (revoked_at <> 0 AND revoked_at < $1) OR (expires_at < $1 AND (kind <> 'pupil' OR expires_at < $1 - 86400000000))`,
+			// Rows younger than school.CeremonyMaxAge stay: their
+			// ceremony must not be replayable.
+			`DELETE FROM sessions WHERE created_at < $1 - ` + ceremonyKeepMicros + ` AND ((revoked_at <> 0 AND revoked_at < $1) OR (expires_at < $1 AND (kind <> 'pupil' OR expires_at < $1 - 86400000000)))`,
 			`DELETE FROM rate_counters WHERE window_end < $1`,
 		} {
 			n, err := t.q.Exec(ctx, q, c)

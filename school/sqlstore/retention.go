@@ -80,7 +80,7 @@ func (s *Store) purgeExpired(ctx context.Context, cutoff, now time.Time) (int64,
 		{`DELETE FROM enrolments WHERE state IN ('expired', 'denied', 'withdrawn') AND updated_at < $1`, []any{c}},
 		{`DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < $1`, []any{c}},
 		{`DELETE FROM webauthn_ceremonies WHERE expires_at < $1`, []any{nw}},
-		{`DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at > 0 AND revoked_at < $1)`, []any{nw}},
+		{`DELETE FROM sessions WHERE created_at < $1 - ` + ceremonyKeepMicros + ` AND (expires_at < $1 OR (revoked_at > 0 AND revoked_at < $1))`, []any{nw}},
 		{`DELETE FROM rate_counters WHERE window_end < $1`, []any{nw}},
 	}
 	var total int64

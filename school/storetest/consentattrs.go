@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/elevid/elevid/school"
@@ -90,5 +92,59 @@ func testConsentAttributes(t *testing.T, h Harness) {
 	}
 	// The consent state of an unknown pupil is ErrNotFound.
 	_, err := st.ConsentState(ctx, "nobody", s.Platform.ID)
+	wantErr(t, err, school.ErrNotFound)
+}
+
+// testReleaseInputs: ReleaseInputs reads in one query exactly what
+// GetPupilProfile and ConsentState read in two, however the joins
+// multiply rows (two classes × two guardians × consents for two
+// platforms), and ErrNotFound for an unknown pupil.
+func testReleaseInputs(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	other := must(st.CreatePlatform(ctx, school.Platform{Name: "Ordbogen", Protocol: school.ProtocolOIDC, ClientID: "ordbogen",
+		Attributes: []school.AttributeGrant{{Name: "given_name", JustificationDA: "navn", JustificationEN: "name"}}}))
+	kor := must(st.CreateClass(ctx, school.Class{SchoolID: s.School.ID, Name: "Kor"}))
+	g2 := must(st.CreateGuardian(ctx, school.Guardian{SchoolID: s.School.ID, Name: "Far"}))
+	must(st.UpdatePupil(ctx, s.Pupil.ID, func(p school.Pupil) (school.Pupil, error) {
+		p.GuardianIDs = append(p.GuardianIDs, g2.ID)
+		p.ClassIDs = append(p.ClassIDs, kor.ID)
+		return p, nil
+	}))
+	must(st.PutEnrolment(ctx, school.Enrolment{PupilID: s.Pupil.ID, State: school.EnrolmentEnrolled, Rule: school.ConsentAll}))
+	for _, g := range []string{s.Guardian.ID, g2.ID} {
+		for _, pf := range []string{s.Platform.ID, other.ID} {
+			must(st.SetConsent(ctx, school.Consent{PupilID: s.Pupil.ID, GuardianID: g, PlatformID: pf, Decision: school.DecisionGranted}))
+		}
+	}
+	must(st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: s.School.ID, PlatformID: s.Platform.ID, ActivatedBy: "t"}, true))
+	noClass := must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, ExternalID: "p-none", GivenName: "Nor", Status: school.PupilActive}))
+	for _, c := range []struct{ pupil, platform string }{
+		{s.Pupil.ID, s.Platform.ID}, {s.Pupil.ID, other.ID}, {s.Pupil.ID, "nope"}, {noClass.ID, s.Platform.ID},
+	} {
+		prof, cs := must(st.GetPupilProfile(ctx, c.pupil)), must(st.ConsentState(ctx, c.pupil, c.platform))
+		gotProf, gotCS, err := st.ReleaseInputs(ctx, c.pupil, c.platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(gotProf, prof) {
+			t.Fatalf("ReleaseInputs(%s) profile = %+v\nwant %+v", c.platform, gotProf, prof)
+		}
+		sortConsents := func(l []school.Consent) {
+			slices.SortFunc(l, func(a, b school.Consent) int { return strings.Compare(a.ID, b.ID) })
+		}
+		sortConsents(gotCS.Consents)
+		sortConsents(cs.Consents)
+		slices.Sort(gotCS.Guardians)
+		slices.Sort(cs.Guardians)
+		if !reflect.DeepEqual(gotCS, cs) {
+			t.Fatalf("ReleaseInputs(%s) state = %+v\nwant %+v", c.platform, gotCS, cs)
+		}
+	}
+	if prof, _ := st.GetPupilProfile(ctx, s.Pupil.ID); len(prof.Classes) != 2 {
+		t.Fatalf("the pupil is in %d classes, want 2", len(prof.Classes))
+	}
+	_, _, err := st.ReleaseInputs(ctx, "nobody", s.Platform.ID)
 	wantErr(t, err, school.ErrNotFound)
 }

@@ -20,7 +20,7 @@ func testOIDC(t *testing.T, h Harness) {
 		run  func(t *testing.T, h Harness, s Seed)
 	}{
 		{"SigningKeys", testOIDCSigningKeys},
-		{"AuthRequests", testOIDCAuthRequests},
+		{"CodeOnce", testOIDCCodeOnce},
 		{"Tokens", testOIDCTokens},
 		{"Releases", testReleases},
 	} {
@@ -81,107 +81,56 @@ func testOIDCSigningKeys(t *testing.T, h Harness, _ Seed) {
 	wantErr(t, st.DeleteOIDCSigningKey(ctx, "k1"), school.ErrNotFound)
 }
 
-func testOIDCAuthRequests(t *testing.T, h Harness, s Seed) {
+// testOIDCCodeOnce checks an authorization code's single use: of
+// concurrent tokens naming one code exactly one is stored, the others get
+// ErrUsed; tokens without a code, or of other codes, are unaffected.
+func testOIDCCodeOnce(t *testing.T, h Harness, s Seed) {
 	ctx := context.Background()
 	st := h.Store
 	now := h.Clock.Now()
-	_, err := st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte("not json"), ExpiresAt: now.Add(time.Minute)})
-	wantErr(t, err, school.ErrInvalid)
-	_, err = st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: "nope", Params: []byte("{}"), ExpiresAt: now.Add(time.Minute)})
-	wantErr(t, err, school.ErrInvalid)
-	a := must(st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte(`{"state":"x"}`), ExpiresAt: now.Add(10 * time.Minute)}))
-	got := must(st.GetOIDCAuthRequest(ctx, a.ID))
-	if got.Completed() || string(got.Params) != `{"state":"x"}` || !got.ExpiresAt.Equal(a.ExpiresAt) {
-		t.Fatalf("GetOIDCAuthRequest = %+v", got)
-	}
-	_, err = st.GetOIDCAuthRequest(ctx, "nope")
-	wantErr(t, err, school.ErrNotFound)
-	// No code yet.
-	wantErr(t, st.ConsumeOIDCAuthCode(ctx, a.ID), school.ErrNotFound)
-	_, err = st.OIDCAuthRequestByCode(ctx, nil)
-	wantErr(t, err, school.ErrNotFound)
-
-	hash := sha256.Sum256([]byte("code-1"))
-	c := school.OIDCAuthCompletion{PupilID: s.Pupil.ID, SessionRef: "sess", AuthTime: now, AMR: []string{"hwk", "user"}, ACR: "acr",
-		CodeHash: hash[:], CodeExpiresAt: now.Add(time.Minute)}
-	// Concurrent completions: exactly one wins.
+	pupil := must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, ExternalID: "p-code", GivenName: "Kim", Status: school.PupilActive}))
+	tok := school.OIDCToken{Kind: school.TokenAccess, PlatformID: s.Platform.ID, PupilID: pupil.ID, SessionRef: "sess",
+		AuthRequestID: "code-ar1", FamilyID: "code-ar1", CodeID: "code-ar1", Subject: "code-sub", AuthTime: now, ExpiresAt: now.Add(72 * time.Hour)}
 	var wg sync.WaitGroup
 	results := make(chan error, 6)
 	for range 6 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := st.CompleteOIDCAuthRequest(ctx, a.ID, c)
+			_, err := st.CreateOIDCToken(ctx, tok)
 			results <- err
 		}()
 	}
 	wg.Wait()
 	close(results)
-	var ok int
+	ok := 0
 	for err := range results {
 		if err == nil {
 			ok++
 		} else if !errors.Is(err, school.ErrUsed) {
-			t.Fatalf("concurrent complete: %v", err)
+			t.Fatalf("concurrent redemption: %v", err)
 		}
 	}
 	if ok != 1 {
-		t.Fatalf("%d completions succeeded, want 1", ok)
+		t.Fatalf("%d redemptions of one code succeeded, want 1", ok)
 	}
-	got = must(st.OIDCAuthRequestByCode(ctx, hash[:]))
-	if got.ID != a.ID || got.PupilID != s.Pupil.ID || got.SessionRef != "sess" || !got.AuthTime.Equal(now) ||
-		!slices.Equal(got.AMR, []string{"hwk", "user"}) || got.ACR != "acr" || !got.ConsumedAt.IsZero() {
-		t.Fatalf("OIDCAuthRequestByCode = %+v", got)
-	}
-	// Exactly one concurrent redemption.
-	results = make(chan error, 6)
-	for range 6 {
-		wg.Add(1)
-		go func() { defer wg.Done(); results <- st.ConsumeOIDCAuthCode(ctx, a.ID) }()
-	}
-	wg.Wait()
-	close(results)
-	ok = 0
-	for err := range results {
-		if err == nil {
-			ok++
-		} else if !errors.Is(err, school.ErrUsed) {
-			t.Fatalf("concurrent consume: %v", err)
-		}
-	}
-	if ok != 1 {
-		t.Fatalf("%d redemptions succeeded, want 1", ok)
-	}
-	if got := must(st.OIDCAuthRequestByCode(ctx, hash[:])); got.ConsumedAt.IsZero() {
-		t.Fatal("consumed code not marked")
-	}
-
-	// Expired code and expired request.
-	b := must(st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte(`{}`), ExpiresAt: now.Add(10 * time.Minute)}))
-	hash2 := sha256.Sum256([]byte("code-2"))
-	c.CodeHash, c.CodeExpiresAt = hash2[:], now.Add(time.Minute)
-	must(st.CompleteOIDCAuthRequest(ctx, b.ID, c))
-	_, err = st.CompleteOIDCAuthRequest(ctx, b.ID, c)
+	// In a transaction too, and the transaction's other work is undone
+	// by the caller's error.
+	err := st.InTx(ctx, func(q school.Queries) error {
+		_, err := q.CreateOIDCToken(ctx, tok)
+		return err
+	})
 	wantErr(t, err, school.ErrUsed)
-	h.Clock.Advance(2 * time.Minute)
-	wantErr(t, st.ConsumeOIDCAuthCode(ctx, b.ID), school.ErrExpired)
-	d := must(st.CreateOIDCAuthRequest(ctx, school.OIDCAuthRequest{PlatformID: s.Platform.ID, Params: []byte(`{}`), ExpiresAt: h.Clock.Now().Add(time.Minute)}))
-	h.Clock.Advance(2 * time.Minute)
-	_, err = st.GetOIDCAuthRequest(ctx, d.ID)
-	wantErr(t, err, school.ErrExpired)
-	hash3 := sha256.Sum256([]byte("code-3"))
-	c.CodeHash = hash3[:]
-	_, err = st.CompleteOIDCAuthRequest(ctx, d.ID, c)
-	wantErr(t, err, school.ErrExpired)
-	_, err = st.CompleteOIDCAuthRequest(ctx, school.NewID(), c)
-	wantErr(t, err, school.ErrNotFound)
-
-	n := must(st.PruneOIDC(ctx, h.Clock.Now().Add(20*time.Minute)))
-	if n != 3 {
-		t.Fatalf("PruneOIDC = %d, want 3", n)
+	other := tok
+	other.CodeID = "code-ar2"
+	must(st.CreateOIDCToken(ctx, other))
+	noCode := tok
+	noCode.CodeID = ""
+	must(st.CreateOIDCToken(ctx, noCode))
+	must(st.CreateOIDCToken(ctx, noCode))
+	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "code-sub"})); len(list) != 4 {
+		t.Fatalf("%d tokens stored, want 4", len(list))
 	}
-	_, err = st.GetOIDCAuthRequest(ctx, a.ID)
-	wantErr(t, err, school.ErrNotFound)
 }
 
 func testOIDCTokens(t *testing.T, h Harness, s Seed) {
@@ -221,7 +170,7 @@ func testOIDCTokens(t *testing.T, h Harness, s Seed) {
 	wantErr(t, st.UseOIDCRefreshToken(ctx, refresh.ID), school.ErrUsed)
 
 	o := base
-	o.PlatformID, o.SessionRef, o.AuthRequestID = other.ID, "s2", "ar2"
+	o.PlatformID, o.SessionRef, o.AuthRequestID, o.FamilyID = other.ID, "s2", "ar2", "fam2"
 	onOther := must(st.CreateOIDCToken(ctx, o))
 	list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID}))
 	if len(list) != 2 { // the rotated refresh token is not active
@@ -240,8 +189,8 @@ func testOIDCTokens(t *testing.T, h Harness, s Seed) {
 	if got := must(st.GetOIDCToken(ctx, onOther.ID)); !got.ActiveAt(now) {
 		t.Fatal("a token of another platform was revoked")
 	}
-	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{AuthRequestID: "ar2"})); n != 1 {
-		t.Fatalf("revoke by auth request = %d", n)
+	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{FamilyID: "fam2"})); n != 1 {
+		t.Fatalf("revoke by family = %d", n)
 	}
 	// Expired tokens are not listed and are pruned.
 	must(st.CreateOIDCToken(ctx, base))

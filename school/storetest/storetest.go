@@ -98,6 +98,7 @@ var suites = []struct {
 	{"Platforms", testPlatforms},
 	{"Consent", testConsent},
 	{"ConsentAttributes", testConsentAttributes},
+	{"ReleaseInputs", testReleaseInputs},
 	{"GuardianLinks", testGuardianLinks},
 	{"GuardianVerifications", testGuardianVerifications},
 	{"Outbox", testOutbox},
