@@ -133,14 +133,7 @@ func (s *SAML) nextLogout(w http.ResponseWriter, r *http.Request, fl samlLogoutF
 			fl.Failed = append(fl.Failed, sp.Platform.Name)
 			continue
 		}
-		lr := &saml.LogoutRequest{
-			ID: randomID(), Version: "2.0", IssueInstant: s.now().UTC(), Destination: ep.Location,
-			Issuer: &saml.Issuer{Format: entityFormat, Value: s.entityID},
-			NameID: &saml.NameID{Format: t.NameIDFormat, NameQualifier: s.entityID, SPNameQualifier: sp.Platform.ClientID, Value: t.NameID},
-		}
-		if t.SessionIndex != "" {
-			lr.SessionIndex = &saml.SessionIndex{Value: t.SessionIndex}
-		}
+		lr := s.logoutRequest(sp, ep.Location, t.NameIDFormat, t.NameID, t.SessionIndex)
 		fl.Current = sp.Platform.Name
 		if _, err := s.storeFlow(ctx, "logout", lr.ID, fl); err != nil {
 			s.opt.Site.ServerError(w, r, err)
@@ -348,4 +341,20 @@ func (s *SAML) serveLogoutResponse(w http.ResponseWriter, r *http.Request) {
 		fl.Failed = append(fl.Failed, fl.Current)
 	}
 	s.nextLogout(w, r, fl)
+}
+
+// logoutRequest returns an (unsigned) LogoutRequest to sp at destination
+// for the NameID (with its format) and the session index ElevID issued
+// to sp; an empty sessionIndex names none. The front-channel logout
+// (HTTP-Redirect/POST) and the SOAP back-channel logout both send it.
+func (s *SAML) logoutRequest(sp samlSP, destination, nameIDFormat, nameID, sessionIndex string) *saml.LogoutRequest {
+	lr := &saml.LogoutRequest{
+		ID: randomID(), Version: "2.0", IssueInstant: s.now().UTC(), Destination: destination,
+		Issuer: &saml.Issuer{Format: entityFormat, Value: s.entityID},
+		NameID: &saml.NameID{Format: nameIDFormat, NameQualifier: s.entityID, SPNameQualifier: sp.Platform.ClientID, Value: nameID},
+	}
+	if sessionIndex != "" {
+		lr.SessionIndex = &saml.SessionIndex{Value: sessionIndex}
+	}
+	return lr
 }

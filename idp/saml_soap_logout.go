@@ -84,14 +84,7 @@ type soapEnvelope struct {
 // soapLogoutRequest returns the SOAP envelope of a signed LogoutRequest
 // for notice n, naming the NameID and SessionIndex issued to sp.
 func (s *SAML) soapLogoutRequest(ctx context.Context, sp samlSP, ep saml.Endpoint, n school.LogoutNotice) ([]byte, string, error) {
-	lr := &saml.LogoutRequest{
-		ID: randomID(), Version: "2.0", IssueInstant: s.now().UTC(), Destination: ep.Location,
-		Issuer: &saml.Issuer{Format: entityFormat, Value: s.entityID},
-		NameID: &saml.NameID{Format: n.NameIDFormat, NameQualifier: s.entityID, SPNameQualifier: sp.Platform.ClientID, Value: n.Subject},
-	}
-	if n.SessionIndex != "" {
-		lr.SessionIndex = &saml.SessionIndex{Value: n.SessionIndex}
-	}
+	lr := s.logoutRequest(sp, ep.Location, n.NameIDFormat, n.Subject, n.SessionIndex)
 	pair, err := s.opt.Keys.Signing(ctx)
 	if err != nil {
 		return nil, "", err
