@@ -349,6 +349,17 @@ type DirectoryStore interface {
 	// CreateGuardians stores many guardians of one school at once, with
 	// new ids, in order; ErrConflict when an external id is taken.
 	CreateGuardians(ctx context.Context, gs []Guardian) ([]Guardian, error)
+	// CreateClasses stores many classes at once, with new ids, in order;
+	// ErrConflict when an external id is taken in the school.
+	CreateClasses(ctx context.Context, cs []Class) ([]Class, error)
+	// CreateStaffMembers stores many staff accounts at once (with their
+	// class links, which must be classes of the member's school), with new
+	// ids, in order; ErrConflict when a username is taken.
+	CreateStaffMembers(ctx context.Context, sts []Staff) ([]Staff, error)
+	// StaffIDsByUsername returns the ids of the staff accounts (of any
+	// school) holding these usernames, keyed by username; a name no
+	// account holds is absent.
+	StaffIDsByUsername(ctx context.Context, usernames []string) (map[string]string, error)
 	// CreatePupils stores many pupils at once (with their class and
 	// guardian links), with new ids, in order; ErrConflict when an
 	// external id is taken.

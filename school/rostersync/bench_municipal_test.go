@@ -66,10 +66,17 @@ func benchChild(spec string) int {
 	ctx := context.Background()
 	var st school.Store
 	var err error
+	// With ELEVID_BENCH_STATEMENTS=N the child counts the store's
+	// statements and prints the N most frequent ones to stderr.
+	counter := &sqlstore.Counter{}
+	top, _ := strconv.Atoi(os.Getenv("ELEVID_BENCH_STATEMENTS"))
+	if top > 0 {
+		counter.Track()
+	}
 	if strings.HasPrefix(spec, "postgres://") {
-		st, err = postgres.Open(ctx, spec, sqlstore.Options{})
+		st, err = postgres.Open(ctx, spec, sqlstore.Options{Counter: counter})
 	} else {
-		st, err = sqlite.Open(ctx, spec, sqlstore.Options{})
+		st, err = sqlite.Open(ctx, spec, sqlstore.Options{Counter: counter})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench child:", err)
@@ -125,6 +132,15 @@ func benchChild(spec string) int {
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 	pprof.StopCPUProfile()
+	if top > 0 {
+		n := max(len(srcs), 1)
+		stmts := counter.Statements.Load() + counter.InTx.Load()
+		fmt.Fprintf(os.Stderr, "statements: %d (%d a school), transactions: %d (%d a school)\n",
+			stmts, stmts/int64(n), counter.Transactions.Load(), counter.Transactions.Load()/int64(n))
+		for _, q := range counter.Top(top) {
+			fmt.Fprintf(os.Stderr, "%8d  %.160s\n", q.N, strings.Join(strings.Fields(q.Query), " "))
+		}
+	}
 	return 0
 }
 
@@ -139,7 +155,9 @@ func benchChild(spec string) int {
 //	  go test ./school/rostersync -run '^$' -bench Municipality -benchtime 1x -timeout 30m
 //
 // ELEVID_BENCH_SLAPD_PORT picks slapd's port, ELEVID_BENCH_SCHOOLS the
-// number of schools, ELEVID_BENCH_CONCURRENCY the schools synced at once.
+// number of schools, ELEVID_BENCH_CONCURRENCY the schools synced at once,
+// and ELEVID_BENCH_CPUPROFILE=path writes each run's CPU profile to
+// path.BACKEND.RUN (e.g. path.sqlite.nochange).
 func BenchmarkMunicipality(b *testing.B) {
 	if os.Getenv("ELEVID_BENCH_SLAPD") == "" {
 		b.Skip("ELEVID_BENCH_SLAPD is not set")
@@ -198,6 +216,9 @@ func BenchmarkMunicipality(b *testing.B) {
 					for range b.N {
 						cmd := exec.Command(os.Args[0], "-test.run=^$")
 						cmd.Env = append(os.Environ(), "ELEVID_BENCH_CHILD="+spec)
+						if prof := os.Getenv("ELEVID_BENCH_CPUPROFILE"); prof != "" {
+							cmd.Env = append(cmd.Env, "ELEVID_BENCH_CPUPROFILE="+prof+"."+backend+"."+run)
+						}
 						cmd.Stderr = os.Stderr
 						outb, err := cmd.Output()
 						if err != nil {

@@ -8,6 +8,13 @@
 // computes a diff against the store and applies it in one transaction,
 // with one audit entry per change (actor "sync", ids only).
 //
+// The diff (plan.go) reads each kind of stored record of the school in
+// one listing, whatever the school's size, and compares before writing:
+// a run that finds nothing changed writes only its run record, its lock
+// and one audit entry. The apply (apply.go) writes new classes,
+// guardians, pupils and staff in multi-row inserts and the rarer updates
+// one by one. Both are named steps, one kind of record each.
+//
 // The stable external id is entryUUID (OpenLDAP) or objectGUID (AD),
 // never the DN, so renames and moves keep the pupil with their passkeys
 // and consents.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/rostersync"
@@ -142,4 +143,79 @@ func TestDuplicatePupilAcrossSchools(t *testing.T) {
 	if _, err := e.st.PupilByExternalID(ctx, other.ID, uuidFor(kindPupil, 9003)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Staff usernames are unique across schools: a directory staff member
+// whose username another account holds is not created (nor is the second
+// of two entries with one username), a rename onto a taken username is
+// not applied, each with a warning; the others are created and updated.
+func TestStaffUsernameTaken(t *testing.T) {
+	e := newEnv(t, small, nil, nil)
+	other, err := e.st.CreateSchool(e.ctx, school.School{Code: "anden", Name: "Anden", Domain: "anden.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t1's username is an account of another school already.
+	held, err := e.st.CreateStaff(e.ctx, school.Staff{SchoolID: other.ID, Username: "t1@school.test", Role: school.RoleTeacher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fourth staff entry with t2's username.
+	twin := small.staffEntry(3, e.clock.Now().Add(-time.Hour))
+	twin.set("uid", "t2")
+	e.dir.add(twin)
+	res := e.mustRun(rostersync.RunOptions{})
+	if res.Run.WarningCounts[school.WarnStaffUsername] != 2 {
+		t.Fatalf("staff username warnings = %+v", res.Run.Warnings)
+	}
+	t2, err := e.st.StaffByUsername(e.ctx, "t2@school.test")
+	if err != nil || t2.SchoolID != e.sch.ID {
+		t.Fatalf("t2 = %+v, %v", t2, err)
+	}
+	var msgs []string
+	for _, w := range res.Run.Warnings {
+		if w.Kind == school.WarnStaffUsername {
+			msgs = append(msgs, w.Message)
+		}
+	}
+	want := []string{`staff username "t1@school.test" is taken by account ` + held.ID + `; not created`,
+		`staff username "t2@school.test" is taken by account ` + t2.ID + `; not created`}
+	if !slices.Equal(msgs, want) {
+		t.Fatalf("warnings = %q, want %q", msgs, want)
+	}
+	if s, _ := e.st.StaffByUsername(e.ctx, "t1@school.test"); s.ID != held.ID || s.SchoolID != other.ID {
+		t.Fatalf("t1's username now belongs to %+v", s)
+	}
+	staff, err := e.st.ListStaff(e.ctx, e.sch.ID)
+	if err != nil || len(staff) != 2 {
+		t.Fatalf("school staff = %+v, %v", staff, err)
+	}
+
+	// t0 renamed onto t2's username is refused; t2 renamed to a free name
+	// is applied, in the same run.
+	e.dir.modify(staffDN(0), e.clock.Now(), func(en *entry) { en.set("uid", "t2") })
+	e.dir.modify(staffDN(2), e.clock.Now(), func(en *entry) { en.set("uid", "t2b") })
+	e.dir.remove(twin.DN)
+	res = e.mustRun(rostersync.RunOptions{})
+	t0, err := e.st.GetStaff(e.ctx, staffIDByExt(t, e, staff, 0))
+	if err != nil || t0.Username != "t0@school.test" {
+		t.Fatalf("t0 = %+v, %v", t0, err)
+	}
+	if s, err := e.st.StaffByUsername(e.ctx, "t2b@school.test"); err != nil || s.ID != t2.ID {
+		t.Fatalf("t2b = %+v, %v", s, err)
+	}
+	if n := res.Run.WarningCounts[school.WarnStaffUsername]; n != 2 { // t1 again, and t0's rename
+		t.Fatalf("staff username warnings = %+v", res.Run.Warnings)
+	}
+}
+
+func staffIDByExt(t *testing.T, e *env, staff []school.Staff, i int) string {
+	t.Helper()
+	for _, s := range staff {
+		if s.ExternalID == uuidFor(kindStaff, i) {
+			return s.ID
+		}
+	}
+	t.Fatalf("no staff member %d in %+v", i, staff)
+	return ""
 }

@@ -307,6 +307,112 @@ func (s *Store) CreateGuardians(ctx context.Context, gs []school.Guardian) ([]sc
 	return out, nil
 }
 
+// CreateClasses implements school.DirectoryStore.
+func (s *Store) CreateClasses(ctx context.Context, cs []school.Class) ([]school.Class, error) {
+	now := s.now()
+	out := make([]school.Class, len(cs))
+	for i, c := range cs {
+		if err := validClass(c); err != nil {
+			return nil, err
+		}
+		c.ID, c.CreatedAt = school.NewID(), now
+		out[i] = c
+	}
+	err := s.tx(ctx, "create classes", func(t *Store) error {
+		return t.insertMany(ctx, "classes", classCols, 5, len(out), func(i int) []any {
+			c := out[i]
+			return []any{c.ID, c.SchoolID, c.ExternalID, c.Name, micros(c.CreatedAt)}
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateStaffMembers implements school.DirectoryStore. Class links must
+// point to classes of the staff member's school.
+func (s *Store) CreateStaffMembers(ctx context.Context, sts []school.Staff) ([]school.Staff, error) {
+	now := s.now()
+	out := make([]school.Staff, len(sts))
+	var links [][2]string
+	schools := map[string]bool{}
+	for i, st := range sts {
+		if err := st.Validate(); err != nil {
+			return nil, err
+		}
+		if st.SchoolID == "" && len(st.ClassIDs) > 0 {
+			return nil, fmt.Errorf("%w: a staff member of no school has no classes", school.ErrInvalid)
+		}
+		st.ID, st.CreatedAt = school.NewID(), now
+		out[i] = st
+		schools[st.SchoolID] = true
+		for _, c := range st.ClassIDs {
+			links = append(links, [2]string{st.ID, c})
+		}
+	}
+	err := s.tx(ctx, "create staff members", func(t *Store) error {
+		err := t.insertMany(ctx, "staff", `id, school_id, external_id, username, name, email, role, password_hash, totp_secret, disabled, created_at, password_expires`, 12, len(out),
+			func(i int) []any {
+				st := out[i]
+				return []any{st.ID, nullable(st.SchoolID), st.ExternalID, st.Username, st.Name, st.Email, string(st.Role), st.PasswordHash,
+					st.TOTPSecret, st.Disabled, micros(st.CreatedAt), micros(st.PasswordExpires)}
+			})
+		if err != nil {
+			return err
+		}
+		if err := t.insertMany(ctx, "staff_classes", "staff_id, class_id", 2, len(links), func(i int) []any { return []any{links[i][0], links[i][1]} }); err != nil {
+			return err
+		}
+		// Links must stay within the school, as setStaffClasses enforces one by one.
+		for id := range schools {
+			var bad int
+			err := t.q.QueryRow(ctx, `SELECT COUNT(*) FROM staff_classes l JOIN staff s ON s.id = l.staff_id JOIN classes c ON c.id = l.class_id
+				WHERE s.school_id = $1 AND c.school_id <> s.school_id`, id).Scan(&bad)
+			if err != nil {
+				return err
+			}
+			if bad > 0 {
+				return fmt.Errorf("%w: a staff member is linked to a class of another school", school.ErrInvalid)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// StaffIDsByUsername implements school.DirectoryStore.
+func (s *Store) StaffIDsByUsername(ctx context.Context, usernames []string) (map[string]string, error) {
+	out := make(map[string]string, len(usernames))
+	type pair struct{ username, id string }
+	for start := 0; start < len(usernames); start += bulkParams {
+		batch := usernames[start:min(start+bulkParams, len(usernames))]
+		var b strings.Builder
+		args := make([]any, len(batch))
+		for i, u := range batch {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d", i+1)
+			args[i] = u
+		}
+		ps, err := collect(ctx, s.q, func(r Rows) (pair, error) {
+			var p pair
+			return p, r.Scan(&p.username, &p.id)
+		}, `SELECT username, id FROM staff WHERE username IN (`+b.String()+`)`, args...)
+		if err != nil {
+			return nil, s.fail("staff ids by username", err)
+		}
+		for _, p := range ps {
+			out[p.username] = p.id
+		}
+	}
+	return out, nil
+}
+
 // CreatePupils implements school.DirectoryStore. Links must point to
 // classes and guardians of the pupil's school.
 func (s *Store) CreatePupils(ctx context.Context, ps []school.Pupil) ([]school.Pupil, error) {

@@ -93,18 +93,37 @@ func (s *Store) StaffByUsername(ctx context.Context, username string) (school.St
 	return st, s.fail("staff by username", err)
 }
 
-// ListStaff implements school.StaffStore.
+// ListStaff implements school.StaffStore. It reads the staff and their
+// class links in two queries, whatever their number.
 func (s *Store) ListStaff(ctx context.Context, schoolID string) ([]school.Staff, error) {
-	out, err := collect(ctx, s.q, scanStaff, `SELECT `+staffCols+` FROM staff WHERE COALESCE(school_id, '') = $1 ORDER BY name, username`, schoolID)
-	if err == nil {
-		for i := range out {
-			out[i], err = s.getStaff(ctx, `id = $1`, "", out[i].ID)
-			if err != nil {
-				break
-			}
+	// school_id = $1 (not COALESCE(school_id, '') = $1) lets the staff_school
+	// index serve a school's staff; operators have no school (NULL).
+	where, args := `school_id = $1`, []any{schoolID}
+	if schoolID == "" {
+		where, args = `school_id IS NULL`, nil
+	}
+	out, err := collect(ctx, s.q, scanStaff, `SELECT `+staffCols+` FROM staff WHERE `+where+` ORDER BY name, username`, args...)
+	if err != nil || len(out) == 0 {
+		return out, s.fail("list staff", err)
+	}
+	idx := make(map[string]int, len(out))
+	for i, st := range out {
+		idx[st.ID] = i
+	}
+	type link struct{ staff, class string }
+	links, err := collect(ctx, s.q, func(r Rows) (link, error) {
+		var l link
+		return l, r.Scan(&l.staff, &l.class)
+	}, `SELECT l.staff_id, l.class_id FROM staff_classes l JOIN staff s ON s.id = l.staff_id WHERE s.`+where+` ORDER BY l.staff_id, l.class_id`, args...)
+	if err != nil {
+		return nil, s.fail("list staff", err)
+	}
+	for _, l := range links {
+		if i, ok := idx[l.staff]; ok {
+			out[i].ClassIDs = append(out[i].ClassIDs, l.class)
 		}
 	}
-	return out, s.fail("list staff", err)
+	return out, nil
 }
 
 // UpdateStaff implements school.StaffStore.

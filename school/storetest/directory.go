@@ -168,6 +168,55 @@ func testDirectory(t *testing.T, h Harness) {
 		wantErr(t, err, school.ErrInvalid)
 	})
 
+	t.Run("BulkClassesAndStaff", func(t *testing.T) {
+		var cs []school.Class
+		for i := range 300 { // more than one INSERT batch
+			cs = append(cs, school.Class{SchoolID: seed.School.ID, ExternalID: fmt.Sprintf("bc-%d", i), Name: fmt.Sprintf("Klasse %d", i)})
+		}
+		classes := must(st.CreateClasses(ctx, cs))
+		if len(classes) != 300 || classes[299].ID == "" || classes[299].ExternalID != "bc-299" {
+			t.Fatalf("CreateClasses returned %d classes, last %+v", len(classes), classes[len(classes)-1])
+		}
+		if got := must(st.GetClass(ctx, seed.School.ID, classes[7].ID)); got.Name != "Klasse 7" || got.ExternalID != "bc-7" {
+			t.Fatalf("bulk class = %+v", got)
+		}
+		_, err := st.CreateClasses(ctx, []school.Class{{SchoolID: seed.School.ID, ExternalID: "bc-1", Name: "Again"}})
+		wantErr(t, err, school.ErrConflict)
+		_, err = st.CreateClasses(ctx, []school.Class{{SchoolID: seed.School.ID, Name: " "}})
+		wantErr(t, err, school.ErrInvalid)
+
+		var sts []school.Staff
+		for i := range 100 { // more than one INSERT batch (12 columns a row)
+			sts = append(sts, school.Staff{SchoolID: seed.School.ID, ExternalID: fmt.Sprintf("bs-%d", i), Username: fmt.Sprintf("bs%d@s1.example.dk", i),
+				Name: "T", Role: school.RoleTeacher, ClassIDs: []string{classes[i%2].ID}})
+		}
+		staff := must(st.CreateStaffMembers(ctx, sts))
+		got := must(st.StaffByUsername(ctx, "bs99@s1.example.dk"))
+		if got.ID != staff[99].ID || got.ExternalID != "bs-99" || !reflect.DeepEqual(got.ClassIDs, []string{classes[1].ID}) {
+			t.Fatalf("bulk staff = %+v", got)
+		}
+		ids := must(st.StaffIDsByUsername(ctx, []string{"bs3@s1.example.dk", "nobody@s1.example.dk", "bs98@s1.example.dk"}))
+		if !reflect.DeepEqual(ids, map[string]string{"bs3@s1.example.dk": staff[3].ID, "bs98@s1.example.dk": staff[98].ID}) {
+			t.Fatalf("StaffIDsByUsername = %v", ids)
+		}
+		// A taken username rolls the whole batch back.
+		_, err = st.CreateStaffMembers(ctx, []school.Staff{
+			{SchoolID: seed.School.ID, Username: "fresh@s1.example.dk", Role: school.RoleTeacher},
+			{SchoolID: seed.School.ID, Username: "bs1@s1.example.dk", Role: school.RoleTeacher},
+		})
+		wantErr(t, err, school.ErrConflict)
+		_, err = st.StaffByUsername(ctx, "fresh@s1.example.dk")
+		wantErr(t, err, school.ErrNotFound)
+		// Links across schools are refused.
+		other := must(st.CreateClass(ctx, school.Class{SchoolID: seed.OtherSchl.ID, Name: "X"}))
+		_, err = st.CreateStaffMembers(ctx, []school.Staff{{SchoolID: seed.School.ID, Username: "x@s1.example.dk", Role: school.RoleTeacher, ClassIDs: []string{other.ID}}})
+		wantErr(t, err, school.ErrInvalid)
+		_, err = st.StaffByUsername(ctx, "x@s1.example.dk")
+		wantErr(t, err, school.ErrNotFound)
+		_, err = st.CreateStaffMembers(ctx, []school.Staff{{SchoolID: seed.School.ID, Username: " ", Role: school.RoleTeacher}})
+		wantErr(t, err, school.ErrInvalid)
+	})
+
 	t.Run("AuditBatch", func(t *testing.T) {
 		must(st.AppendAudit(ctx, school.AuditEntry{SchoolID: seed.School.ID, ActorID: "sync", Action: "sync.start"}))
 		var es []school.AuditEntry
