@@ -7,21 +7,26 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
-	"github.com/elevid/elevid/idp/oidcbench"
+	"github.com/elevid/elevid/internal/bench"
 )
 
 const benchUsage = `Usage:
   elevid bench prepare [--pupils N] [--fixture FILE]
       create a bench school of N enrolled, consented pupils with virtual
       passkeys and a bench platform in the configured database
-  elevid bench login [--url URL] [--concurrency C] [--duration D] [--fixture FILE]
-                     [--metrics-url URL] [--metrics-token TOKEN]
+  elevid bench login [--url URL]... [--concurrency C] [--duration D] [--fixture FILE]
+                     [--metrics-url URL]... [--metrics-token TOKEN]
       drive C virtual pupils through passkey login → authorize → code →
       token → userinfo against a running server; prints flows/s and p50/p95/p99,
       and the server's database work read from its metrics listener
-      (default http://server.metrics_listen/metrics, token server.metrics_token)
+      (default http://server.metrics_listen/metrics, token server.metrics_token).
+      Several --url (repeated or comma-separated: nodes of one service on one
+      host name, different ports) get the requests in turn, so each flow
+      crosses nodes; several --metrics-url are summed; the split of requests
+      per node is printed
 `
 
 // cmdBench runs `elevid bench`.
@@ -31,27 +36,32 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 		return errors.New("bench: give prepare or login")
 	}
 	fs := flag.NewFlagSet("bench "+args[0], flag.ContinueOnError)
-	fixture := fs.String("fixture", oidcbench.DefaultFixture, "fixture file (pupils, passkeys, platform secret)")
+	fixture := fs.String("fixture", bench.DefaultFixture, "fixture file (pupils, passkeys, platform secret)")
 	pupils := fs.Int("pupils", 64, "pupils to prepare")
-	url := fs.String("url", cfg.Issuer, "base URL of the running server")
+	urls := &listFlag{vals: []string{cfg.Issuer}}
+	fs.Var(urls, "url", "base URL of the running server; repeat it or separate URLs by commas for several nodes on one host name (requests go round-robin)")
 	conc := fs.Int("concurrency", 32, "concurrent virtual pupils")
 	dur := fs.Duration("duration", 20*time.Second, "how long to run")
 	defMetrics := ""
 	if cfg.Server.MetricsListen != "" {
 		defMetrics = "http://" + cfg.Server.MetricsListen + "/metrics"
 	}
-	metricsURL := fs.String("metrics-url", defMetrics, "the server's /metrics on its metrics listener (empty: do not read)")
+	metricsURLs := &listFlag{}
+	if defMetrics != "" {
+		metricsURLs.vals = []string{defMetrics}
+	}
+	fs.Var(metricsURLs, "metrics-url", "the server's /metrics on its metrics listener; repeat it or separate by commas for several nodes, whose counts are summed (empty: do not read)")
 	metricsToken := fs.String("metrics-token", cfg.Server.MetricsToken, "bearer token for --metrics-url")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if args[0] == "login" {
-		f, err := oidcbench.ReadFixture(*fixture)
+		f, err := bench.ReadFixture(*fixture)
 		if err != nil {
 			return err
 		}
-		res, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: *url, Fixture: f, Concurrency: *conc, Duration: *dur,
-			MetricsURL: *metricsURL, MetricsToken: *metricsToken})
+		res, err := bench.Run(ctx, bench.Config{URLs: urls.vals, Fixture: f, Concurrency: *conc, Duration: *dur,
+			MetricsURLs: metricsURLs.vals, MetricsToken: *metricsToken})
 		if err != nil {
 			return err
 		}
@@ -59,14 +69,35 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 		return nil
 	}
 	return withApp(ctx, cfg, log, func(a *app) error {
-		f, err := oidcbench.Prepare(ctx, a.store, cfg.WebAuthn.RPID, cfg.WebAuthn.Origins[0], *pupils)
+		f, err := bench.Prepare(ctx, a.store, cfg.WebAuthn.RPID, cfg.WebAuthn.Origins[0], *pupils)
 		if err != nil {
 			return err
 		}
-		if err := oidcbench.WriteFixture(*fixture, f); err != nil {
+		if err := bench.WriteFixture(*fixture, f); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "prepared %d pupils; fixture written to %s\n", len(f.Pupils), *fixture)
 		return nil
 	})
+}
+
+// listFlag is a repeatable flag whose values may also be separated by
+// commas; the first use replaces the default.
+type listFlag struct {
+	vals []string
+	set  bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		l.vals, l.set = nil, true
+	}
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			l.vals = append(l.vals, part)
+		}
+	}
+	return nil
 }

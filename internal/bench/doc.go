@@ -1,4 +1,4 @@
-// Package oidcbench is the load generator behind `elevid bench login`: N
+// Package bench is the load generator behind `elevid bench login`: N
 // concurrent virtual pupils (github.com/descope/virtualwebauthn) run the
 // complete flow against a running ElevID — passkey login, authorize, code,
 // token, userinfo — and it prints flows per second and latency
@@ -7,4 +7,4 @@
 // counts the database transactions the server makes.
 //
 // It depends on school and idp only through their public APIs.
-package oidcbench
+package bench
