@@ -14,9 +14,14 @@ import (
 )
 
 const benchUsage = `Usage:
-  elevid bench prepare [--pupils N] [--fixture FILE]
-      create a bench school of N enrolled, consented pupils with virtual
-      passkeys and a bench platform in the configured database
+  elevid bench prepare [--pupils N] [--login-pupils L] [--releases R] [--expired-tokens T]
+                       [--fixture FILE]
+      create a bench school of enrolled, consented pupils with virtual
+      passkeys and a bench platform in the configured database: the first L
+      (default 64) of the N pupils are in the fixture and sign in; the rest,
+      with R release-log rows and T expired tokens, are filler for the size
+      test, bulk-inserted in one transaction (schools of 2,000, classes of 25,
+      two guardians each); prints the time taken
   elevid bench login [--url URL]... [--concurrency C] [--duration D] [--fixture FILE]
                      [--metrics-url URL]... [--metrics-token TOKEN]
       drive C virtual pupils through passkey login → authorize → code →
@@ -37,7 +42,10 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 	}
 	fs := flag.NewFlagSet("bench "+args[0], flag.ContinueOnError)
 	fixture := fs.String("fixture", bench.DefaultFixture, "fixture file (pupils, passkeys, platform secret)")
-	pupils := fs.Int("pupils", 64, "pupils to prepare")
+	pupils := fs.Int("pupils", 64, "pupils to prepare: the first --login-pupils sign in with passkeys in the fixture, the rest are filler for the size test")
+	loginPupils := fs.Int("login-pupils", 64, "pupils of the fixture, who sign in during the bench")
+	releases := fs.Int("releases", 0, "release-log rows over the last year for filler pupils")
+	expired := fs.Int("expired-tokens", 0, "expired access tokens (each with its used authorization request) for filler pupils")
 	urls := &listFlag{vals: []string{cfg.Issuer}}
 	fs.Var(urls, "url", "base URL of the running server; repeat it or separate URLs by commas for several nodes on one host name (requests go round-robin)")
 	conc := fs.Int("concurrency", 32, "concurrent virtual pupils")
@@ -68,15 +76,42 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 		res.Print(out)
 		return nil
 	}
+	var problems []string
+	if *pupils < 1 || *loginPupils < 1 {
+		problems = append(problems, "--pupils and --login-pupils must be at least 1")
+	}
+	if *releases < 0 || *expired < 0 {
+		problems = append(problems, "--releases and --expired-tokens must not be negative")
+	}
+	if (*releases > 0 || *expired > 0) && *pupils <= *loginPupils {
+		problems = append(problems, "--releases and --expired-tokens go to filler pupils: give --pupils more than --login-pupils")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("bench prepare: %s", strings.Join(problems, "; "))
+	}
 	return withApp(ctx, cfg, log, func(a *app) error {
-		f, err := bench.Prepare(ctx, a.store, cfg.WebAuthn.RPID, cfg.WebAuthn.Origins[0], *pupils)
+		start := time.Now()
+		f, err := bench.Prepare(ctx, a.store, cfg.WebAuthn.RPID, cfg.WebAuthn.Origins[0], min(*pupils, *loginPupils))
 		if err != nil {
 			return err
 		}
 		if err := bench.WriteFixture(*fixture, f); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "prepared %d pupils; fixture written to %s\n", len(f.Pupils), *fixture)
+		fmt.Fprintf(out, "prepared %d pupils; fixture written to %s (%.1fs)\n", len(f.Pupils), *fixture, time.Since(start).Seconds())
+		if filler := *pupils - len(f.Pupils); filler > 0 {
+			start = time.Now()
+			counts, err := bench.Fill(ctx, a.store, bench.Size{Pupils: filler, Releases: *releases, ExpiredTokens: *expired})
+			if err != nil {
+				return err
+			}
+			total := 0
+			for _, n := range counts {
+				total += n
+			}
+			fmt.Fprintf(out, "filler: %d pupils, %d releases, %d expired tokens: %d rows in one transaction in %.1fs\n",
+				filler, *releases, *expired, total, time.Since(start).Seconds())
+		}
 		return nil
 	})
 }
