@@ -141,7 +141,7 @@ type tx struct {
 	t pgx.Tx
 }
 
-func (t tx) Commit(ctx context.Context) error   { return t.t.Commit(ctx) }
+func (t tx) Commit(ctx context.Context) error { return t.t.Commit(ctx) }
 
 // CopyFrom implements sqlstore.Copier with PostgreSQL's COPY, several
 // times faster than multi-row INSERTs for a bulk load.
