@@ -32,13 +32,23 @@ const benchUsage = `Usage:
       host name, different ports) get the requests in turn, so each flow
       crosses nodes; several --metrics-url are summed; the split of requests
       per node is printed
+  elevid bench saml [--url URL] [--concurrency C] [--duration D] [--fixture FILE]
+                    [--server-pid PID]
+      SP-initiated SAML SSO against a running server for the bench SAML
+      service provider of the fixture: each of C (default 8) virtual pupils
+      signs in once with its passkey, then repeats signed AuthnRequest
+      (HTTP-Redirect) → Response; every Response is checked (Issuer,
+      Destination, InResponseTo, audience, attributes, the Response's and
+      the Assertion's signature with the IdP metadata's certificate).
+      Prints responses/s, p50/p95/p99, errors and the server's CPU per
+      response (process --server-pid, or the one listening on --url's port)
 `
 
 // cmdBench runs `elevid bench`.
 func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, args []string) error {
-	if len(args) == 0 || (args[0] != "prepare" && args[0] != "login") {
+	if len(args) == 0 || (args[0] != "prepare" && args[0] != "login" && args[0] != "saml") {
 		fmt.Fprint(out, benchUsage)
-		return errors.New("bench: give prepare or login")
+		return errors.New("bench: give prepare, login or saml")
 	}
 	fs := flag.NewFlagSet("bench "+args[0], flag.ContinueOnError)
 	fixture := fs.String("fixture", bench.DefaultFixture, "fixture file (pupils, passkeys, platform secret)")
@@ -48,7 +58,12 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 	expired := fs.Int("expired-tokens", 0, "expired access tokens (each with its used authorization request) for filler pupils")
 	urls := &listFlag{vals: []string{cfg.Issuer}}
 	fs.Var(urls, "url", "base URL of the running server; repeat it or separate URLs by commas for several nodes on one host name (requests go round-robin)")
-	conc := fs.Int("concurrency", 32, "concurrent virtual pupils")
+	defConc := 32
+	if args[0] == "saml" {
+		defConc = 8
+	}
+	conc := fs.Int("concurrency", defConc, "concurrent virtual pupils")
+	serverPID := fs.Int("server-pid", 0, "bench saml: the server's process id, for its CPU time per response (default: the process listening on --url's port, when on this machine)")
 	dur := fs.Duration("duration", 20*time.Second, "how long to run")
 	defMetrics := ""
 	if cfg.Server.MetricsListen != "" {
@@ -62,6 +77,24 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 	metricsToken := fs.String("metrics-token", cfg.Server.MetricsToken, "bearer token for --metrics-url")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if args[0] == "saml" {
+		f, err := bench.ReadFixture(*fixture)
+		if err != nil {
+			return err
+		}
+		if len(urls.vals) != 1 {
+			return errors.New("bench saml: give one --url")
+		}
+		res, err := bench.RunSAML(ctx, bench.SAMLConfig{BaseURL: urls.vals[0], Fixture: f, Concurrency: *conc, Duration: *dur, ServerPID: *serverPID})
+		if err != nil {
+			return err
+		}
+		res.Print(out)
+		if res.Responses == 0 {
+			return fmt.Errorf("bench saml: no response passed the checks (%s)", res.FirstError)
+		}
+		return nil
 	}
 	if args[0] == "login" {
 		f, err := bench.ReadFixture(*fixture)

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/elevid/elevid/internal/testenv"
@@ -72,5 +74,44 @@ func TestBenchLoginTwoNodes(t *testing.T) {
 				t.Fatalf("database work of the two nodes not read:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestBenchSAML runs `elevid bench saml` against `elevid serve`: the
+// bench SP that `bench prepare` registers gets signed Responses with
+// signed Assertions and the granted attributes, every one of which the
+// load generator checks, so no response may fail.
+func TestBenchSAML(t *testing.T) {
+	dir := t.TempDir()
+	ports := freePorts(t, 1)
+	base := fmt.Sprintf("http://localhost:%d", ports[0])
+	conf := writeConfig(t, fmt.Sprintf("listen: 127.0.0.1:%d\nissuer: %s\ndatabase: %q\nlog: {level: warn}\nserver: {metrics_listen: \"\"}\n",
+		ports[0], base, filepath.Join(dir, "elevid.db")))
+	fixture := filepath.Join(dir, "bench.json")
+	if out, err := cli(t, conf, "bench", "prepare", "--pupils", "4", "--fixture", fixture); err != nil {
+		t.Fatalf("bench prepare: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, string(raw), func() error {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	out, err := cli(t, conf, "bench", "saml", "--url", base, "--fixture", fixture, "--concurrency", "2", "--duration", "1s")
+	if err != nil {
+		t.Fatalf("bench saml: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	m := regexp.MustCompile(`responses (\d+) in [0-9.]+s: \d+ responses/s, errors (\d+)`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" || m[2] != "0" {
+		t.Fatalf("want responses and no errors:\n%s", out)
+	}
+	if !strings.Contains(out, "signatures: response true, assertion true") {
+		t.Fatalf("both signatures not reported:\n%s", out)
 	}
 }

@@ -45,18 +45,21 @@ type Fixture struct {
 	RPID         string         `json:"rp_id"`
 	Origin       string         `json:"origin"`
 	Pupils       []FixturePupil `json:"pupils"`
+	// SAML is the bench SAML service provider (`elevid bench saml`).
+	SAML *FixtureSAML `json:"saml,omitempty"`
 }
 
 // FixturePupil is one virtual pupil: the user handle and the passkey
 // (private key included: these are throw-away bench pupils).
 type FixturePupil struct {
+	GivenName  string                     `json:"given_name,omitempty"`
 	Handle     []byte                     `json:"handle"`
 	Credential virtualwebauthn.Credential `json:"credential"`
 }
 
 // Prepare creates a bench school with n pupils, each enrolled, consented
-// for a confidential bench platform and holding a passkey, and returns
-// the fixture. rpID and origin are the server's WebAuthn settings (e.g.
+// for a confidential bench OIDC platform and a bench SAML service
+// provider (FixtureSAML) and holding a passkey, and returns the fixture. rpID and origin are the server's WebAuthn settings (e.g.
 // "localhost", "http://localhost:8080"). Running it again adds pupils to
 // the same school and platform (whose secret is then replaced).
 func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (*Fixture, error) {
@@ -92,7 +95,11 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 	if err != nil {
 		return nil, err
 	}
-	f := &Fixture{ClientID: benchClientID, ClientSecret: secret, RedirectURI: benchRedirect, RPID: rpID, Origin: origin}
+	samlSP, samlPF, err := prepareSAML(ctx, st, sch)
+	if err != nil {
+		return nil, err
+	}
+	f := &Fixture{ClientID: benchClientID, ClientSecret: secret, RedirectURI: benchRedirect, RPID: rpID, Origin: origin, SAML: samlSP}
 	if _, err := st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: sch.ID, PlatformID: pf.ID, ActivatedBy: "bench"}, true); err != nil {
 		return nil, err
 	}
@@ -109,8 +116,10 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 		if _, err := st.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, State: school.EnrolmentEnrolled, Rule: school.ConsentAny}); err != nil {
 			return nil, err
 		}
-		if _, err := st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: g.ID, PlatformID: pf.ID, Decision: school.DecisionGranted}); err != nil {
-			return nil, err
+		for _, platform := range []string{pf.ID, samlPF.ID} {
+			if _, err := st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: g.ID, PlatformID: platform, Decision: school.DecisionGranted}); err != nil {
+				return nil, err
+			}
 		}
 		handle, err := st.PupilHandle(ctx, p.ID)
 		if err != nil {
@@ -121,7 +130,7 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 			PublicKey: cred.Key.AttestationData(), AttestationFormat: "none", Label: "bench"}); err != nil {
 			return nil, err
 		}
-		f.Pupils = append(f.Pupils, FixturePupil{Handle: handle, Credential: cred})
+		f.Pupils = append(f.Pupils, FixturePupil{GivenName: p.GivenName, Handle: handle, Credential: cred})
 	}
 	return f, nil
 }
