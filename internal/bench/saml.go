@@ -433,7 +433,7 @@ func verifyBothSignatures(raw []byte, certs []*x509.Certificate) error {
 		return errors.New("the Response is not signed")
 	}
 	if _, err := vc.Validate(resp); err != nil {
-		return fmt.Errorf("Response signature: %w", err)
+		return fmt.Errorf("signature of the Response: %w", err)
 	}
 	as := resp.FindElement("./Assertion")
 	if as == nil {
@@ -443,7 +443,7 @@ func verifyBothSignatures(raw []byte, certs []*x509.Certificate) error {
 		return errors.New("the Assertion is not signed")
 	}
 	if _, err := vc.Validate(as); err != nil {
-		return fmt.Errorf("Assertion signature: %w", err)
+		return fmt.Errorf("signature of the Assertion: %w", err)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func TestVerifyBothSignatures(t *testing.T) {
 		"response unsigned":  {build(false, true, nil), []*x509.Certificate{cert}, "Response is not signed"},
 		"assertion unsigned": {build(true, false, nil), []*x509.Certificate{cert}, "Assertion is not signed"},
 		"value changed":      {build(true, true, func(s string) string { return strings.Replace(s, "Pupil0", "Pupil1", 1) }), []*x509.Certificate{cert}, "signature"},
-		"other certificate":  {build(true, true, nil), []*x509.Certificate{other}, "Response signature"},
+		"other certificate":  {build(true, true, nil), []*x509.Certificate{other}, "signature of the Response"},
 	} {
 		err := verifyBothSignatures(c.raw, c.certs)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
