@@ -2,7 +2,7 @@
 // discovery, builds a code+PKCE authorization request, validates the
 // callback and the ID token (signature, iss, aud, nonce, exp) and calls
 // userinfo. The one step a headless client cannot do — the pupil's passkey
-// login in a browser — is played by `go run ./idp/oidcbench/browse`, which
+// login in a browser — is played by `go run ./internal/bench/browse`, which
 // follows the authorization URL with a virtual authenticator from the
 // bench fixture and prints the callback URL it was sent to.
 //
@@ -39,7 +39,7 @@ const authURL = client.buildAuthorizationUrl(config, {
 });
 
 const repo = new URL('../..', import.meta.url).pathname;
-const callback = execFileSync('go', ['run', './idp/oidcbench/browse', '-fixture', fixturePath, '-base', issuer, authURL.href],
+const callback = execFileSync('go', ['run', './internal/bench/browse', '-fixture', fixturePath, '-base', issuer, authURL.href],
   { cwd: repo, encoding: 'utf8' }).trim();
 
 const tokens = await client.authorizationCodeGrant(config, new URL(callback), {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/elevid/elevid/idp/oidcbench"
+	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
@@ -27,13 +27,13 @@ import (
 // loginLoad runs pupils' logins (4 at a time) against base in rounds of
 // 300 ms, each letting its flows finish, until stop is called; stop
 // returns the totals.
-func loginLoad(ctx context.Context, base string, f *oidcbench.Fixture) (stop func() oidcbench.Result) {
+func loginLoad(ctx context.Context, base string, f *bench.Fixture) (stop func() bench.Result) {
 	var done atomic.Bool
-	results := make(chan oidcbench.Result, 1)
+	results := make(chan bench.Result, 1)
 	go func() {
-		var all oidcbench.Result
+		var all bench.Result
 		for !done.Load() {
-			r, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: base, Fixture: f, Concurrency: 4, Duration: 300 * time.Millisecond})
+			r, err := bench.Run(ctx, bench.Config{BaseURL: base, Fixture: f, Concurrency: 4, Duration: 300 * time.Millisecond})
 			if err != nil {
 				r.FirstError, r.Errors = err.Error(), 1
 			}
@@ -44,7 +44,7 @@ func loginLoad(ctx context.Context, base string, f *oidcbench.Fixture) (stop fun
 		}
 		results <- all
 	}()
-	return func() oidcbench.Result {
+	return func() bench.Result {
 		done.Store(true)
 		return <-results
 	}
@@ -83,7 +83,7 @@ func TestBackupUnderLoginLoadAndRestore(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 	}
-	fixture, err := oidcbench.ReadFixture(filepath.Join(dir, "bench.json"))
+	fixture, err := bench.ReadFixture(filepath.Join(dir, "bench.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestBackupUnderLoginLoadAndRestore(t *testing.T) {
 
 	// The same pupils sign in with the same passkeys on the restored one.
 	startServe(t, conf(restored), ready)
-	r, err = oidcbench.Run(ctx, oidcbench.Config{BaseURL: base, Fixture: fixture, Concurrency: 2, Duration: time.Second})
+	r, err = bench.Run(ctx, bench.Config{BaseURL: base, Fixture: fixture, Concurrency: 2, Duration: time.Second})
 	if err != nil || r.Flows == 0 || r.Errors != 0 {
 		t.Fatalf("logins on the restored instance: %d flows, %d errors (%s) %v", r.Flows, r.Errors, r.FirstError, err)
 	}
@@ -357,7 +357,7 @@ func TestPostgresBackupWithPgDump(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 	}
-	fixture, err := oidcbench.ReadFixture(filepath.Join(dir, "bench.json"))
+	fixture, err := bench.ReadFixture(filepath.Join(dir, "bench.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestPostgresBackupWithPgDump(t *testing.T) {
 		}
 	}
 	startServe(t, conf(dstDSN), ready)
-	r, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: base, Fixture: fixture, Concurrency: 2, Duration: time.Second})
+	r, err := bench.Run(ctx, bench.Config{BaseURL: base, Fixture: fixture, Concurrency: 2, Duration: time.Second})
 	if err != nil || r.Flows == 0 || r.Errors != 0 {
 		t.Fatalf("logins on the restored database: %d flows, %d errors (%s) %v", r.Flows, r.Errors, r.FirstError, err)
 	}

@@ -141,7 +141,21 @@ type tx struct {
 	t pgx.Tx
 }
 
-func (t tx) Commit(ctx context.Context) error   { return t.t.Commit(ctx) }
+func (t tx) Commit(ctx context.Context) error { return t.t.Commit(ctx) }
+
+// CopyFrom implements sqlstore.Copier with PostgreSQL's COPY, several
+// times faster than multi-row INSERTs for a bulk load.
+func (t tx) CopyFrom(ctx context.Context, table string, cols []string, n int, row func(i int) []any) error {
+	i := 0
+	_, err := t.t.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+		if i == n {
+			return nil, nil
+		}
+		i++
+		return row(i - 1), nil
+	}))
+	return err
+}
 func (t tx) Rollback(ctx context.Context) error { return t.t.Rollback(ctx) }
 
 type row struct{ r pgx.Row }

@@ -341,3 +341,40 @@ func (r row) Scan(dest ...any) error {
 	}
 	return err
 }
+
+// BeginBulk implements sqlstore.BulkBeginner: a transaction on a
+// connection of its own with a page cache large enough that inserting
+// millions of rows with random keys does not spill dirty pages to the WAL
+// over and over, and with statement journals in memory (each multi-row
+// INSERT inside a transaction writes one; in a file that was a third of
+// the load's time). Both must be set before BEGIN; both are reset before
+// the connection goes back to the pool.
+func (b *backend) BeginBulk(ctx context.Context) (sqlstore.Tx, error) {
+	unlock, err := b.lockWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	release := func() {
+		_, _ = conn.ExecContext(context.Background(), `PRAGMA temp_store = DEFAULT`)
+		_, _ = conn.ExecContext(context.Background(), `PRAGMA cache_size = -2000`)
+		conn.Close()
+		unlock()
+	}
+	for _, q := range []string{`PRAGMA cache_size = -524288`, `PRAGMA temp_store = MEMORY`} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	t, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &tx{t: t, b: b, unlock: release}, nil
+}

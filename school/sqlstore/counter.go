@@ -55,7 +55,7 @@ func (c *Counter) note(q string, inTx bool) {
 }
 
 // CountingBackend wraps a Backend and counts into a Counter; build
-// a store with New(oidcbench.CountingBackend{Backend: b, C: c}, opt).
+// a store with New(CountingBackend{Backend: b, C: c}, opt), or pass Options.Counter.
 type CountingBackend struct {
 	Backend
 	C *Counter

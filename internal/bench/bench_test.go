@@ -1,4 +1,4 @@
-package oidcbench_test
+package bench_test
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/idp"
-	"github.com/elevid/elevid/idp/oidcbench"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
@@ -115,15 +115,15 @@ func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server
 func benchRest(t *testing.T, srv *server, st school.Store, counter *sqlstore.Counter, origin string) {
 	ctx := context.Background()
 	conc := envInt("ELEVID_BENCH_CONCURRENCY", 8)
-	f, err := oidcbench.Prepare(ctx, st, "localhost", origin, max(conc*2, 16))
+	f, err := bench.Prepare(ctx, st, "localhost", origin, max(conc*2, 16))
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "fixture.json")
-	if err := oidcbench.WriteFixture(path, f); err != nil {
+	if err := bench.WriteFixture(path, f); err != nil {
 		t.Fatal(err)
 	}
-	if f, err = oidcbench.ReadFixture(path); err != nil {
+	if f, err = bench.ReadFixture(path); err != nil {
 		t.Fatal(err)
 	}
 	dur := time.Second
@@ -133,10 +133,10 @@ func benchRest(t *testing.T, srv *server, st school.Store, counter *sqlstore.Cou
 		}
 	}
 	// Warm up (keys, connections), then measure.
-	if _, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: srv.url, Fixture: f, Concurrency: 2, Duration: 200 * time.Millisecond}); err != nil {
+	if _, err := bench.Run(ctx, bench.Config{BaseURL: srv.url, Fixture: f, Concurrency: 2, Duration: 200 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := oidcbench.Run(ctx, oidcbench.Config{BaseURL: srv.url, Fixture: f, Concurrency: conc, Duration: dur, Counter: counter})
+	res, err := bench.Run(ctx, bench.Config{BaseURL: srv.url, Fixture: f, Concurrency: conc, Duration: dur, Counter: counter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func envInt(name string, def int) int {
 // TestOpenIDClientNode runs .ci/oidc-node (openid-client v6) against an
 // in-process ElevID: discovery, code flow with PKCE, ID token validation,
 // userinfo and a refused code reuse, with the passkey login played by
-// ./idp/oidcbench/browse. It needs node and `npm ci` in .ci/oidc-node.
+// ./internal/bench/browse. It needs node and `npm ci` in .ci/oidc-node.
 func TestOpenIDClientNode(t *testing.T) {
 	dir, _ := filepath.Abs("../../.ci/oidc-node")
 	if _, err := exec.LookPath("node"); err != nil {
@@ -175,12 +175,12 @@ func TestOpenIDClientNode(t *testing.T) {
 		testenv.Unavailable(t, "node", "openid-client not installed: run npm ci in .ci/oidc-node")
 	}
 	s := startServer(t, "sqlite")
-	f, err := oidcbench.Prepare(context.Background(), s.st, "localhost", s.origin, 1)
+	f, err := bench.Prepare(context.Background(), s.st, "localhost", s.origin, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "fixture.json")
-	if err := oidcbench.WriteFixture(path, f); err != nil {
+	if err := bench.WriteFixture(path, f); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("node", "test.mjs", s.url, path)

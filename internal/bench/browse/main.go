@@ -1,9 +1,9 @@
 // Command browse is the headless browser of the .ci OIDC client test: it
 // takes an authorization URL made by a relying party, follows it through
-// ElevID with a virtual passkey from a bench fixture (oidcbench.Prepare),
+// ElevID with a virtual passkey from a bench fixture (bench.Prepare),
 // and prints the callback URL the platform would receive.
 //
-//	go run ./idp/oidcbench/browse -fixture elevid-bench.json -base http://localhost:8080 'AUTH-URL'
+//	go run ./internal/bench/browse -fixture elevid-bench.json -base http://localhost:8080 'AUTH-URL'
 package main
 
 import (
@@ -13,25 +13,25 @@ import (
 	"os"
 	"time"
 
-	"github.com/elevid/elevid/idp/oidcbench"
+	"github.com/elevid/elevid/internal/bench"
 )
 
 func main() {
-	fixture := flag.String("fixture", oidcbench.DefaultFixture, "bench fixture (elevid bench prepare)")
+	fixture := flag.String("fixture", bench.DefaultFixture, "bench fixture (elevid bench prepare)")
 	base := flag.String("base", "http://localhost:8080", "ElevID base URL")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: browse [-fixture F] [-base URL] AUTHORIZATION-URL")
 		os.Exit(2)
 	}
-	f, err := oidcbench.ReadFixture(*fixture)
+	f, err := bench.ReadFixture(*fixture)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cb, err := oidcbench.Browse(ctx, *base, f, flag.Arg(0))
+	cb, err := bench.Browse(ctx, *base, f, flag.Arg(0))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "browse:", err)
 		os.Exit(1)

@@ -1,4 +1,4 @@
-package oidcbench
+package bench
 
 import (
 	"bytes"
@@ -45,18 +45,21 @@ type Fixture struct {
 	RPID         string         `json:"rp_id"`
 	Origin       string         `json:"origin"`
 	Pupils       []FixturePupil `json:"pupils"`
+	// SAML is the bench SAML service provider (`elevid bench saml`).
+	SAML *FixtureSAML `json:"saml,omitempty"`
 }
 
 // FixturePupil is one virtual pupil: the user handle and the passkey
 // (private key included: these are throw-away bench pupils).
 type FixturePupil struct {
+	GivenName  string                     `json:"given_name,omitempty"`
 	Handle     []byte                     `json:"handle"`
 	Credential virtualwebauthn.Credential `json:"credential"`
 }
 
 // Prepare creates a bench school with n pupils, each enrolled, consented
-// for a confidential bench platform and holding a passkey, and returns
-// the fixture. rpID and origin are the server's WebAuthn settings (e.g.
+// for a confidential bench OIDC platform and a bench SAML service
+// provider (FixtureSAML) and holding a passkey, and returns the fixture. rpID and origin are the server's WebAuthn settings (e.g.
 // "localhost", "http://localhost:8080"). Running it again adds pupils to
 // the same school and platform (whose secret is then replaced).
 func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (*Fixture, error) {
@@ -92,7 +95,11 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 	if err != nil {
 		return nil, err
 	}
-	f := &Fixture{ClientID: benchClientID, ClientSecret: secret, RedirectURI: benchRedirect, RPID: rpID, Origin: origin}
+	samlSP, samlPF, err := prepareSAML(ctx, st, sch)
+	if err != nil {
+		return nil, err
+	}
+	f := &Fixture{ClientID: benchClientID, ClientSecret: secret, RedirectURI: benchRedirect, RPID: rpID, Origin: origin, SAML: samlSP}
 	if _, err := st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: sch.ID, PlatformID: pf.ID, ActivatedBy: "bench"}, true); err != nil {
 		return nil, err
 	}
@@ -109,8 +116,10 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 		if _, err := st.PutEnrolment(ctx, school.Enrolment{PupilID: p.ID, State: school.EnrolmentEnrolled, Rule: school.ConsentAny}); err != nil {
 			return nil, err
 		}
-		if _, err := st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: g.ID, PlatformID: pf.ID, Decision: school.DecisionGranted}); err != nil {
-			return nil, err
+		for _, platform := range []string{pf.ID, samlPF.ID} {
+			if _, err := st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: g.ID, PlatformID: platform, Decision: school.DecisionGranted}); err != nil {
+				return nil, err
+			}
 		}
 		handle, err := st.PupilHandle(ctx, p.ID)
 		if err != nil {
@@ -121,7 +130,7 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 			PublicKey: cred.Key.AttestationData(), AttestationFormat: "none", Label: "bench"}); err != nil {
 			return nil, err
 		}
-		f.Pupils = append(f.Pupils, FixturePupil{Handle: handle, Credential: cred})
+		f.Pupils = append(f.Pupils, FixturePupil{GivenName: p.GivenName, Handle: handle, Credential: cred})
 	}
 	return f, nil
 }
@@ -174,7 +183,14 @@ func BenchLogin(ctx context.Context, baseURL string, concurrency int, duration t
 
 // Config is one bench run.
 type Config struct {
+	// BaseURL is the server's base URL; URLs, when set, are several
+	// nodes of one service (one database) instead: every request of a
+	// flow goes to the next node in turn, so one flow crosses nodes.
+	// The nodes must share scheme and host name (they differ by port),
+	// because the cookie jar scopes cookies by host, not port: that is
+	// what lets the session cookie set by one node reach the next.
 	BaseURL     string
+	URLs        []string
 	Fixture     *Fixture
 	Concurrency int
 	Duration    time.Duration
@@ -186,6 +202,9 @@ type Config struct {
 	// counters when Counter is nil; none when empty. MetricsToken is its
 	// bearer token, if it has one.
 	MetricsURL, MetricsToken string
+	// MetricsURLs are the metrics of several nodes (see URLs), summed;
+	// the database work is known only when every one is reachable.
+	MetricsURLs []string
 }
 
 // Result is the outcome of a run.
@@ -200,6 +219,72 @@ type Result struct {
 	// ClientCPUPerFlow is the CPU time this process (the load generator,
 	// and an in-process server) spent per flow.
 	ClientCPUPerFlow time.Duration
+	// Nodes is the number of HTTP requests each node answered, in the
+	// order of Config.URLs (one entry for a single BaseURL).
+	Nodes []NodeRequests
+}
+
+// NodeRequests is how many HTTP requests of a run went to one node.
+type NodeRequests struct {
+	URL      string
+	Requests int64
+}
+
+// nodes hands out the server's nodes in turn, one per HTTP request, and
+// counts the requests each one got. It is safe for concurrent use.
+type nodes struct {
+	bases  []string
+	host   string
+	next   atomic.Uint64
+	counts []atomic.Int64
+}
+
+// newNodes checks the base URLs: absolute http(s) URLs with one scheme
+// and one host name between them (ports may differ).
+func newNodes(urls []string) (*nodes, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("bench: no server URL")
+	}
+	n := &nodes{counts: make([]atomic.Int64, len(urls))}
+	scheme := ""
+	for i, raw := range urls {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("bench: server URL %q: want http(s)://host[:port]", raw)
+		}
+		if i == 0 {
+			scheme, n.host = u.Scheme, u.Hostname()
+		} else if u.Scheme != scheme || u.Hostname() != n.host {
+			return nil, fmt.Errorf("bench: server URL %q: every node must have the scheme and host name of %q (use different ports): cookies are scoped by host, so a flow can cross nodes only on one host name", raw, urls[0])
+		}
+		n.bases = append(n.bases, u.Scheme+"://"+u.Host)
+	}
+	return n, nil
+}
+
+// url returns where the next request for p goes: p is a path, or an
+// absolute URL, which is sent to the next node when it is on the
+// service's host and left alone otherwise.
+func (n *nodes) url(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		u, err := url.Parse(p)
+		if err != nil || u.Hostname() != n.host {
+			return p
+		}
+		p = u.RequestURI()
+	}
+	i := int((n.next.Add(1) - 1) % uint64(len(n.bases)))
+	n.counts[i].Add(1)
+	return n.bases[i] + p
+}
+
+// split returns the requests per node so far.
+func (n *nodes) split() []NodeRequests {
+	out := make([]NodeRequests, len(n.bases))
+	for i, b := range n.bases {
+		out[i] = NodeRequests{URL: b, Requests: n.counts[i].Load()}
+	}
+	return out
 }
 
 // dbWork is a reading of a server's database counters.
@@ -254,6 +339,22 @@ func scrapeWork(ctx context.Context, metricsURL, token string) (dbWork, bool) {
 	return w, found == 3
 }
 
+// scrapeAll sums the store counters of every metrics URL; it is false
+// when there are none or one of them cannot be read.
+func scrapeAll(ctx context.Context, urls []string, token string) (dbWork, bool) {
+	var sum dbWork
+	for _, u := range urls {
+		w, ok := scrapeWork(ctx, u, token)
+		if !ok {
+			return dbWork{}, false
+		}
+		sum.tx += w.tx
+		sum.single += w.single
+		sum.inTx += w.inTx
+	}
+	return sum, len(urls) > 0
+}
+
 // processCPU is the user and system CPU time of this process so far.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
@@ -275,6 +376,15 @@ func (r Result) Print(w io.Writer) {
 	if r.ClientCPUPerFlow > 0 {
 		fmt.Fprintf(w, "CPU of this process: %.2f ms per flow\n", ms(r.ClientCPUPerFlow))
 	}
+	if len(r.Nodes) > 1 {
+		var all int64
+		for _, n := range r.Nodes {
+			all += n.Requests
+		}
+		for _, n := range r.Nodes {
+			fmt.Fprintf(w, "node %s: %d requests (%.1f%%)\n", n.URL, n.Requests, 100*float64(n.Requests)/float64(max(all, 1)))
+		}
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
 	}
@@ -287,7 +397,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Concurrency <= 0 || cfg.Duration <= 0 || cfg.Fixture == nil {
 		return Result{}, errors.New("bench: concurrency, duration and fixture are required")
 	}
-	base := strings.TrimSuffix(cfg.BaseURL, "/")
+	urls := cfg.URLs
+	if len(urls) == 0 {
+		urls = []string{cfg.BaseURL}
+	}
+	nodes, err := newNodes(urls)
+	if err != nil {
+		return Result{}, err
+	}
+	metrics := cfg.MetricsURLs
+	if len(metrics) == 0 && cfg.MetricsURL != "" {
+		metrics = []string{cfg.MetricsURL}
+	}
 	transport := &http.Transport{MaxIdleConns: cfg.Concurrency * 4, MaxIdleConnsPerHost: cfg.Concurrency * 4, IdleConnTimeout: time.Minute}
 	var (
 		mu         sync.Mutex
@@ -303,7 +424,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.Counter != nil {
 			return dbWork{cfg.Counter.Transactions.Load(), cfg.Counter.Statements.Load(), cfg.Counter.InTx.Load()}, true
 		}
-		return scrapeWork(ctx, cfg.MetricsURL, cfg.MetricsToken)
+		return scrapeAll(ctx, metrics, cfg.MetricsToken)
 	}
 	work0, haveWork := work()
 	cpu0 := processCPU()
@@ -318,7 +439,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				p := cfg.Fixture.Pupils[int(next.Add(1))%len(cfg.Fixture.Pupils)]
 				t0 := time.Now()
-				if err := flow(ctx, base, cfg.Fixture, p, transport); err != nil {
+				if err := flow(ctx, nodes, cfg.Fixture, p, transport); err != nil {
 					errs.Add(1)
 					firstError.CompareAndSwap(nil, err.Error())
 					continue
@@ -331,7 +452,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}()
 	}
 	wg.Wait()
-	r := Result{Flows: len(lat), Errors: int(errs.Load()), Elapsed: time.Since(start)}
+	r := Result{Flows: len(lat), Errors: int(errs.Load()), Elapsed: time.Since(start), Nodes: nodes.split()}
 	if s, ok := firstError.Load().(string); ok {
 		r.FirstError = s
 	}
@@ -350,7 +471,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 }
 
 // flow runs one complete login of pupil p with a fresh browser.
-func flow(ctx context.Context, base string, f *Fixture, p FixturePupil, tr http.RoundTripper) error {
+func flow(ctx context.Context, n *nodes, f *Fixture, p FixturePupil, tr http.RoundTripper) error {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -358,7 +479,7 @@ func flow(ctx context.Context, base string, f *Fixture, p FixturePupil, tr http.
 	state := school.NewID()
 	q := url.Values{"client_id": {f.ClientID}, "redirect_uri": {f.RedirectURI}, "response_type": {"code"}, "scope": {"openid profile groups"},
 		"state": {state}, "nonce": {school.NewID()}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
-	cb, err := browse(ctx, c, base, f, p, base+"/oidc/authorize?"+q.Encode())
+	cb, err := browse(ctx, c, n, f, p, "/oidc/authorize?"+q.Encode())
 	if err != nil {
 		return err
 	}
@@ -374,7 +495,7 @@ func flow(ctx context.Context, base string, f *Fixture, p FixturePupil, tr http.
 		return errors.New("no code")
 	}
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {f.RedirectURI}, "code_verifier": {verifier}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/oidc/token", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.url("/oidc/token"), strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(f.ClientID), url.QueryEscape(f.ClientSecret))
 	var tok struct {
@@ -387,7 +508,7 @@ func flow(ctx context.Context, base string, f *Fixture, p FixturePupil, tr http.
 	if tok.AccessToken == "" || tok.IDToken == "" {
 		return errors.New("token: no tokens")
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/oidc/userinfo", nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, n.url("/oidc/userinfo"), nil)
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	var ui struct {
 		Sub string `json:"sub"`
@@ -410,24 +531,30 @@ func Browse(ctx context.Context, base string, f *Fixture, authURL string) (strin
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return browse(ctx, c, strings.TrimSuffix(base, "/"), f, f.Pupils[0], authURL)
+	n, err := newNodes([]string{strings.TrimSuffix(base, "/")})
+	if err != nil {
+		return "", err
+	}
+	return browse(ctx, c, n, f, f.Pupils[0], authURL)
 }
 
-func browse(ctx context.Context, c *http.Client, base string, f *Fixture, p FixturePupil, next string) (string, error) {
+// browse follows next (a path or URL) as a browser would, each request to
+// the next node.
+func browse(ctx context.Context, c *http.Client, n *nodes, f *Fixture, p FixturePupil, next string) (string, error) {
 	for range 8 {
 		u, err := url.Parse(next)
 		if err != nil {
 			return "", err
 		}
 		if u.Path == "/login" {
-			n, err := passkeyLogin(ctx, c, base, f, p, u.Query().Get("return_to"))
+			after, err := passkeyLogin(ctx, c, n, f, p, u.Query().Get("return_to"))
 			if err != nil {
 				return "", err
 			}
-			next = base + n
+			next = after
 			continue
 		}
-		resp, err := get(ctx, c, next)
+		resp, err := get(ctx, c, n.url(next))
 		if err != nil {
 			return "", err
 		}
@@ -439,9 +566,6 @@ func browse(ctx context.Context, c *http.Client, base string, f *Fixture, p Fixt
 		}
 		if strings.HasPrefix(loc, f.RedirectURI) {
 			return loc, nil
-		}
-		if strings.HasPrefix(loc, "/") {
-			loc = base + loc
 		}
 		next = loc
 	}
@@ -474,10 +598,10 @@ func doJSON(c *http.Client, req *http.Request, v any) error {
 
 // passkeyLogin runs the discoverable login at /login/begin and
 // /login/finish and returns where the login sends the browser.
-func passkeyLogin(ctx context.Context, c *http.Client, base string, f *Fixture, p FixturePupil, returnTo string) (string, error) {
+func passkeyLogin(ctx context.Context, c *http.Client, n *nodes, f *Fixture, p FixturePupil, returnTo string) (string, error) {
 	post := func(path string, body any, out any) error {
 		b, _ := json.Marshal(body)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(b))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.url(path), bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		return doJSON(c, req, out)
 	}

@@ -1,0 +1,103 @@
+package bench_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/elevid/elevid/internal/bench"
+	"github.com/elevid/elevid/school"
+)
+
+// TestFillThenLogin fills a store with the size test's rows (a small
+// size) after Prepare, checks what landed where, and runs the login
+// bench on it: the filler must not break the fixture's flows.
+func TestFillThenLogin(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			ctx := context.Background()
+			s := startServer(t, db)
+			f, err := bench.Prepare(ctx, s.st, "localhost", s.origin, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := bench.Size{Pupils: 2100, Releases: 3000, ExpiredTokens: 1500}
+			counts, err := bench.Fill(ctx, s.st, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int{"schools": 1, "platform_activations": 1, "classes": 84, "pupils": 2100, "guardians": 4200,
+				"pupil_classes": 2100, "pupil_guardians": 4200, "enrolments": 2100, "consents": 2100, "pupil_handles": 2100,
+				"credentials": 2100, "releases": 3000, "oidc_auth_requests": 1500, "oidc_tokens": 1500}
+			for k, v := range want {
+				if counts[k] != v {
+					t.Errorf("%s: %d rows, want %d", k, counts[k], v)
+				}
+			}
+			// The bench school holds its 4 fixture pupils and the first
+			// 2,000 filler pupils; the other 100 are in a school of their own.
+			sch, err := s.st.SchoolByCode(ctx, "bench")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pupils, err := s.st.ListPupils(ctx, school.PupilFilter{SchoolID: sch.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pupils) != 2004 {
+				t.Errorf("bench school has %d pupils, want 2004", len(pupils))
+			}
+			schools, err := s.st.ListSchools(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(schools) != 2 {
+				t.Fatalf("%d schools, want 2", len(schools))
+			}
+			other := schools[0]
+			if other.ID == sch.ID {
+				other = schools[1]
+			}
+			op, err := s.st.ListPupils(ctx, school.PupilFilter{SchoolID: other.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(op) != 100 {
+				t.Errorf("filler school has %d pupils, want 100", len(op))
+			}
+			p := op[0]
+			if p.Status != school.PupilActive || len(p.ClassIDs) != 1 || len(p.GuardianIDs) != 2 {
+				t.Errorf("filler pupil %+v: want active, one class, two guardians", p)
+			}
+			pf, err := s.st.PlatformByClientID(ctx, f.ClientID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs, err := s.st.ConsentState(ctx, p.ID, pf.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cs.CoversPlatform(pf.ID) || len(cs.Consents) != 1 {
+				t.Errorf("filler pupil's consent state %+v: want the platform covered by one consent", cs)
+			}
+			releases := 0
+			for _, p := range append(pupils, op...) {
+				rs, err := s.st.ListReleases(ctx, p.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				releases += len(rs)
+			}
+			if releases != size.Releases {
+				t.Errorf("%d releases over the pupils, want %d", releases, size.Releases)
+			}
+			res, err := bench.Run(ctx, bench.Config{BaseURL: s.url, Fixture: f, Concurrency: 2, Duration: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Flows == 0 || res.Errors > 0 {
+				t.Fatalf("after the fill: %d flows, %d errors (%s)", res.Flows, res.Errors, res.FirstError)
+			}
+		})
+	}
+}

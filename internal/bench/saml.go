@@ -1,0 +1,581 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/school"
+)
+
+const (
+	benchSAMLEntity = "https://bench.invalid/saml"
+	benchSAMLACS    = "https://bench.invalid/saml/acs" // never called
+)
+
+// benchSAMLAttributes are the attributes the bench SP is granted, and
+// benchSAMLFriendly their FriendlyNames in a response, which must carry
+// each of them with a value.
+var (
+	benchSAMLAttributes = []string{"givenName", "groups", "pairwise-id", "schacHomeOrganization"}
+	benchSAMLFriendly   = []string{"givenName", "isMemberOf", "pairwise-id", "schacHomeOrganization"}
+)
+
+// FixtureSAML is the bench SAML service provider: its entity id, its
+// assertion consumer service (never called) and its signing key pair
+// (throw-away, like the pupils' passkeys).
+type FixtureSAML struct {
+	EntityID string `json:"entity_id"`
+	ACS      string `json:"acs"`
+	KeyDER   []byte `json:"key_der"` // PKCS#8
+	CertDER  []byte `json:"cert_der"`
+}
+
+// prepareSAML registers (or re-keys) the bench SAML service provider,
+// which signs its AuthnRequests and is answered unencrypted with
+// benchSAMLAttributes, and activates it for sch.
+func prepareSAML(ctx context.Context, st school.Store, sch school.School) (*FixtureSAML, school.Platform, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, school.Platform{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ElevID bench SP"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, school.Platform{}, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, school.Platform{}, err
+	}
+	fs := &FixtureSAML{EntityID: benchSAMLEntity, ACS: benchSAMLACS, KeyDER: keyDER, CertDER: der}
+	sp, err := fs.serviceProvider(nil)
+	if err != nil {
+		return nil, school.Platform{}, err
+	}
+	// Signing key only (so the answers are not encrypted), and signed
+	// requests announced.
+	ed := sp.Metadata()
+	signed := true
+	for i := range ed.SPSSODescriptors {
+		d := &ed.SPSSODescriptors[i]
+		d.KeyDescriptors = slices.DeleteFunc(d.KeyDescriptors, func(k saml.KeyDescriptor) bool { return k.Use != "signing" })
+		d.AuthnRequestsSigned = &signed
+	}
+	md, err := xml.Marshal(ed)
+	if err != nil {
+		return nil, school.Platform{}, err
+	}
+	_, set, err := idp.ParseSPMetadata(md)
+	if err != nil {
+		return nil, school.Platform{}, err
+	}
+	set.Encrypt, set.WantSignedRequests = false, true
+	raw, err := json.Marshal(set)
+	if err != nil {
+		return nil, school.Platform{}, err
+	}
+	var grants []school.AttributeGrant
+	for _, a := range benchSAMLAttributes {
+		grants = append(grants, school.AttributeGrant{Name: a, JustificationDA: "bench", JustificationEN: "bench"})
+	}
+	pf, err := st.PlatformByClientID(ctx, benchSAMLEntity)
+	if errors.Is(err, school.ErrNotFound) {
+		pf, err = st.CreatePlatform(ctx, school.Platform{Name: "Bench SAML platform", Protocol: school.ProtocolSAML, ClientID: benchSAMLEntity,
+			Settings: raw, Attributes: grants, SubjectType: school.SubjectPairwise})
+	} else if err == nil {
+		pf, err = st.UpdatePlatform(ctx, pf.ID, func(p school.Platform) (school.Platform, error) {
+			p.Settings = raw
+			return p, nil
+		})
+	}
+	if err != nil {
+		return nil, school.Platform{}, fmt.Errorf("bench saml platform: %w", err)
+	}
+	if _, err := st.SetPlatformActivation(ctx, school.PlatformActivation{SchoolID: sch.ID, PlatformID: pf.ID, ActivatedBy: "bench"}, true); err != nil {
+		return nil, school.Platform{}, err
+	}
+	return fs, pf, nil
+}
+
+// serviceProvider is the bench SP as crewjam/saml sees it, trusting the
+// IdP metadata idpMD (nil when only the SP's own metadata is wanted).
+func (f *FixtureSAML) serviceProvider(idpMD *saml.EntityDescriptor) (*saml.ServiceProvider, error) {
+	k, err := x509.ParsePKCS8PrivateKey(f.KeyDER)
+	if err != nil {
+		return nil, fmt.Errorf("bench saml key: %w", err)
+	}
+	key, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("bench saml key: not RSA")
+	}
+	cert, err := x509.ParseCertificate(f.CertDER)
+	if err != nil {
+		return nil, fmt.Errorf("bench saml certificate: %w", err)
+	}
+	acs, _ := url.Parse(f.ACS)
+	entity, _ := url.Parse(f.EntityID)
+	sp := &saml.ServiceProvider{EntityID: f.EntityID, Key: key, Certificate: cert, AcsURL: *acs, MetadataURL: *entity,
+		IDPMetadata: idpMD, SignatureMethod: dsig.RSASHA256SignatureMethod, AuthnNameIDFormat: saml.PersistentNameIDFormat}
+	return sp, nil
+}
+
+// SAMLConfig is one `elevid bench saml` run.
+type SAMLConfig struct {
+	BaseURL     string
+	Fixture     *Fixture
+	Concurrency int
+	Duration    time.Duration
+	// ServerPID, when not 0, is the server process whose CPU time per
+	// response is reported (read from /proc); when 0 the process
+	// listening on BaseURL's port is looked up in /proc, if it can be.
+	ServerPID int
+}
+
+// SAMLResult is the outcome of a SAML run.
+type SAMLResult struct {
+	Responses, Errors int
+	Elapsed           time.Duration
+	P50, P95, P99     time.Duration
+	FirstError        string
+	// ServerPID and ServerCPUPerResponse are the server's process and its
+	// CPU time per response (0 when not known).
+	ServerPID            int
+	ServerCPUPerResponse time.Duration
+	// ClientCPUPerResponse is this process's CPU time per response.
+	ClientCPUPerResponse time.Duration
+	// ResponseSigned and AssertionSigned report that every checked
+	// response had a valid signature on the Response and on the
+	// Assertion.
+	ResponseSigned, AssertionSigned bool
+}
+
+// Print writes r in a readable form.
+func (r SAMLResult) Print(w io.Writer) {
+	fmt.Fprintf(w, "responses %d in %.1fs: %.0f responses/s, errors %d\n", r.Responses, r.Elapsed.Seconds(), float64(r.Responses)/r.Elapsed.Seconds(), r.Errors)
+	fmt.Fprintf(w, "latency p50 %.1fms p95 %.1fms p99 %.1fms (AuthnRequest → signed Response, 2 HTTP requests)\n", ms(r.P50), ms(r.P95), ms(r.P99))
+	if r.Responses > 0 {
+		fmt.Fprintf(w, "signatures: response %t, assertion %t (every response checked with the IdP metadata's certificate)\n", r.ResponseSigned, r.AssertionSigned)
+	}
+	if r.ServerCPUPerResponse > 0 {
+		fmt.Fprintf(w, "server CPU (pid %d): %.2f ms per response\n", r.ServerPID, ms(r.ServerCPUPerResponse))
+	} else {
+		fmt.Fprintln(w, "server CPU: not known (give --server-pid, or run on the server's machine)")
+	}
+	if r.ClientCPUPerResponse > 0 {
+		fmt.Fprintf(w, "CPU of this process: %.2f ms per response\n", ms(r.ClientCPUPerResponse))
+	}
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
+	}
+}
+
+// RunSAML runs SP-initiated SAML logins: each of Concurrency virtual
+// pupils signs in once with its passkey, then repeats AuthnRequest
+// (HTTP-Redirect, signed) → Response (read from ElevID's auto-posting
+// form) until Duration is over. Every response is checked: Issuer,
+// Destination, InResponseTo, audience and validity (crewjam/saml), both
+// the Response's and the Assertion's signature against the IdP
+// metadata's certificate (goxmldsig), and the released attributes.
+// The sign-in rounds are not counted.
+func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
+	f := cfg.Fixture
+	if cfg.Concurrency <= 0 || cfg.Duration <= 0 || f == nil {
+		return SAMLResult{}, errors.New("bench saml: concurrency, duration and fixture are required")
+	}
+	if f.SAML == nil {
+		return SAMLResult{}, errors.New("bench saml: the fixture has no SAML service provider (run `elevid bench prepare` again)")
+	}
+	n, err := newNodes([]string{strings.TrimSuffix(cfg.BaseURL, "/")})
+	if err != nil {
+		return SAMLResult{}, err
+	}
+	transport := &http.Transport{MaxIdleConns: cfg.Concurrency * 4, MaxIdleConnsPerHost: cfg.Concurrency * 4, IdleConnTimeout: time.Minute}
+	idpMD, certs, err := fetchIdPMetadata(ctx, &http.Client{Transport: transport, Timeout: 10 * time.Second}, n.url("/saml/metadata"))
+	if err != nil {
+		return SAMLResult{}, err
+	}
+	sp, err := f.SAML.serviceProvider(idpMD)
+	if err != nil {
+		return SAMLResult{}, err
+	}
+	pid := cfg.ServerPID
+	if pid == 0 {
+		pid = listenerPID(cfg.BaseURL)
+	}
+	// Sign every pupil in first (not measured).
+	browsers := make([]*samlBrowser, cfg.Concurrency)
+	for i := range browsers {
+		jar, _ := cookiejar.New(nil)
+		b := &samlBrowser{n: n, f: f, p: f.Pupils[i%len(f.Pupils)], sp: sp, certs: certs,
+			c: &http.Client{Transport: transport, Jar: jar, Timeout: 10 * time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		if err := b.sso(ctx, true); err != nil {
+			return SAMLResult{}, fmt.Errorf("bench saml: first sign-in of pupil %d: %w", i, err)
+		}
+		browsers[i] = b
+	}
+	var (
+		mu         sync.Mutex
+		lat        []time.Duration
+		errs       atomic.Int64
+		firstError atomic.Value
+	)
+	srv0, cpu0 := pidCPU(pid), processCPU()
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	var wg sync.WaitGroup
+	for _, b := range browsers {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				if err := b.sso(ctx, false); err != nil {
+					errs.Add(1)
+					firstError.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	r := SAMLResult{Responses: len(lat), Errors: int(errs.Load()), Elapsed: time.Since(start), ServerPID: pid,
+		ResponseSigned: len(lat) > 0, AssertionSigned: len(lat) > 0}
+	if s, ok := firstError.Load().(string); ok {
+		r.FirstError = s
+	}
+	slices.Sort(lat)
+	if k := len(lat); k > 0 {
+		r.P50, r.P95, r.P99 = lat[k*50/100], lat[min(k-1, k*95/100)], lat[min(k-1, k*99/100)]
+		all := time.Duration(k + r.Errors)
+		r.ClientCPUPerResponse = (processCPU() - cpu0) / all
+		if pid != 0 && srv0 >= 0 {
+			if srv1 := pidCPU(pid); srv1 >= srv0 {
+				r.ServerCPUPerResponse = (srv1 - srv0) / all
+			}
+		}
+	}
+	return r, nil
+}
+
+// samlBrowser is one virtual pupil's browser with its own cookie jar.
+type samlBrowser struct {
+	n     *nodes
+	f     *Fixture
+	p     FixturePupil
+	sp    *saml.ServiceProvider
+	certs []*x509.Certificate
+	c     *http.Client
+}
+
+var samlFormRE = regexp.MustCompile(`<form method="post" action="([^"]+)" id="saml-post-form">`)
+
+// sso runs one SP-initiated login: a signed AuthnRequest by
+// HTTP-Redirect, ElevID's redirects (and, when login is true, the
+// passkey login they lead to), and the checks of the Response in the
+// auto-posting form.
+func (b *samlBrowser) sso(ctx context.Context, login bool) error {
+	req, err := b.sp.MakeAuthenticationRequest(b.sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		return err
+	}
+	relay := school.NewID()[:16]
+	u, err := req.Redirect(relay, b.sp)
+	if err != nil {
+		return err
+	}
+	next := u.String()
+	for range 8 {
+		pu, err := url.Parse(next)
+		if err != nil {
+			return err
+		}
+		if pu.Path == "/login" {
+			if !login {
+				return errors.New("sent to /login: the pupil's session did not hold")
+			}
+			if next, err = passkeyLogin(ctx, b.c, b.n, b.f, b.p, pu.Query().Get("return_to")); err != nil {
+				return err
+			}
+			continue
+		}
+		resp, err := get(ctx, b.c, b.n.url(next))
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode/100 == 3 {
+			next = resp.Header.Get("Location")
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: status %d", pu.Path, resp.StatusCode)
+		}
+		return b.check(string(body), req.ID, relay)
+	}
+	return errors.New("too many redirects")
+}
+
+// check verifies the auto-posting form of a SAML response to request id.
+func (b *samlBrowser) check(body, requestID, relay string) error {
+	m := samlFormRE.FindStringSubmatchIndex(body)
+	if m == nil {
+		return errors.New("no SAML form in the page")
+	}
+	if action := html.UnescapeString(body[m[2]:m[3]]); action != b.sp.AcsURL.String() {
+		return fmt.Errorf("form posts to %q, not the ACS", action)
+	}
+	rest := body[m[1]:]
+	if end := strings.Index(rest, "</form>"); end >= 0 {
+		rest = rest[:end]
+	}
+	// The hidden fields, read without a regular expression: the
+	// response's tens of kilobytes of base64 made that a tenth of this
+	// process's CPU.
+	form := url.Values{}
+	for {
+		i := strings.Index(rest, `<input type="hidden" name="`)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(`<input type="hidden" name="`):]
+		name, after, ok := strings.Cut(rest, `" value="`)
+		if !ok {
+			return errors.New("malformed hidden field in the SAML form")
+		}
+		value, after, ok := strings.Cut(after, `"`)
+		if !ok {
+			return errors.New("malformed hidden field in the SAML form")
+		}
+		form.Add(html.UnescapeString(name), html.UnescapeString(value))
+		rest = after
+	}
+	if form.Get("RelayState") != relay {
+		return fmt.Errorf("RelayState %q, want %q", form.Get("RelayState"), relay)
+	}
+	raw, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	if err != nil {
+		return fmt.Errorf("SAMLResponse: %w", err)
+	}
+	// Issuer, Destination, InResponseTo, audience, times and at least one
+	// signature: crewjam/saml, as a service provider checks them.
+	a, err := b.sp.ParseXMLResponse(raw, []string{requestID}, b.sp.AcsURL)
+	if err != nil {
+		var ie *saml.InvalidResponseError
+		if errors.As(err, &ie) {
+			return fmt.Errorf("response refused: %v", ie.PrivateErr)
+		}
+		return fmt.Errorf("response refused: %w", err)
+	}
+	// Both signatures, each on its own.
+	if err := verifyBothSignatures(raw, b.certs); err != nil {
+		return err
+	}
+	got := map[string]string{}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			v := ""
+			if len(at.Values) > 0 {
+				v = at.Values[0].Value
+				if v == "" && at.Values[0].NameID != nil {
+					v = at.Values[0].NameID.Value
+				}
+			}
+			got[at.FriendlyName] = v
+		}
+	}
+	for _, name := range benchSAMLFriendly {
+		if got[name] == "" {
+			return fmt.Errorf("attribute %s missing or empty (got %v)", name, got)
+		}
+	}
+	if b.p.GivenName != "" && got["givenName"] != b.p.GivenName {
+		return fmt.Errorf("givenName %q, want %q", got["givenName"], b.p.GivenName)
+	}
+	return nil
+}
+
+// verifyBothSignatures checks the signature of the Response and of the
+// (unencrypted) Assertion in it against certs.
+func verifyBothSignatures(raw []byte, certs []*x509.Certificate) error {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		return err
+	}
+	resp := doc.Root()
+	if resp == nil || resp.Tag != "Response" {
+		return errors.New("no Response element")
+	}
+	vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: certs})
+	if resp.FindElement("./Signature") == nil {
+		return errors.New("the Response is not signed")
+	}
+	if _, err := vc.Validate(resp); err != nil {
+		return fmt.Errorf("signature of the Response: %w", err)
+	}
+	as := resp.FindElement("./Assertion")
+	if as == nil {
+		return errors.New("no (unencrypted) Assertion")
+	}
+	if as.FindElement("./Signature") == nil {
+		return errors.New("the Assertion is not signed")
+	}
+	if _, err := vc.Validate(as); err != nil {
+		return fmt.Errorf("signature of the Assertion: %w", err)
+	}
+	return nil
+}
+
+// fetchIdPMetadata reads ElevID's SAML metadata and its signing
+// certificates.
+func fetchIdPMetadata(ctx context.Context, c *http.Client, u string) (*saml.EntityDescriptor, []*x509.Certificate, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench saml: IdP metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("bench saml: IdP metadata %s: status %d %v", u, resp.StatusCode, err)
+	}
+	var ed saml.EntityDescriptor
+	if err := xml.Unmarshal(b, &ed); err != nil {
+		return nil, nil, fmt.Errorf("bench saml: IdP metadata: %w", err)
+	}
+	var certs []*x509.Certificate
+	for _, d := range ed.IDPSSODescriptors {
+		for _, kd := range d.KeyDescriptors {
+			if kd.Use != "" && kd.Use != "signing" {
+				continue
+			}
+			for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
+				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Data), ""))
+				if err != nil {
+					continue
+				}
+				if c, err := x509.ParseCertificate(der); err == nil {
+					certs = append(certs, c)
+				}
+			}
+		}
+	}
+	if len(certs) == 0 {
+		return nil, nil, errors.New("bench saml: IdP metadata has no signing certificate")
+	}
+	return &ed, certs, nil
+}
+
+// pidCPU is the user and system CPU time of process pid so far, from
+// /proc (-1 when it cannot be read).
+func pidCPU(pid int) time.Duration {
+	if pid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	// Linux reports these in clock ticks of USER_HZ, 100 per second on
+	// every architecture Go supports.
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// listenerPID finds the process listening on base's TCP port on this
+// machine (from /proc/net/tcp{,6} and the processes' open sockets), or 0.
+func listenerPID(base string) int {
+	u, err := url.Parse(base)
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		if port = 80; u.Scheme == "https" {
+			port = 443
+		}
+	}
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			fs := strings.Fields(line)
+			// local_address is HEXIP:HEXPORT; state 0A is LISTEN.
+			if len(fs) < 10 || fs[3] != "0A" {
+				continue
+			}
+			_, hp, ok := strings.Cut(fs[1], ":")
+			if p, err := strconv.ParseInt(hp, 16, 32); ok && err == nil && int(p) == port {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		if l, err := os.Readlink(fd); err == nil && inodes[l] {
+			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
+			if pid != os.Getpid() {
+				return pid
+			}
+		}
+	}
+	return 0
+}
