@@ -32,7 +32,8 @@ var PurgeKinds = []PurgeKind{PurgeRemovedPupils, PurgeReleases, PurgeAccess, Pur
 // RetentionStore deletes records whose retention has ended.
 type RetentionStore interface {
 	// Purge deletes at most batch records of kind that were due before
-	// cutoff, in one transaction, and returns how many it deleted (0 when
+	// cutoff (PurgeExpired: at most batch of each table; all when batch
+	// is 0), in one transaction, and returns how many it deleted (0 when
 	// nothing more is due). now bounds ephemeral state for PurgeExpired.
 	// Each call commits its batch together with an instance audit entry
 	// ("retention.purge") recording the count, so a job interrupted

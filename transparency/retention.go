@@ -58,8 +58,7 @@ func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
 				return counts, err
 			}
 			counts[kind] += n
-			// Expired records are purged in one statement per table.
-			if n == 0 || kind == school.PurgeExpired {
+			if n == 0 {
 				break
 			}
 		}

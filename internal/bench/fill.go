@@ -26,8 +26,8 @@ type Size struct {
 	// Releases are release-log rows of the bench platform for random
 	// filler pupils over the last year.
 	Releases int
-	// ExpiredTokens are expired access tokens, each with its consumed,
-	// expired authorization request, over the last year.
+	// ExpiredTokens are expired access tokens over the last year, each
+	// issued from a (sealed, rowless) authorization code.
 	ExpiredTokens int
 }
 
@@ -86,18 +86,13 @@ func Fill(ctx context.Context, st school.Store, size Size) (map[string]int, erro
 		return nil, err
 	}
 	claims := `["sub","given_name","groups"]`
-	params := func(state string) string {
-		return `{"client_id":"` + pf.ClientID + `","redirect_uri":"` + benchRedirect + `","scopes":["openid","profile","groups"],"state":"` + state +
-			`","nonce":"` + school.NewID() + `","response_type":"code","code_challenge":"` + randText(32) + `","code_challenge_method":"S256"}`
-	}
 	type table struct {
 		name string
 		cols []string
 		n    int
 		row  func(i int) []any
 	}
-	// tokenAt holds each expired token's creation time, shared by the
-	// token and its authorization request.
+	// tokenAt holds each expired token's creation time.
 	tokenAt := make([]int64, size.ExpiredTokens)
 	authIDs := ids(size.ExpiredTokens)
 	tokenPupil := make([]string, size.ExpiredTokens)
@@ -145,15 +140,10 @@ func Fill(ctx context.Context, st school.Store, size Size) (map[string]int, erro
 		{"releases", []string{"id", "pupil_id", "platform_id", "platform_name", "protocol", "via", "claims", "time"}, size.Releases, func(int) []any {
 			return []any{school.NewID(), pupils[rand.IntN(len(pupils))], pf.ID, pf.Name, string(school.ProtocolOIDC), "id_token", claims, ago(year)}
 		}},
-		{"oidc_auth_requests", []string{"id", "platform_id", "params", "pupil_id", "session_ref", "auth_time", "amr", "acr", "code_hash", "code_expires_at", "consumed_at", "created_at", "expires_at"}, size.ExpiredTokens, func(i int) []any {
-			t := tokenAt[i]
-			return []any{authIDs[i], pf.ID, params(school.NewID()), tokenPupil[i], hex.EncodeToString(randBytes(32)), t, "hwk user mfa", "https://refeds.org/profile/mfa",
-				randBytes(32), t + 60e6, t + 10e3, t - 20e3, t + 600e6}
-		}},
-		{"oidc_tokens", []string{"id", "kind", "hash", "platform_id", "pupil_id", "session_ref", "auth_request_id", "family_id", "subject", "scopes", "auth_time", "amr", "acr", "created_at", "expires_at", "used_at", "revoked_at"}, size.ExpiredTokens, func(i int) []any {
+		{"oidc_tokens", []string{"id", "kind", "hash", "platform_id", "pupil_id", "session_ref", "auth_request_id", "family_id", "subject", "scopes", "auth_time", "amr", "acr", "created_at", "expires_at", "used_at", "revoked_at", "code_id"}, size.ExpiredTokens, func(i int) []any {
 			t := tokenAt[i]
 			return []any{school.NewID(), string(school.TokenAccess), nil, pf.ID, tokenPupil[i], hex.EncodeToString(randBytes(32)), authIDs[i], authIDs[i], randText(32),
-				"openid profile groups", t, "hwk user mfa", "https://refeds.org/profile/mfa", t + 10e3, t + 930e6, 0, 0}
+				"openid profile groups", t, "hwk user mfa", "https://refeds.org/profile/mfa", t + 10e3, t + 930e6, 0, 0, authIDs[i]}
 		}},
 	}
 	err = bs.Bulk(ctx, func(insert sqlstore.BulkInsert) error {

@@ -28,7 +28,7 @@ func TestFillThenLogin(t *testing.T) {
 			}
 			want := map[string]int{"schools": 1, "platform_activations": 1, "classes": 84, "pupils": 2100, "guardians": 4200,
 				"pupil_classes": 2100, "pupil_guardians": 4200, "enrolments": 2100, "consents": 2100, "pupil_handles": 2100,
-				"credentials": 2100, "releases": 3000, "oidc_auth_requests": 1500, "oidc_tokens": 1500}
+				"credentials": 2100, "releases": 3000, "oidc_tokens": 1500}
 			for k, v := range want {
 				if counts[k] != v {
 					t.Errorf("%s: %d rows, want %d", k, counts[k], v)

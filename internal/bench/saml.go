@@ -300,7 +300,7 @@ type samlBrowser struct {
 	c     *http.Client
 }
 
-var samlFormRE = regexp.MustCompile(`<form method="post" action="([^"]+)" id="saml-post-form">`)
+var samlFormRE = regexp.MustCompile(`<form method="post" action="([^"]+)" id="auto-post-form">`)
 
 // sso runs one SP-initiated login: a signed AuthnRequest by
 // HTTP-Redirect, ElevID's redirects (and, when login is true, the

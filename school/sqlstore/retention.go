@@ -29,7 +29,7 @@ func (s *Store) Purge(ctx context.Context, kind school.PurgeKind, cutoff, now ti
 		case school.PurgeRemovedPupils:
 			n, err = t.purgeRemovedPupils(ctx, cutoff, batch)
 		case school.PurgeExpired:
-			n, err = t.purgeExpired(ctx, cutoff, now)
+			n, err = t.purgeExpired(ctx, cutoff, now, batch)
 		default:
 			err = fmt.Errorf("%w: unknown purge kind %q", school.ErrInvalid, kind)
 		}
@@ -66,37 +66,41 @@ func (s *Store) purgeRemovedPupils(ctx context.Context, cutoff time.Time, batch 
 	return int64(len(list)), nil
 }
 
-// purgeExpired deletes small, short-lived records in one go: they are
-// bounded by their own lifetimes, so no batching is needed. Protocol state
-// is pruned by the protocols' own prune methods.
-func (s *Store) purgeExpired(ctx context.Context, cutoff, now time.Time) (int64, error) {
+// purgeExpired deletes expired, short-lived records, at most batch rows
+// of each table per call (all of them when batch is 0): a backlog (say a
+// million expired tokens after a long stop) then goes in many short
+// transactions instead of one that holds SQLite's write lock for minutes.
+// The caller repeats until nothing is left.
+func (s *Store) purgeExpired(ctx context.Context, cutoff, now time.Time, batch int) (int64, error) {
 	c, nw := micros(cutoff), micros(now)
 	stmts := []struct {
-		q    string
-		args []any
+		table, key, cond string
+		arg              int64
 	}{
-		{`DELETE FROM enrolment_codes WHERE expires_at < $1 OR (used_at > 0 AND used_at < $1)`, []any{c}},
-		{`DELETE FROM guardian_links WHERE expires_at < $1 OR (used_at > 0 AND used_at < $1)`, []any{c}},
-		{`DELETE FROM enrolments WHERE state IN ('expired', 'denied', 'withdrawn') AND updated_at < $1`, []any{c}},
-		{`DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < $1`, []any{c}},
-		{`DELETE FROM webauthn_ceremonies WHERE expires_at < $1`, []any{nw}},
-		{`DELETE FROM sessions WHERE created_at < $1 - ` + ceremonyKeepMicros + ` AND (expires_at < $1 OR (revoked_at > 0 AND revoked_at < $1))`, []any{nw}},
-		{`DELETE FROM rate_counters WHERE window_end < $1`, []any{nw}},
+		{"enrolment_codes", "hash", `expires_at < $1 OR (used_at > 0 AND used_at < $1)`, c},
+		{"guardian_links", "hash", `expires_at < $1 OR (used_at > 0 AND used_at < $1)`, c},
+		{"enrolments", "pupil_id", `state IN ('expired', 'denied', 'withdrawn') AND updated_at < $1`, c},
+		{"outbox", "id", `status IN ('sent', 'failed') AND created_at < $1`, c},
+		{"webauthn_ceremonies", "id", `expires_at < $1`, nw},
+		{"sessions", "id_hash", `created_at < $1 - ` + ceremonyKeepMicros + ` AND (expires_at < $1 OR (revoked_at > 0 AND revoked_at < $1))`, nw},
+		{"rate_counters", "key", `window_end < $1`, nw},
+		{"oidc_tokens", "id", `expires_at < $1`, nw},
+		{"logout_notices", "id", `expires_at < $1`, nw},
 	}
 	var total int64
 	for _, st := range stmts {
-		n, err := s.q.Exec(ctx, st.q, st.args...)
+		q := `DELETE FROM ` + st.table + ` WHERE ` + st.cond
+		if batch > 0 {
+			q = fmt.Sprintf(`DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %d)`, st.table, st.key, st.key, st.table, st.cond, batch)
+		}
+		n, err := s.q.Exec(ctx, q, st.arg)
 		if err != nil {
 			return 0, err
 		}
 		total += n
 	}
-	n, err := s.PruneOIDC(ctx, now)
+	n, err := s.PruneSAML(ctx)
 	if err != nil {
-		return 0, err
-	}
-	total += n
-	if n, err = s.PruneSAML(ctx); err != nil {
 		return 0, err
 	}
 	return total + n, nil

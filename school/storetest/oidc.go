@@ -23,6 +23,7 @@ func testOIDC(t *testing.T, h Harness) {
 		{"CodeOnce", testOIDCCodeOnce},
 		{"Tokens", testOIDCTokens},
 		{"Releases", testReleases},
+		{"ExpiredInBatches", testOIDCExpiredInBatches},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, h, s) })
 	}
@@ -340,4 +341,38 @@ func testLogoutQueue(t *testing.T, h Harness) {
 	if l := must(st.ListLogouts(ctx)); len(l) != 0 {
 		t.Fatalf("%d notices after pruning", len(l))
 	}
+}
+
+// testOIDCExpiredInBatches: the retention purge of expired state takes at
+// most batch tokens per call (a backlog goes in many short transactions,
+// not one that holds the write lock for minutes) and repeated calls empty
+// it.
+func testOIDCExpiredInBatches(t *testing.T, h Harness, s Seed) {
+	ctx := context.Background()
+	st := h.Store
+	pupil := must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, ExternalID: "p-batch", GivenName: "Lea", Status: school.PupilActive}))
+	pf := must(st.CreatePlatform(ctx, school.Platform{Name: "Batch", Protocol: school.ProtocolOIDC, ClientID: "batch"}))
+	now := h.Clock.Now()
+	for range 5 {
+		must(st.CreateOIDCToken(ctx, school.OIDCToken{Kind: school.TokenAccess, PlatformID: pf.ID, PupilID: pupil.ID,
+			Subject: "batch-sub", ExpiresAt: now.Add(time.Minute)}))
+	}
+	h.Clock.Advance(time.Hour)
+	left := func() int {
+		return len(must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "batch-sub", Inactive: true})))
+	}
+	for _, want := range []int{3, 1, 0} {
+		if _, err := st.Purge(ctx, school.PurgeExpired, h.Clock.Now(), h.Clock.Now(), 2); err != nil {
+			t.Fatal(err)
+		}
+		if got := left(); got != want {
+			t.Fatalf("after a purge of 2: %d expired tokens left, want %d", got, want)
+		}
+	}
+	for range 10 {
+		if n := must(st.Purge(ctx, school.PurgeExpired, h.Clock.Now(), h.Clock.Now(), 2)); n == 0 {
+			return
+		}
+	}
+	t.Fatal("repeated purges never reach 0")
 }
