@@ -218,7 +218,7 @@ func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 	if err != nil {
 		return SAMLResult{}, err
 	}
-	transport := &http.Transport{MaxIdleConns: cfg.Concurrency * 4, MaxIdleConnsPerHost: cfg.Concurrency * 4, IdleConnTimeout: time.Minute}
+	transport := newTransport(cfg.Concurrency)
 	idpMD, certs, err := fetchIdPMetadata(ctx, &http.Client{Transport: transport, Timeout: 10 * time.Second}, n.url("/saml/metadata"))
 	if err != nil {
 		return SAMLResult{}, err
