@@ -132,12 +132,22 @@ func (s *Store) withLinks(ctx context.Context, pupils []school.Pupil, where stri
 		pupil, other string
 		kind         int
 	}
+	q := `SELECT l.pupil_id, 0, l.class_id FROM pupil_classes l JOIN pupils p ON p.id = l.pupil_id WHERE ` + where + `
+		UNION ALL SELECT l.pupil_id, 1, l.guardian_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE ` + where + `
+		ORDER BY 2, 3`
+	if where == schoolPupils {
+		// A whole school's links, read through the school's classes
+		// and guardians (a pupil links only to those of its school):
+		// by class and guardian, the index reads follow the order the
+		// links were written in, not one random look-up per pupil.
+		q = `SELECT l.pupil_id, 0, l.class_id FROM classes c JOIN pupil_classes l ON l.class_id = c.id WHERE c.school_id = $1
+		UNION ALL SELECT l.pupil_id, 1, l.guardian_id FROM guardians g JOIN pupil_guardians l ON l.guardian_id = g.id WHERE g.school_id = $1
+		ORDER BY 2, 3`
+	}
 	links, err := collect(ctx, s.q, func(r Rows) (link, error) {
 		var l link
 		return l, r.Scan(&l.pupil, &l.kind, &l.other)
-	}, `SELECT l.pupil_id, 0, l.class_id FROM pupil_classes l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+`
-		UNION ALL SELECT l.pupil_id, 1, l.guardian_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE `+where+`
-		ORDER BY 2, 3`, args...)
+	}, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -181,9 +191,12 @@ func (s *Store) PupilByExternalID(ctx context.Context, schoolID, externalID stri
 	return p, s.fail("pupil by external id", err)
 }
 
+// schoolPupils selects the pupils of school $1.
+const schoolPupils = `p.school_id = $1`
+
 // ListPupils implements school.PupilStore.
 func (s *Store) ListPupils(ctx context.Context, f school.PupilFilter) ([]school.Pupil, error) {
-	where := `p.school_id = $1`
+	where := schoolPupils
 	args := []any{f.SchoolID}
 	if f.Status != "" {
 		args = append(args, string(f.Status))
