@@ -174,7 +174,7 @@ ELEVID_SHIB_SP="$sp" ELEVID_SHIB_ENTITY="$entity" ELEVID_SHIB_IDP="$idp" ELEVID_
 	go test ./cmd/elevid -run '^TestShibbolethSOAPLogout$' -count=1 -v >"$work/test.log" 2>&1 || { cat "$work/test.log"; fail "the walk failed"; }
 grep -E '^(--- |ok|FAIL)|SOAP logout delivered' "$work/test.log"
 grep -q -- '--- PASS: TestShibbolethSOAPLogout' "$work/test.log" || fail "the walk did not run"
-grep -q 'saml: back-channel logout delivered' "$work/serve.log" || fail "ElevID did not record the SOAP delivery"
+grep -q 'queued logout delivered.*protocol=saml' "$work/serve.log" || fail "ElevID did not record the SOAP delivery"
 # shibd ended the session because of ElevID's LogoutRequest (not a timeout).
 grep -q 'request to logout sessions from ('"$idp"'/saml/metadata)' "$work/shibd.log" || fail "shibd logged no logout request from ElevID"
 grep -q 'session cache returned 1 sessions bound to NameID in logout request' "$work/shibd.log" || fail "shibd found no session for the NameID"
