@@ -92,8 +92,11 @@ func (s *oidcStorage) seal(st authState, purpose string) (string, error) {
 // ErrExpired when past its expiry.
 func (s *oidcStorage) open(v, purpose string) (authState, error) {
 	var st authState
+	if len(v) > maxSealedLen {
+		return st, fmt.Errorf("%s: %w", purpose, school.ErrNotFound)
+	}
 	raw, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(v) > maxSealedLen {
+	if err != nil {
 		return st, fmt.Errorf("%s: %w", purpose, school.ErrNotFound)
 	}
 	b, err := s.p.opt.Sealer.Open(raw, purpose)
@@ -365,14 +368,16 @@ func (s *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.Au
 	return s.wrapAuthRequest(ctx, st)
 }
 
-// codeReused revokes the tokens issued from a reused code.
-func (s *oidcStorage) codeReused(ctx context.Context, authRequestID string) {
-	n, err := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{FamilyID: authRequestID})
+// revokeGrant revokes every token of a grant (a code's tokens and their
+// refresh rotations share the family) after a second use of its code or of
+// a rotated refresh token; why names that use in the log.
+func (s *oidcStorage) revokeGrant(ctx context.Context, familyID, why string) {
+	n, err := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{FamilyID: familyID})
 	if err != nil {
-		s.p.log.Error("revoking tokens of a reused code failed", "auth_request", authRequestID, "err", err)
+		s.p.log.Error("revoking a reused grant failed", "why", why, "family", familyID, "err", err)
 		return
 	}
-	s.p.log.Warn("authorization code reused: tokens revoked", "auth_request", authRequestID, "revoked", n)
+	s.p.log.Warn(why+": grant revoked", "family", familyID, "revoked", n)
 }
 
 // SaveAuthCode implements op.Storage. The code is the sealed request
@@ -472,12 +477,11 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 	case reused:
 		// A second redemption of one code or refresh token: revoke what
 		// the grant produced.
+		why := "refresh token reused"
 		if _, ok := req.(*authRequest); ok {
-			s.codeReused(ctx, base.AuthRequestID)
-		} else {
-			n, _ := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{FamilyID: base.FamilyID})
-			s.p.log.Warn("refresh token reused: grant revoked", "family", base.FamilyID, "revoked", n)
+			why = "authorization code reused"
 		}
+		s.revokeGrant(ctx, base.FamilyID, why)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the grant was used before")
 	case denied:
 		s.p.log.Info("no consent: tokens refused", "pupil", base.PupilID, "platform", c.pf.ID)
@@ -508,8 +512,7 @@ func (s *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token stri
 	now := s.now()
 	switch {
 	case !tok.UsedAt.IsZero():
-		n, _ := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{FamilyID: tok.FamilyID})
-		s.p.log.Warn("rotated refresh token reused: grant revoked", "family", tok.FamilyID, "revoked", n)
+		s.revokeGrant(ctx, tok.FamilyID, "rotated refresh token reused")
 		return nil, errors.New("refresh token used before")
 	case !tok.RevokedAt.IsZero():
 		return nil, errors.New("refresh token revoked")

@@ -308,50 +308,34 @@ func (s *Store) ReleaseInputs(ctx context.Context, pupilID, platformID string) (
 }
 
 func (s *Store) releaseInputs(ctx context.Context, pupilID, platformID string) (school.PupilProfile, school.ConsentState, error) {
-	var prof school.PupilProfile
+	var prof profileRows
 	acc := consentRows{st: school.ConsentState{PupilID: pupilID}, platformID: platformID}
-	rows, err := s.q.Query(ctx, `SELECT `+pupilColsP+`, s.id, s.code, s.name, s.domain, s.created_at,
-			COALESCE(cl.id, ''), COALESCE(cl.external_id, ''), COALESCE(cl.name, ''), COALESCE(cl.created_at, 0), `+consentStateCols+`
-		FROM pupils p JOIN schools s ON s.id = p.school_id
-		LEFT JOIN pupil_classes l ON l.pupil_id = p.id LEFT JOIN classes cl ON cl.id = l.class_id
+	rows, err := s.q.Query(ctx, `SELECT `+profileCols+`, `+consentStateCols+`
+		FROM `+profileJoins+`
 		`+consentStateJoins+`
 		WHERE p.id = $1`, pupilID, platformID)
 	if err != nil {
-		return prof, acc.st, err
+		return prof.prof, acc.st, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var p school.Pupil
-		pr := pupilRow{p: &p}
-		var sc school.School
-		var c school.Class
-		var schoolCreated, classCreated int64
-		dest := append(pr.dest(), &sc.ID, &sc.Code, &sc.Name, &sc.Domain, &schoolCreated, &c.ID, &c.ExternalID, &c.Name, &classCreated)
-		if err := rows.Scan(append(dest, acc.dest()...)...); err != nil {
-			return prof, acc.st, err
+		if err := rows.Scan(append(prof.dest(), acc.dest()...)...); err != nil {
+			return prof.prof, acc.st, err
 		}
-		if !acc.found {
-			if err := pr.finish(); err != nil {
-				return prof, acc.st, err
-			}
-			sc.CreatedAt = fromMicros(schoolCreated)
-			prof.Pupil, prof.School, acc.st.SchoolID = p, sc, p.SchoolID
+		if err := prof.add(); err != nil {
+			return prof.prof, acc.st, err
 		}
-		if c.ID != "" && !slices.Contains(prof.Pupil.ClassIDs, c.ID) {
-			c.SchoolID, c.CreatedAt = sc.ID, fromMicros(classCreated)
-			prof.Classes = append(prof.Classes, c)
-			prof.Pupil.ClassIDs = append(prof.Pupil.ClassIDs, c.ID)
-		}
-		if err := acc.add(pr.status); err != nil {
-			return prof, acc.st, err
+		acc.st.SchoolID = prof.prof.Pupil.SchoolID
+		if err := acc.add(prof.pr.status); err != nil {
+			return prof.prof, acc.st, err
 		}
 	}
 	st, err := acc.done(rows.Err())
-	// Classes in id order, as GetPupilProfile gives them (sorted here, not
-	// by the query: a sort there costs a temporary B-tree per release).
-	slices.SortFunc(prof.Classes, func(a, b school.Class) int { return strings.Compare(a.ID, b.ID) })
-	slices.Sort(prof.Pupil.ClassIDs)
-	return prof, st, err
+	if err != nil {
+		return prof.prof, st, err
+	}
+	p, err := prof.done(nil)
+	return p, st, err
 }
 
 // EnrolmentAllowed implements school.ConsentStore: the pupil is active and

@@ -270,45 +270,79 @@ func (s *Store) DeletePupil(ctx context.Context, id string) error {
 
 // GetPupilProfile implements school.PupilStore.
 func (s *Store) GetPupilProfile(ctx context.Context, id string) (school.PupilProfile, error) {
-	var out school.PupilProfile
-	rows, err := s.q.Query(ctx, `SELECT `+pupilColsP+`, s.id, s.code, s.name, s.domain, s.created_at,
-			COALESCE(c.id, ''), COALESCE(c.external_id, ''), COALESCE(c.name, ''), COALESCE(c.created_at, 0)
-		FROM pupils p JOIN schools s ON s.id = p.school_id
-		LEFT JOIN pupil_classes l ON l.pupil_id = p.id LEFT JOIN classes c ON c.id = l.class_id
-		WHERE p.id = $1 ORDER BY c.id`, id)
+	var acc profileRows
+	rows, err := s.q.Query(ctx, `SELECT `+profileCols+` FROM `+profileJoins+` WHERE p.id = $1`, id)
 	if err != nil {
-		return out, s.fail("pupil profile", err)
+		return acc.prof, s.fail("pupil profile", err)
 	}
 	defer rows.Close()
-	found := false
 	for rows.Next() {
-		var p school.Pupil
-		pr := pupilRow{p: &p}
-		var sc school.School
-		var c school.Class
-		var schoolCreated, classCreated int64
-		dest := append(pr.dest(), &sc.ID, &sc.Code, &sc.Name, &sc.Domain, &schoolCreated, &c.ID, &c.ExternalID, &c.Name, &classCreated)
-		if err := rows.Scan(dest...); err != nil {
-			return out, s.fail("pupil profile", err)
+		if err := rows.Scan(acc.dest()...); err != nil {
+			return acc.prof, s.fail("pupil profile", err)
 		}
-		if !found {
-			if err := pr.finish(); err != nil {
-				return out, err
-			}
-			sc.CreatedAt = fromMicros(schoolCreated)
-			out.Pupil, out.School, found = p, sc, true
-		}
-		if c.ID != "" {
-			c.SchoolID, c.CreatedAt = out.School.ID, fromMicros(classCreated)
-			out.Classes = append(out.Classes, c)
-			out.Pupil.ClassIDs = append(out.Pupil.ClassIDs, c.ID)
+		if err := acc.add(); err != nil {
+			return acc.prof, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return out, s.fail("pupil profile", err)
+	prof, err := acc.done(rows.Err())
+	return prof, s.fail("pupil profile", err)
+}
+
+// profileCols and profileJoins read a pupil profile (profileRows scans
+// them): the pupil p, the school s, a class cl per row.
+var profileCols = pupilColsP + `, s.id, s.code, s.name, s.domain, s.created_at,
+	COALESCE(cl.id, ''), COALESCE(cl.external_id, ''), COALESCE(cl.name, ''), COALESCE(cl.created_at, 0)`
+
+const profileJoins = `pupils p JOIN schools s ON s.id = p.school_id
+	LEFT JOIN pupil_classes l ON l.pupil_id = p.id LEFT JOIN classes cl ON cl.id = l.class_id`
+
+// profileRows gathers a pupil profile from rows of profileCols (a class
+// may repeat when other joins multiply the rows).
+type profileRows struct {
+	prof                        school.PupilProfile
+	found                       bool
+	p                           school.Pupil
+	pr                          pupilRow
+	sc                          school.School
+	c                           school.Class
+	schoolCreated, classCreated int64
+}
+
+// dest returns the scan targets of one row's profileCols.
+func (a *profileRows) dest() []any {
+	a.p, a.sc, a.c = school.Pupil{}, school.School{}, school.Class{}
+	a.pr = pupilRow{p: &a.p}
+	return append(a.pr.dest(), &a.sc.ID, &a.sc.Code, &a.sc.Name, &a.sc.Domain, &a.schoolCreated, &a.c.ID, &a.c.ExternalID, &a.c.Name, &a.classCreated)
+}
+
+// add takes in the scanned row.
+func (a *profileRows) add() error {
+	if !a.found {
+		if err := a.pr.finish(); err != nil {
+			return err
+		}
+		a.sc.CreatedAt = fromMicros(a.schoolCreated)
+		a.prof.Pupil, a.prof.School, a.found = a.p, a.sc, true
 	}
-	if !found {
-		return out, fmt.Errorf("pupil: %w", school.ErrNotFound)
+	if c := a.c; c.ID != "" && !slices.Contains(a.prof.Pupil.ClassIDs, c.ID) {
+		c.SchoolID, c.CreatedAt = a.sc.ID, fromMicros(a.classCreated)
+		a.prof.Classes = append(a.prof.Classes, c)
+		a.prof.Pupil.ClassIDs = append(a.prof.Pupil.ClassIDs, c.ID)
 	}
-	return out, nil
+	return nil
+}
+
+// done finishes the profile after the rows (err is rows.Err()): classes in
+// id order (sorted here, not by the query: a sort there costs a temporary
+// B-tree per read), ErrNotFound when there was no row.
+func (a *profileRows) done(err error) (school.PupilProfile, error) {
+	if err != nil {
+		return a.prof, err
+	}
+	if !a.found {
+		return a.prof, fmt.Errorf("pupil: %w", school.ErrNotFound)
+	}
+	slices.SortFunc(a.prof.Classes, func(x, y school.Class) int { return strings.Compare(x.ID, y.ID) })
+	slices.Sort(a.prof.Pupil.ClassIDs)
+	return a.prof, nil
 }
