@@ -55,7 +55,7 @@ func cmdBench(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer, 
 	pupils := fs.Int("pupils", 64, "pupils to prepare: the first --login-pupils sign in with passkeys in the fixture, the rest are filler for the size test")
 	loginPupils := fs.Int("login-pupils", 64, "pupils of the fixture, who sign in during the bench")
 	releases := fs.Int("releases", 0, "release-log rows over the last year for filler pupils")
-	expired := fs.Int("expired-tokens", 0, "expired access tokens (each with its used authorization request) for filler pupils")
+	expired := fs.Int("expired-tokens", 0, "expired access tokens (each issued from a sealed authorization code) for filler pupils")
 	urls := &listFlag{vals: []string{cfg.Issuer}}
 	fs.Var(urls, "url", "base URL of the running server; repeat it or separate URLs by commas for several nodes on one host name (requests go round-robin)")
 	defConc := 32

@@ -28,6 +28,16 @@
 // run several schools at once, sharing a Peers that reports a pupil
 // (uid or external id) found in two schools.
 //
+// When the pupil, guardian and staff bases are siblings (children of one
+// entry, such as ou=pupils / ou=guardians / ou=staff under the school's
+// OU) and share one filter, a run reads them with one subtree search of
+// that parent, giving each entry to the kind whose base holds it and
+// skipping entries elsewhere under the parent. OpenLDAP's back-mdb checks
+// the scope of every candidate of a subtree search, and a person filter's
+// candidates are all the directory's people: in a 50-school directory of
+// 220,000 people, three searches per school made slapd spend ~30 s of CPU
+// on a no-change run of every school, one search ~9 s (reader.readPeople).
+//
 // # Interruptions
 //
 // A run holds its school's lock as a lease renewed every third of

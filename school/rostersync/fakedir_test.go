@@ -43,6 +43,7 @@ type fakeDir struct {
 	pageCount int
 	sizeLimit bool // answer every paged search with sizeLimitExceeded after the entries
 	filters   []string
+	bases     []string // the base of every search, one per search (not per page)
 	pagedReqs int
 	maxPage   int // largest page served
 
@@ -206,6 +207,9 @@ func (d *fakeDir) search(w *gldap.ResponseWriter, r *gldap.Request) {
 	}
 	d.mu.Lock()
 	d.filters = append(d.filters, m.Filter)
+	if paging == nil || len(paging.Cookie) == 0 {
+		d.bases = append(d.bases, m.BaseDN)
+	}
 	var match []*entry
 	for _, e := range d.entries {
 		if inScope(e.DN, m.BaseDN, m.Scope) && f.match(e) {

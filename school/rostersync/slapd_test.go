@@ -2,6 +2,7 @@ package rostersync_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -36,6 +37,24 @@ type slapd struct {
 	caPEM  string
 	rootDN string
 	rootPW string
+	pid    int // the slapd process
+}
+
+// cpu returns the CPU time slapd has used so far (user + system), read
+// from /proc; zero where that cannot be read.
+func (s *slapd) cpu() time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func writeLDIF(t testing.TB, path string, r roster) {
@@ -188,6 +207,7 @@ limits dn.exact="%s" size=unlimited size.pr=unlimited
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()

@@ -318,14 +318,8 @@ func (s *Syncer) run(ctx context.Context, sch school.School, src school.Director
 		extraPupil = extraPerson
 	}
 	err = rd.readClasses(ctx)
-	if err == nil && ro.PupilID == "" {
-		err = rd.readGuardians(ctx, extraPerson)
-	}
-	if err == nil && ro.PupilID == "" {
-		err = rd.readStaff(ctx, extraPerson)
-	}
 	if err == nil {
-		err = rd.readPupils(ctx, extraPupil)
+		err = rd.readPeople(ctx, extraPerson, extraPupil, ro.PupilID != "")
 	}
 	if err == nil {
 		err = rd.resolveGuardians(ctx)

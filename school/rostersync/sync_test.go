@@ -3,6 +3,7 @@ package rostersync_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -276,7 +277,11 @@ func TestEmptyDirectoryNeverDeprovisions(t *testing.T) {
 
 func TestDirectoryErrorsApplyNothing(t *testing.T) {
 	e := newEnv(t, small, nil, nil)
-	e.mustRun(rostersync.RunOptions{})
+	// The page that fails is the last but one a whole run asks for.
+	failPage := e.mustRun(rostersync.RunOptions{}).Run.Pages - 1
+	if failPage < 2 {
+		t.Fatalf("a run reads %d pages; the test needs at least 3", failPage+1)
+	}
 	for i := range 5 {
 		e.dir.remove(pupilDN(i)) // would quarantine 5 (below the threshold)
 	}
@@ -287,7 +292,7 @@ func TestDirectoryErrorsApplyNothing(t *testing.T) {
 		setup func()
 		want  string
 	}{
-		{"page error half way", func() { e.dir.mu.Lock(); e.dir.pageCount = 0; e.dir.failPage = 6; e.dir.mu.Unlock() }, "Operations Error"},
+		{"page error half way", func() { e.dir.mu.Lock(); e.dir.pageCount = 0; e.dir.failPage = failPage; e.dir.mu.Unlock() }, "Operations Error"},
 		{"size limit", func() { e.dir.mu.Lock(); e.dir.failPage = 0; e.dir.sizeLimit = true; e.dir.mu.Unlock() }, "Size Limit Exceeded"},
 		{"bad credentials", func() {
 			e.dir.mu.Lock()
@@ -319,7 +324,7 @@ func TestDirectoryErrorsApplyNothing(t *testing.T) {
 				t.Fatalf("err = %v, run = %+v", err, res.Run)
 			}
 			if after := e.snapshot(); after != before {
-				t.Fatal("a failed run changed the store")
+				t.Fatalf("a failed run changed the store:\n%s\n---\n%s", before, after)
 			}
 		})
 	}
@@ -689,5 +694,77 @@ func TestPlainLDAPNeedsInsecure(t *testing.T) {
 	e.source(func(s *school.DirectorySource) { s.Insecure = false })
 	if _, err := e.run(rostersync.RunOptions{}); !errors.Is(err, rostersync.ErrPlainLDAP) {
 		t.Fatalf("run of an unmarked plain ldap:// source: %v", err)
+	}
+}
+
+// Pupils, guardians and staff under sibling bases with one filter are read
+// with one search of their parent (not three: OpenLDAP checks the scope of
+// every person in the directory once per search); a person elsewhere under
+// the parent is not imported, and the school ends up exactly as with three
+// searches (bases that are not siblings).
+func TestSiblingBasesReadWithOneSearch(t *testing.T) {
+	stray := &entry{DN: "uid=stray,ou=others," + base, Attrs: map[string][]string{}}
+	for k, v := range small.pupil(0, time.Now()).Attrs {
+		stray.Attrs[k] = v
+	}
+	stray.set("entryUUID", "0d8e3c52-5e55-4b8c-9d5c-2f2a4f0b6b01")
+	stray.set("uid", "stray")
+	stray.set("givenName", "Stray")
+
+	searches := func(e *env) []string {
+		e.dir.mu.Lock()
+		defer e.dir.mu.Unlock()
+		out := slices.Clone(e.dir.bases)
+		e.dir.bases = nil
+		return out
+	}
+	together := newEnv(t, small, nil, nil)
+	together.dir.add(stray)
+	res := together.mustRun(rostersync.RunOptions{})
+	if got, want := searches(together), []string{"ou=classes," + base, base}; !slices.Equal(got, want) {
+		t.Fatalf("searches: %q, want %q", got, want)
+	}
+	counts(t, res, map[string]int{"pupil.create": small.pupils, "guardian.create": small.guardians, "class.create": small.classes, "staff.create": small.staff})
+
+	// Guardians one level deeper: the bases are no longer siblings.
+	apart := newEnv(t, small, nil, nil)
+	apart.dir.add(stray)
+	for _, en := range apart.dir.entries {
+		if strings.HasSuffix(en.DN, ",ou=guardians,"+base) {
+			en.DN = strings.Replace(en.DN, ",ou=guardians,", ",ou=all,ou=guardians,", 1)
+		}
+	}
+	for _, en := range apart.dir.entries {
+		for i, v := range en.Attrs["seealso"] {
+			en.Attrs["seealso"][i] = strings.Replace(v, ",ou=guardians,", ",ou=all,ou=guardians,", 1)
+		}
+	}
+	apart.source(func(s *school.DirectorySource) { s.GuardianBase = "ou=all,ou=guardians," + base })
+	searches(apart)
+	apart.mustRun(rostersync.RunOptions{})
+	want := []string{"ou=classes," + base, "ou=all,ou=guardians," + base, "ou=staff," + base, "ou=pupils," + base}
+	if got := searches(apart); !slices.Equal(got, want) {
+		t.Fatalf("searches: %q, want %q", got, want)
+	}
+	// Same pupils, links, guardians, classes and staff (ids and times
+	// aside), and no stray pupil.
+	norm := func(e *env) string {
+		var b strings.Builder
+		for _, p := range e.pupils("") {
+			fmt.Fprintf(&b, "%s %s %s %d %d\n", p.ExternalID, p.Name(), p.BirthDate.Format(time.DateOnly), len(p.ClassIDs), len(p.GuardianIDs))
+		}
+		gs, _ := e.st.ListGuardians(e.ctx, e.sch.ID)
+		ss, _ := e.st.ListStaff(e.ctx, e.sch.ID)
+		cs, _ := e.st.ListClasses(e.ctx, e.sch.ID)
+		fmt.Fprintf(&b, "%d guardians, %d staff, %d classes\n", len(gs), len(ss), len(cs))
+		return b.String()
+	}
+	if a, b := norm(together), norm(apart); a != b {
+		t.Fatalf("one search:\n%s\nthree searches:\n%s", a, b)
+	}
+	for _, p := range together.pupils("") {
+		if p.GivenName == "Stray" {
+			t.Fatal("a person outside the pupil base was imported")
+		}
 	}
 }
