@@ -3,7 +3,6 @@ package rostersync_test
 import (
 	"context"
 	"fmt"
-	"github.com/elevid/elevid/internal/testenv"
 	"os"
 	"runtime"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevid/elevid/internal/testenv"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/postgres"
 	"github.com/elevid/elevid/school/rostersync"

@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"github.com/elevid/elevid/internal/testenv"
 	"math/big"
 	"net"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elevid/elevid/internal/testenv"
 
 	"github.com/go-ldap/ldap/v3"
 
