@@ -17,7 +17,10 @@ type Counter struct {
 	InTx         atomic.Int64
 	// PerQuery, when set (Track), counts each distinct SQL text.
 	perQuery sync.Map // string → *atomic.Int64
-	track    bool
+	// samples holds, when tracking, the arguments each distinct SQL text
+	// first ran with (for EXPLAIN in tests).
+	samples sync.Map // string → []any
+	track   bool
 }
 
 // Track makes c count every distinct statement (see Top).
@@ -34,15 +37,28 @@ func (c *Counter) Top(n int) []QueryCount {
 	return out[:min(n, len(out))]
 }
 
+// Sample returns the arguments the statement q (as in Top, without the
+// "[tx] " mark) first ran with; false when c does not track or q never ran.
+func (c *Counter) Sample(q string) ([]any, bool) {
+	v, ok := c.samples.Load(q)
+	if !ok {
+		return nil, false
+	}
+	return v.([]any), true
+}
+
 // QueryCount is one statement and how often it ran.
 type QueryCount struct {
 	Query string
 	N     int64
 }
 
-func (c *Counter) note(q string, inTx bool) {
+func (c *Counter) note(q string, inTx bool, args []any) {
 	if !c.track {
 		return
+	}
+	if _, ok := c.samples.Load(q); !ok {
+		c.samples.LoadOrStore(q, slices.Clone(args))
 	}
 	if inTx {
 		q = "[tx] " + q
@@ -99,19 +115,19 @@ type counted struct {
 
 func (c counted) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	c.n.Add(1)
-	c.c.note(q, c.inTx)
+	c.c.note(q, c.inTx, args)
 	return c.conn.Exec(ctx, q, args...)
 }
 
 func (c counted) Query(ctx context.Context, q string, args ...any) (Rows, error) {
 	c.n.Add(1)
-	c.c.note(q, c.inTx)
+	c.c.note(q, c.inTx, args)
 	return c.conn.Query(ctx, q, args...)
 }
 
 func (c counted) QueryRow(ctx context.Context, q string, args ...any) Row {
 	c.n.Add(1)
-	c.c.note(q, c.inTx)
+	c.c.note(q, c.inTx, args)
 	return c.conn.QueryRow(ctx, q, args...)
 }
 
