@@ -26,6 +26,10 @@ type Job struct {
 	Batch     int    // records per transaction; 500 when zero
 }
 
+// restPerBatch is how many times a purge batch's duration the job rests
+// before the next batch.
+const restPerBatch = 3
+
 // RunOnce runs every kind until nothing more is due and returns the
 // counts. It returns school.ErrLocked when another node is running it.
 func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
@@ -63,13 +67,14 @@ func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
 				break
 			}
 			// A backlog (a million expired tokens after a long stop)
-			// goes in batches with a pause as long as the batch took
-			// between them, so sign-ins get the database (SQLite's one
-			// writer) at least half the time.
+			// goes in batches with a pause of restPerBatch times the
+			// batch's duration between them, so sign-ins get the
+			// database (SQLite's one writer) at least three quarters of
+			// the time.
 			select {
 			case <-ctx.Done():
 				return counts, ctx.Err()
-			case <-time.After(time.Since(t0)):
+			case <-time.After(restPerBatch * time.Since(t0)):
 			}
 		}
 	}
