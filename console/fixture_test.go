@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -94,7 +95,8 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	// feature_console.go): guardian's Requests, the flows built on them,
 	// and the guardian Service as the Resetter and PlatformManager, so
 	// that resets here take the path production takes.
-	gopt := guardian.Options{Store: st, Site: site, Sealer: sealer, BaseURL: "http://localhost:8080", Now: clk.Now, Logger: quiet}
+	gopt := guardian.Options{Store: st, Site: site, Sealer: sealer, BaseURL: "http://localhost:8080", Now: clk.Now, Logger: quiet,
+		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}}
 	requests, err := guardian.NewRequests(gopt)
 	if err != nil {
 		t.Fatal(err)

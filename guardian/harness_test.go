@@ -189,7 +189,8 @@ func newEnvWith(t *testing.T, adjust func(*guardian.Options)) *env {
 	t.Cleanup(e.srv.Close)
 	e.sender = guardian.NewSender(guardian.SenderOptions{Store: st, Sealer: testSealer, SMTP: guardian.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
 		Now: e.clock.Now, Logger: quiet, Backoff: func(int) time.Duration { return time.Minute }})
-	opt := guardian.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
+	opt := guardian.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet,
+		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}}
 	if adjust != nil {
 		adjust(&opt)
 	}

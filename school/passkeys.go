@@ -232,7 +232,8 @@ type EnrolmentCodeStore interface {
 	PendingEnrolmentCode(ctx context.Context, pupilID string) (bool, error)
 }
 
-// SessionStore keeps server-side sessions of pupils and staff.
+// SessionStore keeps server-side sessions of pupils, staff and guardians
+// (package session puts their ids in cookies).
 type SessionStore interface {
 	// CreateSession stores s under a new random ID and returns it with ID
 	// and Ref set; CreatedAt and LastSeenAt are set to now.
