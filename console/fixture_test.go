@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/securecookie"
+
 	"github.com/elevid/elevid/console"
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/guardian"
@@ -114,7 +116,8 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	o := console.Options{Store: st, Site: site, Sealer: sealer, Issuer: "http://localhost:8080", Enroller: flows, Starter: flows,
 		Resetter: consent, Platforms: consent,
 		Syncer: rostersync.New(rostersync.Options{Store: st, Sealer: sealer, Now: clk.Now, Log: slog.New(slog.DiscardHandler)}),
-		Argon2: testArgon2, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)}
+		Argon2: testArgon2, Now: clk.Now, Logger: slog.New(slog.DiscardHandler),
+		SessionKeys: testSessionKeys}
 	for _, fn := range opt {
 		fn(&o)
 	}
@@ -239,6 +242,20 @@ func (f *fixture) do(r req) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, hr)
 	return rec
+}
+
+// testSessionKeys sign and encrypt the fixture's staff cookies.
+var testSessionKeys = [][]byte{bytes.Repeat([]byte("s"), 64), bytes.Repeat([]byte("t"), 32)}
+
+// sessionRef is the Ref of the session a staff cookie names.
+func (f *fixture) sessionRef(c *http.Cookie) string {
+	f.t.Helper()
+	var v map[any]any
+	if err := securecookie.DecodeMulti(c.Name, c.Value, &v, securecookie.CodecsFromPairs(testSessionKeys...)...); err != nil {
+		f.t.Fatalf("staff cookie does not decode: %v", err)
+	}
+	id, _ := v["sid"].(string)
+	return school.SessionRef(id)
 }
 
 // signIn signs m in with password and TOTP and returns the session
