@@ -237,11 +237,7 @@ func TestConcurrentApprovalCountsOnce(t *testing.T) {
 func TestGuardianNotLinkedCannotSeeOrAct(t *testing.T) {
 	e := newEnv(t)
 	ctx := e.ctx
-	link := e.start()
-	c := e.client()
-	if status, _ := post(t, c, link, map[string]string{"action": "grant_all"}); status != http.StatusOK {
-		t.Fatal(status)
-	}
+	e.grantAll()
 	// A stranger with a guardian record (another child) signs in by link.
 	stranger := must[school.Guardian](t)(e.st.CreateGuardian(ctx, school.Guardian{SchoolID: e.school.ID, Name: "Fremmed", Email: "fremmed@example.dk"}))
 	must[school.Pupil](t)(e.st.CreatePupil(ctx, school.Pupil{SchoolID: e.school.ID, GivenName: "Bo", Status: school.PupilActive, GuardianIDs: []string{stranger.ID}}))
@@ -518,11 +514,7 @@ func TestDeactivationAndAttributeRemovalEndAccess(t *testing.T) {
 func TestGuardianSession(t *testing.T) {
 	e := newEnv(t)
 	ctx := e.ctx
-	link := e.start()
-	c := e.client()
-	if status, _ := post(t, c, link, map[string]string{"action": "grant_all"}); status != http.StatusOK {
-		t.Fatal(status)
-	}
+	c := e.grantAll()
 	base, _ := url.Parse(e.srv.URL)
 	cookie := func() *http.Cookie {
 		for _, ck := range c.Jar.Cookies(base) {

@@ -276,6 +276,18 @@ func parseMail(t *testing.T, data []byte) (text, html string) {
 	return text, html
 }
 
+// grantAll sends the consent request (start) and grants every platform
+// through its link in a new browser, which it returns: signed in as the
+// guardian.
+func (e *env) grantAll() *http.Client {
+	e.t.Helper()
+	c := e.client()
+	if status, _ := post(e.t, c, e.start(), map[string]string{"action": "grant_all"}); status != http.StatusOK {
+		e.t.Fatalf("granting all = %d", status)
+	}
+	return c
+}
+
 // client is a browser-like HTTP client with cookies that sends the
 // headers a same-origin form post carries.
 func (e *env) client() *http.Client {

@@ -3,47 +3,21 @@ package migrations
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/pressly/goose/v3"
-
-	"github.com/elevid/elevid/internal/testenv"
 )
 
 // Migration 40 moves guardians' sessions into the sessions table as kind
 // guardian (hash, guardian, school, times kept) and drops their table;
 // its Down moves the unended ones back.
 func TestGuardianSessionsMigration(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db")+"?_pragma=foreign_keys(1)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		testGuardianSessionsMigration(t, db, SQLite)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		db, err := sql.Open("pgx", testenv.PostgresSchema(t, "m"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		testGuardianSessionsMigration(t, db, Postgres)
-	})
+	onBothDialects(t, testGuardianSessionsMigration)
 }
 
-func testGuardianSessionsMigration(t *testing.T, db *sql.DB, d Dialect) {
+func testGuardianSessionsMigration(t *testing.T, db *sql.DB, p *goose.Provider) {
 	ctx := context.Background()
-	gd := goose.DialectSQLite3
-	if d == Postgres {
-		gd = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(gd, db, FS(d))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := p.UpTo(ctx, 39); err != nil {
 		t.Fatal(err)
 	}

@@ -29,33 +29,40 @@ type store interface {
 	CreateSession(ctx context.Context, s school.Session) (school.Session, error)
 }
 
+// backend is a store as opened, to migrate and close.
+type backend interface {
+	store
+	Migrate(ctx context.Context) (int64, error)
+	Close() error
+}
+
 // backends runs fn on a fresh SQLite store and, with
 // ELEVID_TEST_POSTGRES, on a fresh PostgreSQL schema.
 func backends(t *testing.T, fn func(t *testing.T, st store, clock *storetest.Clock)) {
-	t.Run("sqlite", func(t *testing.T) {
-		clock := storetest.NewClock()
-		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "elevid.db"), sqlstore.Options{Now: clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if _, err := st.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		fn(t, st, clock)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		clock := storetest.NewClock()
-		st, err := postgres.Open(context.Background(), testenv.PostgresSchema(t, "session"), sqlstore.Options{Now: clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if _, err := st.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		fn(t, st, clock)
-	})
+	for _, b := range []struct {
+		name string
+		open func(t *testing.T, opt sqlstore.Options) (backend, error)
+	}{
+		{"sqlite", func(t *testing.T, opt sqlstore.Options) (backend, error) {
+			return sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "elevid.db"), opt)
+		}},
+		{"postgres", func(t *testing.T, opt sqlstore.Options) (backend, error) {
+			return postgres.Open(context.Background(), testenv.PostgresSchema(t, "session"), opt)
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			clock := storetest.NewClock()
+			st, err := b.open(t, sqlstore.Options{Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			if _, err := st.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			fn(t, st, clock)
+		})
+	}
 }
 
 func newKeys() [][]byte {
@@ -398,25 +405,21 @@ func TestStartEndsThePreviousSession(t *testing.T) {
 }
 
 func TestNewRefusesBadOptions(t *testing.T) {
-	clock := storetest.NewClock()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "elevid.db"), sqlstore.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	short := make([]byte, 16)
-	rand.Read(short)
-	for name, opt := range map[string]session.Options{
-		"unknown kind": {Kind: "robot", Store: st, Keys: newKeys(), Lifetime: time.Hour},
-		"no store":     {Kind: school.SessionPupil, Keys: newKeys(), Lifetime: time.Hour},
-		"no lifetime":  {Kind: school.SessionPupil, Store: st, Keys: newKeys()},
-		"no keys":      {Kind: school.SessionPupil, Store: st, Lifetime: time.Hour},
-		"odd keys":     {Kind: school.SessionPupil, Store: st, Keys: newKeys()[:1], Lifetime: time.Hour},
-		"short block":  {Kind: school.SessionPupil, Store: st, Keys: [][]byte{newKeys()[0], short}, Lifetime: time.Hour},
-		"short hash":   {Kind: school.SessionPupil, Store: st, Keys: [][]byte{short, newKeys()[1]}, Lifetime: time.Hour},
-	} {
-		if _, err := session.New(opt); err == nil {
-			t.Errorf("%s: New accepted %+v", name, opt)
+	backends(t, func(t *testing.T, st store, clock *storetest.Clock) {
+		short := make([]byte, 16)
+		rand.Read(short)
+		for name, opt := range map[string]session.Options{
+			"unknown kind": {Kind: "robot", Store: st, Keys: newKeys(), Lifetime: time.Hour},
+			"no store":     {Kind: school.SessionPupil, Keys: newKeys(), Lifetime: time.Hour},
+			"no lifetime":  {Kind: school.SessionPupil, Store: st, Keys: newKeys()},
+			"no keys":      {Kind: school.SessionPupil, Store: st, Lifetime: time.Hour},
+			"odd keys":     {Kind: school.SessionPupil, Store: st, Keys: newKeys()[:1], Lifetime: time.Hour},
+			"short block":  {Kind: school.SessionPupil, Store: st, Keys: [][]byte{newKeys()[0], short}, Lifetime: time.Hour},
+			"short hash":   {Kind: school.SessionPupil, Store: st, Keys: [][]byte{short, newKeys()[1]}, Lifetime: time.Hour},
+		} {
+			if _, err := session.New(opt); err == nil {
+				t.Errorf("%s: New accepted %+v", name, opt)
+			}
 		}
-	}
+	})
 }
