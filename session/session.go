@@ -142,7 +142,9 @@ func (m *Manager) New(tmpl school.Session) school.Session {
 // it, with its ID) in the browser's cookie. The browser's previous
 // session of this kind, if any and other than s, is ended first ("new
 // sign-in"): a session id planted before the sign-in is never the one
-// signed in (no session fixation), and no session is left behind.
+// signed in (no session fixation), and no session is left behind. A
+// failure to end it is logged, not returned: the new cookie replaces the
+// old one all the same, and the sign-in goes on.
 func (m *Manager) Start(w http.ResponseWriter, r *http.Request, s school.Session) error {
 	if s.Kind != m.opt.Kind || s.ID == "" {
 		return fmt.Errorf("session: starting a %s session with a %s manager (or without an id)", s.Kind, m.opt.Kind)
@@ -150,7 +152,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, s school.Session
 	if id := m.cookieID(r); id != "" && id != s.ID {
 		if old, err := m.opt.Store.TouchSession(r.Context(), id); err == nil && old.Kind == m.opt.Kind {
 			if err := m.opt.End(r.Context(), old, "new sign-in"); err != nil && !errors.Is(err, school.ErrNotFound) {
-				return err
+				m.opt.Logger.Error("session: ending the previous session failed", "kind", m.opt.Kind, "session", old.Ref[:12], "err", err)
 			}
 		}
 	}
