@@ -49,6 +49,7 @@ rule "school -> backend (school/sqlite, school/postgres, school/sqlstore)" "$mod
 rule "school -> protocol (idp/...)" "$mod/school" "$mod/idp/..."
 rule "school -> web" "$mod/school" "$mod/web"
 rule "school/rostersync -> idp" "$mod/school/rostersync" "$mod/idp/..."
+rule "session -> handlers (idp, console, guardian)" "$mod/session" "$mod/idp/... $mod/console $mod/guardian"
 rule "idp/oidc -> idp/saml" "$mod/idp/oidc/..." "$mod/idp/saml/..."
 rule "idp/saml -> idp/oidc" "$mod/idp/saml/..." "$mod/idp/oidc/..."
 

@@ -39,28 +39,12 @@ func (f Frame) IsAdmin() bool {
 	return f.Me.Role == school.RoleOperator || f.Me.Role == school.RoleSchoolAdmin
 }
 
-// currentSession returns the active staff session of r's cookie.
-func (c *Console) currentSession(r *http.Request) (school.Session, error) {
-	ck, err := r.Cookie(c.cookie)
-	if err != nil || ck.Value == "" || len(ck.Value) > 200 {
-		return school.Session{}, school.ErrNotFound
-	}
-	s, err := c.opt.Store.TouchSession(r.Context(), ck.Value)
-	if err != nil {
-		return s, err
-	}
-	if s.Kind != school.SessionStaff {
-		return school.Session{}, school.ErrNotFound
-	}
-	return s, nil
-}
-
 // session wraps h: it needs an active staff session of an enabled staff
 // member, with both factors unless allowPartial.
 func (c *Console) session(h handler, mfa bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
-		s, err := c.currentSession(r)
+		s, err := c.sessions.Current(w, r)
 		if err != nil {
 			if !errors.Is(err, school.ErrNotFound) && !errors.Is(err, school.ErrExpired) {
 				c.fail(w, r, err)
@@ -119,7 +103,7 @@ type LoginData struct {
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
-	if s, err := c.currentSession(r); err == nil && s.ACR == acrMFA {
+	if s, err := c.sessions.Current(w, r); err == nil && s.ACR == acrMFA {
 		http.Redirect(w, r, safeReturn(r.URL.Query().Get("return")), http.StatusSeeOther)
 		return
 	}
@@ -415,23 +399,15 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, staff sch
 // startSessionWith is startSession for a session like tmpl (its ACR, AMR,
 // user verification and credential).
 func (c *Console) startSessionWith(w http.ResponseWriter, r *http.Request, staff school.Staff, tmpl school.Session) error {
-	ctx := r.Context()
-	if old, err := c.currentSession(r); err == nil {
-		_ = c.opt.Store.RevokeSession(ctx, old.SubjectID, old.Ref, "new sign-in")
-	}
-	now := c.now()
-	s, err := c.opt.Store.CreateSession(ctx, school.Session{
-		Kind: school.SessionStaff, SubjectID: staff.ID, SchoolID: staff.SchoolID,
-		ExpiresAt: now.Add(c.opt.Lifetime), IdleTimeout: c.opt.IdleTimeout, AuthTime: now,
+	s, err := c.opt.Store.CreateSession(r.Context(), c.sessions.New(school.Session{
+		SubjectID: staff.ID, SchoolID: staff.SchoolID,
 		AMR: tmpl.AMR, ACR: tmpl.ACR, UserVerified: tmpl.UserVerified, CredentialID: tmpl.CredentialID,
 		UserAgent: truncate(r.UserAgent(), 200),
-	})
+	}))
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: c.cookie, Value: s.ID, Path: "/", HttpOnly: true, Secure: c.secure,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(c.opt.Lifetime.Seconds())})
-	return nil
+	return c.sessions.Start(w, r, s)
 }
 
 func truncate(s string, n int) string {
@@ -443,12 +419,9 @@ func truncate(s string, n int) string {
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
-	if s, err := c.currentSession(r); err == nil {
-		if err := c.opt.Store.RevokeSession(r.Context(), s.SubjectID, s.Ref, "logout"); err != nil && !errors.Is(err, school.ErrNotFound) {
-			c.fail(w, r, err)
-			return
-		}
+	if _, err := c.sessions.End(w, r, "logout"); err != nil {
+		c.fail(w, r, err)
+		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: c.cookie, Value: "", Path: "/", HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }

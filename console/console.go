@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/rostersync"
+	"github.com/elevid/elevid/session"
 	"github.com/elevid/elevid/web"
 )
 
@@ -75,6 +77,10 @@ type Options struct {
 	// IdleTimeout (30m) and Lifetime (8h) bound staff sessions.
 	IdleTimeout time.Duration
 	Lifetime    time.Duration
+	// SessionKeys sign and encrypt the staff session cookie: pairs of a
+	// 64-byte hash key and a 32-byte block key, newest first (see package
+	// session); required.
+	SessionKeys [][]byte
 	// ReauthWindow (5m) is how recent a re-authentication must be for
 	// sensitive actions.
 	ReauthWindow time.Duration
@@ -124,10 +130,9 @@ type Options struct {
 // memory that matters: sessions, lockouts, counters and sheets live in
 // the Store.
 type Console struct {
-	opt    Options
-	log    *slog.Logger
-	cookie string
-	secure bool
+	opt      Options
+	log      *slog.Logger
+	sessions *session.Manager
 	// dummyHash is verified against when the username is unknown, so the
 	// answer takes as long as for a known one.
 	dummyHash string
@@ -174,10 +179,13 @@ func New(opt Options) (*Console, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	c := &Console{opt: opt, log: opt.Logger, cookie: "elevid_staff"}
-	if strings.HasPrefix(opt.Issuer, "https://") {
-		c.secure, c.cookie = true, "__Host-elevid_staff"
+	sessions, err := session.New(session.Options{Kind: school.SessionStaff, Store: opt.Store, Keys: opt.SessionKeys,
+		Secure: strings.HasPrefix(opt.Issuer, "https://"), Lifetime: opt.Lifetime, IdleTimeout: opt.IdleTimeout,
+		Now: opt.Now, Logger: opt.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
 	}
+	c := &Console{opt: opt, log: opt.Logger, sessions: sessions}
 	c.dummyHash = HashPassword(school.NewID(), opt.Argon2)
 	if opt.Passkey.RPID != "" {
 		wa, err := passkey.New(opt.Passkey)

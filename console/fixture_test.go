@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/securecookie"
 
 	"github.com/elevid/elevid/console"
 	"github.com/elevid/elevid/enrolment"
@@ -94,7 +97,8 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	// feature_console.go): guardian's Requests, the flows built on them,
 	// and the guardian Service as the Resetter and PlatformManager, so
 	// that resets here take the path production takes.
-	gopt := guardian.Options{Store: st, Site: site, Sealer: sealer, BaseURL: "http://localhost:8080", Now: clk.Now, Logger: quiet}
+	gopt := guardian.Options{Store: st, Site: site, Sealer: sealer, BaseURL: "http://localhost:8080", Now: clk.Now, Logger: quiet,
+		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}}
 	requests, err := guardian.NewRequests(gopt)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +116,8 @@ func newFixture(t *testing.T, opt ...func(*console.Options)) *fixture {
 	o := console.Options{Store: st, Site: site, Sealer: sealer, Issuer: "http://localhost:8080", Enroller: flows, Starter: flows,
 		Resetter: consent, Platforms: consent,
 		Syncer: rostersync.New(rostersync.Options{Store: st, Sealer: sealer, Now: clk.Now, Log: slog.New(slog.DiscardHandler)}),
-		Argon2: testArgon2, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)}
+		Argon2: testArgon2, Now: clk.Now, Logger: slog.New(slog.DiscardHandler),
+		SessionKeys: testSessionKeys}
 	for _, fn := range opt {
 		fn(&o)
 	}
@@ -237,6 +242,20 @@ func (f *fixture) do(r req) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, hr)
 	return rec
+}
+
+// testSessionKeys sign and encrypt the fixture's staff cookies.
+var testSessionKeys = [][]byte{bytes.Repeat([]byte("s"), 64), bytes.Repeat([]byte("t"), 32)}
+
+// sessionRef is the Ref of the session a staff cookie names.
+func (f *fixture) sessionRef(c *http.Cookie) string {
+	f.t.Helper()
+	var v map[any]any
+	if err := securecookie.DecodeMulti(c.Name, c.Value, &v, securecookie.CodecsFromPairs(testSessionKeys...)...); err != nil {
+		f.t.Fatalf("staff cookie does not decode: %v", err)
+	}
+	id, _ := v["sid"].(string)
+	return school.SessionRef(id)
 }
 
 // signIn signs m in with password and TOTP and returns the session

@@ -200,7 +200,7 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 	f.must(err)
 	var s school.Session
 	for _, x := range ss {
-		if x.Ref == school.SessionRef(pc.Value) {
+		if x.Ref == f.sessionRef(pc) {
 			s = x
 		}
 	}
@@ -243,7 +243,7 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 	}
 	a, err := f.st.GetStaffAuth(ctx, m.ID)
 	f.must(err)
-	if a.ReauthAt.IsZero() || a.ReauthSession != school.SessionRef(pc.Value) {
+	if a.ReauthAt.IsZero() || a.ReauthSession != f.sessionRef(pc) {
 		t.Fatalf("reauth not recorded: %+v", a)
 	}
 

@@ -148,6 +148,39 @@ func TestLogout(t *testing.T) {
 	}
 }
 
+// TestNewLoginEndsPrevious: a login in a browser that holds another
+// pupil session (a shared classroom computer, or the same pupil again)
+// ends that session, so that nothing is left signed in behind the new
+// cookie.
+func TestNewLoginEndsPrevious(t *testing.T) {
+	e := newEnv(t, onSQLite)
+	ctx := context.Background()
+	b := e.browser("da")
+	ida, bo := e.device(), e.device()
+	b.enrol(ida, e.issue(e.pupil), "")
+	other := e.newPupil("Bo", true)
+	e.browser("da").enrol(bo, e.issue(other), "")
+	if status, _ := b.loginWith(ida, ""); status != 200 {
+		t.Fatal(status)
+	}
+	first := must[[]school.Session](t)(e.st.ListSessions(ctx, e.pupil.ID))
+	if len(first) != 1 {
+		t.Fatalf("Ida's sessions = %d", len(first))
+	}
+	if status, _ := b.loginWith(bo, ""); status != 200 {
+		t.Fatal(status)
+	}
+	if n := len(must[[]school.Session](t)(e.st.ListSessions(ctx, e.pupil.ID))); n != 0 {
+		t.Fatalf("Ida has %d sessions after Bo signed in in her browser", n)
+	}
+	if n := len(must[[]school.Session](t)(e.st.ListSessions(ctx, other.ID))); n != 1 {
+		t.Fatalf("Bo's sessions = %d", n)
+	}
+	if _, body := b.get("/me"); !strings.Contains(body, "Bo") || strings.Contains(body, "Ida") {
+		t.Fatal("/me after the second login does not show Bo only")
+	}
+}
+
 func TestCookie(t *testing.T) {
 	e := newEnv(t, onSQLite)
 	b := e.browser("da")

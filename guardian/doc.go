@@ -12,7 +12,8 @@
 //     (verify.go).
 //   - The guardian's page (/guardian; guardianpage.go, signin.go,
 //     withdraw.go): a magic link by e-mail signs a guardian in
-//     (RequestGuardianLink, SignIn; a guardian session in the store); the
+//     (RequestGuardianLink, SignIn; a guardian session of package session:
+//     kind guardian in the store's sessions, its id in a signed cookie); the
 //     page shows each child's consents and what was released, and
 //     withdraws consent per platform (Withdraw). PupilView and
 //     /me/consents give the pupil the same view, read-only.

@@ -2,8 +2,10 @@ package guardian_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -235,11 +237,7 @@ func TestConcurrentApprovalCountsOnce(t *testing.T) {
 func TestGuardianNotLinkedCannotSeeOrAct(t *testing.T) {
 	e := newEnv(t)
 	ctx := e.ctx
-	link := e.start()
-	c := e.client()
-	if status, _ := post(t, c, link, map[string]string{"action": "grant_all"}); status != http.StatusOK {
-		t.Fatal(status)
-	}
+	e.grantAll()
 	// A stranger with a guardian record (another child) signs in by link.
 	stranger := must[school.Guardian](t)(e.st.CreateGuardian(ctx, school.Guardian{SchoolID: e.school.ID, Name: "Fremmed", Email: "fremmed@example.dk"}))
 	must[school.Pupil](t)(e.st.CreatePupil(ctx, school.Pupil{SchoolID: e.school.ID, GivenName: "Bo", Status: school.PupilActive, GuardianIDs: []string{stranger.ID}}))
@@ -505,5 +503,94 @@ func TestDeactivationAndAttributeRemovalEndAccess(t *testing.T) {
 	got := e.logouts()
 	if len(got) != 2 || !slices.Contains(got, "name-ida/"+e.pf2.ID) {
 		t.Fatalf("notices after the attribute removal = %v", got)
+	}
+}
+
+// TestGuardianSession: a guardian's session is a guardian session of the
+// one session store behind a signed cookie: a new sign-in in the same
+// browser ends the previous session, signing out ends it (and clears the
+// cookie), a replayed cookie of an ended session is no sign-in, and the
+// pupil's sessions never include it.
+func TestGuardianSession(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx
+	c := e.grantAll()
+	base, _ := url.Parse(e.srv.URL)
+	cookie := func() *http.Cookie {
+		for _, ck := range c.Jar.Cookies(base) {
+			if ck.Name == "elevid_guardian" {
+				return ck
+			}
+		}
+		return nil
+	}
+	first := cookie()
+	if first == nil || len(first.Value) < 100 {
+		t.Fatalf("guardian cookie after consent = %+v, want a signed value", first)
+	}
+	sessions := func(subject string) []school.Session {
+		return must[[]school.Session](t)(e.st.ListSessions(ctx, subject))
+	}
+	if l := sessions(e.guardian.ID); len(l) != 1 || l[0].Kind != school.SessionGuardian || l[0].SchoolID != e.school.ID {
+		t.Fatalf("guardian sessions after consent = %+v", l)
+	}
+	if l := sessions(e.pupil.ID); len(l) != 0 {
+		t.Fatalf("pupil sessions = %+v", l)
+	}
+	if _, body := get(t, c, e.srv.URL+"/guardian"); !strings.Contains(body, "Ida") {
+		t.Fatal("signed-in guardian page does not show the child")
+	}
+
+	// Signing in again by a guardian-page link in the same browser ends
+	// the first session.
+	if status, _ := post(t, c, e.srv.URL+"/guardian/link", map[string]string{"email": "mor@example.dk"}); status != http.StatusOK {
+		t.Fatal(status)
+	}
+	if sent, _, _ := e.sender.RunOnce(ctx); sent < 1 {
+		t.Fatalf("sent %d mails", sent)
+	}
+	msgs := e.sink.messages()
+	text, _ := parseMail(t, msgs[len(msgs)-1].Data)
+	login := linkRE.FindString(text)
+	if !strings.Contains(login, "/guardian/login/") {
+		t.Fatalf("guardian link %q", login)
+	}
+	if status, _ := post(t, c, login, nil); status != http.StatusOK {
+		t.Fatal(status)
+	}
+	second := cookie()
+	if second == nil || second.Value == first.Value {
+		t.Fatal("no new cookie after signing in again")
+	}
+	if l := sessions(e.guardian.ID); len(l) != 1 {
+		t.Fatalf("guardian sessions after signing in again = %d, want 1", len(l))
+	}
+	replay := func(ck *http.Cookie) string {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/guardian", nil)
+		req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if strings.Contains(replay(first), "Ida") {
+		t.Fatal("the first session's cookie still signs in")
+	}
+
+	// Signing out ends the session and clears the cookie.
+	if status, _ := post(t, c, e.srv.URL+"/guardian/logout", nil); status != http.StatusOK {
+		t.Fatal(status)
+	}
+	if ck := cookie(); ck != nil {
+		t.Fatalf("cookie after sign-out = %+v", ck)
+	}
+	if l := sessions(e.guardian.ID); len(l) != 0 {
+		t.Fatalf("guardian sessions after sign-out = %+v", l)
+	}
+	if strings.Contains(replay(second), "Ida") {
+		t.Fatal("a signed-out session's cookie still signs in")
 	}
 }

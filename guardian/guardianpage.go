@@ -43,7 +43,7 @@ func (s *Service) guardianPage(w http.ResponseWriter, r *http.Request) {
 	if key, ok := guardianMessages[r.URL.Query().Get("msg")]; ok {
 		d.Message = s.opt.Site.T(web.Lang(r), key)
 	}
-	g, ok := s.guardian(r)
+	g, ok := s.guardian(w, r)
 	if !ok {
 		s.opt.Site.Render(w, r, http.StatusOK, "parent-guardian", d)
 		return
@@ -177,18 +177,21 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	private(w)
-	id, err := s.SignIn(r.Context(), r.PathValue("token"))
+	sess, err := s.SignIn(r.Context(), r.PathValue("token"))
 	if err != nil {
 		s.linkProblem(w, r, err)
 		return
 	}
-	s.setSession(w, id)
+	if err := s.sessions.Start(w, r, sess); err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
 	http.Redirect(w, r, "/guardian", http.StatusSeeOther)
 }
 
 func (s *Service) withdraw(w http.ResponseWriter, r *http.Request) {
 	private(w)
-	g, ok := s.guardian(r)
+	g, ok := s.guardian(w, r)
 	if !ok {
 		s.opt.Site.Error(w, r, http.StatusForbidden, "parent.err.signin")
 		return
@@ -254,10 +257,10 @@ func (s *Service) confirmWithdraw(w http.ResponseWriter, r *http.Request, guardi
 }
 
 func (s *Service) logoutGuardian(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(guardianCookie); err == nil {
-		_ = s.opt.Store.EndGuardianSession(r.Context(), c.Value)
+	if _, err := s.sessions.End(w, r, "logout"); err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: guardianCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.opt.Secure, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, "/guardian", http.StatusSeeOther)
 }
 

@@ -10,9 +10,6 @@ import (
 	"github.com/elevid/elevid/web"
 )
 
-// guardianCookie holds a guardian's session id.
-const guardianCookie = "elevid_guardian"
-
 // Rate limits of the link request form.
 const (
 	linkWindow     = time.Hour
@@ -216,7 +213,10 @@ func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		s.linkProblem(w, r, err)
 		return
 	}
-	s.setSession(w, out.SessionID)
+	if err := s.sessions.Start(w, r, out.Session); err != nil {
+		s.opt.Site.ServerError(w, r, err)
+		return
+	}
 	p, err := s.opt.Store.GetPupil(ctx, out.PupilID)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
@@ -225,29 +225,24 @@ func (s *Service) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	s.opt.Site.Render(w, r, http.StatusOK, "parent-done", DoneData{Granted: out.Granted, Denied: out.Denied, State: string(out.State), GivenName: p.GivenName})
 }
 
-func (s *Service) setSession(w http.ResponseWriter, id string) {
-	http.SetCookie(w, &http.Cookie{Name: guardianCookie, Value: id, Path: "/", MaxAge: int(s.opt.SessionTTL.Seconds()),
-		HttpOnly: true, Secure: s.opt.Secure, SameSite: http.SameSiteLaxMode})
-}
-
-// guardian returns the signed-in guardian, if any.
-func (s *Service) guardian(r *http.Request) (school.Guardian, bool) {
-	c, err := r.Cookie(guardianCookie)
-	if err != nil || len(c.Value) != 64 {
-		return school.Guardian{}, false
-	}
-	id, err := s.opt.Store.GuardianSession(r.Context(), c.Value)
+// guardian returns the signed-in guardian, if any. With w, the cookie of
+// a session that ended is cleared.
+func (s *Service) guardian(w http.ResponseWriter, r *http.Request) (school.Guardian, bool) {
+	sess, err := s.sessions.Current(w, r)
 	if err != nil {
+		if !errors.Is(err, school.ErrNotFound) && !errors.Is(err, school.ErrExpired) {
+			s.log.Error("guardian: reading session failed", "err", err)
+		}
 		return school.Guardian{}, false
 	}
-	g, err := s.opt.Store.GetGuardian(r.Context(), id)
+	g, err := s.opt.Store.GetGuardian(r.Context(), sess.SubjectID)
 	return g, err == nil
 }
 
 // MayView reports whether the signed-in guardian (if any) is a guardian
 // of pupilID now; it fits transparency.Authorizer.
 func (s *Service) MayView(r *http.Request, pupilID string) (string, bool) {
-	g, ok := s.guardian(r)
+	g, ok := s.guardian(nil, r)
 	if !ok {
 		return "", false
 	}

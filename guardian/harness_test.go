@@ -189,7 +189,8 @@ func newEnvWith(t *testing.T, adjust func(*guardian.Options)) *env {
 	t.Cleanup(e.srv.Close)
 	e.sender = guardian.NewSender(guardian.SenderOptions{Store: st, Sealer: testSealer, SMTP: guardian.SMTP{Host: host, Port: atoi(port), TLS: "none", From: "elevid@demo.elevid.dk", Timeout: 5 * time.Second},
 		Now: e.clock.Now, Logger: quiet, Backoff: func(int) time.Duration { return time.Minute }})
-	opt := guardian.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet}
+	opt := guardian.Options{Store: st, Site: webtest.NewSite(t), Sealer: testSealer, BaseURL: e.srv.URL, Now: e.clock.Now, Logger: quiet,
+		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}}
 	if adjust != nil {
 		adjust(&opt)
 	}
@@ -273,6 +274,18 @@ func parseMail(t *testing.T, data []byte) (text, html string) {
 		}
 	}
 	return text, html
+}
+
+// grantAll sends the consent request (start) and grants every platform
+// through its link in a new browser, which it returns: signed in as the
+// guardian.
+func (e *env) grantAll() *http.Client {
+	e.t.Helper()
+	c := e.client()
+	if status, _ := post(e.t, c, e.start(), map[string]string{"action": "grant_all"}); status != http.StatusOK {
+		e.t.Fatalf("granting all = %d", status)
+	}
+	return c
 }
 
 // client is a browser-like HTTP client with cookies that sends the

@@ -15,6 +15,7 @@ import (
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
+	"github.com/elevid/elevid/session"
 	"github.com/elevid/elevid/web"
 )
 
@@ -42,7 +43,12 @@ type Options struct {
 	GuardianLinkTTL time.Duration
 	// SessionTTL is how long a guardian stays signed in (1 h when zero).
 	SessionTTL time.Duration
-	// Secure marks the guardian cookie Secure (https instances).
+	// SessionKeys sign and encrypt the guardian's session cookie: pairs
+	// of a 64-byte hash key and a 32-byte block key, newest first (see
+	// package session). Required by New, not used by NewRequests.
+	SessionKeys [][]byte
+	// Secure marks the guardian cookie Secure, with the __Host- prefix
+	// (https instances).
 	Secure bool
 	// Flows are the enrolment flows, built with this package's Requests
 	// (on the same Options) as their ConsentRequester; passkey resets
@@ -71,19 +77,25 @@ type Options struct {
 // effects, and resets passkeys with notice to guardians. (Requests sends
 // the consent requests.)
 type Service struct {
-	opt Options
-	log *slog.Logger
-	up  *upstream // nil without Verification
+	opt      Options
+	log      *slog.Logger
+	up       *upstream // nil without Verification
+	sessions *session.Manager
 }
 
-// New returns a Service for opt; Store, Site, Sealer, BaseURL and Flows
-// are required.
+// New returns a Service for opt; Store, Site, Sealer, BaseURL, Flows and
+// SessionKeys are required.
 func New(opt Options) (*Service, error) {
 	if opt.Store == nil || opt.Site == nil || opt.BaseURL == "" || opt.Sealer == nil || opt.Flows == nil {
 		return nil, errors.New("guardian: a store, a site, a sealer, a base URL and the enrolment flows are required")
 	}
 	opt.defaults()
-	s := &Service{opt: opt, log: opt.Logger}
+	sessions, err := session.New(session.Options{Kind: school.SessionGuardian, Store: opt.Store, Keys: opt.SessionKeys,
+		Secure: opt.Secure, Lifetime: opt.SessionTTL, Now: opt.Now, Logger: opt.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("guardian: %w", err)
+	}
+	s := &Service{opt: opt, log: opt.Logger, sessions: sessions}
 	if v := opt.Verification; v != nil {
 		if v.Issuer == "" || v.ClientID == "" || v.Name == "" {
 			return nil, errors.New("guardian: guardian verification needs a name, an issuer and a client id")
@@ -239,10 +251,10 @@ type Outcome struct {
 	PupilID    string
 	GuardianID string
 	State      school.EnrolmentState
-	Lost       []string // platforms no longer covered
-	Granted    int      // platforms (or additions) the guardian said yes to
-	Denied     int      // platforms (or additions) the guardian said no to
-	SessionID  string   // a new guardian session (cookie value), if one was made
+	Lost       []string       // platforms no longer covered
+	Granted    int            // platforms (or additions) the guardian said yes to
+	Denied     int            // platforms (or additions) the guardian said no to
+	Session    school.Session // a new guardian session (for the cookie), if one was made
 }
 
 // Decide records a guardian's decisions through a consent link, once: the
@@ -334,7 +346,7 @@ func (s *Service) Decide(ctx context.Context, token string, decisions []Decision
 		if out.Lost, err = s.revokeLost(ctx, q, t.pupil, platforms, before); err != nil {
 			return err
 		}
-		out.SessionID, err = q.CreateGuardianSession(ctx, t.guardian.ID, now.Add(s.opt.SessionTTL))
+		out.Session, err = q.CreateSession(ctx, s.sessions.New(school.Session{SubjectID: t.guardian.ID, SchoolID: t.guardian.SchoolID}))
 		return err
 	})
 	if err != nil {

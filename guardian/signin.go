@@ -47,13 +47,13 @@ func (s *Service) RequestGuardianLink(ctx context.Context, email string) error {
 	return err
 }
 
-// SignIn uses a guardian-page link and returns a new session id (the
-// cookie value).
-func (s *Service) SignIn(ctx context.Context, token string) (string, error) {
+// SignIn uses a guardian-page link and returns a new guardian session
+// (with its id, for the cookie).
+func (s *Service) SignIn(ctx context.Context, token string) (school.Session, error) {
 	if !plausibleToken(token) {
-		return "", ErrLinkInvalid
+		return school.Session{}, ErrLinkInvalid
 	}
-	var id string
+	var out school.Session
 	err := s.opt.Store.InTx(ctx, func(q school.Queries) error {
 		l, err := q.UseGuardianLink(ctx, school.LinkHash(token))
 		if err != nil {
@@ -62,8 +62,8 @@ func (s *Service) SignIn(ctx context.Context, token string) (string, error) {
 		if l.Kind != school.LinkGuardian {
 			return ErrLinkInvalid
 		}
-		id, err = q.CreateGuardianSession(ctx, l.GuardianID, s.now().Add(s.opt.SessionTTL))
+		out, err = q.CreateSession(ctx, s.sessions.New(school.Session{SubjectID: l.GuardianID, SchoolID: l.SchoolID}))
 		return err
 	})
-	return id, err
+	return out, err
 }

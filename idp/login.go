@@ -14,11 +14,11 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/gorilla/securecookie"
-	"github.com/gorilla/sessions"
 
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
+	"github.com/elevid/elevid/session"
 	"github.com/elevid/elevid/web"
 )
 
@@ -59,12 +59,11 @@ type LoginOptions struct {
 
 // Login serves the pupils' username-less passkey login at /login, logout,
 // and the pupil's own page /me. Session state lives in the Store; the
-// cookie holds only the random session id.
+// cookie (package session) holds only the random session id.
 type Login struct {
-	opt     LoginOptions
-	wa      *webauthn.WebAuthn
-	cookies *sessions.CookieStore
-	cookie  string
+	opt      LoginOptions
+	wa       *webauthn.WebAuthn
+	sessions *session.Manager
 	// ceremonies seal login ceremonies with the session keys.
 	ceremonies []securecookie.Codec
 	begins     *windowCounter
@@ -75,14 +74,6 @@ type Login struct {
 func NewLogin(opt LoginOptions) (*Login, error) {
 	if opt.Store == nil || opt.Site == nil {
 		return nil, errors.New("idp: login needs a store and a site")
-	}
-	if len(opt.SessionKeys) == 0 || len(opt.SessionKeys)%2 != 0 {
-		return nil, errors.New("idp: session keys must come in pairs (64-byte hash key, 32-byte block key)")
-	}
-	for i, k := range opt.SessionKeys {
-		if want := map[int]int{0: 64, 1: 32}[i%2]; len(k) != want {
-			return nil, fmt.Errorf("idp: session key %d has %d bytes, want %d", i, len(k), want)
-		}
 	}
 	if opt.MaxBegins <= 0 {
 		opt.MaxBegins = 3000
@@ -118,25 +109,26 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 	if err != nil {
 		return nil, err
 	}
-	secure := strings.HasPrefix(opt.Issuer, "https://")
-	cs := sessions.NewCookieStore(opt.SessionKeys...)
-	cs.MaxAge(int(opt.SessionLifetime.Seconds()))
-	cs.Options.HttpOnly = true
-	cs.Options.SameSite = http.SameSiteLaxMode
-	cs.Options.Secure = secure
-	cs.Options.Path = "/"
-	name := "elevid_session"
-	if secure {
-		name = "__Host-elevid_session"
+	l := &Login{opt: opt, wa: wa, begins: newWindowCounter(opt.BeginWindow, 1<<16), log: opt.Logger}
+	// A pupil's session ends through the access service, so that the
+	// platforms it signed in to are told (logout, a new sign-in).
+	l.sessions, err = session.New(session.Options{Kind: school.SessionPupil, Store: opt.Store, Keys: opt.SessionKeys,
+		Secure: strings.HasPrefix(opt.Issuer, "https://"), Lifetime: opt.SessionLifetime, IdleTimeout: opt.IdleTimeout,
+		Now: opt.Now, Logger: opt.Logger,
+		End: func(ctx context.Context, s school.Session, reason string) error {
+			return opt.Store.InTx(ctx, func(q school.Queries) error {
+				_, err := l.endSession(ctx, q, s.SubjectID, s.Ref, reason)
+				return err
+			})
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("idp: %w", err)
 	}
-	cer := securecookie.CodecsFromPairs(opt.SessionKeys...)
-	for _, c := range cer {
+	l.ceremonies = securecookie.CodecsFromPairs(opt.SessionKeys...)
+	for _, c := range l.ceremonies {
 		c.(*securecookie.SecureCookie).MaxAge(int(school.CeremonyMaxAge.Seconds()))
 	}
-	return &Login{
-		opt: opt, wa: wa, cookies: cs, cookie: name, ceremonies: cer,
-		begins: newWindowCounter(opt.BeginWindow, 1<<16), log: opt.Logger,
-	}, nil
+	return l, nil
 }
 
 // Mount registers the login routes on mux:
@@ -195,18 +187,16 @@ func SafeReturnTo(s string) string {
 // Revoked, idle-expired and expired sessions, staff sessions, and cookies
 // that fail to decode (forged, or older than every key) yield false.
 func (l *Login) Current(r *http.Request) (school.Session, bool) {
-	id := l.cookieID(r)
-	if id == "" {
-		return school.Session{}, false
-	}
-	s, err := l.opt.Store.TouchSession(r.Context(), id)
+	return l.current(nil, r)
+}
+
+// current is Current that, with w, clears the cookie of an ended session.
+func (l *Login) current(w http.ResponseWriter, r *http.Request) (school.Session, bool) {
+	s, err := l.sessions.Current(w, r)
 	if err != nil {
 		if !errors.Is(err, school.ErrNotFound) && !errors.Is(err, school.ErrExpired) {
 			l.log.Error("login: reading session failed", "err", err)
 		}
-		return school.Session{}, false
-	}
-	if s.Kind != school.SessionPupil {
 		return school.Session{}, false
 	}
 	return s, true
@@ -214,35 +204,7 @@ func (l *Login) Current(r *http.Request) (school.Session, bool) {
 
 // HasCookie reports whether r carries a valid session cookie, without
 // reading the store (the session it names may have ended).
-func (l *Login) HasCookie(r *http.Request) bool { return l.cookieID(r) != "" }
-
-func (l *Login) cookieID(r *http.Request) string {
-	if _, err := r.Cookie(l.cookie); err != nil {
-		return ""
-	}
-	sess, err := l.cookies.New(r, l.cookie)
-	if err != nil {
-		return ""
-	}
-	id, _ := sess.Values["sid"].(string)
-	return id
-}
-
-func (l *Login) setCookie(w http.ResponseWriter, r *http.Request, id string) error {
-	sess := sessions.NewSession(l.cookies, l.cookie)
-	opts := *l.cookies.Options
-	sess.Options = &opts
-	sess.Values["sid"] = id
-	return l.cookies.Save(r, w, sess)
-}
-
-func (l *Login) clearCookie(w http.ResponseWriter, r *http.Request) {
-	sess := sessions.NewSession(l.cookies, l.cookie)
-	opts := *l.cookies.Options
-	opts.MaxAge = -1
-	sess.Options = &opts
-	_ = l.cookies.Save(r, w, sess)
-}
+func (l *Login) HasCookie(r *http.Request) bool { return l.sessions.HasCookie(r) }
 
 // LoginPageData is the data of the login page.
 type LoginPageData struct {
@@ -253,7 +215,7 @@ func (l *Login) page(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	returnTo := SafeReturnTo(q.Get("return_to"))
 	if q.Get("force") == "" {
-		if _, ok := l.Current(r); ok {
+		if _, ok := l.current(w, r); ok {
 			http.Redirect(w, r, returnTo, http.StatusSeeOther)
 			return
 		}
@@ -404,7 +366,7 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		l.serverError(w, r, err)
 		return
 	}
-	if err := l.setCookie(w, r, s.ID); err != nil {
+	if err := l.sessions.Start(w, r, s); err != nil {
 		l.serverError(w, r, err)
 		return
 	}
@@ -458,28 +420,20 @@ func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupi
 				return err
 			}
 		}
-		out, err = q.CreateSession(ctx, school.Session{
-			Kind: school.SessionPupil, SubjectID: pupil.ID, SchoolID: pupil.SchoolID,
-			ExpiresAt: now.Add(l.opt.SessionLifetime), IdleTimeout: l.opt.IdleTimeout, AuthTime: now,
+		out, err = q.CreateSession(ctx, l.sessions.New(school.Session{
+			SubjectID: pupil.ID, SchoolID: pupil.SchoolID, AuthTime: now,
 			AMR: amr, ACR: "passkey", UserVerified: wc.Flags.UserVerified, CredentialID: stored.ID,
 			UserAgent: r.UserAgent(), Ceremony: ceremony,
-		})
+		}))
 		return err
 	})
 	return out, err
 }
 
 func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
-	if s, ok := l.Current(r); ok {
-		err := l.opt.Store.InTx(r.Context(), func(q school.Queries) error {
-			_, err := l.endSession(r.Context(), q, s.SubjectID, s.Ref, "logout")
-			return err
-		})
-		if err != nil {
-			l.opt.Site.ServerError(w, r, err)
-			return
-		}
+	if _, err := l.sessions.End(w, r, "logout"); err != nil {
+		l.opt.Site.ServerError(w, r, err)
+		return
 	}
-	l.clearCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

@@ -300,7 +300,7 @@ func (l *Login) removePasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if endsOwn {
-		l.clearCookie(w, r)
+		l.sessions.Clear(w)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
@@ -330,7 +330,7 @@ func (l *Login) revokeSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ref == s.Ref {
-		l.clearCookie(w, r)
+		l.sessions.Clear(w)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}

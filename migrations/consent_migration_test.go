@@ -4,14 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-
-	"github.com/elevid/elevid/internal/testenv"
 )
 
 // Migration 13 carries existing consents over as consents to the
@@ -19,35 +15,10 @@ import (
 // migration time), turns legacy every-platform decisions into one per
 // platform, puts each old justification into both languages and
 // activates every existing platform for every existing school.
-func TestConsentMigration(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db")+"?_pragma=foreign_keys(1)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		testConsentMigration(t, db, SQLite)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		db, err := sql.Open("pgx", testenv.PostgresSchema(t, "m"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		testConsentMigration(t, db, Postgres)
-	})
-}
+func TestConsentMigration(t *testing.T) { onBothDialects(t, testConsentMigration) }
 
-func testConsentMigration(t *testing.T, db *sql.DB, d Dialect) {
+func testConsentMigration(t *testing.T, db *sql.DB, p *goose.Provider) {
 	ctx := context.Background()
-	gd := goose.DialectSQLite3
-	if d == Postgres {
-		gd = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(gd, db, FS(d))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := p.UpTo(ctx, 12); err != nil {
 		t.Fatal(err)
 	}

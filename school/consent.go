@@ -410,15 +410,6 @@ type ConsentFlowStore interface {
 
 	// PupilsOfGuardian returns the ids of the pupils linked to a guardian.
 	PupilsOfGuardian(ctx context.Context, guardianID string) ([]string, error)
-	// CreateGuardianSession starts a guardian's browser session after a
-	// magic link was used and returns its random id (the cookie value);
-	// only its SHA-256 is stored.
-	CreateGuardianSession(ctx context.Context, guardianID string, expiresAt time.Time) (string, error)
-	// GuardianSession returns the guardian id of a session: ErrNotFound
-	// when unknown or ended, ErrExpired when past its expiry.
-	GuardianSession(ctx context.Context, id string) (string, error)
-	// EndGuardianSession ends a session; ending an unknown one is no error.
-	EndGuardianSession(ctx context.Context, id string) error
 	// GuardiansByEmail returns every guardian record with that address,
 	// compared case-insensitively.
 	GuardiansByEmail(ctx context.Context, email string) ([]Guardian, error)

@@ -86,7 +86,14 @@ type SessionKind string
 const (
 	SessionPupil SessionKind = "pupil"
 	SessionStaff SessionKind = "staff"
+	// SessionGuardian is a guardian's session after a magic link.
+	SessionGuardian SessionKind = "guardian"
 )
+
+// Valid reports whether k is one of the session kinds.
+func (k SessionKind) Valid() bool {
+	return k == SessionPupil || k == SessionStaff || k == SessionGuardian
+}
 
 // Session is a signed-in browser. The browser's cookie holds only the
 // random ID; the store keeps its SHA-256 hash (Ref), so a database leak
@@ -99,7 +106,7 @@ type Session struct {
 	// session, safe to show in pages and logs.
 	Ref         string
 	Kind        SessionKind
-	SubjectID   string // pupil or staff id
+	SubjectID   string // pupil, staff or guardian id
 	SchoolID    string
 	CreatedAt   time.Time
 	LastSeenAt  time.Time
@@ -225,7 +232,8 @@ type EnrolmentCodeStore interface {
 	PendingEnrolmentCode(ctx context.Context, pupilID string) (bool, error)
 }
 
-// SessionStore keeps server-side sessions of pupils and staff.
+// SessionStore keeps server-side sessions of pupils, staff and guardians
+// (package session puts their ids in cookies).
 type SessionStore interface {
 	// CreateSession stores s under a new random ID and returns it with ID
 	// and Ref set; CreatedAt and LastSeenAt are set to now.

@@ -117,6 +117,8 @@ type GuardianStore interface {
 	// GuardiansOf returns the guardians linked to a pupil.
 	GuardiansOf(ctx context.Context, pupilID string) ([]Guardian, error)
 	UpdateGuardian(ctx context.Context, id string, fn func(Guardian) (Guardian, error)) (Guardian, error)
+	// DeleteGuardian removes a guardian with its links to pupils and its
+	// sessions; ErrNotFound when there is none.
 	DeleteGuardian(ctx context.Context, id string) error
 }
 

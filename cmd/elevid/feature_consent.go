@@ -25,7 +25,7 @@ func mountConsent(w *wiring) error {
 	}
 	opt := guardian.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, BaseURL: cfg.Issuer, Logger: w.app.log,
-		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), Sender: sender,
+		LinkTTL: cfg.Enrolment.ConsentLinkTTL.D(), Secure: cfg.Secure(), SessionKeys: cookieKeys(w.app.sessionKeys), Sender: sender,
 		Verification: verification, Access: w.access,
 	}
 	requests, err := guardian.NewRequests(opt)

@@ -21,7 +21,7 @@ func mountConsole(w *wiring) error {
 	cfg := w.app.cfg
 	opt := console.Options{
 		Store: w.app.store, Site: w.site, Sealer: w.app.sealer, Issuer: cfg.Issuer, Logger: w.app.log,
-		IdleTimeout: cfg.Sessions.StaffIdle.D(), Lifetime: cfg.Sessions.StaffAbsolute.D(),
+		IdleTimeout: cfg.Sessions.StaffIdle.D(), Lifetime: cfg.Sessions.StaffAbsolute.D(), SessionKeys: cookieKeys(w.app.sessionKeys),
 		Syncer: w.syncer, Passkey: cfg.passkeyConfig(),
 	}
 	if w.flows != nil {

@@ -92,39 +92,3 @@ func (s *Store) PupilsOfGuardian(ctx context.Context, guardianID string) ([]stri
 	out, err := collect(ctx, s.q, scanString, `SELECT l.pupil_id FROM pupil_guardians l JOIN pupils p ON p.id = l.pupil_id WHERE l.guardian_id = $1 ORDER BY p.given_name, p.id`, guardianID)
 	return out, s.fail("pupils of guardian", err)
 }
-
-// CreateGuardianSession implements school.ConsentFlowStore.
-func (s *Store) CreateGuardianSession(ctx context.Context, guardianID string, expiresAt time.Time) (string, error) {
-	id := school.NewID() + school.NewID()
-	err := s.tx(ctx, "create guardian session", func(t *Store) error {
-		_, err := t.q.Exec(ctx, `INSERT INTO guardian_sessions (id_hash, guardian_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-			school.SessionRef(id), guardianID, micros(t.now()), micros(expiresAt))
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	return id, nil
-}
-
-// GuardianSession implements school.ConsentFlowStore.
-func (s *Store) GuardianSession(ctx context.Context, id string) (string, error) {
-	var guardian string
-	var expires int64
-	err := s.q.QueryRow(ctx, `SELECT guardian_id, expires_at FROM guardian_sessions WHERE id_hash = $1`, school.SessionRef(id)).Scan(&guardian, &expires)
-	if err != nil {
-		return "", s.fail("guardian session", one(err, "guardian session"))
-	}
-	if !s.now().Before(fromMicros(expires)) {
-		return "", fmt.Errorf("guardian session: %w", school.ErrExpired)
-	}
-	return guardian, nil
-}
-
-// EndGuardianSession implements school.ConsentFlowStore.
-func (s *Store) EndGuardianSession(ctx context.Context, id string) error {
-	return s.tx(ctx, "end guardian session", func(t *Store) error {
-		_, err := t.q.Exec(ctx, `DELETE FROM guardian_sessions WHERE id_hash = $1`, school.SessionRef(id))
-		return err
-	})
-}

@@ -92,6 +92,12 @@ func (s *Store) DeleteGuardian(ctx context.Context, id string) error {
 		if err == nil && n == 0 {
 			return fmt.Errorf("guardian: %w", school.ErrNotFound)
 		}
+		if err != nil {
+			return err
+		}
+		// The guardian's sessions go with it (sessions have no foreign
+		// key: their subject may be a pupil, staff or a guardian).
+		_, err = t.q.Exec(ctx, `DELETE FROM sessions WHERE kind = 'guardian' AND subject_id = $1`, id)
 		return err
 	})
 }

@@ -328,7 +328,7 @@ func scanSessionRow(r Row) (school.Session, error) {
 
 // CreateSession implements school.SessionStore.
 func (s *Store) CreateSession(ctx context.Context, ss school.Session) (school.Session, error) {
-	if (ss.Kind != school.SessionPupil && ss.Kind != school.SessionStaff) || ss.SubjectID == "" || ss.ExpiresAt.IsZero() {
+	if !ss.Kind.Valid() || ss.SubjectID == "" || ss.ExpiresAt.IsZero() {
 		return ss, fmt.Errorf("%w: a session needs a kind, a subject and an expiry", school.ErrInvalid)
 	}
 	ss.ID = school.NewID() + school.NewID() // 256 random bits

@@ -203,25 +203,82 @@ func testGuardianLinks(t *testing.T, h Harness) {
 		t.Fatalf("used link = %+v", l)
 	}
 
-	// Guardian sessions: stored hashed, expire, end.
-	id := must(st.CreateGuardianSession(ctx, s.Guardian.ID, h.Clock.Now().Add(time.Hour)))
-	if len(id) != 64 || must(st.GuardianSession(ctx, id)) != s.Guardian.ID {
-		t.Fatal("guardian session not found")
-	}
-	_, err = st.GuardianSession(ctx, "x"+id[1:])
-	wantErr(t, err, school.ErrNotFound)
-	h.Clock.Advance(2 * time.Hour)
-	_, err = st.GuardianSession(ctx, id)
-	wantErr(t, err, school.ErrExpired)
-	id2 := must(st.CreateGuardianSession(ctx, s.Guardian.ID, h.Clock.Now().Add(time.Hour)))
-	if err := st.EndGuardianSession(ctx, id2); err != nil {
-		t.Fatal(err)
-	}
-	_, err = st.GuardianSession(ctx, id2)
-	wantErr(t, err, school.ErrNotFound)
 	if ids := must(st.PupilsOfGuardian(ctx, s.Guardian.ID)); len(ids) != 1 || ids[0] != s.Pupil.ID {
 		t.Fatalf("PupilsOfGuardian = %v", ids)
 	}
+}
+
+// testGuardianSessions: guardians' sessions (after a magic link) are
+// sessions of the one SessionStore, kind guardian, kept apart from the
+// pupils' and staff's by subject and kind.
+func testGuardianSessions(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := NewSeed(t, st)
+	create := func(ttl time.Duration) school.Session {
+		return must(st.CreateSession(ctx, school.Session{Kind: school.SessionGuardian, SubjectID: s.Guardian.ID, SchoolID: s.Guardian.SchoolID,
+			ExpiresAt: h.Clock.Now().Add(ttl)}))
+	}
+	// Stored hashed, found by the cookie id.
+	gs := create(time.Hour)
+	if len(gs.ID) != 64 || gs.Ref != school.SessionRef(gs.ID) || gs.Ref == gs.ID {
+		t.Fatalf("created guardian session = %+v", gs)
+	}
+	if got := must(st.TouchSession(ctx, gs.ID)); got.SubjectID != s.Guardian.ID || got.Kind != school.SessionGuardian ||
+		got.SchoolID != s.Guardian.SchoolID || got.Ref != gs.Ref || got.ID != "" {
+		t.Fatalf("guardian session not found: %+v", got)
+	}
+	_, err := st.TouchSession(ctx, "x"+gs.ID[1:])
+	wantErr(t, err, school.ErrNotFound)
+	// Listed as the guardian's, never as the pupil's.
+	if l := must(st.ListSessions(ctx, s.Guardian.ID)); len(l) != 1 || l[0].Ref != gs.Ref || l[0].Kind != school.SessionGuardian {
+		t.Fatalf("ListSessions(guardian) = %+v", l)
+	}
+	if l := must(st.ListSessions(ctx, s.Pupil.ID)); len(l) != 0 {
+		t.Fatalf("ListSessions(pupil) = %+v", l)
+	}
+	// Expire: and an expired guardian session is no pupil session for
+	// the session expiry job.
+	h.Clock.Advance(2 * time.Hour)
+	_, err = st.TouchSession(ctx, gs.ID)
+	wantErr(t, err, school.ErrExpired)
+	if l := must(st.ExpiredPupilSessions(ctx, h.Clock.Now(), 10)); len(l) != 0 {
+		t.Fatalf("ExpiredPupilSessions = %+v", l)
+	}
+	// End (sign-out): not found afterwards; ending it again is ErrNotFound.
+	gs2 := create(time.Hour)
+	if err := st.RevokeSession(ctx, s.Guardian.ID, gs2.Ref, "logout"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.TouchSession(ctx, gs2.ID)
+	wantErr(t, err, school.ErrNotFound)
+	wantErr(t, st.RevokeSession(ctx, s.Guardian.ID, gs2.Ref, "logout"), school.ErrNotFound)
+	// Ending every session of the pupil leaves the guardian's alone.
+	gs3 := create(time.Hour)
+	err = st.InTx(ctx, func(q school.Queries) error {
+		_, err := q.RevokeSessions(ctx, s.Pupil.ID, "quarantine")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(st.TouchSession(ctx, gs3.ID))
+	// Purged like staff sessions once ended before the cutoff.
+	h.Clock.Advance(school.CeremonyMaxAge + time.Hour)
+	if n := must(st.PurgeAuthnState(ctx, h.Clock.Now())); n < 3 {
+		t.Fatalf("PurgeAuthnState purged %d rows, want the guardian's 3 ended sessions at least", n)
+	}
+	for _, x := range []school.Session{gs, gs2, gs3} {
+		_, err = st.TouchSession(ctx, x.ID)
+		wantErr(t, err, school.ErrNotFound) // gone, no longer expired
+	}
+	// Erasing the guardian ends its sessions.
+	gs4 := create(time.Hour)
+	if err := st.DeleteGuardian(ctx, s.Guardian.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.TouchSession(ctx, gs4.ID)
+	wantErr(t, err, school.ErrNotFound)
 }
 
 func testOutbox(t *testing.T, h Harness) {

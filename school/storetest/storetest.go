@@ -100,6 +100,7 @@ var suites = []struct {
 	{"ConsentAttributes", testConsentAttributes},
 	{"ReleaseInputs", testReleaseInputs},
 	{"GuardianLinks", testGuardianLinks},
+	{"GuardianSessions", testGuardianSessions},
 	{"GuardianVerifications", testGuardianVerifications},
 	{"Outbox", testOutbox},
 	{"Audit", testAudit},
