@@ -18,7 +18,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/idp"
+	login "github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 )
@@ -278,7 +278,7 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 func TestStaffAndPupilPasskeysAreSeparate(t *testing.T) {
 	f := newFixture(t, withPasskeys)
 	ctx := context.Background()
-	login, err := idp.NewLogin(idp.LoginOptions{Store: f.st, Site: f.site, Passkey: testRP, Issuer: "http://localhost:8080",
+	login, err := login.NewLogin(login.LoginOptions{Store: f.st, Site: f.site, Passkey: testRP, Issuer: "http://localhost:8080",
 		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}, Now: f.clock.Now})
 	f.must(err)
 	mux := http.NewServeMux()

@@ -6,22 +6,26 @@ import (
 	"github.com/elevid/elevid/school"
 )
 
-// SAMLSessions returns the passkey login as the SAML IdP's session source
-// (Current and LoginURL). The session's ID is school.SAMLSessionID of the
-// pupil and the login session's Ref, which the access service uses to end
-// the SP sessions of one login session.
-func (l *Login) SAMLSessions() SAMLSessionSource {
-	return samlSessions{l}
+// SAMLLoginSessions returns the pupils' passkey login as the SAML IdP's
+// session source: current is the login's Current, loginURL its LoginURL.
+// The session's ID is school.SAMLSessionID of the pupil and the login
+// session's Ref, which the access service uses to end the SP sessions of
+// one login session.
+func SAMLLoginSessions(current func(*http.Request) (school.Session, bool), loginURL func(returnTo string) string) SAMLSessionSource {
+	return samlSessions{current: current, loginURL: loginURL}
 }
 
-type samlSessions struct{ l *Login }
+type samlSessions struct {
+	current  func(*http.Request) (school.Session, bool)
+	loginURL func(returnTo string) string
+}
 
 func (s samlSessions) Current(r *http.Request) (SAMLPupilSession, bool) {
-	ss, ok := s.l.Current(r)
+	ss, ok := s.current(r)
 	if !ok {
 		return SAMLPupilSession{}, false
 	}
 	return SAMLPupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime, UserVerified: ss.UserVerified}, true
 }
 
-func (s samlSessions) LoginURL(returnTo string) string { return LoginURL(returnTo) }
+func (s samlSessions) LoginURL(returnTo string) string { return s.loginURL(returnTo) }

@@ -13,6 +13,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/elevid/elevid/idp"
+	login "github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
@@ -119,7 +120,7 @@ func TestLoginCeremonyOnce(t *testing.T) {
 func TestLoginBeginLimit(t *testing.T) {
 	clock := &oidcClock{}
 	st, _ := openTestStore(t, false, clock.Now)
-	l, err := idp.NewLogin(idp.LoginOptions{Store: st, Site: webtest.NewSite(t), Issuer: "http://localhost", Now: clock.Now,
+	l, err := login.NewLogin(login.LoginOptions{Store: st, Site: webtest.NewSite(t), Issuer: "http://localhost", Now: clock.Now,
 		Logger: oidcLogger(), MaxBegins: 3, BeginWindow: time.Minute,
 		Passkey:     passkey.Config{RPID: "localhost", Origins: []string{"http://localhost"}},
 		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}})

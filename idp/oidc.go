@@ -21,6 +21,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	login "github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/web"
@@ -129,10 +130,10 @@ func NewOIDC(ctx context.Context, opt OIDCOptions) (*OIDC, error) {
 		opt.Logger = slog.Default()
 	}
 	if opt.LoginURL == nil {
-		opt.LoginURL = LoginURL
+		opt.LoginURL = login.LoginURL
 	}
 	if opt.ReauthURL == nil {
-		opt.ReauthURL = ReauthURL
+		opt.ReauthURL = login.ReauthURL
 	}
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: 5 * time.Second}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/elevid/elevid/idp"
+	login "github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
@@ -64,7 +65,7 @@ type oidcEnv struct {
 	srv      *httptest.Server
 	oidc     *idp.OIDC
 	access   *access.Service
-	login    *idp.Login
+	login    *login.Login
 	school   school.School
 	class    school.Class
 	pupil    school.Pupil
@@ -158,7 +159,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	}
 	site := webtest.NewSite(t)
 	e.access = access.New(access.Options{Now: e.clock.Now, Logger: oidcLogger()})
-	e.login, err = idp.NewLogin(idp.LoginOptions{
+	e.login, err = login.NewLogin(login.LoginOptions{
 		Store: e.st, Site: site, Issuer: e.srv.URL, Now: e.clock.Now, Logger: oidcLogger(), Access: e.access,
 		Passkey:     passkey.Config{RPID: "localhost", Origins: []string{origin}},
 		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)},

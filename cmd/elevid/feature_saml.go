@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/elevid/elevid/idp"
+	login "github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/school"
 )
 
@@ -14,7 +15,7 @@ import (
 // cross-origin protection; /saml/logout does not. Queued SAML logout
 // notices go out over SOAP from a background worker.
 func mountSAML(w *wiring) error {
-	ss := w.login.SAMLSessions()
+	ss := idp.SAMLLoginSessions(w.login.Current, login.LoginURL)
 	s, err := idp.NewSAML(idp.SAMLOptions{
 		BaseURL: w.app.cfg.Issuer, Store: w.app.store, Site: w.site, Sessions: ss, Access: w.access,
 		Keys:           &idp.StoreSAMLKeys{Store: w.app.store, Sealer: w.app.sealer},

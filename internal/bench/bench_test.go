@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/idp"
+	login "github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/internal/webtest"
@@ -95,7 +96,7 @@ func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server
 		t.Fatal(err)
 	}
 	sealer, _ := school.NewSealer(bytes.Repeat([]byte("k"), 32))
-	login, err := idp.NewLogin(idp.LoginOptions{Store: st, Site: site, Issuer: srv.URL, Logger: log,
+	login, err := login.NewLogin(login.LoginOptions{Store: st, Site: site, Issuer: srv.URL, Logger: log,
 		Passkey:     passkey.Config{RPID: "localhost", Origins: []string{origin}},
 		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}})
 	if err != nil {
