@@ -18,7 +18,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/elevid/elevid/console"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 )

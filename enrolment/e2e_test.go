@@ -17,7 +17,7 @@ import (
 
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"

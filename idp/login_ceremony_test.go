@@ -13,7 +13,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/elevid/elevid/idp"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"

@@ -25,7 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/elevid/elevid/idp"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"

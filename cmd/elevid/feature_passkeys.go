@@ -5,7 +5,7 @@ import (
 	"crypto/sha512"
 
 	"github.com/elevid/elevid/enrolment"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 )
 

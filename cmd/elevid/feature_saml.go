@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/elevid/elevid/idp"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/school"
 )
 

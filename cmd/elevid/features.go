@@ -8,7 +8,7 @@ import (
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/guardian"
 	"github.com/elevid/elevid/idp"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"

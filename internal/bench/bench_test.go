@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/idp"
-	login "github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/internal/webtest"
