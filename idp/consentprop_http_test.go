@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 )
@@ -27,12 +28,12 @@ var (
 
 // propAttrs are the attributes platforms gain and lose in the property
 // test: each is reachable by the RP's scopes and has a SAML attribute.
-var propAttrs = []string{idp.ClaimGivenName, idp.ClaimFamilyName, idp.ClaimName, idp.ClaimGroups, idp.ClaimEPPN, idp.ClaimSchoolCode}
+var propAttrs = []string{release.GivenName, release.FamilyName, release.Name, release.Groups, release.EPPN, release.SchoolCode}
 
 // samlCanonical maps the SAML FriendlyNames ElevID sends to the claim names.
 var samlCanonical = map[string]string{
-	"displayName": idp.ClaimName, "givenName": idp.ClaimGivenName, "sn": idp.ClaimFamilyName, "eduPersonPrincipalName": idp.ClaimEPPN,
-	"eduPersonScopedAffiliation": idp.ClaimAffiliation, "schacHomeOrganization": idp.ClaimHomeOrg, "schoolCode": idp.ClaimSchoolCode, "isMemberOf": idp.ClaimGroups,
+	"displayName": release.Name, "givenName": release.GivenName, "sn": release.FamilyName, "eduPersonPrincipalName": release.EPPN,
+	"eduPersonScopedAffiliation": release.Affiliation, "schacHomeOrganization": release.HomeOrg, "schoolCode": release.SchoolCode, "isMemberOf": release.Groups,
 	"pairwise-id": "pairwise_id", "eduPersonTargetedID": "eduperson_targeted_id",
 }
 
@@ -426,7 +427,7 @@ func (w *propWorld) platformSessions(ctx context.Context) ([]platformSession, er
 			out = append(out, ps)
 		}
 	}
-	nameID := idp.Pairwise(w.h.secret, w.e.pupil.ID, w.sp.EntityID)
+	nameID := release.Pairwise(w.h.secret, w.e.pupil.ID, w.sp.EntityID)
 	parts, err := w.e.st.SAMLParticipantsByNameID(ctx, w.sp.platform.ID, nameID)
 	if err != nil {
 		return nil, err

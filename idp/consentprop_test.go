@@ -74,7 +74,7 @@ func openPropStore(t *testing.T, kind string) school.Store {
 }
 
 // propAttrs are the attributes platforms gain and lose.
-var propAttrs = []string{ClaimGivenName, ClaimFamilyName, ClaimName, ClaimGroups, ClaimEPPN, ClaimSchoolCode}
+var propAttrs = []string{release.GivenName, release.FamilyName, release.Name, release.Groups, release.EPPN, release.SchoolCode}
 
 // stepKind is one kind of event.
 type stepKind int

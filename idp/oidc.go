@@ -267,7 +267,7 @@ func (p *OIDC) discovery(w http.ResponseWriter, r *http.Request) {
 	d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 	d.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
 	d.RequestObjectSigningAlgValuesSupported = nil
-	d.ACRValuesSupported = ACRValuesSupported()
+	d.ACRValuesSupported = login.ACRValuesSupported()
 	d.UILocalesSupported = nil
 	d.DeviceAuthorizationEndpoint = ""
 	d.ClaimsParameterSupported = false

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/elevid/elevid/idp/login"
 	"golang.org/x/oauth2"
-
-	"github.com/elevid/elevid/idp"
 )
 
 // TestOIDCACRValues: the acr claim is the REFEDS value SAML asserts for
@@ -33,12 +32,12 @@ func TestOIDCACRValues(t *testing.T) {
 	if err := json.Unmarshal([]byte(body(t, resp)), &disco); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(disco.ACRValues, []string{idp.ACRREFEDSMFA, idp.ACRREFEDSSFA}) {
+	if !slices.Equal(disco.ACRValues, []string{login.ACRREFEDSMFA, login.ACRREFEDSSFA}) {
 		t.Fatalf("acr_values_supported = %v", disco.ACRValues)
 	}
 
 	b := newBrowser()
-	for _, values := range []string{idp.ACRREFEDSMFA, idp.ACRREFEDSSFA + " " + idp.ACRREFEDSMFA, idp.ACRPasskeyUV} {
+	for _, values := range []string{login.ACRREFEDSMFA, login.ACRREFEDSSFA + " " + login.ACRREFEDSMFA, login.ACRPasskeyUV} {
 		tok, err := rp.exchange(ctx, e.authorize(t, b, rp, oauth2.SetAuthURLParam("acr_values", values)))
 		if err != nil {
 			t.Fatalf("acr_values %q: %v", values, err)
@@ -53,8 +52,8 @@ func TestOIDCACRValues(t *testing.T) {
 		if err := idt.Claims(&c); err != nil {
 			t.Fatal(err)
 		}
-		if c.ACR != idp.ACRREFEDSMFA {
-			t.Fatalf("acr_values %q: acr = %q, want %s", values, c.ACR, idp.ACRREFEDSMFA)
+		if c.ACR != login.ACRREFEDSMFA {
+			t.Fatalf("acr_values %q: acr = %q, want %s", values, c.ACR, login.ACRREFEDSMFA)
 		}
 	}
 	res := e.authorize(t, b, rp, oauth2.SetAuthURLParam("acr_values", "urn:example:acr:smartcard"))

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
@@ -212,7 +213,7 @@ func (c *oidcClient) subject(secret []byte, pupilID string) string {
 	if c.pf.SubjectType == school.SubjectPublic {
 		return pupilID
 	}
-	return Pairwise(secret, pupilID, c.sector)
+	return release.Pairwise(secret, pupilID, c.sector)
 }
 
 // allowsScope reports whether the platform may request scope.

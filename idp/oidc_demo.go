@@ -19,6 +19,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -47,14 +48,14 @@ func RegisterDemoPlatform(ctx context.Context, st school.Store, issuer string, i
 		RedirectURIs: []string{issuer + demoPath + "/callback"}, PostLogoutRedirectURIs: []string{issuer + demoPath},
 		BackchannelLogoutURI: issuer + demoPath + "/backchannel-logout",
 		Attributes: []school.AttributeGrant{
-			{Name: ClaimName, JustificationDA: "Viser elevens navn på demo-siden", JustificationEN: "Shows the pupil's name on the demo page"},
-			{Name: ClaimGivenName, JustificationDA: "Hilser på eleven", JustificationEN: "Greets the pupil"},
-			{Name: ClaimFamilyName, JustificationDA: "Viser elevens navn", JustificationEN: "Shows the pupil's name"},
-			{Name: ClaimGroups, JustificationDA: "Viser elevens klasse", JustificationEN: "Shows the pupil's class"},
-			{Name: ClaimEPPN, JustificationDA: "Viser et stabilt bruger-id", JustificationEN: "Shows a stable user id"},
-			{Name: ClaimAffiliation, JustificationDA: "Viser at brugeren er elev", JustificationEN: "Shows that the user is a pupil"},
-			{Name: ClaimHomeOrg, JustificationDA: "Viser elevens skole", JustificationEN: "Shows the pupil's school"},
-			{Name: ClaimSchoolCode, JustificationDA: "Viser elevens skole", JustificationEN: "Shows the pupil's school"},
+			{Name: release.Name, JustificationDA: "Viser elevens navn på demo-siden", JustificationEN: "Shows the pupil's name on the demo page"},
+			{Name: release.GivenName, JustificationDA: "Hilser på eleven", JustificationEN: "Greets the pupil"},
+			{Name: release.FamilyName, JustificationDA: "Viser elevens navn", JustificationEN: "Shows the pupil's name"},
+			{Name: release.Groups, JustificationDA: "Viser elevens klasse", JustificationEN: "Shows the pupil's class"},
+			{Name: release.EPPN, JustificationDA: "Viser et stabilt bruger-id", JustificationEN: "Shows a stable user id"},
+			{Name: release.Affiliation, JustificationDA: "Viser at brugeren er elev", JustificationEN: "Shows that the user is a pupil"},
+			{Name: release.HomeOrg, JustificationDA: "Viser elevens skole", JustificationEN: "Shows the pupil's school"},
+			{Name: release.SchoolCode, JustificationDA: "Viser elevens skole", JustificationEN: "Shows the pupil's school"},
 		},
 		Secret: demoSecret(instanceSecret),
 	}

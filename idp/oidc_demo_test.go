@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 )
@@ -38,7 +39,7 @@ func TestOIDCDemoPlatform(t *testing.T) {
 	// The ePPN is pairwise: the directory id ("ext-ida") would let
 	// platforms link the pupil.
 	sector, _ := url.Parse(e.srv.URL)
-	eppn := idp.Pairwise(e.secret, e.pupil.ID, sector.Hostname()) + "@demo.elevid.dk"
+	eppn := release.Pairwise(e.secret, e.pupil.ID, sector.Hostname()) + "@demo.elevid.dk"
 	for _, want := range []string{"Ida Hansen", "7A", eppn, "student@demo.elevid.dk", `action="/demo/platform/logout"`} {
 		if !strings.Contains(page, want) {
 			t.Fatalf("demo page lacks %q:\n%s", want, page)
@@ -53,7 +54,7 @@ func TestOIDCDemoPlatform(t *testing.T) {
 	if len(rels) != 1 {
 		t.Fatalf("releases = %+v, want one entry for the sign-in", rels)
 	}
-	for _, c := range []string{"sub", idp.ClaimName, idp.ClaimGroups, idp.ClaimEPPN, idp.ClaimAffiliation} {
+	for _, c := range []string{"sub", release.Name, release.Groups, release.EPPN, release.Affiliation} {
 		if !slices.Contains(rels[0].Claims, c) {
 			t.Fatalf("release entry %v lacks %s", rels[0].Claims, c)
 		}

@@ -5,8 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"github.com/elevid/elevid/internal/testenv"
-	"github.com/elevid/elevid/internal/webauthntest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevid/elevid/internal/testenv"
+	"github.com/elevid/elevid/internal/webauthntest"
+
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/descope/virtualwebauthn"
 	"golang.org/x/oauth2"
@@ -27,6 +28,7 @@ import (
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
@@ -154,7 +156,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.secret, err = idp.PairwiseSecret(ctx, e.st); err != nil {
+	if e.secret, err = release.PairwiseSecret(ctx, e.st); err != nil {
 		t.Fatal(err)
 	}
 	site := webtest.NewSite(t)
@@ -335,11 +337,11 @@ func (e *oidcEnv) newRP(t testing.TB, clientID string, o rpOptions) *testRP {
 	t.Cleanup(rp.srv.Close)
 	if o.attrs == nil {
 		o.attrs = []school.AttributeGrant{
-			{Name: idp.ClaimGivenName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
-			{Name: idp.ClaimFamilyName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
-			{Name: idp.ClaimName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
-			{Name: idp.ClaimGroups, JustificationDA: "Puts the pupil in the right class", JustificationEN: "Puts the pupil in the right class"},
-			{Name: idp.ClaimEPPN, JustificationDA: "Links the account", JustificationEN: "Links the account"},
+			{Name: release.GivenName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
+			{Name: release.FamilyName, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
+			{Name: release.Name, JustificationDA: "Shown to the teacher", JustificationEN: "Shown to the teacher"},
+			{Name: release.Groups, JustificationDA: "Puts the pupil in the right class", JustificationEN: "Puts the pupil in the right class"},
+			{Name: release.EPPN, JustificationDA: "Links the account", JustificationEN: "Links the account"},
 		}
 	}
 	spec := idp.OIDCPlatformSpec{

@@ -10,6 +10,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
@@ -79,7 +80,7 @@ func (p *OIDC) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	// acr_values (voluntary in OIDC) are honoured like SAML's minimum
 	// comparison: a login that meets none of them is refused rather
 	// than reported weaker than asked.
-	acr, ok := MeetAuthnContext(params.ACRValues, "minimum", ACRFor(sess.UserVerified))
+	acr, ok := login.MeetAuthnContext(params.ACRValues, "minimum", login.ACRFor(sess.UserVerified))
 	if !ok {
 		p.log.Info("login refused: acr_values not met", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "acr_values", params.ACRValues)
 		fail(oidc.ErrAccessDenied().WithDescription("unmet_authentication_requirements: the requested acr_values cannot be met"))

@@ -11,6 +11,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 )
@@ -24,7 +25,7 @@ func (p *OIDC) sid(sessionRef, clientID string) string {
 	if sessionRef == "" {
 		return ""
 	}
-	return Pairwise(p.opt.PairwiseSecret, "sid:"+sessionRef, clientID)[:32]
+	return release.Pairwise(p.opt.PairwiseSecret, "sid:"+sessionRef, clientID)[:32]
 }
 
 // RunLogoutQueue delivers the OIDC logout notices of the durable queue

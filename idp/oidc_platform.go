@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
@@ -150,7 +151,7 @@ func (a *attrFlagSet) grants() ([]school.AttributeGrant, error) {
 		problems = append(problems, fmt.Sprintf("--attr-en %s has no --attr %s with the Danish justification", name, name))
 	}
 	for _, name := range a.shared {
-		if !SharedCapable(name) {
+		if !release.SharedCapable(name) {
 			problems = append(problems, fmt.Sprintf("--shared %s: only eduperson_principal_name has a shared form", name))
 		} else if !slices.ContainsFunc(out, func(g school.AttributeGrant) bool { return g.Name == name }) {
 			problems = append(problems, fmt.Sprintf("--shared %s needs --attr %s", name, name))

@@ -680,11 +680,11 @@ func (s *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Use
 func setClaims(info *oidc.UserInfo, claims map[string]any) {
 	for k, v := range claims {
 		switch k {
-		case ClaimName:
+		case release.Name:
 			info.Name, _ = v.(string)
-		case ClaimGivenName:
+		case release.GivenName:
 			info.GivenName, _ = v.(string)
-		case ClaimFamilyName:
+		case release.FamilyName:
 			info.FamilyName, _ = v.(string)
 		default:
 			info.AppendClaims(k, v)

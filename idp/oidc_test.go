@@ -15,6 +15,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 )
@@ -100,9 +102,9 @@ func testOIDCFullFlow(t *testing.T, pg bool) {
 	if err := idt.Claims(&c); err != nil {
 		t.Fatal(err)
 	}
-	wantSub := idp.Pairwise(e.secret, e.pupil.ID, "127.0.0.1")
+	wantSub := release.Pairwise(e.secret, e.pupil.ID, "127.0.0.1")
 	if c.Sub != wantSub || c.Nonce != res.nonce || c.GivenName != "Ida" || c.FamilyName != "Hansen" || c.Name != "Ida Hansen" ||
-		!slices.Equal(c.Groups, []string{"7A"}) || c.EPPN != wantSub+"@demo.elevid.dk" || c.ACR != idp.ACRREFEDSMFA ||
+		!slices.Equal(c.Groups, []string{"7A"}) || c.EPPN != wantSub+"@demo.elevid.dk" || c.ACR != login.ACRREFEDSMFA ||
 		!slices.Contains(c.AMR, "hwk") || c.SID == "" || c.AuthTime == 0 {
 		t.Fatalf("ID token claims = %+v (want sub %s)", c, wantSub)
 	}
@@ -129,7 +131,7 @@ func testOIDCFullFlow(t *testing.T, pg bool) {
 	// The other platform gets another subject for the same pupil, and the
 	// session is reused (no second passkey login).
 	tok2, idt2 := e.signIn(t, b, other)
-	if idt2.Subject != idp.Pairwise(e.secret, e.pupil.ID, "other.example") || idt2.Subject == wantSub {
+	if idt2.Subject != release.Pairwise(e.secret, e.pupil.ID, "other.example") || idt2.Subject == wantSub {
 		t.Fatalf("subject at the second platform = %q", idt2.Subject)
 	}
 
@@ -251,7 +253,7 @@ func asRetrieveError(err error, re **oauth2.RetrieveError) bool {
 func TestOIDCConsentAndPolicy(t *testing.T) {
 	ctx := context.Background()
 	e := newOIDCEnv(t)
-	rp := e.newRP(t, "noconsent", rpOptions{attrs: []school.AttributeGrant{{Name: idp.ClaimGivenName, JustificationDA: "greeting", JustificationEN: "greeting"}}})
+	rp := e.newRP(t, "noconsent", rpOptions{attrs: []school.AttributeGrant{{Name: release.GivenName, JustificationDA: "greeting", JustificationEN: "greeting"}}})
 	b := newBrowser()
 	res := e.authorize(t, b, rp)
 	if res.err != "access_denied" || res.code != "" {

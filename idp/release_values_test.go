@@ -39,8 +39,8 @@ func TestOIDCAndSAMLReleaseSameValues(t *testing.T) {
 		}
 	}
 	pairs := map[string]string{ // OIDC claim → SAML friendly name
-		ClaimName: "displayName", ClaimGivenName: "givenName", ClaimFamilyName: "sn", ClaimEPPN: "eduPersonPrincipalName",
-		ClaimAffiliation: "eduPersonScopedAffiliation", ClaimHomeOrg: "schacHomeOrganization", ClaimSchoolCode: "schoolCode", ClaimGroups: "isMemberOf",
+		release.Name: "displayName", release.GivenName: "givenName", release.FamilyName: "sn", release.EPPN: "eduPersonPrincipalName",
+		release.Affiliation: "eduPersonScopedAffiliation", release.HomeOrg: "schacHomeOrganization", release.SchoolCode: "schoolCode", release.Groups: "isMemberOf",
 	}
 	for claim, friendly := range pairs {
 		var oidcVals []string
@@ -56,10 +56,10 @@ func TestOIDCAndSAMLReleaseSameValues(t *testing.T) {
 			t.Errorf("%s: OIDC %v, SAML %s %v", claim, oidcVals, friendly, samlValues[friendly])
 		}
 	}
-	if want := rel.Pairwise + "@demo.elevid.dk"; claims[ClaimEPPN] != want {
-		t.Errorf("ePPN = %v, want the pairwise %s (never the directory id)", claims[ClaimEPPN], want)
+	if want := rel.Pairwise + "@demo.elevid.dk"; claims[release.EPPN] != want {
+		t.Errorf("ePPN = %v, want the pairwise %s (never the directory id)", claims[release.EPPN], want)
 	}
-	if a := claims[ClaimAffiliation].([]string); !slices.Equal(a, []string{"student@demo.elevid.dk"}) {
+	if a := claims[release.Affiliation].([]string); !slices.Equal(a, []string{"student@demo.elevid.dk"}) {
 		t.Errorf("affiliation = %v", a)
 	}
 	// Asked for, with a reason, the shared form is the directory id.

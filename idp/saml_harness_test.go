@@ -29,6 +29,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlite"
@@ -144,11 +145,11 @@ func newHarnessOn(t testing.TB, st school.Store, sch school.School, pupil school
 		h.t = tt
 	}
 	h.keys = &idp.StoreSAMLKeys{Store: st, Sealer: sealer}
-	h.secret, err = idp.PairwiseSecret(ctx, st)
+	h.secret, err = release.PairwiseSecret(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.releases = &recordingReleases{inner: idp.SAMLReleaseLog{Store: st}}
+	h.releases = &recordingReleases{inner: release.Log{Store: st}}
 	var handler http.Handler
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(h.srv.Close)

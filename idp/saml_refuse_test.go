@@ -13,7 +13,7 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/school"
 )
 
@@ -173,13 +173,13 @@ func TestSAMLAuthnContext(t *testing.T) {
 		rac  *saml.RequestedAuthnContext
 		want string
 	}{
-		{"none requested", nil, idp.ACRREFEDSMFA},
-		{"exact mfa", &saml.RequestedAuthnContext{AuthnContextClassRefs: []string{idp.ACRREFEDSMFA}}, idp.ACRREFEDSMFA},
+		{"none requested", nil, login.ACRREFEDSMFA},
+		{"exact mfa", &saml.RequestedAuthnContext{AuthnContextClassRefs: []string{login.ACRREFEDSMFA}}, login.ACRREFEDSMFA},
 		{"exact: first that is met", &saml.RequestedAuthnContext{Comparison: "exact",
-			AuthnContextClassRefs: []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard", idp.ACRREFEDSSFA, idp.ACRREFEDSMFA}}, idp.ACRREFEDSSFA},
-		{"minimum sfa", &saml.RequestedAuthnContext{Comparison: "minimum", AuthnContextClassRefs: []string{idp.ACRREFEDSSFA}}, idp.ACRREFEDSMFA},
-		{"better unspecified", &saml.RequestedAuthnContext{Comparison: "better", AuthnContextClassRefs: []string{idp.ACUnspecified}}, idp.ACRREFEDSMFA},
-		{"maximum sfa", &saml.RequestedAuthnContext{Comparison: "maximum", AuthnContextClassRefs: []string{idp.ACRREFEDSSFA}}, idp.ACRREFEDSSFA},
+			AuthnContextClassRefs: []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard", login.ACRREFEDSSFA, login.ACRREFEDSMFA}}, login.ACRREFEDSSFA},
+		{"minimum sfa", &saml.RequestedAuthnContext{Comparison: "minimum", AuthnContextClassRefs: []string{login.ACRREFEDSSFA}}, login.ACRREFEDSMFA},
+		{"better unspecified", &saml.RequestedAuthnContext{Comparison: "better", AuthnContextClassRefs: []string{login.ACUnspecified}}, login.ACRREFEDSMFA},
+		{"maximum sfa", &saml.RequestedAuthnContext{Comparison: "maximum", AuthnContextClassRefs: []string{login.ACRREFEDSSFA}}, login.ACRREFEDSSFA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, id := h.spRequest(t, sp, sid, tc.rac)
@@ -195,7 +195,7 @@ func TestSAMLAuthnContext(t *testing.T) {
 		rac  *saml.RequestedAuthnContext
 	}{
 		{"exact unknown class", &saml.RequestedAuthnContext{AuthnContextClassRefs: []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"}}},
-		{"better than mfa", &saml.RequestedAuthnContext{Comparison: "better", AuthnContextClassRefs: []string{idp.ACRREFEDSMFA}}},
+		{"better than mfa", &saml.RequestedAuthnContext{Comparison: "better", AuthnContextClassRefs: []string{login.ACRREFEDSMFA}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Refused before any login is asked for: no session needed.
@@ -206,17 +206,17 @@ func TestSAMLAuthnContext(t *testing.T) {
 	// A session without user verification does not meet MFA.
 	t.Run("mfa without user verification", func(t *testing.T) {
 		weak := h.sessions.loginWith(h.pupil.ID, false)
-		resp, id := h.spRequest(t, sp, weak, &saml.RequestedAuthnContext{AuthnContextClassRefs: []string{idp.ACRREFEDSMFA}})
+		resp, id := h.spRequest(t, sp, weak, &saml.RequestedAuthnContext{AuthnContextClassRefs: []string{login.ACRREFEDSMFA}})
 		h.refusal(t, resp, sp, id, msg, noAuthnContext)
 		resp, id = h.spRequest(t, sp, weak, nil)
-		if got := classOf(t, resp, id); got != idp.ACRREFEDSSFA {
+		if got := classOf(t, resp, id); got != login.ACRREFEDSSFA {
 			t.Fatalf("a passkey without user verification is asserted as %s, want REFEDS SFA", got)
 		}
 	})
 }
 
 func TestMeetAuthnContext(t *testing.T) {
-	mfa, sfa, un := idp.ACRREFEDSMFA, idp.ACRREFEDSSFA, idp.ACUnspecified
+	mfa, sfa, un := login.ACRREFEDSMFA, login.ACRREFEDSSFA, login.ACUnspecified
 	pwd := "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 	for _, tc := range []struct {
 		req     []string
@@ -236,12 +236,12 @@ func TestMeetAuthnContext(t *testing.T) {
 		{[]string{sfa}, "better", mfa, mfa, true},
 		{[]string{un, sfa}, "maximum", mfa, sfa, true},
 		{[]string{mfa}, "maximum", sfa, sfa, true},
-		{[]string{idp.ACRPasskeyUV}, "exact", mfa, idp.ACRPasskeyUV, true},
+		{[]string{login.ACRPasskeyUV}, "exact", mfa, login.ACRPasskeyUV, true},
 		{[]string{mfa}, "sideways", mfa, "", false},
 	} {
-		got, ok := idp.MeetAuthnContext(tc.req, tc.cmp, tc.reached)
+		got, ok := login.MeetAuthnContext(tc.req, tc.cmp, tc.reached)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("MeetAuthnContext(%v, %q, %s) = %q, %t; want %q, %t", tc.req, tc.cmp, tc.reached, got, ok, tc.want, tc.ok)
+			t.Errorf("login.MeetAuthnContext(%v, %q, %s) = %q, %t; want %q, %t", tc.req, tc.cmp, tc.reached, got, ok, tc.want, tc.ok)
 		}
 	}
 }

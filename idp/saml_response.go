@@ -11,6 +11,7 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/release"
 )
 
@@ -18,7 +19,7 @@ const (
 	attrURI         = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 	entityFormat    = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 	bearerMethod    = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-	authnContextRef = ACUnspecified
+	authnContextRef = login.ACUnspecified
 )
 
 // samlAttrDef names one releasable attribute.

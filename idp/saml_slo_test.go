@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/release"
 )
 
 func TestSAMLIdPInitiatedLogout(t *testing.T) {
@@ -64,7 +64,7 @@ func TestSAMLSPInitiatedLogout(t *testing.T) {
 	sid := h.sessions.login(h.pupil.ID)
 	postedForm(t, readAll(t, h.get(t, "/saml/idp-initiated?sp="+url.QueryEscape(sp.EntityID), sid)))
 
-	nameID := idp.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
+	nameID := release.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
 	lr, err := sp.MakeLogoutRequest(h.srv.URL+"/saml/slo", nameID)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/crewjam/saml"
 
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
@@ -46,7 +47,7 @@ func (fl samlSSOFlow) authnContext(reached string) (string, bool) {
 	if fl.DeclRef {
 		return "", false
 	}
-	return MeetAuthnContext(fl.AuthnContext, fl.Comparison, reached)
+	return login.MeetAuthnContext(fl.AuthnContext, fl.Comparison, reached)
 }
 
 // limitMessage bounds the size of an incoming SAML message; it reports
@@ -254,7 +255,7 @@ func (s *SAML) serveResume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A request no login can meet is refused before asking for one.
-	if _, can := fl.authnContext(ACRREFEDSMFA); !can {
+	if _, can := fl.authnContext(login.ACRREFEDSMFA); !can {
 		if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
 			s.flowError(w, r, err)
 			return
@@ -369,10 +370,10 @@ func (s *SAML) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess S
 	var classRef string
 	if refusal == nil {
 		var ok bool
-		classRef, ok = fl.authnContext(ACRFor(sess.UserVerified))
+		classRef, ok = fl.authnContext(login.ACRFor(sess.UserVerified))
 		if !ok {
 			refusal = &samlRefusal{Key: "saml.refused.authn_context", Code: saml.StatusRequester, Sub: samlStatusNoAuthnContext,
-				Why: fmt.Sprintf("requested authn context %v (%s) not met by %s", fl.AuthnContext, fl.Comparison, ACRFor(sess.UserVerified))}
+				Why: fmt.Sprintf("requested authn context %v (%s) not met by %s", fl.AuthnContext, fl.Comparison, login.ACRFor(sess.UserVerified))}
 		}
 	}
 	if refusal != nil {

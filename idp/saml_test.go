@@ -12,6 +12,7 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
@@ -106,7 +107,7 @@ func TestSAMLSSORedirectBinding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("crewjam SP rejected the response: %v", samlErr(err))
 	}
-	pairwise := idp.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
+	pairwise := release.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
 	if a.Subject.NameID.Format != string(saml.PersistentNameIDFormat) || a.Subject.NameID.Value != pairwise {
 		t.Fatalf("NameID = %+v, want persistent %s", a.Subject.NameID, pairwise)
 	}
@@ -141,7 +142,7 @@ func TestSAMLSSORedirectBinding(t *testing.T) {
 	}
 	rel, err := h.st.ListReleases(context.Background(), h.pupil.ID)
 	if err != nil || len(rel) != 1 || rel[0].PlatformID != sp.platform.ID || rel[0].Protocol != school.ProtocolSAML || rel[0].Via != "saml_assertion" ||
-		!slices.Contains(rel[0].Claims, idp.ClaimGivenName) || slices.Contains(rel[0].Claims, h.pupil.GivenName) {
+		!slices.Contains(rel[0].Claims, release.GivenName) || slices.Contains(rel[0].Claims, h.pupil.GivenName) {
 		t.Fatalf("release log = %+v, %v", rel, err)
 	}
 }
@@ -188,7 +189,7 @@ func TestSAMLSSOPostBindingCrossSite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("crewjam SP rejected the response: %v", samlErr(err))
 	}
-	if a.Subject.NameID.Format != string(saml.TransientNameIDFormat) || a.Subject.NameID.Value == idp.Pairwise(h.secret, h.pupil.ID, sp.EntityID) {
+	if a.Subject.NameID.Format != string(saml.TransientNameIDFormat) || a.Subject.NameID.Value == release.Pairwise(h.secret, h.pupil.ID, sp.EntityID) {
 		t.Fatalf("NameID = %+v, want a transient one", a.Subject.NameID)
 	}
 	// The flow is single-use.
@@ -264,7 +265,7 @@ func TestSAMLResponseTamperRejectedBySP(t *testing.T) {
 			t.Fatalf("%v: untampered response rejected: %v", signing, samlErr(err))
 		}
 		raw, _ := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
-		pairwise := idp.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
+		pairwise := release.Pairwise(h.secret, h.pupil.ID, sp.EntityID)
 		for name, edit := range map[string][2]string{
 			"attribute": {">Ida<", ">Eve<"},
 			"audience":  {"<saml:Audience>" + sp.EntityID, "<saml:Audience>" + sp.EntityID + "x"},
@@ -317,7 +318,7 @@ func samlErr(err error) error {
 // matching SAML attributes.
 func TestSAMLOIDCClaimNames(t *testing.T) {
 	h := newHarness(t)
-	sp := h.newSP(t, spOptions{consent: true, attrs: []string{idp.ClaimGivenName, idp.ClaimEPPN}, flags: []string{"--no-encrypt"}})
+	sp := h.newSP(t, spOptions{consent: true, attrs: []string{release.GivenName, release.EPPN}, flags: []string{"--no-encrypt"}})
 	sid := h.sessions.login(h.pupil.ID)
 	action, form := postedForm(t, readAll(t, h.get(t, "/saml/idp-initiated?sp="+url.QueryEscape(sp.EntityID), sid)))
 	a, err := sp.acs(t, action, form)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/elevid/elevid/internal/webauthntest"
 	"html"
 	"io"
 	"log/slog"
@@ -28,6 +27,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/release"
+	"github.com/elevid/elevid/internal/webauthntest"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/descope/virtualwebauthn"
@@ -150,12 +153,12 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if claims["nonce"] != res.nonce || claims["sid"] == nil || claims["acr"] != idp.ACRREFEDSMFA {
+	if claims["nonce"] != res.nonce || claims["sid"] == nil || claims["acr"] != login.ACRREFEDSMFA {
 		t.Fatalf("ID token claims = %v", claims)
 	}
 	wantReleased(t, "ID token", claims, map[string]any{"given_name": "Ida", "groups": []any{"7A"}})
 	sub := idt.Subject
-	if sub == "" || sub == pupil.ID || sub == pupil.ExternalID || sub != idp.Pairwise(e.a.pairwise, pupil.ID, "matematik.example") {
+	if sub == "" || sub == pupil.ID || sub == pupil.ExternalID || sub != release.Pairwise(e.a.pairwise, pupil.ID, "matematik.example") {
 		t.Fatalf("sub %q is not the pairwise subject of the pupil at matematik.example", sub)
 	}
 	ui, err := mathRP.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
 
@@ -20,7 +21,7 @@ func mountSAML(w *wiring) error {
 		BaseURL: w.app.cfg.Issuer, Store: w.app.store, Site: w.site, Sessions: ss, Access: w.access,
 		Keys:           &idp.StoreSAMLKeys{Store: w.app.store, Sealer: w.app.sealer},
 		PairwiseSecret: w.app.pairwise,
-		Releases:       idp.SAMLReleaseLog{Store: w.app.store},
+		Releases:       release.Log{Store: w.app.store},
 		Logger:         w.app.log,
 	})
 	if err != nil {

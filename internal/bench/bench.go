@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/elevid/elevid/internal/webauthntest"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/elevid/elevid/idp/release"
+	"github.com/elevid/elevid/internal/webauthntest"
 
 	"github.com/descope/virtualwebauthn"
 	"golang.org/x/oauth2"
@@ -76,7 +78,7 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 	if errors.Is(err, school.ErrNotFound) {
 		pf, secret, err = idp.RegisterOIDCPlatform(ctx, st, idp.OIDCPlatformSpec{
 			Name: "Bench platform", ClientID: benchClientID, RedirectURIs: []string{benchRedirect}, Secret: secret,
-			Attributes: []school.AttributeGrant{{Name: idp.ClaimGivenName, JustificationDA: "bench", JustificationEN: "bench"}, {Name: idp.ClaimGroups, JustificationDA: "bench", JustificationEN: "bench"}},
+			Attributes: []school.AttributeGrant{{Name: release.GivenName, JustificationDA: "bench", JustificationEN: "bench"}, {Name: release.Groups, JustificationDA: "bench", JustificationEN: "bench"}},
 		})
 	} else if err == nil {
 		pf, err = st.UpdatePlatform(ctx, pf.ID, func(p school.Platform) (school.Platform, error) {

@@ -3,7 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"github.com/elevid/elevid/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevid/elevid/internal/testenv"
+
 	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
@@ -91,7 +93,7 @@ func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server
 	log := slog.New(slog.DiscardHandler)
 	slog.SetDefault(log) // zitadel logs every refused request through slog's default
 	site := webtest.NewSite(t)
-	secret, err := idp.PairwiseSecret(ctx, st)
+	secret, err := release.PairwiseSecret(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}

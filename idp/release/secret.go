@@ -1,19 +1,12 @@
-package idp
+package release
 
 import (
 	"context"
 	"crypto/rand"
 	"fmt"
 
-	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
-
-// Pairwise returns the pairwise subject of a pupil at a sector
-// (release.Pairwise).
-func Pairwise(secret []byte, pupilID, sector string) string {
-	return release.Pairwise(secret, pupilID, sector)
-}
 
 // PairwiseSecretSetting is the SettingStore key of the instance's pairwise
 // subject secret.

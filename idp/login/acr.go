@@ -1,4 +1,4 @@
-package idp
+package login
 
 // Authentication context: how strongly a pupil authenticated, said the
 // same way in SAML (AuthnContextClassRef) and OIDC (acr).
@@ -12,6 +12,14 @@ const (
 	ACRREFEDSMFA  = "https://refeds.org/profile/mfa"
 	ACRREFEDSSFA  = "https://refeds.org/profile/sfa"
 	ACUnspecified = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+)
+
+// ElevID's own acr values before issue 16, still understood in
+// acr_values and RequestedAuthnContext; ElevID now asserts the REFEDS
+// values (ACRFor).
+const (
+	ACRPasskeyUV = "urn:elevid:acr:passkey-uv" // a passkey with user verification
+	ACRPasskey   = "urn:elevid:acr:passkey"    // a passkey, user presence only
 )
 
 // acrRanks orders the contexts ElevID knows by strength. ElevID's earlier
