@@ -16,9 +16,9 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/elevid/elevid/enrolment"
-	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/idp/saml"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 )
@@ -184,8 +184,8 @@ func TestCookie(t *testing.T) {
 	}
 	// The SAML adapter sees the same session, named so that the access
 	// service can end it (school.SAMLSessionID).
-	saml := idp.SAMLLoginSessions(e.login.Current, login.LoginURL)
-	ss, ok := saml.Current(req)
+	sessions := saml.LoginSessions(e.login.Current, login.LoginURL)
+	ss, ok := sessions.Current(req)
 	if !ok || ss.PupilID != e.pupil.ID || ss.AuthTime.IsZero() {
 		t.Fatalf("SAML session = %+v %v", ss, ok)
 	}
@@ -210,7 +210,7 @@ func TestSessionKeysAndIssuer(t *testing.T) {
 		}
 	}
 	// An https issuer: Secure, __Host- cookie.
-	login := func(keys [][]byte) (*login.Login, *http.ServeMux) {
+	newLogin := func(keys [][]byte) (*login.Login, *http.ServeMux) {
 		l, err := login.NewLogin(login.LoginOptions{Store: e.st, Site: site, Passkey: pk, Issuer: "https://elevid.example.dk", SessionKeys: keys, Now: e.clock.Now})
 		if err != nil {
 			t.Fatal(err)
@@ -221,7 +221,7 @@ func TestSessionKeysAndIssuer(t *testing.T) {
 	}
 	d := e.device()
 	e.browser("da").enrol(d, e.issue(e.pupil), "")
-	oldLogin, mux := login(oldKeys)
+	oldLogin, mux := newLogin(oldKeys)
 	post := func(path string, v any) *httptest.ResponseRecorder {
 		raw, _ := json.Marshal(v)
 		rec := httptest.NewRecorder()
@@ -245,12 +245,12 @@ func TestSessionKeysAndIssuer(t *testing.T) {
 		t.Fatal("cookie refused by its own keys")
 	}
 	// Rotation: new keys first, old after: the old cookie still works.
-	rotated, _ := login(append(append([][]byte{}, newKeys...), oldKeys...))
+	rotated, _ := newLogin(append(append([][]byte{}, newKeys...), oldKeys...))
 	if _, ok := rotated.Current(req); !ok {
 		t.Fatal("rotation broke an existing cookie")
 	}
 	// Without the old keys it is no session.
-	onlyNew, _ := login(newKeys)
+	onlyNew, _ := newLogin(newKeys)
 	if _, ok := onlyNew.Current(req); ok {
 		t.Fatal("a cookie under retired keys was accepted")
 	}

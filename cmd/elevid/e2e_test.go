@@ -38,7 +38,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
 )
 
@@ -500,7 +499,7 @@ func (e *e2e) registerPlatform(name, clientID, redirectURI string, backchannel b
 		args = append(args, "--attr", a, "--attr-en", name+"=(in English) "+a[len(name)+1:])
 	}
 	var out bytes.Buffer
-	if err := idp.PlatformCommand(context.Background(), e.a.store, &out, args); err != nil {
+	if err := platformCommand(context.Background(), e.a.store, &out, args); err != nil {
 		e.t.Fatalf("platform add: %v\n%s", err, out.String())
 	}
 	m := regexp.MustCompile(`client secret (\S+)`).FindStringSubmatch(out.String())
