@@ -3,6 +3,7 @@ package saml
 import (
 	"context"
 
+	"github.com/crewjam/saml"
 	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/school"
 )
@@ -36,4 +37,9 @@ func (s *IdP) SignedResponseForBench(ctx context.Context, platformID, pupilID st
 		NameID: samlNameIDForBench(s.entityID, sp.Platform.ClientID, pairwise), SessionIndex: randomID(),
 		AuthTime: s.now(), Attributes: attrs,
 	})
+}
+
+// samlNameIDForBench is the pairwise persistent NameID of a response.
+func samlNameIDForBench(idpEntity, spEntity, value string) saml.NameID {
+	return saml.NameID{Format: string(saml.PersistentNameIDFormat), NameQualifier: idpEntity, SPNameQualifier: spEntity, Value: value}
 }

@@ -203,7 +203,3 @@ func (s *IdP) buildStatusResponse(pair KeyPair, now time.Time, acs, inResponseTo
 }
 
 var errNoSLO = errors.New("no single logout endpoint")
-
-func samlNameIDForBench(idpEntity, spEntity, value string) saml.NameID {
-	return saml.NameID{Format: string(saml.PersistentNameIDFormat), NameQualifier: idpEntity, SPNameQualifier: spEntity, Value: value}
-}

@@ -38,7 +38,7 @@ import (
 	"github.com/elevid/elevid/school/sqlstore"
 )
 
-// oidcClock is a settable clock that follows real time from a base.
+// Clock is a settable clock that follows real time from a base.
 type Clock struct {
 	mu     sync.Mutex
 	offset time.Duration
@@ -56,7 +56,7 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// oidcEnv is an httptest ElevID with the real passkey login and the OIDC
+// OIDCEnv is an httptest ElevID with the real passkey login and the OIDC
 // provider, one school, one pupil with a passkey in a virtual
 // authenticator, and a relying party (go-oidc + oauth2) with its own
 // httptest server for the callback and back-channel logout.
@@ -199,7 +199,7 @@ func NewOIDCEnvOn(t testing.TB, pg bool, keys oidc.KeyPolicy) *OIDCEnv {
 	return e
 }
 
-// grantConsent records the guardian's consent for the pupil and platform.
+// GrantConsent records the guardian's consent for the pupil and platform.
 func (e *OIDCEnv) GrantConsent(platformID string) {
 	e.t.Helper()
 	if _, err := e.Store.SetPlatformActivation(context.Background(), school.PlatformActivation{SchoolID: e.Pupil.SchoolID, PlatformID: platformID, ActivatedBy: "test"}, true); err != nil {
@@ -212,7 +212,7 @@ func (e *OIDCEnv) GrantConsent(platformID string) {
 	e.granted = append(e.granted, platformID)
 }
 
-// withdrawConsent withdraws every grant made by grantConsent.
+// WithdrawConsent withdraws every grant made by GrantConsent.
 func (e *OIDCEnv) WithdrawConsent() {
 	e.t.Helper()
 	for _, id := range e.granted {
@@ -224,7 +224,7 @@ func (e *OIDCEnv) WithdrawConsent() {
 	e.granted = nil
 }
 
-// browser is a cookie-keeping client that does not follow redirects.
+// Browser is a cookie-keeping client that does not follow redirects.
 type Browser struct {
 	Client *http.Client
 }
@@ -253,7 +253,7 @@ func Body(t testing.TB, resp *http.Response) string {
 	return string(b)
 }
 
-// passkeyLogin runs the discoverable login with the virtual authenticator
+// PasskeyLogin runs the discoverable login with the virtual authenticator
 // and returns where the login sends the browser next.
 func (e *OIDCEnv) PasskeyLogin(t testing.TB, b *Browser, returnTo string) string {
 	t.Helper()
@@ -291,7 +291,7 @@ func (e *OIDCEnv) PasskeyLogin(t testing.TB, b *Browser, returnTo string) string
 	return next
 }
 
-// testRP is a relying party built from go-oidc and oauth2.
+// RP is a relying party built from go-oidc and oauth2.
 type RP struct {
 	srv      *httptest.Server
 	Platform school.Platform
@@ -301,7 +301,7 @@ type RP struct {
 	Mu       sync.Mutex
 	logouts  []string
 	LogoutOK bool
-	// failStatus answers logout tokens while !logoutOK (503 when zero).
+	// FailStatus answers logout tokens while !logoutOK (503 when zero).
 	FailStatus int
 }
 
@@ -384,8 +384,8 @@ func (rp *RP) ReceivedLogouts() []string {
 	return append([]string(nil), rp.logouts...)
 }
 
-// flowResult is what the browser brought back to the RP.
-type flowResult struct {
+// FlowResult is what the browser brought back to the RP.
+type FlowResult struct {
 	Code, state, Err, ErrDesc string
 	Verifier, Nonce           string
 	// pages holds the last non-redirect response, when the flow stopped
@@ -394,12 +394,12 @@ type flowResult struct {
 	Page   string
 }
 
-// authorize starts at the RP's authorization URL and follows the browser
+// Authorize starts at the RP's authorization URL and follows the browser
 // through ElevID (logging in with the passkey when sent to /login) until
 // it comes back to the RP's callback or stops at a page.
-func (e *OIDCEnv) Authorize(t testing.TB, b *Browser, rp *RP, extra ...oauth2.AuthCodeOption) flowResult {
+func (e *OIDCEnv) Authorize(t testing.TB, b *Browser, rp *RP, extra ...oauth2.AuthCodeOption) FlowResult {
 	t.Helper()
-	res := flowResult{Verifier: oauth2.GenerateVerifier(), Nonce: school.NewID()}
+	res := FlowResult{Verifier: oauth2.GenerateVerifier(), Nonce: school.NewID()}
 	state := school.NewID()
 	opts := append([]oauth2.AuthCodeOption{gooidc.Nonce(res.Nonce), oauth2.S256ChallengeOption(res.Verifier)}, extra...)
 	next := rp.Config.AuthCodeURL(state, opts...)
@@ -433,7 +433,7 @@ func (e *OIDCEnv) Authorize(t testing.TB, b *Browser, rp *RP, extra ...oauth2.Au
 	return res
 }
 
-// signIn runs the whole flow at rp (passkey login when needed) and
+// SignIn runs the whole flow at rp (passkey login when needed) and
 // returns the tokens and the verified ID token.
 func (e *OIDCEnv) SignIn(t testing.TB, b *Browser, rp *RP) (*oauth2.Token, *gooidc.IDToken) {
 	t.Helper()
@@ -449,7 +449,7 @@ func (e *OIDCEnv) SignIn(t testing.TB, b *Browser, rp *RP) (*oauth2.Token, *gooi
 	return tok, idt
 }
 
-// exchange redeems a code like the RP does.
-func (rp *RP) Exchange(ctx context.Context, res flowResult) (*oauth2.Token, error) {
+// Exchange redeems a code like the RP does.
+func (rp *RP) Exchange(ctx context.Context, res FlowResult) (*oauth2.Token, error) {
 	return rp.Config.Exchange(ctx, res.Code, oauth2.VerifierOption(res.Verifier))
 }

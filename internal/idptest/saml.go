@@ -36,13 +36,13 @@ import (
 	"github.com/elevid/elevid/school/sqlstore"
 )
 
-// testSessions is a saml.SessionSource for tests: a cookie "sid" holds
-// the id of a pupil session in the store, created by login.
-type testSessions struct {
+// Sessions is a saml.SessionSource for tests: a cookie "sid" holds
+// the id of a pupil session in the store, created by Login.
+type Sessions struct {
 	st school.Store
 }
 
-func (s *testSessions) Current(r *http.Request) (idpsaml.PupilSession, bool) {
+func (s *Sessions) Current(r *http.Request) (idpsaml.PupilSession, bool) {
 	c, err := r.Cookie("sid")
 	if err != nil {
 		return idpsaml.PupilSession{}, false
@@ -54,23 +54,23 @@ func (s *testSessions) Current(r *http.Request) (idpsaml.PupilSession, bool) {
 	return idpsaml.PupilSession{ID: school.SAMLSessionID(ss.SubjectID, ss.Ref), PupilID: ss.SubjectID, AuthTime: ss.AuthTime, UserVerified: ss.UserVerified}, true
 }
 
-func (s *testSessions) LoginURL(returnTo string) string {
+func (s *Sessions) LoginURL(returnTo string) string {
 	return "/login?return=" + url.QueryEscape(returnTo)
 }
 
-// ended reports whether the session behind cookie value id has ended.
-func (s *testSessions) Ended(id string) bool {
+// Ended reports whether the session behind cookie value id has ended.
+func (s *Sessions) Ended(id string) bool {
 	_, err := s.st.TouchSession(context.Background(), id)
 	return err != nil
 }
 
-func (s *testSessions) Login(pupilID string) string {
+func (s *Sessions) Login(pupilID string) string {
 	return s.LoginWith(pupilID, true)
 }
 
-// loginWith creates a pupil session whose passkey did or did not verify
+// LoginWith creates a pupil session whose passkey did or did not verify
 // the pupil.
-func (s *testSessions) LoginWith(pupilID string, userVerified bool) string {
+func (s *Sessions) LoginWith(pupilID string, userVerified bool) string {
 	ss, err := s.st.CreateSession(context.Background(), school.Session{Kind: school.SessionPupil, SubjectID: pupilID, ExpiresAt: time.Now().Add(time.Hour),
 		AuthTime: time.Now(), UserVerified: userVerified})
 	if err != nil {
@@ -79,14 +79,14 @@ func (s *testSessions) LoginWith(pupilID string, userVerified bool) string {
 	return ss.ID
 }
 
-// recordingReleases wraps the audit release log and remembers releases.
-type recordingReleases struct {
+// Releases wraps the audit release log and remembers releases.
+type Releases struct {
 	inner idpsaml.ReleaseLogger
 	mu    sync.Mutex
 	Got   [][]string
 }
 
-func (r *recordingReleases) Record(ctx context.Context, pupilID, platformID string, attrs []string) error {
+func (r *Releases) Record(ctx context.Context, pupilID, platformID string, attrs []string) error {
 	r.mu.Lock()
 	r.Got = append(r.Got, append([]string{pupilID, platformID}, attrs...))
 	r.mu.Unlock()
@@ -99,8 +99,8 @@ type SAMLHarness struct {
 	Server   *httptest.Server
 	SAML     *idpsaml.IdP
 	Keys     *idpsaml.StoreKeys
-	Sessions *testSessions
-	Releases *recordingReleases
+	Sessions *Sessions
+	Releases *Releases
 	School   school.School
 	Pupil    school.Pupil
 	IdPMeta  *saml.EntityDescriptor
@@ -132,7 +132,7 @@ func NewSAMLHarness(t testing.TB) *SAMLHarness {
 	return NewSAMLHarnessOn(t, st, sch, pupil)
 }
 
-// newHarnessOn serves the SAML IdP on st for a pupil that exists there
+// NewSAMLHarnessOn serves the SAML IdP on st for a pupil that exists there
 // (the OIDC harness's, in tests that sign in over both protocols).
 func NewSAMLHarnessOn(t testing.TB, st school.Store, sch school.School, pupil school.Pupil) *SAMLHarness {
 	ctx := context.Background()
@@ -140,7 +140,7 @@ func NewSAMLHarnessOn(t testing.TB, st school.Store, sch school.School, pupil sc
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &SAMLHarness{Store: st, Sessions: &testSessions{st: st}, School: sch, Pupil: pupil}
+	h := &SAMLHarness{Store: st, Sessions: &Sessions{st: st}, School: sch, Pupil: pupil}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}
@@ -149,7 +149,7 @@ func NewSAMLHarnessOn(t testing.TB, st school.Store, sch school.School, pupil sc
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Releases = &recordingReleases{inner: release.Log{Store: st}}
+	h.Releases = &Releases{inner: release.Log{Store: st}}
 	var handler http.Handler
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(h.Server.Close)
@@ -205,7 +205,7 @@ func (h *SAMLHarness) Get(t testing.TB, pathOrURL, sid string) *http.Response {
 	return h.Do(t, req, sid)
 }
 
-// postCrossSite posts a form the way a browser does from another site:
+// PostCrossSite posts a form the way a browser does from another site:
 // Sec-Fetch-Site cross-site, and no SameSite=Lax cookie.
 func (h *SAMLHarness) PostCrossSite(t testing.TB, path string, form url.Values) *http.Response {
 	t.Helper()
@@ -231,7 +231,7 @@ var (
 	InputRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 )
 
-// postedForm extracts the auto-post form of a saml-post page.
+// PostedForm extracts the auto-post form of a saml-post page.
 func PostedForm(t testing.TB, body string) (string, url.Values) {
 	t.Helper()
 	m := formRE.FindStringSubmatch(body)
@@ -247,7 +247,7 @@ func PostedForm(t testing.TB, body string) (string, url.Values) {
 
 type SPOptions struct {
 	EntityID string
-	// spec are the registration's options (Name, Metadata and Attributes
+	// Spec are the registration's options (Name, Metadata and Attributes
 	// are the harness's).
 	Spec    idpsaml.PlatformSpec
 	Attrs   []string
@@ -256,7 +256,7 @@ type SPOptions struct {
 	SOAPSLO string // a SOAP single logout service to publish
 }
 
-// testSP is a crewjam ServiceProvider registered with the harness's IdP.
+// SP is a crewjam ServiceProvider registered with the harness's IdP.
 type SP struct {
 	*saml.ServiceProvider
 	Platform school.Platform
@@ -328,7 +328,7 @@ func (h *SAMLHarness) NewSP(t testing.TB, o SPOptions) *SP {
 	return &SP{ServiceProvider: sp, Platform: p, SPKey: key, cert: cert}
 }
 
-// consent records a guardian's grant for the platform, with the pupil's
+// Consent records a guardian's grant for the platform, with the pupil's
 // enrolment flow consented (as package guardian leaves it).
 func (h *SAMLHarness) Consent(t testing.TB, platformID string) {
 	t.Helper()
@@ -357,7 +357,7 @@ func (h *SAMLHarness) Consent(t testing.TB, platformID string) {
 	}
 }
 
-// acs posts what the IdP's form carries to the SP, as the browser would,
+// ACS posts what the IdP's form carries to the SP, as the browser would,
 // and returns the SP's verdict.
 func (sp *SP) ACS(t testing.TB, action string, form url.Values, requestIDs ...string) (*saml.Assertion, error) {
 	t.Helper()
@@ -372,7 +372,7 @@ func (sp *SP) ACS(t testing.TB, action string, form url.Values, requestIDs ...st
 	return sp.ParseResponse(req, requestIDs)
 }
 
-// attrValues maps friendly names to values (NameID values for
+// AttrValues maps friendly names to values (NameID values for
 // eduPersonTargetedID).
 func AttrValues(a *saml.Assertion) map[string][]string {
 	out := map[string][]string{}
