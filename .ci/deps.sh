@@ -52,6 +52,7 @@ rule "school/rostersync -> idp" "$mod/school/rostersync" "$mod/idp/..."
 rule "session -> handlers (idp, console, guardian)" "$mod/session" "$mod/idp/... $mod/console $mod/guardian"
 rule "idp/oidc -> idp/saml" "$mod/idp/oidc/..." "$mod/idp/saml/..."
 rule "idp/saml -> idp/oidc" "$mod/idp/saml/..." "$mod/idp/oidc/..."
+rule "idp/login -> protocol (idp/oidc, idp/saml)" "$mod/idp/login" "$mod/idp/oidc $mod/idp/saml"
 
 # production code -> testing: the binary's dependencies must not include
 # package testing (test helpers belong in _test.go files or in packages

@@ -20,7 +20,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # The Go test makes a response through the real handlers, verifies both
 # signatures with xmlsec1, and leaves the files in $out.
-SAML_INTEROP_OUT="$out" go test ./idp/ -run '^TestSAMLXMLSec1Verifies$' -count=1 -v | grep -E '^(--- |ok|FAIL)'
+SAML_INTEROP_OUT="$out" go test ./idp/saml/ -run '^TestSAMLXMLSec1Verifies$' -count=1 -v | grep -E '^(--- |ok|FAIL)'
 test -s "$out/response.b64"
 
 node_dir="$out/node"

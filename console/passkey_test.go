@@ -18,7 +18,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 )
@@ -278,11 +278,11 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 func TestStaffAndPupilPasskeysAreSeparate(t *testing.T) {
 	f := newFixture(t, withPasskeys)
 	ctx := context.Background()
-	login, err := idp.NewLogin(idp.LoginOptions{Store: f.st, Site: f.site, Passkey: testRP, Issuer: "http://localhost:8080",
+	pupils, err := login.NewLogin(login.LoginOptions{Store: f.st, Site: f.site, Passkey: testRP, Issuer: "http://localhost:8080",
 		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}, Now: f.clock.Now})
 	f.must(err)
 	mux := http.NewServeMux()
-	login.Mount(mux)
+	pupils.Mount(mux)
 	pupilSide := f.site.CrossOrigin(mux)
 
 	// A pupil's passkey, registered the way enrolment does.

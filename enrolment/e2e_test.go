@@ -16,8 +16,9 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/elevid/elevid/enrolment"
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/idp/saml"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
 )
@@ -136,7 +137,7 @@ func TestLogout(t *testing.T) {
 	if h.Get("Location") != "/me" {
 		t.Fatalf("logged-in /login redirects to %q", h.Get("Location"))
 	}
-	if status, body := b.get(strings.TrimPrefix(idp.ReauthURL("/me"), "")); status != 200 || !strings.Contains(body, `autocomplete="username webauthn"`) {
+	if status, body := b.get(strings.TrimPrefix(login.ReauthURL("/me"), "")); status != 200 || !strings.Contains(body, `autocomplete="username webauthn"`) {
 		t.Fatalf("forced login page = %d", status)
 	}
 	status, _, h := b.form("/logout", nil)
@@ -216,8 +217,8 @@ func TestCookie(t *testing.T) {
 	}
 	// The SAML adapter sees the same session, named so that the access
 	// service can end it (school.SAMLSessionID).
-	saml := e.login.SAMLSessions()
-	ss, ok := saml.Current(req)
+	sessions := saml.LoginSessions(e.login.Current, login.LoginURL)
+	ss, ok := sessions.Current(req)
 	if !ok || ss.PupilID != e.pupil.ID || ss.AuthTime.IsZero() {
 		t.Fatalf("SAML session = %+v %v", ss, ok)
 	}
@@ -237,13 +238,13 @@ func TestSessionKeysAndIssuer(t *testing.T) {
 		{school.NewSecret(64)},
 		{school.NewSecret(64), school.NewSecret(16)},
 	} {
-		if _, err := idp.NewLogin(idp.LoginOptions{Store: e.st, Site: site, Passkey: pk, SessionKeys: keys}); err == nil {
+		if _, err := login.NewLogin(login.LoginOptions{Store: e.st, Site: site, Passkey: pk, SessionKeys: keys}); err == nil {
 			t.Fatalf("bad keys %d accepted", i)
 		}
 	}
 	// An https issuer: Secure, __Host- cookie.
-	login := func(keys [][]byte) (*idp.Login, *http.ServeMux) {
-		l, err := idp.NewLogin(idp.LoginOptions{Store: e.st, Site: site, Passkey: pk, Issuer: "https://elevid.example.dk", SessionKeys: keys, Now: e.clock.Now})
+	newLogin := func(keys [][]byte) (*login.Login, *http.ServeMux) {
+		l, err := login.NewLogin(login.LoginOptions{Store: e.st, Site: site, Passkey: pk, Issuer: "https://elevid.example.dk", SessionKeys: keys, Now: e.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +254,7 @@ func TestSessionKeysAndIssuer(t *testing.T) {
 	}
 	d := e.device()
 	e.browser("da").enrol(d, e.issue(e.pupil), "")
-	oldLogin, mux := login(oldKeys)
+	oldLogin, mux := newLogin(oldKeys)
 	post := func(path string, v any) *httptest.ResponseRecorder {
 		raw, _ := json.Marshal(v)
 		rec := httptest.NewRecorder()
@@ -277,12 +278,12 @@ func TestSessionKeysAndIssuer(t *testing.T) {
 		t.Fatal("cookie refused by its own keys")
 	}
 	// Rotation: new keys first, old after: the old cookie still works.
-	rotated, _ := login(append(append([][]byte{}, newKeys...), oldKeys...))
+	rotated, _ := newLogin(append(append([][]byte{}, newKeys...), oldKeys...))
 	if _, ok := rotated.Current(req); !ok {
 		t.Fatal("rotation broke an existing cookie")
 	}
 	// Without the old keys it is no session.
-	onlyNew, _ := login(newKeys)
+	onlyNew, _ := newLogin(newKeys)
 	if _, ok := onlyNew.Current(req); ok {
 		t.Fatal("a cookie under retired keys was accepted")
 	}
@@ -299,11 +300,11 @@ func TestReturnTo(t *testing.T) {
 		"/ok\r\nSet-Cookie: x":  "/me",
 		"me":                    "/me",
 	} {
-		if got := idp.SafeReturnTo(in); got != want {
+		if got := login.SafeReturnTo(in); got != want {
 			t.Errorf("SafeReturnTo(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := idp.LoginURL("https://evil.example/"); got != "/login?return_to=%2Fme" {
+	if got := login.LoginURL("https://evil.example/"); got != "/login?return_to=%2Fme" {
 		t.Errorf("LoginURL = %q", got)
 	}
 	// The finish answer never sends the browser off-site.

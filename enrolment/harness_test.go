@@ -23,7 +23,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/elevid/elevid/enrolment"
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
@@ -91,7 +91,7 @@ type env struct {
 	// enrMux is the handler without the trusted proxy in front.
 	enrMux func() http.Handler
 	enr    *enrolment.Enroller
-	login  *idp.Login
+	login  *login.Login
 	school school.School
 	pupil  school.Pupil
 }
@@ -160,7 +160,7 @@ func newEnv(t testing.TB, kind storeKind) *env {
 		t.Fatal(err)
 	}
 	keys := [][]byte{school.NewSecret(64), school.NewSecret(32)}
-	e.login, err = idp.NewLogin(idp.LoginOptions{Store: e.st, Site: site, Passkey: pk, Issuer: e.origin, SessionKeys: keys, Now: e.clock.Now, Logger: log})
+	e.login, err = login.NewLogin(login.LoginOptions{Store: e.st, Site: site, Passkey: pk, Issuer: e.origin, SessionKeys: keys, Now: e.clock.Now, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

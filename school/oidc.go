@@ -8,7 +8,7 @@ import (
 // OIDCSigningKey is one of the OpenID provider's signing keys. Keys of one
 // algorithm form a sequence of generations: the newest generation whose
 // NotBefore has passed signs, older ones stay published for an overlap.
-// The private key is sealed by package idp (context "signing-key:"+ID).
+// The private key is sealed by package idp/oidc (context "signing-key:"+ID).
 type OIDCSigningKey struct {
 	ID         string // the JWS "kid"
 	Algorithm  string // "ES256" or "RS256"
@@ -87,7 +87,7 @@ type Release struct {
 
 // OIDCStore keeps the OpenID provider's state: signing keys, tokens and
 // the release log. Authorization requests and codes are sealed values
-// package idp hands out, not rows; a code's single use is the uniqueness
+// package idp/oidc hands out, not rows; a code's single use is the uniqueness
 // of OIDCToken.CodeID.
 type OIDCStore interface {
 	// AddOIDCSigningKey stores k with CreatedAt set; ErrConflict when its
@@ -156,7 +156,7 @@ type OIDCStore interface {
 // LogoutNotice is a back-channel logout a platform has not taken yet. The
 // message is signed afresh at each attempt. Over OIDC it is a logout
 // token for Subject (the sub the platform knows) and the platform's
-// session id: Sid when set, else derived from SessionRef by package idp.
+// session id: Sid when set, else derived from SessionRef by package idp/oidc.
 // Over SAML it is a LogoutRequest for the NameID Subject (of
 // NameIDFormat) and SessionIndex, sent over the SOAP binding.
 type LogoutNotice struct {

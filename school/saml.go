@@ -14,14 +14,14 @@ import (
 type SAMLFlow struct {
 	ID        string
 	Kind      string // "sso" or "logout"
-	Data      []byte // JSON owned by package idp
+	Data      []byte // JSON owned by package idp/saml
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until consumed
 }
 
 // SAMLKey is one of the IdP's signing keys. The private key is sealed
-// (school.Sealer) by package idp; the certificate is public.
+// (school.Sealer) by package idp/saml; the certificate is public.
 type SAMLKey struct {
 	ID        string
 	SealedKey []byte

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/enrolment"
-	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
 )
 
@@ -81,7 +80,7 @@ func adminPlatform(ctx context.Context, a *app, out io.Writer, args []string) er
 	if len(args) > 0 && (args[0] == "activate" || args[0] == "deactivate") {
 		return adminPlatformActivation(ctx, a, out, args[0] == "activate", args[1:])
 	}
-	return idp.PlatformCommand(ctx, a.store, out, args)
+	return platformCommand(ctx, a.store, out, args)
 }
 
 // adminPlatformActivation is `elevid admin platform activate|deactivate

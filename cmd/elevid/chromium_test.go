@@ -11,8 +11,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/elevid/elevid/enrolment"
-	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/internal/chromiumtest"
+	"github.com/elevid/elevid/internal/demoplatform"
 	"github.com/elevid/elevid/school"
 )
 
@@ -36,7 +36,7 @@ func TestChromiumWithdrawalSignsOutDemoPlatform(t *testing.T) {
 	if ida.ID == "" {
 		t.Fatal("demo pupil demo-p1 not seeded")
 	}
-	demo := mustOK[school.Platform](t)(st.PlatformByClientID(ctx, idp.DemoClientID))
+	demo := mustOK[school.Platform](t)(st.PlatformByClientID(ctx, demoplatform.ClientID))
 	// A teacher's enrolment code for Ida (her guardian consented in the
 	// demo seeding).
 	code, _, err := e.w.flows.IssueCode(ctx, enrolment.Actor{ID: "system", Role: school.RoleSchoolAdmin, SchoolID: sch.ID}, ida.ID)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/elevid/elevid/guardian"
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/internal/demoplatform"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
 )
@@ -78,7 +78,7 @@ func seedDemo(ctx context.Context, a *app, out io.Writer) error {
 // demoExtra seeds what the capability packages add to the demo (the demo
 // platform, the teacher's sign-in); it is idempotent too.
 func demoExtra(ctx context.Context, a *app, out io.Writer, s school.School) error {
-	platform, err := idp.RegisterDemoPlatform(ctx, a.store, a.cfg.Issuer, a.pairwise)
+	platform, err := demoplatform.Register(ctx, a.store, a.cfg.Issuer, a.pairwise)
 	if err != nil {
 		return fmt.Errorf("demo platform: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/elevid/elevid/internal/webauthntest"
 	"html"
 	"io"
 	"log/slog"
@@ -29,13 +28,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/release"
+	"github.com/elevid/elevid/internal/webauthntest"
+
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/descope/virtualwebauthn"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/oauth2"
 
 	"github.com/elevid/elevid/console"
-	"github.com/elevid/elevid/idp"
 	"github.com/elevid/elevid/school"
 )
 
@@ -150,12 +152,12 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if claims["nonce"] != res.nonce || claims["sid"] == nil || claims["acr"] != idp.ACRREFEDSMFA {
+	if claims["nonce"] != res.nonce || claims["sid"] == nil || claims["acr"] != login.ACRREFEDSMFA {
 		t.Fatalf("ID token claims = %v", claims)
 	}
 	wantReleased(t, "ID token", claims, map[string]any{"given_name": "Ida", "groups": []any{"7A"}})
 	sub := idt.Subject
-	if sub == "" || sub == pupil.ID || sub == pupil.ExternalID || sub != idp.Pairwise(e.a.pairwise, pupil.ID, "matematik.example") {
+	if sub == "" || sub == pupil.ID || sub == pupil.ExternalID || sub != release.Pairwise(e.a.pairwise, pupil.ID, "matematik.example") {
 		t.Fatalf("sub %q is not the pairwise subject of the pupil at matematik.example", sub)
 	}
 	ui, err := mathRP.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
@@ -497,7 +499,7 @@ func (e *e2e) registerPlatform(name, clientID, redirectURI string, backchannel b
 		args = append(args, "--attr", a, "--attr-en", name+"=(in English) "+a[len(name)+1:])
 	}
 	var out bytes.Buffer
-	if err := idp.PlatformCommand(context.Background(), e.a.store, &out, args); err != nil {
+	if err := platformCommand(context.Background(), e.a.store, &out, args); err != nil {
 		e.t.Fatalf("platform add: %v\n%s", err, out.String())
 	}
 	m := regexp.MustCompile(`client secret (\S+)`).FindStringSubmatch(out.String())

@@ -5,7 +5,7 @@ import (
 	"crypto/sha512"
 
 	"github.com/elevid/elevid/enrolment"
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
 	"github.com/elevid/elevid/idp/passkey"
 )
 
@@ -36,7 +36,7 @@ func mountPasskeys(w *wiring) error {
 	if err != nil {
 		return err
 	}
-	login, err := idp.NewLogin(idp.LoginOptions{Store: w.app.store, Site: w.site, Passkey: cfg.passkeyConfig(), Issuer: cfg.Issuer,
+	login, err := login.NewLogin(login.LoginOptions{Store: w.app.store, Site: w.site, Passkey: cfg.passkeyConfig(), Issuer: cfg.Issuer,
 		SessionKeys: cookieKeys(w.app.sessionKeys), IdleTimeout: cfg.Sessions.PupilIdle.D(), SessionLifetime: cfg.Sessions.PupilAbsolute.D(),
 		Access: w.access, Logger: w.app.log})
 	if err != nil {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/release"
+	"github.com/elevid/elevid/idp/saml"
 	"github.com/elevid/elevid/school"
 )
 
@@ -14,12 +16,12 @@ import (
 // cross-origin protection; /saml/logout does not. Queued SAML logout
 // notices go out over SOAP from a background worker.
 func mountSAML(w *wiring) error {
-	ss := w.login.SAMLSessions()
-	s, err := idp.NewSAML(idp.SAMLOptions{
+	ss := saml.LoginSessions(w.login.Current, login.LoginURL)
+	s, err := saml.New(saml.Options{
 		BaseURL: w.app.cfg.Issuer, Store: w.app.store, Site: w.site, Sessions: ss, Access: w.access,
-		Keys:           &idp.StoreSAMLKeys{Store: w.app.store, Sealer: w.app.sealer},
+		Keys:           &saml.StoreKeys{Store: w.app.store, Sealer: w.app.sealer},
 		PairwiseSecret: w.app.pairwise,
-		Releases:       idp.SAMLReleaseLog{Store: w.app.store},
+		Releases:       release.Log{Store: w.app.store},
 		Logger:         w.app.log,
 	})
 	if err != nil {

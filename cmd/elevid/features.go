@@ -7,7 +7,8 @@ import (
 
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/guardian"
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/oidc"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/access"
 	"github.com/elevid/elevid/school/rostersync"
@@ -33,8 +34,8 @@ type wiring struct {
 	// and given to every constructor that ends access.
 	access   *access.Service
 	enroller *enrolment.Enroller // enrolment codes and /enrol (feature_passkeys.go)
-	login    *idp.Login          // pupil passkey login and sessions (feature_passkeys.go)
-	oidc     *idp.OIDC           // the OpenID provider (feature_oidc.go)
+	login    *login.Login        // pupil passkey login and sessions (feature_passkeys.go)
+	oidc     *oidc.Provider      // the OpenID provider (feature_oidc.go)
 	syncer   *rostersync.Syncer  // roster sync from LDAP (sync.go)
 	flows    *enrolment.Flows    // enrolment flows (feature_consent.go)
 	consent  *guardian.Service   // guardian consent, passkey reset (feature_consent.go)

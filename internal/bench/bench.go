@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/elevid/elevid/internal/webauthntest"
 	"io"
 	"net"
 	"net/http"
@@ -21,10 +20,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/elevid/elevid/idp/release"
+	"github.com/elevid/elevid/internal/webauthntest"
+
 	"github.com/descope/virtualwebauthn"
 	"golang.org/x/oauth2"
 
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/idp/oidc"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/school/sqlstore"
 )
@@ -71,20 +73,20 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 	if err != nil {
 		return nil, err
 	}
-	secret := idp.NewClientSecret()
+	secret := oidc.NewClientSecret()
 	pf, err := st.PlatformByClientID(ctx, benchClientID)
 	if errors.Is(err, school.ErrNotFound) {
-		pf, secret, err = idp.RegisterOIDCPlatform(ctx, st, idp.OIDCPlatformSpec{
+		pf, secret, err = oidc.RegisterPlatform(ctx, st, oidc.PlatformSpec{
 			Name: "Bench platform", ClientID: benchClientID, RedirectURIs: []string{benchRedirect}, Secret: secret,
-			Attributes: []school.AttributeGrant{{Name: idp.ClaimGivenName, JustificationDA: "bench", JustificationEN: "bench"}, {Name: idp.ClaimGroups, JustificationDA: "bench", JustificationEN: "bench"}},
+			Attributes: []school.AttributeGrant{{Name: release.GivenName, JustificationDA: "bench", JustificationEN: "bench"}, {Name: release.Groups, JustificationDA: "bench", JustificationEN: "bench"}},
 		})
 	} else if err == nil {
 		pf, err = st.UpdatePlatform(ctx, pf.ID, func(p school.Platform) (school.Platform, error) {
-			var s idp.OIDCSettings
+			var s oidc.Settings
 			if err := json.Unmarshal(p.Settings, &s); err != nil {
 				return p, err
 			}
-			s.SecretHash = idp.HashClientSecret(secret)
+			s.SecretHash = oidc.HashClientSecret(secret)
 			p.Settings, err = json.Marshal(s)
 			return p, err
 		})

@@ -3,7 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"github.com/elevid/elevid/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/elevid/elevid/idp"
+	"github.com/elevid/elevid/internal/testenv"
+
+	"github.com/elevid/elevid/idp/login"
+	"github.com/elevid/elevid/idp/oidc"
 	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/idp/release"
 	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/internal/webtest"
 	"github.com/elevid/elevid/school"
@@ -90,25 +93,25 @@ func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server
 	log := slog.New(slog.DiscardHandler)
 	slog.SetDefault(log) // zitadel logs every refused request through slog's default
 	site := webtest.NewSite(t)
-	secret, err := idp.PairwiseSecret(ctx, st)
+	secret, err := release.PairwiseSecret(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sealer, _ := school.NewSealer(bytes.Repeat([]byte("k"), 32))
-	login, err := idp.NewLogin(idp.LoginOptions{Store: st, Site: site, Issuer: srv.URL, Logger: log,
+	pupils, err := login.NewLogin(login.LoginOptions{Store: st, Site: site, Issuer: srv.URL, Logger: log,
 		Passkey:     passkey.Config{RPID: "localhost", Origins: []string{origin}},
 		SessionKeys: [][]byte{bytes.Repeat([]byte("h"), 64), bytes.Repeat([]byte("b"), 32)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := idp.NewOIDC(ctx, idp.OIDCOptions{Issuer: srv.URL, Store: st, Sealer: sealer, PairwiseSecret: secret, Site: site, Sessions: login, Logger: log})
+	op, err := oidc.New(ctx, oidc.Options{Issuer: srv.URL, Store: st, Sealer: sealer, PairwiseSecret: secret, Site: site, Sessions: pupils, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	login.Mount(mux)
+	pupils.Mount(mux)
 	op.Mount(mux)
-	handler = site.CrossOrigin(mux, idp.OIDCBypassPatterns...)
+	handler = site.CrossOrigin(mux, oidc.BypassPatterns...)
 	return &server{url: srv.URL, origin: origin, st: st, counter: counter}
 }
 

@@ -31,7 +31,7 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/elevid/elevid/idp"
+	idpsaml "github.com/elevid/elevid/idp/saml"
 	"github.com/elevid/elevid/school"
 )
 
@@ -94,7 +94,7 @@ func prepareSAML(ctx context.Context, st school.Store, sch school.School) (*Fixt
 	if err != nil {
 		return nil, school.Platform{}, err
 	}
-	_, set, err := idp.ParseSPMetadata(md)
+	_, set, err := idpsaml.ParseSPMetadata(md)
 	if err != nil {
 		return nil, school.Platform{}, err
 	}

@@ -1,0 +1,439 @@
+package login
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/gorilla/securecookie"
+
+	"github.com/elevid/elevid/idp/passkey"
+	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/access"
+	"github.com/elevid/elevid/session"
+	"github.com/elevid/elevid/web"
+)
+
+// LoginOptions configure the passkey login and the pupils' sessions.
+type LoginOptions struct {
+	Store   school.Store
+	Site    *web.Site
+	Passkey passkey.Config
+	// Issuer is the public base URL; an https issuer makes the session
+	// cookie Secure (and named with the __Host- prefix).
+	Issuer string
+	// SessionKeys are cookie keys in pairs, newest pair first: a 64-byte
+	// hash key and a 32-byte block (encryption) key. Older pairs after the
+	// newest keep existing cookies valid while keys rotate.
+	SessionKeys [][]byte
+	// IdleTimeout ends a session after this long without use (1 hour when
+	// zero); SessionLifetime ends it regardless (8 hours when zero).
+	IdleTimeout     time.Duration
+	SessionLifetime time.Duration
+	// ClientIP names the client in audit entries and rate limits;
+	// web.ClientIP when nil.
+	ClientIP func(*http.Request) string
+	// MaxBegins login ceremonies may one client address start within
+	// BeginWindow on one node: 3000 per 15 minutes when zero, so that a
+	// whole school behind one address signing in at the start of the day
+	// stays under it. A ceremony is a sealed value the browser holds (no
+	// row), so the limit is counted in memory.
+	MaxBegins   int
+	BeginWindow time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// Access ends the sessions ended here (logout, sign-out from /me, a
+	// removed passkey), so that every platform the session signed in to,
+	// over OIDC or SAML, gets a logout notice. cmd/elevid passes the one
+	// service; nil means a service of the login's own (tests).
+	Access *access.Service
+}
+
+// Login serves the pupils' username-less passkey login at /login, logout,
+// and the pupil's own page /me. Session state lives in the Store; the
+// cookie (package session) holds only the random session id.
+type Login struct {
+	opt      LoginOptions
+	wa       *webauthn.WebAuthn
+	sessions *session.Manager
+	// ceremonies seal login ceremonies with the session keys.
+	ceremonies []securecookie.Codec
+	begins     *windowCounter
+	log        *slog.Logger
+}
+
+// NewLogin returns a Login for opt.
+func NewLogin(opt LoginOptions) (*Login, error) {
+	if opt.Store == nil || opt.Site == nil {
+		return nil, errors.New("idp: login needs a store and a site")
+	}
+	if opt.MaxBegins <= 0 {
+		opt.MaxBegins = 3000
+	}
+	if opt.BeginWindow <= 0 {
+		opt.BeginWindow = 15 * time.Minute
+	}
+	if opt.IdleTimeout <= 0 {
+		opt.IdleTimeout = time.Hour
+	}
+	if opt.SessionLifetime <= 0 {
+		opt.SessionLifetime = 8 * time.Hour
+	}
+	if opt.ClientIP == nil {
+		opt.ClientIP = web.ClientIP
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Access == nil {
+		opt.Access = access.New(access.Options{Now: opt.Now, Logger: opt.Logger})
+	}
+	if opt.Passkey.LoginTimeout <= 0 {
+		opt.Passkey.LoginTimeout = 5 * time.Minute
+	}
+	if opt.Passkey.LoginTimeout > school.CeremonyMaxAge {
+		return nil, fmt.Errorf("idp: the login timeout may be at most %v", school.CeremonyMaxAge)
+	}
+	wa, err := passkey.New(opt.Passkey)
+	if err != nil {
+		return nil, err
+	}
+	l := &Login{opt: opt, wa: wa, begins: newWindowCounter(opt.BeginWindow, 1<<16), log: opt.Logger}
+	// A pupil's session ends through the access service, so that the
+	// platforms it signed in to are told (logout, a new sign-in).
+	l.sessions, err = session.New(session.Options{Kind: school.SessionPupil, Store: opt.Store, Keys: opt.SessionKeys,
+		Secure: strings.HasPrefix(opt.Issuer, "https://"), Lifetime: opt.SessionLifetime, IdleTimeout: opt.IdleTimeout,
+		Now: opt.Now, Logger: opt.Logger,
+		End: func(ctx context.Context, s school.Session, reason string) error {
+			return opt.Store.InTx(ctx, func(q school.Queries) error {
+				_, err := l.endSession(ctx, q, s.SubjectID, s.Ref, reason)
+				return err
+			})
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("idp: %w", err)
+	}
+	l.ceremonies = securecookie.CodecsFromPairs(opt.SessionKeys...)
+	for _, c := range l.ceremonies {
+		c.(*securecookie.SecureCookie).MaxAge(int(school.CeremonyMaxAge.Seconds()))
+	}
+	return l, nil
+}
+
+// Mount registers the login routes on mux:
+//
+//	GET  /login         login page (?return_to=/path, ?force=1 to log in again)
+//	POST /login/begin   JSON: start a discoverable WebAuthn login
+//	POST /login/finish  JSON: verify, create the session, say where to go
+//	POST /logout        end the session
+//	GET  /me            the pupil's passkeys and sessions (and the /me/… actions)
+func (l *Login) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /login", l.page)
+	mux.HandleFunc("POST /login/begin", l.begin)
+	mux.HandleFunc("POST /login/finish", l.finish)
+	mux.HandleFunc("POST /logout", l.logout)
+	l.mountMe(mux)
+}
+
+// endSession ends one of the pupil's login sessions through the access
+// service, inside q's transaction.
+func (l *Login) endSession(ctx context.Context, q school.Queries, pupilID, ref, reason string) (bool, error) {
+	e, err := l.opt.Access.End(ctx, q, access.Session(pupilID, ref), reason)
+	return e.Sessions > 0, err
+}
+
+// LoginURL is the login page that sends the browser on to returnTo (a
+// same-origin path) afterwards.
+func LoginURL(returnTo string) string {
+	return "/login?return_to=" + url.QueryEscape(SafeReturnTo(returnTo))
+}
+
+// ReauthURL is like LoginURL but asks for a fresh login even when a
+// session exists (OIDC prompt=login, max_age).
+func ReauthURL(returnTo string) string { return LoginURL(returnTo) + "&force=1" }
+
+// SafeReturnTo returns s when it is a same-origin path ("/…", not "//…"
+// or "/\…", no scheme or host, at most 16 KiB: an OIDC hand-off carries
+// the sealed request), and "/me" otherwise.
+func SafeReturnTo(s string) string {
+	const def = "/me"
+	if s == "" || len(s) > 16<<10 || s[0] != '/' || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") {
+		return def
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return def
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return def
+	}
+	return s
+}
+
+// Current returns the request's valid pupil session and records its use.
+// Revoked, idle-expired and expired sessions, staff sessions, and cookies
+// that fail to decode (forged, or older than every key) yield false.
+func (l *Login) Current(r *http.Request) (school.Session, bool) {
+	return l.current(nil, r)
+}
+
+// current is Current that, with w, clears the cookie of an ended session.
+func (l *Login) current(w http.ResponseWriter, r *http.Request) (school.Session, bool) {
+	s, err := l.sessions.Current(w, r)
+	if err != nil {
+		if !errors.Is(err, school.ErrNotFound) && !errors.Is(err, school.ErrExpired) {
+			l.log.Error("login: reading session failed", "err", err)
+		}
+		return school.Session{}, false
+	}
+	return s, true
+}
+
+// HasCookie reports whether r carries a valid session cookie, without
+// reading the store (the session it names may have ended).
+func (l *Login) HasCookie(r *http.Request) bool { return l.sessions.HasCookie(r) }
+
+// LoginPageData is the data of the login page.
+type LoginPageData struct {
+	ReturnTo string
+}
+
+func (l *Login) page(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	returnTo := SafeReturnTo(q.Get("return_to"))
+	if q.Get("force") == "" {
+		if _, ok := l.current(w, r); ok {
+			http.Redirect(w, r, returnTo, http.StatusSeeOther)
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	l.opt.Site.Render(w, r, http.StatusOK, "login", LoginPageData{ReturnTo: returnTo})
+}
+
+func (l *Login) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
+	l.opt.Site.JSONError(w, r, status, key, nil)
+}
+
+func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Mediation string `json:"mediation"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&body); err != nil {
+		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	if n := l.begins.hit(l.opt.ClientIP(r), l.opt.Now()); n > l.opt.MaxBegins {
+		l.log.Warn("login: begin refused by rate limit", "count", n)
+		w.Header().Set("Retry-After", fmt.Sprint(int(l.opt.BeginWindow.Seconds())))
+		l.jsonError(w, r, http.StatusTooManyRequests, "error.rate_limited")
+		return
+	}
+	mediation := protocol.MediationDefault
+	if body.Mediation == "conditional" {
+		mediation = protocol.MediationConditional
+	}
+	assertion, sd, err := l.wa.BeginDiscoverableMediatedLogin(mediation, webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	id, err := l.sealCeremony(sd)
+	if err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: assertion})
+}
+
+func (l *Login) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	l.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
+}
+
+// errLoginRefused is the reason a known credential may not log in.
+var errLoginRefused = errors.New("login refused")
+
+// Why a passkey login was refused: the handler given to go-webauthn sets
+// one of these (their text is the "reason" in the log), and finish picks
+// the response from it with errors.Is/As, never by comparing strings.
+var (
+	errUnknownHandle     = errors.New("unknown user handle")
+	errUnknownCredential = errors.New("unknown credential")
+	errForeignCredential = errors.New("credential of another pupil")
+	errRevokedCredential = errors.New("revoked credential")
+	errAssertionInvalid  = errors.New("assertion invalid")
+)
+
+// inactivePupilError refuses a login of a pupil who is not active
+// (quarantined or removed).
+type inactivePupilError struct{ status school.PupilStatus }
+
+func (e inactivePupilError) Error() string { return "pupil " + string(e.status) }
+
+// refusalKey is the text key of the message for a refused login.
+func refusalKey(refused error) string {
+	var inactive inactivePupilError
+	switch {
+	case errors.Is(refused, errUnknownCredential), errors.Is(refused, errUnknownHandle), errors.Is(refused, errRevokedCredential):
+		return "login.err.unknown"
+	case errors.As(refused, &inactive):
+		return "login.err.inactive"
+	}
+	return "login.err.failed"
+}
+
+func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	f, err := passkey.ReadFinish(r)
+	if err != nil {
+		l.log.Warn("login: bad finish request", "err", err)
+		l.jsonError(w, r, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	sd, err := l.openCeremony(f.Ceremony)
+	if err != nil {
+		l.log.Warn("login: unknown or expired ceremony", "err", err)
+		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
+		return
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(f.Credential)
+	if err != nil {
+		l.log.Warn("login: unparsable assertion", "detail", passkey.Detail(err))
+		l.jsonError(w, r, http.StatusBadRequest, "login.err.failed")
+		return
+	}
+	var (
+		stored   school.Credential
+		pupil    school.Pupil
+		refused  error // why the handler refused, for the log and the message
+		storeErr error // the store failed: a server error, not a refusal
+	)
+	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
+		var err error
+		pupil, stored, err = l.opt.Store.PasskeyLogin(ctx, userHandle, rawID)
+		if errors.Is(err, school.ErrNotFound) {
+			refused = l.refusalReason(ctx, userHandle, rawID)
+			return nil, err
+		}
+		if err != nil {
+			storeErr = err
+			return nil, err
+		}
+		if !stored.Active() {
+			refused = errRevokedCredential
+			return nil, errLoginRefused
+		}
+		if pupil.Status != school.PupilActive {
+			refused = inactivePupilError{pupil.Status}
+			return nil, errLoginRefused
+		}
+		return &passkey.User{Handle: userHandle, Name: pupil.ID, Credentials: []webauthn.Credential{passkey.ToWebAuthn(stored)}}, nil
+	}
+	_, wc, err := l.wa.ValidatePasskeyLogin(handler, sd, parsed)
+	if err != nil && storeErr != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	if err != nil {
+		if refused == nil {
+			refused = errAssertionInvalid
+		}
+		l.log.Warn("login: refused", "reason", refused.Error(), "pupil", pupil.ID, "detail", passkey.Detail(err))
+		l.jsonError(w, r, http.StatusUnauthorized, refusalKey(refused))
+		return
+	}
+	s, err := l.complete(ctx, r, pupil, stored, wc, ceremonyRef(sd))
+	if errors.Is(err, school.ErrConflict) {
+		// The ceremony made a session before: a replayed assertion.
+		l.log.Warn("login: ceremony used before", "pupil", pupil.ID)
+		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
+		return
+	}
+	if err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	if err := l.sessions.Start(w, r, s); err != nil {
+		l.serverError(w, r, err)
+		return
+	}
+	l.log.Info("login: pupil logged in", "pupil", pupil.ID, "session", s.Ref[:12])
+	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: SafeReturnTo(f.ReturnTo)})
+}
+
+// refusalReason says, for the log and the message, why a login with an
+// unknown handle and credential pair was refused.
+func (l *Login) refusalReason(ctx context.Context, userHandle, rawID []byte) error {
+	pupilID, err := l.opt.Store.PupilByHandle(ctx, userHandle)
+	if err != nil {
+		return errUnknownHandle
+	}
+	c, err := l.opt.Store.GetCredential(ctx, rawID)
+	switch {
+	case err != nil:
+		return errUnknownCredential
+	case c.PupilID != pupilID:
+		return errForeignCredential
+	}
+	return errUnknownCredential // gone between the reads
+}
+
+// complete records the credential's use (counter, clone warning, backup
+// state) and creates the session named by the ceremony, in one
+// transaction: ErrConflict when the ceremony made a session before.
+func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, stored school.Credential, wc *webauthn.Credential, ceremony string) (school.Session, error) {
+	now := l.opt.Now()
+	cloned := wc.Authenticator.CloneWarning && !stored.CloneWarning
+	if cloned {
+		l.log.Warn("login: signature counter did not increase: credential flagged as possibly cloned",
+			"pupil", pupil.ID, "stored_count", stored.SignCount)
+	}
+	amr := []string{"hwk", "user", "mfa"}
+	if stored.BackupEligible {
+		amr[0] = "swk" // a synced passkey is a software-held key
+	}
+	var out school.Session
+	err := l.opt.Store.InTx(ctx, func(q school.Queries) error {
+		err := q.RecordCredentialUse(ctx, stored.ID, school.CredentialUse{SignCount: wc.Authenticator.SignCount,
+			CloneWarning: wc.Authenticator.CloneWarning, BackupState: wc.Flags.BackupState, At: now})
+		if err != nil {
+			return err
+		}
+		if cloned {
+			if _, err := q.AppendAudit(ctx, school.AuditEntry{
+				SchoolID: pupil.SchoolID, Time: now, ActorID: "system", Action: "passkey.clone_warning",
+				SubjectID: pupil.ID, Remote: l.opt.ClientIP(r),
+			}); err != nil {
+				return err
+			}
+		}
+		out, err = q.CreateSession(ctx, l.sessions.New(school.Session{
+			SubjectID: pupil.ID, SchoolID: pupil.SchoolID, AuthTime: now,
+			AMR: amr, ACR: "passkey", UserVerified: wc.Flags.UserVerified, CredentialID: stored.ID,
+			UserAgent: r.UserAgent(), Ceremony: ceremony,
+		}))
+		return err
+	})
+	return out, err
+}
+
+func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
+	if _, err := l.sessions.End(w, r, "logout"); err != nil {
+		l.opt.Site.ServerError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
