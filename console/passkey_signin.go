@@ -60,7 +60,7 @@ func (c *Console) clientBlocked(r *http.Request) (bool, error) {
 // assertion is a verified passkey assertion of a staff member.
 type assertion struct {
 	staff  school.Staff
-	stored school.StaffCredential
+	stored school.Credential
 	wc     *webauthn.Credential
 }
 
@@ -95,16 +95,16 @@ func (c *Console) verifyAssertion(ctx context.Context, f passkey.Finish, kind sc
 	}
 	refused := &errPasskeyRefused{key: "console.passkey.unknown"}
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
-		staffID, err := c.opt.Store.StaffByHandle(ctx, userHandle)
+		staffID, err := c.opt.Store.OwnerByHandle(ctx, school.OwnerStaff, userHandle)
 		if err != nil {
 			refused.reason = "unknown user handle"
 			return nil, err
 		}
-		if a.stored, err = c.opt.Store.GetStaffCredential(ctx, rawID); err != nil {
+		if a.stored, err = c.opt.Store.GetCredential(ctx, school.OwnerStaff, rawID); err != nil {
 			refused.reason = "unknown credential"
 			return nil, err
 		}
-		if a.stored.StaffID != staffID || (onlyStaff != "" && staffID != onlyStaff) {
+		if a.stored.Owner.ID != staffID || (onlyStaff != "" && staffID != onlyStaff) {
 			refused.reason = "credential of another staff member"
 			return nil, errors.New(refused.reason)
 		}
@@ -116,7 +116,7 @@ func (c *Console) verifyAssertion(ctx context.Context, f passkey.Finish, kind sc
 			refused.reason, refused.key, refused.staff = "staff member disabled", "console.login.wrong", a.staff
 			return nil, errors.New(refused.reason)
 		}
-		return &passkey.User{Handle: userHandle, Name: a.staff.Username, Credentials: []webauthn.Credential{passkey.ToWebAuthn(a.stored.Credential())}}, nil
+		return &passkey.User{Handle: userHandle, Name: a.staff.Username, Credentials: []webauthn.Credential{passkey.ToWebAuthn(a.stored)}}, nil
 	}
 	_, a.wc, err = c.wa.ValidatePasskeyLogin(handler, sd, parsed)
 	if err == nil && !a.wc.Flags.UserVerified {
@@ -136,13 +136,8 @@ func (c *Console) verifyAssertion(ctx context.Context, f passkey.Finish, kind sc
 func (c *Console) recordUse(ctx context.Context, q school.Queries, r *http.Request, a assertion) error {
 	now := c.now()
 	cloned := a.wc.Authenticator.CloneWarning && !a.stored.CloneWarning
-	if _, err := q.UpdateStaffCredential(ctx, a.stored.ID, func(sc school.StaffCredential) (school.StaffCredential, error) {
-		sc.SignCount = a.wc.Authenticator.SignCount
-		sc.CloneWarning = sc.CloneWarning || a.wc.Authenticator.CloneWarning
-		sc.BackupState = a.wc.Flags.BackupState
-		sc.LastUsedAt = now
-		return sc, nil
-	}); err != nil {
+	if err := q.RecordCredentialUse(ctx, a.stored.ID, school.CredentialUse{SignCount: a.wc.Authenticator.SignCount,
+		CloneWarning: a.wc.Authenticator.CloneWarning, BackupState: a.wc.Flags.BackupState, At: now}); err != nil {
 		return err
 	}
 	if !cloned {
@@ -185,7 +180,7 @@ func (c *Console) refusal(w http.ResponseWriter, r *http.Request, err error, pur
 // passkeyAMR are the methods of a user-verified passkey assertion: the
 // key (hardware, or software when synced) and the user verification
 // together count as two factors.
-func passkeyAMR(sc school.StaffCredential) []string {
+func passkeyAMR(sc school.Credential) []string {
 	if sc.BackupEligible {
 		return []string{"swk", "user", "mfa"}
 	}

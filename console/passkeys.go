@@ -29,8 +29,8 @@ import (
 //	POST /console/reauth/passkey/begin      re-authenticate with a passkey
 //	POST /console/reauth/passkey/finish
 //
-// Staff passkeys live under staff user handles (school.StaffPasskeyStore),
-// never the pupils', and their ceremonies are of staff kinds, so neither
+// Staff passkeys are credentials of owner kind staff, under staff user
+// handles, never the pupils', and their ceremonies are of staff kinds, so neither
 // side's passkeys or ceremonies work at the other.
 func (c *Console) mountPasskeys(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/login/passkey/begin", c.passkeyLoginBegin)
@@ -57,22 +57,22 @@ func (c *Console) passkeysOff(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // staffUser is the staff member as a WebAuthn user.
-func (c *Console) staffUser(ctx context.Context, staffID string) (*passkey.User, []school.StaffCredential, error) {
+func (c *Console) staffUser(ctx context.Context, staffID string) (*passkey.User, []school.Credential, error) {
 	st, err := c.opt.Store.GetStaff(ctx, staffID)
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := c.opt.Store.StaffHandle(ctx, staffID)
+	h, err := c.opt.Store.UserHandle(ctx, school.StaffOwner(staffID))
 	if err != nil {
 		return nil, nil, err
 	}
-	creds, err := c.opt.Store.ListStaffCredentials(ctx, staffID)
+	creds, err := c.opt.Store.ListCredentials(ctx, school.StaffOwner(staffID), false)
 	if err != nil {
 		return nil, nil, err
 	}
 	u := &passkey.User{Handle: h, Name: st.Username, DisplayName: st.Name}
 	for _, sc := range creds {
-		u.Credentials = append(u.Credentials, passkey.ToWebAuthn(sc.Credential()))
+		u.Credentials = append(u.Credentials, passkey.ToWebAuthn(sc))
 	}
 	return u, creds, nil
 }
@@ -94,12 +94,8 @@ func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p
 		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
-	excl := make([]school.Credential, 0, len(creds))
-	for _, sc := range creds {
-		excl = append(excl, sc.Credential())
-	}
 	creation, sd, err := c.wa.BeginRegistration(u,
-		webauthn.WithExclusions(passkey.Descriptors(excl)),
+		webauthn.WithExclusions(passkey.Descriptors(creds)),
 		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
 		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
 	)
@@ -174,14 +170,9 @@ func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, 
 	if label == "" {
 		label = c.opt.Site.T(web.Lang(r), "console.passkey.default_label")
 	}
-	sc := school.StaffCredential{ID: wc.ID, StaffID: p.StaffID, PublicKey: wc.PublicKey, AttestationFormat: wc.AttestationFormat,
-		AAGUID: wc.Authenticator.AAGUID, SignCount: wc.Authenticator.SignCount,
-		BackupEligible: wc.Flags.BackupEligible, BackupState: wc.Flags.BackupState, Label: label}
-	for _, t := range wc.Transport {
-		sc.Transports = append(sc.Transports, string(t))
-	}
+	sc := passkey.FromWebAuthn(wc, school.StaffOwner(p.StaffID), "", label)
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
-		if _, err := q.AddStaffCredential(ctx, sc); err != nil {
+		if _, err := q.AddCredential(ctx, sc); err != nil {
 			return err
 		}
 		return c.audit(ctx, q, r, p, p.SchoolID, "staff.passkey_add", p.StaffID, fmt.Sprintf(`{"credential":%q,"label":%q}`, credRef(sc.ID), label))
@@ -214,7 +205,7 @@ func (c *Console) passkeyRemove(w http.ResponseWriter, r *http.Request, p Princi
 		return
 	}
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
-		if err := q.DeleteStaffCredential(ctx, p.StaffID, id); err != nil {
+		if err := q.DeleteCredential(ctx, school.StaffOwner(p.StaffID), id); err != nil {
 			return err
 		}
 		return c.audit(ctx, q, r, p, p.SchoolID, "staff.passkey_remove", p.StaffID, fmt.Sprintf(`{"credential":%q}`, credRef(id)))
@@ -240,7 +231,7 @@ func (c *Console) passkeyViews(ctx context.Context, staffID string) ([]PasskeyVi
 	if c.wa == nil {
 		return nil, nil
 	}
-	creds, err := c.opt.Store.ListStaffCredentials(ctx, staffID)
+	creds, err := c.opt.Store.ListCredentials(ctx, school.StaffOwner(staffID), false)
 	if err != nil {
 		return nil, err
 	}

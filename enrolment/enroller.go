@@ -310,11 +310,11 @@ func (e *Enroller) begin(w http.ResponseWriter, r *http.Request) {
 
 // user returns the WebAuthn user of a pupil and their active passkeys.
 func (e *Enroller) user(ctx context.Context, p school.Pupil) (*passkey.User, []school.Credential, error) {
-	handle, err := e.opt.Store.PupilHandle(ctx, p.ID)
+	handle, err := e.opt.Store.UserHandle(ctx, school.PupilOwner(p.ID))
 	if err != nil {
 		return nil, nil, err
 	}
-	existing, err := e.opt.Store.ListCredentials(ctx, p.ID, false)
+	existing, err := e.opt.Store.ListCredentials(ctx, school.PupilOwner(p.ID), false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -387,7 +387,7 @@ func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
 	}
 	lang := web.Lang(r)
 	label := Label(f.Label, e.opt.Site.T(lang, "enrol.default_label", e.now().Format("2006-01-02")))
-	stored := passkey.FromWebAuthn(cred, pupil, label)
+	stored := passkey.FromWebAuthn(cred, school.PupilOwner(pupil.ID), pupil.SchoolID, label)
 	err = e.opt.Store.InTx(ctx, func(q school.Queries) error {
 		code, err := q.ConsumeEnrolmentCode(ctx, cer.Ref)
 		if err != nil {

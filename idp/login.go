@@ -415,15 +415,15 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 // refusalReason says, for the log and the message, why a login with an
 // unknown handle and credential pair was refused.
 func (l *Login) refusalReason(ctx context.Context, userHandle, rawID []byte) error {
-	pupilID, err := l.opt.Store.PupilByHandle(ctx, userHandle)
+	pupilID, err := l.opt.Store.OwnerByHandle(ctx, school.OwnerPupil, userHandle)
 	if err != nil {
 		return errUnknownHandle
 	}
-	c, err := l.opt.Store.GetCredential(ctx, rawID)
+	c, err := l.opt.Store.GetCredential(ctx, school.OwnerPupil, rawID)
 	switch {
 	case err != nil:
 		return errUnknownCredential
-	case c.PupilID != pupilID:
+	case c.Owner.ID != pupilID:
 		return errForeignCredential
 	}
 	return errUnknownCredential // gone between the reads

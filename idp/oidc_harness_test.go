@@ -180,7 +180,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	handler = site.CrossOrigin(mux, append(idp.OIDCBypassPatterns, idp.DemoBypassPatterns...)...)
 
 	// The pupil's passkey, registered straight in the store.
-	handle, err := e.st.PupilHandle(ctx, e.pupil.ID)
+	handle, err := e.st.UserHandle(ctx, school.PupilOwner(e.pupil.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func newOIDCEnvOn(t testing.TB, pg bool, keys idp.KeyPolicy) *oidcEnv {
 	e.auth = virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: handle})
 	e.cred = webauthntest.NewCredential()
 	e.auth.AddCredential(e.cred)
-	if _, err := e.st.AddCredential(ctx, school.Credential{ID: e.cred.ID, PupilID: e.pupil.ID, SchoolID: e.school.ID,
+	if _, err := e.st.AddCredential(ctx, school.Credential{ID: e.cred.ID, Owner: school.PupilOwner(e.pupil.ID), SchoolID: e.school.ID,
 		PublicKey: e.cred.Key.AttestationData(), AttestationFormat: "none", Label: "test"}); err != nil {
 		t.Fatal(err)
 	}

@@ -19,35 +19,38 @@ import (
 // migration time), turns legacy every-platform decisions into one per
 // platform, puts each old justification into both languages and
 // activates every existing platform for every existing school.
-func TestConsentMigration(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db")+"?_pragma=foreign_keys(1)")
+func TestConsentMigration(t *testing.T) { eachDialect(t, testConsentMigration) }
+
+// eachDialect runs test on a fresh database of each dialect (PostgreSQL
+// when ELEVID_TEST_POSTGRES is set), with a goose provider of its
+// migrations that has applied none.
+func eachDialect(t *testing.T, test func(*testing.T, *sql.DB, *goose.Provider)) {
+	run := func(t *testing.T, d Dialect, driver, dsn string) {
+		db, err := sql.Open(driver, dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		testConsentMigration(t, db, SQLite)
+		gd := goose.DialectSQLite3
+		if d == Postgres {
+			gd = goose.DialectPostgres
+		}
+		p, err := goose.NewProvider(gd, db, FS(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		test(t, db, p)
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		run(t, SQLite, "sqlite", "file:"+filepath.Join(t.TempDir(), "m.db")+"?_pragma=foreign_keys(1)")
 	})
 	t.Run("postgres", func(t *testing.T) {
-		db, err := sql.Open("pgx", testenv.PostgresSchema(t, "m"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		testConsentMigration(t, db, Postgres)
+		run(t, Postgres, "pgx", testenv.PostgresSchema(t, "m"))
 	})
 }
 
-func testConsentMigration(t *testing.T, db *sql.DB, d Dialect) {
+func testConsentMigration(t *testing.T, db *sql.DB, p *goose.Provider) {
 	ctx := context.Background()
-	gd := goose.DialectSQLite3
-	if d == Postgres {
-		gd = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(gd, db, FS(d))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := p.UpTo(ctx, 12); err != nil {
 		t.Fatal(err)
 	}

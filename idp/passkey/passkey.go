@@ -116,10 +116,11 @@ func ToWebAuthn(c school.Credential) webauthn.Credential {
 	return out
 }
 
-// FromWebAuthn converts a newly registered credential of a pupil.
-func FromWebAuthn(c *webauthn.Credential, p school.Pupil, label string) school.Credential {
+// FromWebAuthn converts a newly registered credential of owner (of the
+// school schoolID; empty for staff).
+func FromWebAuthn(c *webauthn.Credential, owner school.Owner, schoolID, label string) school.Credential {
 	out := school.Credential{
-		ID: c.ID, PupilID: p.ID, SchoolID: p.SchoolID, PublicKey: c.PublicKey,
+		ID: c.ID, Owner: owner, SchoolID: schoolID, PublicKey: c.PublicKey,
 		AttestationFormat: c.AttestationFormat, AAGUID: c.Authenticator.AAGUID, SignCount: c.Authenticator.SignCount,
 		BackupEligible: c.Flags.BackupEligible, BackupState: c.Flags.BackupState, Label: label,
 	}

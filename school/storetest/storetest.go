@@ -117,4 +117,5 @@ var suites = []struct {
 	{"Authn", testAuthn},
 	{"Directory", testDirectory},
 	{"StaffPasskeys", testStaffPasskeys},
+	{"PasskeyKindsApart", testPasskeyKindsApart},
 }
