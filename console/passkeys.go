@@ -10,9 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
 	"github.com/elevid/elevid/web"
@@ -44,37 +41,22 @@ func (c *Console) mountPasskeys(mux *http.ServeMux) {
 
 // PasskeysOn reports whether staff may use passkeys (a relying party is
 // configured).
-func (c *Console) PasskeysOn() bool { return c.wa != nil }
+func (c *Console) PasskeysOn() bool { return c.rp != nil }
 
 // passkeysOff answers 404 when passkeys are not configured.
 func (c *Console) passkeysOff(w http.ResponseWriter, r *http.Request) bool {
 	noStore(w)
-	if c.wa == nil {
+	if c.rp == nil {
 		c.opt.Site.JSONError(w, r, http.StatusNotFound, "console.passkey.off", nil)
 		return true
 	}
 	return false
 }
 
-// staffUser is the staff member as a WebAuthn user.
-func (c *Console) staffUser(ctx context.Context, staffID string) (*passkey.User, []school.Credential, error) {
+// registrant is the staff member as a passkey registrant.
+func (c *Console) registrant(ctx context.Context, staffID string) (passkey.Registrant, error) {
 	st, err := c.opt.Store.GetStaff(ctx, staffID)
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := c.opt.Store.UserHandle(ctx, school.StaffOwner(staffID))
-	if err != nil {
-		return nil, nil, err
-	}
-	creds, err := c.opt.Store.ListCredentials(ctx, school.StaffOwner(staffID), false)
-	if err != nil {
-		return nil, nil, err
-	}
-	u := &passkey.User{Handle: h, Name: st.Username, DisplayName: st.Name}
-	for _, sc := range creds {
-		u.Credentials = append(u.Credentials, passkey.ToWebAuthn(sc))
-	}
-	return u, creds, nil
+	return passkey.Registrant{Owner: school.StaffOwner(staffID), Name: st.Username, DisplayName: st.Name}, err
 }
 
 func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -89,26 +71,17 @@ func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p
 		c.opt.Site.JSONError(w, r, http.StatusForbidden, "console.passkey.reauth_needed", nil)
 		return
 	}
-	u, creds, err := c.staffUser(ctx, p.StaffID)
+	reg, err := c.registrant(ctx, p.StaffID)
 	if err != nil {
 		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
-	creation, sd, err := c.wa.BeginRegistration(u,
-		webauthn.WithExclusions(passkey.Descriptors(creds)),
-		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
-		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
-	)
+	begun, err := c.rp.BeginRegistration(ctx, reg, school.CeremonyStaffRegistration, []byte(p.SessionRef))
 	if err != nil {
 		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
-	id, err := c.cer.Save(ctx, school.CeremonyStaffRegistration, p.StaffID, []byte(p.SessionRef), sd, c.opt.Passkey.RegistrationTimeout)
-	if err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: creation})
+	passkey.WriteJSON(w, http.StatusOK, begun)
 }
 
 // cleanLabel trims a typed passkey label to at most 60 characters.
@@ -132,45 +105,29 @@ func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, 
 		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
-	cer, sd, err := c.cer.Consume(ctx, f.Ceremony, school.CeremonyStaffRegistration)
-	if err == nil && (cer.SubjectID != p.StaffID || string(cer.Ref) != p.SessionRef) {
-		err = fmt.Errorf("%w: ceremony of another staff member or session", passkey.ErrCeremony)
-	}
-	if errors.Is(err, passkey.ErrCeremony) {
-		c.log.Warn("console: passkey registration with an unknown, used or foreign ceremony", "staff", p.StaffID, "err", err)
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.ceremony", nil)
-		return
-	}
-	if err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(f.Credential)
-	if err != nil {
-		c.log.Warn("console: unparsable passkey registration", "staff", p.StaffID, "detail", passkey.Detail(err))
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
-		return
-	}
-	u, _, err := c.staffUser(ctx, p.StaffID)
-	if err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	wc, err := c.wa.CreateCredential(u, sd, parsed)
-	if err != nil || !wc.Flags.UserVerified {
-		detail := "user not verified"
-		if err != nil {
-			detail = passkey.Detail(err)
-		}
-		c.log.Warn("console: passkey registration refused", "staff", p.StaffID, "detail", detail)
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
-		return
-	}
 	label := cleanLabel(f.Label)
 	if label == "" {
 		label = c.opt.Site.T(web.Lang(r), "console.passkey.default_label")
 	}
-	sc := passkey.FromWebAuthn(wc, school.StaffOwner(p.StaffID), "", label)
+	sc, _, err := c.rp.FinishRegistration(ctx, f, school.CeremonyStaffRegistration, func(cer school.Ceremony) (passkey.Registrant, error) {
+		if cer.SubjectID != p.StaffID || string(cer.Ref) != p.SessionRef {
+			return passkey.Registrant{}, fmt.Errorf("%w: ceremony of another staff member or session", passkey.ErrCeremony)
+		}
+		return c.registrant(ctx, p.StaffID)
+	}, label)
+	switch {
+	case errors.Is(err, passkey.ErrCeremony):
+		c.log.Warn("console: passkey registration with an unknown, used or foreign ceremony", "staff", p.StaffID, "err", err)
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.ceremony", nil)
+		return
+	case errors.Is(err, passkey.ErrMalformed), errors.Is(err, passkey.ErrInvalid):
+		c.log.Warn("console: passkey registration refused", "staff", p.StaffID, "err", err)
+		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
+		return
+	case err != nil:
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
+		return
+	}
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
 		if _, err := q.AddCredential(ctx, sc); err != nil {
 			return err
@@ -228,7 +185,7 @@ type PasskeyView struct {
 
 // passkeyViews lists the staff member's passkeys for the account page.
 func (c *Console) passkeyViews(ctx context.Context, staffID string) ([]PasskeyView, error) {
-	if c.wa == nil {
+	if c.rp == nil {
 		return nil, nil
 	}
 	creds, err := c.opt.Store.ListCredentials(ctx, school.StaffOwner(staffID), false)
