@@ -90,7 +90,7 @@ type RelyingParty struct {
 	wa  *webauthn.WebAuthn
 	cfg Config
 	st  Store
-	cer Ceremonies
+	cer ceremonies
 }
 
 // NewRelyingParty returns the relying party of c, reading and keeping its
@@ -101,7 +101,7 @@ func NewRelyingParty(c Config, st Store, now func() time.Time) (*RelyingParty, e
 	if err != nil {
 		return nil, err
 	}
-	return &RelyingParty{wa: wa, cfg: c, st: st, cer: Ceremonies{Store: st, Now: now}}, nil
+	return &RelyingParty{wa: wa, cfg: c, st: st, cer: ceremonies{Store: st, Now: now}}, nil
 }
 
 // Config returns the relying party's configuration, defaults filled in.

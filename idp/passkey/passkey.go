@@ -140,16 +140,16 @@ func Descriptors(creds []school.Credential) []protocol.CredentialDescriptor {
 	return out
 }
 
-// Ceremonies keeps WebAuthn session data server-side, single-use, with
+// ceremonies keeps WebAuthn session data server-side, single-use, with
 // expiry, in a school.CeremonyStore.
-type Ceremonies struct {
+type ceremonies struct {
 	Store school.CeremonyStore
 	Now   func() time.Time
 }
 
 // Save stores sd for a ceremony of kind and returns the ceremony id to
 // hand to the browser. It expires after ttl by the store's clock.
-func (c Ceremonies) Save(ctx context.Context, kind school.CeremonyKind, subjectID string, ref []byte, sd *webauthn.SessionData, ttl time.Duration) (string, error) {
+func (c ceremonies) Save(ctx context.Context, kind school.CeremonyKind, subjectID string, ref []byte, sd *webauthn.SessionData, ttl time.Duration) (string, error) {
 	data, err := json.Marshal(sd)
 	if err != nil {
 		return "", err
@@ -167,7 +167,7 @@ var ErrCeremony = errors.New("passkey: no such ceremony")
 
 // Consume takes the ceremony id out of the store (it cannot be used
 // again, whatever happens next) and returns it with its session data.
-func (c Ceremonies) Consume(ctx context.Context, id string, kind school.CeremonyKind) (school.Ceremony, webauthn.SessionData, error) {
+func (c ceremonies) Consume(ctx context.Context, id string, kind school.CeremonyKind) (school.Ceremony, webauthn.SessionData, error) {
 	var sd webauthn.SessionData
 	if id == "" || len(id) > 100 {
 		return school.Ceremony{}, sd, ErrCeremony
