@@ -21,21 +21,12 @@ DROP TABLE staff_credentials;
 CREATE INDEX credentials_staff ON credentials(staff_id);
 
 -- +goose Down
-CREATE TABLE staff_credentials (
-    id                 BYTEA PRIMARY KEY,
-    staff_id           TEXT NOT NULL REFERENCES staff(id) ON DELETE CASCADE,
-    public_key         BYTEA NOT NULL,
-    attestation_format TEXT NOT NULL DEFAULT '',
-    aaguid             BYTEA,
-    sign_count         BIGINT NOT NULL DEFAULT 0,
-    backup_eligible    BOOLEAN NOT NULL DEFAULT false,
-    backup_state       BOOLEAN NOT NULL DEFAULT false,
-    clone_warning      BOOLEAN NOT NULL DEFAULT false,
-    transports         TEXT NOT NULL DEFAULT '',
-    label              TEXT NOT NULL DEFAULT '',
-    created_at         BIGINT NOT NULL,
-    last_used_at       BIGINT NOT NULL DEFAULT 0
-);
+-- staff_credentials comes back as the credentials' columns less the
+-- owner kind, the pupil, the school and the revocation.
+CREATE TABLE staff_credentials (LIKE credentials INCLUDING DEFAULTS);
+ALTER TABLE staff_credentials DROP COLUMN owner_kind, DROP COLUMN pupil_id, DROP COLUMN school_id, DROP COLUMN revoked_at,
+    ALTER COLUMN staff_id SET NOT NULL, ADD PRIMARY KEY (id),
+    ADD FOREIGN KEY (staff_id) REFERENCES staff(id) ON DELETE CASCADE;
 CREATE INDEX staff_credentials_staff ON staff_credentials(staff_id);
 INSERT INTO staff_credentials (id, staff_id, public_key, attestation_format, aaguid, sign_count,
         backup_eligible, backup_state, clone_warning, transports, label, created_at, last_used_at)

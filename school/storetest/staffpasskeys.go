@@ -10,12 +10,20 @@ import (
 	"github.com/elevid/elevid/school"
 )
 
+// staffSeed is authnSeed with a teacher of the school, and the fresh tag
+// that names them.
+func staffSeed(t *testing.T, st school.Store) (Seed, school.Staff, string) {
+	t.Helper()
+	s := authnSeed(t, st)
+	tag := school.NewID()[:8]
+	staff := must(st.CreateStaff(context.Background(), school.Staff{SchoolID: s.School.ID, Username: "t-" + tag, Name: "Tove", Role: school.RoleTeacher}))
+	return s, staff, tag
+}
+
 func testStaffPasskeys(t *testing.T, h Harness) {
 	ctx := context.Background()
 	st := h.Store
-	s := authnSeed(t, st)
-	tag := school.NewID()[:8]
-	staff := must(st.CreateStaff(ctx, school.Staff{SchoolID: s.School.ID, Username: "t-" + tag, Name: "Tove", Role: school.RoleTeacher}))
+	s, staff, tag := staffSeed(t, st)
 	op := must(st.CreateStaff(ctx, school.Staff{Username: "op-" + tag, Name: "Otto", Role: school.RoleOperator}))
 
 	// Handles: random, 64 bytes, stable, and separate from the pupils'.
@@ -100,9 +108,7 @@ func testStaffPasskeys(t *testing.T, h Harness) {
 func testPasskeyKindsApart(t *testing.T, h Harness) {
 	ctx := context.Background()
 	st := h.Store
-	s := authnSeed(t, st)
-	tag := school.NewID()[:8]
-	staff := must(st.CreateStaff(ctx, school.Staff{SchoolID: s.School.ID, Username: "k-" + tag, Name: "Kim", Role: school.RoleTeacher}))
+	s, staff, tag := staffSeed(t, st)
 	pupil, member := school.PupilOwner(s.Pupil.ID), school.StaffOwner(staff.ID)
 	pupilHandle, staffHandle := must(st.UserHandle(ctx, pupil)), must(st.UserHandle(ctx, member))
 	pc := must(st.AddCredential(ctx, school.Credential{ID: []byte("pupil-key-" + tag), Owner: pupil, SchoolID: s.School.ID, PublicKey: []byte{1}}))
