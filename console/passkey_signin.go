@@ -25,11 +25,7 @@ func (c *Console) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) {
 		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
-	if blocked, err := c.clientBlocked(r); err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	} else if blocked {
-		c.opt.Site.JSONError(w, r, http.StatusTooManyRequests, "console.login.limited", nil)
+	if c.clientBlocked(w, r) {
 		return
 	}
 	begun, err := c.rp.BeginLogin(r.Context(), passkey.Mediation(body.Mediation), school.CeremonyStaffLogin)
@@ -40,9 +36,19 @@ func (c *Console) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) {
 	passkey.WriteJSON(w, http.StatusOK, begun)
 }
 
-func (c *Console) clientBlocked(r *http.Request) (bool, error) {
+// clientBlocked answers a client that failed too often lately (429) or
+// the store's failure, and reports whether it did.
+func (c *Console) clientBlocked(w http.ResponseWriter, r *http.Request) bool {
 	n, err := c.opt.Store.RateCount(r.Context(), c.clientKey(r), c.opt.ClientWindow)
-	return n >= c.opt.MaxClientFailures, err
+	switch {
+	case err != nil:
+		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
+	case n >= c.opt.MaxClientFailures:
+		c.opt.Site.JSONError(w, r, http.StatusTooManyRequests, "console.login.limited", nil)
+	default:
+		return false
+	}
+	return true
 }
 
 // recordUse stores the credential's counter, clone warning, backup state
@@ -105,21 +111,12 @@ func (c *Console) refusal(w http.ResponseWriter, r *http.Request, err error, pur
 }
 
 func (c *Console) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
-	if c.passkeysOff(w, r) {
+	f, ok := c.readFinish(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	f, err := passkey.ReadFinish(r)
-	if err != nil {
-		c.log.Warn("console: bad passkey finish request", "err", err)
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
-		return
-	}
-	if blocked, err := c.clientBlocked(r); err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	} else if blocked {
-		c.opt.Site.JSONError(w, r, http.StatusTooManyRequests, "console.login.limited", nil)
+	if c.clientBlocked(w, r) {
 		return
 	}
 	// Only staff credentials under staff handles, of enabled staff
@@ -184,15 +181,11 @@ func (c *Console) passkeyReauthBegin(w http.ResponseWriter, r *http.Request, p P
 }
 
 func (c *Console) passkeyReauthFinish(w http.ResponseWriter, r *http.Request, p Principal) {
-	if c.passkeysOff(w, r) {
+	f, ok := c.readFinish(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	f, err := passkey.ReadFinish(r)
-	if err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
-		return
-	}
 	// The ceremony must be of p's session and the credential p's.
 	staff := school.Staff{ID: p.StaffID, Role: p.Role, SchoolID: p.SchoolID}
 	a, err := c.rp.FinishStoredLogin(ctx, f, school.CeremonyStaffReauth, passkey.Login{Kind: school.OwnerStaff, Owner: p.StaffID, Ref: []byte(p.SessionRef)})

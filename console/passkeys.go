@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
@@ -53,6 +51,9 @@ func (c *Console) passkeysOff(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// registrationKeys are the messages of a refused passkey registration.
+var registrationKeys = passkey.Keys{Ceremony: "console.passkey.ceremony", Refused: "console.passkey.failed"}
+
 // registrant is the staff member as a passkey registrant.
 func (c *Console) registrant(ctx context.Context, staffID string) (passkey.Registrant, error) {
 	st, err := c.opt.Store.GetStaff(ctx, staffID)
@@ -84,48 +85,37 @@ func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p
 	passkey.WriteJSON(w, http.StatusOK, begun)
 }
 
-// cleanLabel trims a typed passkey label to at most 60 characters.
-func cleanLabel(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	for utf8.RuneCountInString(s) > 60 {
-		_, n := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-n]
-	}
-	return s
-}
-
-func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, p Principal) {
+// readFinish reads the body of a passkey finish request; false when it
+// answered the request already (passkeys off, a bad body).
+func (c *Console) readFinish(w http.ResponseWriter, r *http.Request) (passkey.Finish, bool) {
 	if c.passkeysOff(w, r) {
-		return
+		return passkey.Finish{}, false
 	}
-	ctx := r.Context()
 	f, err := passkey.ReadFinish(r)
 	if err != nil {
 		c.log.Warn("console: bad passkey finish request", "err", err)
 		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
+		return f, false
+	}
+	return f, true
+}
+
+func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, p Principal) {
+	f, ok := c.readFinish(w, r)
+	if !ok {
 		return
 	}
-	label := cleanLabel(f.Label)
-	if label == "" {
-		label = c.opt.Site.T(web.Lang(r), "console.passkey.default_label")
-	}
+	ctx := r.Context()
+	label := passkey.Label(f.Label, c.opt.Site.T(web.Lang(r), "console.passkey.default_label"))
 	sc, _, err := c.rp.FinishRegistration(ctx, f, school.CeremonyStaffRegistration, func(cer school.Ceremony) (passkey.Registrant, error) {
 		if cer.SubjectID != p.StaffID || string(cer.Ref) != p.SessionRef {
 			return passkey.Registrant{}, fmt.Errorf("%w: ceremony of another staff member or session", passkey.ErrCeremony)
 		}
 		return c.registrant(ctx, p.StaffID)
 	}, label)
-	switch {
-	case errors.Is(err, passkey.ErrCeremony):
-		c.log.Warn("console: passkey registration with an unknown, used or foreign ceremony", "staff", p.StaffID, "err", err)
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.ceremony", nil)
-		return
-	case errors.Is(err, passkey.ErrMalformed), errors.Is(err, passkey.ErrInvalid):
-		c.log.Warn("console: passkey registration refused", "staff", p.StaffID, "err", err)
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
-		return
-	case err != nil:
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
+	if err != nil {
+		status, key, detail := registrationKeys.Answer(err, http.StatusBadRequest, c.log, "console: passkey registration refused", "staff", p.StaffID)
+		c.opt.Site.JSONError(w, r, status, key, detail)
 		return
 	}
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {

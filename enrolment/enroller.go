@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
@@ -287,28 +286,12 @@ func (e *Enroller) begin(w http.ResponseWriter, r *http.Request) {
 	passkey.WriteJSON(w, http.StatusOK, begun)
 }
 
+// registrationKeys are the messages of a refused registration.
+var registrationKeys = passkey.Keys{Ceremony: "enrol.err.ceremony", Refused: "enrol.err.passkey"}
+
 // registrant is the pupil as a passkey registrant.
 func registrant(p school.Pupil) passkey.Registrant {
 	return passkey.Registrant{Owner: school.PupilOwner(p.ID), SchoolID: p.SchoolID, Name: p.Name(), DisplayName: p.Name()}
-}
-
-// Label returns a cleaned passkey label: trimmed, one line, at most 60
-// characters; def when empty.
-func Label(s, def string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	s = strings.Map(func(r rune) rune {
-		if r < 32 || r == 127 {
-			return -1
-		}
-		return r
-	}, s)
-	if utf8.RuneCountInString(s) > 60 {
-		s = string([]rune(s)[:60])
-	}
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +303,7 @@ func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lang := web.Lang(r)
-	label := Label(f.Label, e.opt.Site.T(lang, "enrol.default_label", e.now().Format("2006-01-02")))
+	label := passkey.Label(f.Label, e.opt.Site.T(lang, "enrol.default_label", e.now().Format("2006-01-02")))
 	var pupil school.Pupil
 	// The ceremony is gone from here on, whatever the outcome.
 	stored, cer, err := e.rp.FinishRegistration(ctx, f, school.CeremonyRegistration, func(cer school.Ceremony) (passkey.Registrant, error) {
@@ -330,17 +313,9 @@ func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
 		}
 		return registrant(pupil), nil
 	}, label)
-	switch {
-	case errors.Is(err, passkey.ErrCeremony):
-		e.log.Warn("enrol: registration with an unknown, used or expired ceremony", "err", err)
-		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.ceremony", nil)
-		return
-	case errors.Is(err, passkey.ErrMalformed), errors.Is(err, passkey.ErrInvalid):
-		e.log.Warn("enrol: registration refused", "pupil", cer.SubjectID, "err", err)
-		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.passkey", nil)
-		return
-	case err != nil:
-		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
+	if err != nil {
+		status, key, detail := registrationKeys.Answer(err, http.StatusBadRequest, e.log, "enrol: registration refused", "pupil", cer.SubjectID)
+		e.opt.Site.JSONError(w, r, status, key, detail)
 		return
 	}
 	err = e.opt.Store.InTx(ctx, func(q school.Queries) error {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -55,6 +57,28 @@ func Refusal(err error) bool {
 		}
 	}
 	return errors.As(err, &inactive)
+}
+
+// Keys are a handler's text keys for the refusals of a ceremony.
+type Keys struct {
+	Ceremony string // the ceremony is unknown, used, expired or another's: start again
+	Refused  string // any other refusal
+}
+
+// Answer says how a handler answers err, an error of a ceremony whose
+// refusals it answers with status: 400 with k.Ceremony for ErrCeremony,
+// status with k.Refused for another refusal (logged to log at Warn as msg
+// with args and the error), and 500 with "error.internal" and err as the
+// detail to log for a server error.
+func (k Keys) Answer(err error, status int, log *slog.Logger, msg string, args ...any) (int, string, error) {
+	if !Refusal(err) {
+		return http.StatusInternalServerError, "error.internal", err
+	}
+	log.Warn(msg, append(args, "err", err)...)
+	if errors.Is(err, ErrCeremony) {
+		return http.StatusBadRequest, k.Ceremony, nil
+	}
+	return status, k.Refused, nil
 }
 
 func storeError(err error) error { return fmt.Errorf("%w: %w", ErrStore, err) }

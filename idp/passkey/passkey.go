@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -128,6 +130,25 @@ func FromWebAuthn(c *webauthn.Credential, owner school.Owner, schoolID, label st
 		out.Transports = append(out.Transports, string(t))
 	}
 	return out
+}
+
+// Label returns a cleaned passkey label as typed by its owner: trimmed,
+// one line, no control characters, at most 60 characters; def when empty.
+func Label(s, def string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Map(func(r rune) rune {
+		if r < 32 || r == 127 {
+			return -1
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > 60 {
+		s = string([]rune(s)[:60])
+	}
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // Descriptors returns the descriptors of creds, for exclusion lists.
