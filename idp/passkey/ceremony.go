@@ -28,6 +28,9 @@ var (
 	ErrForeignCredential = errors.New("passkey: credential of another owner")
 	// ErrRevokedCredential: the credential was removed or reset.
 	ErrRevokedCredential = errors.New("passkey: revoked credential")
+	// ErrInactiveOwner: the owner may not sign in; an
+	// *InactiveOwnerError (which wraps it) says why.
+	ErrInactiveOwner = errors.New("passkey: inactive owner")
 	// ErrNoCredentials: the owner has no passkey to sign in with.
 	ErrNoCredentials = errors.New("passkey: no credentials")
 	// ErrMalformed: the browser's response does not parse.
@@ -45,18 +48,20 @@ type InactiveOwnerError struct{ Status string }
 
 func (e *InactiveOwnerError) Error() string { return "passkey: owner " + e.Status }
 
+// Unwrap makes an InactiveOwnerError an ErrInactiveOwner.
+func (e *InactiveOwnerError) Unwrap() error { return ErrInactiveOwner }
+
 // Refusal reports whether err refuses the ceremony (the browser's or the
 // owner's doing: an unknown, foreign or revoked passkey, a bad or stale
 // ceremony or response, an inactive owner), as opposed to a server error.
 func Refusal(err error) bool {
-	var inactive *InactiveOwnerError
 	for _, e := range []error{ErrCeremony, ErrUnknownHandle, ErrUnknownCredential, ErrForeignCredential,
-		ErrRevokedCredential, ErrNoCredentials, ErrMalformed, ErrInvalid} {
+		ErrRevokedCredential, ErrInactiveOwner, ErrNoCredentials, ErrMalformed, ErrInvalid} {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
-	return errors.As(err, &inactive)
+	return false
 }
 
 // Keys are a handler's text keys for the refusals of a ceremony.
