@@ -244,12 +244,12 @@ func ResetStaff(ctx context.Context, st school.Store, params Argon2Params, staff
 		}); err != nil {
 			return err
 		}
-		creds, err := q.ListStaffCredentials(ctx, staffID)
+		creds, err := q.ListCredentials(ctx, school.StaffOwner(staffID), true)
 		if err != nil {
 			return err
 		}
 		for _, c := range creds {
-			if err := q.DeleteStaffCredential(ctx, staffID, c.ID); err != nil {
+			if err := q.DeleteCredential(ctx, school.StaffOwner(staffID), c.ID); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/elevid/elevid/console"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/internal/chromiumtest"
+	"github.com/elevid/elevid/school"
 )
 
 // TestChromiumStaffPasskey drives console-passkey.js in a real headless
@@ -44,7 +45,7 @@ func TestChromiumStaffPasskey(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#passkey-register button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#passkeys .notice")),
 	)
-	creds, err := f.st.ListStaffCredentials(context.Background(), m.ID)
+	creds, err := f.st.ListCredentials(context.Background(), school.StaffOwner(m.ID), false)
 	if err != nil || len(creds) != 1 || creds[0].Label != "Chromium" {
 		t.Fatalf("stored staff credentials = %+v, %v", creds, err)
 	}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/elevid/elevid/enrolment"
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
@@ -136,9 +134,8 @@ type Console struct {
 	// dummyHash is verified against when the username is unknown, so the
 	// answer takes as long as for a known one.
 	dummyHash string
-	// wa and cer serve staff passkeys; wa is nil when they are off.
-	wa  *webauthn.WebAuthn
-	cer passkey.Ceremonies
+	// rp serves staff passkeys; nil when they are off.
+	rp *passkey.RelyingParty
 }
 
 // New returns a Console for opt.
@@ -188,13 +185,11 @@ func New(opt Options) (*Console, error) {
 	c := &Console{opt: opt, log: opt.Logger, sessions: sessions}
 	c.dummyHash = HashPassword(school.NewID(), opt.Argon2)
 	if opt.Passkey.RPID != "" {
-		wa, err := passkey.New(opt.Passkey)
+		rp, err := passkey.NewRelyingParty(opt.Passkey, opt.Store, opt.Now)
 		if err != nil {
 			return nil, err
 		}
-		c.wa, c.cer = wa, passkey.Ceremonies{Store: opt.Store, Now: opt.Now}
-		c.opt.Passkey.LoginTimeout = wa.Config.Timeouts.Login.Timeout
-		c.opt.Passkey.RegistrationTimeout = wa.Config.Timeouts.Registration.Timeout
+		c.rp = rp
 	}
 	return c, nil
 }

@@ -62,7 +62,7 @@ func TestClassViewShowsDeclinedAndEnrolled(t *testing.T) {
 	f.must(err)
 	_, err = f.st.PutEnrolment(ctx, school.Enrolment{PupilID: declined.ID, State: school.EnrolmentDenied, Rule: school.ConsentAny})
 	f.must(err)
-	_, err = f.st.AddCredential(ctx, school.Credential{ID: []byte("cred-anna-0001"), PupilID: f.A.Pupil.ID, SchoolID: f.A.School.ID, PublicKey: []byte("pk"), Label: "telefon"})
+	_, err = f.st.AddCredential(ctx, school.Credential{ID: []byte("cred-anna-0001"), Owner: school.PupilOwner(f.A.Pupil.ID), SchoolID: f.A.School.ID, PublicKey: []byte("pk"), Label: "telefon"})
 	f.must(err)
 	body := f.do(req{method: "GET", path: "/console/schools/" + f.A.School.ID + "/classes/" + f.A.Class.ID, cookie: ck}).Body.String()
 	if !strings.Contains(body, `standing-declined`) || !strings.Contains(body, `standing-enrolled`) {

@@ -153,12 +153,12 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 	if rec, res := f.register(d, cookie, "  Arbejds  computer "); rec.Code != 200 || res["ok"] != true || res["next"] != "/console/account?passkey=added" {
 		t.Fatalf("register finish = %d %v", rec.Code, res)
 	}
-	creds, err := f.st.ListStaffCredentials(ctx, m.ID)
+	creds, err := f.st.ListCredentials(ctx, school.StaffOwner(m.ID), false)
 	f.must(err)
 	if len(creds) != 1 || creds[0].Label != "Arbejds computer" {
 		t.Fatalf("stored staff credentials = %+v", creds)
 	}
-	if pc, err := f.st.ListCredentials(ctx, f.A.Pupil.ID, true); err != nil || len(pc) != 0 {
+	if pc, err := f.st.ListCredentials(ctx, school.PupilOwner(f.A.Pupil.ID), true); err != nil || len(pc) != 0 {
 		t.Fatalf("pupil credentials = %v, %v", pc, err)
 	}
 	if !f.hasAudit(m.SchoolID, "staff.passkey_add", m.ID) {
@@ -220,7 +220,7 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 	if rec, _ := f.passkeyLogin(d); rec.Code != 200 {
 		t.Fatalf("sign-in with counter 3 = %d %s", rec.Code, rec.Body)
 	}
-	got, err := f.st.GetStaffCredential(ctx, creds[0].ID)
+	got, err := f.st.GetCredential(ctx, school.OwnerStaff, creds[0].ID)
 	f.must(err)
 	if !got.CloneWarning || got.LastUsedAt.IsZero() {
 		t.Fatalf("after a counter regression: %+v", got)
@@ -252,7 +252,7 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 	if rec := f.do(req{method: "POST", path: "/console/account/passkeys/remove", form: url.Values{"id": {id}}, cookie: cookie}); rec.Code != http.StatusSeeOther {
 		t.Fatalf("remove = %d %s", rec.Code, rec.Body)
 	}
-	if n, _ := f.st.ListStaffCredentials(ctx, m.ID); len(n) != 0 {
+	if n, _ := f.st.ListCredentials(ctx, school.StaffOwner(m.ID), false); len(n) != 0 {
 		t.Fatalf("%d credentials after removal", len(n))
 	}
 	if !f.hasAudit(m.SchoolID, "staff.passkey_remove", m.ID) {
@@ -266,7 +266,7 @@ func TestStaffPasskeyRegisterSignInRemove(t *testing.T) {
 	if rec, _ := f.register(d2, cookie, "second"); rec.Code != 200 {
 		t.Fatal("second registration failed")
 	}
-	c2, _ := f.st.ListStaffCredentials(ctx, m.ID)
+	c2, _ := f.st.ListCredentials(ctx, school.StaffOwner(m.ID), false)
 	other := f.signIn(f.A.Admin)
 	if rec := f.do(req{method: "POST", path: "/console/account/passkeys/remove", form: url.Values{"id": {base64.RawURLEncoding.EncodeToString(c2[0].ID)}}, cookie: other}); rec.Code != http.StatusNotFound {
 		t.Fatalf("removing another's passkey = %d", rec.Code)
@@ -289,7 +289,7 @@ func TestStaffAndPupilPasskeysAreSeparate(t *testing.T) {
 	wa, err := passkey.New(testRP)
 	f.must(err)
 	pupil := f.A.Pupil
-	handle, err := f.st.PupilHandle(ctx, pupil.ID)
+	handle, err := f.st.UserHandle(ctx, school.PupilOwner(pupil.ID))
 	f.must(err)
 	creation, sd, err := wa.BeginRegistration(&passkey.User{Handle: handle, Name: pupil.ID})
 	f.must(err)
@@ -303,7 +303,7 @@ func TestStaffAndPupilPasskeysAreSeparate(t *testing.T) {
 	f.must(err)
 	wc, err := wa.CreateCredential(&passkey.User{Handle: handle, Name: pupil.ID}, *sd, parsed)
 	f.must(err)
-	_, err = f.st.AddCredential(ctx, passkey.FromWebAuthn(wc, pupil, "iPad"))
+	_, err = f.st.AddCredential(ctx, passkey.FromWebAuthn(wc, school.PupilOwner(pupil.ID), pupil.SchoolID, "iPad"))
 	f.must(err)
 	pd.auth.AddCredential(pd.cred)
 
@@ -322,7 +322,7 @@ func TestStaffAndPupilPasskeysAreSeparate(t *testing.T) {
 	if rec, _ := f.register(sdev, f.signIn(f.A.Teacher), "Laptop"); rec.Code != 200 {
 		t.Fatal("staff registration failed")
 	}
-	staffHandle, err := f.st.StaffHandle(ctx, f.A.Teacher.ID)
+	staffHandle, err := f.st.UserHandle(ctx, school.StaffOwner(f.A.Teacher.ID))
 	f.must(err)
 	if bytes.Equal(staffHandle, handle) || !bytes.Equal(sdev.auth.Options.UserHandle, staffHandle) {
 		t.Fatal("the staff passkey is not under the staff handle")

@@ -6,12 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
-
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
@@ -29,8 +24,8 @@ import (
 //	POST /console/reauth/passkey/begin      re-authenticate with a passkey
 //	POST /console/reauth/passkey/finish
 //
-// Staff passkeys live under staff user handles (school.StaffPasskeyStore),
-// never the pupils', and their ceremonies are of staff kinds, so neither
+// Staff passkeys are credentials of owner kind staff, under staff user
+// handles, never the pupils', and their ceremonies are of staff kinds, so neither
 // side's passkeys or ceremonies work at the other.
 func (c *Console) mountPasskeys(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/login/passkey/begin", c.passkeyLoginBegin)
@@ -44,37 +39,25 @@ func (c *Console) mountPasskeys(mux *http.ServeMux) {
 
 // PasskeysOn reports whether staff may use passkeys (a relying party is
 // configured).
-func (c *Console) PasskeysOn() bool { return c.wa != nil }
+func (c *Console) PasskeysOn() bool { return c.rp != nil }
 
 // passkeysOff answers 404 when passkeys are not configured.
 func (c *Console) passkeysOff(w http.ResponseWriter, r *http.Request) bool {
 	noStore(w)
-	if c.wa == nil {
+	if c.rp == nil {
 		c.opt.Site.JSONError(w, r, http.StatusNotFound, "console.passkey.off", nil)
 		return true
 	}
 	return false
 }
 
-// staffUser is the staff member as a WebAuthn user.
-func (c *Console) staffUser(ctx context.Context, staffID string) (*passkey.User, []school.StaffCredential, error) {
+// registrationKeys are the messages of a refused passkey registration.
+var registrationKeys = passkey.Keys{Ceremony: "console.passkey.ceremony", Refused: "console.passkey.failed"}
+
+// registrant is the staff member as a passkey registrant.
+func (c *Console) registrant(ctx context.Context, staffID string) (passkey.Registrant, error) {
 	st, err := c.opt.Store.GetStaff(ctx, staffID)
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := c.opt.Store.StaffHandle(ctx, staffID)
-	if err != nil {
-		return nil, nil, err
-	}
-	creds, err := c.opt.Store.ListStaffCredentials(ctx, staffID)
-	if err != nil {
-		return nil, nil, err
-	}
-	u := &passkey.User{Handle: h, Name: st.Username, DisplayName: st.Name}
-	for _, sc := range creds {
-		u.Credentials = append(u.Credentials, passkey.ToWebAuthn(sc.Credential()))
-	}
-	return u, creds, nil
+	return passkey.Registrant{Owner: school.StaffOwner(staffID), Name: st.Username, DisplayName: st.Name}, err
 }
 
 func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -89,99 +72,54 @@ func (c *Console) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, p
 		c.opt.Site.JSONError(w, r, http.StatusForbidden, "console.passkey.reauth_needed", nil)
 		return
 	}
-	u, creds, err := c.staffUser(ctx, p.StaffID)
+	reg, err := c.registrant(ctx, p.StaffID)
 	if err != nil {
 		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
-	excl := make([]school.Credential, 0, len(creds))
-	for _, sc := range creds {
-		excl = append(excl, sc.Credential())
-	}
-	creation, sd, err := c.wa.BeginRegistration(u,
-		webauthn.WithExclusions(passkey.Descriptors(excl)),
-		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
-		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
-	)
+	begun, err := c.rp.BeginRegistration(ctx, reg, school.CeremonyStaffRegistration, []byte(p.SessionRef))
 	if err != nil {
 		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
-	id, err := c.cer.Save(ctx, school.CeremonyStaffRegistration, p.StaffID, []byte(p.SessionRef), sd, c.opt.Passkey.RegistrationTimeout)
-	if err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: creation})
+	passkey.WriteJSON(w, http.StatusOK, begun)
 }
 
-// cleanLabel trims a typed passkey label to at most 60 characters.
-func cleanLabel(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	for utf8.RuneCountInString(s) > 60 {
-		_, n := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-n]
-	}
-	return s
-}
-
-func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, p Principal) {
+// readFinish reads the body of a passkey finish request; false when it
+// answered the request already (passkeys off, a bad body).
+func (c *Console) readFinish(w http.ResponseWriter, r *http.Request) (passkey.Finish, bool) {
 	if c.passkeysOff(w, r) {
-		return
+		return passkey.Finish{}, false
 	}
-	ctx := r.Context()
 	f, err := passkey.ReadFinish(r)
 	if err != nil {
 		c.log.Warn("console: bad passkey finish request", "err", err)
 		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
+		return f, false
+	}
+	return f, true
+}
+
+func (c *Console) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, p Principal) {
+	f, ok := c.readFinish(w, r)
+	if !ok {
 		return
 	}
-	cer, sd, err := c.cer.Consume(ctx, f.Ceremony, school.CeremonyStaffRegistration)
-	if err == nil && (cer.SubjectID != p.StaffID || string(cer.Ref) != p.SessionRef) {
-		err = fmt.Errorf("%w: ceremony of another staff member or session", passkey.ErrCeremony)
-	}
-	if errors.Is(err, passkey.ErrCeremony) {
-		c.log.Warn("console: passkey registration with an unknown, used or foreign ceremony", "staff", p.StaffID, "err", err)
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.ceremony", nil)
-		return
-	}
-	if err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(f.Credential)
-	if err != nil {
-		c.log.Warn("console: unparsable passkey registration", "staff", p.StaffID, "detail", passkey.Detail(err))
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
-		return
-	}
-	u, _, err := c.staffUser(ctx, p.StaffID)
-	if err != nil {
-		c.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	wc, err := c.wa.CreateCredential(u, sd, parsed)
-	if err != nil || !wc.Flags.UserVerified {
-		detail := "user not verified"
-		if err != nil {
-			detail = passkey.Detail(err)
+	ctx := r.Context()
+	label := passkey.Label(f.Label, c.opt.Site.T(web.Lang(r), "console.passkey.default_label"))
+	sc, _, err := c.rp.FinishRegistration(ctx, f, school.CeremonyStaffRegistration, func(cer school.Ceremony) (passkey.Registrant, error) {
+		if cer.SubjectID != p.StaffID || string(cer.Ref) != p.SessionRef {
+			return passkey.Registrant{}, fmt.Errorf("%w: ceremony of another staff member or session", passkey.ErrCeremony)
 		}
-		c.log.Warn("console: passkey registration refused", "staff", p.StaffID, "detail", detail)
-		c.opt.Site.JSONError(w, r, http.StatusBadRequest, "console.passkey.failed", nil)
+		return c.registrant(ctx, p.StaffID)
+	}, label)
+	if err != nil {
+		status, key, detail := registrationKeys.Answer(err, http.StatusBadRequest, c.log, "console: passkey registration refused", "staff", p.StaffID)
+		c.opt.Site.JSONError(w, r, status, key, detail)
 		return
-	}
-	label := cleanLabel(f.Label)
-	if label == "" {
-		label = c.opt.Site.T(web.Lang(r), "console.passkey.default_label")
-	}
-	sc := school.StaffCredential{ID: wc.ID, StaffID: p.StaffID, PublicKey: wc.PublicKey, AttestationFormat: wc.AttestationFormat,
-		AAGUID: wc.Authenticator.AAGUID, SignCount: wc.Authenticator.SignCount,
-		BackupEligible: wc.Flags.BackupEligible, BackupState: wc.Flags.BackupState, Label: label}
-	for _, t := range wc.Transport {
-		sc.Transports = append(sc.Transports, string(t))
 	}
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
-		if _, err := q.AddStaffCredential(ctx, sc); err != nil {
+		if _, err := q.AddCredential(ctx, sc); err != nil {
 			return err
 		}
 		return c.audit(ctx, q, r, p, p.SchoolID, "staff.passkey_add", p.StaffID, fmt.Sprintf(`{"credential":%q,"label":%q}`, credRef(sc.ID), label))
@@ -214,7 +152,7 @@ func (c *Console) passkeyRemove(w http.ResponseWriter, r *http.Request, p Princi
 		return
 	}
 	err = c.opt.Store.InTx(ctx, func(q school.Queries) error {
-		if err := q.DeleteStaffCredential(ctx, p.StaffID, id); err != nil {
+		if err := q.DeleteCredential(ctx, school.StaffOwner(p.StaffID), id); err != nil {
 			return err
 		}
 		return c.audit(ctx, q, r, p, p.SchoolID, "staff.passkey_remove", p.StaffID, fmt.Sprintf(`{"credential":%q}`, credRef(id)))
@@ -237,10 +175,10 @@ type PasskeyView struct {
 
 // passkeyViews lists the staff member's passkeys for the account page.
 func (c *Console) passkeyViews(ctx context.Context, staffID string) ([]PasskeyView, error) {
-	if c.wa == nil {
+	if c.rp == nil {
 		return nil, nil
 	}
-	creds, err := c.opt.Store.ListStaffCredentials(ctx, staffID)
+	creds, err := c.opt.Store.ListCredentials(ctx, school.StaffOwner(staffID), false)
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,7 @@ func (c *Console) renderPupil(w http.ResponseWriter, r *http.Request, status int
 		data.Pupil.PendingCode, err = c.opt.Store.PendingEnrolmentCode(ctx, pu.ID)
 	}
 	if err == nil {
-		data.Credentials, err = c.opt.Store.ListCredentials(ctx, pu.ID, true)
+		data.Credentials, err = c.opt.Store.ListCredentials(ctx, school.PupilOwner(pu.ID), true)
 	}
 	for _, cid := range pu.ClassIDs {
 		if err != nil {

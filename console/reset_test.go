@@ -24,7 +24,7 @@ func TestResetGoesThroughTheConsentService(t *testing.T) {
 		BirthDate: time.Date(2012, 1, 2, 0, 0, 0, 0, time.UTC), ClassIDs: []string{f.A.Class.ID}, GuardianIDs: []string{g.ID}, Status: school.PupilActive})
 	f.must(err)
 	f.consent(pu.ID, g.ID)
-	_, err = f.st.AddCredential(ctx, school.Credential{ID: []byte("karla-phone"), PupilID: pu.ID, SchoolID: f.A.School.ID, PublicKey: []byte("k")})
+	_, err = f.st.AddCredential(ctx, school.Credential{ID: []byte("karla-phone"), Owner: school.PupilOwner(pu.ID), SchoolID: f.A.School.ID, PublicKey: []byte("k")})
 	f.must(err)
 
 	ck := f.signIn(f.A.Teacher)
@@ -34,7 +34,7 @@ func TestResetGoesThroughTheConsentService(t *testing.T) {
 	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "/sheets/") {
 		t.Fatalf("reset: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
-	creds, err := f.st.ListCredentials(ctx, pu.ID, true)
+	creds, err := f.st.ListCredentials(ctx, school.PupilOwner(pu.ID), true)
 	f.must(err)
 	if len(creds) != 1 || creds[0].RevokedAt.IsZero() {
 		t.Fatalf("passkeys after the reset: %+v", creds)

@@ -83,7 +83,7 @@ func (c *Console) pupilRows(ctx context.Context, schoolID, classID string) ([]Pu
 		if row.Consent, err = c.opt.Store.EnrolmentAllowed(ctx, pu.ID); err != nil {
 			return nil, err
 		}
-		creds, err := c.opt.Store.ListCredentials(ctx, pu.ID, false)
+		creds, err := c.opt.Store.ListCredentials(ctx, school.PupilOwner(pu.ID), false)
 		if err != nil {
 			return nil, err
 		}

@@ -20,10 +20,10 @@ func TestStaffResetDeletesPasskeys(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	victim := f.A.Victim
-	if _, err := f.st.AddStaffCredential(ctx, school.StaffCredential{ID: []byte("lost-laptop-key"), StaffID: victim.ID, PublicKey: []byte("k"), Label: "laptop"}); err != nil {
+	if _, err := f.st.AddCredential(ctx, school.Credential{ID: []byte("lost-laptop-key"), Owner: school.StaffOwner(victim.ID), PublicKey: []byte("k"), Label: "laptop"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.AddStaffCredential(ctx, school.StaffCredential{ID: []byte("phone-key"), StaffID: victim.ID, PublicKey: []byte("k"), Label: "phone"}); err != nil {
+	if _, err := f.st.AddCredential(ctx, school.Credential{ID: []byte("phone-key"), Owner: school.StaffOwner(victim.ID), PublicKey: []byte("k"), Label: "phone"}); err != nil {
 		t.Fatal(err)
 	}
 	victimCookie := f.signIn(victim)
@@ -37,7 +37,7 @@ func TestStaffResetDeletesPasskeys(t *testing.T) {
 	if m == nil || !strings.Contains(rec.Body.String(), victim.Username) {
 		t.Fatalf("no one-time password shown:\n%s", rec.Body.String())
 	}
-	if creds, err := f.st.ListStaffCredentials(ctx, victim.ID); err != nil || len(creds) != 0 {
+	if creds, err := f.st.ListCredentials(ctx, school.StaffOwner(victim.ID), false); err != nil || len(creds) != 0 {
 		t.Fatalf("staff passkeys after the reset: %d, %v", len(creds), err)
 	}
 	if sessions, _ := f.st.ListSessions(ctx, victim.ID); len(sessions) != 0 {

@@ -48,7 +48,7 @@ func TestEnrolLoginMe(t *testing.T) {
 	if len(creds) != 1 || creds[0].Label != "Skolens iPad" || !creds[0].Active() || creds[0].SignCount != 0 {
 		t.Fatalf("stored credentials = %+v", creds)
 	}
-	handle := must[[]byte](t)(e.st.PupilHandle(context.Background(), e.pupil.ID))
+	handle := must[[]byte](t)(e.st.UserHandle(context.Background(), school.PupilOwner(e.pupil.ID)))
 	if !bytes.Equal(handle, d.auth.Options.UserHandle) || len(handle) != 64 {
 		t.Fatal("the authenticator did not get the pupil's random user handle")
 	}
@@ -631,7 +631,7 @@ func TestBadLogins(t *testing.T) {
 		t.Fatal(status)
 	}
 	// Revoked credentials cannot.
-	must[school.Credential](t)(e.st.UpdateCredential(ctx, d.cred.ID, func(c school.Credential) (school.Credential, error) { c.RevokedAt = e.clock.Now(); return c, nil }))
+	must[school.Credential](t)(e.st.UpdateCredential(ctx, school.OwnerPupil, d.cred.ID, func(c school.Credential) (school.Credential, error) { c.RevokedAt = e.clock.Now(); return c, nil }))
 	if status, _ := b.loginWith(d, ""); status != 401 {
 		t.Fatalf("revoked credential = %d", status)
 	}

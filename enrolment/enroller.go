@@ -10,10 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
-
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/elevid/elevid/idp/passkey"
 	"github.com/elevid/elevid/school"
@@ -53,8 +49,7 @@ type Options struct {
 // live in the Store, so any node can serve any step.
 type Enroller struct {
 	opt Options
-	wa  *webauthn.WebAuthn
-	cer passkey.Ceremonies
+	rp  *passkey.RelyingParty
 	log *slog.Logger
 }
 
@@ -87,14 +82,11 @@ func New(opt Options) (*Enroller, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	if opt.Passkey.RegistrationTimeout <= 0 {
-		opt.Passkey.RegistrationTimeout = 5 * time.Minute
-	}
-	wa, err := passkey.New(opt.Passkey)
+	rp, err := passkey.NewRelyingParty(opt.Passkey, opt.Store, opt.Now)
 	if err != nil {
 		return nil, err
 	}
-	return &Enroller{opt: opt, wa: wa, cer: passkey.Ceremonies{Store: opt.Store, Now: opt.Now}, log: opt.Logger}, nil
+	return &Enroller{opt: opt, rp: rp, log: opt.Logger}, nil
 }
 
 func (e *Enroller) now() time.Time { return e.opt.Now() }
@@ -286,62 +278,20 @@ func (e *Enroller) begin(w http.ResponseWriter, r *http.Request) {
 		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
-	user, existing, err := e.user(ctx, c.pupil)
+	begun, err := e.rp.BeginRegistration(ctx, registrant(c.pupil), school.CeremonyRegistration, c.code.Hash)
 	if err != nil {
 		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 		return
 	}
-	creation, sd, err := e.wa.BeginRegistration(user,
-		webauthn.WithExclusions(passkey.Descriptors(existing)),
-		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
-		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
-	)
-	if err != nil {
-		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	id, err := e.cer.Save(ctx, school.CeremonyRegistration, c.pupil.ID, c.code.Hash, sd, e.opt.Passkey.RegistrationTimeout)
-	if err != nil {
-		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	passkey.WriteJSON(w, http.StatusOK, passkey.Begun{Ceremony: id, Options: creation})
+	passkey.WriteJSON(w, http.StatusOK, begun)
 }
 
-// user returns the WebAuthn user of a pupil and their active passkeys.
-func (e *Enroller) user(ctx context.Context, p school.Pupil) (*passkey.User, []school.Credential, error) {
-	handle, err := e.opt.Store.PupilHandle(ctx, p.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	existing, err := e.opt.Store.ListCredentials(ctx, p.ID, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	u := &passkey.User{Handle: handle, Name: p.Name(), DisplayName: p.Name()}
-	for _, c := range existing {
-		u.Credentials = append(u.Credentials, passkey.ToWebAuthn(c))
-	}
-	return u, existing, nil
-}
+// registrationKeys are the messages of a refused registration.
+var registrationKeys = passkey.Keys{Ceremony: "enrol.err.ceremony", Refused: "enrol.err.passkey"}
 
-// Label returns a cleaned passkey label: trimmed, one line, at most 60
-// characters; def when empty.
-func Label(s, def string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	s = strings.Map(func(r rune) rune {
-		if r < 32 || r == 127 {
-			return -1
-		}
-		return r
-	}, s)
-	if utf8.RuneCountInString(s) > 60 {
-		s = string([]rune(s)[:60])
-	}
-	if s == "" {
-		return def
-	}
-	return s
+// registrant is the pupil as a passkey registrant.
+func registrant(p school.Pupil) passkey.Registrant {
+	return passkey.Registrant{Owner: school.PupilOwner(p.ID), SchoolID: p.SchoolID, Name: p.Name(), DisplayName: p.Name()}
 }
 
 func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
@@ -352,42 +302,22 @@ func (e *Enroller) finish(w http.ResponseWriter, r *http.Request) {
 		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "error.bad_request", nil)
 		return
 	}
-	// The ceremony is gone from here on, whatever the outcome.
-	cer, sd, err := e.cer.Consume(ctx, f.Ceremony, school.CeremonyRegistration)
-	if errors.Is(err, passkey.ErrCeremony) {
-		e.log.Warn("enrol: registration with an unknown, used or expired ceremony", "err", err)
-		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.ceremony", nil)
-		return
-	}
-	if err != nil {
-		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(f.Credential)
-	if err != nil {
-		e.log.Warn("enrol: unparsable registration response", "pupil", cer.SubjectID, "detail", passkey.Detail(err))
-		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.passkey", nil)
-		return
-	}
-	pupil, err := e.opt.Store.GetPupil(ctx, cer.SubjectID)
-	if err != nil {
-		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	user, _, err := e.user(ctx, pupil)
-	if err != nil {
-		e.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
-		return
-	}
-	cred, err := e.wa.CreateCredential(user, sd, parsed)
-	if err != nil {
-		e.log.Warn("enrol: registration refused", "pupil", pupil.ID, "detail", passkey.Detail(err))
-		e.opt.Site.JSONError(w, r, http.StatusBadRequest, "enrol.err.passkey", nil)
-		return
-	}
 	lang := web.Lang(r)
-	label := Label(f.Label, e.opt.Site.T(lang, "enrol.default_label", e.now().Format("2006-01-02")))
-	stored := passkey.FromWebAuthn(cred, pupil, label)
+	label := passkey.Label(f.Label, e.opt.Site.T(lang, "enrol.default_label", e.now().Format("2006-01-02")))
+	var pupil school.Pupil
+	// The ceremony is gone from here on, whatever the outcome.
+	stored, cer, err := e.rp.FinishRegistration(ctx, f, school.CeremonyRegistration, func(cer school.Ceremony) (passkey.Registrant, error) {
+		var err error
+		if pupil, err = e.opt.Store.GetPupil(ctx, cer.SubjectID); err != nil {
+			return passkey.Registrant{}, err
+		}
+		return registrant(pupil), nil
+	}, label)
+	if err != nil {
+		status, key, detail := registrationKeys.Answer(err, http.StatusBadRequest, e.log, "enrol: registration refused", "pupil", cer.SubjectID)
+		e.opt.Site.JSONError(w, r, status, key, detail)
+		return
+	}
 	err = e.opt.Store.InTx(ctx, func(q school.Queries) error {
 		code, err := q.ConsumeEnrolmentCode(ctx, cer.Ref)
 		if err != nil {

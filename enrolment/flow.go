@@ -336,7 +336,7 @@ func Settle(ctx context.Context, q school.Queries, e school.Enrolment, now time.
 	case (e.State == school.EnrolmentAwaitingConsent || e.State == school.EnrolmentRequested) && !e.Valid(now):
 		return Move(ctx, q, System, e.PupilID, school.EnrolmentExpired, now)
 	case e.State == school.EnrolmentCodeIssued:
-		creds, err := q.ListCredentials(ctx, e.PupilID, false)
+		creds, err := q.ListCredentials(ctx, school.PupilOwner(e.PupilID), false)
 		if err != nil {
 			return e, err
 		}

@@ -347,7 +347,7 @@ func (b *browser) loginWith(d *device, returnTo string) (int, map[string]any) {
 }
 
 func (e *env) credentials(p school.Pupil) []school.Credential {
-	return must[[]school.Credential](e.t)(e.st.ListCredentials(context.Background(), p.ID, true))
+	return must[[]school.Credential](e.t)(e.st.ListCredentials(context.Background(), school.PupilOwner(p.ID), true))
 }
 
 func contains(t testing.TB, body string, want ...string) {

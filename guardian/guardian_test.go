@@ -384,7 +384,7 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	ctx := e.ctx
 	link := e.start()
 	post(t, e.client(), link, map[string]string{"action": "grant_all"})
-	must[school.Credential](t)(e.st.AddCredential(ctx, school.Credential{ID: []byte("cred-1"), PupilID: e.pupil.ID, SchoolID: e.school.ID, PublicKey: []byte("k")}))
+	must[school.Credential](t)(e.st.AddCredential(ctx, school.Credential{ID: []byte("cred-1"), Owner: school.PupilOwner(e.pupil.ID), SchoolID: e.school.ID, PublicKey: []byte("k")}))
 	if st := must[school.Enrolment](t)(e.flows.Get(ctx, e.pupil.ID)).State; st != school.EnrolmentConsented {
 		t.Fatalf("state %s", st)
 	}
@@ -396,7 +396,7 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	if _, _, err := e.svc.ResetPasskeys(ctx, outsider, e.pupil.ID, true); !errors.Is(err, enrolment.ErrForbidden) {
 		t.Fatalf("reset by a teacher of another class: %v", err)
 	}
-	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, e.pupil.ID, false)); len(creds) != 1 {
+	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, school.PupilOwner(e.pupil.ID), false)); len(creds) != 1 {
 		t.Fatal("a refused reset revoked passkeys")
 	}
 	// The lost device holds a refresh token of the platform.
@@ -407,7 +407,7 @@ func TestPasskeyResetNotifiesGuardians(t *testing.T) {
 	if err != nil || code == "" || !exp.After(e.clock.Now()) {
 		t.Fatalf("reset: %q %v %v", code, exp, err)
 	}
-	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, e.pupil.ID, false)); len(creds) != 0 {
+	if creds := must[[]school.Credential](t)(e.st.ListCredentials(ctx, school.PupilOwner(e.pupil.ID), false)); len(creds) != 0 {
 		t.Fatal("passkeys survived the reset")
 	}
 	if toks := must[[]school.OIDCToken](t)(e.st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: e.pupil.ID})); len(toks) != 0 {

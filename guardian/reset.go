@@ -35,12 +35,12 @@ func (s *Service) ResetPasskeys(ctx context.Context, a enrolment.Actor, pupilID 
 		if err != nil {
 			return err
 		}
-		creds, err := q.ListCredentials(ctx, p.ID, false)
+		creds, err := q.ListCredentials(ctx, school.PupilOwner(p.ID), false)
 		if err != nil {
 			return err
 		}
 		for _, c := range creds {
-			if _, err := q.UpdateCredential(ctx, c.ID, func(c school.Credential) (school.Credential, error) {
+			if _, err := q.UpdateCredential(ctx, school.OwnerPupil, c.ID, func(c school.Credential) (school.Credential, error) {
 				c.RevokedAt = now
 				return c, nil
 			}); err != nil {

@@ -9,12 +9,36 @@ import (
 	"time"
 )
 
+// OwnerKind says whose passkey a credential is: a pupil's or a staff
+// member's. The two kinds never mix: each has user handles of its own, and
+// a credential of one kind is never found for the other.
+type OwnerKind string
+
+// Owner kinds.
+const (
+	OwnerPupil OwnerKind = "pupil"
+	OwnerStaff OwnerKind = "staff"
+)
+
+// Owner names the holder of passkeys: a pupil or a staff member, by id.
+type Owner struct {
+	Kind OwnerKind
+	ID   string
+}
+
+// PupilOwner is the pupil with that id as a passkey owner.
+func PupilOwner(id string) Owner { return Owner{Kind: OwnerPupil, ID: id} }
+
+// StaffOwner is the staff member with that id as a passkey owner.
+func StaffOwner(id string) Owner { return Owner{Kind: OwnerStaff, ID: id} }
+
 // Credential is a passkey (WebAuthn public-key credential) registered by a
-// pupil. It holds public key material only; nothing in it is a secret.
+// pupil or a staff member. It holds public key material only; nothing in
+// it is a secret.
 type Credential struct {
 	ID                []byte // the WebAuthn credential id
-	PupilID           string
-	SchoolID          string
+	Owner             Owner
+	SchoolID          string // the pupil's school; empty for a staff member's passkey
 	PublicKey         []byte // COSE-encoded public key
 	AttestationFormat string // "none", "packed" …
 	AAGUID            []byte
@@ -25,10 +49,10 @@ type Credential struct {
 	// counter that did not increase: the credential may have been copied.
 	CloneWarning bool
 	Transports   []string
-	Label        string // chosen by the pupil, e.g. "Skolens iPad"
+	Label        string // chosen by the owner, e.g. "Skolens iPad"
 	CreatedAt    time.Time
 	LastUsedAt   time.Time // zero until the first login
-	RevokedAt    time.Time // zero while the credential may be used
+	RevokedAt    time.Time // zero while the credential may be used (staff passkeys are deleted instead)
 }
 
 // Active reports whether the credential may be used to log in.
@@ -37,10 +61,14 @@ func (c Credential) Active() bool { return c.RevokedAt.IsZero() }
 // CeremonyKind says which WebAuthn ceremony a Ceremony belongs to.
 type CeremonyKind string
 
-// Ceremony kinds.
+// Ceremony kinds. The staff console's are distinct from the pupils', so
+// a ceremony of one can never finish at the other.
 const (
-	CeremonyRegistration CeremonyKind = "registration"
-	CeremonyLogin        CeremonyKind = "login"
+	CeremonyRegistration      CeremonyKind = "registration"
+	CeremonyLogin             CeremonyKind = "login"
+	CeremonyStaffRegistration CeremonyKind = "staff_registration"
+	CeremonyStaffLogin        CeremonyKind = "staff_login"
+	CeremonyStaffReauth       CeremonyKind = "staff_reauth"
 )
 
 // Ceremony is the server-side state of one WebAuthn ceremony (the
@@ -49,7 +77,7 @@ const (
 type Ceremony struct {
 	ID        string // random, handed to the browser
 	Kind      CeremonyKind
-	SubjectID string // the pupil registering; empty for a discoverable login
+	SubjectID string // the pupil or staff member registering; empty for a discoverable login
 	// Ref binds the ceremony to something else, e.g. the hash of the
 	// enrolment code a registration was started with.
 	Ref       []byte
@@ -155,41 +183,54 @@ func NewSecret(n int) []byte {
 	return b
 }
 
-// PasskeyStore keeps pupils' passkeys and their WebAuthn user handles.
+// PasskeyStore keeps the passkeys of pupils and staff and their WebAuthn
+// user handles: one set of methods, the owner given as kind and id. The
+// kinds are kept apart: a handle or credential of one kind is never found
+// when the other kind is asked for.
 type PasskeyStore interface {
-	// PupilHandle returns the pupil's WebAuthn user handle: 64 random
-	// bytes made on first use, never derived from the name or an id.
-	// ErrNotFound when the pupil does not exist.
-	PupilHandle(ctx context.Context, pupilID string) ([]byte, error)
-	// PupilByHandle returns the id of the pupil with that user handle.
-	PupilByHandle(ctx context.Context, handle []byte) (string, error)
-	// AddCredential stores c with CreatedAt set; ErrConflict when the
-	// credential id is registered already, ErrInvalid when the pupil is
-	// unknown.
+	// UserHandle returns the owner's WebAuthn user handle: 64 random
+	// bytes made on first use, never derived from the name or an id, and
+	// never equal to a handle of the other kind. ErrNotFound when the
+	// owner does not exist.
+	UserHandle(ctx context.Context, o Owner) ([]byte, error)
+	// OwnerByHandle returns the id of the owner of kind with that user
+	// handle; ErrNotFound for any other handle (one of the other kind
+	// included).
+	OwnerByHandle(ctx context.Context, kind OwnerKind, handle []byte) (string, error)
+	// AddCredential stores c (c.Owner says whose; a pupil's needs the
+	// pupil's SchoolID, a staff member's none) with CreatedAt set;
+	// ErrConflict when the credential id is registered already,
+	// ErrInvalid when the owner is unknown.
 	AddCredential(ctx context.Context, c Credential) (Credential, error)
-	// GetCredential returns a credential by id, revoked ones included.
-	GetCredential(ctx context.Context, id []byte) (Credential, error)
-	// ListCredentials returns a pupil's credentials, oldest first; revoked
-	// ones only when includeRevoked.
-	ListCredentials(ctx context.Context, pupilID string, includeRevoked bool) ([]Credential, error)
-	// UpdateCredential runs fn on the stored credential inside a
+	// GetCredential returns the credential of an owner of kind by id,
+	// revoked ones included; ErrNotFound when there is none of that kind.
+	GetCredential(ctx context.Context, kind OwnerKind, id []byte) (Credential, error)
+	// ListCredentials returns the owner's credentials, oldest first;
+	// revoked ones only when includeRevoked.
+	ListCredentials(ctx context.Context, o Owner, includeRevoked bool) ([]Credential, error)
+	// UpdateCredential runs fn on the stored credential of kind inside a
 	// transaction and stores its label, counter, flags, last use and
-	// revocation.
-	UpdateCredential(ctx context.Context, id []byte, fn func(Credential) (Credential, error)) (Credential, error)
+	// revocation (not its owner). ErrNotFound when there is none of that
+	// kind.
+	UpdateCredential(ctx context.Context, kind OwnerKind, id []byte, fn func(Credential) (Credential, error)) (Credential, error)
+	// DeleteCredential removes the owner's credential id; ErrNotFound when
+	// the owner has no such credential.
+	DeleteCredential(ctx context.Context, o Owner, id []byte) error
 	// PasskeyLogin returns, in one read, the pupil whose user handle is
 	// handle and that pupil's credential credentialID (revoked ones
 	// included), for a discoverable login. The pupil's ClassIDs and
 	// GuardianIDs are not filled. ErrNotFound when the handle is unknown
 	// or the pupil has no credential with that id (the caller may then
-	// look up which, with PupilByHandle and GetCredential).
+	// look up which, with OwnerByHandle and GetCredential).
 	PasskeyLogin(ctx context.Context, handle, credentialID []byte) (Pupil, Credential, error)
-	// RecordCredentialUse stores what a login learnt about a credential in
-	// one write: counter, backup state and time of use; a clone warning,
-	// once set, stays set. ErrNotFound for an unknown credential.
+	// RecordCredentialUse stores what a sign-in learnt about a credential
+	// (of either kind) in one write: counter, backup state and time of
+	// use; a clone warning, once set, stays set. ErrNotFound for an
+	// unknown credential.
 	RecordCredentialUse(ctx context.Context, id []byte, use CredentialUse) error
 }
 
-// CredentialUse is what one login records on its credential.
+// CredentialUse is what one sign-in records on its credential.
 type CredentialUse struct {
 	SignCount    uint32
 	CloneWarning bool // the counter did not increase
@@ -269,7 +310,7 @@ type RateStore interface {
 	RateCount(ctx context.Context, key string, window time.Duration) (int, error)
 }
 
-// AuthnStore is everything pupils' authentication keeps: passkeys,
+// AuthnStore is everything authentication keeps: passkeys,
 // ceremonies, enrolment codes, sessions and rate counters.
 type AuthnStore interface {
 	PasskeyStore

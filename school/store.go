@@ -49,7 +49,6 @@ type Queries interface {
 	SAMLStore
 	OIDCStore
 	ConsoleStore
-	StaffPasskeyStore
 }
 
 // SchoolStore keeps schools.

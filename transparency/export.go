@@ -233,7 +233,7 @@ func BuildExport(ctx context.Context, st school.Queries, pupilID string, now tim
 		}
 		x.Consents = append(x.Consents, ec)
 	}
-	creds, err := st.ListCredentials(ctx, p.ID, true)
+	creds, err := st.ListCredentials(ctx, school.PupilOwner(p.ID), true)
 	if err != nil {
 		return x, err
 	}

@@ -105,7 +105,7 @@ func TestExportHasEverythingAndNoSecrets(t *testing.T) {
 	st := f.st
 	pid := f.seed.Pupil.ID
 	// A passkey and a session, whose secrets must not appear.
-	cred, err := st.AddCredential(ctx, school.Credential{ID: []byte("cred-id-secretish"), PupilID: pid, SchoolID: f.seed.School.ID,
+	cred, err := st.AddCredential(ctx, school.Credential{ID: []byte("cred-id-secretish"), Owner: school.PupilOwner(pid), SchoolID: f.seed.School.ID,
 		PublicKey: []byte("PUBLIC-KEY-MATERIAL"), Label: "Skolens iPad", BackupEligible: true})
 	if err != nil {
 		t.Fatal(err)

@@ -296,7 +296,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 		t.Fatalf("no new code after the passkey reset:\n%s", sheet)
 	}
 	e.sink.wait(t, guardian.Email, "/guardian")
-	if creds := mustOK[[]school.Credential](t)(st.ListCredentials(ctx, pupil.ID, false)); len(creds) != 0 {
+	if creds := mustOK[[]school.Credential](t)(st.ListCredentials(ctx, school.PupilOwner(pupil.ID), false)); len(creds) != 0 {
 		t.Fatalf("%d passkeys active after the reset", len(creds))
 	}
 	if status, out := e.client().passkeyLogin(dev, "/me"); status != http.StatusUnauthorized {

@@ -65,9 +65,9 @@ func TestShibbolethSOAPLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustOK[school.Consent](t)(st.SetConsent(ctx, school.Consent{PupilID: p.ID, GuardianID: g.ID, PlatformID: sp.ID, Decision: school.DecisionGranted, Attributes: sp.Attributes}))
-	handle := mustOK[[]byte](t)(st.PupilHandle(ctx, p.ID))
+	handle := mustOK[[]byte](t)(st.UserHandle(ctx, school.PupilOwner(p.ID)))
 	cred := webauthntest.NewCredential()
-	mustOK[school.Credential](t)(st.AddCredential(ctx, school.Credential{ID: cred.ID, PupilID: p.ID, SchoolID: sch.ID,
+	mustOK[school.Credential](t)(st.AddCredential(ctx, school.Credential{ID: cred.ID, Owner: school.PupilOwner(p.ID), SchoolID: sch.ID,
 		PublicKey: cred.Key.AttestationData(), AttestationFormat: "none", Label: "ci"}))
 
 	b := &shibBrowser{t: t, idp: strings.TrimSuffix(idpBase, "/"), handle: handle, cred: cred}

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/gorilla/securecookie"
 
 	"github.com/elevid/elevid/idp/passkey"
@@ -62,7 +60,7 @@ type LoginOptions struct {
 // cookie (package session) holds only the random session id.
 type Login struct {
 	opt      LoginOptions
-	wa       *webauthn.WebAuthn
+	rp       *passkey.RelyingParty
 	sessions *session.Manager
 	// ceremonies seal login ceremonies with the session keys.
 	ceremonies []securecookie.Codec
@@ -105,11 +103,11 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 	if opt.Passkey.LoginTimeout > school.CeremonyMaxAge {
 		return nil, fmt.Errorf("idp: the login timeout may be at most %v", school.CeremonyMaxAge)
 	}
-	wa, err := passkey.New(opt.Passkey)
+	rp, err := passkey.NewRelyingParty(opt.Passkey, opt.Store, opt.Now)
 	if err != nil {
 		return nil, err
 	}
-	l := &Login{opt: opt, wa: wa, begins: newWindowCounter(opt.BeginWindow, 1<<16), log: opt.Logger}
+	l := &Login{opt: opt, rp: rp, begins: newWindowCounter(opt.BeginWindow, 1<<16), log: opt.Logger}
 	// A pupil's session ends through the access service, so that the
 	// platforms it signed in to are told (logout, a new sign-in).
 	l.sessions, err = session.New(session.Options{Kind: school.SessionPupil, Store: opt.Store, Keys: opt.SessionKeys,
@@ -242,11 +240,7 @@ func (l *Login) begin(w http.ResponseWriter, r *http.Request) {
 		l.jsonError(w, r, http.StatusTooManyRequests, "error.rate_limited")
 		return
 	}
-	mediation := protocol.MediationDefault
-	if body.Mediation == "conditional" {
-		mediation = protocol.MediationConditional
-	}
-	assertion, sd, err := l.wa.BeginDiscoverableMediatedLogin(mediation, webauthn.WithUserVerification(protocol.VerificationRequired))
+	assertion, sd, err := l.rp.BeginDiscoverable(passkey.Mediation(body.Mediation))
 	if err != nil {
 		l.serverError(w, r, err)
 		return
@@ -263,31 +257,12 @@ func (l *Login) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	l.opt.Site.JSONError(w, r, http.StatusInternalServerError, "error.internal", err)
 }
 
-// errLoginRefused is the reason a known credential may not log in.
-var errLoginRefused = errors.New("login refused")
-
-// Why a passkey login was refused: the handler given to go-webauthn sets
-// one of these (their text is the "reason" in the log), and finish picks
-// the response from it with errors.Is/As, never by comparing strings.
-var (
-	errUnknownHandle     = errors.New("unknown user handle")
-	errUnknownCredential = errors.New("unknown credential")
-	errForeignCredential = errors.New("credential of another pupil")
-	errRevokedCredential = errors.New("revoked credential")
-	errAssertionInvalid  = errors.New("assertion invalid")
-)
-
-// inactivePupilError refuses a login of a pupil who is not active
-// (quarantined or removed).
-type inactivePupilError struct{ status school.PupilStatus }
-
-func (e inactivePupilError) Error() string { return "pupil " + string(e.status) }
-
-// refusalKey is the text key of the message for a refused login.
+// refusalKey is the text key of the message for a login the passkey
+// relying party refused (a typed error, wrapped or not).
 func refusalKey(refused error) string {
-	var inactive inactivePupilError
+	var inactive *passkey.InactiveOwnerError
 	switch {
-	case errors.Is(refused, errUnknownCredential), errors.Is(refused, errUnknownHandle), errors.Is(refused, errRevokedCredential):
+	case errors.Is(refused, passkey.ErrUnknownCredential), errors.Is(refused, passkey.ErrUnknownHandle), errors.Is(refused, passkey.ErrRevokedCredential):
 		return "login.err.unknown"
 	case errors.As(refused, &inactive):
 		return "login.err.inactive"
@@ -309,53 +284,36 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
 		return
 	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(f.Credential)
-	if err != nil {
-		l.log.Warn("login: unparsable assertion", "detail", passkey.Detail(err))
+	var pupil school.Pupil
+	a, err := l.rp.FinishLogin(ctx, sd, f.Credential, passkey.Login{Kind: school.OwnerPupil,
+		// The handle's pupil and the credential in one read.
+		Lookup: func(ctx context.Context, userHandle, credentialID []byte) (school.Credential, error) {
+			var c school.Credential
+			var err error
+			pupil, c, err = l.opt.Store.PasskeyLogin(ctx, userHandle, credentialID)
+			return c, err
+		},
+		Allow: func(context.Context, school.Credential) error {
+			if pupil.Status != school.PupilActive {
+				return &passkey.InactiveOwnerError{Status: string(pupil.Status)}
+			}
+			return nil
+		},
+	})
+	switch {
+	case errors.Is(err, passkey.ErrMalformed):
+		l.log.Warn("login: unparsable assertion", "err", err)
 		l.jsonError(w, r, http.StatusBadRequest, "login.err.failed")
 		return
-	}
-	var (
-		stored   school.Credential
-		pupil    school.Pupil
-		refused  error // why the handler refused, for the log and the message
-		storeErr error // the store failed: a server error, not a refusal
-	)
-	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
-		var err error
-		pupil, stored, err = l.opt.Store.PasskeyLogin(ctx, userHandle, rawID)
-		if errors.Is(err, school.ErrNotFound) {
-			refused = l.refusalReason(ctx, userHandle, rawID)
-			return nil, err
-		}
-		if err != nil {
-			storeErr = err
-			return nil, err
-		}
-		if !stored.Active() {
-			refused = errRevokedCredential
-			return nil, errLoginRefused
-		}
-		if pupil.Status != school.PupilActive {
-			refused = inactivePupilError{pupil.Status}
-			return nil, errLoginRefused
-		}
-		return &passkey.User{Handle: userHandle, Name: pupil.ID, Credentials: []webauthn.Credential{passkey.ToWebAuthn(stored)}}, nil
-	}
-	_, wc, err := l.wa.ValidatePasskeyLogin(handler, sd, parsed)
-	if err != nil && storeErr != nil {
+	case passkey.Refusal(err):
+		l.log.Warn("login: refused", "reason", err.Error(), "pupil", pupil.ID)
+		l.jsonError(w, r, http.StatusUnauthorized, refusalKey(err))
+		return
+	case err != nil:
 		l.serverError(w, r, err)
 		return
 	}
-	if err != nil {
-		if refused == nil {
-			refused = errAssertionInvalid
-		}
-		l.log.Warn("login: refused", "reason", refused.Error(), "pupil", pupil.ID, "detail", passkey.Detail(err))
-		l.jsonError(w, r, http.StatusUnauthorized, refusalKey(refused))
-		return
-	}
-	s, err := l.complete(ctx, r, pupil, stored, wc, ceremonyRef(sd))
+	s, err := l.complete(ctx, r, pupil, a, ceremonyRef(sd))
 	if errors.Is(err, school.ErrConflict) {
 		// The ceremony made a session before: a replayed assertion.
 		l.log.Warn("login: ceremony used before", "pupil", pupil.ID)
@@ -374,45 +332,22 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: SafeReturnTo(f.ReturnTo)})
 }
 
-// refusalReason says, for the log and the message, why a login with an
-// unknown handle and credential pair was refused.
-func (l *Login) refusalReason(ctx context.Context, userHandle, rawID []byte) error {
-	pupilID, err := l.opt.Store.PupilByHandle(ctx, userHandle)
-	if err != nil {
-		return errUnknownHandle
-	}
-	c, err := l.opt.Store.GetCredential(ctx, rawID)
-	switch {
-	case err != nil:
-		return errUnknownCredential
-	case c.PupilID != pupilID:
-		return errForeignCredential
-	}
-	return errUnknownCredential // gone between the reads
-}
-
 // complete records the credential's use (counter, clone warning, backup
 // state) and creates the session named by the ceremony, in one
 // transaction: ErrConflict when the ceremony made a session before.
-func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, stored school.Credential, wc *webauthn.Credential, ceremony string) (school.Session, error) {
-	now := l.opt.Now()
-	cloned := wc.Authenticator.CloneWarning && !stored.CloneWarning
-	if cloned {
+func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, a passkey.Assertion, ceremony string) (school.Session, error) {
+	now := a.Use.At
+	if a.Cloned {
 		l.log.Warn("login: signature counter did not increase: credential flagged as possibly cloned",
-			"pupil", pupil.ID, "stored_count", stored.SignCount)
-	}
-	amr := []string{"hwk", "user", "mfa"}
-	if stored.BackupEligible {
-		amr[0] = "swk" // a synced passkey is a software-held key
+			"pupil", pupil.ID, "stored_count", a.Credential.SignCount)
 	}
 	var out school.Session
 	err := l.opt.Store.InTx(ctx, func(q school.Queries) error {
-		err := q.RecordCredentialUse(ctx, stored.ID, school.CredentialUse{SignCount: wc.Authenticator.SignCount,
-			CloneWarning: wc.Authenticator.CloneWarning, BackupState: wc.Flags.BackupState, At: now})
+		err := q.RecordCredentialUse(ctx, a.Credential.ID, a.Use)
 		if err != nil {
 			return err
 		}
-		if cloned {
+		if a.Cloned {
 			if _, err := q.AppendAudit(ctx, school.AuditEntry{
 				SchoolID: pupil.SchoolID, Time: now, ActorID: "system", Action: "passkey.clone_warning",
 				SubjectID: pupil.ID, Remote: l.opt.ClientIP(r),
@@ -422,7 +357,7 @@ func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupi
 		}
 		out, err = q.CreateSession(ctx, l.sessions.New(school.Session{
 			SubjectID: pupil.ID, SchoolID: pupil.SchoolID, AuthTime: now,
-			AMR: amr, ACR: "passkey", UserVerified: wc.Flags.UserVerified, CredentialID: stored.ID,
+			AMR: a.AMR(), ACR: "passkey", UserVerified: true, CredentialID: a.Credential.ID,
 			UserAgent: r.UserAgent(), Ceremony: ceremony,
 		}))
 		return err

@@ -105,7 +105,7 @@ func (l *Login) me(w http.ResponseWriter, r *http.Request) {
 		l.opt.Site.ServerError(w, r, err)
 		return
 	}
-	creds, err := l.opt.Store.ListCredentials(ctx, p.ID, false)
+	creds, err := l.opt.Store.ListCredentials(ctx, school.PupilOwner(p.ID), false)
 	if err != nil {
 		l.opt.Site.ServerError(w, r, err)
 		return
@@ -192,11 +192,11 @@ func (l *Login) ownCredential(ctx context.Context, r *http.Request, p school.Pup
 	if err != nil || len(id) == 0 {
 		return school.Credential{}, school.ErrNotFound
 	}
-	c, err := l.opt.Store.GetCredential(ctx, id)
+	c, err := l.opt.Store.GetCredential(ctx, school.OwnerPupil, id)
 	if err != nil {
 		return c, err
 	}
-	if c.PupilID != p.ID || !c.Active() {
+	if c.Owner.ID != p.ID || !c.Active() {
 		return c, school.ErrNotFound
 	}
 	return c, nil
@@ -222,7 +222,7 @@ func (l *Login) renamePasskey(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/me?err=label", http.StatusSeeOther)
 		return
 	}
-	if _, err := l.opt.Store.UpdateCredential(ctx, c.ID, func(c school.Credential) (school.Credential, error) {
+	if _, err := l.opt.Store.UpdateCredential(ctx, school.OwnerPupil, c.ID, func(c school.Credential) (school.Credential, error) {
 		c.Label = label
 		return c, nil
 	}); err != nil {
@@ -253,7 +253,7 @@ func (l *Login) removePasskey(w http.ResponseWriter, r *http.Request) {
 	now := l.opt.Now()
 	endsOwn := false
 	err = l.opt.Store.InTx(ctx, func(q school.Queries) error {
-		active, err := q.ListCredentials(ctx, p.ID, false)
+		active, err := q.ListCredentials(ctx, school.PupilOwner(p.ID), false)
 		if err != nil {
 			return err
 		}
@@ -266,7 +266,7 @@ func (l *Login) removePasskey(w http.ResponseWriter, r *http.Request) {
 				return errLastPasskey
 			}
 		}
-		if _, err := q.UpdateCredential(ctx, c.ID, func(c school.Credential) (school.Credential, error) {
+		if _, err := q.UpdateCredential(ctx, school.OwnerPupil, c.ID, func(c school.Credential) (school.Credential, error) {
 			c.RevokedAt = now
 			return c, nil
 		}); err != nil {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -116,10 +118,11 @@ func ToWebAuthn(c school.Credential) webauthn.Credential {
 	return out
 }
 
-// FromWebAuthn converts a newly registered credential of a pupil.
-func FromWebAuthn(c *webauthn.Credential, p school.Pupil, label string) school.Credential {
+// FromWebAuthn converts a newly registered credential of owner (of the
+// school schoolID; empty for staff).
+func FromWebAuthn(c *webauthn.Credential, owner school.Owner, schoolID, label string) school.Credential {
 	out := school.Credential{
-		ID: c.ID, PupilID: p.ID, SchoolID: p.SchoolID, PublicKey: c.PublicKey,
+		ID: c.ID, Owner: owner, SchoolID: schoolID, PublicKey: c.PublicKey,
 		AttestationFormat: c.AttestationFormat, AAGUID: c.Authenticator.AAGUID, SignCount: c.Authenticator.SignCount,
 		BackupEligible: c.Flags.BackupEligible, BackupState: c.Flags.BackupState, Label: label,
 	}
@@ -127,6 +130,25 @@ func FromWebAuthn(c *webauthn.Credential, p school.Pupil, label string) school.C
 		out.Transports = append(out.Transports, string(t))
 	}
 	return out
+}
+
+// Label returns a cleaned passkey label as typed by its owner: trimmed,
+// one line, no control characters, at most 60 characters; def when empty.
+func Label(s, def string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Map(func(r rune) rune {
+		if r < 32 || r == 127 {
+			return -1
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > 60 {
+		s = string([]rune(s)[:60])
+	}
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // Descriptors returns the descriptors of creds, for exclusion lists.
@@ -139,16 +161,16 @@ func Descriptors(creds []school.Credential) []protocol.CredentialDescriptor {
 	return out
 }
 
-// Ceremonies keeps WebAuthn session data server-side, single-use, with
+// ceremonies keeps WebAuthn session data server-side, single-use, with
 // expiry, in a school.CeremonyStore.
-type Ceremonies struct {
+type ceremonies struct {
 	Store school.CeremonyStore
 	Now   func() time.Time
 }
 
 // Save stores sd for a ceremony of kind and returns the ceremony id to
 // hand to the browser. It expires after ttl by the store's clock.
-func (c Ceremonies) Save(ctx context.Context, kind school.CeremonyKind, subjectID string, ref []byte, sd *webauthn.SessionData, ttl time.Duration) (string, error) {
+func (c ceremonies) Save(ctx context.Context, kind school.CeremonyKind, subjectID string, ref []byte, sd *webauthn.SessionData, ttl time.Duration) (string, error) {
 	data, err := json.Marshal(sd)
 	if err != nil {
 		return "", err
@@ -166,7 +188,7 @@ var ErrCeremony = errors.New("passkey: no such ceremony")
 
 // Consume takes the ceremony id out of the store (it cannot be used
 // again, whatever happens next) and returns it with its session data.
-func (c Ceremonies) Consume(ctx context.Context, id string, kind school.CeremonyKind) (school.Ceremony, webauthn.SessionData, error) {
+func (c ceremonies) Consume(ctx context.Context, id string, kind school.CeremonyKind) (school.Ceremony, webauthn.SessionData, error) {
 	var sd webauthn.SessionData
 	if id == "" || len(id) > 100 {
 		return school.Ceremony{}, sd, ErrCeremony

@@ -124,12 +124,12 @@ func Prepare(ctx context.Context, st school.Store, rpID, origin string, n int) (
 				return nil, err
 			}
 		}
-		handle, err := st.PupilHandle(ctx, p.ID)
+		handle, err := st.UserHandle(ctx, school.PupilOwner(p.ID))
 		if err != nil {
 			return nil, err
 		}
 		cred := webauthntest.NewCredential()
-		if _, err := st.AddCredential(ctx, school.Credential{ID: cred.ID, PupilID: p.ID, SchoolID: sch.ID,
+		if _, err := st.AddCredential(ctx, school.Credential{ID: cred.ID, Owner: school.PupilOwner(p.ID), SchoolID: sch.ID,
 			PublicKey: cred.Key.AttestationData(), AttestationFormat: "none", Label: "bench"}); err != nil {
 			return nil, err
 		}

@@ -133,9 +133,9 @@ func Fill(ctx context.Context, st school.Store, size Size) (map[string]int, erro
 		{"pupil_handles", []string{"pupil_id", "handle"}, len(pupils), func(i int) []any {
 			return []any{pupils[i], randBytes(64)}
 		}},
-		{"credentials", []string{"id", "pupil_id", "school_id", "public_key", "attestation_format", "aaguid", "sign_count", "backup_eligible", "backup_state", "clone_warning", "transports", "label", "created_at", "last_used_at", "revoked_at"}, len(pupils), func(i int) []any {
+		{"credentials", []string{"id", "owner_kind", "pupil_id", "school_id", "public_key", "attestation_format", "aaguid", "sign_count", "backup_eligible", "backup_state", "clone_warning", "transports", "label", "created_at", "last_used_at", "revoked_at"}, len(pupils), func(i int) []any {
 			t := ago(year)
-			return []any{randBytes(32), pupils[i], schoolOf(i), randBytes(77), "none", nil, 0, true, true, false, "internal,hybrid", "passkey", t, t, 0}
+			return []any{randBytes(32), string(school.OwnerPupil), pupils[i], schoolOf(i), randBytes(77), "none", nil, 0, true, true, false, "internal,hybrid", "passkey", t, t, 0}
 		}},
 		{"releases", []string{"id", "pupil_id", "platform_id", "platform_name", "protocol", "via", "claims", "time"}, size.Releases, func(int) []any {
 			return []any{school.NewID(), pupils[rand.IntN(len(pupils))], pf.ID, pf.Name, string(school.ProtocolOIDC), "id_token", claims, ago(year)}

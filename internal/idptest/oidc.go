@@ -184,7 +184,7 @@ func NewOIDCEnvOn(t testing.TB, pg bool, keys oidc.KeyPolicy) *OIDCEnv {
 	handler = site.CrossOrigin(mux, append(oidc.BypassPatterns, demoplatform.BypassPatterns...)...)
 
 	// The pupil's passkey, registered straight in the store.
-	handle, err := e.Store.PupilHandle(ctx, e.Pupil.ID)
+	handle, err := e.Store.UserHandle(ctx, school.PupilOwner(e.Pupil.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func NewOIDCEnvOn(t testing.TB, pg bool, keys oidc.KeyPolicy) *OIDCEnv {
 	e.Auth = virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: handle})
 	e.Cred = webauthntest.NewCredential()
 	e.Auth.AddCredential(e.Cred)
-	if _, err := e.Store.AddCredential(ctx, school.Credential{ID: e.Cred.ID, PupilID: e.Pupil.ID, SchoolID: e.School.ID,
+	if _, err := e.Store.AddCredential(ctx, school.Credential{ID: e.Cred.ID, Owner: school.PupilOwner(e.Pupil.ID), SchoolID: e.School.ID,
 		PublicKey: e.Cred.Key.AttestationData(), AttestationFormat: "none", Label: "test"}); err != nil {
 		t.Fatal(err)
 	}

@@ -234,12 +234,12 @@ func enrol(t *testing.T, ctx context.Context, st school.Store, sch school.School
 			t.Fatal(err)
 		}
 	}
-	handle, err := st.PupilHandle(ctx, p.ID)
+	handle, err := st.UserHandle(ctx, school.PupilOwner(p.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cred := webauthntest.NewCredential()
-	if _, err := st.AddCredential(ctx, school.Credential{ID: cred.ID, PupilID: p.ID, SchoolID: sch.ID,
+	if _, err := st.AddCredential(ctx, school.Credential{ID: cred.ID, Owner: school.PupilOwner(p.ID), SchoolID: sch.ID,
 		PublicKey: cred.Key.AttestationData(), AttestationFormat: "none", Label: "software passkey"}); err != nil {
 		t.Fatal(err)
 	}

@@ -43,28 +43,28 @@ func testPasskeys(t *testing.T, h Harness) {
 	s := authnSeed(t, st)
 
 	// User handles: random, 64 bytes, stable, unique, and resolvable.
-	hd := must(st.PupilHandle(ctx, s.Pupil.ID))
-	if len(hd) != 64 || !bytes.Equal(hd, must(st.PupilHandle(ctx, s.Pupil.ID))) {
-		t.Fatalf("PupilHandle = %x (len %d), not stable", hd, len(hd))
+	hd := must(st.UserHandle(ctx, school.PupilOwner(s.Pupil.ID)))
+	if len(hd) != 64 || !bytes.Equal(hd, must(st.UserHandle(ctx, school.PupilOwner(s.Pupil.ID)))) {
+		t.Fatalf("UserHandle = %x (len %d), not stable", hd, len(hd))
 	}
 	if bytes.Contains(hd, []byte(s.Pupil.ID)) || bytes.Contains(hd, []byte("Ida")) {
 		t.Fatal("user handle reveals the pupil")
 	}
-	if got := must(st.PupilByHandle(ctx, hd)); got != s.Pupil.ID {
-		t.Fatalf("PupilByHandle = %q", got)
+	if got := must(st.OwnerByHandle(ctx, school.OwnerPupil, hd)); got != s.Pupil.ID {
+		t.Fatalf("OwnerByHandle = %q", got)
 	}
-	_, err := st.PupilByHandle(ctx, []byte("nope"))
+	_, err := st.OwnerByHandle(ctx, school.OwnerPupil, []byte("nope"))
 	wantErr(t, err, school.ErrNotFound)
-	_, err = st.PupilHandle(ctx, "nope")
+	_, err = st.UserHandle(ctx, school.PupilOwner("nope"))
 	wantErr(t, err, school.ErrNotFound)
 	bo := must(st.CreatePupil(ctx, school.Pupil{SchoolID: s.School.ID, GivenName: "Bo"}))
-	if bytes.Equal(must(st.PupilHandle(ctx, bo.ID)), hd) {
+	if bytes.Equal(must(st.UserHandle(ctx, school.PupilOwner(bo.ID))), hd) {
 		t.Fatal("two pupils share a user handle")
 	}
 
 	// Credentials.
 	c := school.Credential{
-		ID: []byte("cred-1"), PupilID: s.Pupil.ID, SchoolID: s.School.ID, PublicKey: []byte{1, 2, 3},
+		ID: []byte("cred-1"), Owner: school.PupilOwner(s.Pupil.ID), SchoolID: s.School.ID, PublicKey: []byte{1, 2, 3},
 		AttestationFormat: "none", AAGUID: make([]byte, 16), SignCount: 7, BackupEligible: true, BackupState: true,
 		Transports: []string{"internal", "hybrid"}, Label: "iPad",
 	}
@@ -72,15 +72,15 @@ func testPasskeys(t *testing.T, h Harness) {
 	if !added.CreatedAt.Equal(h.Clock.Now()) {
 		t.Fatalf("AddCredential CreatedAt = %v", added.CreatedAt)
 	}
-	got := must(st.GetCredential(ctx, c.ID))
-	if got.PupilID != s.Pupil.ID || got.SignCount != 7 || !got.BackupEligible || !got.BackupState || got.CloneWarning ||
+	got := must(st.GetCredential(ctx, school.OwnerPupil, c.ID))
+	if got.Owner != school.PupilOwner(s.Pupil.ID) || got.SignCount != 7 || !got.BackupEligible || !got.BackupState || got.CloneWarning ||
 		len(got.Transports) != 2 || got.Transports[1] != "hybrid" || got.Label != "iPad" || !got.Active() ||
 		!bytes.Equal(got.PublicKey, []byte{1, 2, 3}) || got.AttestationFormat != "none" || len(got.AAGUID) != 16 {
 		t.Fatalf("GetCredential = %+v", got)
 	}
 	_, err = st.AddCredential(ctx, c)
 	wantErr(t, err, school.ErrConflict)
-	_, err = st.GetCredential(ctx, []byte("nope"))
+	_, err = st.GetCredential(ctx, school.OwnerPupil, []byte("nope"))
 	wantErr(t, err, school.ErrNotFound)
 	bad := c
 	bad.ID, bad.SchoolID = []byte("cred-x"), s.OtherSchl.ID // pupil is not of that school
@@ -94,39 +94,39 @@ func testPasskeys(t *testing.T, h Harness) {
 	c2 := c
 	c2.ID, c2.Label, c2.Transports = []byte("cred-2"), "Phone", nil
 	must(st.AddCredential(ctx, c2))
-	list := must(st.ListCredentials(ctx, s.Pupil.ID, false))
+	list := must(st.ListCredentials(ctx, school.PupilOwner(s.Pupil.ID), false))
 	if len(list) != 2 || string(list[0].ID) != "cred-1" || string(list[1].ID) != "cred-2" || list[1].Transports != nil {
 		t.Fatalf("ListCredentials = %+v", list)
 	}
 	h.Clock.Advance(time.Second)
-	up := must(st.UpdateCredential(ctx, c.ID, func(c school.Credential) (school.Credential, error) {
+	up := must(st.UpdateCredential(ctx, school.OwnerPupil, c.ID, func(c school.Credential) (school.Credential, error) {
 		c.SignCount, c.CloneWarning, c.LastUsedAt, c.Label = 9, true, h.Clock.Now(), "Skolens iPad"
-		c.PupilID = "ignored"
+		c.Owner = school.StaffOwner("ignored")
 		return c, nil
 	}))
-	got = must(st.GetCredential(ctx, c.ID))
-	if got.SignCount != 9 || !got.CloneWarning || !got.LastUsedAt.Equal(h.Clock.Now()) || got.Label != "Skolens iPad" || got.PupilID != s.Pupil.ID || up.PupilID != s.Pupil.ID {
+	got = must(st.GetCredential(ctx, school.OwnerPupil, c.ID))
+	if got.SignCount != 9 || !got.CloneWarning || !got.LastUsedAt.Equal(h.Clock.Now()) || got.Label != "Skolens iPad" || got.Owner != school.PupilOwner(s.Pupil.ID) || up.Owner != school.PupilOwner(s.Pupil.ID) {
 		t.Fatalf("after UpdateCredential = %+v", got)
 	}
-	must(st.UpdateCredential(ctx, c2.ID, func(c school.Credential) (school.Credential, error) { c.RevokedAt = h.Clock.Now(); return c, nil }))
-	if n := len(must(st.ListCredentials(ctx, s.Pupil.ID, false))); n != 1 {
+	must(st.UpdateCredential(ctx, school.OwnerPupil, c2.ID, func(c school.Credential) (school.Credential, error) { c.RevokedAt = h.Clock.Now(); return c, nil }))
+	if n := len(must(st.ListCredentials(ctx, school.PupilOwner(s.Pupil.ID), false))); n != 1 {
 		t.Fatalf("%d active credentials after revoking one", n)
 	}
-	if n := len(must(st.ListCredentials(ctx, s.Pupil.ID, true))); n != 2 {
+	if n := len(must(st.ListCredentials(ctx, school.PupilOwner(s.Pupil.ID), true))); n != 2 {
 		t.Fatalf("%d credentials with revoked", n)
 	}
-	_, err = st.UpdateCredential(ctx, []byte("nope"), func(c school.Credential) (school.Credential, error) { return c, nil })
+	_, err = st.UpdateCredential(ctx, school.OwnerPupil, []byte("nope"), func(c school.Credential) (school.Credential, error) { return c, nil })
 	wantErr(t, err, school.ErrNotFound)
 
 	// A login reads the handle's pupil and the credential in one go; the
 	// credential must be the pupil's.
 	lp, lc, err := st.PasskeyLogin(ctx, hd, c2.ID)
 	if err != nil || lp.ID != s.Pupil.ID || lp.SchoolID != s.School.ID || lp.Status != school.PupilActive || lp.GivenName != s.Pupil.GivenName ||
-		!lp.CreatedAt.Equal(s.Pupil.CreatedAt) || string(lc.ID) != "cred-2" || lc.Active() || lc.Label != "Phone" || lc.PupilID != s.Pupil.ID {
+		!lp.CreatedAt.Equal(s.Pupil.CreatedAt) || string(lc.ID) != "cred-2" || lc.Active() || lc.Label != "Phone" || lc.Owner != school.PupilOwner(s.Pupil.ID) {
 		t.Fatalf("PasskeyLogin = %+v, %+v, %v", lp, lc, err)
 	}
 	boCred := c
-	boCred.ID, boCred.PupilID = []byte("cred-bo"), bo.ID
+	boCred.ID, boCred.Owner = []byte("cred-bo"), school.PupilOwner(bo.ID)
 	must(st.AddCredential(ctx, boCred))
 	for _, tc := range []struct {
 		name         string
@@ -146,14 +146,14 @@ func testPasskeys(t *testing.T, h Harness) {
 	if err := st.RecordCredentialUse(ctx, c.ID, school.CredentialUse{SignCount: 12, BackupState: false, At: h.Clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	got = must(st.GetCredential(ctx, c.ID))
+	got = must(st.GetCredential(ctx, school.OwnerPupil, c.ID))
 	if got.SignCount != 12 || !got.CloneWarning || got.BackupState || !got.LastUsedAt.Equal(h.Clock.Now()) || got.Label != "Skolens iPad" || !got.BackupEligible {
 		t.Fatalf("after RecordCredentialUse = %+v", got)
 	}
 	if err := st.RecordCredentialUse(ctx, boCred.ID, school.CredentialUse{SignCount: 1, CloneWarning: true, BackupState: true, At: h.Clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if got := must(st.GetCredential(ctx, boCred.ID)); !got.CloneWarning || !got.BackupState || got.SignCount != 1 {
+	if got := must(st.GetCredential(ctx, school.OwnerPupil, boCred.ID)); !got.CloneWarning || !got.BackupState || got.SignCount != 1 {
 		t.Fatalf("clone warning not recorded: %+v", got)
 	}
 	wantErr(t, st.RecordCredentialUse(ctx, []byte("nope"), school.CredentialUse{At: h.Clock.Now()}), school.ErrNotFound)
@@ -162,9 +162,9 @@ func testPasskeys(t *testing.T, h Harness) {
 	if err := st.DeletePupil(ctx, s.Pupil.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.GetCredential(ctx, c.ID)
+	_, err = st.GetCredential(ctx, school.OwnerPupil, c.ID)
 	wantErr(t, err, school.ErrNotFound)
-	_, err = st.PupilByHandle(ctx, hd)
+	_, err = st.OwnerByHandle(ctx, school.OwnerPupil, hd)
 	wantErr(t, err, school.ErrNotFound)
 }
 

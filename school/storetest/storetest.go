@@ -118,4 +118,5 @@ var suites = []struct {
 	{"Authn", testAuthn},
 	{"Directory", testDirectory},
 	{"StaffPasskeys", testStaffPasskeys},
+	{"PasskeyKindsApart", testPasskeyKindsApart},
 }
