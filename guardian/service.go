@@ -19,7 +19,7 @@ import (
 	"github.com/elevid/elevid/web"
 )
 
-// PupilSessions tells who is signed in as a pupil (idp.Login implements it).
+// PupilSessions tells who is signed in as a pupil (login.Login in idp/login implements it).
 type PupilSessions interface {
 	Current(r *http.Request) (school.Session, bool)
 }

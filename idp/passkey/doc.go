@@ -1,5 +1,5 @@
 // Package passkey is ElevID's one WebAuthn ceremony helper, shared by
-// pupil enrolment (package enrolment), pupil login (package idp) and the
+// pupil enrolment (package enrolment), pupil login (package idp/login) and the
 // staff console's passkeys (package console): the go-webauthn
 // configuration ElevID requires (discoverable credentials, user
 // verification, attestation "none", enforced timeouts), RelyingParty,
@@ -9,5 +9,5 @@
 // state, and the small JSON protocol spoken with web/static/passkey.js.
 //
 // It depends only on package school and go-webauthn; it must not import
-// idp, enrolment, console or guardian.
+// idp/login, enrolment, console or guardian.
 package passkey
