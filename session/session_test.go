@@ -116,12 +116,12 @@ func request(cs ...*http.Cookie) *http.Request {
 	return r
 }
 
-// current calls m.Current and returns the session, the error and the
-// cookies the response set.
-func current(m *session.Manager, r *http.Request) (school.Session, error, []*http.Cookie) {
+// current calls m.Current and returns the session, the cookies the
+// response set and the error.
+func current(m *session.Manager, r *http.Request) (school.Session, []*http.Cookie, error) {
 	w := httptest.NewRecorder()
 	s, err := m.Current(w, r)
-	return s, err, w.Result().Cookies()
+	return s, w.Result().Cookies(), err
 }
 
 func wantCleared(t *testing.T, cs []*http.Cookie, name string) {
@@ -140,7 +140,7 @@ func TestKindsAreKeptApart(t *testing.T) {
 		all := []*session.Manager{pupils, staff, guardians}
 		for _, m := range all {
 			s, c := start(t, st, m, "subject-"+string(m.Kind()), nil)
-			if got, err, _ := current(m, request(c)); err != nil || got.Ref != s.Ref || got.Kind != m.Kind() {
+			if got, _, err := current(m, request(c)); err != nil || got.Ref != s.Ref || got.Kind != m.Kind() {
 				t.Fatalf("%s: Current = %+v, %v", m.Kind(), got, err)
 			}
 			for _, other := range all {
@@ -149,13 +149,13 @@ func TestKindsAreKeptApart(t *testing.T) {
 				}
 				// The cookie as sent: another kind's manager does not
 				// read it at all.
-				if _, err, _ := current(other, request(c)); !errors.Is(err, school.ErrNotFound) {
+				if _, _, err := current(other, request(c)); !errors.Is(err, school.ErrNotFound) {
 					t.Fatalf("%s cookie read by %s manager: %v", m.Kind(), other.Kind(), err)
 				}
 				// Copied under the other kind's name: it fails to decode
 				// (the name is signed with the value), and is cleared.
 				moved := &http.Cookie{Name: session.CookieName(other.Kind(), false), Value: c.Value}
-				_, err, set := current(other, request(moved))
+				_, set, err := current(other, request(moved))
 				if !errors.Is(err, school.ErrNotFound) {
 					t.Fatalf("%s cookie renamed for %s: %v", m.Kind(), other.Kind(), err)
 				}
@@ -166,7 +166,7 @@ func TestKindsAreKeptApart(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err, _ := current(other, request(&http.Cookie{Name: moved.Name, Value: v})); !errors.Is(err, school.ErrNotFound) {
+				if _, _, err := current(other, request(&http.Cookie{Name: moved.Name, Value: v})); !errors.Is(err, school.ErrNotFound) {
 					t.Fatalf("%s session in a signed %s cookie: %v", m.Kind(), other.Kind(), err)
 				}
 			}
@@ -208,7 +208,7 @@ func TestTamperedCookieIsNoSession(t *testing.T) {
 			if m.HasCookie(r) {
 				t.Errorf("%s: HasCookie", name)
 			}
-			_, err, set := current(m, r)
+			_, set, err := current(m, r)
 			if !errors.Is(err, school.ErrNotFound) {
 				t.Errorf("%s: Current err = %v, want ErrNotFound", name, err)
 				continue
@@ -216,11 +216,11 @@ func TestTamperedCookieIsNoSession(t *testing.T) {
 			wantCleared(t, set, c.Name)
 		}
 		// No cookie at all: not found, nothing set.
-		if _, err, set := current(m, request()); !errors.Is(err, school.ErrNotFound) || len(set) != 0 {
+		if _, set, err := current(m, request()); !errors.Is(err, school.ErrNotFound) || len(set) != 0 {
 			t.Fatalf("no cookie: %v, set %+v", err, set)
 		}
 		// The intact cookie still works.
-		if got, err, _ := current(m, request(c)); err != nil || got.Ref != s.Ref {
+		if got, _, err := current(m, request(c)); err != nil || got.Ref != s.Ref {
 			t.Fatalf("intact cookie: %+v, %v", got, err)
 		}
 	})
@@ -232,19 +232,19 @@ func TestKeyRotation(t *testing.T) {
 		before := newManager(t, st, clock, school.SessionPupil, old, false)
 		s, c := start(t, st, before, "pupil-1", nil)
 		rotated := newManager(t, st, clock, school.SessionPupil, append(append([][]byte{}, nw...), old...), false)
-		if got, err, _ := current(rotated, request(c)); err != nil || got.Ref != s.Ref {
+		if got, _, err := current(rotated, request(c)); err != nil || got.Ref != s.Ref {
 			t.Fatalf("old cookie after rotation: %+v, %v", got, err)
 		}
 		// New cookies are made with the newest keys only.
 		_, c2 := start(t, st, rotated, "pupil-2", nil)
-		if _, err, _ := current(newManager(t, st, clock, school.SessionPupil, nw, false), request(c2)); err != nil {
+		if _, _, err := current(newManager(t, st, clock, school.SessionPupil, nw, false), request(c2)); err != nil {
 			t.Fatalf("new cookie with the newest keys: %v", err)
 		}
-		if _, err, _ := current(before, request(c2)); !errors.Is(err, school.ErrNotFound) {
+		if _, _, err := current(before, request(c2)); !errors.Is(err, school.ErrNotFound) {
 			t.Fatalf("new cookie with the old keys: %v", err)
 		}
 		// Once the old keys are dropped, the old cookie is no session.
-		if _, err, _ := current(newManager(t, st, clock, school.SessionPupil, nw, false), request(c)); !errors.Is(err, school.ErrNotFound) {
+		if _, _, err := current(newManager(t, st, clock, school.SessionPupil, nw, false), request(c)); !errors.Is(err, school.ErrNotFound) {
 			t.Fatalf("old cookie after the old keys went: %v", err)
 		}
 	})
@@ -268,7 +268,7 @@ func TestPupilCookieOfGorillaSessions(t *testing.T) {
 		if err := cs.Save(httptest.NewRequest("GET", "/", nil), w, gs); err != nil {
 			t.Fatal(err)
 		}
-		if got, err, _ := current(m, request(w.Result().Cookies()...)); err != nil || got.Ref != s.Ref {
+		if got, _, err := current(m, request(w.Result().Cookies()...)); err != nil || got.Ref != s.Ref {
 			t.Fatalf("gorilla/sessions cookie: %+v, %v", got, err)
 		}
 	})
@@ -285,7 +285,7 @@ func TestEndedSessionClearsCookie(t *testing.T) {
 		if err := st.RevokeSession(ctx, s.SubjectID, s.Ref, "test"); err != nil {
 			t.Fatal(err)
 		}
-		_, err, set := current(m, request(c))
+		_, set, err := current(m, request(c))
 		if !errors.Is(err, school.ErrNotFound) {
 			t.Fatalf("revoked: %v", err)
 		}
@@ -294,7 +294,7 @@ func TestEndedSessionClearsCookie(t *testing.T) {
 		// Idle: past the idle timeout without use.
 		_, c = start(t, st, m, "pupil-1", nil)
 		clock.Advance(lifetimes[school.SessionPupil][1] + time.Second)
-		_, err, set = current(m, request(c))
+		_, set, err = current(m, request(c))
 		if !errors.Is(err, school.ErrExpired) {
 			t.Fatalf("idle: %v", err)
 		}
@@ -304,12 +304,12 @@ func TestEndedSessionClearsCookie(t *testing.T) {
 		_, c = start(t, st, m, "pupil-1", nil)
 		for range 11 {
 			clock.Advance(time.Hour)
-			if _, err, set := current(m, request(c)); err != nil || len(set) != 0 {
+			if _, set, err := current(m, request(c)); err != nil || len(set) != 0 {
 				t.Fatalf("in use: %v, set %+v", err, set)
 			}
 		}
 		clock.Advance(time.Hour)
-		_, err, set = current(m, request(c))
+		_, set, err = current(m, request(c))
 		if !errors.Is(err, school.ErrExpired) {
 			t.Fatalf("past the lifetime: %v", err)
 		}
@@ -382,7 +382,7 @@ func TestStartEndsThePreviousSession(t *testing.T) {
 		if _, err := st.TouchSession(ctx, a.ID); !errors.Is(err, school.ErrNotFound) {
 			t.Fatalf("the first session after the second sign-in: %v", err)
 		}
-		if got, err, _ := current(m, request(cb)); err != nil || got.Ref != b.Ref {
+		if got, _, err := current(m, request(cb)); err != nil || got.Ref != b.Ref {
 			t.Fatalf("second session: %+v, %v", got, err)
 		}
 		// End ends the current one through End and clears the cookie.
