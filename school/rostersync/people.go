@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/elevid/elevid/school"
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/elevid/elevid/school"
 )
 
 // person is one kind of person entry the reader reads: where, with which
@@ -60,6 +61,12 @@ func (r *reader) readPeople(ctx context.Context, extraPerson, extraPupil string,
 		}
 		err := r.conn.search(ctx, parent, kinds[0].filter, attrs, r.stats("people"), func(e *ldap.Entry) error {
 			dn := normDN(e.DN)
+			if dn == "" {
+				// Three searches would have read it by its raw DN; one
+				// search cannot tell whose it is.
+				r.warn(school.WarnSkipped, e.DN, "entry skipped: its DN cannot be parsed")
+				return nil
+			}
 			for i, b := range bases {
 				if dn == b || strings.HasSuffix(dn, ","+b) {
 					return kinds[i].entry(e)

@@ -720,7 +720,21 @@ func TestSiblingBasesReadWithOneSearch(t *testing.T) {
 	}
 	together := newEnv(t, small, nil, nil)
 	together.dir.add(stray)
+	// An entry whose DN does not parse (an empty RDN) cannot be routed:
+	// it is skipped with a warning, never silently.
+	badDN := "uid=bad,,ou=pupils," + base
+	bad := &entry{DN: badDN, Attrs: map[string][]string{}}
+	for k, v := range small.pupil(1, time.Now()).Attrs {
+		bad.Attrs[k] = v
+	}
+	bad.set("entryUUID", "0d8e3c52-5e55-4b8c-9d5c-2f2a4f0b6b02")
+	together.dir.add(bad)
 	res := together.mustRun(rostersync.RunOptions{})
+	if !slices.ContainsFunc(res.Run.Warnings, func(w school.SyncWarning) bool {
+		return w.Kind == school.WarnSkipped && w.DN == badDN && strings.Contains(w.Message, "DN cannot be parsed")
+	}) {
+		t.Errorf("no warning for the unparsable DN: %+v", res.Run.Warnings)
+	}
 	if got, want := searches(together), []string{"ou=classes," + base, base}; !slices.Equal(got, want) {
 		t.Fatalf("searches: %q, want %q", got, want)
 	}
