@@ -5,9 +5,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +383,22 @@ func TestServerTimeZoneAndProxiesConfig(t *testing.T) {
 	def, _ := LoadConfig("", noEnv)
 	if def.Location().String() != "Europe/Copenhagen" {
 		t.Fatalf("default Location = %v", def.Location())
+	}
+}
+
+// TestTuneGC: serving collects garbage at GOGC=400 under a 256 MiB soft
+// limit unless the environment sets GOGC or GOMEMLIMIT itself.
+func TestTuneGC(t *testing.T) {
+	percent, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	tuneGC(env(nil))
+	if p, l := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64); p != 400 || l != 256<<20 {
+		t.Fatalf("defaults: GOGC %d, limit %d; want 400, 256 MiB", p, l)
+	}
+	tuneGC(env(map[string]string{"GOGC": "150", "GOMEMLIMIT": "1GiB"}))
+	if p, l := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64); p != 100 || l != math.MaxInt64 {
+		t.Fatalf("with GOGC and GOMEMLIMIT set, serve changed them: %d, %d", p, l)
 	}
 }

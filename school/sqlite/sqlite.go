@@ -23,10 +23,15 @@ import (
 	"github.com/elevid/elevid/school/sqlstore"
 )
 
+// cacheSize is every connection's page cache (PRAGMA cache_size: negative
+// is KiB).
+const cacheSize = "-16384"
+
 // Store is a migrated-on-demand SQLite store.
 type Store struct {
 	*sqlstore.Store
 	db *sql.DB
+	b  *backend
 }
 
 // Open opens (creating if needed) the SQLite database at path. It does not
@@ -43,7 +48,7 @@ func Open(ctx context.Context, path string, opt sqlstore.Options) (*Store, error
 	// (SQLite's default is 2 MiB) holds a large sync transaction's pages
 	// and one school's rows without re-reading them from the file.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16384)&_txlock=immediate"
+		"&_pragma=temp_store(MEMORY)&_pragma=cache_size(" + cacheSize + ")&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -54,7 +59,18 @@ func Open(ctx context.Context, path string, opt sqlstore.Options) (*Store, error
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{Store: sqlstore.New(&backend{db: db, writer: make(chan struct{}, 1)}, opt), db: db}, nil
+	// This process's writes all go through one connection of their own
+	// (see backend).
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	b := &backend{db: db, w: w, writer: make(chan struct{}, 1)}
+	return &Store{Store: sqlstore.New(b, opt), db: db, b: b}, nil
 }
 
 // Migrate applies pending migrations and returns the schema version.
@@ -74,27 +90,50 @@ func (s *Store) DB() *sql.DB { return s.db }
 // 1–100 ms, which under concurrent logins costs more latency than the
 // writes themselves. Other processes (an `elevid admin` command) are still
 // covered by the busy timeout.
+//
+// The writer that holds the semaphore writes through a connection of its
+// own (w, a pool of one): in WAL mode a connection drops its whole page
+// cache whenever another connection has committed since its last read,
+// so with writes spread over the pool every transaction re-read the pages
+// it touched (pread, checksums, page allocation: a quarter of the
+// server's CPU in a login flow). Only w commits, so its cache stays
+// warm; reads outside transactions use the pool (db).
 type backend struct {
-	db      *sql.DB
+	db      *sql.DB        // readers
+	w       *sql.DB        // the writer's own connection
 	writer  chan struct{}  // held by this process's current writer
-	stmts   sync.Map       // query → *sql.Stmt
-	warming sync.Map       // query → true once a background prepare started
+	stmts   stmtCache      // prepared on db
+	wstmts  stmtCache      // prepared on w
 	warmers sync.WaitGroup // background prepares, waited for by Close
 }
 
-func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if v, ok := b.stmts.Load(q); ok {
+// stmtCache keeps one prepared statement per query for one *sql.DB.
+type stmtCache struct {
+	m       sync.Map // query → *sql.Stmt
+	warming sync.Map // query → true once a background prepare started
+}
+
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, error) {
+	if v, ok := c.m.Load(q); ok {
 		return v.(*sql.Stmt), nil
 	}
-	st, err := b.db.PrepareContext(ctx, q)
+	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if v, loaded := b.stmts.LoadOrStore(q, st); loaded {
+	if v, loaded := c.m.LoadOrStore(q, st); loaded {
 		st.Close()
 		return v.(*sql.Stmt), nil
 	}
 	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+}
+
+func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	return b.stmts.get(ctx, b.db, q)
 }
 
 // writerWait bounds how long a writer queues on the semaphore; after that
@@ -102,9 +141,10 @@ func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 // transaction while holding one fails as before instead of hanging).
 const writerWait = 10 * time.Second
 
-// lockWriter takes the writer semaphore and returns its release (a no-op
-// when the wait timed out).
-func (b *backend) lockWriter(ctx context.Context) (func(), error) {
+// lockWriter takes the writer semaphore and returns its release and the
+// database to write through: the writer's connection, or the pool (and a
+// no-op release) when the wait timed out.
+func (b *backend) lockWriter(ctx context.Context) (func(), *sql.DB, *stmtCache, error) {
 	select {
 	case b.writer <- struct{}{}:
 	default:
@@ -113,13 +153,13 @@ func (b *backend) lockWriter(ctx context.Context) (func(), error) {
 		select {
 		case b.writer <- struct{}{}:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, nil, ctx.Err()
 		case <-t.C:
-			return func() {}, nil
+			return func() {}, b.db, &b.stmts, nil
 		}
 	}
 	var once sync.Once
-	return func() { once.Do(func() { <-b.writer }) }, nil
+	return func() { once.Do(func() { <-b.writer }) }, b.w, &b.wstmts, nil
 }
 
 // writes reports whether a statement run outside a transaction may write.
@@ -128,30 +168,35 @@ func writes(q string) bool {
 	return len(q) < 6 || !strings.EqualFold(q[:6], "SELECT")
 }
 
+// prepared returns q prepared on the database it runs on: the writer's
+// connection (with the semaphore held until release) when it may write,
+// else the pool.
+func (b *backend) prepared(ctx context.Context, q string) (st *sql.Stmt, release func(), err error) {
+	db, cache, release := b.db, &b.stmts, func() {}
+	if writes(q) {
+		if release, db, cache, err = b.lockWriter(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	if st, err = cache.get(ctx, db, q); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return st, release, nil
+}
+
 func (b *backend) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	st, err := b.stmt(ctx, q)
+	st, unlock, err := b.prepared(ctx, q)
 	if err != nil {
 		return 0, err
 	}
-	if writes(q) {
-		unlock, err := b.lockWriter(ctx)
-		if err != nil {
-			return 0, err
-		}
-		defer unlock()
-	}
+	defer unlock()
 	return execSQL(ctx, stmtExecer{st}, q, args...)
 }
 func (b *backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	st, err := b.stmt(ctx, q)
+	st, unlock, err := b.prepared(ctx, q)
 	if err != nil {
 		return nil, err
-	}
-	unlock := func() {}
-	if writes(q) {
-		if unlock, err = b.lockWriter(ctx); err != nil {
-			return nil, err
-		}
 	}
 	r, err := st.QueryContext(ctx, args...)
 	if err != nil {
@@ -161,29 +206,23 @@ func (b *backend) Query(ctx context.Context, q string, args ...any) (sqlstore.Ro
 	return rows{r, unlock}, nil
 }
 func (b *backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	st, err := b.stmt(ctx, q)
+	st, unlock, err := b.prepared(ctx, q)
 	if err != nil {
 		return errRow{err}
-	}
-	unlock := func() {}
-	if writes(q) {
-		if unlock, err = b.lockWriter(ctx); err != nil {
-			return errRow{err}
-		}
 	}
 	return row{st.QueryRowContext(ctx, args...), unlock}
 }
 func (b *backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
-	unlock, err := b.lockWriter(ctx)
+	unlock, db, cache, err := b.lockWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t, err := b.db.BeginTx(ctx, nil)
+	t, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		unlock()
 		return nil, err
 	}
-	return &tx{t: t, b: b, unlock: unlock}, nil
+	return &tx{t: t, b: b, db: db, stmts: cache, unlock: unlock}, nil
 }
 func (b *backend) Ping(ctx context.Context) error {
 	var one int
@@ -191,8 +230,9 @@ func (b *backend) Ping(ctx context.Context) error {
 }
 func (b *backend) Close() error {
 	b.warmers.Wait()
-	b.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
-	return b.db.Close()
+	b.stmts.close()
+	b.wstmts.close()
+	return errors.Join(b.w.Close(), b.db.Close())
 }
 func (b *backend) ForUpdate() string { return "" }
 
@@ -248,7 +288,9 @@ func querySQL(ctx context.Context, e execer, q string, args ...any) (sqlstore.Ro
 type tx struct {
 	t      *sql.Tx
 	b      *backend
-	unlock func() // releases the writer semaphore
+	db     *sql.DB    // the database t runs on
+	stmts  *stmtCache // statements prepared on db
+	unlock func()     // releases the writer semaphore
 }
 
 // execer returns the shared prepared statement bound to this transaction
@@ -258,11 +300,12 @@ type tx struct {
 // the writer lock, and with every connection in a transaction that waits
 // forever.
 func (t *tx) execer(ctx context.Context, q string) execer {
-	if v, ok := t.b.stmts.Load(q); ok {
+	if v, ok := t.stmts.m.Load(q); ok {
 		return stmtExecer{t.t.StmtContext(ctx, v.(*sql.Stmt))}
 	}
-	if _, warming := t.b.warming.LoadOrStore(q, true); !warming {
-		t.b.warmers.Go(func() { _, _ = t.b.stmt(context.Background(), q) })
+	if _, warming := t.stmts.warming.LoadOrStore(q, true); !warming {
+		db, c := t.db, t.stmts
+		t.b.warmers.Go(func() { _, _ = c.get(context.Background(), db, q) })
 	}
 	return t.t
 }
@@ -342,39 +385,35 @@ func (r row) Scan(dest ...any) error {
 	return err
 }
 
-// BeginBulk implements sqlstore.BulkBeginner: a transaction on a
-// connection of its own with a page cache large enough that inserting
+// BeginBulk implements sqlstore.BulkBeginner: a transaction on the
+// writer's connection with a page cache large enough that inserting
 // millions of rows with random keys does not spill dirty pages to the WAL
-// over and over, and with statement journals in memory (each multi-row
-// INSERT inside a transaction writes one; in a file that was a third of
-// the load's time). Both must be set before BEGIN; both are reset before
-// the connection goes back to the pool.
+// over and over (statement journals are in memory on every connection:
+// temp_store). The cache is set before BEGIN and reset before the
+// connection goes back.
 func (b *backend) BeginBulk(ctx context.Context) (sqlstore.Tx, error) {
-	unlock, err := b.lockWriter(ctx)
+	unlock, db, cache, err := b.lockWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := b.db.Conn(ctx)
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		unlock()
 		return nil, err
 	}
 	release := func() {
-		_, _ = conn.ExecContext(context.Background(), `PRAGMA temp_store = DEFAULT`)
-		_, _ = conn.ExecContext(context.Background(), `PRAGMA cache_size = -2000`)
+		_, _ = conn.ExecContext(context.Background(), `PRAGMA cache_size = `+cacheSize)
 		conn.Close()
 		unlock()
 	}
-	for _, q := range []string{`PRAGMA cache_size = -524288`, `PRAGMA temp_store = MEMORY`} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			release()
-			return nil, err
-		}
+	if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -524288`); err != nil {
+		release()
+		return nil, err
 	}
 	t, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	return &tx{t: t, b: b, unlock: release}, nil
+	return &tx{t: t, b: b, db: db, stmts: cache, unlock: release}, nil
 }
