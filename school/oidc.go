@@ -107,6 +107,11 @@ type OIDCStore interface {
 	CreateOIDCToken(ctx context.Context, t OIDCToken) (OIDCToken, error)
 	// GetOIDCToken returns a token by id, revoked or expired ones included.
 	GetOIDCToken(ctx context.Context, id string) (OIDCToken, error)
+	// TokenReleaseInputs returns a token by id (as GetOIDCToken) and, read
+	// in the same statement, ReleaseInputs of its pupil for its platform:
+	// the userinfo endpoint's one read. ErrNotFound when the token or its
+	// pupil is unknown.
+	TokenReleaseInputs(ctx context.Context, tokenID string) (OIDCToken, PupilProfile, ConsentState, error)
 	// OIDCTokenByHash returns a refresh token by the hash of its value.
 	OIDCTokenByHash(ctx context.Context, hash []byte) (OIDCToken, error)
 	// UseOIDCRefreshToken marks a refresh token rotated, atomically: of

@@ -74,30 +74,32 @@ func (s *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 
 var errInvalidToken = errors.New("invalid token")
 
-// userinfoClaims checks the access token and the pupil's consent, gathers
-// the claims and logs their release. Reads come first and the release is
-// one insert: no write transaction is held open while the claims are
-// gathered (SQLite has a single writer).
+// userinfoClaims checks the access token and the pupil's consent and
+// gathers the claims, reading the token and the release inputs in one
+// statement (the token's grant logged the release). No write transaction
+// is held open while the claims are gathered (SQLite has a single
+// writer).
 func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject string) (map[string]any, error) {
-	st := s.p.opt.Store
-	tok, err := st.GetOIDCToken(ctx, tokenID)
-	if err != nil || tok.Kind != school.TokenAccess || tok.Subject != subject || !tok.ActiveAt(s.now()) {
+	tok, profile, cs, err := s.p.opt.Store.TokenReleaseInputs(ctx, tokenID)
+	if errors.Is(err, school.ErrNotFound) || err == nil && (tok.Kind != school.TokenAccess || tok.Subject != subject || !tok.ActiveAt(s.now())) {
 		return nil, errInvalidToken
+	}
+	if err != nil {
+		return nil, err
 	}
 	c, err := s.clientByPlatform(ctx, tok.PlatformID)
 	if err != nil {
 		return nil, err
 	}
-	rel, err := s.releaseFor(ctx, st, c, tok.PupilID)
-	if release.Refused(err) || errors.Is(err, school.ErrNotFound) {
+	rel, err := s.compute(c, profile, cs)
+	if release.Refused(err) {
 		return nil, errConsent
 	}
 	if err != nil {
 		return nil, err
 	}
-	// The token's grant logged the release (one entry per sign-in); what
-	// userinfo gives is never more than the scopes the grant logged, and
-	// less when consent narrowed since.
+	// What userinfo gives is never more than the scopes the grant logged,
+	// and less when consent narrowed since.
 	return Claims(rel, tok.Scopes), nil
 }
 
@@ -109,6 +111,11 @@ func (s *oidcStorage) releaseFor(ctx context.Context, q school.Queries, c *oidcC
 	if err != nil {
 		return release.Release{}, err
 	}
+	return s.compute(c, profile, st)
+}
+
+// compute is release.Compute for the client's platform.
+func (s *oidcStorage) compute(c *oidcClient, profile school.PupilProfile, st school.ConsentState) (release.Release, error) {
 	return release.Compute(release.Input{Profile: profile, Platform: c.pf, State: st, PairwiseSecret: s.p.opt.PairwiseSecret, Sector: c.sector})
 }
 

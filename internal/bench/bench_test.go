@@ -156,6 +156,12 @@ func benchRest(t *testing.T, srv *server, st school.Store, counter *sqlstore.Cou
 	if res.Flows == 0 || res.Errors > 0 {
 		t.Fatalf("bench flows failed: %s", out.String())
 	}
+	// The statement budget of a complete flow (issue 19: at most 10; now
+	// 9 in 2 transactions, consent read on every step): a statement added
+	// to the flow fails here.
+	if st := res.InTxPerFlow + res.StmtPerFlow; st > 9.05 || res.TxPerFlow > 2.05 {
+		t.Fatalf("%.2f statements in %.2f transactions per flow; the budget is 9 in 2:\n%s", st, res.TxPerFlow, out.String())
+	}
 }
 
 func envInt(name string, def int) int {

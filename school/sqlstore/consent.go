@@ -308,19 +308,58 @@ func (s *Store) ReleaseInputs(ctx context.Context, pupilID, platformID string) (
 }
 
 func (s *Store) releaseInputs(ctx context.Context, pupilID, platformID string) (school.PupilProfile, school.ConsentState, error) {
-	var prof profileRows
-	acc := consentRows{st: school.ConsentState{PupilID: pupilID}, platformID: platformID}
 	rows, err := s.q.Query(ctx, `SELECT `+profileCols+`, `+consentStateCols+`
 		FROM `+profileJoins+`
 		`+consentStateJoins+`
 		WHERE p.id = $1`, pupilID, platformID)
 	if err != nil {
-		return prof.prof, acc.st, err
+		return school.PupilProfile{}, school.ConsentState{PupilID: pupilID}, err
 	}
+	return scanReleaseInputs(rows, pupilID, platformID, nil)
+}
+
+// TokenReleaseInputs implements school.OIDCStore: the token's row joined
+// to ReleaseInputs' query, the platform being the token's.
+func (s *Store) TokenReleaseInputs(ctx context.Context, tokenID string) (school.OIDCToken, school.PupilProfile, school.ConsentState, error) {
+	var tok school.OIDCToken
+	rows, err := s.q.Query(ctx, tokenInputsQuery, tokenID)
+	if err != nil {
+		return tok, school.PupilProfile{}, school.ConsentState{}, s.fail("token release inputs", err)
+	}
+	var tr tokenRow
+	prof, st, err := scanReleaseInputs(rows, "", "", &tr)
+	if err == nil {
+		tok, err = tr.finish()
+	}
+	if errors.Is(err, school.ErrNotFound) {
+		err = fmt.Errorf("token: %w", school.ErrNotFound)
+	}
+	return tok, prof, st, s.fail("token release inputs", err)
+}
+
+var tokenInputsQuery = `SELECT t.` + strings.ReplaceAll(tokenCols, ", ", ", t.") + `, ` + profileCols + `, ` +
+	strings.ReplaceAll(consentStateCols, "$2", "t.platform_id") + `
+	FROM oidc_tokens t JOIN ` + strings.Replace(profileJoins, "pupils p ", "pupils p ON p.id = t.pupil_id ", 1) + `
+	` + consentStateJoins + `
+	WHERE t.id = $1`
+
+// scanReleaseInputs gathers a profile and consent state from rows of
+// profileCols and consentStateCols, preceded by tokenCols when tok is
+// given (pupilID and platformID are then the token's).
+func scanReleaseInputs(rows Rows, pupilID, platformID string, tok *tokenRow) (school.PupilProfile, school.ConsentState, error) {
+	var prof profileRows
+	acc := consentRows{st: school.ConsentState{PupilID: pupilID}, platformID: platformID}
 	defer rows.Close()
 	for rows.Next() {
-		if err := rows.Scan(append(prof.dest(), acc.dest()...)...); err != nil {
+		dest := append(prof.dest(), acc.dest()...)
+		if tok != nil {
+			dest = append(tok.dest(), dest...)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return prof.prof, acc.st, err
+		}
+		if tok != nil {
+			acc.st.PupilID, acc.platformID = tok.t.PupilID, tok.t.PlatformID
 		}
 		if err := prof.add(); err != nil {
 			return prof.prof, acc.st, err

@@ -76,15 +76,32 @@ const tokenCols = `id, kind, hash, platform_id, pupil_id, session_ref, auth_requ
 func scanToken(r Rows) (school.OIDCToken, error) { return scanTokenRow(r) }
 
 func scanTokenRow(r Row) (school.OIDCToken, error) {
-	var t school.OIDCToken
-	var scopes, amr string
-	var authTime, created, expires, used, revoked int64
-	err := r.Scan(&t.ID, &t.Kind, &t.Hash, &t.PlatformID, &t.PupilID, &t.SessionRef, &t.AuthRequestID, &t.FamilyID, &t.Subject,
-		&scopes, &authTime, &amr, &t.ACR, &created, &expires, &used, &revoked)
-	t.Scopes, t.AMR = splitWords(scopes), splitWords(amr)
-	t.AuthTime, t.CreatedAt, t.ExpiresAt = fromMicros(authTime), fromMicros(created), fromMicros(expires)
-	t.UsedAt, t.RevokedAt = fromMicros(used), fromMicros(revoked)
-	return t, err
+	var tr tokenRow
+	if err := r.Scan(tr.dest()...); err != nil {
+		return tr.t, err
+	}
+	return tr.finish()
+}
+
+// tokenRow scans tokenCols.
+type tokenRow struct {
+	t                                       school.OIDCToken
+	scopes, amr                             string
+	authTime, created, expires, used, revok int64
+}
+
+func (r *tokenRow) dest() []any {
+	t := &r.t
+	return []any{&t.ID, &t.Kind, &t.Hash, &t.PlatformID, &t.PupilID, &t.SessionRef, &t.AuthRequestID, &t.FamilyID, &t.Subject,
+		&r.scopes, &r.authTime, &r.amr, &t.ACR, &r.created, &r.expires, &r.used, &r.revok}
+}
+
+func (r *tokenRow) finish() (school.OIDCToken, error) {
+	t := r.t
+	t.Scopes, t.AMR = splitWords(r.scopes), splitWords(r.amr)
+	t.AuthTime, t.CreatedAt, t.ExpiresAt = fromMicros(r.authTime), fromMicros(r.created), fromMicros(r.expires)
+	t.UsedAt, t.RevokedAt = fromMicros(r.used), fromMicros(r.revok)
+	return t, nil
 }
 
 // CreateOIDCToken implements school.OIDCStore.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elevid/elevid/school"
 )
@@ -146,5 +147,27 @@ func testReleaseInputs(t *testing.T, h Harness) {
 		t.Fatalf("the pupil is in %d classes, want 2", len(prof.Classes))
 	}
 	_, _, err := st.ReleaseInputs(ctx, "nobody", s.Platform.ID)
+	wantErr(t, err, school.ErrNotFound)
+
+	// TokenReleaseInputs: the token as GetOIDCToken reads it and the
+	// release inputs of its pupil for its platform, in one statement.
+	exp := h.Clock.Now().Add(time.Hour)
+	for _, c := range []struct{ pupil, platform string }{{s.Pupil.ID, s.Platform.ID}, {s.Pupil.ID, other.ID}, {noClass.ID, other.ID}} {
+		tok := must(st.CreateOIDCToken(ctx, school.OIDCToken{Kind: school.TokenAccess, PlatformID: c.platform, PupilID: c.pupil,
+			Subject: "sub-" + c.platform, Scopes: []string{"openid", "profile"}, AMR: []string{"hwk"}, ExpiresAt: exp, SessionRef: "sess"}))
+		gotTok, gotProf, gotCS, err := st.TokenReleaseInputs(ctx, tok.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantTok, prof, cs := must(st.GetOIDCToken(ctx, tok.ID)), must(st.GetPupilProfile(ctx, c.pupil)), must(st.ConsentState(ctx, c.pupil, c.platform))
+		slices.SortFunc(gotCS.Consents, func(a, b school.Consent) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(cs.Consents, func(a, b school.Consent) int { return strings.Compare(a.ID, b.ID) })
+		slices.Sort(gotCS.Guardians)
+		slices.Sort(cs.Guardians)
+		if !reflect.DeepEqual(gotTok, wantTok) || !reflect.DeepEqual(gotProf, prof) || !reflect.DeepEqual(gotCS, cs) {
+			t.Fatalf("TokenReleaseInputs(%s/%s) =\n%+v\n%+v\n%+v\nwant\n%+v\n%+v\n%+v", c.pupil, c.platform, gotTok, gotProf, gotCS, wantTok, prof, cs)
+		}
+	}
+	_, _, _, err = st.TokenReleaseInputs(ctx, "nope")
 	wantErr(t, err, school.ErrNotFound)
 }
