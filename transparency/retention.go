@@ -26,9 +26,29 @@ type Job struct {
 	Batch     int    // records per transaction; 500 when zero
 }
 
-// restPerBatch is how many times a purge batch's duration the job rests
-// before the next batch.
-const restPerBatch = 3
+// A backlog (a million expired tokens after a long stop) goes in
+// batches sized to hold the database (SQLite's one writer) for about
+// batchTarget each, with a pause of restPerBatch times the batch's
+// duration after each, so sign-ins get the writer at least nine tenths of
+// the time and never wait long behind a batch. A million tokens then take
+// about an hour to purge; nothing waits for them.
+const (
+	restPerBatch = 9
+	batchTarget  = 20 * time.Millisecond
+)
+
+// nextBatch sizes the next batch from how long the last one of size took:
+// halved when it took over twice the target, doubled (up to max) when
+// under half of it.
+func nextBatch(size int, took time.Duration, max int) int {
+	switch {
+	case took > 2*batchTarget && size > 1:
+		return size / 2
+	case took < batchTarget/2 && size < max:
+		return min(size*2, max)
+	}
+	return size
+}
 
 // RunOnce runs every kind until nothing more is due and returns the
 // counts. It returns school.ErrLocked when another node is running it.
@@ -55,10 +75,15 @@ func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
 		return nil, err
 	}
 	counts := map[school.PurgeKind]int64{}
+	maxBatch := j.Batch
+	if maxBatch <= 0 {
+		maxBatch = 500
+	}
 	for _, kind := range school.PurgeKinds {
+		size := maxBatch
 		for {
 			t0 := time.Now()
-			n, err := j.Store.Purge(ctx, kind, cutoff[kind], now, j.Batch)
+			n, err := j.Store.Purge(ctx, kind, cutoff[kind], now, size)
 			if err != nil {
 				return counts, err
 			}
@@ -66,15 +91,12 @@ func (j *Job) RunOnce(ctx context.Context) (map[school.PurgeKind]int64, error) {
 			if n == 0 {
 				break
 			}
-			// A backlog (a million expired tokens after a long stop)
-			// goes in batches with a pause of restPerBatch times the
-			// batch's duration between them, so sign-ins get the
-			// database (SQLite's one writer) at least three quarters of
-			// the time.
+			took := time.Since(t0)
+			size = nextBatch(size, took, maxBatch)
 			select {
 			case <-ctx.Done():
 				return counts, ctx.Err()
-			case <-time.After(restPerBatch * time.Since(t0)):
+			case <-time.After(restPerBatch * took):
 			}
 		}
 	}
