@@ -132,10 +132,6 @@ func (c *stmtCache) close() {
 	c.m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 }
 
-func (b *backend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	return b.stmts.get(ctx, b.db, q)
-}
-
 // writerWait bounds how long a writer queues on the semaphore; after that
 // it goes on to SQLite's busy handling (so a mistake that writes outside a
 // transaction while holding one fails as before instead of hanging).
