@@ -62,9 +62,9 @@ type OIDCTokenFilter struct {
 	ID         string
 	PupilID    string
 	PlatformID string
-	SessionRef string
-	FamilyID   string
-	Subject    string
+	SessionRef string // with PupilID only
+	FamilyID   string // with PupilID only
+	Subject    string // with PlatformID only
 	// SchoolID selects the tokens of every pupil of one school.
 	SchoolID string
 	// Inactive includes revoked, rotated and expired tokens in

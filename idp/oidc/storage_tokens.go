@@ -27,8 +27,8 @@ func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 // revokeGrant revokes every token of a grant (a code's tokens and their
 // refresh rotations share the family) after a second use of its code or of
 // a rotated refresh token; why names that use in the log.
-func (s *oidcStorage) revokeGrant(ctx context.Context, familyID, why string) {
-	n, err := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{FamilyID: familyID})
+func (s *oidcStorage) revokeGrant(ctx context.Context, pupilID, familyID, why string) {
+	n, err := s.p.opt.Store.RevokeOIDCTokens(context.WithoutCancel(ctx), school.OIDCTokenFilter{PupilID: pupilID, FamilyID: familyID})
 	if err != nil {
 		s.p.log.Error("revoking a reused grant failed", "why", why, "family", familyID, "err", err)
 		return
@@ -130,7 +130,7 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		if _, ok := req.(*authRequest); ok {
 			why = "authorization code reused"
 		}
-		s.revokeGrant(ctx, base.FamilyID, why)
+		s.revokeGrant(ctx, base.PupilID, base.FamilyID, why)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the grant was used before")
 	case denied:
 		s.p.log.Info("no consent: tokens refused", "pupil", base.PupilID, "platform", c.pf.ID)
@@ -161,7 +161,7 @@ func (s *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token stri
 	now := s.now()
 	switch {
 	case !tok.UsedAt.IsZero():
-		s.revokeGrant(ctx, tok.FamilyID, "rotated refresh token reused")
+		s.revokeGrant(ctx, tok.PupilID, tok.FamilyID, "rotated refresh token reused")
 		return nil, errors.New("refresh token used before")
 	case !tok.RevokedAt.IsZero():
 		return nil, errors.New("refresh token revoked")
@@ -250,7 +250,7 @@ func (s *oidcStorage) RevokeToken(ctx context.Context, tokenOrID, _ string, clie
 	}
 	f := school.OIDCTokenFilter{ID: tok.ID}
 	if tok.Kind == school.TokenRefresh {
-		f = school.OIDCTokenFilter{FamilyID: tok.FamilyID}
+		f = school.OIDCTokenFilter{PupilID: tok.PupilID, FamilyID: tok.FamilyID}
 	}
 	if _, err := s.p.opt.Store.RevokeOIDCTokens(ctx, f); err != nil {
 		return oidc.ErrServerError()

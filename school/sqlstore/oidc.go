@@ -194,8 +194,15 @@ func tokenWhere(f school.OIDCTokenFilter, first int) (string, []any, error) {
 		args = append(args, f.SchoolID)
 		conds = append(conds, fmt.Sprintf("pupil_id IN (SELECT id FROM pupils WHERE school_id = $%d)", first+len(args)-1))
 	}
-	if len(conds) == 0 {
+	switch {
+	case len(conds) == 0:
 		return "", nil, fmt.Errorf("%w: empty token filter", school.ErrInvalid)
+	case (f.FamilyID != "" || f.SessionRef != "") && f.PupilID == "":
+		// Found through the pupil's index: the family and session have
+		// none of their own.
+		return "", nil, fmt.Errorf("%w: a token filter by family or session names the pupil", school.ErrInvalid)
+	case f.Subject != "" && f.PlatformID == "":
+		return "", nil, fmt.Errorf("%w: a token filter by subject names the platform", school.ErrInvalid)
 	}
 	return strings.Join(conds, " AND "), args, nil
 }

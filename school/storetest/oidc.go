@@ -129,7 +129,7 @@ func testOIDCCodeOnce(t *testing.T, h Harness, s Seed) {
 	noCode.CodeID = ""
 	must(st.CreateOIDCToken(ctx, noCode))
 	must(st.CreateOIDCToken(ctx, noCode))
-	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "code-sub"})); len(list) != 4 {
+	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PlatformID: tok.PlatformID, Subject: "code-sub"})); len(list) != 4 {
 		t.Fatalf("%d tokens stored, want 4", len(list))
 	}
 }
@@ -181,6 +181,15 @@ func testOIDCTokens(t *testing.T, h Harness, s Seed) {
 	wantErr(t, err, school.ErrInvalid)
 	_, err = st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{})
 	wantErr(t, err, school.ErrInvalid)
+	// A family or session is found through its pupil, a subject through
+	// its platform (they have no index of their own): a filter without
+	// them is refused, not a scan.
+	for _, f := range []school.OIDCTokenFilter{{FamilyID: "fam2"}, {SessionRef: "s1"}, {PlatformID: s.Platform.ID, FamilyID: "fam2"}, {Subject: "sub-1"}} {
+		_, err = st.ListOIDCTokens(ctx, f)
+		wantErr(t, err, school.ErrInvalid)
+		_, err = st.RevokeOIDCTokens(ctx, f)
+		wantErr(t, err, school.ErrInvalid)
+	}
 	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID, PlatformID: s.Platform.ID})); n != 2 {
 		t.Fatalf("RevokeOIDCTokens = %d, want 2", n)
 	}
@@ -190,16 +199,16 @@ func testOIDCTokens(t *testing.T, h Harness, s Seed) {
 	if got := must(st.GetOIDCToken(ctx, onOther.ID)); !got.ActiveAt(now) {
 		t.Fatal("a token of another platform was revoked")
 	}
-	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{FamilyID: "fam2"})); n != 1 {
+	if n := must(st.RevokeOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID, FamilyID: "fam2"})); n != 1 {
 		t.Fatalf("revoke by family = %d", n)
 	}
 	// Expired tokens are not listed and are pruned.
 	must(st.CreateOIDCToken(ctx, base))
 	h.Clock.Advance(2 * time.Hour)
-	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "sub-1"})); len(list) != 0 {
+	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID})); len(list) != 0 {
 		t.Fatalf("expired tokens listed: %+v", list)
 	}
-	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "sub-1", Inactive: true})); len(list) != 4 {
+	if list := must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PupilID: s.Pupil.ID, Inactive: true})); len(list) != 4 {
 		t.Fatalf("ListOIDCTokens(Inactive) = %d tokens, want 4", len(list))
 	}
 	if n := must(st.PruneOIDC(ctx, h.Clock.Now())); n != 3 {
@@ -359,7 +368,7 @@ func testOIDCExpiredInBatches(t *testing.T, h Harness, s Seed) {
 	}
 	h.Clock.Advance(time.Hour)
 	left := func() int {
-		return len(must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{Subject: "batch-sub", Inactive: true})))
+		return len(must(st.ListOIDCTokens(ctx, school.OIDCTokenFilter{PlatformID: pf.ID, Subject: "batch-sub", Inactive: true})))
 	}
 	for _, want := range []int{3, 1, 0} {
 		if _, err := st.Purge(ctx, school.PurgeExpired, h.Clock.Now(), h.Clock.Now(), 2); err != nil {
