@@ -91,11 +91,11 @@ func (b backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.R
 	return conn{b.pool}.QueryRow(ctx, q, args...)
 }
 func (b backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
-	t, err := b.pool.Begin(ctx)
+	c, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return tx{conn{t}, t}, nil
+	return &tx{c: c}, nil
 }
 func (b backend) Ping(ctx context.Context) error { return b.pool.Ping(ctx) }
 func (b backend) Close() error                   { b.pool.Close(); return nil }
@@ -136,18 +136,111 @@ func (b backend) Retryable(err error) bool {
 	return false
 }
 
+// tx is a transaction on one pooled connection whose BEGIN goes out with
+// its first statement, in one round trip (a pgx batch), instead of a
+// round trip of its own: a short transaction costs a third less (two
+// round trips of thirteen in a login flow).
 type tx struct {
-	conn
-	t pgx.Tx
+	c     *pgxpool.Conn // nil once committed or rolled back
+	begun bool          // BEGIN has been sent
 }
 
-func (t tx) Commit(ctx context.Context) error { return t.t.Commit(ctx) }
+// first sends BEGIN and q in one batch and reads BEGIN's result; the
+// caller reads q's and closes the batch.
+func (t *tx) first(ctx context.Context, q string, args ...any) (pgx.BatchResults, error) {
+	if t.c == nil {
+		return nil, pgx.ErrTxClosed
+	}
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(q, args...)
+	br := t.c.SendBatch(ctx, &b)
+	t.begun = true
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	if t.begun {
+		return conn{t.c}.Exec(ctx, q, args...)
+	}
+	br, err := t.first(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag.RowsAffected(), err
+}
+
+func (t *tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	if t.begun {
+		return conn{t.c}.Query(ctx, q, args...)
+	}
+	br, err := t.first(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (t *tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	if t.begun {
+		return conn{t.c}.QueryRow(ctx, q, args...)
+	}
+	br, err := t.first(ctx, q, args...)
+	if err != nil {
+		return errRow{err}
+	}
+	return batchRow{r: br.QueryRow(), br: br}
+}
+
+// end sends COMMIT or ROLLBACK when BEGIN was sent and gives the
+// connection back (pgxpool closes one left inside a transaction).
+func (t *tx) end(ctx context.Context, stmt string) error {
+	if t.c == nil {
+		return pgx.ErrTxClosed
+	}
+	defer func() { t.c.Release(); t.c = nil }()
+	if !t.begun {
+		return nil
+	}
+	tag, err := t.c.Exec(ctx, stmt)
+	if err == nil && stmt == "COMMIT" && tag.String() == "ROLLBACK" {
+		// PostgreSQL answers COMMIT of a failed transaction by rolling
+		// it back.
+		return pgx.ErrTxCommitRollback
+	}
+	return err
+}
+
+func (t *tx) Commit(ctx context.Context) error   { return t.end(ctx, "COMMIT") }
+func (t *tx) Rollback(ctx context.Context) error { return t.end(ctx, "ROLLBACK") }
 
 // CopyFrom implements sqlstore.Copier with PostgreSQL's COPY, several
 // times faster than multi-row INSERTs for a bulk load.
-func (t tx) CopyFrom(ctx context.Context, table string, cols []string, n int, row func(i int) []any) error {
+func (t *tx) CopyFrom(ctx context.Context, table string, cols []string, n int, row func(i int) []any) error {
+	if t.c == nil {
+		return pgx.ErrTxClosed
+	}
+	if !t.begun {
+		if _, err := t.c.Exec(ctx, "BEGIN"); err != nil {
+			return err
+		}
+		t.begun = true
+	}
 	i := 0
-	_, err := t.t.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+	_, err := t.c.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
 		if i == n {
 			return nil, nil
 		}
@@ -156,7 +249,37 @@ func (t tx) CopyFrom(ctx context.Context, table string, cols []string, n int, ro
 	}))
 	return err
 }
-func (t tx) Rollback(ctx context.Context) error { return t.t.Rollback(ctx) }
+
+// batchRows are the rows of a transaction's first statement: closing
+// them closes the batch.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	_ = r.br.Close()
+}
+
+// batchRow is the row of a transaction's first statement.
+type batchRow struct {
+	r  pgx.Row
+	br pgx.BatchResults
+}
+
+func (r batchRow) Scan(dest ...any) error {
+	err := row{r.r}.Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// errRow is a Row whose statement could not be sent.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type row struct{ r pgx.Row }
 
