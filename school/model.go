@@ -11,11 +11,31 @@ import (
 )
 
 // NewID returns a random 128-bit identifier in lower-case hex. Ids are
-// opaque: they never encode a name, a date or a directory attribute.
+// opaque: they never encode a name, a date or a directory attribute
+// (NewLogID's rows are the one exception).
 func NewID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(fmt.Sprintf("school: crypto/rand failed: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// NewLogID returns a 128-bit identifier in lower-case hex whose first 48
+// bits are t in milliseconds since 1970 and the other 80 random: rows
+// made one after another get ids that sort by time, so the index on them
+// grows at one end instead of at random places (in a table of a million
+// rows, a random place is a page not in any cache). Only for rows that
+// store their creation time beside the id anyway and are no person's
+// identifier: the release and access logs and OIDC tokens.
+func NewLogID(t time.Time) string {
+	var b [16]byte
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(fmt.Sprintf("school: crypto/rand failed: %v", err))
+	}
+	ms := uint64(max(t.UnixMilli(), 0))
+	for i := 5; i >= 0; i-- {
+		b[i], ms = byte(ms), ms>>8
 	}
 	return hex.EncodeToString(b[:])
 }

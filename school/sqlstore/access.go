@@ -27,10 +27,10 @@ func (s *Store) RecordAccess(ctx context.Context, e school.AccessEntry) error {
 	if e.PupilID == "" && e.ClassID == "" {
 		return fmt.Errorf("%w: an access entry names a pupil or a class", school.ErrInvalid)
 	}
-	e.ID = school.NewID()
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
+	e.ID = school.NewLogID(e.Time)
 	return s.tx(ctx, "record access", func(t *Store) error {
 		_, err := t.q.Exec(ctx, `INSERT INTO access_log (`+accessCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			e.ID, e.SchoolID, e.PupilID, e.ClassID, e.StaffID, e.StaffName, string(e.Role), e.Action, e.Purpose, micros(e.Time))

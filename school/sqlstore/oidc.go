@@ -114,10 +114,10 @@ func (s *Store) CreateOIDCToken(ctx context.Context, tk school.OIDCToken) (schoo
 	case tk.PlatformID == "" || tk.PupilID == "" || tk.Subject == "" || tk.ExpiresAt.IsZero():
 		return tk, fmt.Errorf("%w: token needs a platform, pupil, subject and expiry", school.ErrInvalid)
 	}
-	if tk.ID == "" {
-		tk.ID = school.NewID()
-	}
 	tk.CreatedAt = s.now()
+	if tk.ID == "" {
+		tk.ID = school.NewLogID(tk.CreatedAt)
+	}
 	// A token issued from an authorization code names the code
 	// (code_id, unique): a second redemption inserts nothing and is
 	// ErrUsed, so the code's single use costs no statement of its own.
@@ -262,10 +262,10 @@ func (s *Store) AddRelease(ctx context.Context, r school.Release) (school.Releas
 	if r.PupilID == "" || r.PlatformID == "" || r.Via == "" {
 		return r, fmt.Errorf("%w: release needs a pupil, a platform and a channel", school.ErrInvalid)
 	}
-	r.ID = school.NewID()
 	if r.Time.IsZero() {
 		r.Time = s.now()
 	}
+	r.ID = school.NewLogID(r.Time)
 	if r.Claims == nil {
 		r.Claims = []string{}
 	}
