@@ -30,8 +30,8 @@ type Job struct {
 // batches sized to hold the database (SQLite's one writer) for about
 // batchTarget each, with a pause of restPerBatch times the batch's
 // duration after each, so sign-ins get the writer at least nine tenths of
-// the time and never wait long behind a batch. A million tokens then take
-// about an hour to purge; nothing waits for them.
+// the time and never wait long behind a batch. A backlog takes ten times
+// as long as flat out; nothing waits for it.
 const (
 	restPerBatch = 9
 	batchTarget  = 20 * time.Millisecond
