@@ -81,11 +81,13 @@ var errInvalidToken = errors.New("invalid token")
 // writer).
 func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject string) (map[string]any, error) {
 	tok, profile, cs, err := s.p.opt.Store.TokenReleaseInputs(ctx, tokenID)
-	if errors.Is(err, school.ErrNotFound) || err == nil && (tok.Kind != school.TokenAccess || tok.Subject != subject || !tok.ActiveAt(s.now())) {
+	switch {
+	case errors.Is(err, school.ErrNotFound):
 		return nil, errInvalidToken
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
+	case !s.activeAccess(tok, subject):
+		return nil, errInvalidToken
 	}
 	c, err := s.clientByPlatform(ctx, tok.PlatformID)
 	if err != nil {
@@ -114,6 +116,12 @@ func (s *oidcStorage) releaseFor(ctx context.Context, q school.Queries, c *oidcC
 	return s.compute(c, profile, st)
 }
 
+// activeAccess reports whether tok is an access token of subject that is
+// neither revoked nor expired.
+func (s *oidcStorage) activeAccess(tok school.OIDCToken, subject string) bool {
+	return tok.Kind == school.TokenAccess && tok.Subject == subject && tok.ActiveAt(s.now())
+}
+
 // compute is release.Compute for the client's platform.
 func (s *oidcStorage) compute(c *oidcClient, profile school.PupilProfile, st school.ConsentState) (release.Release, error) {
 	return release.Compute(release.Input{Profile: profile, Platform: c.pf, State: st, PairwiseSecret: s.p.opt.PairwiseSecret, Sector: c.sector})
@@ -123,7 +131,7 @@ func (s *oidcStorage) compute(c *oidcClient, profile school.PupilProfile, st sch
 // token was issued to learns about it, and no personal claims are given.
 func (s *oidcStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	tok, err := s.p.opt.Store.GetOIDCToken(ctx, tokenID)
-	if err != nil || tok.Kind != school.TokenAccess || tok.Subject != subject || !tok.ActiveAt(s.now()) {
+	if err != nil || !s.activeAccess(tok, subject) {
 		return errInvalidToken
 	}
 	c, err := s.client(ctx, clientID)

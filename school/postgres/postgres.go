@@ -138,8 +138,8 @@ func (b backend) Retryable(err error) bool {
 
 // tx is a transaction on one pooled connection whose BEGIN goes out with
 // its first statement, in one round trip (a pgx batch), instead of a
-// round trip of its own: a short transaction costs a third less (two
-// round trips of thirteen in a login flow).
+// round trip of its own: one round trip fewer per transaction (two of
+// thirteen in a login flow).
 type tx struct {
 	c     *pgxpool.Conn // nil once committed or rolled back
 	begun bool          // BEGIN has been sent

@@ -30,8 +30,7 @@ const cacheSize = "-16384"
 // Store is a migrated-on-demand SQLite store.
 type Store struct {
 	*sqlstore.Store
-	db *sql.DB
-	b  *backend
+	b *backend
 }
 
 // Open opens (creating if needed) the SQLite database at path. It does not
@@ -68,18 +67,17 @@ func Open(ctx context.Context, path string, opt sqlstore.Options) (*Store, error
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
-	w.SetConnMaxIdleTime(0)
 	b := &backend{db: db, w: w, writer: make(chan struct{}, 1)}
-	return &Store{Store: sqlstore.New(b, opt), db: db, b: b}, nil
+	return &Store{Store: sqlstore.New(b, opt), b: b}, nil
 }
 
 // Migrate applies pending migrations and returns the schema version.
 func (s *Store) Migrate(ctx context.Context) (int64, error) {
-	return migrations.Up(ctx, s.db, migrations.SQLite)
+	return migrations.Up(ctx, s.b.db, migrations.SQLite)
 }
 
 // DB returns the underlying database, for tests that must tamper with rows.
-func (s *Store) DB() *sql.DB { return s.db }
+func (s *Store) DB() *sql.DB { return s.b.db }
 
 // backend keeps one prepared statement per distinct query: SQLite spends
 // much of a short query's time parsing it, and the store's queries are a
@@ -95,8 +93,8 @@ func (s *Store) DB() *sql.DB { return s.db }
 // own (w, a pool of one): in WAL mode a connection drops its whole page
 // cache whenever another connection has committed since its last read,
 // so with writes spread over the pool every transaction re-read the pages
-// it touched (pread, checksums, page allocation: a quarter of the
-// server's CPU in a login flow). Only w commits, so its cache stays
+// it touched (pread, checksums, page allocation: a tenth of the server's
+// CPU in a login flow). Only w commits, so its cache stays
 // warm; reads outside transactions use the pool (db).
 type backend struct {
 	db      *sql.DB        // readers

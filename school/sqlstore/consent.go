@@ -329,7 +329,7 @@ func (s *Store) TokenReleaseInputs(ctx context.Context, tokenID string) (school.
 	var tr tokenRow
 	prof, st, err := scanReleaseInputs(rows, "", "", &tr)
 	if err == nil {
-		tok, err = tr.finish()
+		tok = tr.finish()
 	}
 	if errors.Is(err, school.ErrNotFound) {
 		err = fmt.Errorf("token: %w", school.ErrNotFound)

@@ -80,7 +80,7 @@ func scanTokenRow(r Row) (school.OIDCToken, error) {
 	if err := r.Scan(tr.dest()...); err != nil {
 		return tr.t, err
 	}
-	return tr.finish()
+	return tr.finish(), nil
 }
 
 // tokenRow scans tokenCols.
@@ -96,12 +96,12 @@ func (r *tokenRow) dest() []any {
 		&r.scopes, &r.authTime, &r.amr, &t.ACR, &r.created, &r.expires, &r.used, &r.revok}
 }
 
-func (r *tokenRow) finish() (school.OIDCToken, error) {
+func (r *tokenRow) finish() school.OIDCToken {
 	t := r.t
 	t.Scopes, t.AMR = splitWords(r.scopes), splitWords(r.amr)
 	t.AuthTime, t.CreatedAt, t.ExpiresAt = fromMicros(r.authTime), fromMicros(r.created), fromMicros(r.expires)
 	t.UsedAt, t.RevokedAt = fromMicros(r.used), fromMicros(r.revok)
-	return t, nil
+	return t
 }
 
 // CreateOIDCToken implements school.OIDCStore.
