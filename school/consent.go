@@ -223,7 +223,7 @@ type ConsentState struct {
 	Attributes    []AttributeGrant
 	PlatformFound bool
 	Guardians     []string  // guardians on record
-	Consents      []Consent // decisions of guardians on record (every platform)
+	Consents      []Consent // decisions of guardians on record about the platform asked about
 }
 
 // EnrolmentAllows reports whether the pupil is active and the flow allows
@@ -391,8 +391,8 @@ type ConsentFlowStore interface {
 	// the guardian changes it.
 	ClearConsents(ctx context.Context, pupilID string) (int, error)
 	// ConsentState reads, in one query, the pupil's status, enrolment
-	// flow, guardians on record with their decisions, and whether the
-	// pupil's school activated platformID. ErrNotFound for an unknown
+	// flow, guardians on record with their decisions about platformID,
+	// and whether the pupil's school activated platformID. ErrNotFound for an unknown
 	// pupil.
 	ConsentState(ctx context.Context, pupilID, platformID string) (ConsentState, error)
 	// ReleaseInputs reads, in one query, what a release to platformID is

@@ -205,9 +205,11 @@ func (s *Store) ClearConsents(ctx context.Context, pupilID string) (int, error) 
 }
 
 // ConsentState implements school.ConsentFlowStore: one query reads the
-// pupil, the flow, the guardians on record with their decisions and the
-// school's activation of platformID. Decisions of guardians no longer on
-// record are not read (school.ConsentCovers ignores them).
+// pupil, the flow, the guardians on record with their decisions about
+// platformID and the school's activation of it. Decisions of guardians no
+// longer on record, and decisions about other platforms, are not read
+// (school.ConsentCovers ignores them): one row per guardian, however many
+// platforms the guardians have decided on.
 func (s *Store) ConsentState(ctx context.Context, pupilID, platformID string) (school.ConsentState, error) {
 	st, err := s.consentState(ctx, pupilID, platformID)
 	return st, s.fail("consent state", err)
@@ -244,7 +246,7 @@ const (
 			COALESCE(c.attributes, ''), COALESCE(c.refused, ''), COALESCE(c.withdrawn_at, 0)`
 	consentStateJoins = `LEFT JOIN enrolments e ON e.pupil_id = p.id
 		LEFT JOIN pupil_guardians g ON g.pupil_id = p.id
-		LEFT JOIN consents c ON c.pupil_id = p.id AND c.guardian_id = g.guardian_id`
+		LEFT JOIN consents c ON c.pupil_id = p.id AND c.guardian_id = g.guardian_id AND c.platform_id = $2`
 )
 
 // consentRows gathers a consent state from rows of consentStateCols (a
@@ -340,7 +342,7 @@ func (s *Store) TokenReleaseInputs(ctx context.Context, tokenID string) (school.
 var tokenInputsQuery = `SELECT t.` + strings.ReplaceAll(tokenCols, ", ", ", t.") + `, ` + profileCols + `, ` +
 	strings.ReplaceAll(consentStateCols, "$2", "t.platform_id") + `
 	FROM oidc_tokens t JOIN ` + strings.Replace(profileJoins, "pupils p ", "pupils p ON p.id = t.pupil_id ", 1) + `
-	` + consentStateJoins + `
+	` + strings.ReplaceAll(consentStateJoins, "$2", "t.platform_id") + `
 	WHERE t.id = $1`
 
 // scanReleaseInputs gathers a profile and consent state from rows of

@@ -98,8 +98,9 @@ func testConsentAttributes(t *testing.T, h Harness) {
 
 // testReleaseInputs: ReleaseInputs reads in one query exactly what
 // GetPupilProfile and ConsentState read in two, however the joins
-// multiply rows (two classes × two guardians × consents for two
-// platforms), and ErrNotFound for an unknown pupil.
+// multiply rows (two classes × two guardians, who decided on two
+// platforms: only the decisions about the platform asked about are read),
+// and ErrNotFound for an unknown pupil.
 func testReleaseInputs(t *testing.T, h Harness) {
 	ctx := context.Background()
 	st := h.Store
@@ -141,6 +142,15 @@ func testReleaseInputs(t *testing.T, h Harness) {
 		slices.Sort(cs.Guardians)
 		if !reflect.DeepEqual(gotCS, cs) {
 			t.Fatalf("ReleaseInputs(%s) state = %+v\nwant %+v", c.platform, gotCS, cs)
+		}
+		// Only the decisions about the platform asked about are read: one
+		// row per guardian, not one per guardian and platform.
+		want := 0
+		if c.pupil == s.Pupil.ID && c.platform != "nope" {
+			want = 2
+		}
+		if len(cs.Consents) != want || slices.ContainsFunc(cs.Consents, func(x school.Consent) bool { return x.PlatformID != c.platform }) {
+			t.Fatalf("ConsentState(%s) read decisions %+v, want the %d about that platform", c.platform, cs.Consents, want)
 		}
 	}
 	if prof, _ := st.GetPupilProfile(ctx, s.Pupil.ID); len(prof.Classes) != 2 {
