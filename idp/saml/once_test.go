@@ -193,3 +193,19 @@ func sessionRef(t *testing.T, h *idptest.SAMLHarness, sid string) string {
 	}
 	return s.Ref
 }
+
+// TestSAMLSealedFlowBounded: a request whose sealed flow would make the
+// resume URL too long (here 300 requested authn context class refs) is
+// refused at /saml/sso, not sent on to the login page's return_to.
+func TestSAMLSealedFlowBounded(t *testing.T) {
+	h := idptest.NewSAMLHarness(t)
+	sp := h.NewSP(t, idptest.SPOptions{Consent: true})
+	el := signedAuthn(t, h, sp, nil, func(a *saml.AuthnRequest) {
+		rac := &saml.RequestedAuthnContext{Comparison: "minimum"}
+		for range 300 {
+			rac.AuthnContextClassRefs = append(rac.AuthnContextClassRefs, "https://refeds.org/profile/mfa")
+		}
+		a.RequestedAuthnContext = rac
+	})
+	wantRejected(t, h, []attackCase{{"long sealed flow", func(t *testing.T) *http.Response { return postSSO(h, t, el) }}})
+}
