@@ -6,14 +6,15 @@ import (
 	"time"
 )
 
-// SAMLFlow is a verified SAML message held server-side between its arrival
-// and ElevID's answer: an AuthnRequest waiting for the pupil to log in, or
-// an IdP-initiated logout walking through the service providers. It is
-// single-use and expires. ID is the SHA-256 (hex) of the bearer token the
+// SAMLFlow is SAML state held server-side for the browser: an
+// IdP-initiated logout walking through the service providers, or a
+// refusal page kept until the pupil takes it back to the platform (an
+// AuthnRequest waiting for the login is not stored: it travels sealed in
+// the resume URL). It is single-use and expires. ID is the SHA-256 (hex) of the bearer token the
 // browser carries, so the store never holds the token itself.
 type SAMLFlow struct {
 	ID        string
-	Kind      string // "sso" or "logout"
+	Kind      string // "logout" or "refused"
 	Data      []byte // JSON owned by package idp/saml
 	CreatedAt time.Time
 	ExpiresAt time.Time
@@ -71,8 +72,8 @@ type SAMLParticipant struct {
 // accepted message ids, pending flows, signing keys and session
 // participants.
 type SAMLStore interface {
-	// UseSAMLMessageID records that issuer's message id was accepted, until
-	// expiresAt. It returns ErrUsed when the pair is already recorded and not
+	// UseSAMLMessageID records that issuer's message id was accepted (an
+	// AuthnRequest's: answered), until expiresAt. It returns ErrUsed when the pair is already recorded and not
 	// yet expired; concurrent calls for one pair: exactly one succeeds.
 	UseSAMLMessageID(ctx context.Context, issuer, id string, expiresAt time.Time) error
 	// CreateSAMLFlow stores f (ID set by the caller); ErrConflict when the id

@@ -12,7 +12,8 @@ import (
 // mountSAML mounts the SAML 2.0 identity provider (/saml/metadata,
 // /saml/sso, /saml/slo, /saml/logout …) on the pupil login. The SP's
 // cross-site POSTs to /saml/sso and /saml/slo carry their own signatures
-// or are single-use requests parked server-side, so they bypass the
+// or are requests answered at most once (sealed into the resume URL,
+// their id recorded when answered), so they bypass the
 // cross-origin protection; /saml/logout does not. Queued SAML logout
 // notices go out over SOAP from a background worker.
 func mountSAML(w *wiring) error {
@@ -20,8 +21,9 @@ func mountSAML(w *wiring) error {
 	s, err := saml.New(saml.Options{
 		BaseURL: w.app.cfg.Issuer, Store: w.app.store, Site: w.site, Sessions: ss, Access: w.access,
 		Keys:           &saml.StoreKeys{Store: w.app.store, Sealer: w.app.sealer},
+		Sealer:         w.app.sealer,
 		PairwiseSecret: w.app.pairwise,
-		Releases:       release.Log{Store: w.app.store},
+		Releases:       release.Log{},
 		Logger:         w.app.log,
 	})
 	if err != nil {

@@ -10,23 +10,19 @@ import (
 // Log writes the release log the pupil and guardians read: one entry per
 // ID token, userinfo response or SAML assertion, with attribute names
 // only, never values (Via is "id_token" for OIDC platforms and
-// "saml_assertion" for SAML platforms). Both protocols' release loggers
-// are a Log.
-type Log struct {
-	Store school.Store
-}
+// "saml_assertion" for SAML platforms). The SAML IdP's release logger is
+// a Log; the OIDC token endpoint adds its entry in its own transaction.
+type Log struct{}
 
-// Record appends one entry: platform platformID received attrs about the
-// pupil now.
-func (l Log) Record(ctx context.Context, pupilID, platformID string, attrs []string) error {
-	pf, err := l.Store.GetPlatform(ctx, platformID)
-	if err != nil {
-		return fmt.Errorf("release log: %w", err)
-	}
+// Record appends one entry through q (so it commits with the caller's
+// transaction): platform pf received attrs about the pupil now.
+func (Log) Record(ctx context.Context, q school.Queries, pupilID string, pf school.Platform, attrs []string) error {
 	via := "id_token"
 	if pf.Protocol == school.ProtocolSAML {
 		via = "saml_assertion"
 	}
-	_, err = l.Store.AddRelease(ctx, school.Release{PupilID: pupilID, PlatformID: pf.ID, PlatformName: pf.Name, Protocol: pf.Protocol, Via: via, Claims: attrs})
-	return err
+	if _, err := q.AddRelease(ctx, school.Release{PupilID: pupilID, PlatformID: pf.ID, PlatformName: pf.Name, Protocol: pf.Protocol, Via: via, Claims: attrs}); err != nil {
+		return fmt.Errorf("release log: %w", err)
+	}
+	return nil
 }

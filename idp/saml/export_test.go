@@ -43,3 +43,6 @@ func (s *IdP) SignedResponseForBench(ctx context.Context, platformID, pupilID st
 func samlNameIDForBench(idpEntity, spEntity, value string) saml.NameID {
 	return saml.NameID{Format: string(saml.PersistentNameIDFormat), NameQualifier: idpEntity, SPNameQualifier: spEntity, Value: value}
 }
+
+// SealSSOFlowPurpose is the Sealer context of sealed SSO flows.
+const SealSSOFlowPurpose = sealSSOFlow

@@ -44,10 +44,12 @@ type SessionSource interface {
 	LoginURL(returnTo string) string
 }
 
-// ReleaseLogger records what a platform received about a pupil. Its
-// method set is the release log's, so any release log implementation fits.
+// ReleaseLogger records what a platform received about a pupil (the
+// release log, release.Log). Record writes through q, the transaction
+// the assertion's other records are written in, and must have no effect
+// outside it (the transaction may run again).
 type ReleaseLogger interface {
-	Record(ctx context.Context, pupilID, platformID string, attrs []string) error
+	Record(ctx context.Context, q school.Queries, pupilID string, platform school.Platform, attrs []string) error
 }
 
 // Options are the dependencies and settings of the SAML IdP.
@@ -65,8 +67,11 @@ type Options struct {
 	Access *access.Service
 	// HTTPClient sends SOAP LogoutRequests; a client with a 5-second
 	// timeout when nil.
-	HTTPClient     *http.Client
-	Keys           Keys
+	HTTPClient *http.Client
+	Keys       Keys
+	// Sealer seals an AuthnRequest waiting for the pupil's login into the
+	// resume URL (its own purpose: no other sealed value opens as one).
+	Sealer         *school.Sealer
 	PairwiseSecret []byte
 	Releases       ReleaseLogger
 	Logger         *slog.Logger
@@ -90,9 +95,10 @@ type Options struct {
 //
 // A request that arrives cross-site (an SP's auto-posted form) carries no
 // SameSite=Lax session cookie, so SSO never reads the session on that
-// request: it verifies the AuthnRequest, keeps it server-side (single-use,
-// expiring) and redirects (303, a same-site GET) to /saml/resume, which
-// reads the session.
+// request: it verifies the AuthnRequest, seals it (expiring) into the
+// URL of /saml/resume and redirects there (303, a same-site GET), which
+// reads the session. The request id is recorded when the request is
+// answered, so each AuthnRequest is answered at most once.
 type IdP struct {
 	opt         Options
 	log         *slog.Logger
@@ -110,7 +116,7 @@ func New(opt Options) (*IdP, error) {
 	var missing []string
 	for name, ok := range map[string]bool{
 		"BaseURL": opt.BaseURL != "", "Store": opt.Store != nil, "Site": opt.Site != nil, "Sessions": opt.Sessions != nil,
-		"Keys": opt.Keys != nil, "PairwiseSecret": len(opt.PairwiseSecret) >= 32, "Releases": opt.Releases != nil,
+		"Keys": opt.Keys != nil, "Sealer": opt.Sealer != nil, "PairwiseSecret": len(opt.PairwiseSecret) >= 32, "Releases": opt.Releases != nil,
 	} {
 		if !ok {
 			missing = append(missing, name)

@@ -23,22 +23,28 @@ import (
 )
 
 // samlSSOFlow is an AuthnRequest (or an IdP-initiated login) waiting for
-// the pupil's session.
+// the pupil's session. An SP-initiated one travels sealed (sealFlow) in
+// the resume URL; nothing is stored for it until it is answered. Its
+// JSON names are short to keep that URL short.
 type samlSSOFlow struct {
-	PlatformID   string    `json:"platform_id"`
-	RequestID    string    `json:"request_id,omitempty"`
-	ACSURL       string    `json:"acs_url"`
-	RelayState   string    `json:"relay_state,omitempty"`
-	NameIDFormat string    `json:"name_id_format,omitempty"` // requested in NameIDPolicy
-	ForceAuthn   bool      `json:"force_authn,omitempty"`
-	IsPassive    bool      `json:"is_passive,omitempty"`
-	IssueInstant time.Time `json:"issue_instant"`
+	PlatformID   string    `json:"p"`
+	RequestID    string    `json:"i,omitempty"`
+	ACSURL       string    `json:"a"`
+	RelayState   string    `json:"r,omitempty"`
+	NameIDFormat string    `json:"n,omitempty"` // requested in NameIDPolicy
+	ForceAuthn   bool      `json:"f,omitempty"`
+	IsPassive    bool      `json:"q,omitempty"`
+	IssueInstant time.Time `json:"t,omitzero"`
 	// AuthnContext and Comparison are the RequestedAuthnContext's class
 	// refs and comparison; DeclRef says it asked for an
 	// AuthnContextDeclRef, which ElevID never meets.
-	AuthnContext []string `json:"authn_context,omitempty"`
-	Comparison   string   `json:"comparison,omitempty"`
-	DeclRef      bool     `json:"decl_ref,omitempty"`
+	AuthnContext []string `json:"x,omitempty"`
+	Comparison   string   `json:"y,omitempty"`
+	DeclRef      bool     `json:"z,omitempty"`
+	// CreatedAt is when the request arrived (ForceAuthn wants a login
+	// after it); ExpiresAt ends the sealed flow.
+	CreatedAt time.Time `json:"c,omitzero"`
+	ExpiresAt time.Time `json:"e,omitzero"`
 }
 
 // authnContext decides the AuthnContextClassRef to assert for a login
@@ -91,7 +97,9 @@ func (s *IdP) acceptMessage(w http.ResponseWriter, r *http.Request, buf []byte) 
 }
 
 // serveSSO receives an AuthnRequest (GET: HTTP-Redirect, POST:
-// HTTP-POST), verifies it, stores it and redirects to /saml/resume.
+// HTTP-POST), verifies it, seals it into the flow parameter of
+// /saml/resume and redirects there. It writes nothing: the request id's
+// single use is recorded when the request is answered (useRequestID).
 func (s *IdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 	if !s.limitMessage(w, r) {
 		return
@@ -142,20 +150,16 @@ func (s *IdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusBadRequest, "saml.error.unknown_sp", issuer, err)
 		return
 	}
-	// Every accepted request id is used once, signed or not.
-	if err := s.opt.Store.UseSAMLMessageID(ctx, issuer, req.Request.ID, req.Request.IssueInstant.Add(saml.MaxClockSkew+s.opt.FlowTTL)); err != nil {
-		if errors.Is(err, school.ErrUsed) {
-			s.reject(w, r, http.StatusBadRequest, "saml.error.replayed", issuer, err)
-			return
-		}
-		s.opt.Site.ServerError(w, r, err)
-		return
-	}
+	now := s.now()
 	fl := samlSSOFlow{
 		PlatformID: sp.Platform.ID, RequestID: req.Request.ID, ACSURL: req.ACSEndpoint.Location,
 		RelayState: req.RelayState, IssueInstant: req.Request.IssueInstant,
+		CreatedAt: now, ExpiresAt: now.Add(s.opt.FlowTTL),
 		ForceAuthn: req.Request.ForceAuthn != nil && *req.Request.ForceAuthn,
 		IsPassive:  req.Request.IsPassive != nil && *req.Request.IsPassive,
+	}
+	if end := s.requestIDExpiry(fl.IssueInstant); end.Before(fl.ExpiresAt) {
+		fl.ExpiresAt = end // the flow must not outlive its request id's record
 	}
 	if p := req.Request.NameIDPolicy; p != nil && p.Format != nil {
 		fl.NameIDFormat = *p.Format
@@ -165,9 +169,13 @@ func (s *IdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 		// crewjam does not parse AuthnContextDeclRef.
 		fl.DeclRef = bytes.Contains(req.RequestBuffer, []byte("AuthnContextDeclRef"))
 	}
-	token, err := s.storeFlow(ctx, "sso", "", fl)
+	token, err := s.sealFlow(fl)
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
+		return
+	}
+	if len(token) > maxSealedFlow {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.invalid", issuer, fmt.Errorf("sealed request of %d bytes, more than %d", len(token), maxSealedFlow))
 		return
 	}
 	s.log.Info("saml: authn request accepted", "sp", issuer, "binding", r.Method, "request_id", req.Request.ID)
@@ -181,9 +189,85 @@ const maxRelayState = 80
 
 func resumePath(token string) string { return "/saml/resume?flow=" + url.QueryEscape(token) }
 
-// storeFlow keeps data as a flow under the hash of a token and returns the
-// token: a new random one, or key when given (logout flows are found by
-// the LogoutRequest id their answer refers to).
+// sealSSOFlow is the Sealer context of a sealed SSO flow: no other sealed
+// value (an OIDC request or code, a stored secret) opens as one, nor a
+// sealed flow as any of them.
+const sealSSOFlow = "saml-sso-flow"
+
+// maxSealedFlow bounds a sealed flow, so the resume URL stays well inside
+// what the login page's return_to takes (login.SafeReturnTo: 16 KiB)
+// and what browsers and proxies pass. A request with an ordinary id, ACS
+// URL and RelayState seals to about 500 bytes.
+const maxSealedFlow = 4 << 10
+
+// sealFlow returns fl sealed (AES-GCM, school.Sealer) for the resume URL.
+func (s *IdP) sealFlow(fl samlSSOFlow) (string, error) {
+	b, err := json.Marshal(fl)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(s.opt.Sealer.Seal(b, sealSSOFlow)), nil
+}
+
+// openFlow returns the flow sealed in token: ErrNotFound when token is
+// not one (forged, altered, of another purpose, or sealed under a key no
+// longer configured), ErrExpired when past its expiry.
+func (s *IdP) openFlow(token string) (samlSSOFlow, error) {
+	var fl samlSSOFlow
+	if len(token) > maxSealedFlow {
+		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
+	}
+	b, err := s.opt.Sealer.Open(raw, sealSSOFlow)
+	if err != nil {
+		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
+	}
+	if err := json.Unmarshal(b, &fl); err != nil || fl.RequestID == "" {
+		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
+	}
+	if !s.now().Before(fl.ExpiresAt) {
+		return fl, fmt.Errorf("saml flow: %w", school.ErrExpired)
+	}
+	return fl, nil
+}
+
+// requestIDExpiry is how long an AuthnRequest id's use is remembered:
+// past the end of every flow sealed for a request with that
+// IssueInstant (a flow's expiry is capped by it), so no flow outlives
+// the record that it was answered.
+func (s *IdP) requestIDExpiry(issueInstant time.Time) time.Time {
+	return issueInstant.Add(saml.MaxClockSkew + s.opt.FlowTTL)
+}
+
+// useRequestID records through q that the flow's AuthnRequest is
+// answered: ErrUsed when it was answered before (a replayed request, or
+// a resume URL used again). Every answer to an SP-initiated request (a
+// Response, a refusal, a passive status) calls it before it is issued;
+// an IdP-initiated flow has no request id and needs none.
+func (s *IdP) useRequestID(ctx context.Context, q school.Queries, sp samlSP, fl samlSSOFlow) error {
+	if fl.RequestID == "" {
+		return nil
+	}
+	return q.UseSAMLMessageID(ctx, sp.Platform.ClientID, fl.RequestID, s.requestIDExpiry(fl.IssueInstant))
+}
+
+// answerError shows the page for a flow that cannot be answered: the
+// replayed page when its request was answered before.
+func (s *IdP) answerError(w http.ResponseWriter, r *http.Request, sp samlSP, err error) {
+	if errors.Is(err, school.ErrUsed) {
+		s.reject(w, r, http.StatusBadRequest, "saml.error.replayed", sp.Platform.ClientID, err)
+		return
+	}
+	s.opt.Site.ServerError(w, r, err)
+}
+
+// storeFlow keeps data (a refusal page, a logout flow) as a flow under
+// the hash of a token and returns the token: a new random one, or key
+// when given (logout flows are found by the LogoutRequest id their answer
+// refers to).
 func (s *IdP) storeFlow(ctx context.Context, kind, key string, data any) (string, error) {
 	if key == "" {
 		key = randomToken()
@@ -232,21 +316,17 @@ func (s *IdP) flowError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// serveResume answers a stored AuthnRequest once the pupil has a session
+// serveResume answers a sealed AuthnRequest once the pupil has a session
 // (this same-site GET carries the Lax cookie). Without one it sends the
-// browser to log in and back here.
+// browser to log in and back here. A flow that does not open, or has
+// expired, gets the expired page; one whose request was answered before
+// gets the replayed page.
 func (s *IdP) serveResume(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	token := r.URL.Query().Get("flow")
-	id := flowID("sso", token)
-	f, err := s.opt.Store.GetSAMLFlow(ctx, id)
+	fl, err := s.openFlow(token)
 	if err != nil {
 		s.flowError(w, r, err)
-		return
-	}
-	var fl samlSSOFlow
-	if err := json.Unmarshal(f.Data, &fl); err != nil {
-		s.opt.Site.ServerError(w, r, err)
 		return
 	}
 	sp, err := s.spByID(ctx, fl.PlatformID)
@@ -256,8 +336,8 @@ func (s *IdP) serveResume(w http.ResponseWriter, r *http.Request) {
 	}
 	// A request no login can meet is refused before asking for one.
 	if _, can := fl.authnContext(login.ACRREFEDSMFA); !can {
-		if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
-			s.flowError(w, r, err)
+		if err := s.useRequestID(ctx, s.opt.Store, sp, fl); err != nil {
+			s.answerError(w, r, sp, err)
 			return
 		}
 		s.refuse(w, r, sp, fl, samlRefusal{Key: "saml.refused.authn_context", Code: saml.StatusRequester, Sub: samlStatusNoAuthnContext,
@@ -265,13 +345,13 @@ func (s *IdP) serveResume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, ok := s.opt.Sessions.Current(r)
-	if ok && fl.ForceAuthn && sess.AuthTime.Before(f.CreatedAt) {
+	if ok && fl.ForceAuthn && sess.AuthTime.Before(fl.CreatedAt) {
 		ok = false
 	}
 	if !ok {
 		if fl.IsPassive {
-			if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
-				s.flowError(w, r, err)
+			if err := s.useRequestID(ctx, s.opt.Store, sp, fl); err != nil {
+				s.answerError(w, r, sp, err)
 				return
 			}
 			s.sendStatus(w, r, sp, fl, saml.StatusResponder, samlStatusNoPassive)
@@ -279,10 +359,6 @@ func (s *IdP) serveResume(w http.ResponseWriter, r *http.Request) {
 		}
 		noStore(w)
 		http.Redirect(w, r, s.opt.Sessions.LoginURL(resumePath(token)), http.StatusSeeOther)
-		return
-	}
-	if _, err := s.opt.Store.ConsumeSAMLFlow(ctx, id); err != nil {
-		s.flowError(w, r, err)
 		return
 	}
 	s.respond(w, r, sp, sess, fl)
@@ -343,8 +419,9 @@ func (s *IdP) serveIdPInitiated(w http.ResponseWriter, r *http.Request) {
 }
 
 // respond issues the assertion for a pupil's session, if the pupil is
-// active and a consent covers the platform, records the release and the
-// SP session, and posts the response to the ACS.
+// active and a consent covers the platform, records the request id's
+// use, the release and the SP session in one transaction, and posts the
+// response to the ACS. A refusal uses the request id too.
 func (s *IdP) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess PupilSession, fl samlSSOFlow) {
 	ctx := r.Context()
 	entity := sp.Platform.ClientID
@@ -377,6 +454,10 @@ func (s *IdP) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess Pu
 		}
 	}
 	if refusal != nil {
+		if err := s.useRequestID(ctx, s.opt.Store, sp, fl); err != nil {
+			s.answerError(w, r, sp, err)
+			return
+		}
 		switch {
 		case fl.RequestID == "":
 			// IdP-initiated: no platform is waiting for an answer.
@@ -419,16 +500,23 @@ func (s *IdP) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess Pu
 		s.opt.Site.ServerError(w, r, err)
 		return
 	}
-	if _, err := s.opt.Store.AddSAMLParticipant(ctx, school.SAMLParticipant{
-		SessionID: sess.ID, PupilID: pupil.ID, PlatformID: sp.Platform.ID, NameID: nameID.Value,
-		NameIDFormat: nameID.Format, SessionIndex: sessionIndex, ExpiresAt: now.Add(s.opt.SessionTTL),
-	}); err != nil {
-		s.opt.Site.ServerError(w, r, err)
-		return
-	}
-	// No assertion leaves without its release log entry.
-	if err := s.opt.Releases.Record(ctx, pupil.ID, sp.Platform.ID, append([]string{"NameID:" + format}, names...)); err != nil {
-		s.opt.Site.ServerError(w, r, err)
+	// The request's single use, the SP session (for single logout) and
+	// the release log entry are one commit: no assertion leaves without
+	// them, and a request answered before leaves none of them behind.
+	err = s.opt.Store.InTx(ctx, func(q school.Queries) error {
+		if err := s.useRequestID(ctx, q, sp, fl); err != nil {
+			return err
+		}
+		if _, err := q.AddSAMLParticipant(ctx, school.SAMLParticipant{
+			SessionID: sess.ID, PupilID: pupil.ID, PlatformID: sp.Platform.ID, NameID: nameID.Value,
+			NameIDFormat: nameID.Format, SessionIndex: sessionIndex, ExpiresAt: now.Add(s.opt.SessionTTL),
+		}); err != nil {
+			return err
+		}
+		return s.opt.Releases.Record(ctx, q, pupil.ID, sp.Platform, append([]string{"NameID:" + format}, names...))
+	})
+	if err != nil {
+		s.answerError(w, r, sp, err)
 		return
 	}
 	s.log.Info("saml: assertion issued", "sp", entity, "platform", sp.Platform.ID, "pupil", pupil.ID, "attributes", len(names),

@@ -86,11 +86,14 @@ type Releases struct {
 	Got   [][]string
 }
 
-func (r *Releases) Record(ctx context.Context, pupilID, platformID string, attrs []string) error {
-	r.mu.Lock()
-	r.Got = append(r.Got, append([]string{pupilID, platformID}, attrs...))
-	r.mu.Unlock()
-	return r.inner.Record(ctx, pupilID, platformID, attrs)
+// Record remembers the release once its transaction has committed.
+func (r *Releases) Record(ctx context.Context, q school.Queries, pupilID string, pf school.Platform, attrs []string) error {
+	q.AfterCommit(func(context.Context) {
+		r.mu.Lock()
+		r.Got = append(r.Got, append([]string{pupilID, pf.ID}, attrs...))
+		r.mu.Unlock()
+	})
+	return r.inner.Record(ctx, q, pupilID, pf, attrs)
 }
 
 type SAMLHarness struct {
@@ -99,6 +102,7 @@ type SAMLHarness struct {
 	Server   *httptest.Server
 	SAML     *idpsaml.IdP
 	Keys     *idpsaml.StoreKeys
+	Sealer   *school.Sealer // seals the IdP's SSO flows
 	Sessions *Sessions
 	Releases *Releases
 	School   school.School
@@ -108,8 +112,14 @@ type SAMLHarness struct {
 }
 
 func NewSAMLHarness(t testing.TB) *SAMLHarness {
+	return NewSAMLHarnessWith(t, sqlstore.Options{})
+}
+
+// NewSAMLHarnessWith is NewSAMLHarness on a SQLite store opened with opt
+// (e.g. a Counter, to count what a flow asks of the database).
+func NewSAMLHarnessWith(t testing.TB, opt sqlstore.Options) *SAMLHarness {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "elevid.db"), sqlstore.Options{})
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "elevid.db"), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,13 +159,14 @@ func NewSAMLHarnessOn(t testing.TB, st school.Store, sch school.School, pupil sc
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Releases = &Releases{inner: release.Log{Store: st}}
+	h.Sealer = sealer
+	h.Releases = &Releases{inner: release.Log{}}
 	var handler http.Handler
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(h.Server.Close)
 	h.SAML, err = idpsaml.New(idpsaml.Options{
 		BaseURL: h.Server.URL, Store: st, Site: webtest.NewSite(t), Sessions: h.Sessions,
-		Keys: h.Keys, PairwiseSecret: h.Secret, Releases: h.Releases, Logger: testLogger(),
+		Keys: h.Keys, Sealer: sealer, PairwiseSecret: h.Secret, Releases: h.Releases, Logger: testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
