@@ -56,21 +56,10 @@ type FixtureSAML struct {
 // which signs its AuthnRequests and is answered unencrypted with
 // benchSAMLAttributes, and activates it for sch.
 func prepareSAML(ctx context.Context, st school.Store, sch school.School) (*FixtureSAML, school.Platform, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	fs, err := newFixtureSAML()
 	if err != nil {
 		return nil, school.Platform{}, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ElevID bench SP"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, school.Platform{}, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, school.Platform{}, err
-	}
-	fs := &FixtureSAML{EntityID: benchSAMLEntity, ACS: benchSAMLACS, KeyDER: keyDER, CertDER: der}
 	sp, err := fs.serviceProvider(nil)
 	if err != nil {
 		return nil, school.Platform{}, err
@@ -120,6 +109,25 @@ func prepareSAML(ctx context.Context, st school.Store, sch school.School) (*Fixt
 	return fs, pf, nil
 }
 
+// newFixtureSAML is the bench SP with a new key pair.
+func newFixtureSAML() (*FixtureSAML, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ElevID bench SP"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &FixtureSAML{EntityID: benchSAMLEntity, ACS: benchSAMLACS, KeyDER: keyDER, CertDER: der}, nil
+}
+
 // serviceProvider is the bench SP as crewjam/saml sees it, trusting the
 // IdP metadata idpMD (nil when only the SP's own metadata is wanted).
 func (f *FixtureSAML) serviceProvider(idpMD *saml.EntityDescriptor) (*saml.ServiceProvider, error) {
@@ -138,7 +146,8 @@ func (f *FixtureSAML) serviceProvider(idpMD *saml.EntityDescriptor) (*saml.Servi
 	acs, _ := url.Parse(f.ACS)
 	entity, _ := url.Parse(f.EntityID)
 	sp := &saml.ServiceProvider{EntityID: f.EntityID, Key: key, Certificate: cert, AcsURL: *acs, MetadataURL: *entity,
-		IDPMetadata: idpMD, SignatureMethod: dsig.RSASHA256SignatureMethod, AuthnNameIDFormat: saml.PersistentNameIDFormat}
+		IDPMetadata: idpMD, SignatureMethod: dsig.RSASHA256SignatureMethod, AuthnNameIDFormat: saml.PersistentNameIDFormat,
+		ValidateRequestID: requireSignedResponse}
 	return sp, nil
 }
 
@@ -196,9 +205,10 @@ func (r SAMLResult) Print(w io.Writer) {
 // pupils signs in once with its passkey, then repeats AuthnRequest
 // (HTTP-Redirect, signed) → Response (read from ElevID's auto-posting
 // form) until Duration is over. Every response is checked: Issuer,
-// Destination, InResponseTo, audience and validity (crewjam/saml), both
-// the Response's and the Assertion's signature against the IdP
-// metadata's certificate (goxmldsig), and the released attributes.
+// Destination, InResponseTo, audience, validity, and both the Response's
+// and the Assertion's signature against the IdP metadata's certificate
+// (crewjam/saml, and that neither signature is missing), and the
+// released attributes.
 // The sign-in rounds are not counted.
 func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 	f := cfg.Fixture
@@ -213,7 +223,7 @@ func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 		return SAMLResult{}, err
 	}
 	transport := newTransport(cfg.Concurrency)
-	idpMD, certs, err := fetchIdPMetadata(ctx, &http.Client{Transport: transport, Timeout: 10 * time.Second}, n.url("/saml/metadata"))
+	idpMD, err := fetchIdPMetadata(ctx, &http.Client{Transport: transport, Timeout: 10 * time.Second}, n.url("/saml/metadata"))
 	if err != nil {
 		return SAMLResult{}, err
 	}
@@ -229,7 +239,7 @@ func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 	browsers := make([]*samlBrowser, cfg.Concurrency)
 	for i := range browsers {
 		jar, _ := cookiejar.New(nil)
-		b := &samlBrowser{n: n, f: f, p: f.Pupils[i%len(f.Pupils)], sp: sp, certs: certs,
+		b := &samlBrowser{n: n, f: f, p: f.Pupils[i%len(f.Pupils)], sp: sp,
 			c: &http.Client{Transport: transport, Jar: jar, Timeout: 10 * time.Second,
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 		if err := b.sso(ctx, true); err != nil {
@@ -286,12 +296,11 @@ func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 
 // samlBrowser is one virtual pupil's browser with its own cookie jar.
 type samlBrowser struct {
-	n     *nodes
-	f     *Fixture
-	p     FixturePupil
-	sp    *saml.ServiceProvider
-	certs []*x509.Certificate
-	c     *http.Client
+	n  *nodes
+	f  *Fixture
+	p  FixturePupil
+	sp *saml.ServiceProvider
+	c  *http.Client
 }
 
 var samlFormRE = regexp.MustCompile(`<form method="post" action="([^"]+)" id="auto-post-form">`)

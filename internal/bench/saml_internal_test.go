@@ -1,99 +1,190 @@
 package bench
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
+	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
+	"encoding/base64"
+	"html"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/elevid/elevid/internal/idptest"
 )
 
-// TestVerifyBothSignatures checks the load generator's own signature
-// check on responses signed here: both signatures good passes; an
-// unsigned Response or Assertion, a changed attribute value or another
-// IdP's certificate fails.
-func TestVerifyBothSignatures(t *testing.T) {
-	cert, ks := testKey(t)
-	other, _ := testKey(t)
-	build := func(signResponse, signAssertion bool, tamper func(string) string) []byte {
-		t.Helper()
-		doc := etree.NewDocument()
-		if err := doc.ReadFromString(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="r1" Version="2.0">` +
-			`<saml:Issuer>idp</saml:Issuer><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="a1" Version="2.0"><saml:Issuer>idp</saml:Issuer>` +
-			`<saml:AttributeStatement><saml:Attribute Name="givenName"><saml:AttributeValue>Pupil0</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>` +
-			`</saml:Assertion></samlp:Response>`); err != nil {
-			t.Fatal(err)
-		}
-		sc := dsig.NewDefaultSigningContext(ks)
-		sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-		resp := doc.Root()
-		if signAssertion {
-			as := resp.FindElement("./Assertion")
-			signed, err := sc.SignEnveloped(as)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.RemoveChild(as)
-			resp.AddChild(signed)
-		}
-		if signResponse {
-			signed, err := sc.SignEnveloped(resp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			doc.SetRoot(signed)
-		}
-		s, err := doc.WriteToString()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tamper != nil {
-			s = tamper(s)
-		}
-		return []byte(s)
+// TestSAMLCheck runs the bench SP against ElevID's SAML IdP (the
+// idptest harness): the Response passes the checks; then the Response, changed and where needed signed
+// again with the IdP's key, is refused when either signature is missing
+// (though crewjam/saml alone accepts one signature), when a Signature is
+// not an XML-DSig one, when a signed value was altered, when it is signed
+// with another key, and when it answers another request.
+func TestSAMLCheck(t *testing.T) {
+	ctx := context.Background()
+	h := idptest.NewSAMLHarness(t)
+	fs, pf, err := prepareSAML(ctx, h.Store, h.School)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := verifyBothSignatures(build(true, true, nil), []*x509.Certificate{cert}); err != nil {
-		t.Fatalf("both signed: %v", err)
+	h.Consent(t, pf.ID)
+	sp, err := fs.serviceProvider(h.IdPMeta)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, c := range map[string]struct {
-		raw   []byte
-		certs []*x509.Certificate
-		want  string
+	b := &samlBrowser{sp: sp, p: FixturePupil{GivenName: h.Pupil.GivenName}}
+	req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const relay = "bench-relay"
+	u, err := req.Redirect(relay, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := h.Sessions.Login(h.Pupil.ID)
+	resp := h.Get(t, u.String(), sid)
+	for range 4 {
+		if resp.StatusCode/100 != 3 {
+			break
+		}
+		resp.Body.Close()
+		resp = h.Get(t, resp.Header.Get("Location"), sid)
+	}
+	page := idptest.ReadAll(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("SSO: status %d\n%s", resp.StatusCode, page)
+	}
+	if err := b.check(page, req.ID, relay); err != nil {
+		t.Fatalf("the IdP's response: %v", err)
+	}
+	if err := b.check(page, "id-other", relay); err == nil || !strings.Contains(err.Error(), "InResponseTo") {
+		t.Errorf("response to another request: err %v, want InResponseTo refused", err)
+	}
+
+	// plain is the bench SP without requireSignedResponse.
+	plain, err := fs.serviceProvider(h.IdPMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.ValidateRequestID = nil
+
+	action, form := idptest.PostedForm(t, page)
+	sent, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpKey, err := h.Keys.Signing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, otherCert := idptest.NewKeyCert(t, "other idp")
+	idpSigner := dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{idpKey.Cert.Raw}, PrivateKey: idpKey.Key})
+	otherSigner := dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{otherCert.Raw}, PrivateKey: otherKey})
+	fakeSignature := func(el *etree.Element) {
+		el.CreateElement("x:Signature").CreateAttr("xmlns:x", "urn:example:not-xmldsig")
+	}
+	for _, c := range []struct {
+		name string
+		// change changes the Response; signer, when not nil, signs it
+		// again (its own signature removed first).
+		change func(t *testing.T, resp *etree.Element)
+		signer dsig.X509KeyStore
+		// alter changes the serialized Response.
+		alter func(string) string
+		want  string // "" when the Response passes the checks
+		// crewjam tells that crewjam/saml alone accepts the Response.
+		crewjam bool
 	}{
-		"response unsigned":  {build(false, true, nil), []*x509.Certificate{cert}, "Response is not signed"},
-		"assertion unsigned": {build(true, false, nil), []*x509.Certificate{cert}, "Assertion is not signed"},
-		"value changed":      {build(true, true, func(s string) string { return strings.Replace(s, "Pupil0", "Pupil1", 1) }), []*x509.Certificate{cert}, "signature"},
-		"other certificate":  {build(true, true, nil), []*x509.Certificate{other}, "signature of the Response"},
+		{name: "response signed again", signer: idpSigner, crewjam: true},
+		{name: "assertion unsigned", change: func(t *testing.T, r *etree.Element) { removeSignature(t, assertion(t, r)) }, signer: idpSigner,
+			want: "the Assertion is not signed", crewjam: true},
+		{name: "response unsigned", change: func(t *testing.T, r *etree.Element) { removeSignature(t, r) },
+			want: "the Response is not signed", crewjam: true},
+		{name: "response signature not XML-DSig", change: func(t *testing.T, r *etree.Element) { removeSignature(t, r); fakeSignature(r) },
+			want: "the Response is not signed", crewjam: true},
+		{name: "assertion signature not XML-DSig", change: func(t *testing.T, r *etree.Element) {
+			a := assertion(t, r)
+			removeSignature(t, a)
+			fakeSignature(a)
+		}, signer: idpSigner, want: "the Assertion is not signed", crewjam: true},
+		{name: "attribute altered", alter: func(s string) string { return strings.Replace(s, ">"+h.Pupil.GivenName+"<", ">Eva<", 1) },
+			want: "response refused"},
+		{name: "response signed by another key", signer: otherSigner, want: "response refused"},
 	} {
-		err := verifyBothSignatures(c.raw, c.certs)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: err %v, want one with %q", name, err, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			doc := etree.NewDocument()
+			if err := doc.ReadFromBytes(sent); err != nil {
+				t.Fatal(err)
+			}
+			r := doc.Root()
+			if c.change != nil {
+				c.change(t, r)
+			}
+			if c.signer != nil {
+				removeSignature(t, r)
+				sc := dsig.NewDefaultSigningContext(c.signer)
+				sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+				signedResp, err := sc.SignEnveloped(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				doc.SetRoot(signedResp)
+			}
+			s, err := doc.WriteToString()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.alter != nil {
+				if s2 := c.alter(s); s2 != s {
+					s = s2
+				} else {
+					t.Fatal("nothing altered")
+				}
+			}
+			if c.crewjam {
+				if _, err := plain.ParseXMLResponse([]byte(s), []string{req.ID}, plain.AcsURL); err != nil {
+					t.Fatalf("crewjam/saml refuses the Response: %v", err.(*saml.InvalidResponseError).PrivateErr)
+				}
+			}
+			err = b.check(formPage(action, base64.StdEncoding.EncodeToString([]byte(s)), relay), req.ID, relay)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("err %v, want one with %q", err, c.want)
+			}
+		})
 	}
 }
 
-func testKey(t *testing.T) (*x509.Certificate, dsig.X509KeyStore) {
+// assertion is the Assertion in the Response r.
+func assertion(t *testing.T, r *etree.Element) *etree.Element {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
+	a := r.FindElement("./Assertion")
+	if a == nil {
+		t.Fatal("no Assertion")
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test idp"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
+	return a
+}
+
+// removeSignature removes the XML-DSig Signature of el, which must have
+// one.
+func removeSignature(t *testing.T, el *etree.Element) {
+	t.Helper()
+	for _, c := range el.ChildElements() {
+		if c.Tag == "Signature" && c.NamespaceURI() == dsig.Namespace {
+			el.RemoveChild(c)
+			return
+		}
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})
+	t.Fatalf("%s has no Signature", el.Tag)
+}
+
+// formPage is an auto-posting form as ElevID's saml-post page has it.
+func formPage(action, samlResponse, relay string) string {
+	return `<form method="post" action="` + html.EscapeString(action) + `" id="auto-post-form">` +
+		`<input type="hidden" name="SAMLResponse" value="` + html.EscapeString(samlResponse) + `">` +
+		`<input type="hidden" name="RelayState" value="` + html.EscapeString(relay) + `"></form>`
 }
