@@ -1,11 +1,18 @@
 package bench
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/xml"
 	"html"
+	"io"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -15,8 +22,125 @@ import (
 	"github.com/elevid/elevid/internal/idptest"
 )
 
+// TestSAMLAuthnRedirect checks the signed HTTP-Redirect URLs of the bench SP,
+// also from several goroutines sharing the pool of DEFLATE writers: each
+// is the URL crewjam/saml's (*AuthnRequest).Redirect builds (RSA PKCS#1
+// v1.5 signatures are deterministic), and, decoded on its own, carries the
+// AuthnRequest (inflated, parsed) and a signature of SAMLRequest, RelayState
+// and SigAlg as sent that the SP's certificate verifies.
+func TestSAMLAuthnRedirect(t *testing.T) {
+	fs, err := newFixtureSAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(fs.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sso := range []string{"https://idp.example/saml/sso", "https://idp.example/saml/sso?tenant=a%20b"} {
+		idpMD := &saml.EntityDescriptor{EntityID: "https://idp.example", IDPSSODescriptors: []saml.IDPSSODescriptor{{
+			SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: sso}}}}}
+		sp, err := fs.serviceProvider(idpMD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &authnRedirect{key: sp.Key}
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Go(func() {
+				for i := range 3 {
+					relay := "relay/" + string(rune('a'+g)) + "+" + string(rune('0'+i))
+					checkAuthnRedirect(t, sp, r, cert, relay)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+func checkAuthnRedirect(t *testing.T, sp *saml.ServiceProvider, r *authnRedirect, cert *x509.Certificate, relay string) {
+	req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	got, err := r.url(req, relay)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	want, err := req.Redirect(relay, sp)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if got != want.String() {
+		t.Errorf("URL\n%s\nwant crewjam/saml's\n%s", got, want)
+	}
+
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	dest, _ := url.Parse(req.Destination)
+	if u.Scheme+"://"+u.Host+u.Path != dest.Scheme+"://"+dest.Host+dest.Path {
+		t.Errorf("URL %s does not go to %s", got, req.Destination)
+	}
+	raw := strings.TrimPrefix(strings.TrimPrefix(u.RawQuery, dest.RawQuery), "&")
+	params := strings.Split(raw, "&")
+	if len(params) != 4 {
+		t.Errorf("query %q: want SAMLRequest, RelayState, SigAlg, Signature", raw)
+		return
+	}
+	values := make([]string, 4)
+	for i, name := range []string{"SAMLRequest", "RelayState", "SigAlg", "Signature"} {
+		k, v, _ := strings.Cut(params[i], "=")
+		if k != name {
+			t.Errorf("parameter %d is %q, want %s", i, k, name)
+			return
+		}
+		if values[i], err = url.QueryUnescape(v); err != nil {
+			t.Error(err)
+			return
+		}
+	}
+	if values[1] != relay || values[2] != dsig.RSASHA256SignatureMethod {
+		t.Errorf("RelayState %q SigAlg %q", values[1], values[2])
+	}
+	sig, err := base64.StdEncoding.DecodeString(values[3])
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	signed := strings.Join(params[:3], "&")
+	if err := cert.CheckSignature(x509.SHA256WithRSA, []byte(signed), sig); err != nil {
+		t.Errorf("query signature: %v", err)
+	}
+	deflated, err := base64.StdEncoding.DecodeString(values[0])
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	inflated, err := io.ReadAll(flate.NewReader(bytes.NewReader(deflated)))
+	if err != nil {
+		t.Errorf("inflate: %v", err)
+		return
+	}
+	var ar saml.AuthnRequest
+	if err := xml.Unmarshal(inflated, &ar); err != nil {
+		t.Errorf("AuthnRequest: %v\n%s", err, inflated)
+		return
+	}
+	if ar.ID != req.ID || ar.Destination != req.Destination || ar.Issuer == nil || ar.Issuer.Value != benchSAMLEntity ||
+		ar.AssertionConsumerServiceURL != benchSAMLACS || ar.Signature != nil {
+		t.Errorf("AuthnRequest %+v, want ID %s to %s from %s", ar, req.ID, req.Destination, benchSAMLEntity)
+	}
+}
+
 // TestSAMLCheck runs the bench SP against ElevID's SAML IdP (the
-// idptest harness): the Response passes the checks; then the Response, changed and where needed signed
+// idptest harness): the signed redirect URL is accepted and the Response
+// passes the checks; then the Response, changed and where needed signed
 // again with the IdP's key, is refused when either signature is missing
 // (though crewjam/saml alone accepts one signature), when a Signature is
 // not an XML-DSig one, when a signed value was altered, when it is signed
@@ -33,18 +157,18 @@ func TestSAMLCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &samlBrowser{sp: sp, p: FixturePupil{GivenName: h.Pupil.GivenName}}
+	b := &samlBrowser{sp: sp, p: FixturePupil{GivenName: h.Pupil.GivenName}, redirect: &authnRedirect{key: sp.Key}}
 	req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const relay = "bench-relay"
-	u, err := req.Redirect(relay, sp)
+	u, err := b.redirect.url(req, relay)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sid := h.Sessions.Login(h.Pupil.ID)
-	resp := h.Get(t, u.String(), sid)
+	resp := h.Get(t, u, sid)
 	for range 4 {
 		if resp.StatusCode/100 != 3 {
 			break
