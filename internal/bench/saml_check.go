@@ -129,7 +129,7 @@ func (b *samlBrowser) check(body, requestID, relay string) error {
 // the presence of each is checked here; goxmldsig validating them a second
 // time (as this generator once did) was a sixth of its CPU. ValidateRequestID
 // is also called for an Assertion's InResponseTo, but only with
-// AllowIDPInitiated (2297-2299), which the bench SP does not set.
+// AllowIDPInitiated (2294-2299), which the bench SP does not set.
 func requireSignedResponse(r saml.Response, requestIDs []string) error {
 	if !isXMLSignature(r.Signature) {
 		return errors.New("the Response is not signed")
