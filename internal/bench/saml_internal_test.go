@@ -235,7 +235,19 @@ func TestSAMLCheck(t *testing.T) {
 		}, signer: idpSigner, want: "the Assertion is not signed", crewjam: true},
 		{name: "attribute altered", alter: func(s string) string { return strings.Replace(s, ">"+h.Pupil.GivenName+"<", ">Eva<", 1) },
 			want: "response refused"},
-		{name: "response signed by another key", signer: otherSigner, want: "response refused"},
+		{name: "response signed by another key", signer: otherSigner, want: "cannot validate signature on Response"},
+		{name: "assertion signed by another key", change: func(t *testing.T, r *etree.Element) {
+			a := assertion(t, r)
+			removeSignature(t, a)
+			sc := dsig.NewDefaultSigningContext(otherSigner)
+			sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+			signed, err := sc.SignEnveloped(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.InsertChildAt(a.Index(), signed)
+			r.RemoveChild(a)
+		}, signer: idpSigner, want: "cannot validate signature on Assertion"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			doc := etree.NewDocument()
