@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,7 +82,8 @@ func TestBenchLoginTwoNodes(t *testing.T) {
 // TestBenchSAML runs `elevid bench saml` against `elevid serve`: the
 // bench SP that `bench prepare` registers gets signed Responses with
 // signed Assertions and the granted attributes, every one of which the
-// load generator checks, so no response may fail.
+// load generator checks, so no response may fail. The generator's
+// garbage collection settings are its own for the run only.
 func TestBenchSAML(t *testing.T) {
 	dir := t.TempDir()
 	ports := freePorts(t, 1)
@@ -102,9 +105,14 @@ func TestBenchSAML(t *testing.T) {
 		}
 		return err
 	})
+	percent, limit := debug.SetGCPercent(123), debug.SetMemoryLimit(123<<20)
+	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
 	out, err := cli(t, conf, "bench", "saml", "--url", base, "--fixture", fixture, "--concurrency", "2", "--duration", "1s")
 	if err != nil {
 		t.Fatalf("bench saml: %v\n%s", err, out)
+	}
+	if p, l := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64); p != 123 || l != 123<<20 {
+		t.Errorf("after bench saml: GOGC %d, limit %d; want 123 and 123 MiB again", p, l)
 	}
 	t.Logf("%s", out)
 	m := regexp.MustCompile(`responses (\d+) in [0-9.]+s: \d+ responses/s, errors (\d+)`).FindStringSubmatch(out)
