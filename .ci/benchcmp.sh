@@ -4,7 +4,7 @@
 #   .ci/benchcmp.sh BASE_COMMIT [--stores sqlite,postgres] [--rounds 2]
 #                   [--duration 15s] [--concurrency 32] [--size]
 #                   [--port 31100] [--pg postgres://postgres@127.0.0.1:5432]
-#                   [--pg-db elevid_benchcmp]
+#                   [--pg-db elevid_benchcmp] [--saml]
 #
 # It builds BASE_COMMIT and this checkout's HEAD (committed state, via
 # git archive) into a temporary directory, then for each store and each
@@ -20,15 +20,19 @@
 # after the run). It prints one table per store with the mean over the
 # rounds for base and new and the ratio new/base.
 #
+# --saml measures SP-initiated SAML SSO instead (`bench saml`, HEAD's
+# load generator for both; default concurrency 8): responses/s, p50, p99,
+# server and PostgreSQL CPU per response.
+#
 # PostgreSQL: trust auth at --pg; the databases --pg-db_base and
 # --pg-db_new are dropped and created for every run and dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 base_rev=$1; shift
-stores=sqlite,postgres rounds=2 duration=15s conc=32 size=0 port=31100
+stores=sqlite,postgres rounds=2 duration=15s conc= size=0 port=31100 flow=login
 pg=postgres://postgres@127.0.0.1:5432 pgdb=elevid_benchcmp
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--duration) duration=$2; shift 2 ;;
 	--concurrency) conc=$2; shift 2 ;;
 	--size) size=1; shift ;;
+	--saml) flow=saml; shift ;;
 	--port) port=$2; shift 2 ;;
 	--pg) pg=$2; shift 2 ;;
 	--pg-db) pgdb=$2; shift 2 ;;
@@ -44,6 +49,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 case $rounds in '' | *[!0-9]* | 0) echo "benchcmp: --rounds must be a positive number" >&2; exit 2 ;; esac
+if [ -z "$conc" ]; then if [ $flow = saml ]; then conc=8; else conc=32; fi; fi
 base_sha=$(git rev-parse --verify "$base_rev^{commit}")
 new_sha=$(git rev-parse HEAD)
 
@@ -80,7 +86,7 @@ if [ $size = 1 ]; then
 		echo "benchcmp: --size: a binary has no bench prepare --releases; using --pupils 64"
 	fi
 fi
-echo "benchcmp: prepare $prepare_args; login --concurrency $conc --duration $duration; $rounds round(s)"
+echo "benchcmp: prepare $prepare_args; $flow --concurrency $conc --duration $duration; $rounds round(s)"
 
 tck=$(getconf CLK_TCK)
 # cpu_of PID...: utime+stime of the processes in clock ticks (0 for gone ones).
@@ -121,15 +127,23 @@ run_one() { # run_one STORE WHICH ROUND
 	curl -fs "http://localhost:$port/readyz" >/dev/null || { cat "$dir/serve.log"; return 1; }
 	local rss_idle rss_after cpu0 cpu1 pg0=0 pg1=0 p
 	rss_idle=$(rss_kb "$serve_pid")
-	"$work/elevid-new" bench login --url "http://localhost:$port" --fixture "$dir/bench.json" --concurrency "$conc" --duration 3s \
-		--metrics-url "" >"$dir/warmup.out" 2>&1
+	# load DURATION OUT: the flow under test, HEAD's load generator.
+	load() {
+		if [ $flow = saml ]; then
+			"$work/elevid-new" bench saml --url "http://localhost:$port" --fixture "$dir/bench.json" --concurrency "$conc" \
+				--duration "$1" --server-pid "$serve_pid" >"$2" 2>&1
+		else
+			"$work/elevid-new" bench login --url "http://localhost:$port" --fixture "$dir/bench.json" --concurrency "$conc" \
+				--duration "$1" --metrics-url "http://127.0.0.1:$((port + 1))/metrics" >"$2" 2>&1
+		fi
+	}
+	load 3s "$dir/warmup.out"
 	declare -A before=()
 	if [ "$store" = postgres ]; then
 		for p in $(pg_pids "${pgdb}_$which"); do before[$p]=$(proc_cpu "$p"); done
 	fi
 	cpu0=$(proc_cpu "$serve_pid")
-	"$work/elevid-new" bench login --url "http://localhost:$port" --fixture "$dir/bench.json" --concurrency "$conc" --duration "$duration" \
-		--metrics-url "http://127.0.0.1:$((port + 1))/metrics" >"$dir/login.out" 2>&1 || { cat "$dir/login.out"; return 1; }
+	load "$duration" "$dir/login.out" || { cat "$dir/login.out"; return 1; }
 	cpu1=$(proc_cpu "$serve_pid")
 	if [ "$store" = postgres ]; then
 		for p in $(pg_pids "${pgdb}_$which"); do pg1=$(( pg1 + $(proc_cpu "$p") - ${before[$p]:-0} )); done
@@ -142,6 +156,7 @@ run_one() { # run_one STORE WHICH ROUND
 	awk -v store="$store" -v which="$which" -v cpu=$(( cpu1 - cpu0 )) -v pgcpu="$pg1" -v tck="$tck" \
 		-v rssi="$rss_idle" -v rssa="$rss_after" -v pgon="$([ "$store" = postgres ] && echo 1 || echo 0)" '
 		/^flows / { flows = $2; rate = $5; errs = $NF }
+		/^responses / { flows = $2; rate = $5; errs = $NF }
 		/^latency / { sub(/ms$/, "", $3); p50 = $3; sub(/ms$/, "", $7); p99 = $7 }
 		/^database: [0-9]/ { tx = $2; sub(/^\(/, "", $4); intx = $4; single = $9 }
 		END {
@@ -166,10 +181,10 @@ for store in "${store_list[@]}"; do
 done
 
 echo
-echo "base ${base_sha:0:12} vs new ${new_sha:0:12}: $prepare_args; $conc concurrent, $duration, mean of $rounds round(s) each"
+echo "base ${base_sha:0:12} vs new ${new_sha:0:12}: $flow, $prepare_args; $conc concurrent, $duration, mean of $rounds round(s) each"
 for store in "${store_list[@]}"; do
 	echo
-	awk -F'\t' -v store="$store" '
+	awk -F'\t' -v store="$store" -v flow="$flow" '
 		$1 == store {
 			n[$2]++
 			for (i = 3; i <= 12; i++) { if ($i == "NA") na[$2, i] = 1; else sum[$2, i] += $i }
@@ -178,6 +193,7 @@ for store in "${store_list[@]}"; do
 		function show(v, f) { return v == "NA" ? "-" : sprintf(f, v) }
 		END {
 			split("flows/s|p50 ms|p99 ms|server CPU ms/flow|PostgreSQL CPU ms/flow|statements/flow|transactions/flow|idle RSS MB|RSS after MB|errors", name, "|")
+			if (flow == "saml") for (i in name) { sub(/flows/, "responses", name[i]); sub(/flow$/, "response", name[i]) }
 			fmt[3] = "%.1f"; fmt[4] = "%.1f"; fmt[5] = "%.1f"; fmt[6] = "%.2f"; fmt[7] = "%.2f"; fmt[8] = "%.2f"; fmt[9] = "%.2f"; fmt[10] = "%.1f"; fmt[11] = "%.1f"; fmt[12] = "%d"
 			printf "%-24s %12s %12s %10s   (%s)\n", "", "base", "new", "new/base", store
 			for (i = 3; i <= 12; i++) {
