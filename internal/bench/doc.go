@@ -3,7 +3,8 @@
 // complete flow against a running ElevID — passkey login, authorize, code,
 // token, userinfo (Run), across several nodes of one service when given
 // several URLs — or SP-initiated SAML SSO with every Response checked
-// (RunSAML), and it prints throughput and latency percentiles. Prepare
+// (RunSAML: the service provider signs its requests before the timed
+// window and checks the Responses after it), and it prints throughput and latency percentiles. Prepare
 // writes the fixture (pupils with passkeys and consent, a confidential
 // OIDC platform, a SAML service provider) into the server's store; Fill
 // bulk-loads the size test's filler (pupils, release log, expired tokens)

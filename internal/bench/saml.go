@@ -21,6 +21,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -167,30 +168,71 @@ type SAMLConfig struct {
 	// response is reported (read from /proc); when 0 the process
 	// listening on BaseURL's port is looked up in /proc, if it can be.
 	ServerPID int
+	// PresignRate is the responses per second the AuthnRequests signed
+	// before the timed window are to last for (0: DefaultPresignRate).
+	PresignRate int
 }
+
+// DefaultPresignRate is the rate, in responses per second, the
+// AuthnRequests signed before the timed window are counted for: twice
+// what 2 cores serving and generating reach, so that none need be signed
+// inside the window.
+const DefaultPresignRate = 1000
+
+// maxKeptBytes bounds the response pages kept inside the timed window
+// for checking after it (about 10 KB each): at a few hundred responses
+// per second that is more than 20 s. Past it a page is checked on the
+// spot, inside the window, and counted as such. It stays well under the
+// 256 MiB soft memory limit `elevid bench saml` runs with.
+const maxKeptBytes = 128 << 20
 
 // SAMLResult is the outcome of a SAML run.
 type SAMLResult struct {
+	// Responses passed every check; Errors are the exchanges that failed
+	// inside the window and the responses that failed a check after it.
 	Responses, Errors int
 	Elapsed           time.Duration
-	P50, P95, P99     time.Duration
-	FirstError        string
+	// P50, P95 and P99 are the latencies of the HTTP exchanges (the
+	// signed AuthnRequest sent, ElevID's redirects followed, the
+	// Response's page read) of the responses that passed the checks.
+	P50, P95, P99 time.Duration
+	// FirstError is the earliest error, by when its exchange ended.
+	FirstError string
 	// ServerPID and ServerCPUPerResponse are the server's process and its
-	// CPU time per response (0 when not known).
+	// CPU time per response inside the window (0 when not known).
 	ServerPID            int
 	ServerCPUPerResponse time.Duration
-	// ClientCPUPerResponse is this process's CPU time per response.
+	// ClientCPUPerResponse is this process's CPU time per response inside
+	// the window.
 	ClientCPUPerResponse time.Duration
 	// ResponseSigned and AssertionSigned report that every checked
 	// response had a valid signature on the Response and on the
 	// Assertion.
 	ResponseSigned, AssertionSigned bool
+
+	// Presigned AuthnRequests were signed before the window, in
+	// PresignElapsed and PresignCPU of this process, for PresignRate
+	// responses per second; PresignUsed of them were sent.
+	Presigned, PresignUsed, PresignRate int
+	PresignElapsed, PresignCPU          time.Duration
+	// SignedInWindow AuthnRequests were signed inside the window because
+	// the pre-signed ones ran out (PoolRanOut) or were too old to send
+	// (PoolTooOld, older than PresignMaxAge).
+	SignedInWindow, PoolRanOut, PoolTooOld int
+	PresignMaxAge                          time.Duration
+	// Checked responses were checked after the window, in CheckElapsed
+	// and CheckCPU of this process; CheckedInWindow were checked inside
+	// it because the kept pages had reached KeptLimit bytes. KeptBytes is
+	// the most kept at once.
+	Checked, CheckedInWindow int
+	CheckElapsed, CheckCPU   time.Duration
+	KeptBytes, KeptLimit     int64
 }
 
 // Print writes r in a readable form.
 func (r SAMLResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "responses %d in %.1fs: %.0f responses/s, errors %d\n", r.Responses, r.Elapsed.Seconds(), float64(r.Responses)/r.Elapsed.Seconds(), r.Errors)
-	fmt.Fprintf(w, "latency p50 %.1fms p95 %.1fms p99 %.1fms (AuthnRequest → signed Response, 2 HTTP requests)\n", ms(r.P50), ms(r.P95), ms(r.P99))
+	fmt.Fprintf(w, "latency p50 %.1fms p95 %.1fms p99 %.1fms (pre-signed AuthnRequest sent → page with the signed Response read, 2 HTTP requests)\n", ms(r.P50), ms(r.P95), ms(r.P99))
 	if r.Responses > 0 {
 		fmt.Fprintf(w, "signatures: response %t, assertion %t (every response checked with the IdP metadata's certificate)\n", r.ResponseSigned, r.AssertionSigned)
 	}
@@ -200,26 +242,55 @@ func (r SAMLResult) Print(w io.Writer) {
 		fmt.Fprintln(w, "server CPU: not known (give --server-pid, or run on the server's machine)")
 	}
 	if r.ClientCPUPerResponse > 0 {
-		fmt.Fprintf(w, "CPU of this process: %.2f ms per response\n", ms(r.ClientCPUPerResponse))
+		fmt.Fprintf(w, "CPU of this process: %.2f ms per response inside the window (HTTP exchanges; %d AuthnRequests signed and %d responses checked there)\n",
+			ms(r.ClientCPUPerResponse), r.SignedInWindow, r.CheckedInWindow)
 	}
+	fmt.Fprintf(w, "before the window: %d AuthnRequests signed (for %d responses/s) in %.1fs, %.2f ms CPU each; %d sent\n",
+		r.Presigned, r.PresignRate, r.PresignElapsed.Seconds(), ms(per(r.PresignCPU, r.Presigned)), r.PresignUsed)
+	if r.SignedInWindow > 0 {
+		fmt.Fprintf(w, "inside the window: %d AuthnRequests signed on the spot (%d when the pre-signed ran out, %d older than %s; raise --presign-rate or shorten --duration)\n",
+			r.SignedInWindow, r.PoolRanOut, r.PoolTooOld, r.PresignMaxAge)
+	}
+	if r.CheckedInWindow > 0 {
+		fmt.Fprintf(w, "inside the window: %d responses checked on the spot (the kept pages reached %d MiB)\n", r.CheckedInWindow, r.KeptLimit>>20)
+	}
+	fmt.Fprintf(w, "after the window: %d responses checked in %.1fs, %.2f ms CPU each (all checks, validity as of each response's arrival; %.0f MiB kept)\n",
+		r.Checked, r.CheckElapsed.Seconds(), ms(per(r.CheckCPU, r.Checked)), float64(r.KeptBytes)/(1<<20))
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
 	}
 }
 
+// per is d divided among n (0 when n is 0).
+func per(d time.Duration, n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return d / time.Duration(n)
+}
+
 // RunSAML runs SP-initiated SAML logins: each of Concurrency virtual
-// pupils signs in once with its passkey, then repeats AuthnRequest
-// (HTTP-Redirect, signed) → Response (read from ElevID's auto-posting
-// form) until Duration is over. Every response is checked: Issuer,
-// Destination, InResponseTo, audience, validity, and both the Response's
-// and the Assertion's signature against the IdP metadata's certificate
-// (crewjam/saml, and that neither signature is missing), and the
-// released attributes.
-// The sign-in rounds are not counted.
+// pupils signs in once with its passkey; then the bench SP signs the
+// AuthnRequests (HTTP-Redirect) for the run, enough for PresignRate
+// responses per second over Duration; then, in the timed window of
+// Duration, each pupil's browser repeats sending one of them and reading
+// the Response from ElevID's auto-posting form, keeping the page; after
+// the window every kept Response is checked: Issuer, Destination,
+// InResponseTo, audience, validity as of its arrival, and both the
+// Response's and the Assertion's signature against the IdP metadata's
+// certificate (crewjam/saml, and that neither signature is missing), and
+// the released attributes. What the service provider does on its own
+// machine, signing its request and checking the answer, is thus outside
+// the window, except when the pre-signed requests run out or grow too old
+// to send, or the kept pages reach maxKeptBytes: those are done on the
+// spot and counted. The sign-in rounds are not counted.
 func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 	f := cfg.Fixture
 	if cfg.Concurrency <= 0 || cfg.Duration <= 0 || f == nil {
 		return SAMLResult{}, errors.New("bench saml: concurrency, duration and fixture are required")
+	}
+	if cfg.PresignRate < 0 {
+		return SAMLResult{}, errors.New("bench saml: the pre-signing rate must not be negative")
 	}
 	if f.SAML == nil {
 		return SAMLResult{}, errors.New("bench saml: the fixture has no SAML service provider (run `elevid bench prepare` again)")
@@ -254,11 +325,32 @@ func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 		}
 		browsers[i] = b
 	}
+
+	// Before the window: the service provider signs its requests.
+	rate := cfg.PresignRate
+	if rate == 0 {
+		rate = DefaultPresignRate
+	}
+	pool := &authnPool{sp: sp, redirect: redirect, now: time.Now, maxAge: presignMaxAge()}
+	count := presignCount(rate, cfg.Duration, pool.maxAge)
+	cpuB, startB := processCPU(), time.Now()
+	if err := pool.fill(ctx, count); err != nil {
+		return SAMLResult{}, fmt.Errorf("bench saml: signing the AuthnRequests: %w", err)
+	}
+	r := SAMLResult{Presigned: count, PresignRate: rate, PresignElapsed: time.Since(startB), PresignCPU: processCPU() - cpuB,
+		PresignMaxAge: pool.maxAge, KeptLimit: maxKeptBytes, ServerPID: pid}
+	// The signing's garbage is collected now, not inside the window.
+	runtime.GC()
+
+	// The window: HTTP exchanges only.
 	var (
-		mu         sync.Mutex
-		lat        []time.Duration
-		errs       atomic.Int64
-		firstError atomic.Value
+		mu       sync.Mutex
+		kept     []samlKept
+		lat      []time.Duration
+		errs     atomic.Int64
+		first    firstError
+		keptSize atomic.Int64
+		onSpot   atomic.Int64
 	)
 	srv0, cpu0 := pidCPU(pid), processCPU()
 	start := time.Now()
@@ -266,42 +358,239 @@ func RunSAML(ctx context.Context, cfg SAMLConfig) (SAMLResult, error) {
 	var wg sync.WaitGroup
 	for _, b := range browsers {
 		wg.Go(func() {
-			var mine []time.Duration
+			var mine []samlKept
+			var mineLat []time.Duration
+			fail := func(err error) {
+				errs.Add(1)
+				first.note(time.Now(), err)
+			}
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				t0 := time.Now()
-				if err := b.sso(ctx, false); err != nil {
-					errs.Add(1)
-					firstError.CompareAndSwap(nil, err.Error())
+				a, err := pool.take()
+				if err != nil {
+					fail(err)
 					continue
 				}
-				mine = append(mine, time.Since(t0))
+				t0 := time.Now()
+				page, err := b.exchange(ctx, a.url, false)
+				t1 := time.Now()
+				if err != nil {
+					fail(err)
+					continue
+				}
+				k := samlKept{b: b, page: page, requestID: a.id, relay: a.relay, received: t1, latency: t1.Sub(t0)}
+				if keptSize.Add(int64(len(page))) <= maxKeptBytes {
+					mine = append(mine, k)
+					continue
+				}
+				keptSize.Add(-int64(len(page)))
+				onSpot.Add(1)
+				if err := k.check(); err != nil {
+					fail(err)
+					continue
+				}
+				mineLat = append(mineLat, k.latency)
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
+			kept = append(kept, mine...)
+			lat = append(lat, mineLat...)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	r := SAMLResult{Responses: len(lat), Errors: int(errs.Load()), Elapsed: time.Since(start), ServerPID: pid,
-		ResponseSigned: len(lat) > 0, AssertionSigned: len(lat) > 0}
-	if s, ok := firstError.Load().(string); ok {
-		r.FirstError = s
+	r.Elapsed = time.Since(start)
+	cpu1, srv1 := processCPU(), pidCPU(pid)
+	exchanges := len(kept) + len(lat) + int(errs.Load())
+	r.ClientCPUPerResponse = per(cpu1-cpu0, exchanges)
+	if pid != 0 && srv0 >= 0 && srv1 >= srv0 {
+		r.ServerCPUPerResponse = per(srv1-srv0, exchanges)
 	}
+	r.PresignUsed, r.PoolRanOut, r.PoolTooOld = pool.used(), int(pool.ranOut.Load()), int(pool.tooOld.Load())
+	r.SignedInWindow = r.PoolRanOut + r.PoolTooOld
+	r.CheckedInWindow = int(onSpot.Load())
+	r.KeptBytes = keptSize.Load()
+
+	// After the window: the service provider checks every response.
+	startC := time.Now()
+	passed, failed := checkKept(kept, &first)
+	r.Checked, r.CheckElapsed, r.CheckCPU = len(kept), time.Since(startC), processCPU()-cpu1
+	lat = append(lat, passed...)
+	r.Responses, r.Errors = len(lat), int(errs.Load())+failed
+	r.ResponseSigned, r.AssertionSigned = len(lat) > 0, len(lat) > 0
+	r.FirstError = first.msg
 	slices.Sort(lat)
 	if k := len(lat); k > 0 {
 		r.P50, r.P95, r.P99 = lat[k*50/100], lat[min(k-1, k*95/100)], lat[min(k-1, k*99/100)]
-		all := time.Duration(k + r.Errors)
-		r.ClientCPUPerResponse = (processCPU() - cpu0) / all
-		if pid != 0 && srv0 >= 0 {
-			if srv1 := pidCPU(pid); srv1 >= srv0 {
-				r.ServerCPUPerResponse = (srv1 - srv0) / all
-			}
-		}
 	}
 	return r, nil
 }
 
-// samlBrowser is one virtual pupil's browser with its own cookie jar.
+// presignMaxAge is how old a pre-signed AuthnRequest may be when sent:
+// ElevID (crewjam/saml's IdpAuthnRequest.Validate) refuses one issued
+// more than saml.MaxIssueDelay (90 s) ago; a third of that is left for
+// the server's clock being ahead of this machine's.
+func presignMaxAge() time.Duration { return saml.MaxIssueDelay * 2 / 3 }
+
+// presignCount is how many AuthnRequests to sign before a window of d
+// for rate responses per second: rate·d, but no more than can be sent
+// before they are maxAge old at that rate (counting the time to sign
+// them, about 0.5 ms each on 2 cores); more would be wasted.
+func presignCount(rate int, d, maxAge time.Duration) int {
+	return int(float64(rate) * min(d, maxAge/2).Seconds())
+}
+
+// firstError is the earliest of the errors noted. It is safe for
+// concurrent use.
+type firstError struct {
+	mu  sync.Mutex
+	at  time.Time
+	msg string
+}
+
+// note records err, which happened at at, if it is the earliest so far.
+func (f *firstError) note(at time.Time, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.msg == "" || at.Before(f.at) {
+		f.at, f.msg = at, err.Error()
+	}
+}
+
+// authnPool is the bench SP's AuthnRequests for a run, as HTTP-Redirect
+// URLs signed before the timed window, each handed out once. It is safe
+// for concurrent use once filled.
+type authnPool struct {
+	sp       *saml.ServiceProvider
+	redirect *authnRedirect
+	now      func() time.Time
+	// maxAge is how old a request may be when handed out; an older one is
+	// not sent, and one signed on the spot is handed out instead.
+	maxAge time.Duration
+
+	reqs           []signedAuthn
+	next           atomic.Int64
+	ranOut, tooOld atomic.Int64
+}
+
+// signedAuthn is one signed AuthnRequest: the URL that sends it, its ID
+// and RelayState, and when it was issued.
+type signedAuthn struct {
+	url, id, relay string
+	issued         time.Time
+}
+
+// sign builds and signs a new AuthnRequest with its own ID and RelayState.
+func (p *authnPool) sign() (signedAuthn, error) {
+	req, err := p.sp.MakeAuthenticationRequest(p.sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		return signedAuthn{}, err
+	}
+	relay := school.NewID()[:16]
+	u, err := p.redirect.url(req, relay)
+	if err != nil {
+		return signedAuthn{}, err
+	}
+	return signedAuthn{url: u, id: req.ID, relay: relay, issued: req.IssueInstant}, nil
+}
+
+// fill signs n requests into the pool, on as many goroutines as there are
+// cores.
+func (p *authnPool) fill(ctx context.Context, n int) error {
+	p.reqs = make([]signedAuthn, n)
+	var (
+		next  atomic.Int64
+		first atomic.Value
+		wg    sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && ctx.Err() == nil && first.Load() == nil; i = int(next.Add(1) - 1) {
+				a, err := p.sign()
+				if err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+				p.reqs[i] = a
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := first.Load().(error); ok {
+		return err
+	}
+	return ctx.Err()
+}
+
+// take hands out the next pre-signed request, each once; when none is
+// left, or the next one is older than maxAge, it signs one on the spot
+// and counts it (ranOut, tooOld).
+func (p *authnPool) take() (signedAuthn, error) {
+	if i := p.next.Add(1) - 1; i < int64(len(p.reqs)) {
+		if a := p.reqs[i]; p.now().Sub(a.issued) <= p.maxAge {
+			return a, nil
+		}
+		p.tooOld.Add(1)
+	} else {
+		p.ranOut.Add(1)
+	}
+	return p.sign()
+}
+
+// used is how many pre-signed requests were handed out.
+func (p *authnPool) used() int {
+	return int(min(p.next.Load(), int64(len(p.reqs)))) - int(p.tooOld.Load())
+}
+
+// samlKept is a page with a Response read inside the timed window, kept
+// with what it is checked against after the window.
+type samlKept struct {
+	b                *samlBrowser
+	page             []byte
+	requestID, relay string
+	// received is when the page was read, as of which the Response's
+	// validity is checked; latency is how long its exchange took.
+	received time.Time
+	latency  time.Duration
+}
+
+// check checks k's Response as samlBrowser.check does, as of when it
+// arrived.
+func (k samlKept) check() error {
+	return k.b.check(string(k.page), k.requestID, k.relay, k.received)
+}
+
+// checkKept checks every kept Response, on as many goroutines as there
+// are cores: passed are the latencies of those that pass, failed the
+// count of the others, whose errors are noted in first.
+func checkKept(kept []samlKept, first *firstError) (passed []time.Duration, failed int) {
+	var (
+		next atomic.Int64
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			var ok []time.Duration
+			bad := 0
+			for i := int(next.Add(1) - 1); i < len(kept); i = int(next.Add(1) - 1) {
+				if err := kept[i].check(); err != nil {
+					bad++
+					first.note(kept[i].received, err)
+					continue
+				}
+				ok = append(ok, kept[i].latency)
+			}
+			mu.Lock()
+			passed, failed = append(passed, ok...), failed+bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return passed, failed
+}
+
+// samlBrowser is one virtual pupil's browser with its own cookie jar. It
+// is used by one goroutine at a time, except check, which is safe for
+// concurrent use.
 type samlBrowser struct {
 	n        *nodes
 	f        *Fixture
@@ -309,57 +598,66 @@ type samlBrowser struct {
 	sp       *saml.ServiceProvider
 	redirect *authnRedirect
 	c        *http.Client
+	buf      bytes.Buffer // the body being read
 }
 
 var samlFormRE = regexp.MustCompile(`<form method="post" action="([^"]+)" id="auto-post-form">`)
 
-// sso runs one SP-initiated login: a signed AuthnRequest by
+// sso runs one SP-initiated login on the spot: a signed AuthnRequest by
 // HTTP-Redirect, ElevID's redirects (and, when login is true, the
 // passkey login they lead to), and the checks of the Response in the
 // auto-posting form.
 func (b *samlBrowser) sso(ctx context.Context, login bool) error {
-	req, err := b.sp.MakeAuthenticationRequest(b.sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	a, err := (&authnPool{sp: b.sp, redirect: b.redirect}).sign()
 	if err != nil {
 		return err
 	}
-	relay := school.NewID()[:16]
-	next, err := b.redirect.url(req, relay)
+	page, err := b.exchange(ctx, a.url, login)
 	if err != nil {
 		return err
 	}
+	return b.check(string(page), a.id, a.relay, time.Now())
+}
+
+// exchange sends the browser to next, a signed AuthnRequest's URL,
+// follows ElevID's redirects (and, when login is true, the passkey login
+// they lead to) and returns the page that ends them, which must be
+// answered with status 200: the auto-posting form of a Response.
+func (b *samlBrowser) exchange(ctx context.Context, next string, login bool) ([]byte, error) {
 	for range 8 {
 		pu, err := url.Parse(next)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if pu.Path == "/login" {
 			if !login {
-				return errors.New("sent to /login: the pupil's session did not hold")
+				return nil, errors.New("sent to /login: the pupil's session did not hold")
 			}
 			if next, err = passkeyLogin(ctx, b.c, b.n, b.f, b.p, pu.Query().Get("return_to")); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
 		resp, err := get(ctx, b.c, b.n.url(next))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		b.buf.Reset()
+		_, err = b.buf.ReadFrom(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if resp.StatusCode/100 == 3 {
 			next = resp.Header.Get("Location")
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: status %d", pu.Path, resp.StatusCode)
+			return nil, fmt.Errorf("%s: status %d", pu.Path, resp.StatusCode)
 		}
-		return b.check(string(body), req.ID, relay)
+		return bytes.Clone(b.buf.Bytes()), nil
 	}
-	return errors.New("too many redirects")
+	return nil, errors.New("too many redirects")
 }
 
 // authnRedirect builds the URLs that send the bench SP's AuthnRequests by

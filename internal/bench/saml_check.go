@@ -23,8 +23,12 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
-// check verifies the auto-posting form of a SAML response to request id.
-func (b *samlBrowser) check(body, requestID, relay string) error {
+// check verifies the auto-posting form of a SAML response to request
+// requestID with RelayState relay, as a service provider receiving it at
+// received would: the Response's and the Assertion's times, and the
+// certificates' validity, are judged as of then. It is safe for
+// concurrent use.
+func (b *samlBrowser) check(body, requestID, relay string, received time.Time) error {
 	m := samlFormRE.FindStringSubmatchIndex(body)
 	if m == nil {
 		return errors.New("no SAML form in the page")
@@ -67,7 +71,9 @@ func (b *samlBrowser) check(body, requestID, relay string) error {
 	// Issuer, Destination, InResponseTo, audience, times, and each of the
 	// two signatures once, with the IdP metadata's certificates: crewjam/saml
 	// (see requireSignedResponse), and that the Assertion carries one.
-	a, err := b.sp.ParseXMLResponse(raw, []string{requestID}, b.sp.AcsURL)
+	sp := *b.sp
+	sp.Clock = dsig.NewFakeClockAt(received)
+	a, err := sp.ParseXMLResponse(raw, []string{requestID}, sp.AcsURL)
 	if err != nil {
 		var ie *saml.InvalidResponseError
 		if errors.As(err, &ie) {

@@ -11,9 +11,11 @@ import (
 	"html"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
@@ -138,17 +140,18 @@ func checkAuthnRedirect(t *testing.T, sp *saml.ServiceProvider, r *authnRedirect
 	}
 }
 
-// TestSAMLCheck runs the bench SP against ElevID's SAML IdP (the
-// idptest harness): the signed redirect URL is accepted and the Response
-// passes the checks; then the Response, changed and where needed signed
-// again with the IdP's key, is refused when either signature is missing
-// (though crewjam/saml alone accepts one signature), when a Signature is
-// not an XML-DSig one, when a signed value was altered, when it is signed
-// with another key, and when it answers another request.
-func TestSAMLCheck(t *testing.T) {
-	ctx := context.Background()
+// samlAnswerRelay is the RelayState of samlAnswer's request.
+const samlAnswerRelay = "bench-relay"
+
+// samlAnswer runs the bench SP against ElevID's SAML IdP (the idptest
+// harness): it sends a signed AuthnRequest (RelayState samlAnswerRelay) for
+// the harness's signed-in pupil, follows the redirects and returns the
+// page with the Response, with the harness, the SP's fixture, a browser
+// for its checks and the request.
+func samlAnswer(t *testing.T) (*idptest.SAMLHarness, *FixtureSAML, *samlBrowser, *saml.AuthnRequest, string) {
+	t.Helper()
 	h := idptest.NewSAMLHarness(t)
-	fs, pf, err := prepareSAML(ctx, h.Store, h.School)
+	fs, pf, err := prepareSAML(context.Background(), h.Store, h.School)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +165,7 @@ func TestSAMLCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const relay = "bench-relay"
-	u, err := b.redirect.url(req, relay)
+	u, err := b.redirect.url(req, samlAnswerRelay)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +182,24 @@ func TestSAMLCheck(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("SSO: status %d\n%s", resp.StatusCode, page)
 	}
-	if err := b.check(page, req.ID, relay); err != nil {
+	return h, fs, b, req, page
+}
+
+// TestSAMLCheck runs the bench SP against ElevID's SAML IdP (the
+// idptest harness): the signed redirect URL is accepted and the Response
+// passes the checks; then the Response, changed and where needed signed
+// again with the IdP's key, is refused when either signature is missing
+// (though crewjam/saml alone accepts one signature), when a Signature is
+// not an XML-DSig one, when a signed value was altered, when it is signed
+// with another key, and when it answers another request.
+func TestSAMLCheck(t *testing.T) {
+	ctx := context.Background()
+	h, fs, b, req, page := samlAnswer(t)
+	const relay = samlAnswerRelay
+	if err := b.check(page, req.ID, relay, time.Now()); err != nil {
 		t.Fatalf("the IdP's response: %v", err)
 	}
-	if err := b.check(page, "id-other", relay); err == nil || !strings.Contains(err.Error(), "InResponseTo") {
+	if err := b.check(page, "id-other", relay, time.Now()); err == nil || !strings.Contains(err.Error(), "InResponseTo") {
 		t.Errorf("response to another request: err %v, want InResponseTo refused", err)
 	}
 
@@ -284,7 +300,7 @@ func TestSAMLCheck(t *testing.T) {
 					t.Fatalf("crewjam/saml refuses the Response: %v", err.(*saml.InvalidResponseError).PrivateErr)
 				}
 			}
-			err = b.check(formPage(action, base64.StdEncoding.EncodeToString([]byte(s)), relay), req.ID, relay)
+			err = b.check(formPage(action, base64.StdEncoding.EncodeToString([]byte(s)), relay), req.ID, relay, time.Now())
 			switch {
 			case c.want == "" && err != nil:
 				t.Errorf("refused: %v", err)
@@ -323,4 +339,163 @@ func formPage(action, samlResponse, relay string) string {
 	return `<form method="post" action="` + html.EscapeString(action) + `" id="auto-post-form">` +
 		`<input type="hidden" name="SAMLResponse" value="` + html.EscapeString(samlResponse) + `">` +
 		`<input type="hidden" name="RelayState" value="` + html.EscapeString(relay) + `"></form>`
+}
+
+// TestSAMLAuthnPool checks the AuthnRequests signed before the timed
+// window: taken from several goroutines, each is handed out once, with
+// its own request ID and RelayState, which its URL carries, signed; when
+// they run out, or the next is too old to send, one is signed on the spot
+// and counted.
+func TestSAMLAuthnPool(t *testing.T) {
+	fs, err := newFixtureSAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(fs.CertDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpMD := &saml.EntityDescriptor{EntityID: "https://idp.example", IDPSSODescriptors: []saml.IDPSSODescriptor{{
+		SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: "https://idp.example/saml/sso"}}}}}
+	sp, err := fs.serviceProvider(idpMD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	p := &authnPool{sp: sp, redirect: &authnRedirect{key: sp.Key}, now: func() time.Time { return now }, maxAge: time.Minute}
+	const n = 24
+	if err := p.fill(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		taken []signedAuthn
+		wg    sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			for range n/4 + 1 { // 4 more than were signed
+				a, err := p.take()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				taken = append(taken, a)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if got := p.ranOut.Load(); got != 4 || p.tooOld.Load() != 0 || p.used() != n {
+		t.Errorf("ran out %d, too old %d, used %d; want 4, 0 and %d", got, p.tooOld.Load(), p.used(), n)
+	}
+	ids, relays := map[string]bool{}, map[string]bool{}
+	for _, a := range taken {
+		if ids[a.id] || relays[a.relay] {
+			t.Errorf("request %s or RelayState %s handed out twice", a.id, a.relay)
+		}
+		ids[a.id], relays[a.relay] = true, true
+		if id, relay := sentAuthnRequest(t, a.url, cert); id != a.id || relay != a.relay {
+			t.Errorf("URL sends request %s with RelayState %q, want %s and %q", id, relay, a.id, a.relay)
+		}
+	}
+	if len(ids) != n+4 {
+		t.Errorf("%d distinct requests, want %d", len(ids), n+4)
+	}
+
+	// Too old: the next is replaced by one signed on the spot.
+	p = &authnPool{sp: sp, redirect: &authnRedirect{key: sp.Key}, now: time.Now, maxAge: time.Minute}
+	if err := p.fill(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	old := p.reqs[0]
+	p.now = func() time.Time { return old.issued.Add(time.Minute + time.Second) }
+	a, err := p.take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.id == old.id || p.tooOld.Load() != 1 || p.used() != 0 {
+		t.Errorf("took %s (the old one %s), too old %d, used %d; want a new one, 1 and 0", a.id, old.id, p.tooOld.Load(), p.used())
+	}
+	p.now = time.Now
+	if a, err := p.take(); err != nil || a.id != p.reqs[1].id || p.used() != 1 {
+		t.Errorf("took %s (err %v), used %d; want the second pre-signed %s, 1", a.id, err, p.used(), p.reqs[1].id)
+	}
+}
+
+// sentAuthnRequest is the ID of the AuthnRequest the signed HTTP-Redirect
+// URL u sends and its RelayState, the signature of which cert verifies.
+func sentAuthnRequest(t *testing.T, u string, cert *x509.Certificate) (id, relay string) {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := pu.Query()
+	signed, _, _ := strings.Cut(pu.RawQuery, "&Signature=")
+	sig, err := base64.StdEncoding.DecodeString(q.Get("Signature"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.CheckSignature(x509.SHA256WithRSA, []byte(signed), sig); err != nil {
+		t.Errorf("query signature: %v", err)
+	}
+	deflated, err := base64.StdEncoding.DecodeString(q.Get("SAMLRequest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inflated, err := io.ReadAll(flate.NewReader(bytes.NewReader(deflated)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar saml.AuthnRequest
+	if err := xml.Unmarshal(inflated, &ar); err != nil {
+		t.Fatal(err)
+	}
+	return ar.ID, q.Get("RelayState")
+}
+
+// TestSAMLCheckKept checks Responses kept from the timed window after
+// it, as RunSAML does: every one is checked, those failing a check are
+// counted as errors and only the others' latencies kept, the first error
+// is that of the earliest failing exchange, and a Response's validity is
+// judged as of its arrival, not of the check.
+func TestSAMLCheckKept(t *testing.T) {
+	h, _, b, req, page := samlAnswer(t)
+	const relay = samlAnswerRelay
+	action, form := idptest.PostedForm(t, page)
+	sent, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	altered := strings.Replace(string(sent), ">"+h.Pupil.GivenName+"<", ">Eva<", 1)
+	if altered == string(sent) {
+		t.Fatal("nothing altered")
+	}
+	tampered := formPage(action, base64.StdEncoding.EncodeToString([]byte(altered)), relay)
+	now := time.Now()
+	kept := []samlKept{
+		{b: b, page: []byte(page), requestID: req.ID, relay: relay, received: now, latency: 3 * time.Millisecond},
+		{b: b, page: []byte(tampered), requestID: req.ID, relay: relay, received: now.Add(-time.Second), latency: time.Millisecond},
+		{b: b, page: []byte(page), requestID: "id-other", relay: relay, received: now, latency: time.Millisecond},
+		{b: b, page: []byte(page), requestID: req.ID, relay: "other-relay", received: now, latency: time.Millisecond},
+		// Arrived 10 minutes after it was issued: expired, though checked now.
+		{b: b, page: []byte(page), requestID: req.ID, relay: relay, received: now.Add(10 * time.Minute), latency: time.Millisecond},
+		{b: b, page: []byte(page), requestID: req.ID, relay: relay, received: now.Add(time.Second), latency: 2 * time.Millisecond},
+	}
+	var first firstError
+	passed, failed := checkKept(kept, &first)
+	slices.Sort(passed)
+	if !slices.Equal(passed, []time.Duration{2 * time.Millisecond, 3 * time.Millisecond}) || failed != 4 {
+		t.Errorf("passed %v, failed %d; want [2ms 3ms] and 4", passed, failed)
+	}
+	if !strings.Contains(first.msg, "response refused") || !first.at.Equal(now.Add(-time.Second)) {
+		t.Errorf("first error %q at %v, want the altered Response refused at %v", first.msg, first.at, now.Add(-time.Second))
+	}
+	for i, want := range map[int]string{2: "InResponseTo", 3: "RelayState", 4: "expired"} {
+		if err := kept[i].check(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("kept %d: err %v, want one with %q", i, err, want)
+		}
+	}
 }
