@@ -496,28 +496,43 @@ func (p *authnPool) sign() (signedAuthn, error) {
 // cores.
 func (p *authnPool) fill(ctx context.Context, n int) error {
 	p.reqs = make([]signedAuthn, n)
-	var (
-		next  atomic.Int64
-		first atomic.Value
-		wg    sync.WaitGroup
-	)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n && ctx.Err() == nil && first.Load() == nil; i = int(next.Add(1) - 1) {
-				a, err := p.sign()
-				if err != nil {
-					first.CompareAndSwap(nil, err)
-					return
-				}
-				p.reqs[i] = a
-			}
-		})
-	}
-	wg.Wait()
+	var first atomic.Value
+	inParallel(n, func(i int) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		a, err := p.sign()
+		if err != nil {
+			first.CompareAndSwap(nil, err)
+			return false
+		}
+		p.reqs[i] = a
+		return true
+	})
 	if err, ok := first.Load().(error); ok {
 		return err
 	}
 	return ctx.Err()
+}
+
+// inParallel calls f for 0 … n-1, each once, on as many goroutines as
+// there are cores, until f returns false (then no further call starts).
+func inParallel(n int, f func(i int) bool) {
+	var (
+		next atomic.Int64
+		stop atomic.Bool
+		wg   sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && !stop.Load(); i = int(next.Add(1) - 1) {
+				if !f(i) {
+					stop.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // take hands out the next pre-signed request, each once; when none is
@@ -562,29 +577,19 @@ func (k samlKept) check() error {
 // are cores: passed are the latencies of those that pass, failed the
 // count of the others, whose errors are noted in first.
 func checkKept(kept []samlKept, first *firstError) (passed []time.Duration, failed int) {
-	var (
-		next atomic.Int64
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-	)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			var ok []time.Duration
-			bad := 0
-			for i := int(next.Add(1) - 1); i < len(kept); i = int(next.Add(1) - 1) {
-				if err := kept[i].check(); err != nil {
-					bad++
-					first.note(kept[i].received, err)
-					continue
-				}
-				ok = append(ok, kept[i].latency)
-			}
-			mu.Lock()
-			passed, failed = append(passed, ok...), failed+bad
-			mu.Unlock()
-		})
+	errs := make([]error, len(kept))
+	inParallel(len(kept), func(i int) bool {
+		errs[i] = kept[i].check()
+		return true
+	})
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			first.note(kept[i].received, err)
+			continue
+		}
+		passed = append(passed, kept[i].latency)
 	}
-	wg.Wait()
 	return passed, failed
 }
 

@@ -24,13 +24,9 @@ import (
 	"github.com/elevid/elevid/internal/idptest"
 )
 
-// TestSAMLAuthnRedirect checks the signed HTTP-Redirect URLs of the bench SP,
-// also from several goroutines sharing the pool of DEFLATE writers: each
-// is the URL crewjam/saml's (*AuthnRequest).Redirect builds (RSA PKCS#1
-// v1.5 signatures are deterministic), and, decoded on its own, carries the
-// AuthnRequest (inflated, parsed) and a signature of SAMLRequest, RelayState
-// and SigAlg as sent that the SP's certificate verifies.
-func TestSAMLAuthnRedirect(t *testing.T) {
+// testFixtureSAML is a new bench SP and its certificate.
+func testFixtureSAML(t *testing.T) (*FixtureSAML, *x509.Certificate) {
+	t.Helper()
 	fs, err := newFixtureSAML()
 	if err != nil {
 		t.Fatal(err)
@@ -39,13 +35,32 @@ func TestSAMLAuthnRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fs, cert
+}
+
+// testServiceProvider is fs as crewjam/saml sees it, trusting an IdP
+// whose HTTP-Redirect SSO endpoint is sso.
+func testServiceProvider(t *testing.T, fs *FixtureSAML, sso string) *saml.ServiceProvider {
+	t.Helper()
+	idpMD := &saml.EntityDescriptor{EntityID: "https://idp.example", IDPSSODescriptors: []saml.IDPSSODescriptor{{
+		SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: sso}}}}}
+	sp, err := fs.serviceProvider(idpMD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// TestSAMLAuthnRedirect checks the signed HTTP-Redirect URLs of the bench SP,
+// also from several goroutines sharing the pool of DEFLATE writers: each
+// is the URL crewjam/saml's (*AuthnRequest).Redirect builds (RSA PKCS#1
+// v1.5 signatures are deterministic), and, decoded on its own, carries the
+// AuthnRequest (inflated, parsed) and a signature of SAMLRequest, RelayState
+// and SigAlg as sent that the SP's certificate verifies.
+func TestSAMLAuthnRedirect(t *testing.T) {
+	fs, cert := testFixtureSAML(t)
 	for _, sso := range []string{"https://idp.example/saml/sso", "https://idp.example/saml/sso?tenant=a%20b"} {
-		idpMD := &saml.EntityDescriptor{EntityID: "https://idp.example", IDPSSODescriptors: []saml.IDPSSODescriptor{{
-			SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: sso}}}}}
-		sp, err := fs.serviceProvider(idpMD)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sp := testServiceProvider(t, fs, sso)
 		r := &authnRedirect{key: sp.Key}
 		var wg sync.WaitGroup
 		for g := range 3 {
@@ -347,20 +362,8 @@ func formPage(action, samlResponse, relay string) string {
 // they run out, or the next is too old to send, one is signed on the spot
 // and counted.
 func TestSAMLAuthnPool(t *testing.T) {
-	fs, err := newFixtureSAML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(fs.CertDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpMD := &saml.EntityDescriptor{EntityID: "https://idp.example", IDPSSODescriptors: []saml.IDPSSODescriptor{{
-		SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: "https://idp.example/saml/sso"}}}}}
-	sp, err := fs.serviceProvider(idpMD)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs, cert := testFixtureSAML(t)
+	sp := testServiceProvider(t, fs, "https://idp.example/saml/sso")
 	now := time.Now()
 	p := &authnPool{sp: sp, redirect: &authnRedirect{key: sp.Key}, now: func() time.Time { return now }, maxAge: time.Minute}
 	const n = 24
