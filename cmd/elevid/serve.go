@@ -141,14 +141,18 @@ const (
 )
 
 // tuneGC applies the serving defaults above where the environment does
-// not set its own.
-func tuneGC(getenv func(string) string) {
+// not set its own, and returns what puts back the settings it changed.
+func tuneGC(getenv func(string) string) (restore func()) {
+	restore = func() {}
 	if getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGCPercent)
+		old := debug.SetGCPercent(serveGCPercent)
+		restore = func() { debug.SetGCPercent(old) }
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serveMemoryLimit)
+		old, gc := debug.SetMemoryLimit(serveMemoryLimit), restore
+		restore = func() { gc(); debug.SetMemoryLimit(old) }
 	}
+	return restore
 }
 
 // newHandler builds the whole HTTP handler: routes of every package
