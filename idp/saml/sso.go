@@ -264,6 +264,17 @@ func (s *IdP) answerError(w http.ResponseWriter, r *http.Request, sp samlSP, err
 	s.opt.Site.ServerError(w, r, err)
 }
 
+// answerOnce records, on its own, that the flow's request is answered by
+// an answer that writes nothing else (a refusal, a status); when it
+// cannot, it shows answerError's page and returns false.
+func (s *IdP) answerOnce(w http.ResponseWriter, r *http.Request, sp samlSP, fl samlSSOFlow) bool {
+	if err := s.useRequestID(r.Context(), s.opt.Store, sp, fl); err != nil {
+		s.answerError(w, r, sp, err)
+		return false
+	}
+	return true
+}
+
 // storeFlow keeps data (a refusal page, a logout flow) as a flow under
 // the hash of a token and returns the token: a new random one, or key
 // when given (logout flows are found by the LogoutRequest id their answer
@@ -336,8 +347,7 @@ func (s *IdP) serveResume(w http.ResponseWriter, r *http.Request) {
 	}
 	// A request no login can meet is refused before asking for one.
 	if _, can := fl.authnContext(login.ACRREFEDSMFA); !can {
-		if err := s.useRequestID(ctx, s.opt.Store, sp, fl); err != nil {
-			s.answerError(w, r, sp, err)
+		if !s.answerOnce(w, r, sp, fl) {
 			return
 		}
 		s.refuse(w, r, sp, fl, samlRefusal{Key: "saml.refused.authn_context", Code: saml.StatusRequester, Sub: samlStatusNoAuthnContext,
@@ -350,8 +360,7 @@ func (s *IdP) serveResume(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		if fl.IsPassive {
-			if err := s.useRequestID(ctx, s.opt.Store, sp, fl); err != nil {
-				s.answerError(w, r, sp, err)
+			if !s.answerOnce(w, r, sp, fl) {
 				return
 			}
 			s.sendStatus(w, r, sp, fl, saml.StatusResponder, samlStatusNoPassive)
@@ -454,8 +463,7 @@ func (s *IdP) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess Pu
 		}
 	}
 	if refusal != nil {
-		if err := s.useRequestID(ctx, s.opt.Store, sp, fl); err != nil {
-			s.answerError(w, r, sp, err)
+		if !s.answerOnce(w, r, sp, fl) {
 			return
 		}
 		switch {
