@@ -118,9 +118,7 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		// One entry per sign-in: the ID token and userinfo carry the same
 		// claims (those the granted scopes ask for), so userinfo does not
 		// log a second entry for this grant.
-		_, err = q.AddRelease(ctx, school.Release{PupilID: base.PupilID, PlatformID: c.pf.ID, PlatformName: c.pf.Name,
-			Protocol: school.ProtocolOIDC, Via: "id_token", Claims: claimNames(claims)})
-		return err
+		return release.Log{}.Record(ctx, q, base.PupilID, c.pf, claimNames(claims))
 	})
 	switch {
 	case reused:

@@ -10,8 +10,9 @@ import (
 // Log writes the release log the pupil and guardians read: one entry per
 // ID token, userinfo response or SAML assertion, with attribute names
 // only, never values (Via is "id_token" for OIDC platforms and
-// "saml_assertion" for SAML platforms). The SAML IdP's release logger is
-// a Log; the OIDC token endpoint adds its entry in its own transaction.
+// "saml_assertion" for SAML platforms). The OIDC token endpoint and the
+// SAML IdP both write their entries through a Log, each in the
+// transaction that issues what the entry records.
 type Log struct{}
 
 // Record appends one entry through q (so it commits with the caller's
