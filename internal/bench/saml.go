@@ -478,14 +478,15 @@ type signedAuthn struct {
 	issued         time.Time
 }
 
-// sign builds and signs a new AuthnRequest with its own ID and RelayState.
-func (p *authnPool) sign() (signedAuthn, error) {
-	req, err := p.sp.MakeAuthenticationRequest(p.sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+// signAuthn builds a new AuthnRequest of sp with its own ID and
+// RelayState, signed into its HTTP-Redirect URL by r.
+func signAuthn(sp *saml.ServiceProvider, r *authnRedirect) (signedAuthn, error) {
+	req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
 		return signedAuthn{}, err
 	}
 	relay := school.NewID()[:16]
-	u, err := p.redirect.url(req, relay)
+	u, err := r.url(req, relay)
 	if err != nil {
 		return signedAuthn{}, err
 	}
@@ -501,7 +502,7 @@ func (p *authnPool) fill(ctx context.Context, n int) error {
 		if ctx.Err() != nil {
 			return false
 		}
-		a, err := p.sign()
+		a, err := signAuthn(p.sp, p.redirect)
 		if err != nil {
 			first.CompareAndSwap(nil, err)
 			return false
@@ -547,7 +548,7 @@ func (p *authnPool) take() (signedAuthn, error) {
 	} else {
 		p.ranOut.Add(1)
 	}
-	return p.sign()
+	return signAuthn(p.sp, p.redirect)
 }
 
 // used is how many pre-signed requests were handed out.
@@ -613,7 +614,7 @@ var samlFormRE = regexp.MustCompile(`<form method="post" action="([^"]+)" id="au
 // passkey login they lead to), and the checks of the Response in the
 // auto-posting form.
 func (b *samlBrowser) sso(ctx context.Context, login bool) error {
-	a, err := (&authnPool{sp: b.sp, redirect: b.redirect}).sign()
+	a, err := signAuthn(b.sp, b.redirect)
 	if err != nil {
 		return err
 	}
