@@ -7,7 +7,9 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -124,4 +126,35 @@ func (s *Sealer) Open(sealed []byte, context string) ([]byte, error) {
 		}
 	}
 	return nil, ErrUnseal
+}
+
+// SealJSON returns v as JSON, sealed for context and URL-safe (base64url
+// without padding): state that travels in a URL or a form instead of a
+// row (an OIDC authorization request or code, a SAML AuthnRequest waiting
+// for a login).
+func (s *Sealer) SealJSON(v any, context string) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(s.Seal(b, context)), nil
+}
+
+// OpenJSON decodes into v the JSON sealed in sealed by SealJSON for
+// context. It returns ErrUnseal when sealed is longer than max bytes, not
+// base64url or not opened by any key under context, and the JSON decoder's
+// error when what it opened does not decode into v.
+func (s *Sealer) OpenJSON(sealed, context string, max int, v any) error {
+	if len(sealed) > max {
+		return ErrUnseal
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return ErrUnseal
+	}
+	b, err := s.Open(raw, context)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }

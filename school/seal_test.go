@@ -3,6 +3,7 @@ package school_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/elevid/elevid/school"
@@ -38,5 +39,49 @@ func TestSealer(t *testing.T) {
 	}
 	if _, err := school.NewSealer([]byte("short")); err == nil {
 		t.Fatal("short key accepted")
+	}
+}
+
+// TestSealJSON: a sealed JSON value is URL-safe and opens for its own
+// context only; one too long, not base64url, altered or of another context
+// is ErrUnseal; one that opens but does not decode is the decoder's error.
+func TestSealJSON(t *testing.T) {
+	s, err := school.NewSealer(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type state struct {
+		ID   string `json:"i"`
+		Step int    `json:"n"`
+	}
+	v, err := s.SealJSON(state{ID: "abc", Step: 2}, "purpose-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(v, "+/=") || strings.Contains(v, "abc") {
+		t.Fatalf("not URL-safe or not sealed: %q", v)
+	}
+	var got state
+	if err := s.OpenJSON(v, "purpose-a", len(v), &got); err != nil || got != (state{ID: "abc", Step: 2}) {
+		t.Fatalf("OpenJSON = %+v, %v", got, err)
+	}
+	altered := []byte(v)
+	altered[len(altered)/2] ^= 1
+	for name, c := range map[string]struct {
+		v, context string
+		max        int
+	}{
+		"too long":        {v, "purpose-a", len(v) - 1},
+		"not base64url":   {v[:len(v)-1] + "=", "purpose-a", len(v)},
+		"altered":         {string(altered), "purpose-a", len(v)},
+		"another context": {v, "purpose-b", len(v)},
+	} {
+		if err := s.OpenJSON(c.v, c.context, c.max, &got); !errors.Is(err, school.ErrUnseal) {
+			t.Errorf("%s: %v, want ErrUnseal", name, err)
+		}
+	}
+	var n int
+	if err := s.OpenJSON(v, "purpose-a", len(v), &n); err == nil || errors.Is(err, school.ErrUnseal) {
+		t.Errorf("decoding into the wrong type: %v, want the decoder's error", err)
 	}
 }

@@ -2,8 +2,6 @@ package oidc
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -67,11 +65,7 @@ const (
 
 // seal returns st sealed for purpose, URL-safe.
 func (s *oidcStorage) seal(st authState, purpose string) (string, error) {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(s.p.opt.Sealer.Seal(b, purpose)), nil
+	return s.p.opt.Sealer.SealJSON(st, purpose)
 }
 
 // open returns the state sealed in v for purpose: ErrNotFound when v is
@@ -79,18 +73,9 @@ func (s *oidcStorage) seal(st authState, purpose string) (string, error) {
 // ErrExpired when past its expiry.
 func (s *oidcStorage) open(v, purpose string) (authState, error) {
 	var st authState
-	if len(v) > maxSealedLen {
+	if err := s.p.opt.Sealer.OpenJSON(v, purpose, maxSealedLen, &st); errors.Is(err, school.ErrUnseal) {
 		return st, fmt.Errorf("%s: %w", purpose, school.ErrNotFound)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", purpose, school.ErrNotFound)
-	}
-	b, err := s.p.opt.Sealer.Open(raw, purpose)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", purpose, school.ErrNotFound)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
+	} else if err != nil {
 		return st, fmt.Errorf("%s: %w", purpose, err)
 	}
 	if !s.now().Before(st.ExpiresAt) {

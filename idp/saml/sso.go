@@ -202,11 +202,7 @@ const maxSealedFlow = 4 << 10
 
 // sealFlow returns fl sealed (AES-GCM, school.Sealer) for the resume URL.
 func (s *IdP) sealFlow(fl samlSSOFlow) (string, error) {
-	b, err := json.Marshal(fl)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(s.opt.Sealer.Seal(b, sealSSOFlow)), nil
+	return s.opt.Sealer.SealJSON(fl, sealSSOFlow)
 }
 
 // openFlow returns the flow sealed in token: ErrNotFound when token is
@@ -214,18 +210,7 @@ func (s *IdP) sealFlow(fl samlSSOFlow) (string, error) {
 // longer configured), ErrExpired when past its expiry.
 func (s *IdP) openFlow(token string) (samlSSOFlow, error) {
 	var fl samlSSOFlow
-	if len(token) > maxSealedFlow {
-		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
-	}
-	b, err := s.opt.Sealer.Open(raw, sealSSOFlow)
-	if err != nil {
-		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
-	}
-	if err := json.Unmarshal(b, &fl); err != nil || fl.RequestID == "" {
+	if err := s.opt.Sealer.OpenJSON(token, sealSSOFlow, maxSealedFlow, &fl); err != nil || fl.RequestID == "" {
 		return fl, fmt.Errorf("saml flow: %w", school.ErrNotFound)
 	}
 	if !s.now().Before(fl.ExpiresAt) {
