@@ -423,3 +423,42 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		}
 	})
 }
+
+// The cookie seals the bare session id; a cookie of the shape written
+// before (a gob-encoded map, as gorilla/sessions wrote it) still names its
+// session, so an upgrade signs nobody out.
+func TestCookieSealsTheBareIDAndReadsTheOlderShape(t *testing.T) {
+	backends(t, func(t *testing.T, st store, clock *storetest.Clock) {
+		keys := newKeys()
+		m := newManager(t, st, clock, school.SessionPupil, keys, false)
+		s, c := start(t, st, m, "pupil-1", nil)
+		bare := securecookie.CodecsFromPairs(keys...)
+		bare[0].(*securecookie.SecureCookie).SetSerializer(securecookie.NopEncoder{})
+		var b []byte
+		if err := securecookie.DecodeMulti(c.Name, c.Value, &b, bare...); err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != s.ID {
+			t.Fatalf("cookie seals %q, want the session id %q", b, s.ID)
+		}
+		old, err := securecookie.EncodeMulti(c.Name, map[any]any{"sid": s.ID}, securecookie.CodecsFromPairs(keys...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := current(m, request(&http.Cookie{Name: c.Name, Value: old}))
+		if err != nil || got.Ref != s.Ref {
+			t.Fatalf("cookie of the older shape: session %q, %v; want %q", got.Ref, err, s.Ref)
+		}
+		// The older shape holding something other than an id names no
+		// session.
+		for name, v := range map[string]any{"no sid": map[any]any{"x": s.ID}, "not a map": s.ID} {
+			other, err := securecookie.EncodeMulti(c.Name, v, securecookie.CodecsFromPairs(keys...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := current(m, request(&http.Cookie{Name: c.Name, Value: other})); !errors.Is(err, school.ErrNotFound) {
+				t.Errorf("%s: err = %v, want ErrNotFound", name, err)
+			}
+		}
+	})
+}

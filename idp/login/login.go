@@ -124,7 +124,10 @@ func NewLogin(opt LoginOptions) (*Login, error) {
 	}
 	l.ceremonies = securecookie.CodecsFromPairs(opt.SessionKeys...)
 	for _, c := range l.ceremonies {
-		c.(*securecookie.SecureCookie).MaxAge(int(school.CeremonyMaxAge.Seconds()))
+		// The sealed bytes are the ceremony's JSON as they are (no gob
+		// around them): a ceremony sealed before lived minutes and fails
+		// once, as an expired one does.
+		c.(*securecookie.SecureCookie).MaxAge(int(school.CeremonyMaxAge.Seconds())).SetSerializer(securecookie.NopEncoder{})
 	}
 	return l, nil
 }
