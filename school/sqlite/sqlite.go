@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -103,6 +104,10 @@ type backend struct {
 	stmts   stmtCache      // prepared on db
 	wstmts  stmtCache      // prepared on w
 	warmers sync.WaitGroup // background prepares, waited for by Close
+
+	waiting atomic.Int32 // writers queued on the semaphore
+	open    *group       // w's open group transaction (group.go); the semaphore holder's
+	commits atomic.Int64 // group COMMITs, for tests
 }
 
 // stmtCache keeps one prepared statement per query for one *sql.DB.
@@ -137,20 +142,28 @@ const writerWait = 10 * time.Second
 
 // lockWriter takes the writer semaphore and returns its release and the
 // database to write through: the writer's connection, or the pool (and a
-// no-op release) when the wait timed out.
-func (b *backend) lockWriter(ctx context.Context) (func(), *sql.DB, *stmtCache, error) {
+// no-op release) when the wait timed out. A transaction joins the open
+// group (join); anything else commits an open group first.
+func (b *backend) lockWriter(ctx context.Context, join bool) (func(), *sql.DB, *stmtCache, error) {
 	select {
 	case b.writer <- struct{}{}:
 	default:
+		b.waiting.Add(1)
 		t := time.NewTimer(writerWait)
 		defer t.Stop()
 		select {
 		case b.writer <- struct{}{}:
+			b.waiting.Add(-1)
 		case <-ctx.Done():
+			b.waiting.Add(-1)
 			return nil, nil, nil, ctx.Err()
 		case <-t.C:
+			b.waiting.Add(-1)
 			return func() {}, b.db, &b.stmts, nil
 		}
+	}
+	if !join {
+		b.endGroup(false)
 	}
 	var once sync.Once
 	return func() { once.Do(func() { <-b.writer }) }, b.w, &b.wstmts, nil
@@ -168,7 +181,7 @@ func writes(q string) bool {
 func (b *backend) prepared(ctx context.Context, q string) (st *sql.Stmt, release func(), err error) {
 	db, cache, release := b.db, &b.stmts, func() {}
 	if writes(q) {
-		if release, db, cache, err = b.lockWriter(ctx); err != nil {
+		if release, db, cache, err = b.lockWriter(ctx, false); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -207,22 +220,39 @@ func (b *backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.
 	return row{st.QueryRowContext(ctx, args...), unlock}
 }
 func (b *backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
-	unlock, db, cache, err := b.lockWriter(ctx)
+	unlock, db, cache, err := b.lockWriter(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	t, err := db.BeginTx(ctx, nil)
+	if db != b.w { // the wait for the writer timed out: a transaction of its own
+		t, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		return &tx{t: t, b: b, db: db, stmts: cache, unlock: unlock}, nil
+	}
+	g, err := b.joinGroup()
 	if err != nil {
 		unlock()
 		return nil, err
 	}
-	return &tx{t: t, b: b, db: db, stmts: cache, unlock: unlock}, nil
+	t := &tx{t: g.t, b: b, db: db, stmts: cache, unlock: unlock, g: g}
+	if _, err := t.Exec(ctx, `SAVEPOINT member`); err != nil {
+		b.endGroup(true)
+		unlock()
+		return nil, err
+	}
+	return t, nil
 }
 func (b *backend) Ping(ctx context.Context) error {
 	var one int
 	return b.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 func (b *backend) Close() error {
+	if unlock, _, _, err := b.lockWriter(context.Background(), false); err == nil {
+		unlock() // an open group is committed
+	}
 	b.warmers.Wait()
 	b.stmts.close()
 	b.wstmts.close()
@@ -250,10 +280,13 @@ func (b *backend) Classify(err error) error {
 
 func (b *backend) IsDatabaseError(err error) bool {
 	var e *sqlite.Error
-	return errors.As(err, &e) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) || errors.Is(err, driver.ErrBadConn)
+	return errors.As(err, &e) || errors.Is(err, errGroupAborted) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) || errors.Is(err, driver.ErrBadConn)
 }
 
 func (b *backend) Retryable(err error) bool {
+	if errors.Is(err, errGroupAborted) {
+		return true
+	}
 	c := code(err) & 0xff
 	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
@@ -285,6 +318,8 @@ type tx struct {
 	db     *sql.DB    // the database t runs on
 	stmts  *stmtCache // statements prepared on db
 	unlock func()     // releases the writer semaphore
+	g      *group     // the group t is a member of (a savepoint in g.t), or nil
+	ended  bool
 }
 
 // execer returns the shared prepared statement bound to this transaction
@@ -294,6 +329,9 @@ type tx struct {
 // the writer lock, and with every connection in a transaction that waits
 // forever.
 func (t *tx) execer(ctx context.Context, q string) execer {
+	if t.ended {
+		return endedTx{}
+	}
 	if v, ok := t.stmts.m.Load(q); ok {
 		return stmtExecer{t.t.StmtContext(ctx, v.(*sql.Stmt))}
 	}
@@ -304,21 +342,99 @@ func (t *tx) execer(ctx context.Context, q string) execer {
 	return t.t
 }
 
+// stmtCtx is the context a statement of t runs with. In a group a
+// cancelled request must not interrupt its statement: SQLite rolls back
+// the whole transaction when a write inside it is interrupted, the other
+// members' writes with it.
+func (t *tx) stmtCtx(ctx context.Context) context.Context {
+	if t.g != nil {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	ctx = t.stmtCtx(ctx)
 	return execSQL(ctx, t.execer(ctx, q), q, args...)
 }
 func (t *tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	ctx = t.stmtCtx(ctx)
 	return querySQL(ctx, t.execer(ctx, q), q, args...)
 }
 func (t *tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	ctx = t.stmtCtx(ctx)
 	rows, err := t.execer(ctx, q).QueryContext(ctx, q, args...)
 	if err != nil {
 		return errRow{err}
 	}
 	return &firstRow{rows: rows}
 }
-func (t *tx) Commit(context.Context) error   { defer t.unlock(); return t.t.Commit() }
-func (t *tx) Rollback(context.Context) error { defer t.unlock(); return t.t.Rollback() }
+
+// Commit of a group member releases its savepoint into the group, hands
+// the group on or commits it (handOn), and returns the group's COMMIT
+// result.
+func (t *tx) Commit(ctx context.Context) error {
+	if t.ended {
+		return sql.ErrTxDone
+	}
+	if t.g == nil {
+		t.ended = true
+		defer t.unlock()
+		return t.t.Commit()
+	}
+	if _, err := t.Exec(ctx, `RELEASE member`); err != nil {
+		t.abort()
+		return err
+	}
+	t.ended = true
+	t.g.members++
+	if g := t.b.handOn(t.g, t.unlock); g != nil {
+		return t.b.wait(g)
+	}
+	return t.g.err
+}
+
+// Rollback of a group member undoes its savepoint only; the group goes on
+// (or commits the others' writes).
+func (t *tx) Rollback(ctx context.Context) error {
+	if t.ended {
+		return sql.ErrTxDone
+	}
+	if t.g == nil {
+		t.ended = true
+		defer t.unlock()
+		return t.t.Rollback()
+	}
+	_, err := t.Exec(ctx, `ROLLBACK TO member`)
+	if err == nil {
+		_, err = t.Exec(ctx, `RELEASE member`)
+	}
+	if err != nil { // SQLite ended the transaction itself (an I/O error, say)
+		t.abort()
+		return err
+	}
+	t.ended = true
+	t.b.handOn(t.g, t.unlock)
+	return nil
+}
+
+// abort rolls back t's whole group: its other members get errGroupAborted
+// and run again.
+func (t *tx) abort() {
+	t.ended = true
+	t.b.endGroup(true)
+	t.unlock()
+}
+
+// endedTx is what statements of a finished transaction run on.
+type endedTx struct{}
+
+func (endedTx) ExecContext(context.Context, string, ...any) (sql.Result, error) {
+	return nil, sql.ErrTxDone
+}
+func (endedTx) QueryContext(context.Context, string, ...any) (*sql.Rows, error) {
+	return nil, sql.ErrTxDone
+}
 
 // stmtExecer runs a prepared statement through the execer interface (the
 // query text is already bound).
@@ -386,7 +502,7 @@ func (r row) Scan(dest ...any) error {
 // temp_store). The cache is set before BEGIN and reset before the
 // connection goes back.
 func (b *backend) BeginBulk(ctx context.Context) (sqlstore.Tx, error) {
-	unlock, db, cache, err := b.lockWriter(ctx)
+	unlock, db, cache, err := b.lockWriter(ctx, false)
 	if err != nil {
 		return nil, err
 	}
