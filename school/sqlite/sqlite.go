@@ -238,6 +238,12 @@ func (b *backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 		return nil, err
 	}
 	t := &tx{t: g.t, b: b, db: db, stmts: cache, unlock: unlock, g: g}
+	if g.members == 0 {
+		// The first member needs no savepoint: undoing it is rolling
+		// back the group, which holds nothing else yet.
+		return t, nil
+	}
+	t.savepoint = true
 	if _, err := t.Exec(ctx, `SAVEPOINT member`); err != nil {
 		b.endGroup(true)
 		unlock()
@@ -318,8 +324,10 @@ type tx struct {
 	db     *sql.DB    // the database t runs on
 	stmts  *stmtCache // statements prepared on db
 	unlock func()     // releases the writer semaphore
-	g      *group     // the group t is a member of (a savepoint in g.t), or nil
+	g      *group     // the group t is a member of, or nil
 	ended  bool
+
+	savepoint bool // t runs in a savepoint of g.t (it is not g's first member)
 }
 
 // execer returns the shared prepared statement bound to this transaction
@@ -382,9 +390,11 @@ func (t *tx) Commit(ctx context.Context) error {
 		defer t.unlock()
 		return t.t.Commit()
 	}
-	if _, err := t.Exec(ctx, `RELEASE member`); err != nil {
-		t.abort()
-		return err
+	if t.savepoint {
+		if _, err := t.Exec(ctx, `RELEASE member`); err != nil {
+			t.abort()
+			return err
+		}
 	}
 	t.ended = true
 	t.g.members++
@@ -404,6 +414,12 @@ func (t *tx) Rollback(ctx context.Context) error {
 		t.ended = true
 		defer t.unlock()
 		return t.t.Rollback()
+	}
+	if !t.savepoint { // the first member: nothing else is in the group
+		t.ended = true
+		t.b.endGroup(false)
+		t.unlock()
+		return nil
 	}
 	_, err := t.Exec(ctx, `ROLLBACK TO member`)
 	if err == nil {
