@@ -12,13 +12,15 @@ import (
 // that was a sixth of the server's CPU, and concurrent sign-ins change the
 // same few pages (the ends of the tokens', sessions' and release log's
 // indexes) over and over. So transactions of this process that queue for
-// the writer share one SQLite transaction: each runs inside it as a
-// savepoint, and when one finishes while another is waiting for the
-// writer, it hands the open transaction on instead of committing; the
-// last one (nobody waiting, or maxGroup members) commits for all. Every
-// member's Commit returns only after that COMMIT, with its result, so a
-// caller never sees a write as done before it is durable; a member that
-// fails or rolls back is undone alone (ROLLBACK TO its savepoint).
+// the writer share one SQLite transaction: the first runs in it directly,
+// each later one inside a savepoint of it, and when one finishes while
+// another is waiting for the writer, it hands the open transaction on
+// instead of committing; the last one (nobody waiting, or maxGroup
+// members) commits for all. Every member's Commit returns only after that
+// COMMIT, with its result, so a caller never sees a write as done before
+// it is durable; a member that rolls back is undone alone (ROLLBACK TO its
+// savepoint; the first member's rollback ends the group, which holds
+// nothing else yet).
 //
 // The open group transaction belongs to whoever holds the writer
 // semaphore. Anyone who takes the semaphore for something else (a single

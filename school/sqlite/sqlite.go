@@ -96,7 +96,8 @@ func (s *Store) DB() *sql.DB { return s.b.db }
 // so with writes spread over the pool every transaction re-read the pages
 // it touched (pread, checksums, page allocation: a tenth of the server's
 // CPU in a login flow). Only w commits, so its cache stays
-// warm; reads outside transactions use the pool (db).
+// warm; reads outside transactions use the pool (db). Transactions that
+// queue for the writer commit together (group.go).
 type backend struct {
 	db      *sql.DB        // readers
 	w       *sql.DB        // the writer's own connection
