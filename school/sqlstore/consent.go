@@ -121,12 +121,12 @@ func scanConsent(r Rows) (school.Consent, error) {
 // refusals.
 func decodeConsentAttrs(c *school.Consent, attrs, refused string) error {
 	if attrs != "" {
-		if err := json.Unmarshal([]byte(attrs), &c.Attributes); err != nil {
+		if err := grantMemo.decode(attrs, &c.Attributes); err != nil {
 			return fmt.Errorf("consent %s: stored attributes: %w", c.ID, err)
 		}
 	}
 	if refused != "" {
-		if err := json.Unmarshal([]byte(refused), &c.Refused); err != nil {
+		if err := refusalMemo.decode(refused, &c.Refused); err != nil {
 			return fmt.Errorf("consent %s: stored refusals: %w", c.ID, err)
 		}
 	}
@@ -271,7 +271,7 @@ func (a *consentRows) add(status string) error {
 	r, st := &a.row, &a.st
 	if !a.found && r.pfAttrs != "" {
 		st.PlatformFound = true
-		if err := json.Unmarshal([]byte(r.pfAttrs), &st.Attributes); err != nil {
+		if err := grantMemo.decode(r.pfAttrs, &st.Attributes); err != nil {
 			return fmt.Errorf("platform %s: stored attributes: %w", a.platformID, err)
 		}
 	}

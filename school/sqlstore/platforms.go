@@ -23,7 +23,7 @@ func scanPlatformRow(r Row) (school.Platform, error) {
 	p.Protocol, p.SubjectType = school.Protocol(protocol), school.SubjectType(subject)
 	p.Settings = []byte(settings)
 	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
-	if err := json.Unmarshal([]byte(attrs), &p.Attributes); err != nil {
+	if err := grantMemo.decode(attrs, &p.Attributes); err != nil {
 		return p, fmt.Errorf("platform %s: stored attributes: %w", p.ID, err)
 	}
 	return p, nil
