@@ -71,6 +71,22 @@ func queued(t *testing.T, b *backend, n int32) {
 	}
 }
 
+// grouped begins a member writing class nameA, queues a second one
+// writing nameB (with ctxB) and commits the first, which hands the group
+// on: it returns the second member, running in the group, and where the
+// first's Commit will answer.
+func grouped(t *testing.T, b *backend, sch, nameA string, ctxB context.Context, nameB string) (*tx, <-chan error) {
+	t.Helper()
+	ctx := context.Background()
+	first := begin(t, ctx, b, sch, nameA)
+	second := make(chan *tx)
+	go func() { second <- begin(t, ctxB, b, sch, nameB) }()
+	queued(t, b, 1)
+	committed := make(chan error, 1)
+	go func() { committed <- first.Commit(ctx) }()
+	return <-second, committed
+}
+
 // TestGroupCommit: a transaction that finishes while another waits for the
 // writer hands the open SQLite transaction on; its Commit returns only
 // when the group has committed, nothing of it is visible before; a member
@@ -78,14 +94,7 @@ func queued(t *testing.T, b *backend, n int32) {
 func TestGroupCommit(t *testing.T) {
 	st, b, sch := openGroupTest(t)
 	ctx := context.Background()
-	first := begin(t, ctx, b, sch, "1A")
-	second := make(chan *tx)
-	go func() { second <- begin(t, ctx, b, sch, "1B") }()
-	queued(t, b, 1)
-
-	committed := make(chan error, 1)
-	go func() { committed <- first.Commit(ctx) }()
-	tr := <-second // the group was handed on: the second runs in it
+	tr, committed := grouped(t, b, sch, "1A", ctx, "1B") // the second runs in the first's group
 	select {
 	case err := <-committed:
 		t.Fatalf("first Commit returned (%v) before its group committed", err)
@@ -107,8 +116,8 @@ func TestGroupCommit(t *testing.T) {
 	if n := b.commits.Load() - commits; n != 1 {
 		t.Fatalf("%d COMMITs for the group, want 1", n)
 	}
-	if err := first.Commit(ctx); !errors.Is(err, sql.ErrTxDone) {
-		t.Fatalf("second Commit of a member: %v", err)
+	if err := tr.Commit(ctx); !errors.Is(err, sql.ErrTxDone) {
+		t.Fatalf("Commit of a member that rolled back: %v", err)
 	}
 }
 
@@ -117,14 +126,8 @@ func TestGroupCommit(t *testing.T) {
 // retryable error and its write is gone.
 func TestGroupAbortReachesEveryMember(t *testing.T) {
 	st, b, sch := openGroupTest(t)
-	ctx := context.Background()
-	first := begin(t, ctx, b, sch, "2A")
-	second := make(chan *tx)
-	go func() { second <- begin(t, ctx, b, sch, "2B") }()
-	queued(t, b, 1)
-	committed := make(chan error, 1)
-	go func() { committed <- first.Commit(ctx) }()
-	(<-second).abort()
+	tr, committed := grouped(t, b, sch, "2A", context.Background(), "2B")
+	tr.abort()
 	err := <-committed
 	if !errors.Is(err, errGroupAborted) || !b.Retryable(err) {
 		t.Fatalf("member of an aborted group: %v (retryable %v)", err, b.Retryable(err))
@@ -160,15 +163,8 @@ func TestGroupHandedToNobody(t *testing.T) {
 // whole transaction): the members before it still commit.
 func TestGroupMemberCancelled(t *testing.T) {
 	st, b, sch := openGroupTest(t)
-	ctx := context.Background()
-	first := begin(t, ctx, b, sch, "4A")
-	cctx, cancel := context.WithCancel(ctx)
-	second := make(chan *tx)
-	go func() { second <- begin(t, cctx, b, sch, "4B") }()
-	queued(t, b, 1)
-	committed := make(chan error, 1)
-	go func() { committed <- first.Commit(ctx) }()
-	tr := <-second
+	cctx, cancel := context.WithCancel(context.Background())
+	tr, committed := grouped(t, b, sch, "4A", cctx, "4B")
 	cancel()
 	if _, err := tr.Exec(cctx, `INSERT INTO classes (id, school_id, name, created_at) VALUES ($1, $2, '4C', 1)`, school.NewID(), sch); err != nil {
 		t.Fatalf("a cancelled member's statement: %v", err)
