@@ -23,6 +23,22 @@ type Store interface {
 	Close() error
 }
 
+// briefKey marks a context whose transactions are brief.
+type briefKey struct{}
+
+// Brief returns ctx marked so that the transactions begun with it are
+// brief: a few statements on rows already known, waiting on nothing but
+// the database (a sign-in's session, a token and its release-log entry). A
+// store may commit a brief transaction together with other brief ones
+// that queued meanwhile (SQLite's group commit), so one that ran before
+// answers only when those after it have run. Never mark one that may run
+// long (a roster sync's apply, a purge, an import): the brief ones grouped
+// with it would wait for it.
+func Brief(ctx context.Context) context.Context { return context.WithValue(ctx, briefKey{}, true) }
+
+// IsBrief reports whether ctx was marked with Brief.
+func IsBrief(ctx context.Context) bool { v, _ := ctx.Value(briefKey{}).(bool); return v }
+
 // Queries is everything a Store can do, inside or outside a transaction.
 type Queries interface {
 	// AfterCommit runs fn once the current transaction has committed (at

@@ -345,7 +345,7 @@ func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupi
 			"pupil", pupil.ID, "stored_count", a.Credential.SignCount)
 	}
 	var out school.Session
-	err := l.opt.Store.InTx(ctx, func(q school.Queries) error {
+	err := l.opt.Store.InTx(school.Brief(ctx), func(q school.Queries) error {
 		err := q.RecordCredentialUse(ctx, a.Credential.ID, a.Use)
 		if err != nil {
 			return err

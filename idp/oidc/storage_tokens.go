@@ -88,7 +88,7 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		refreshTok.ExpiresAt = now.Add(c.refreshTokenLifetime())
 	}
 	var denied, reused bool
-	err = s.p.opt.Store.InTx(ctx, func(q school.Queries) error {
+	err = s.p.opt.Store.InTx(school.Brief(ctx), func(q school.Queries) error {
 		denied, reused = false, false
 		if redeem != nil {
 			if err := redeem(q); err != nil {

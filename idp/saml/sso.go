@@ -496,7 +496,7 @@ func (s *IdP) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess Pu
 	// The request's single use, the SP session (for single logout) and
 	// the release log entry are one commit: no assertion leaves without
 	// them, and a request answered before leaves none of them behind.
-	err = s.opt.Store.InTx(ctx, func(q school.Queries) error {
+	err = s.opt.Store.InTx(school.Brief(ctx), func(q school.Queries) error {
 		if err := s.useRequestID(ctx, q, sp, fl); err != nil {
 			return err
 		}

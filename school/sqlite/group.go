@@ -11,20 +11,20 @@ import (
 // WAL (two writes a page) and now and then checkpoints: in a login flow
 // that was a sixth of the server's CPU, and concurrent sign-ins change the
 // same few pages (the ends of the tokens', sessions' and release log's
-// indexes) over and over. So transactions of this process that queue for
-// the writer share one SQLite transaction: the first runs in it directly,
-// each later one inside a savepoint of it, and when one finishes while
-// another is waiting for the writer, it hands the open transaction on
-// instead of committing; the last one (nobody waiting, or maxGroup
-// members) commits for all. Every member's Commit returns only after that
-// COMMIT, with its result, so a caller never sees a write as done before
-// it is durable; a member that rolls back is undone alone (ROLLBACK TO its
-// savepoint; the first member's rollback ends the group, which holds
-// nothing else yet).
+// indexes) over and over. So brief transactions (school.Brief) of this
+// process that queue for the writer share one SQLite transaction, each
+// inside a savepoint of it: one that finishes while another is waiting for
+// the writer hands the open transaction on instead of committing; the last
+// one (nobody waiting, or maxGroup members) commits for all. Every
+// member's Commit returns only after that COMMIT, with its result, so a
+// caller never sees a write as done before it is durable; a member that
+// rolls back is undone alone (ROLLBACK TO its savepoint).
 //
 // The open group transaction belongs to whoever holds the writer
-// semaphore. Anyone who takes the semaphore for something else (a single
-// write, a bulk load) commits an open group first.
+// semaphore. Anyone who takes the semaphore for something else (a
+// transaction that is not brief, a single write, a bulk load) commits an
+// open group first, so a long transaction never holds up the brief ones
+// before it.
 
 // maxGroup bounds the members of one group: a member's answer waits for
 // the others before it.

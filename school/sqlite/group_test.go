@@ -47,10 +47,10 @@ func classes(t *testing.T, st *Store, schoolID string) map[string]bool {
 	return m
 }
 
-// begin starts a member transaction on b and writes a class named name.
+// begin starts a brief transaction on b and writes a class named name.
 func begin(t *testing.T, ctx context.Context, b *backend, schoolID, name string) *tx {
 	t.Helper()
-	tr, err := b.Begin(ctx)
+	tr, err := b.Begin(school.Brief(ctx))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 				_, errs[i] = b.Exec(ctx, `UPDATE schools SET name = $1 WHERE id = $2`, fmt.Sprint("G", i), sch)
 				return
 			}
-			errs[i] = st.InTx(ctx, func(q school.Queries) error {
+			errs[i] = st.InTx(school.Brief(ctx), func(q school.Queries) error {
 				if _, err := q.CreateClass(ctx, school.Class{SchoolID: sch, Name: fmt.Sprint("c", i)}); err != nil {
 					return err
 				}
@@ -247,5 +247,41 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	t.Logf("%d transactions committed with %d COMMITs", succeeded, c)
 	if c >= int64(succeeded) {
 		t.Errorf("%d COMMITs for %d transactions: none shared", c, succeeded)
+	}
+}
+
+// TestLongTransactionDoesNotHoldUpAGroup: a transaction that is not brief
+// does not join the group handed to it: it commits the group first, so the
+// brief member before it answers at once, not when the long one ends.
+func TestLongTransactionDoesNotHoldUpAGroup(t *testing.T) {
+	st, b, sch := openGroupTest(t)
+	ctx := context.Background()
+	first := begin(t, ctx, b, sch, "5A")
+	long := make(chan sqlstore.Tx)
+	go func() {
+		tr, err := b.Begin(ctx) // not brief
+		if err != nil {
+			t.Error(err)
+		}
+		long <- tr
+	}()
+	queued(t, b, 1)
+	committed := make(chan error, 1)
+	go func() { committed <- first.Commit(ctx) }()
+	tr := <-long
+	t.Cleanup(func() { _ = tr.Rollback(ctx) }) // before the store closes, should the test fail
+	if tr.(*tx).g != nil {
+		t.Fatal("a transaction that is not brief joined a group")
+	}
+	select {
+	case err := <-committed: // while the long transaction is still open
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * groupWait):
+		t.Fatal("the brief member waited for the long transaction after it")
+	}
+	if got := classes(t, st, sch); !got["5A"] {
+		t.Fatalf("classes = %v, want 5A", got)
 	}
 }

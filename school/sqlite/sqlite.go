@@ -96,8 +96,8 @@ func (s *Store) DB() *sql.DB { return s.b.db }
 // so with writes spread over the pool every transaction re-read the pages
 // it touched (pread, checksums, page allocation: a tenth of the server's
 // CPU in a login flow). Only w commits, so its cache stays
-// warm; reads outside transactions use the pool (db). Transactions that
-// queue for the writer commit together (group.go).
+// warm; reads outside transactions use the pool (db). Brief transactions
+// that queue for the writer commit together (group.go).
 type backend struct {
 	db      *sql.DB        // readers
 	w       *sql.DB        // the writer's own connection
@@ -221,11 +221,12 @@ func (b *backend) QueryRow(ctx context.Context, q string, args ...any) sqlstore.
 	return row{st.QueryRowContext(ctx, args...), unlock}
 }
 func (b *backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
-	unlock, db, cache, err := b.lockWriter(ctx, true)
+	join := school.IsBrief(ctx)
+	unlock, db, cache, err := b.lockWriter(ctx, join)
 	if err != nil {
 		return nil, err
 	}
-	if db != b.w { // the wait for the writer timed out: a transaction of its own
+	if !join || db != b.w { // not brief, or the wait for the writer timed out: a transaction of its own
 		t, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			unlock()
@@ -239,12 +240,10 @@ func (b *backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 		return nil, err
 	}
 	t := &tx{t: g.t, b: b, db: db, stmts: cache, unlock: unlock, g: g}
-	if g.members == 0 {
-		// The first member needs no savepoint: undoing it is rolling
-		// back the group, which holds nothing else yet.
-		return t, nil
-	}
-	t.savepoint = true
+	// Every member, the first too, runs in a savepoint: releasing it
+	// fails if SQLite ended the transaction under it (an I/O error the
+	// member's code let pass), where a later member's SAVEPOINT would
+	// otherwise begin a new transaction without a word.
 	if _, err := t.Exec(ctx, `SAVEPOINT member`); err != nil {
 		b.endGroup(true)
 		unlock()
@@ -325,10 +324,8 @@ type tx struct {
 	db     *sql.DB    // the database t runs on
 	stmts  *stmtCache // statements prepared on db
 	unlock func()     // releases the writer semaphore
-	g      *group     // the group t is a member of, or nil
+	g      *group     // the group t is a member of (a savepoint in g.t), or nil
 	ended  bool
-
-	savepoint bool // t runs in a savepoint of g.t (it is not g's first member)
 }
 
 // execer returns the shared prepared statement bound to this transaction
@@ -391,11 +388,9 @@ func (t *tx) Commit(ctx context.Context) error {
 		defer t.unlock()
 		return t.t.Commit()
 	}
-	if t.savepoint {
-		if _, err := t.Exec(ctx, `RELEASE member`); err != nil {
-			t.abort()
-			return err
-		}
+	if _, err := t.Exec(ctx, `RELEASE member`); err != nil {
+		t.abort()
+		return err
 	}
 	t.ended = true
 	t.g.members++
@@ -415,12 +410,6 @@ func (t *tx) Rollback(ctx context.Context) error {
 		t.ended = true
 		defer t.unlock()
 		return t.t.Rollback()
-	}
-	if !t.savepoint { // the first member: nothing else is in the group
-		t.ended = true
-		t.b.endGroup(false)
-		t.unlock()
-		return nil
 	}
 	_, err := t.Exec(ctx, `ROLLBACK TO member`)
 	if err == nil {
