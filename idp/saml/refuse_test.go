@@ -327,15 +327,8 @@ func TestSAMLRefusalPageAgain(t *testing.T) {
 	h := idptest.NewSAMLHarness(t)
 	sp := h.NewSP(t, idptest.SPOptions{Consent: false})
 	sid := h.Sessions.Login(h.Pupil.ID)
-	authn, err := sp.MakeAuthenticationRequest(h.Server.URL+"/saml/sso", saml.HTTPRedirectBinding, saml.HTTPPostBinding)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := authn.Redirect("", sp.ServiceProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp := h.Get(t, u.String(), sid)
+	u, _ := sp.RedirectRequest(t, h.Server.URL+"/saml/sso", "")
+	resp := h.Get(t, u, sid)
 	idptest.ReadAll(t, resp)
 	resp = h.Get(t, resp.Header.Get("Location"), sid)
 	idptest.ReadAll(t, resp)

@@ -85,18 +85,11 @@ func TestSAMLSSORedirectBinding(t *testing.T) {
 	sp := h.NewSP(t, idptest.SPOptions{Consent: true})
 	sid := h.Sessions.Login(h.Pupil.ID)
 
-	authn, err := sp.MakeAuthenticationRequest(h.Server.URL+"/saml/sso", saml.HTTPRedirectBinding, saml.HTTPPostBinding)
-	if err != nil {
-		t.Fatal(err)
+	u, id := sp.RedirectRequest(t, h.Server.URL+"/saml/sso", "relay-123")
+	if parsed, err := url.Parse(u); err != nil || parsed.Query().Get("Signature") == "" {
+		t.Fatalf("test SP did not sign its redirect request (%v)", err)
 	}
-	u, err := authn.Redirect("relay-123", sp.ServiceProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Query().Get("Signature") == "" {
-		t.Fatal("test SP did not sign its redirect request")
-	}
-	action, form := resume(h, t, h.Get(t, u.String(), sid), sid)
+	action, form := resume(h, t, h.Get(t, u, sid), sid)
 	if form.Get("RelayState") != "relay-123" {
 		t.Fatalf("RelayState = %q", form.Get("RelayState"))
 	}
@@ -104,7 +97,7 @@ func TestSAMLSSORedirectBinding(t *testing.T) {
 	if !strings.Contains(string(raw), "EncryptedAssertion") {
 		t.Fatal("SP publishes an encryption key, but the assertion is not encrypted")
 	}
-	a, err := sp.ACS(t, action, form, authn.ID)
+	a, err := sp.ACS(t, action, form, id)
 	if err != nil {
 		t.Fatalf("crewjam SP rejected the response: %v", samlErr(err))
 	}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/crewjam/saml"
-
 	"github.com/elevid/elevid/internal/idptest"
 	"github.com/elevid/elevid/school/sqlstore"
 )
@@ -22,17 +20,7 @@ func TestSAMLSSOStoreWrites(t *testing.T) {
 	h := idptest.NewSAMLHarnessWith(t, sqlstore.Options{Counter: counter})
 	sp := h.NewSP(t, idptest.SPOptions{Consent: true})
 	sid := h.Sessions.Login(h.Pupil.ID)
-	redirect := func() (string, string) {
-		authn, err := sp.MakeAuthenticationRequest(h.Server.URL+"/saml/sso", saml.HTTPRedirectBinding, saml.HTTPPostBinding)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := authn.Redirect("relay", sp.ServiceProvider)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u.String(), authn.ID
-	}
+	redirect := func() (string, string) { return sp.RedirectRequest(t, h.Server.URL+"/saml/sso", "relay") }
 	// Warm the SP cache and the signing key as a running server has them.
 	warm, _ := redirect()
 	resume(h, t, h.Get(t, warm, sid), sid)

@@ -368,6 +368,22 @@ func (h *SAMLHarness) Consent(t testing.TB, platformID string) {
 	}
 }
 
+// RedirectRequest returns the URL a browser is sent to with a new
+// AuthnRequest of sp for the IdP's ssoURL (HTTP-Redirect binding, signed
+// when sp signs its requests, answer by HTTP-POST) and the request's id.
+func (sp *SP) RedirectRequest(t testing.TB, ssoURL, relayState string) (u, requestID string) {
+	t.Helper()
+	authn, err := sp.MakeAuthenticationRequest(ssoURL, saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirect, err := authn.Redirect(relayState, sp.ServiceProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return redirect.String(), authn.ID
+}
+
 // ACS posts what the IdP's form carries to the SP, as the browser would,
 // and returns the SP's verdict.
 func (sp *SP) ACS(t testing.TB, action string, form url.Values, requestIDs ...string) (*saml.Assertion, error) {
