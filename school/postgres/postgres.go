@@ -136,38 +136,74 @@ func (b backend) Retryable(err error) bool {
 	return false
 }
 
-// tx is a transaction on one pooled connection whose BEGIN goes out with
-// its first statement, in one round trip (a pgx batch), instead of a
-// round trip of its own: one round trip fewer per transaction (two of
-// thirteen in a login flow).
+// tx is a transaction on one pooled connection that sends statements
+// together where it can: BEGIN goes out with the transaction's first
+// statement, and a write the caller holds back (Defer) goes out with the
+// next statement or with COMMIT, in one round trip (a pgx batch) instead
+// of one each. A login flow's two transactions take three round trips
+// instead of seven.
 type tx struct {
-	c     *pgxpool.Conn // nil once committed or rolled back
-	begun bool          // BEGIN has been sent
+	c    *pgxpool.Conn // nil once committed or rolled back
+	sent bool          // BEGIN has gone out
+	held []heldStmt    // deferred writes not yet sent
 }
 
-// first sends BEGIN and q in one batch and reads BEGIN's result; the
-// caller reads q's and closes the batch.
-func (t *tx) first(ctx context.Context, q string, args ...any) (pgx.BatchResults, error) {
+type heldStmt struct {
+	q    string
+	args []any
+}
+
+// Defer implements sqlstore.Deferrer: q is held back and sent with the
+// transaction's next statement or its COMMIT; its error is theirs.
+func (t *tx) Defer(_ context.Context, q string, args ...any) error {
+	if t.c == nil {
+		return pgx.ErrTxClosed
+	}
+	t.held = append(t.held, heldStmt{q, args})
+	return nil
+}
+
+// ahead reports whether statements must go out before the next one:
+// BEGIN, or deferred writes.
+func (t *tx) ahead() bool { return !t.sent || len(t.held) > 0 }
+
+// queueAhead queues what must go out before the next statement.
+func (t *tx) queueAhead(b *pgx.Batch) {
+	if !t.sent {
+		b.Queue("BEGIN")
+	}
+	for _, h := range t.held {
+		b.Queue(h.q, h.args...)
+	}
+	t.sent, t.held = true, nil
+}
+
+// send sends what is ahead (BEGIN, deferred writes) and then q in one
+// batch and reads the results of what was ahead; the caller reads q's
+// and closes the batch. An error of a statement ahead is returned, the
+// batch closed.
+func (t *tx) send(ctx context.Context, q string, args ...any) (pgx.BatchResults, error) {
 	if t.c == nil {
 		return nil, pgx.ErrTxClosed
 	}
 	var b pgx.Batch
-	b.Queue("BEGIN")
+	t.queueAhead(&b)
 	b.Queue(q, args...)
 	br := t.c.SendBatch(ctx, &b)
-	t.begun = true
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, err
+	for range b.Len() - 1 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
 	}
 	return br, nil
 }
 
 func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	if t.begun {
+	if !t.ahead() {
 		return conn{t.c}.Exec(ctx, q, args...)
 	}
-	br, err := t.first(ctx, q, args...)
+	br, err := t.send(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -179,10 +215,10 @@ func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (t *tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	if t.begun {
+	if !t.ahead() {
 		return conn{t.c}.Query(ctx, q, args...)
 	}
-	br, err := t.first(ctx, q, args...)
+	br, err := t.send(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -195,37 +231,72 @@ func (t *tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, e
 }
 
 func (t *tx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	if t.begun {
+	if !t.ahead() {
 		return conn{t.c}.QueryRow(ctx, q, args...)
 	}
-	br, err := t.first(ctx, q, args...)
+	br, err := t.send(ctx, q, args...)
 	if err != nil {
 		return errRow{err}
 	}
 	return batchRow{r: br.QueryRow(), br: br}
 }
 
-// end sends COMMIT or ROLLBACK when BEGIN was sent and gives the
-// connection back (pgxpool closes one left inside a transaction).
-func (t *tx) end(ctx context.Context, stmt string) error {
+// Commit sends the deferred writes with COMMIT, in one round trip. When
+// one of them fails, PostgreSQL skips the rest of the batch, COMMIT too:
+// the transaction is rolled back here and that error returned.
+func (t *tx) Commit(ctx context.Context) error {
 	if t.c == nil {
 		return pgx.ErrTxClosed
 	}
-	defer func() { t.c.Release(); t.c = nil }()
-	if !t.begun {
-		return nil
+	defer t.release()
+	if !t.ahead() {
+		tag, err := t.c.Exec(ctx, "COMMIT")
+		if err == nil && tag.String() == "ROLLBACK" {
+			// PostgreSQL answers COMMIT of a failed transaction by
+			// rolling it back.
+			return pgx.ErrTxCommitRollback
+		}
+		return err
 	}
-	tag, err := t.c.Exec(ctx, stmt)
-	if err == nil && stmt == "COMMIT" && tag.String() == "ROLLBACK" {
-		// PostgreSQL answers COMMIT of a failed transaction by rolling
-		// it back.
-		return pgx.ErrTxCommitRollback
+	if !t.sent && len(t.held) == 0 {
+		return nil // nothing was sent: nothing to commit
+	}
+	br, err := t.send(ctx, "COMMIT")
+	if err == nil {
+		var tag pgconn.CommandTag
+		tag, err = br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && tag.String() == "ROLLBACK" {
+			err = pgx.ErrTxCommitRollback
+		}
+	}
+	if err != nil && t.c.Conn().PgConn().TxStatus() != 'I' {
+		_, _ = t.c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 	}
 	return err
 }
 
-func (t *tx) Commit(ctx context.Context) error   { return t.end(ctx, "COMMIT") }
-func (t *tx) Rollback(ctx context.Context) error { return t.end(ctx, "ROLLBACK") }
+// Rollback drops the deferred writes and rolls back what was sent.
+func (t *tx) Rollback(ctx context.Context) error {
+	if t.c == nil {
+		return pgx.ErrTxClosed
+	}
+	defer t.release()
+	if !t.sent {
+		return nil
+	}
+	_, err := t.c.Exec(ctx, "ROLLBACK")
+	return err
+}
+
+// release gives the connection back (pgxpool closes one left inside a
+// transaction).
+func (t *tx) release() {
+	t.c.Release()
+	t.c, t.held = nil, nil
+}
 
 // CopyFrom implements sqlstore.Copier with PostgreSQL's COPY, several
 // times faster than multi-row INSERTs for a bulk load.
@@ -233,11 +304,12 @@ func (t *tx) CopyFrom(ctx context.Context, table string, cols []string, n int, r
 	if t.c == nil {
 		return pgx.ErrTxClosed
 	}
-	if !t.begun {
-		if _, err := t.c.Exec(ctx, "BEGIN"); err != nil {
+	if t.ahead() { // COPY cannot join a batch: what is ahead goes first
+		var b pgx.Batch
+		t.queueAhead(&b)
+		if err := t.c.SendBatch(ctx, &b).Close(); err != nil {
 			return err
 		}
-		t.begun = true
 	}
 	i := 0
 	_, err := t.c.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {

@@ -40,6 +40,14 @@ type Tx interface {
 	Rollback(ctx context.Context) error
 }
 
+// Deferrer is a transaction that can hold back a write whose only result
+// is its error and send it with the transaction's next statement or its
+// COMMIT, in the same round trip (PostgreSQL). Its error is then that
+// statement's or the commit's, and it ends the transaction.
+type Deferrer interface {
+	Defer(ctx context.Context, query string, args ...any) error
+}
+
 // Backend is one database.
 type Backend interface {
 	Conn
@@ -172,6 +180,19 @@ func (s *Store) exec(ctx context.Context, op, q string, args ...any) (int64, err
 		return err
 	})
 	return n, s.fail(op, err)
+}
+
+// write runs a statement whose only result is its error. Inside a
+// transaction whose backend can defer it (Deferrer) it goes out with the
+// next statement or the COMMIT, and a failure comes from there: only for
+// writes whose failure should end the transaction, never for a conflict
+// the caller handles itself. Elsewhere it runs at once, retried like exec.
+func (s *Store) write(ctx context.Context, op, q string, args ...any) error {
+	if d, ok := s.q.(Deferrer); ok && s.inTx {
+		return s.fail(op, d.Defer(ctx, q, args...))
+	}
+	_, err := s.exec(ctx, op, q, args...)
+	return err
 }
 
 // try runs fn in one transaction; fromFn reports whether err came from fn

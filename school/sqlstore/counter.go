@@ -138,4 +138,16 @@ type countingTx struct {
 }
 
 func (t countingTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+
+// Defer implements Deferrer, counting the statement; a transaction that
+// cannot defer runs it at once.
+func (t countingTx) Defer(ctx context.Context, q string, args ...any) error {
+	if d, ok := t.tx.(Deferrer); ok {
+		t.n.Add(1)
+		t.c.note(q, t.inTx, args)
+		return d.Defer(ctx, q, args...)
+	}
+	_, err := t.Exec(ctx, q, args...)
+	return err
+}
 func (t countingTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }

@@ -273,7 +273,7 @@ func (s *Store) AddRelease(ctx context.Context, r school.Release) (school.Releas
 	if err != nil {
 		return r, err
 	}
-	_, err = s.exec(ctx, "add release", `INSERT INTO releases (`+releaseCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	err = s.write(ctx, "add release", `INSERT INTO releases (`+releaseCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		r.ID, r.PupilID, r.PlatformID, r.PlatformName, string(r.Protocol), r.Via, string(claims), micros(r.Time))
 	return r, err
 }

@@ -187,10 +187,12 @@ func (s *Store) CreateSession(ctx context.Context, ss school.Session) (school.Se
 	if ss.Ceremony != "" {
 		ceremony = ss.Ceremony
 	}
-	_, err := s.q.Exec(ctx, `INSERT INTO sessions (`+sessionCols+`, ceremony) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '', $15)`,
+	// Inside a transaction (a sign-in) the insert may go out with the
+	// COMMIT: a second session of one ceremony fails there, ErrConflict.
+	err := s.write(ctx, "create session", `INSERT INTO sessions (`+sessionCols+`, ceremony) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '', $15)`,
 		ss.Ref, string(ss.Kind), ss.SubjectID, ss.SchoolID, micros(ss.CreatedAt), micros(ss.LastSeenAt), micros(ss.ExpiresAt),
 		ss.IdleTimeout.Microseconds(), micros(ss.AuthTime), strings.Join(ss.AMR, " "), ss.ACR, ss.UserVerified, ss.CredentialID, ss.UserAgent, ceremony)
-	return ss, s.fail("create session", err)
+	return ss, err
 }
 
 // ceremonyKeepMicros is school.CeremonyMaxAge in the store's microseconds.

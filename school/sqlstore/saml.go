@@ -150,11 +150,8 @@ func (s *Store) AddSAMLParticipant(ctx context.Context, p school.SAMLParticipant
 	}
 	p.ID = school.NewID()
 	p.CreatedAt = s.now()
-	err := s.tx(ctx, "add saml participant", func(t *Store) error {
-		_, err := t.q.Exec(ctx, `INSERT INTO saml_participants (`+samlParticipantCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			p.ID, p.SessionID, p.PupilID, p.PlatformID, p.NameID, p.NameIDFormat, p.SessionIndex, micros(p.CreatedAt), micros(p.ExpiresAt))
-		return err
-	})
+	err := s.write(ctx, "add saml participant", `INSERT INTO saml_participants (`+samlParticipantCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		p.ID, p.SessionID, p.PupilID, p.PlatformID, p.NameID, p.NameIDFormat, p.SessionIndex, micros(p.CreatedAt), micros(p.ExpiresAt))
 	return p, err
 }
 
