@@ -87,12 +87,11 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		refreshTok.Kind, refreshTok.Hash = school.TokenRefresh, hashSecret(refresh)
 		refreshTok.ExpiresAt = now.Add(c.refreshTokenLifetime())
 	}
-	var denied, reused bool
+	var denied bool
 	err = s.p.opt.Store.InTx(school.Brief(ctx), func(q school.Queries) error {
-		denied, reused = false, false
+		denied = false
 		if redeem != nil {
 			if err := redeem(q); err != nil {
-				reused = errors.Is(err, school.ErrUsed)
 				return err
 			}
 		}
@@ -107,7 +106,6 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		claims := Claims(rel, scopes)
 		stash(claims)
 		if access, err = q.CreateOIDCToken(ctx, access); err != nil {
-			reused = errors.Is(err, school.ErrUsed) // the code was redeemed before
 			return err
 		}
 		if withRefresh {
@@ -120,7 +118,9 @@ func (s *oidcStorage) issue(ctx context.Context, req op.TokenRequest, withRefres
 		// log a second entry for this grant.
 		return release.Log{}.Record(ctx, q, base.PupilID, c.pf, claimNames(claims))
 	})
-	switch {
+	// ErrUsed: the code was redeemed before (from the token's insert,
+	// which on PostgreSQL goes out with the COMMIT), or the refresh token.
+	switch reused := errors.Is(err, school.ErrUsed); {
 	case reused:
 		// A second redemption of one code or refresh token: revoke what
 		// the grant produced.

@@ -208,7 +208,7 @@ func TestDeferredWritesGoWithTheNextStatement(t *testing.T) {
 		if !ok {
 			t.Fatal("a PostgreSQL transaction cannot defer a write")
 		}
-		return d.Defer(ctx, q, args...)
+		return d.Defer(ctx, nil, q, args...)
 	}
 
 	// pgx prepares a statement on a connection the first time it runs
@@ -307,16 +307,21 @@ func TestDeferredWritesGoWithTheNextStatement(t *testing.T) {
 	if !errors.Is(b.Classify(err), school.ErrConflict) {
 		t.Fatalf("commit with a failing deferred insert: %v; want a conflict", err)
 	}
-	// The same failure reached by the next statement instead.
+	// The same failure reached by the next statement instead, through
+	// the deferred write's own error mapping (the second of two).
 	tx, err = b.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := deferred(tx, `INSERT INTO t (id) VALUES ($1)`, 2); err != nil {
+	if err := deferred(tx, `INSERT INTO t (id) VALUES ($1)`, 11); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO t (id) VALUES (10)`); !errors.Is(b.Classify(err), school.ErrConflict) {
-		t.Fatalf("statement after a failing deferred insert: %v; want its conflict", err)
+	used := errors.New("used before")
+	if err := tx.(sqlstore.Deferrer).Defer(ctx, func(err error) error { return errors.Join(used, err) }, `INSERT INTO t (id) VALUES ($1)`, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO t (id) VALUES (10)`); !errors.Is(err, used) || !errors.Is(b.Classify(err), school.ErrConflict) {
+		t.Fatalf("statement after a failing deferred insert: %v; want its conflict, mapped", err)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)

@@ -42,10 +42,11 @@ type Tx interface {
 
 // Deferrer is a transaction that can hold back a write whose only result
 // is its error and send it with the transaction's next statement or its
-// COMMIT, in the same round trip (PostgreSQL). Its error is then that
-// statement's or the commit's, and it ends the transaction.
+// COMMIT, in the same round trip (PostgreSQL). Its error, passed through
+// mapErr when that is not nil, is then that statement's or the commit's,
+// and it ends the transaction.
 type Deferrer interface {
-	Defer(ctx context.Context, query string, args ...any) error
+	Defer(ctx context.Context, mapErr func(error) error, query string, args ...any) error
 }
 
 // Backend is one database.
@@ -185,13 +186,35 @@ func (s *Store) exec(ctx context.Context, op, q string, args ...any) (int64, err
 // write runs a statement whose only result is its error. Inside a
 // transaction whose backend can defer it (Deferrer) it goes out with the
 // next statement or the COMMIT, and a failure comes from there: only for
-// writes whose failure should end the transaction, never for a conflict
-// the caller handles itself. Elsewhere it runs at once, retried like exec.
+// writes whose failure should end the transaction. Elsewhere it runs at
+// once, retried like exec.
 func (s *Store) write(ctx context.Context, op, q string, args ...any) error {
+	return s.deferred(ctx, op, nil, q, args...)
+}
+
+// writeOnce is write for an insert that records a single use (of a code,
+// a message id): a unique violation means the thing was used before, and
+// is ErrUsed, "what: used". With what empty it is write.
+func (s *Store) writeOnce(ctx context.Context, op, what, q string, args ...any) error {
+	if what == "" {
+		return s.write(ctx, op, q, args...)
+	}
+	return s.deferred(ctx, op, func(err error) error {
+		if errors.Is(s.b.Classify(err), school.ErrConflict) {
+			return fmt.Errorf("%s: %w", what, school.ErrUsed)
+		}
+		return err
+	}, q, args...)
+}
+
+func (s *Store) deferred(ctx context.Context, op string, mapErr func(error) error, q string, args ...any) error {
 	if d, ok := s.q.(Deferrer); ok && s.inTx {
-		return s.fail(op, d.Defer(ctx, q, args...))
+		return s.fail(op, d.Defer(ctx, mapErr, q, args...))
 	}
 	_, err := s.exec(ctx, op, q, args...)
+	if err != nil && mapErr != nil {
+		err = mapErr(err)
+	}
 	return err
 }
 

@@ -138,16 +138,19 @@ type countingTx struct {
 }
 
 func (t countingTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t countingTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
 // Defer implements Deferrer, counting the statement; a transaction that
 // cannot defer runs it at once.
-func (t countingTx) Defer(ctx context.Context, q string, args ...any) error {
+func (t countingTx) Defer(ctx context.Context, mapErr func(error) error, q string, args ...any) error {
 	if d, ok := t.tx.(Deferrer); ok {
 		t.n.Add(1)
 		t.c.note(q, t.inTx, args)
-		return d.Defer(ctx, q, args...)
+		return d.Defer(ctx, mapErr, q, args...)
 	}
 	_, err := t.Exec(ctx, q, args...)
+	if err != nil && mapErr != nil {
+		err = mapErr(err)
+	}
 	return err
 }
-func (t countingTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }

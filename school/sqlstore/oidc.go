@@ -119,21 +119,21 @@ func (s *Store) CreateOIDCToken(ctx context.Context, tk school.OIDCToken) (schoo
 		tk.ID = school.NewLogID(tk.CreatedAt)
 	}
 	// A token issued from an authorization code names the code
-	// (code_id, unique): a second redemption inserts nothing and is
-	// ErrUsed, so the code's single use costs no statement of its own.
+	// (code_id, unique): a second redemption violates the index and is
+	// ErrUsed, so the code's single use costs no statement of its own;
+	// on PostgreSQL the insert goes out with the COMMIT.
+	// (A token with a code has no hash: the code's is its only unique
+	// key besides the random id.) Other tokens' conflicts (a refresh
+	// token's hash) stay ErrConflict.
 	var codeID any
-	conflict := ""
+	used := ""
 	if tk.CodeID != "" {
-		codeID, conflict = tk.CodeID, ` ON CONFLICT (code_id) WHERE code_id IS NOT NULL DO NOTHING`
+		codeID, used = tk.CodeID, "authorization code"
 	}
 	err := s.tx(ctx, "create token", func(t *Store) error {
-		n, err := t.q.Exec(ctx, `INSERT INTO oidc_tokens (`+tokenCols+`, code_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0, $16)`+conflict,
+		return t.writeOnce(ctx, "create token", used, `INSERT INTO oidc_tokens (`+tokenCols+`, code_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0, $16)`,
 			tk.ID, tk.Kind, nullBytes(tk.Hash), tk.PlatformID, tk.PupilID, tk.SessionRef, tk.AuthRequestID, tk.FamilyID, tk.Subject,
 			joinWords(tk.Scopes), micros(tk.AuthTime), joinWords(tk.AMR), tk.ACR, micros(tk.CreatedAt), micros(tk.ExpiresAt), codeID)
-		if err == nil && n == 0 {
-			return fmt.Errorf("authorization code: %w", school.ErrUsed)
-		}
-		return err
 	})
 	return tk, err
 }

@@ -9,21 +9,18 @@ import (
 	"github.com/elevid/elevid/school"
 )
 
-// UseSAMLMessageID implements school.SAMLStore.
+// UseSAMLMessageID implements school.SAMLStore: an expired record of the
+// id is replaced; a live one makes the insert violate the key, ErrUsed.
+// Both statements are deferred writes (on PostgreSQL they go out with
+// the COMMIT).
 func (s *Store) UseSAMLMessageID(ctx context.Context, issuer, id string, expiresAt time.Time) error {
 	return s.tx(ctx, "use saml message id", func(t *Store) error {
-		now := micros(t.now())
-		if _, err := t.q.Exec(ctx, `DELETE FROM saml_message_ids WHERE issuer = $1 AND id = $2 AND expires_at <= $3`, issuer, id, now); err != nil {
+		if err := t.write(ctx, "use saml message id", `DELETE FROM saml_message_ids WHERE issuer = $1 AND id = $2 AND expires_at <= $3`,
+			issuer, id, micros(t.now())); err != nil {
 			return err
 		}
-		n, err := t.q.Exec(ctx, `INSERT INTO saml_message_ids (issuer, id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, issuer, id, micros(expiresAt))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("saml message id: %w", school.ErrUsed)
-		}
-		return nil
+		return t.writeOnce(ctx, "use saml message id", "saml message id",
+			`INSERT INTO saml_message_ids (issuer, id, expires_at) VALUES ($1, $2, $3)`, issuer, id, micros(expiresAt))
 	})
 }
 
