@@ -34,6 +34,13 @@ type briefKey struct{}
 // answers only when those after it have run. Never mark one that may run
 // long (a roster sync's apply, a purge, an import): the brief ones grouped
 // with it would wait for it.
+//
+// A read outside a transaction marked Brief is a sign-in's lookup by key
+// (a session, a credential, the consent state): a few rows, read at once.
+// SQLite runs it on the writer's connection when that is idle, whose page
+// cache is warm where a reading connection's was dropped by the last
+// commit; writers queue behind it meanwhile, so never mark a read that
+// may return many rows or scan.
 func Brief(ctx context.Context) context.Context { return context.WithValue(ctx, briefKey{}, true) }
 
 // IsBrief reports whether ctx was marked with Brief.

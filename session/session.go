@@ -193,7 +193,7 @@ func (m *Manager) current(r *http.Request) (school.Session, error) {
 	if id == "" {
 		return school.Session{}, fmt.Errorf("session: undecodable cookie: %w", school.ErrNotFound)
 	}
-	s, err := m.opt.Store.TouchSession(r.Context(), id)
+	s, err := m.opt.Store.TouchSession(school.Brief(r.Context()), id) // a lookup by key
 	if err != nil {
 		return school.Session{}, err
 	}

@@ -293,7 +293,7 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		Lookup: func(ctx context.Context, userHandle, credentialID []byte) (school.Credential, error) {
 			var c school.Credential
 			var err error
-			pupil, c, err = l.opt.Store.PasskeyLogin(ctx, userHandle, credentialID)
+			pupil, c, err = l.opt.Store.PasskeyLogin(school.Brief(ctx), userHandle, credentialID) // a lookup by key
 			return c, err
 		},
 		Allow: func(context.Context, school.Credential) error {

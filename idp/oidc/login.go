@@ -64,7 +64,7 @@ func (p *Provider) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		fail(oidc.ErrLoginRequired().WithDescription("another pupil is logged in"))
 		return
 	}
-	cs, err := p.opt.Store.ConsentState(ctx, sess.SubjectID, ar.client.pf.ID)
+	cs, err := p.opt.Store.ConsentState(school.Brief(ctx), sess.SubjectID, ar.client.pf.ID) // one pupil's rows
 	if errors.Is(err, school.ErrNotFound) {
 		err, cs = nil, school.ConsentState{} // the pupil is gone: refused below
 	}

@@ -80,7 +80,7 @@ var errInvalidToken = errors.New("invalid token")
 // is held open while the claims are gathered (SQLite has a single
 // writer).
 func (s *oidcStorage) userinfoClaims(ctx context.Context, tokenID, subject string) (map[string]any, error) {
-	tok, profile, cs, err := s.p.opt.Store.TokenReleaseInputs(ctx, tokenID)
+	tok, profile, cs, err := s.p.opt.Store.TokenReleaseInputs(school.Brief(ctx), tokenID) // one pupil's rows
 	switch {
 	case errors.Is(err, school.ErrNotFound):
 		return nil, errInvalidToken

@@ -419,7 +419,7 @@ func (s *IdP) serveIdPInitiated(w http.ResponseWriter, r *http.Request) {
 func (s *IdP) respond(w http.ResponseWriter, r *http.Request, sp samlSP, sess PupilSession, fl samlSSOFlow) {
 	ctx := r.Context()
 	entity := sp.Platform.ClientID
-	profile, cs, err := s.opt.Store.ReleaseInputs(ctx, sess.PupilID, sp.Platform.ID)
+	profile, cs, err := s.opt.Store.ReleaseInputs(school.Brief(ctx), sess.PupilID, sp.Platform.ID) // one pupil's rows
 	if err != nil {
 		s.opt.Site.ServerError(w, r, err)
 		return

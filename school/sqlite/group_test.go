@@ -285,3 +285,77 @@ func TestLongTransactionDoesNotHoldUpAGroup(t *testing.T) {
 		t.Fatalf("classes = %v, want 5A", got)
 	}
 }
+
+// TestBriefReadsOnTheIdleWriter: a read marked school.Brief runs on the
+// writer's connection (warm page cache) when the writer is idle, and on
+// the pool when a group transaction is open (without waiting for it or
+// seeing its uncommitted rows) or when the read is not brief; writers
+// wait for a brief read's rows to close.
+func TestBriefReadsOnTheIdleWriter(t *testing.T) {
+	st, b, sch := openGroupTest(t)
+	ctx := context.Background()
+	brief := school.Brief(ctx)
+	if _, err := st.CreateClass(ctx, school.Class{SchoolID: sch, Name: "7a"}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(ctx context.Context) map[string]bool {
+		t.Helper()
+		cs, err := st.ListClasses(ctx, sch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, c := range cs {
+			m[c.Name] = true
+		}
+		return m
+	}
+	w0 := b.warmReads.Load()
+	if got := read(brief); !got["7a"] || b.warmReads.Load() != w0+1 {
+		t.Fatalf("brief read on an idle writer: %v, %d on the writer; want 7a, 1", got, b.warmReads.Load()-w0)
+	}
+	if got := read(ctx); !got["7a"] || b.warmReads.Load() != w0+1 {
+		t.Fatalf("read not marked brief: %v, %d on the writer; want 7a, still 1", got, b.warmReads.Load()-w0)
+	}
+
+	// An open group: the brief read goes to the pool at once and sees
+	// only what is committed.
+	tr := begin(t, ctx, b, sch, "7b")
+	done := make(chan map[string]bool, 1)
+	go func() { done <- read(brief) }()
+	select {
+	case got := <-done:
+		if got["7b"] || !got["7a"] || b.warmReads.Load() != w0+1 {
+			t.Fatalf("brief read during a group: %v, %d on the writer; want 7a only, on the pool", got, b.warmReads.Load()-w0)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a brief read waited for an open group")
+	}
+	if err := tr.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A writer waits while a brief read's rows are open on the writer.
+	rows, err := b.Query(brief, `SELECT name FROM classes WHERE school_id = $1`, sch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.warmReads.Load() != w0+2 {
+		t.Fatal("the brief read did not run on the idle writer")
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := st.CreateClass(ctx, school.Class{SchoolID: sch, Name: "7c"})
+		wrote <- err
+	}()
+	queued(t, b, 1)
+	for rows.Next() {
+	}
+	rows.Close()
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if got := read(ctx); !got["7a"] || !got["7b"] || !got["7c"] {
+		t.Fatalf("classes %v; want 7a, 7b, 7c", got)
+	}
+}

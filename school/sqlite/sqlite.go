@@ -109,6 +109,8 @@ type backend struct {
 	waiting atomic.Int32 // writers queued on the semaphore
 	open    *group       // w's open group transaction (group.go); the semaphore holder's
 	commits atomic.Int64 // group COMMITs, for tests
+	// warmReads counts brief reads run on the writer's connection, for tests.
+	warmReads atomic.Int64
 }
 
 // stmtCache keeps one prepared statement per query for one *sql.DB.
@@ -170,6 +172,27 @@ func (b *backend) lockWriter(ctx context.Context, join bool) (func(), *sql.DB, *
 	return func() { once.Do(func() { <-b.writer }) }, b.w, &b.wstmts, nil
 }
 
+// idleWriter takes the writer semaphore for a brief read when nobody
+// holds it, no group transaction is open on the writer's connection and
+// no writer queues. A reading connection drops its whole page cache
+// whenever another connection has committed since its last read, so
+// under sign-in load every read on the pool re-reads each page it
+// touches (a consent state's join: some thirty pages, a pread each); the
+// writer's connection made the last commit itself and keeps its cache.
+func (b *backend) idleWriter() bool {
+	select {
+	case b.writer <- struct{}{}:
+		if b.open != nil || b.waiting.Load() > 0 {
+			<-b.writer
+			return false
+		}
+		b.warmReads.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
 // writes reports whether a statement run outside a transaction may write.
 func writes(q string) bool {
 	q = strings.TrimSpace(q)
@@ -178,13 +201,17 @@ func writes(q string) bool {
 
 // prepared returns q prepared on the database it runs on: the writer's
 // connection (with the semaphore held until release) when it may write,
-// else the pool.
+// or when it is a brief read (school.Brief) and the writer is idle; else
+// the pool.
 func (b *backend) prepared(ctx context.Context, q string) (st *sql.Stmt, release func(), err error) {
 	db, cache, release := b.db, &b.stmts, func() {}
 	if writes(q) {
 		if release, db, cache, err = b.lockWriter(ctx, false); err != nil {
 			return nil, nil, err
 		}
+	} else if school.IsBrief(ctx) && b.idleWriter() {
+		var once sync.Once
+		db, cache, release = b.w, &b.wstmts, func() { once.Do(func() { <-b.writer }) }
 	}
 	if st, err = cache.get(ctx, db, q); err != nil {
 		release()
