@@ -36,7 +36,13 @@ func openGroupTest(t *testing.T) (*Store, *backend, string) {
 // (what another request would see).
 func classes(t *testing.T, st *Store, schoolID string) map[string]bool {
 	t.Helper()
-	cs, err := st.ListClasses(context.Background(), schoolID)
+	return classesWith(t, context.Background(), st, schoolID)
+}
+
+// classesWith is classes read with ctx.
+func classesWith(t *testing.T, ctx context.Context, st *Store, schoolID string) map[string]bool {
+	t.Helper()
+	cs, err := st.ListClasses(ctx, schoolID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,18 +304,7 @@ func TestBriefReadsOnTheIdleWriter(t *testing.T) {
 	if _, err := st.CreateClass(ctx, school.Class{SchoolID: sch, Name: "7a"}); err != nil {
 		t.Fatal(err)
 	}
-	read := func(ctx context.Context) map[string]bool {
-		t.Helper()
-		cs, err := st.ListClasses(ctx, sch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]bool{}
-		for _, c := range cs {
-			m[c.Name] = true
-		}
-		return m
-	}
+	read := func(ctx context.Context) map[string]bool { t.Helper(); return classesWith(t, ctx, st, sch) }
 	w0 := b.warmReads.Load()
 	if got := read(brief); !got["7a"] || b.warmReads.Load() != w0+1 {
 		t.Fatalf("brief read on an idle writer: %v, %d on the writer; want 7a, 1", got, b.warmReads.Load()-w0)
