@@ -208,18 +208,24 @@ func (t *tx) send(ctx context.Context, q string, args ...any) (pgx.BatchResults,
 }
 
 func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := t.execTag(ctx, q, args...)
+	return tag.RowsAffected(), err
+}
+
+// execTag runs q, with what is ahead of it, and returns its command tag.
+func (t *tx) execTag(ctx context.Context, q string, args ...any) (pgconn.CommandTag, error) {
 	if !t.ahead() {
-		return conn{t.c}.Exec(ctx, q, args...)
+		return t.c.Exec(ctx, q, args...)
 	}
 	br, err := t.send(ctx, q, args...)
 	if err != nil {
-		return 0, err
+		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return tag.RowsAffected(), err
+	return tag, err
 }
 
 func (t *tx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
@@ -257,28 +263,14 @@ func (t *tx) Commit(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	defer t.release()
-	if !t.ahead() {
-		tag, err := t.c.Exec(ctx, "COMMIT")
-		if err == nil && tag.String() == "ROLLBACK" {
-			// PostgreSQL answers COMMIT of a failed transaction by
-			// rolling it back.
-			return pgx.ErrTxCommitRollback
-		}
-		return err
-	}
 	if !t.sent && len(t.held) == 0 {
 		return nil // nothing was sent: nothing to commit
 	}
-	br, err := t.send(ctx, "COMMIT")
-	if err == nil {
-		var tag pgconn.CommandTag
-		tag, err = br.Exec()
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil && tag.String() == "ROLLBACK" {
-			err = pgx.ErrTxCommitRollback
-		}
+	tag, err := t.execTag(ctx, "COMMIT")
+	if err == nil && tag.String() == "ROLLBACK" {
+		// PostgreSQL answers COMMIT of a failed transaction by rolling
+		// it back.
+		return pgx.ErrTxCommitRollback
 	}
 	if err != nil && t.c.Conn().PgConn().TxStatus() != 'I' {
 		_, _ = t.c.Exec(context.WithoutCancel(ctx), "ROLLBACK")

@@ -168,8 +168,14 @@ func (b *backend) lockWriter(ctx context.Context, join bool) (func(), *sql.DB, *
 	if !join {
 		b.endGroup(false)
 	}
+	return b.unlockWriter(), b.w, &b.wstmts, nil
+}
+
+// unlockWriter returns the release of the writer semaphore, which the
+// caller holds; calling it again does nothing.
+func (b *backend) unlockWriter() func() {
 	var once sync.Once
-	return func() { once.Do(func() { <-b.writer }) }, b.w, &b.wstmts, nil
+	return func() { once.Do(func() { <-b.writer }) }
 }
 
 // idleWriter takes the writer semaphore for a brief read when nobody
@@ -210,8 +216,7 @@ func (b *backend) prepared(ctx context.Context, q string) (st *sql.Stmt, release
 			return nil, nil, err
 		}
 	} else if school.IsBrief(ctx) && b.idleWriter() {
-		var once sync.Once
-		db, cache, release = b.w, &b.wstmts, func() { once.Do(func() { <-b.writer }) }
+		db, cache, release = b.w, &b.wstmts, b.unlockWriter()
 	}
 	if st, err = cache.get(ctx, db, q); err != nil {
 		release()

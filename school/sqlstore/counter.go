@@ -101,7 +101,11 @@ func (b CountingBackend) Begin(ctx context.Context) (Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingTx{counted{t, &b.C.InTx, b.C, true}, t}, nil
+	ct := countingTx{counted{t, &b.C.InTx, b.C, true}, t}
+	if d, ok := t.(Deferrer); ok {
+		return countingDeferrer{ct, d}, nil
+	}
+	return ct, nil
 }
 
 // counted runs statements on a connection or transaction and counts them
@@ -140,17 +144,15 @@ type countingTx struct {
 func (t countingTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t countingTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
-// Defer implements Deferrer, counting the statement; a transaction that
-// cannot defer runs it at once.
-func (t countingTx) Defer(ctx context.Context, mapErr func(error) error, q string, args ...any) error {
-	if d, ok := t.tx.(Deferrer); ok {
-		t.n.Add(1)
-		t.c.note(q, t.inTx, args)
-		return d.Defer(ctx, mapErr, q, args...)
-	}
-	_, err := t.Exec(ctx, q, args...)
-	if err != nil && mapErr != nil {
-		err = mapErr(err)
-	}
-	return err
+// countingDeferrer is a countingTx over a transaction that can defer
+// writes (Deferrer); it counts the deferred ones too.
+type countingDeferrer struct {
+	countingTx
+	d Deferrer
+}
+
+func (t countingDeferrer) Defer(ctx context.Context, mapErr func(error) error, q string, args ...any) error {
+	t.n.Add(1)
+	t.c.note(q, t.inTx, args)
+	return t.d.Defer(ctx, mapErr, q, args...)
 }
