@@ -279,6 +279,13 @@ type SessionStore interface {
 	// CreateSession stores s under a new random ID and returns it with ID
 	// and Ref set; CreatedAt and LastSeenAt are set to now.
 	CreateSession(ctx context.Context, s Session) (Session, error)
+	// SignIn records a passkey sign-in: the use of the credential
+	// s.CredentialID (as RecordCredentialUse) and the new session s (as
+	// CreateSession), both or neither. ErrNotFound when the credential is
+	// gone (no session is made), ErrConflict when s.Ceremony made a
+	// session before. On PostgreSQL, outside a transaction, it is one
+	// statement (one round trip).
+	SignIn(ctx context.Context, use CredentialUse, s Session) (Session, error)
 	// TouchSession returns the session with cookie id and records its use.
 	// ErrNotFound when unknown or revoked, ErrExpired when past its
 	// absolute or idle timeout. It writes at most once a minute per

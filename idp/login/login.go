@@ -336,33 +336,33 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 }
 
 // complete records the credential's use (counter, clone warning, backup
-// state) and creates the session named by the ceremony, in one
-// transaction: ErrConflict when the ceremony made a session before.
+// state) and creates the session named by the ceremony, both or neither
+// (school.SessionStore.SignIn; with the clone warning's audit entry in the
+// same transaction): ErrConflict when the ceremony made a session before.
 func (l *Login) complete(ctx context.Context, r *http.Request, pupil school.Pupil, a passkey.Assertion, ceremony string) (school.Session, error) {
 	now := a.Use.At
 	if a.Cloned {
 		l.log.Warn("login: signature counter did not increase: credential flagged as possibly cloned",
 			"pupil", pupil.ID, "stored_count", a.Credential.SignCount)
 	}
+	s := l.sessions.New(school.Session{
+		SubjectID: pupil.ID, SchoolID: pupil.SchoolID, AuthTime: now,
+		AMR: a.AMR(), ACR: "passkey", UserVerified: true, CredentialID: a.Credential.ID,
+		UserAgent: r.UserAgent(), Ceremony: ceremony,
+	})
+	if !a.Cloned {
+		return l.opt.Store.SignIn(school.Brief(ctx), a.Use, s)
+	}
 	var out school.Session
 	err := l.opt.Store.InTx(school.Brief(ctx), func(q school.Queries) error {
-		err := q.RecordCredentialUse(ctx, a.Credential.ID, a.Use)
-		if err != nil {
+		var err error
+		if out, err = q.SignIn(ctx, a.Use, s); err != nil {
 			return err
 		}
-		if a.Cloned {
-			if _, err := q.AppendAudit(ctx, school.AuditEntry{
-				SchoolID: pupil.SchoolID, Time: now, ActorID: "system", Action: "passkey.clone_warning",
-				SubjectID: pupil.ID, Remote: l.opt.ClientIP(r),
-			}); err != nil {
-				return err
-			}
-		}
-		out, err = q.CreateSession(ctx, l.sessions.New(school.Session{
-			SubjectID: pupil.ID, SchoolID: pupil.SchoolID, AuthTime: now,
-			AMR: a.AMR(), ACR: "passkey", UserVerified: true, CredentialID: a.Credential.ID,
-			UserAgent: r.UserAgent(), Ceremony: ceremony,
-		}))
+		_, err = q.AppendAudit(ctx, school.AuditEntry{
+			SchoolID: pupil.SchoolID, Time: now, ActorID: "system", Action: "passkey.clone_warning",
+			SubjectID: pupil.ID, Remote: l.opt.ClientIP(r),
+		})
 		return err
 	})
 	return out, err

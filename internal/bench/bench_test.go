@@ -50,8 +50,18 @@ type server struct {
 
 func benchOn(t *testing.T, db string) {
 	s := startServer(t, db)
-	benchRest(t, s, s.st, s.counter, s.origin)
+	// The statement budget of a complete flow (issue 19: at most 10). On
+	// PostgreSQL the sign-in's credential update and session insert are
+	// one statement outside a transaction (school.SessionStore.SignIn).
+	budget := flowBudget{statements: 9, transactions: 2}
+	if db == "postgres" {
+		budget = flowBudget{statements: 8, transactions: 1}
+	}
+	benchRest(t, s, s.st, s.counter, s.origin, budget)
 }
+
+// flowBudget is what one complete login flow may cost the database.
+type flowBudget struct{ statements, transactions float64 }
 
 func startServer(t *testing.T, db string) *server {
 	ctx := context.Background()
@@ -115,7 +125,7 @@ func startHTTP(t *testing.T, st school.Store, counter *sqlstore.Counter) *server
 	return &server{url: srv.URL, origin: origin, st: st, counter: counter}
 }
 
-func benchRest(t *testing.T, srv *server, st school.Store, counter *sqlstore.Counter, origin string) {
+func benchRest(t *testing.T, srv *server, st school.Store, counter *sqlstore.Counter, origin string, budget flowBudget) {
 	ctx := context.Background()
 	conc := envInt("ELEVID_BENCH_CONCURRENCY", 8)
 	f, err := bench.Prepare(ctx, st, "localhost", origin, max(conc*2, 16))
@@ -156,11 +166,10 @@ func benchRest(t *testing.T, srv *server, st school.Store, counter *sqlstore.Cou
 	if res.Flows == 0 || res.Errors > 0 {
 		t.Fatalf("bench flows failed: %s", out.String())
 	}
-	// The statement budget of a complete flow (issue 19: at most 10; now
-	// 9 in 2 transactions, consent read on every step): a statement added
+	// Consent is read on every step; a statement or a transaction added
 	// to the flow fails here.
-	if st := res.InTxPerFlow + res.StmtPerFlow; st > 9.05 || res.TxPerFlow > 2.05 {
-		t.Fatalf("%.2f statements in %.2f transactions per flow; the budget is 9 in 2:\n%s", st, res.TxPerFlow, out.String())
+	if st := res.InTxPerFlow + res.StmtPerFlow; st > budget.statements+0.05 || res.TxPerFlow > budget.transactions+0.05 {
+		t.Fatalf("%.2f statements in %.2f transactions per flow; the budget is %g in %g:\n%s", st, res.TxPerFlow, budget.statements, budget.transactions, out.String())
 	}
 }
 

@@ -100,6 +100,7 @@ func (b backend) Begin(ctx context.Context) (sqlstore.Tx, error) {
 func (b backend) Ping(ctx context.Context) error { return b.pool.Ping(ctx) }
 func (b backend) Close() error                   { b.pool.Close(); return nil }
 func (b backend) ForUpdate() string              { return " FOR UPDATE" }
+func (b backend) WritesInWith() bool             { return true }
 
 func pgCode(err error) string {
 	var e *pgconn.PgError

@@ -296,7 +296,8 @@ func (b *backend) Close() error {
 	b.wstmts.close()
 	return errors.Join(b.w.Close(), b.db.Close())
 }
-func (b *backend) ForUpdate() string { return "" }
+func (b *backend) ForUpdate() string  { return "" }
+func (b *backend) WritesInWith() bool { return false }
 
 func code(err error) int {
 	var e *sqlite.Error

@@ -58,6 +58,10 @@ type Backend interface {
 	// ForUpdate is the row-lock suffix for SELECTs inside updaters
 	// (" FOR UPDATE" on PostgreSQL; SQLite's writer lock makes it "").
 	ForUpdate() string
+	// WritesInWith reports whether a statement's WITH clause may hold an
+	// UPDATE … RETURNING whose rows the statement goes on to use
+	// (PostgreSQL), so that two dependent writes are one statement.
+	WritesInWith() bool
 	// Classify maps a driver error to a sentinel error of package school
 	// (ErrConflict for unique violations, ErrInvalid for foreign-key
 	// violations) or returns it unchanged.

@@ -169,8 +169,56 @@ func scanSessionRow(r Row) (school.Session, error) {
 
 // CreateSession implements school.SessionStore.
 func (s *Store) CreateSession(ctx context.Context, ss school.Session) (school.Session, error) {
+	ss, args, err := s.newSession(ss)
+	if err != nil {
+		return ss, err
+	}
+	// Inside a transaction the insert may go out with the COMMIT: a
+	// second session of one ceremony fails there, ErrConflict.
+	return ss, s.write(ctx, "create session", `INSERT INTO sessions (`+sessionCols+`, ceremony) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '', $15)`, args...)
+}
+
+// SignIn implements school.SessionStore. On PostgreSQL, outside a
+// transaction, the credential's update and the session's insert are one
+// statement: the insert takes its row from the update's RETURNING, so a
+// credential that is gone makes no session (0 rows: ErrNotFound).
+func (s *Store) SignIn(ctx context.Context, use school.CredentialUse, ss school.Session) (school.Session, error) {
+	if len(ss.CredentialID) == 0 {
+		return ss, fmt.Errorf("%w: a sign-in names its credential", school.ErrInvalid)
+	}
+	if s.inTx || !s.b.WritesInWith() {
+		err := s.tx(ctx, "sign in", func(t *Store) error {
+			if err := t.RecordCredentialUse(ctx, ss.CredentialID, use); err != nil {
+				return err
+			}
+			var err error
+			ss, err = t.CreateSession(ctx, ss)
+			return err
+		})
+		return ss, err
+	}
+	ss, args, err := s.newSession(ss)
+	if err != nil {
+		return ss, err
+	}
+	args = append(args, int64(use.SignCount), use.CloneWarning, use.BackupState, micros(use.At))
+	n, err := s.exec(ctx, "sign in", `WITH used AS (
+		UPDATE credentials SET sign_count = $16, clone_warning = (clone_warning OR $17), backup_state = $18, last_used_at = $19
+		WHERE id = $13 RETURNING id)
+		INSERT INTO sessions (`+sessionCols+`, ceremony)
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint, $10::text, $11::text,
+			$12::boolean, used.id, $14::text, 0, '', $15::text FROM used`, args...)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("credential: %w", school.ErrNotFound)
+	}
+	return ss, err
+}
+
+// newSession checks and completes a new session (id, ref, times) and
+// returns the arguments $1 … $15 of its insert.
+func (s *Store) newSession(ss school.Session) (school.Session, []any, error) {
 	if !ss.Kind.Valid() || ss.SubjectID == "" || ss.ExpiresAt.IsZero() {
-		return ss, fmt.Errorf("%w: a session needs a kind, a subject and an expiry", school.ErrInvalid)
+		return ss, nil, fmt.Errorf("%w: a session needs a kind, a subject and an expiry", school.ErrInvalid)
 	}
 	ss.ID = school.NewID() + school.NewID() // 256 random bits
 	ss.Ref = school.SessionRef(ss.ID)
@@ -187,12 +235,8 @@ func (s *Store) CreateSession(ctx context.Context, ss school.Session) (school.Se
 	if ss.Ceremony != "" {
 		ceremony = ss.Ceremony
 	}
-	// Inside a transaction (a sign-in) the insert may go out with the
-	// COMMIT: a second session of one ceremony fails there, ErrConflict.
-	err := s.write(ctx, "create session", `INSERT INTO sessions (`+sessionCols+`, ceremony) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '', $15)`,
-		ss.Ref, string(ss.Kind), ss.SubjectID, ss.SchoolID, micros(ss.CreatedAt), micros(ss.LastSeenAt), micros(ss.ExpiresAt),
-		ss.IdleTimeout.Microseconds(), micros(ss.AuthTime), strings.Join(ss.AMR, " "), ss.ACR, ss.UserVerified, ss.CredentialID, ss.UserAgent, ceremony)
-	return ss, err
+	return ss, []any{ss.Ref, string(ss.Kind), ss.SubjectID, ss.SchoolID, micros(ss.CreatedAt), micros(ss.LastSeenAt), micros(ss.ExpiresAt),
+		ss.IdleTimeout.Microseconds(), micros(ss.AuthTime), strings.Join(ss.AMR, " "), ss.ACR, ss.UserVerified, ss.CredentialID, ss.UserAgent, ceremony}, nil
 }
 
 // ceremonyKeepMicros is school.CeremonyMaxAge in the store's microseconds.

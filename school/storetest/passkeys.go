@@ -325,6 +325,82 @@ func testEnrolmentCodes(t *testing.T, h Harness) {
 	wantErr(t, err, school.ErrNotFound)
 }
 
+// testSignIn: a passkey sign-in records the credential's use and makes
+// the session, both or neither, on its own and inside a transaction.
+func testSignIn(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := h.Store
+	s := authnSeed(t, st)
+	c := school.Credential{ID: []byte("cred-signin-" + s.Pupil.ID), Owner: school.PupilOwner(s.Pupil.ID), SchoolID: s.School.ID, PublicKey: []byte("pk"),
+		AttestationFormat: "none", AAGUID: make([]byte, 16),
+		SignCount: 3, BackupEligible: true, Label: "iPad", CreatedAt: h.Clock.Now()}
+	must(st.AddCredential(ctx, c))
+	session := func(cred []byte, ceremony string) school.Session {
+		return school.Session{Kind: school.SessionPupil, SubjectID: s.Pupil.ID, SchoolID: s.School.ID,
+			ExpiresAt: h.Clock.Now().Add(8 * time.Hour), AuthTime: h.Clock.Now(), AMR: []string{"hwk", "user"}, ACR: "passkey",
+			UserVerified: true, CredentialID: cred, UserAgent: "Safari", Ceremony: ceremony}
+	}
+	count := func() int { return len(must(st.ListSessions(ctx, s.Pupil.ID))) }
+	credential := func() school.Credential { return must(st.GetCredential(ctx, school.OwnerPupil, c.ID)) }
+
+	h.Clock.Advance(time.Second)
+	ss, err := st.SignIn(ctx, school.CredentialUse{SignCount: 4, BackupState: true, At: h.Clock.Now()}, session(c.ID, "cer-1"))
+	if err != nil || ss.ID == "" || ss.Ref != school.SessionRef(ss.ID) {
+		t.Fatalf("SignIn = %+v, %v", ss, err)
+	}
+	got := must(st.TouchSession(ctx, ss.ID))
+	if got.SubjectID != s.Pupil.ID || string(got.CredentialID) != string(c.ID) || got.ACR != "passkey" || len(got.AMR) != 2 ||
+		!got.UserVerified || got.UserAgent != "Safari" || !got.AuthTime.Equal(h.Clock.Now()) || !got.ExpiresAt.Equal(h.Clock.Now().Add(8*time.Hour)) {
+		t.Fatalf("the signed-in session = %+v", got)
+	}
+	if cr := credential(); cr.SignCount != 4 || !cr.BackupState || cr.CloneWarning || !cr.LastUsedAt.Equal(h.Clock.Now()) {
+		t.Fatalf("the credential after SignIn = %+v", cr)
+	}
+
+	// A second session of one ceremony: ErrConflict, and the credential
+	// keeps the first sign-in's use.
+	h.Clock.Advance(time.Second)
+	_, err = st.SignIn(ctx, school.CredentialUse{SignCount: 9, CloneWarning: true, At: h.Clock.Now()}, session(c.ID, "cer-1"))
+	wantErr(t, err, school.ErrConflict)
+	if cr := credential(); cr.SignCount != 4 || cr.CloneWarning || count() != 1 {
+		t.Fatalf("a refused sign-in changed things: %+v, %d sessions", cr, count())
+	}
+	// A credential that is gone: ErrNotFound, no session.
+	_, err = st.SignIn(ctx, school.CredentialUse{SignCount: 1, At: h.Clock.Now()}, session([]byte("gone"), "cer-2"))
+	wantErr(t, err, school.ErrNotFound)
+	if count() != 1 {
+		t.Fatalf("%d sessions after signing in with a credential that is gone", count())
+	}
+	_, err = st.SignIn(ctx, school.CredentialUse{At: h.Clock.Now()}, session(nil, "cer-3"))
+	wantErr(t, err, school.ErrInvalid)
+	bad := session(c.ID, "cer-4")
+	bad.Kind = "robot"
+	_, err = st.SignIn(ctx, school.CredentialUse{SignCount: 10, At: h.Clock.Now()}, bad)
+	wantErr(t, err, school.ErrInvalid)
+	if cr := credential(); cr.SignCount != 4 {
+		t.Fatalf("an invalid session's sign-in recorded the use: %+v", cr)
+	}
+
+	// Inside a transaction it joins it: a rollback undoes both.
+	errStop := errors.New("stop")
+	err = st.InTx(ctx, func(q school.Queries) error {
+		if _, err := q.SignIn(ctx, school.CredentialUse{SignCount: 5, At: h.Clock.Now()}, session(c.ID, "cer-5")); err != nil {
+			return err
+		}
+		return errStop
+	})
+	if !errors.Is(err, errStop) || count() != 1 || credential().SignCount != 4 {
+		t.Fatalf("rolled back sign-in: %v, %d sessions, %+v", err, count(), credential())
+	}
+	err = st.InTx(ctx, func(q school.Queries) error {
+		_, err := q.SignIn(ctx, school.CredentialUse{SignCount: 6, CloneWarning: true, At: h.Clock.Now()}, session(c.ID, "cer-6"))
+		return err
+	})
+	if cr := credential(); err != nil || count() != 2 || cr.SignCount != 6 || !cr.CloneWarning {
+		t.Fatalf("sign-in in a transaction: %v, %d sessions, %+v", err, count(), cr)
+	}
+}
+
 func testSessions(t *testing.T, h Harness) {
 	ctx := context.Background()
 	st := h.Store
@@ -447,6 +523,7 @@ func testAuthn(t *testing.T, h Harness) {
 		{"Ceremonies", testCeremonies},
 		{"EnrolmentCodes", testEnrolmentCodes},
 		{"Sessions", testSessions},
+		{"SignIn", testSignIn},
 		{"Rates", testRates},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
