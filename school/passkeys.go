@@ -291,6 +291,11 @@ type SessionStore interface {
 	// absolute or idle timeout. It writes at most once a minute per
 	// session, so it is cheap on every request.
 	TouchSession(ctx context.Context, id string) (Session, error)
+	// TouchSessionConsent is TouchSession that also reads, in the same
+	// query, the consent state (ConsentFlowStore.ConsentState) of the
+	// session's subject as a pupil for platformID: the zero state, which
+	// allows nothing, when the subject is no pupil (any more).
+	TouchSessionConsent(ctx context.Context, id, platformID string) (Session, ConsentState, error)
 	// ListSessions returns the subject's active sessions, newest first.
 	ListSessions(ctx context.Context, subjectID string) ([]Session, error)
 	// RevokeSession ends one session of the subject, named by Ref;

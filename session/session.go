@@ -19,6 +19,7 @@ import (
 // cookie id and ending one.
 type Store interface {
 	TouchSession(ctx context.Context, id string) (school.Session, error)
+	TouchSessionConsent(ctx context.Context, id, platformID string) (school.Session, school.ConsentState, error)
 	RevokeSession(ctx context.Context, subjectID, ref, reason string) error
 }
 
@@ -177,30 +178,50 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, s school.Session
 // other errors are the store's. On ErrNotFound and ErrExpired with a
 // cookie present, the cookie is cleared when w is not nil.
 func (m *Manager) Current(w http.ResponseWriter, r *http.Request) (school.Session, error) {
-	_, err := r.Cookie(m.name)
-	if err != nil {
-		return school.Session{}, fmt.Errorf("session: no cookie: %w", school.ErrNotFound)
-	}
-	s, err := m.current(r)
-	if err != nil && w != nil && (errors.Is(err, school.ErrNotFound) || errors.Is(err, school.ErrExpired)) {
-		m.Clear(w)
-	}
+	s, _, err := m.currentWith(w, r, m.touch)
 	return s, err
 }
 
-func (m *Manager) current(r *http.Request) (school.Session, error) {
+// touch reads a session without a consent state.
+func (m *Manager) touch(ctx context.Context, id string) (school.Session, school.ConsentState, error) {
+	s, err := m.opt.Store.TouchSession(ctx, id)
+	return s, school.ConsentState{}, err
+}
+
+// CurrentConsent is Current that also returns the consent state of the
+// session's pupil for platformID, read with the session in one query
+// (school.SessionStore.TouchSessionConsent).
+func (m *Manager) CurrentConsent(w http.ResponseWriter, r *http.Request, platformID string) (school.Session, school.ConsentState, error) {
+	return m.currentWith(w, r, func(ctx context.Context, id string) (school.Session, school.ConsentState, error) {
+		return m.opt.Store.TouchSessionConsent(ctx, id, platformID)
+	})
+}
+
+// currentWith is Current with the store read given.
+func (m *Manager) currentWith(w http.ResponseWriter, r *http.Request, read func(ctx context.Context, id string) (school.Session, school.ConsentState, error)) (school.Session, school.ConsentState, error) {
+	if _, err := r.Cookie(m.name); err != nil {
+		return school.Session{}, school.ConsentState{}, fmt.Errorf("session: no cookie: %w", school.ErrNotFound)
+	}
+	s, cs, err := m.current(r, read)
+	if err != nil && w != nil && (errors.Is(err, school.ErrNotFound) || errors.Is(err, school.ErrExpired)) {
+		m.Clear(w)
+	}
+	return s, cs, err
+}
+
+func (m *Manager) current(r *http.Request, read func(ctx context.Context, id string) (school.Session, school.ConsentState, error)) (school.Session, school.ConsentState, error) {
 	id := m.cookieID(r)
 	if id == "" {
-		return school.Session{}, fmt.Errorf("session: undecodable cookie: %w", school.ErrNotFound)
+		return school.Session{}, school.ConsentState{}, fmt.Errorf("session: undecodable cookie: %w", school.ErrNotFound)
 	}
-	s, err := m.opt.Store.TouchSession(school.Brief(r.Context()), id) // a lookup by key
+	s, cs, err := read(school.Brief(r.Context()), id) // a lookup by key
 	if err != nil {
-		return school.Session{}, err
+		return school.Session{}, school.ConsentState{}, err
 	}
 	if s.Kind != m.opt.Kind {
-		return school.Session{}, fmt.Errorf("session: a %s session in a %s cookie: %w", s.Kind, m.opt.Kind, school.ErrNotFound)
+		return school.Session{}, school.ConsentState{}, fmt.Errorf("session: a %s session in a %s cookie: %w", s.Kind, m.opt.Kind, school.ErrNotFound)
 	}
-	return s, nil
+	return s, cs, nil
 }
 
 // HasCookie reports whether r carries a cookie of m's kind that decodes,
@@ -212,7 +233,7 @@ func (m *Manager) HasCookie(r *http.Request) bool { return m.cookieID(r) != "" }
 // was none). When ending fails, the error is returned and the cookie is
 // kept.
 func (m *Manager) End(w http.ResponseWriter, r *http.Request, reason string) (school.Session, error) {
-	s, err := m.current(r)
+	s, _, err := m.current(r, m.touch)
 	switch {
 	case err == nil:
 		if err := m.opt.End(r.Context(), s, reason); err != nil && !errors.Is(err, school.ErrNotFound) {

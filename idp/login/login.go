@@ -191,6 +191,13 @@ func (l *Login) Current(r *http.Request) (school.Session, bool) {
 	return l.current(nil, r)
 }
 
+// CurrentConsent returns the request's valid pupil session and the consent
+// state of its pupil for platformID, read together; school.ErrNotFound or
+// school.ErrExpired when there is no valid session.
+func (l *Login) CurrentConsent(r *http.Request, platformID string) (school.Session, school.ConsentState, error) {
+	return l.sessions.CurrentConsent(nil, r, platformID)
+}
+
 // current is Current that, with w, clears the cookie of an ended session.
 func (l *Login) current(w http.ResponseWriter, r *http.Request) (school.Session, bool) {
 	s, err := l.sessions.Current(w, r)

@@ -38,9 +38,15 @@ func (p *Provider) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	params := ar.st.Params
 
 	returnTo := oidcLoginPath + "?id=" + url.QueryEscape(id)
-	sess, ok := p.opt.Sessions.Current(r)
+	// The session and the pupil's consent state for the platform, in one
+	// read: the consent is read on this request, not taken from earlier.
+	sess, cs, err := p.opt.Sessions.CurrentConsent(r, ar.client.pf.ID)
+	if err != nil && !errors.Is(err, school.ErrNotFound) && !errors.Is(err, school.ErrExpired) {
+		p.opt.Site.ServerError(w, r, err)
+		return
+	}
 	promptNone := slices.Contains(params.Prompt, oidc.PromptNone)
-	if !ok {
+	if err != nil {
 		if promptNone {
 			fail(oidc.ErrLoginRequired())
 			return
@@ -62,14 +68,6 @@ func (p *Provider) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	if params.Hint != "" && ar.client.subject(p.opt.PairwiseSecret, sess.SubjectID) != params.Hint {
 		// The platform asked for another pupil (id_token_hint).
 		fail(oidc.ErrLoginRequired().WithDescription("another pupil is logged in"))
-		return
-	}
-	cs, err := p.opt.Store.ConsentState(school.Brief(ctx), sess.SubjectID, ar.client.pf.ID) // one pupil's rows
-	if errors.Is(err, school.ErrNotFound) {
-		err, cs = nil, school.ConsentState{} // the pupil is gone: refused below
-	}
-	if err != nil {
-		p.opt.Site.ServerError(w, r, err)
 		return
 	}
 	if err := release.Allowed(cs, ar.client.pf.ID); err != nil {

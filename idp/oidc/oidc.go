@@ -30,8 +30,11 @@ import (
 // Sessions tells the OpenID provider who is logged in; *login.Login
 // implements it.
 type Sessions interface {
-	// Current returns the request's valid pupil session, if any.
-	Current(r *http.Request) (school.Session, bool)
+	// CurrentConsent returns the request's valid pupil session and the
+	// consent state of its pupil for platformID (the zero state when the
+	// pupil is gone), read together; school.ErrNotFound or
+	// school.ErrExpired when there is no valid session.
+	CurrentConsent(r *http.Request, platformID string) (school.Session, school.ConsentState, error)
 	// HasCookie reports whether the request carries a session cookie at
 	// all (without reading the store).
 	HasCookie(r *http.Request) bool

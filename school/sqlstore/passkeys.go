@@ -252,6 +252,68 @@ func (s *Store) TouchSession(ctx context.Context, id string) (school.Session, er
 	if err != nil {
 		return ss, s.fail("touch session", one(err, "session"))
 	}
+	return s.touch(ctx, ss)
+}
+
+// TouchSessionConsent implements school.SessionStore: the session's row
+// joined to the consent state's query with its subject as the pupil.
+func (s *Store) TouchSessionConsent(ctx context.Context, id, platformID string) (school.Session, school.ConsentState, error) {
+	rows, err := s.q.Query(ctx, sessionConsentQuery, school.SessionRef(id), platformID)
+	if err != nil {
+		return school.Session{}, school.ConsentState{}, s.fail("touch session", err)
+	}
+	defer rows.Close()
+	var (
+		ss         school.Session
+		found      bool
+		pupilFound bool
+		acc        = consentRows{platformID: platformID}
+	)
+	for rows.Next() {
+		var status string
+		ss, err = scanSessionRow(scanFunc(func(dest ...any) error {
+			return rows.Scan(append(dest, append([]any{&acc.st.SchoolID, &status}, acc.dest()...)...)...)
+		}))
+		if err != nil {
+			return school.Session{}, school.ConsentState{}, s.fail("touch session", err)
+		}
+		found, acc.st.PupilID = true, ss.SubjectID
+		if status == "" {
+			continue // the subject is no pupil: the LEFT JOIN found none
+		}
+		pupilFound = true
+		if err := acc.add(status); err != nil {
+			return school.Session{}, school.ConsentState{}, s.fail("touch session", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return school.Session{}, school.ConsentState{}, s.fail("touch session", err)
+	}
+	if !found {
+		return school.Session{}, school.ConsentState{}, fmt.Errorf("session: %w", school.ErrNotFound)
+	}
+	if ss, err = s.touch(ctx, ss); err != nil {
+		return school.Session{}, school.ConsentState{}, err
+	}
+	if !pupilFound {
+		return ss, school.ConsentState{}, nil
+	}
+	return ss, acc.st, nil
+}
+
+var sessionConsentQuery = `SELECT s.` + strings.ReplaceAll(sessionCols, ", ", ", s.") + `, COALESCE(p.school_id, ''), COALESCE(p.status, ''), ` + consentStateCols + `
+	FROM sessions s LEFT JOIN pupils p ON p.id = s.subject_id
+	` + consentStateJoins + `
+	WHERE s.id_hash = $1`
+
+// scanFunc is a Row of a scan function.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// touch checks that the session read is usable now and records its use
+// (at most once every touchEvery).
+func (s *Store) touch(ctx context.Context, ss school.Session) (school.Session, error) {
 	now := s.now()
 	switch {
 	case !ss.RevokedAt.IsZero():
@@ -260,7 +322,7 @@ func (s *Store) TouchSession(ctx context.Context, id string) (school.Session, er
 		return school.Session{}, fmt.Errorf("session: %w", school.ErrExpired)
 	}
 	if now.Sub(ss.LastSeenAt) >= touchEvery {
-		if _, err := s.q.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1 AND last_seen_at < $2`, ref, micros(now)); err != nil {
+		if _, err := s.q.Exec(ctx, `UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1 AND last_seen_at < $2`, ss.Ref, micros(now)); err != nil {
 			return ss, s.fail("touch session", err)
 		}
 		ss.LastSeenAt = now

@@ -180,4 +180,68 @@ func testReleaseInputs(t *testing.T, h Harness) {
 	}
 	_, _, _, err = st.TokenReleaseInputs(ctx, "nope")
 	wantErr(t, err, school.ErrNotFound)
+
+	// TouchSessionConsent: TouchSession's session and ConsentState's
+	// state of its subject, in one statement; the zero state when the
+	// subject is no pupil.
+	session := func(kind school.SessionKind, subject string) school.Session {
+		return must(st.CreateSession(ctx, school.Session{Kind: kind, SubjectID: subject, SchoolID: s.School.ID,
+			ExpiresAt: h.Clock.Now().Add(8 * time.Hour), IdleTimeout: time.Hour, AMR: []string{"hwk"}, ACR: "passkey", CredentialID: []byte("c")}))
+	}
+	sortState := func(cs *school.ConsentState) {
+		slices.SortFunc(cs.Consents, func(a, b school.Consent) int { return strings.Compare(a.ID, b.ID) })
+		slices.Sort(cs.Guardians)
+	}
+	for _, c := range []struct {
+		kind              school.SessionKind
+		subject, platform string
+	}{
+		{school.SessionPupil, s.Pupil.ID, s.Platform.ID}, {school.SessionPupil, s.Pupil.ID, other.ID}, {school.SessionPupil, s.Pupil.ID, "nope"},
+		{school.SessionPupil, noClass.ID, s.Platform.ID}, {school.SessionStaff, "staff-1", s.Platform.ID},
+	} {
+		ss := session(c.kind, c.subject)
+		h.Clock.Advance(2 * time.Minute) // past the touch interval: the read records the use
+		gotSS, gotCS, err := st.TouchSessionConsent(ctx, ss.ID, c.platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSS := must(st.TouchSession(ctx, ss.ID))
+		var wantCS school.ConsentState
+		if c.kind == school.SessionPupil {
+			wantCS = must(st.ConsentState(ctx, c.subject, c.platform))
+		}
+		sortState(&gotCS)
+		sortState(&wantCS)
+		if !reflect.DeepEqual(gotSS, wantSS) || !reflect.DeepEqual(gotCS, wantCS) || !gotSS.LastSeenAt.Equal(h.Clock.Now()) {
+			t.Fatalf("TouchSessionConsent(%s, %s) =\n%+v\n%+v\nwant\n%+v\n%+v", c.subject, c.platform, gotSS, gotCS, wantSS, wantCS)
+		}
+	}
+	// A withdrawal shows on the next read.
+	ss := session(school.SessionPupil, s.Pupil.ID)
+	if _, cs, err := st.TouchSessionConsent(ctx, ss.ID, other.ID); err != nil || len(cs.Consents) != 2 || !cs.Consents[0].Granted() || !cs.Consents[1].Granted() {
+		t.Fatalf("before the withdrawal: %+v, %v", cs, err)
+	}
+	must(st.SetConsent(ctx, school.Consent{PupilID: s.Pupil.ID, GuardianID: s.Guardian.ID, PlatformID: other.ID, Decision: school.DecisionWithdrawn}))
+	_, cs, err := st.TouchSessionConsent(ctx, ss.ID, other.ID)
+	if err != nil || !slices.ContainsFunc(cs.Consents, func(c school.Consent) bool { return c.GuardianID == s.Guardian.ID && !c.Granted() }) {
+		t.Fatalf("after the withdrawal: %+v, %v", cs, err)
+	}
+	// A pupil erased under a live session: the zero state.
+	if err := st.DeletePupil(ctx, noClass.ID); err != nil {
+		t.Fatal(err)
+	}
+	gone := session(school.SessionPupil, noClass.ID)
+	if _, cs, err := st.TouchSessionConsent(ctx, gone.ID, s.Platform.ID); err != nil || !reflect.DeepEqual(cs, school.ConsentState{}) {
+		t.Fatalf("the session of an erased pupil: %+v, %v", cs, err)
+	}
+	// Sessions that are not valid: as TouchSession.
+	_, _, err = st.TouchSessionConsent(ctx, "nope", s.Platform.ID)
+	wantErr(t, err, school.ErrNotFound)
+	must(st.RevokeSessions(ctx, s.Pupil.ID, "test"))
+	_, _, err = st.TouchSessionConsent(ctx, ss.ID, s.Platform.ID)
+	wantErr(t, err, school.ErrNotFound)
+	late := session(school.SessionStaff, "staff-2")
+	h.Clock.Advance(2 * time.Hour) // past the idle timeout
+	_, _, err = st.TouchSessionConsent(ctx, late.ID, s.Platform.ID)
+	wantErr(t, err, school.ErrExpired)
 }
