@@ -206,17 +206,20 @@ func (s *Store) TakeSAMLParticipants(ctx context.Context, f school.SAMLParticipa
 	return out, s.fail("take saml participants", err)
 }
 
+// pruneSAMLSQL deletes the expired SAML protocol state ($1 is now).
+var pruneSAMLSQL = []string{
+	`DELETE FROM saml_message_ids WHERE expires_at <= $1`,
+	`DELETE FROM saml_flows WHERE expires_at <= $1`,
+	`DELETE FROM saml_participants WHERE expires_at <= $1`,
+}
+
 // PruneSAML implements school.SAMLStore.
 func (s *Store) PruneSAML(ctx context.Context) (int64, error) {
 	var total int64
 	err := s.tx(ctx, "prune saml", func(t *Store) error {
 		total = 0
 		now := micros(t.now())
-		for _, q := range []string{
-			`DELETE FROM saml_message_ids WHERE expires_at <= $1`,
-			`DELETE FROM saml_flows WHERE expires_at <= $1`,
-			`DELETE FROM saml_participants WHERE expires_at <= $1`,
-		} {
+		for _, q := range pruneSAMLSQL {
 			n, err := t.q.Exec(ctx, q, now)
 			if err != nil {
 				return err
