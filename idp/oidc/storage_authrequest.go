@@ -188,7 +188,12 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 		ACRValues: req.ACRValues,
 	}
 	now := s.now()
-	st := authState{ID: school.NewID(), PlatformID: c.pf.ID, Params: params, CreatedAt: now, ExpiresAt: now.Add(authRequestLifetime)}
+	// The id is time-ordered (school.NewLogID: milliseconds, then 80
+	// random bits): the access token that redeems the code names it
+	// (code_id, a unique index), and time-ordered keys go to the index's
+	// newest pages, which are in the cache, where random ones land on a
+	// page of a million-entry index that mostly is not.
+	st := authState{ID: school.NewLogID(now), PlatformID: c.pf.ID, Params: params, CreatedAt: now, ExpiresAt: now.Add(authRequestLifetime)}
 	handle, err := s.seal(st, sealAuthRequest)
 	if err != nil {
 		return nil, err
