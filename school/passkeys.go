@@ -283,8 +283,8 @@ type SessionStore interface {
 	// s.CredentialID (as RecordCredentialUse) and the new session s (as
 	// CreateSession), both or neither. ErrNotFound when the credential is
 	// gone (no session is made), ErrConflict when s.Ceremony made a
-	// session before. On PostgreSQL, outside a transaction, it is one
-	// statement (one round trip).
+	// session before. On PostgreSQL it is one statement (outside a
+	// transaction, one round trip).
 	SignIn(ctx context.Context, use CredentialUse, s Session) (Session, error)
 	// TouchSession returns the session with cookie id and records its use.
 	// ErrNotFound when unknown or revoked, ErrExpired when past its

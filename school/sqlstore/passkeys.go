@@ -178,15 +178,16 @@ func (s *Store) CreateSession(ctx context.Context, ss school.Session) (school.Se
 	return ss, s.write(ctx, "create session", `INSERT INTO sessions (`+sessionCols+`, ceremony) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, '', $15)`, args...)
 }
 
-// SignIn implements school.SessionStore. On PostgreSQL, outside a
-// transaction, the credential's update and the session's insert are one
-// statement: the insert takes its row from the update's RETURNING, so a
-// credential that is gone makes no session (0 rows: ErrNotFound).
+// SignIn implements school.SessionStore. On PostgreSQL the credential's
+// update and the session's insert are one statement (joined to the
+// transaction when inside one): the insert takes its row from the
+// update's RETURNING, so a credential that is gone makes no session (0
+// rows: ErrNotFound). SQLite runs the two in a transaction.
 func (s *Store) SignIn(ctx context.Context, use school.CredentialUse, ss school.Session) (school.Session, error) {
 	if len(ss.CredentialID) == 0 {
 		return ss, fmt.Errorf("%w: a sign-in names its credential", school.ErrInvalid)
 	}
-	if s.inTx || !s.b.WritesInWith() {
+	if !s.b.WritesInWith() {
 		err := s.tx(ctx, "sign in", func(t *Store) error {
 			if err := t.RecordCredentialUse(ctx, ss.CredentialID, use); err != nil {
 				return err
@@ -264,10 +265,9 @@ func (s *Store) TouchSessionConsent(ctx context.Context, id, platformID string) 
 	}
 	defer rows.Close()
 	var (
-		ss         school.Session
-		found      bool
-		pupilFound bool
-		acc        = consentRows{platformID: platformID}
+		ss    school.Session
+		found bool
+		acc   = consentRows{platformID: platformID} // acc.found: the subject is a pupil
 	)
 	for rows.Next() {
 		var status string
@@ -281,7 +281,6 @@ func (s *Store) TouchSessionConsent(ctx context.Context, id, platformID string) 
 		if status == "" {
 			continue // the subject is no pupil: the LEFT JOIN found none
 		}
-		pupilFound = true
 		if err := acc.add(status); err != nil {
 			return school.Session{}, school.ConsentState{}, s.fail("touch session", err)
 		}
@@ -295,7 +294,7 @@ func (s *Store) TouchSessionConsent(ctx context.Context, id, platformID string) 
 	if ss, err = s.touch(ctx, ss); err != nil {
 		return school.Session{}, school.ConsentState{}, err
 	}
-	if !pupilFound {
+	if !acc.found {
 		return ss, school.ConsentState{}, nil
 	}
 	return ss, acc.st, nil
