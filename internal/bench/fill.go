@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,12 +93,17 @@ func Fill(ctx context.Context, st school.Store, size Size) (map[string]int, erro
 		n    int
 		row  func(i int) []any
 	}
-	// tokenAt holds each expired token's creation time.
-	tokenAt := make([]int64, size.ExpiredTokens)
-	authIDs := ids(size.ExpiredTokens)
+	// The release log and the tokens are written in time order with
+	// time-ordered ids (school.NewLogID), as the server writes them, so
+	// their rows and id index entries lie in the order the retention job
+	// deletes them. tokenAt holds each expired token's creation time,
+	// releaseAt each release's time, both ascending.
+	releaseAt := times(size.Releases, func() int64 { return ago(year) })
+	tokenAt := times(size.ExpiredTokens, func() int64 { return ago(year) - int64(time.Hour/time.Microsecond) })
+	authIDs := make([]string, size.ExpiredTokens)
 	tokenPupil := make([]string, size.ExpiredTokens)
-	for i := range tokenAt {
-		tokenAt[i] = ago(year) - int64(time.Hour/time.Microsecond)
+	for i, t := range tokenAt {
+		authIDs[i] = school.NewLogID(time.UnixMicro(t - 20e6)) // the request, 20 s before its token
 		tokenPupil[i] = pupils[rand.IntN(len(pupils))]
 	}
 	tables := []table{
@@ -137,12 +143,13 @@ func Fill(ctx context.Context, st school.Store, size Size) (map[string]int, erro
 			t := ago(year)
 			return []any{randBytes(32), string(school.OwnerPupil), pupils[i], schoolOf(i), randBytes(77), "none", nil, 0, true, true, false, "internal,hybrid", "passkey", t, t, 0}
 		}},
-		{"releases", []string{"id", "pupil_id", "platform_id", "platform_name", "protocol", "via", "claims", "time"}, size.Releases, func(int) []any {
-			return []any{school.NewID(), pupils[rand.IntN(len(pupils))], pf.ID, pf.Name, string(school.ProtocolOIDC), "id_token", claims, ago(year)}
+		{"releases", []string{"id", "pupil_id", "platform_id", "platform_name", "protocol", "via", "claims", "time"}, size.Releases, func(i int) []any {
+			t := releaseAt[i]
+			return []any{school.NewLogID(time.UnixMicro(t)), pupils[rand.IntN(len(pupils))], pf.ID, pf.Name, string(school.ProtocolOIDC), "id_token", claims, t}
 		}},
 		{"oidc_tokens", []string{"id", "kind", "hash", "platform_id", "pupil_id", "session_ref", "auth_request_id", "family_id", "subject", "scopes", "auth_time", "amr", "acr", "created_at", "expires_at", "used_at", "revoked_at", "code_id"}, size.ExpiredTokens, func(i int) []any {
 			t := tokenAt[i]
-			return []any{school.NewID(), string(school.TokenAccess), nil, pf.ID, tokenPupil[i], hex.EncodeToString(randBytes(32)), authIDs[i], authIDs[i], randText(32),
+			return []any{school.NewLogID(time.UnixMicro(t + 10e3)), string(school.TokenAccess), nil, pf.ID, tokenPupil[i], hex.EncodeToString(randBytes(32)), authIDs[i], authIDs[i], randText(32),
 				"openid profile groups", t, "hwk user mfa", "https://refeds.org/profile/mfa", t + 10e3, t + 930e6, 0, 0, authIDs[i]}
 		}},
 	}
@@ -166,6 +173,16 @@ func ids(n int) []string {
 	for i := range out {
 		out[i] = school.NewID()
 	}
+	return out
+}
+
+// times returns n values of at, sorted ascending.
+func times(n int, at func() int64) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = at()
+	}
+	slices.Sort(out)
 	return out
 }
 

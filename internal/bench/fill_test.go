@@ -2,11 +2,14 @@ package bench_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/school"
+	"github.com/elevid/elevid/school/sqlite"
+	"github.com/elevid/elevid/school/sqlstore"
 )
 
 // TestFillThenLogin fills a store with the size test's rows (a small
@@ -99,5 +102,56 @@ func TestFillThenLogin(t *testing.T) {
 				t.Fatalf("after the fill: %d flows, %d errors (%s)", res.Flows, res.Errors, res.FirstError)
 			}
 		})
+	}
+}
+
+// TestFillTimeOrder checks that the filler's release log and tokens lie
+// as the server leaves them: written in time order (SQLite's rowid) with
+// time-ordered ids (school.NewLogID), so that the retention job's deletes
+// of the oldest rows touch neighbouring pages, as they do in production.
+func TestFillTimeOrder(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fill.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(s.Backend(), sqlstore.Options{})
+	if _, err := bench.Prepare(ctx, st, "localhost", "http://localhost:1", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bench.Fill(ctx, st, bench.Size{Pupils: 50, Releases: 500, ExpiredTokens: 500}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"SELECT id, time FROM releases ORDER BY rowid",
+		"SELECT id, created_at FROM oidc_tokens ORDER BY rowid",
+	} {
+		rows, err := s.Backend().Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, lastID, lastAt := 0, "", int64(0)
+		for rows.Next() {
+			var id string
+			var at int64
+			if err := rows.Scan(&id, &at); err != nil {
+				t.Fatal(err)
+			}
+			if want := school.NewLogID(time.UnixMicro(at))[:12]; id[:12] != want {
+				t.Fatalf("%s: row %d: id %s is not time-ordered (want prefix %s)", q, n, id, want)
+			}
+			if at < lastAt || id < lastID {
+				t.Fatalf("%s: row %d (%s, %d) comes after (%s, %d)", q, n, id, at, lastID, lastAt)
+			}
+			n, lastID, lastAt = n+1, id, at
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || n != 500 {
+			t.Fatalf("%s: %d rows, err %v", q, n, err)
+		}
 	}
 }
