@@ -136,8 +136,8 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 
 	mathRP := e.relyingParty(math, []string{gooidc.ScopeOpenID, "profile", "groups", "eduperson", gooidc.ScopeOfflineAccess})
 	res := e.authorize(pupilBrowser, dev, mathRP)
-	if res.code == "" || !res.passkeyLogin {
-		t.Fatalf("authorize at %s: %+v", math.ClientID, res)
+	if res.code == "" || !res.passkeyLogin || !res.continued {
+		t.Fatalf("authorize at %s: %+v, want a code straight from the passkey login", math.ClientID, res)
 	}
 	tok, err := mathRP.cfg.Exchange(ctx, res.code, oauth2.VerifierOption(res.verifier))
 	if err != nil {
@@ -266,7 +266,7 @@ func TestEndToEndConsentLoginWithdraw(t *testing.T) {
 	// A new login at the platform: the pupil logs in again with the
 	// passkey, and the platform gets access_denied, no code.
 	res = e.authorize(pupilBrowser, dev, mathRP)
-	if res.err != "access_denied" || res.code != "" || !res.passkeyLogin {
+	if res.err != "access_denied" || res.code != "" || !res.passkeyLogin || res.continued {
 		t.Fatalf("authorize after withdrawal: %+v, want access_denied after a fresh passkey login", res)
 	}
 	if n := releasesTo(math.ID); n != mathReleases {
@@ -767,6 +767,9 @@ type authResult struct {
 	code, err, errDesc string
 	verifier, nonce    string
 	passkeyLogin       bool // the flow went through the passkey login
+	// continued: the login's answer sent the browser straight to the
+	// platform (no request to the hand-off).
+	continued bool
 }
 
 // authorize starts at the platform's authorization URL (PKCE S256, nonce)
@@ -797,6 +800,7 @@ func (e *e2e) authorize(b *client, d *device, r *rp) authResult {
 			}
 			res.passkeyLogin = true
 			_ = json.Unmarshal(out["next"], &next)
+			res.continued = strings.HasPrefix(next, r.redirectURI)
 			continue
 		}
 		status, body, hdr := b.get(next)

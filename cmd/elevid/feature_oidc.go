@@ -19,6 +19,8 @@ func mountOIDC(w *wiring) error {
 		return err
 	}
 	op.Mount(w.mux)
+	// A passkey login that returns to the hand-off ends at the platform.
+	w.login.ContinueAt(oidc.HandoffPath, op.ContinueLogin)
 	w.bypass = append(w.bypass, oidc.BypassPatterns...)
 	w.oidc = op
 	owner := school.NewID() // this node, for the leases of the logout queue

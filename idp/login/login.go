@@ -66,6 +66,26 @@ type Login struct {
 	ceremonies []securecookie.Codec
 	begins     *windowCounter
 	log        *slog.Logger
+	// continuations by the path of a return_to (ContinueAt).
+	continuations map[string]Continuation
+}
+
+// A Continuation answers, inside the finish request of a passkey login,
+// the place the login returns to: given the request, the return_to
+// (checked by SafeReturnTo) and the session the login just made, it
+// returns where the browser goes instead, or false to send it to
+// return_to as usual. It must decide as the handler at return_to would,
+// which still answers every login it does not continue.
+type Continuation func(r *http.Request, returnTo *url.URL, s school.Session) (next string, ok bool)
+
+// ContinueAt makes c continue the logins that return to path (the OpenID
+// provider's hand-off: the browser then goes from the login straight to
+// the platform). It is called while wiring, before the login serves.
+func (l *Login) ContinueAt(path string, c Continuation) {
+	if l.continuations == nil {
+		l.continuations = map[string]Continuation{}
+	}
+	l.continuations[path] = c
 }
 
 // NewLogin returns a Login for opt.
@@ -339,7 +359,22 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.log.Info("login: pupil logged in", "pupil", pupil.ID, "session", s.Ref[:12])
-	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: SafeReturnTo(f.ReturnTo)})
+	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: l.next(r, SafeReturnTo(f.ReturnTo), s)})
+}
+
+// next is where a login that returns to returnTo sends the browser: where
+// returnTo's continuation says, or returnTo.
+func (l *Login) next(r *http.Request, returnTo string, s school.Session) string {
+	u, err := url.Parse(returnTo)
+	if err != nil {
+		return returnTo
+	}
+	if c := l.continuations[u.Path]; c != nil {
+		if next, ok := c(r, u, s); ok {
+			return next
+		}
+	}
+	return returnTo
 }
 
 // complete records the credential's use (counter, clone warning, backup

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -54,37 +55,23 @@ func (p *Provider) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p.opt.LoginURL(returnTo), http.StatusSeeOther)
 		return
 	}
-	// prompt=login (max_age 0) and max_age ask for a login no older than
-	// max_age; a login made after this request began always counts.
-	if ma := params.MaxAge; ma != nil && sess.AuthTime.Before(ar.st.CreatedAt) &&
-		p.opt.Now().Sub(sess.AuthTime) > time.Duration(*ma)*time.Second {
+	h := p.decide(ar, sess, cs)
+	switch {
+	case h.stale:
 		if promptNone || r.URL.Query().Get("reauth") != "" {
 			fail(oidc.ErrLoginRequired())
 			return
 		}
 		http.Redirect(w, r, p.opt.ReauthURL(returnTo+"&reauth=1"), http.StatusSeeOther)
 		return
-	}
-	if params.Hint != "" && ar.client.subject(p.opt.PairwiseSecret, sess.SubjectID) != params.Hint {
-		// The platform asked for another pupil (id_token_hint).
-		fail(oidc.ErrLoginRequired().WithDescription("another pupil is logged in"))
+	case h.refusal != nil:
+		if h.reason != "" {
+			p.log.Info("login refused", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "reason", h.reason)
+		}
+		fail(h.refusal)
 		return
 	}
-	if err := release.Allowed(cs, ar.client.pf.ID); err != nil {
-		p.log.Info("login refused", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "reason", err)
-		fail(oidc.ErrAccessDenied().WithDescription("%s", refusalText(err)))
-		return
-	}
-	// acr_values (voluntary in OIDC) are honoured like SAML's minimum
-	// comparison: a login that meets none of them is refused rather
-	// than reported weaker than asked.
-	acr, ok := login.MeetAuthnContext(params.ACRValues, "minimum", login.ACRFor(sess.UserVerified))
-	if !ok {
-		p.log.Info("login refused: acr_values not met", "pupil", sess.SubjectID, "platform", ar.client.pf.ID, "acr_values", params.ACRValues)
-		fail(oidc.ErrAccessDenied().WithDescription("unmet_authentication_requirements: the requested acr_values cannot be met"))
-		return
-	}
-	if err := p.storage.complete(ar, sess.SubjectID, sess.Ref, sess.AuthTime, sess.AMR, acr); err != nil {
+	if err := p.storage.complete(ar, sess.SubjectID, sess.Ref, sess.AuthTime, sess.AMR, h.acr); err != nil {
 		p.opt.Site.ServerError(w, r, err)
 		return
 	}
@@ -93,6 +80,82 @@ func (p *Provider) loginHandoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op.AuthResponseCode(w, r, ar, codeAuthorizer{p.provider, ar.code})
+}
+
+// handoff is what the hand-off does with an authorization request and a
+// pupil's session.
+type handoff struct {
+	acr   string // the session meets the request: the code carries this acr
+	stale bool   // the login is older than the request's max_age allows
+	// refusal answers the platform; reason, when set, goes to the log.
+	refusal *oidc.Error
+	reason  string
+}
+
+// decide is the hand-off's decision for ar, the pupil's session sess and
+// the pupil's consent state cs for ar's platform (read on this request).
+func (p *Provider) decide(ar *authRequest, sess school.Session, cs school.ConsentState) handoff {
+	params := ar.st.Params
+	// prompt=login (max_age 0) and max_age ask for a login no older than
+	// max_age; a login made after this request began always counts.
+	if ma := params.MaxAge; ma != nil && sess.AuthTime.Before(ar.st.CreatedAt) &&
+		p.opt.Now().Sub(sess.AuthTime) > time.Duration(*ma)*time.Second {
+		return handoff{stale: true}
+	}
+	if params.Hint != "" && ar.client.subject(p.opt.PairwiseSecret, sess.SubjectID) != params.Hint {
+		// The platform asked for another pupil (id_token_hint).
+		return handoff{refusal: oidc.ErrLoginRequired().WithDescription("another pupil is logged in")}
+	}
+	if err := release.Allowed(cs, ar.client.pf.ID); err != nil {
+		return handoff{refusal: oidc.ErrAccessDenied().WithDescription("%s", refusalText(err)), reason: err.Error()}
+	}
+	// acr_values (voluntary in OIDC) are honoured like SAML's minimum
+	// comparison: a login that meets none of them is refused rather
+	// than reported weaker than asked.
+	acr, ok := login.MeetAuthnContext(params.ACRValues, "minimum", login.ACRFor(sess.UserVerified))
+	if !ok {
+		return handoff{refusal: oidc.ErrAccessDenied().WithDescription("unmet_authentication_requirements: the requested acr_values cannot be met"),
+			reason: fmt.Sprintf("acr_values %v not met", params.ACRValues)}
+	}
+	return handoff{acr: acr}
+}
+
+// ContinueLogin is the hand-off run inside the passkey login's finish
+// request (login.Login.ContinueAt), for the session that login just
+// made: when returnTo is the hand-off of an authorization request that
+// the session meets (consent read now) and that is answered by a
+// redirect, it completes the request and returns the platform's redirect
+// URI with the code, and the browser goes there without a request to the
+// hand-off. Anything else (a refusal, response_mode=form_post, an expired
+// request, a store error) returns false: the browser goes to the hand-off,
+// which decides again and answers as always.
+func (p *Provider) ContinueLogin(r *http.Request, returnTo *url.URL, sess school.Session) (string, bool) {
+	ctx := r.Context()
+	got, err := p.storage.AuthRequestByID(ctx, returnTo.Query().Get("id"))
+	if err != nil {
+		return "", false
+	}
+	ar := got.(*authRequest)
+	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
+		return "", false
+	}
+	cs, err := p.opt.Store.ConsentState(school.Brief(ctx), sess.SubjectID, ar.client.pf.ID) // a lookup by key
+	if err != nil {
+		p.log.Warn("login hand-off: consent state not read; the browser goes to the hand-off", "err", err)
+		return "", false
+	}
+	h := p.decide(ar, sess, cs)
+	if h.stale || h.refusal != nil {
+		return "", false
+	}
+	if err := p.storage.complete(ar, sess.SubjectID, sess.Ref, sess.AuthTime, sess.AMR, h.acr); err != nil {
+		return "", false
+	}
+	next, err := op.BuildAuthResponseCallbackURL(ctx, ar, codeAuthorizer{p.provider, ar.code})
+	if err != nil {
+		return "", false
+	}
+	return next, true
 }
 
 // oidcPostData is the data of the oidc-post page.

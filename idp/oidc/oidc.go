@@ -96,9 +96,12 @@ const (
 	oidcIntrospectPath = "/oidc/introspect"
 	EndSessionPath     = "/oidc/end_session"
 	oidcKeysPath       = "/oidc/keys"
-	oidcLoginPath      = "/oidc/login"
-	oidcLoggedOutPath  = "/oidc/logged-out"
-	discoveryPath      = "/.well-known/openid-configuration"
+	// HandoffPath is the login hand-off, where a passkey login returns
+	// to (ContinueLogin continues those logins).
+	HandoffPath       = "/oidc/login"
+	oidcLoginPath     = HandoffPath
+	oidcLoggedOutPath = "/oidc/logged-out"
+	discoveryPath     = "/.well-known/openid-configuration"
 )
 
 // BypassPatterns are the mux patterns that must accept cross-site

@@ -820,3 +820,93 @@ func TestOIDCBackchannelLogoutQueued(t *testing.T) {
 		t.Fatal("a refused logout token was sent again")
 	}
 }
+
+// TestOIDCLoginContinues: a passkey login that returns to the hand-off
+// of an authorization request the new session meets answers with the
+// platform's redirect (the code), so the browser skips the hand-off; the
+// consent is read at that moment. Every other case goes to the hand-off,
+// which answers as it always did.
+func TestOIDCLoginContinues(t *testing.T) {
+	ctx := context.Background()
+	e := idptest.NewOIDCEnv(t)
+	rp := e.NewRP(t, "continues", idptest.RPOptions{})
+	// toLogin starts an authorization request in a fresh browser and
+	// returns the browser, the login's return_to and the request's state.
+	toLogin := func(extra ...oauth2.AuthCodeOption) (*idptest.Browser, string, string, string) {
+		t.Helper()
+		b := idptest.NewBrowser()
+		state, verifier := school.NewID(), oauth2.GenerateVerifier()
+		opts := append([]oauth2.AuthCodeOption{gooidc.Nonce(school.NewID()), oauth2.S256ChallengeOption(verifier)}, extra...)
+		resp := b.Get(t, rp.Config.AuthCodeURL(state, opts...))
+		resp.Body.Close()
+		u, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || u.Path != "/login" {
+			t.Fatalf("authorize: %d to %q, want the login", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		returnTo := u.Query().Get("return_to")
+		if !strings.HasPrefix(returnTo, oidc.HandoffPath+"?") {
+			t.Fatalf("return_to %q is not the hand-off", returnTo)
+		}
+		return b, returnTo, state, verifier
+	}
+	// handoff follows next (the hand-off) and returns where it sends the browser.
+	handoff := func(b *idptest.Browser, next string) *http.Response {
+		t.Helper()
+		if !strings.HasPrefix(next, oidc.HandoffPath+"?") {
+			t.Fatalf("login sent the browser to %q, want the hand-off", next)
+		}
+		resp := b.Get(t, e.Server.URL+next)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+
+	// With consent: straight to the platform, and the code works.
+	e.GrantConsent(rp.Platform.ID)
+	b, returnTo, state, verifier := toLogin()
+	next := e.PasskeyLogin(t, b, returnTo)
+	u, err := url.Parse(next)
+	if err != nil || !strings.HasPrefix(next, rp.Config.RedirectURL+"?") || u.Query().Get("state") != state || u.Query().Get("code") == "" {
+		t.Fatalf("login with consent sent the browser to %q, want %s with the code and state %s", next, rp.Config.RedirectURL, state)
+	}
+	tok, err := rp.Exchange(ctx, idptest.FlowResult{Code: u.Query().Get("code"), Verifier: verifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := rp.Verifier.Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c idClaims
+	if err := idt.Claims(&c); err != nil || c.ACR != login.ACRFor(true) || c.SID == "" {
+		t.Fatalf("ID token claims %+v (%v)", c, err)
+	}
+
+	// Consent withdrawn after the request began: the login does not
+	// continue, and the hand-off refuses.
+	b, returnTo, _, _ = toLogin()
+	e.WithdrawConsent()
+	resp := handoff(b, e.PasskeyLogin(t, b, returnTo))
+	if loc, _ := url.Parse(resp.Header.Get("Location")); loc == nil || loc.Query().Get("error") != "access_denied" {
+		t.Fatalf("hand-off without consent: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// response_mode=form_post needs the hand-off's page.
+	e.GrantConsent(rp.Platform.ID)
+	b, returnTo, _, _ = toLogin(oauth2.SetAuthURLParam("response_mode", "form_post"))
+	if resp := handoff(b, e.PasskeyLogin(t, b, returnTo)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("form_post hand-off: %d", resp.StatusCode)
+	}
+
+	// An expired request: the hand-off shows its error page.
+	b, returnTo, _, _ = toLogin()
+	e.Clock.Advance(11 * time.Minute)
+	if resp := handoff(b, e.PasskeyLogin(t, b, returnTo)); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("expired request at the hand-off: %d", resp.StatusCode)
+	}
+
+	// A login that returns elsewhere is not continued.
+	b, _, _, _ = toLogin()
+	if next := e.PasskeyLogin(t, b, "/me"); next != "/me" {
+		t.Fatalf("login to /me sent the browser to %q", next)
+	}
+}

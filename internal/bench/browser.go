@@ -47,6 +47,9 @@ func browse(ctx context.Context, c *http.Client, n *nodes, f *Fixture, p Fixture
 			if err != nil {
 				return "", err
 			}
+			if strings.HasPrefix(after, f.RedirectURI) { // the login continued to the platform
+				return after, nil
+			}
 			next = after
 			continue
 		}

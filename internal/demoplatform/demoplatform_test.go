@@ -127,7 +127,8 @@ func demoSignIn(t *testing.T, e *idptest.OIDCEnv, b *idptest.Browser) string {
 	for range 12 {
 		u, _ := url.Parse(next)
 		if u.Path == "/login" {
-			next = e.Server.URL + e.PasskeyLogin(t, b, u.Query().Get("return_to"))
+			to, _ := url.Parse(e.PasskeyLogin(t, b, u.Query().Get("return_to")))
+			next = u.ResolveReference(to).String() // a path, or the platform's redirect URI
 			continue
 		}
 		resp := b.Get(t, next)

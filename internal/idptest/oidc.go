@@ -177,6 +177,7 @@ func NewOIDCEnvOn(t testing.TB, pg bool, keys oidc.KeyPolicy) *OIDCEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.login.ContinueAt(oidc.HandoffPath, e.OIDC.ContinueLogin)
 	mux := http.NewServeMux()
 	e.login.Mount(mux)
 	e.OIDC.Mount(mux)
@@ -255,6 +256,10 @@ func Body(t testing.TB, resp *http.Response) string {
 
 // PasskeyLogin runs the discoverable login with the virtual authenticator
 // and returns where the login sends the browser next.
+//
+// The result is where the login sends the browser: a path on the server,
+// or, when the login continued an authorization request
+// (login.Login.ContinueAt), the platform's redirect URI with the code.
 func (e *OIDCEnv) PasskeyLogin(t testing.TB, b *Browser, returnTo string) string {
 	t.Helper()
 	post := func(path string, v any) map[string]json.RawMessage {
