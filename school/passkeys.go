@@ -223,6 +223,10 @@ type PasskeyStore interface {
 	// or the pupil has no credential with that id (the caller may then
 	// look up which, with OwnerByHandle and GetCredential).
 	PasskeyLogin(ctx context.Context, handle, credentialID []byte) (Pupil, Credential, error)
+	// PasskeyLoginConsent is PasskeyLogin that also returns the pupil's
+	// consent state for platformID (as ConsentState), in the same read:
+	// for a login that goes on to that platform in the same request.
+	PasskeyLoginConsent(ctx context.Context, handle, credentialID []byte, platformID string) (Pupil, Credential, ConsentState, error)
 	// RecordCredentialUse stores what a sign-in learnt about a credential
 	// (of either kind) in one write: counter, backup state and time of
 	// use; a clone warning, once set, stays set. ErrNotFound for an

@@ -70,13 +70,17 @@ type Login struct {
 	continuations map[string]Continuation
 }
 
-// A Continuation answers, inside the finish request of a passkey login,
-// the place the login returns to: given the request, the return_to
-// (checked by SafeReturnTo) and the session the login just made, it
-// returns where the browser goes instead, or false to send it to
-// return_to as usual. It must decide as the handler at return_to would,
-// which still answers every login it does not continue.
-type Continuation func(r *http.Request, returnTo *url.URL, s school.Session) (next string, ok bool)
+// A Continuation continues a passkey login, inside its finish request,
+// to the place the login returns to. Given the request and the return_to
+// (checked by SafeReturnTo) it returns the platform whose consent state
+// the login reads with the pupil's passkey (in the same statement:
+// school.PasskeyStore.PasskeyLoginConsent) and finish; finish, given the
+// session the login made and that consent state, returns where the
+// browser goes instead of return_to, or false to send it to return_to.
+// A nil finish continues nothing. A continuation must decide as the
+// handler at return_to would, which still answers every login it does
+// not continue.
+type Continuation func(r *http.Request, returnTo *url.URL) (platformID string, finish func(s school.Session, cs school.ConsentState) (next string, ok bool))
 
 // ContinueAt makes c continue the logins that return to path (the OpenID
 // provider's hand-off: the browser then goes from the login straight to
@@ -314,13 +318,23 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		l.jsonError(w, r, http.StatusBadRequest, "login.err.ceremony")
 		return
 	}
-	var pupil school.Pupil
+	next := SafeReturnTo(f.ReturnTo)
+	platformID, continued := l.continuation(r, next)
+	var (
+		pupil school.Pupil
+		cs    school.ConsentState // for platformID, when continued
+	)
 	a, err := l.rp.FinishLogin(ctx, sd, f.Credential, passkey.Login{Kind: school.OwnerPupil,
-		// The handle's pupil and the credential in one read.
+		// The handle's pupil and the credential in one read (with the
+		// consent state a continuation needs).
 		Lookup: func(ctx context.Context, userHandle, credentialID []byte) (school.Credential, error) {
 			var c school.Credential
 			var err error
-			pupil, c, err = l.opt.Store.PasskeyLogin(school.Brief(ctx), userHandle, credentialID) // a lookup by key
+			if continued != nil {
+				pupil, c, cs, err = l.opt.Store.PasskeyLoginConsent(school.Brief(ctx), userHandle, credentialID, platformID) // a lookup by key
+			} else {
+				pupil, c, err = l.opt.Store.PasskeyLogin(school.Brief(ctx), userHandle, credentialID) // a lookup by key
+			}
 			return c, err
 		},
 		Allow: func(context.Context, school.Credential) error {
@@ -359,22 +373,25 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.log.Info("login: pupil logged in", "pupil", pupil.ID, "session", s.Ref[:12])
-	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: l.next(r, SafeReturnTo(f.ReturnTo), s)})
-}
-
-// next is where a login that returns to returnTo sends the browser: where
-// returnTo's continuation says, or returnTo.
-func (l *Login) next(r *http.Request, returnTo string, s school.Session) string {
-	u, err := url.Parse(returnTo)
-	if err != nil {
-		return returnTo
-	}
-	if c := l.continuations[u.Path]; c != nil {
-		if next, ok := c(r, u, s); ok {
-			return next
+	if continued != nil {
+		if to, ok := continued(s, cs); ok {
+			next = to
 		}
 	}
-	return returnTo
+	passkey.WriteJSON(w, http.StatusOK, passkey.Result{OK: true, Next: next})
+}
+
+// continuation returns returnTo's continuation (ContinueAt), as
+// Continuation does; a nil finish when there is none.
+func (l *Login) continuation(r *http.Request, returnTo string) (string, func(school.Session, school.ConsentState) (string, bool)) {
+	u, err := url.Parse(returnTo)
+	if err != nil {
+		return "", nil
+	}
+	if c := l.continuations[u.Path]; c != nil {
+		return c(r, u)
+	}
+	return "", nil
 }
 
 // complete records the credential's use (counter, clone warning, backup

@@ -121,41 +121,41 @@ func (p *Provider) decide(ar *authRequest, sess school.Session, cs school.Consen
 }
 
 // ContinueLogin is the hand-off run inside the passkey login's finish
-// request (login.Login.ContinueAt), for the session that login just
-// made: when returnTo is the hand-off of an authorization request that
-// the session meets (consent read now) and that is answered by a
-// redirect, it completes the request and returns the platform's redirect
-// URI with the code, and the browser goes there without a request to the
-// hand-off. Anything else (a refusal, response_mode=form_post, an expired
-// request, a store error) returns false: the browser goes to the hand-off,
-// which decides again and answers as always.
-func (p *Provider) ContinueLogin(r *http.Request, returnTo *url.URL, sess school.Session) (string, bool) {
+// request (a login.Continuation, wired with login.Login.ContinueAt): when
+// returnTo is the hand-off of an authorization request that is answered
+// by a redirect, the login reads the pupil's consent state for its
+// platform with the passkey, and finish decides with it and the new
+// session; when the session meets the request, finish completes it and
+// returns the platform's redirect URI with the code, and the browser goes
+// there without a request to the hand-off. Anything else (a refusal,
+// response_mode=form_post, an expired or unknown request) goes to the
+// hand-off, which decides again and answers as always.
+func (p *Provider) ContinueLogin(r *http.Request, returnTo *url.URL) (string, func(school.Session, school.ConsentState) (string, bool)) {
 	ctx := r.Context()
 	got, err := p.storage.AuthRequestByID(ctx, returnTo.Query().Get("id"))
 	if err != nil {
-		return "", false
+		return "", nil
 	}
 	ar := got.(*authRequest)
 	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
-		return "", false
+		return "", nil
 	}
-	cs, err := p.opt.Store.ConsentState(school.Brief(ctx), sess.SubjectID, ar.client.pf.ID) // a lookup by key
-	if err != nil {
-		p.log.Warn("login hand-off: consent state not read; the browser goes to the hand-off", "err", err)
-		return "", false
+	return ar.client.pf.ID, func(sess school.Session, cs school.ConsentState) (string, bool) {
+		h := p.decide(ar, sess, cs)
+		if h.stale || h.refusal != nil {
+			return "", false
+		}
+		if err := p.storage.complete(ar, sess.SubjectID, sess.Ref, sess.AuthTime, sess.AMR, h.acr); err != nil {
+			p.log.Warn("login hand-off: the code was not sealed; the browser goes to the hand-off", "err", err)
+			return "", false
+		}
+		next, err := op.BuildAuthResponseCallbackURL(ctx, ar, codeAuthorizer{p.provider, ar.code})
+		if err != nil {
+			p.log.Warn("login hand-off: no redirect; the browser goes to the hand-off", "err", err)
+			return "", false
+		}
+		return next, true
 	}
-	h := p.decide(ar, sess, cs)
-	if h.stale || h.refusal != nil {
-		return "", false
-	}
-	if err := p.storage.complete(ar, sess.SubjectID, sess.Ref, sess.AuthTime, sess.AMR, h.acr); err != nil {
-		return "", false
-	}
-	next, err := op.BuildAuthResponseCallbackURL(ctx, ar, codeAuthorizer{p.provider, ar.code})
-	if err != nil {
-		return "", false
-	}
-	return next, true
 }
 
 // oidcPostData is the data of the oidc-post page.

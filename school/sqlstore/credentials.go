@@ -238,6 +238,47 @@ func (s *Store) PasskeyLogin(ctx context.Context, handle, credentialID []byte) (
 	return p, c, pr.finish()
 }
 
+// PasskeyLoginConsent implements school.PasskeyStore: PasskeyLogin's
+// query with the consent state's columns and joins (one row per guardian).
+func (s *Store) PasskeyLoginConsent(ctx context.Context, handle, credentialID []byte, platformID string) (school.Pupil, school.Credential, school.ConsentState, error) {
+	var (
+		p   school.Pupil
+		c   school.Credential
+		pr  = pupilRow{p: &p}
+		acc = consentRows{platformID: platformID}
+	)
+	rows, err := s.q.Query(ctx, passkeyConsentQuery, handle, credentialID, platformID)
+	if err != nil {
+		return p, c, acc.st, s.fail("passkey login", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err = scanCredentialRow(scanFunc(func(dest ...any) error {
+			return rows.Scan(append(append(pr.dest(), dest...), acc.dest()...)...)
+		}))
+		if err != nil {
+			return p, c, acc.st, s.fail("passkey login", err)
+		}
+		acc.st.PupilID, acc.st.SchoolID = p.ID, p.SchoolID
+		if err := acc.add(pr.status); err != nil {
+			return p, c, acc.st, s.fail("passkey login", err)
+		}
+	}
+	if _, err := acc.done(rows.Err()); err != nil {
+		if errors.Is(err, school.ErrNotFound) {
+			err = fmt.Errorf("credential of the user handle: %w", school.ErrNotFound)
+		}
+		return p, c, acc.st, s.fail("passkey login", err)
+	}
+	return p, c, acc.st, s.fail("passkey login", pr.finish())
+}
+
+// passkeyConsentQuery names the credential cr: c is the consent state's.
+var passkeyConsentQuery = `SELECT ` + pupilColsP + `, ` + credentialCols("cr.") + `, ` + strings.ReplaceAll(consentStateCols, "$2", "$3") + `
+	FROM pupil_handles h JOIN pupils p ON p.id = h.pupil_id JOIN credentials cr ON cr.id = $2 AND cr.pupil_id = h.pupil_id
+	` + strings.ReplaceAll(consentStateJoins, "$2", "$3") + `
+	WHERE h.handle = $1`
+
 // RecordCredentialUse implements school.PasskeyStore.
 func (s *Store) RecordCredentialUse(ctx context.Context, id []byte, use school.CredentialUse) error {
 	n, err := s.q.Exec(ctx, `UPDATE credentials SET sign_count = $2, clone_warning = (clone_warning OR $3), backup_state = $4, last_used_at = $5 WHERE id = $1`,

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -180,6 +181,51 @@ func testReleaseInputs(t *testing.T, h Harness) {
 	}
 	_, _, _, err = st.TokenReleaseInputs(ctx, "nope")
 	wantErr(t, err, school.ErrNotFound)
+
+	// PasskeyLoginConsent: PasskeyLogin's pupil and credential and
+	// ConsentState's state, in one statement.
+	handles := map[string][]byte{}
+	for _, p := range []string{s.Pupil.ID, noClass.ID} {
+		handles[p] = must(st.UserHandle(ctx, school.PupilOwner(p)))
+		must(st.AddCredential(ctx, school.Credential{ID: []byte("cred-login-" + p), Owner: school.PupilOwner(p), SchoolID: s.School.ID,
+			PublicKey: []byte("pk"), AttestationFormat: "none", AAGUID: make([]byte, 16), Transports: []string{"internal"}, Label: "iPad"}))
+	}
+	sortCS := func(cs *school.ConsentState) {
+		slices.SortFunc(cs.Consents, func(a, b school.Consent) int { return strings.Compare(a.ID, b.ID) })
+		slices.Sort(cs.Guardians)
+	}
+	for _, c := range []struct{ pupil, platform string }{
+		{s.Pupil.ID, s.Platform.ID}, {s.Pupil.ID, other.ID}, {s.Pupil.ID, "nope"}, {noClass.ID, s.Platform.ID},
+	} {
+		cred := []byte("cred-login-" + c.pupil)
+		gotP, gotC, gotCS, err := st.PasskeyLoginConsent(ctx, handles[c.pupil], cred, c.platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantP, wantC, err := st.PasskeyLogin(ctx, handles[c.pupil], cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCS := must(st.ConsentState(ctx, c.pupil, c.platform))
+		sortCS(&gotCS)
+		sortCS(&wantCS)
+		if !reflect.DeepEqual(gotP, wantP) || !reflect.DeepEqual(gotC, wantC) || !reflect.DeepEqual(gotCS, wantCS) {
+			t.Fatalf("PasskeyLoginConsent(%s, %s) =\n%+v\n%+v\n%+v\nwant\n%+v\n%+v\n%+v", c.pupil, c.platform, gotP, gotC, gotCS, wantP, wantC, wantCS)
+		}
+	}
+	for _, c := range []struct {
+		name         string
+		handle, cred []byte
+	}{
+		{"unknown handle", []byte("nope"), []byte("cred-login-" + s.Pupil.ID)},
+		{"unknown credential", handles[s.Pupil.ID], []byte("nope")},
+		{"another pupil's credential", handles[s.Pupil.ID], []byte("cred-login-" + noClass.ID)},
+	} {
+		_, _, _, err := st.PasskeyLoginConsent(ctx, c.handle, c.cred, s.Platform.ID)
+		if !errors.Is(err, school.ErrNotFound) {
+			t.Fatalf("PasskeyLoginConsent with %s: %v, want ErrNotFound", c.name, err)
+		}
+	}
 
 	// TouchSessionConsent: TouchSession's session and ConsentState's
 	// state of its subject, in one statement; the zero state when the
