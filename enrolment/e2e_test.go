@@ -307,7 +307,9 @@ func TestReturnTo(t *testing.T) {
 	if got := login.LoginURL("https://evil.example/"); got != "/login?return_to=%2Fme" {
 		t.Errorf("LoginURL = %q", got)
 	}
-	// The finish answer never sends the browser off-site.
+	// The finish answer never sends the browser off-site to a return_to
+	// (only a continued authorization request goes to its platform's
+	// registered redirect URI: TestOIDCLoginContinues).
 	e := newEnv(t, onSQLite)
 	b := e.browser("da")
 	d := e.device()
