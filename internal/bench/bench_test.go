@@ -60,37 +60,44 @@ func benchOn(t *testing.T, db string) {
 	benchRest(t, s, s.st, s.counter, s.origin, budget)
 }
 
+// openBackend opens a migrated database for one test, closed at its end:
+// SQLite in the test's temporary directory (name.db), or PostgreSQL in a
+// fresh schema named after name (pgParams are added to its URL).
+func openBackend(t *testing.T, db, name, pgParams string) sqlstore.Backend {
+	t.Helper()
+	ctx := context.Background()
+	type store interface {
+		Backend() sqlstore.Backend
+		Migrate(context.Context) (int64, error)
+		Close() error
+	}
+	var s store
+	var err error
+	switch db {
+	case "sqlite":
+		s, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), name+".db"), sqlstore.Options{})
+	case "postgres":
+		s, err = postgres.Open(ctx, testenv.PostgresSchema(t, name)+pgParams, sqlstore.Options{})
+	default:
+		t.Fatalf("unknown database %q", db)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s.Backend()
+}
+
 // flowBudget is what one complete login flow may cost the database.
 type flowBudget struct{ statements, transactions float64 }
 
 func startServer(t *testing.T, db string) *server {
-	ctx := context.Background()
 	counter := &sqlstore.Counter{}
 	counter.Track()
-	var st school.Store
-	switch db {
-	case "sqlite":
-		s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "bench.db"), sqlstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if _, err := s.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		st = sqlstore.New(s.Backend(), sqlstore.Options{Counter: counter})
-	case "postgres":
-		s, err := postgres.Open(ctx, testenv.PostgresSchema(t, "bench")+"&pool_max_conns=8", sqlstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if _, err := s.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		st = sqlstore.New(s.Backend(), sqlstore.Options{Counter: counter})
-	}
-
+	st := sqlstore.New(openBackend(t, db, "bench", "&pool_max_conns=8"), sqlstore.Options{Counter: counter})
 	return startHTTP(t, st, counter)
 }
 

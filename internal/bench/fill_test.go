@@ -2,13 +2,11 @@ package bench_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/elevid/elevid/internal/bench"
 	"github.com/elevid/elevid/school"
-	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
 )
 
@@ -111,15 +109,8 @@ func TestFillThenLogin(t *testing.T) {
 // of the oldest rows touch neighbouring pages, as they do in production.
 func TestFillTimeOrder(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fill.db"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st := sqlstore.New(s.Backend(), sqlstore.Options{})
+	b := openBackend(t, "sqlite", "fill", "")
+	st := sqlstore.New(b, sqlstore.Options{})
 	if _, err := bench.Prepare(ctx, st, "localhost", "http://localhost:1", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +121,7 @@ func TestFillTimeOrder(t *testing.T) {
 		"SELECT id, time FROM releases ORDER BY rowid",
 		"SELECT id, created_at FROM oidc_tokens ORDER BY rowid",
 	} {
-		rows, err := s.Backend().Query(ctx, q)
+		rows, err := b.Query(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,16 +3,12 @@ package bench_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/elevid/elevid/internal/bench"
-	"github.com/elevid/elevid/internal/testenv"
-	"github.com/elevid/elevid/school/postgres"
-	"github.com/elevid/elevid/school/sqlite"
 	"github.com/elevid/elevid/school/sqlstore"
 )
 
@@ -27,29 +23,7 @@ func TestLoginFlowPlans(t *testing.T) {
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
 			ctx := context.Background()
-			var b sqlstore.Backend
-			switch db {
-			case "sqlite":
-				s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plans.db"), sqlstore.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				if _, err := s.Migrate(ctx); err != nil {
-					t.Fatal(err)
-				}
-				b = s.Backend()
-			case "postgres":
-				s, err := postgres.Open(ctx, testenv.PostgresSchema(t, "plans"), sqlstore.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				if _, err := s.Migrate(ctx); err != nil {
-					t.Fatal(err)
-				}
-				b = s.Backend()
-			}
+			b := openBackend(t, db, "plans", "")
 			counter := &sqlstore.Counter{}
 			st := sqlstore.New(b, sqlstore.Options{Counter: counter})
 			srv := startHTTP(t, st, counter)
