@@ -38,7 +38,7 @@ func (p *Provider) loginHandoff(w http.ResponseWriter, r *http.Request) {
 	fail := func(e *oidc.Error) { op.AuthRequestError(w, r, ar, e, p.provider) }
 	params := ar.st.Params
 
-	returnTo := oidcLoginPath + "?id=" + url.QueryEscape(id)
+	returnTo := HandoffPath + "?id=" + url.QueryEscape(id)
 	// The session and the pupil's consent state for the platform, in one
 	// read: the consent is read on this request, not taken from earlier.
 	sess, cs, err := p.opt.Sessions.CurrentConsent(r, ar.client.pf.ID)

@@ -99,7 +99,6 @@ const (
 	// HandoffPath is the login hand-off, where a passkey login returns
 	// to (ContinueLogin continues those logins).
 	HandoffPath       = "/oidc/login"
-	oidcLoginPath     = HandoffPath
 	oidcLoggedOutPath = "/oidc/logged-out"
 	discoveryPath     = "/.well-known/openid-configuration"
 )
@@ -204,7 +203,7 @@ func (p *Provider) Keys() *Keys { return p.keys }
 func (p *Provider) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+discoveryPath, p.discovery)
 	mux.Handle(oidcAuthorizePath, p.wrap(singleParams(p.authorize, p.pageParamError)))
-	mux.Handle("GET "+oidcLoginPath, p.wrap(p.loginHandoff))
+	mux.Handle("GET "+HandoffPath, p.wrap(p.loginHandoff))
 	mux.Handle("POST "+oidcTokenPath, p.wrap(singleParams(p.token, oauthParamError)))
 	mux.Handle(oidcUserinfoPath, p.wrap(p.userinfo))
 	mux.Handle("POST "+oidcRevokePath, p.wrap(singleParams(p.provider.ServeHTTP, oauthParamError)))

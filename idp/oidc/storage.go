@@ -40,7 +40,7 @@ func (s *oidcStorage) client(ctx context.Context, clientID string) (*oidcClient,
 	if err != nil {
 		return nil, err
 	}
-	c, err := newOIDCClient(pf, oidcLoginPath)
+	c, err := newOIDCClient(pf, HandoffPath)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (s *oidcStorage) clientByPlatformIn(ctx context.Context, q school.Queries, 
 		if err != nil {
 			return nil, err
 		}
-		if c, err = newOIDCClient(pf, oidcLoginPath); err != nil {
+		if c, err = newOIDCClient(pf, HandoffPath); err != nil {
 			return nil, err
 		}
 		c = s.p.clients.put(c)

@@ -204,7 +204,7 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 	// browser with a cookie goes through the hand-off, which reads the
 	// session once.
 	if st := stateFrom(ctx); st.r != nil && !s.p.opt.Sessions.HasCookie(st.r) && !slices.Contains(req.Prompt, oidc.PromptNone) {
-		c.direct = func(id string) string { return s.p.opt.LoginURL(oidcLoginPath + "?id=" + url.QueryEscape(id)) }
+		c.direct = func(id string) string { return s.p.opt.LoginURL(HandoffPath + "?id=" + url.QueryEscape(id)) }
 	}
 	return &authRequest{handle: handle, st: st, client: c}, nil
 }

@@ -43,30 +43,25 @@ func browse(ctx context.Context, c *http.Client, n *nodes, f *Fixture, p Fixture
 			return "", err
 		}
 		if u.Path == "/login" {
-			after, err := passkeyLogin(ctx, c, n, f, p, u.Query().Get("return_to"))
+			// The login's answer may be the platform's redirect itself.
+			if next, err = passkeyLogin(ctx, c, n, f, p, u.Query().Get("return_to")); err != nil {
+				return "", err
+			}
+		} else {
+			resp, err := get(ctx, c, n.url(next))
 			if err != nil {
 				return "", err
 			}
-			if strings.HasPrefix(after, f.RedirectURI) { // the login continued to the platform
-				return after, nil
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			next = resp.Header.Get("Location")
+			if resp.StatusCode/100 != 3 || next == "" {
+				return "", fmt.Errorf("%s: status %d", u.Path, resp.StatusCode)
 			}
-			next = after
-			continue
 		}
-		resp, err := get(ctx, c, n.url(next))
-		if err != nil {
-			return "", err
+		if strings.HasPrefix(next, f.RedirectURI) {
+			return next, nil
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		loc := resp.Header.Get("Location")
-		if resp.StatusCode/100 != 3 || loc == "" {
-			return "", fmt.Errorf("%s: status %d", u.Path, resp.StatusCode)
-		}
-		if strings.HasPrefix(loc, f.RedirectURI) {
-			return loc, nil
-		}
-		next = loc
 	}
 	return "", errors.New("too many redirects")
 }

@@ -255,10 +255,8 @@ func Body(t testing.TB, resp *http.Response) string {
 }
 
 // PasskeyLogin runs the discoverable login with the virtual authenticator
-// and returns where the login sends the browser next.
-//
-// The result is where the login sends the browser: a path on the server,
-// or, when the login continued an authorization request
+// and returns where the login sends the browser next: a path on the
+// server, or, when the login continued an authorization request
 // (login.Login.ContinueAt), the platform's redirect URI with the code.
 func (e *OIDCEnv) PasskeyLogin(t testing.TB, b *Browser, returnTo string) string {
 	t.Helper()
